@@ -1,0 +1,485 @@
+//! A one-shot HTTP(S) client that measures every phase of an exchange
+//! (resolve, connect, TLS, processing, transfer) the way blackbox_exporter
+//! does, and enforces the outbound policy on every hop, both on the URL and on
+//! the address actually connected to.
+//!
+//! Built on hyper's connection-level API rather than a pooled client: a probe
+//! wants a fresh connection every time, and the timings of each step.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HOST, LOCATION, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use url::Url;
+
+use crate::policy::AllowList;
+
+/// Largest body any request may accept, whatever it asks for.
+pub const HOST_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+/// Body cap when the request does not set one.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// Timeout when the request does not set one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed when the request does not set a maximum.
+pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+
+/// The phase an exchange is in; named in timeout errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Resolving the host name.
+    Resolve,
+    /// Establishing the TCP connection.
+    Connect,
+    /// The TLS handshake.
+    Tls,
+    /// Waiting for the response headers.
+    Processing,
+    /// Reading the response body.
+    Transfer,
+}
+
+impl Phase {
+    /// Lowercase name, as blackbox_exporter's `phase` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Processing => "processing",
+            Phase::Transfer => "transfer",
+        }
+    }
+}
+
+/// Per-phase durations in milliseconds, summed over redirect hops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Name resolution.
+    pub resolve_ms: f64,
+    /// TCP connect.
+    pub connect_ms: f64,
+    /// TLS handshake.
+    pub tls_ms: f64,
+    /// Request sent to response headers received.
+    pub processing_ms: f64,
+    /// Reading the body.
+    pub transfer_ms: f64,
+    /// The whole exchange.
+    pub total_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    /// Malformed request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Refused by the outbound policy.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// Name resolution failed.
+    #[error("dns: {0}")]
+    Dns(String),
+    /// TCP connect failed.
+    #[error("connect: {0}")]
+    Connect(String),
+    /// TLS handshake failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// Timed out in the given phase.
+    #[error("timeout during {}", .0.as_str())]
+    Timeout(Phase),
+    /// Body over the cap (bytes).
+    #[error("response body larger than {0} bytes")]
+    BodyTooLarge(u64),
+    /// Too many redirects.
+    #[error("more than {0} redirects")]
+    TooManyRedirects(u32),
+    /// HTTP protocol failure.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// One exchange to perform.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: Url,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// Timeout for the whole exchange.
+    pub timeout: Duration,
+    /// Follow redirects.
+    pub follow_redirects: bool,
+    /// Most redirects to follow.
+    pub max_redirects: u32,
+    /// Body cap in bytes.
+    pub max_body_bytes: u64,
+}
+
+/// One redirect followed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Redirect {
+    /// URL that redirected.
+    pub url: String,
+    /// Its status.
+    pub status: u16,
+    /// Where it pointed.
+    pub location: String,
+}
+
+/// What the TLS handshake of the final hop negotiated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsSession {
+    /// e.g. `TLSv1.3`.
+    pub version: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// Negotiated ALPN protocol.
+    pub alpn: Option<String>,
+}
+
+/// A completed exchange.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Final status.
+    pub status: u16,
+    /// Final headers (lowercase names).
+    pub headers: Vec<(String, String)>,
+    /// Final body.
+    pub body: Bytes,
+    /// Protocol version of the final response.
+    pub version: Version,
+    /// Address of the final hop.
+    pub remote_addr: SocketAddr,
+    /// Final URL.
+    pub url: Url,
+    /// Per-phase timings.
+    pub timings: Timings,
+    /// Redirects followed.
+    pub redirects: Vec<Redirect>,
+    /// TLS session of the final hop.
+    pub tls: Option<TlsSession>,
+}
+
+/// Perform `req` under `allow`, following redirects if asked. Timings are
+/// accumulated into `timings` even when the exchange fails.
+pub async fn fetch(
+    allow: &AllowList,
+    req: FetchRequest,
+    timings: &mut Timings,
+) -> Result<Fetched, FetchError> {
+    let started = Instant::now();
+    let mut phase = Phase::Resolve;
+    let result = tokio::time::timeout(req.timeout, fetch_following(allow, req, &mut phase, timings)).await;
+    timings.total_ms = ms(started.elapsed());
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(FetchError::Timeout(phase)),
+    }
+}
+
+async fn fetch_following(
+    allow: &AllowList,
+    mut req: FetchRequest,
+    phase: &mut Phase,
+    timings: &mut Timings,
+) -> Result<Fetched, FetchError> {
+    let mut redirects = Vec::new();
+    loop {
+        let hop = exchange(allow, &req, phase, timings).await?;
+        let location = hop
+            .headers
+            .iter()
+            .find(|(k, _)| k == LOCATION.as_str())
+            .map(|(_, v)| v.clone());
+        let is_redirect = matches!(hop.status, 301 | 302 | 303 | 307 | 308);
+        match location {
+            Some(location) if is_redirect && req.follow_redirects => {
+                if redirects.len() as u32 >= req.max_redirects {
+                    return Err(FetchError::TooManyRedirects(req.max_redirects));
+                }
+                let next = req.url.join(&location).map_err(|e| {
+                    FetchError::Protocol(format!("bad Location header {location:?}: {e}"))
+                })?;
+                redirects.push(Redirect {
+                    url: req.url.to_string(),
+                    status: hop.status,
+                    location,
+                });
+                // Like browsers: 303 always, and 301/302 after a POST, become a bodyless GET.
+                if hop.status == 303 || (matches!(hop.status, 301 | 302) && req.method == Method::POST) {
+                    req.method = Method::GET;
+                    req.body = Bytes::new();
+                }
+                if next.host_str() != req.url.host_str() {
+                    req.headers.remove(http::header::AUTHORIZATION);
+                    req.headers.remove(http::header::COOKIE);
+                }
+                req.url = next;
+            }
+            _ => {
+                return Ok(Fetched {
+                    redirects,
+                    timings: *timings,
+                    ..hop
+                });
+            }
+        }
+    }
+}
+
+/// One request/response on a fresh connection.
+async fn exchange(
+    allow: &AllowList,
+    req: &FetchRequest,
+    phase: &mut Phase,
+    timings: &mut Timings,
+) -> Result<Fetched, FetchError> {
+    let url = &req.url;
+    let scheme = url.scheme();
+    if scheme != "http" && scheme != "https" {
+        return Err(FetchError::InvalidRequest(format!(
+            "unsupported scheme `{scheme}` in {url}: use http:// or https://"
+        )));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| FetchError::InvalidRequest(format!("no host in {url}")))?;
+    let host_bare = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| FetchError::InvalidRequest(format!("no port in {url}")))?;
+    allow
+        .check_target(scheme, host_bare, port)
+        .map_err(|d| FetchError::Denied(d.to_string()))?;
+
+    // Resolve.
+    *phase = Phase::Resolve;
+    let t = Instant::now();
+    let addrs: Vec<SocketAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
+        Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
+        _ => tokio::net::lookup_host((host_bare, port))
+            .await
+            .map_err(|e| FetchError::Dns(format!("{host_bare}: {e}")))?
+            .collect(),
+    };
+    timings.resolve_ms += ms(t.elapsed());
+    if addrs.is_empty() {
+        return Err(FetchError::Dns(format!("{host_bare}: no addresses")));
+    }
+
+    // Connect, to the first address the policy allows and that answers.
+    *phase = Phase::Connect;
+    let t = Instant::now();
+    let mut last_err = None;
+    let mut stream = None;
+    for addr in &addrs {
+        if let Err(d) = allow.check_addr(scheme, host_bare, port, addr.ip()) {
+            last_err = Some(FetchError::Denied(d.to_string()));
+            continue;
+        }
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                stream = Some((s, *addr));
+                break;
+            }
+            Err(e) => last_err = Some(FetchError::Connect(format!("{addr}: {e}"))),
+        }
+    }
+    timings.connect_ms += ms(t.elapsed());
+    let Some((tcp, remote_addr)) = stream else {
+        return Err(last_err.unwrap_or_else(|| FetchError::Connect("no address".into())));
+    };
+    let _ = tcp.set_nodelay(true);
+
+    // `_driver` keeps the connection task alive until the body is read, then aborts it.
+    let ((response, _driver), tls) = if scheme == "https" {
+        *phase = Phase::Tls;
+        let t = Instant::now();
+        let server_name = rustls::pki_types::ServerName::try_from(host_bare.to_string())
+            .map_err(|e| FetchError::InvalidRequest(format!("bad TLS server name {host_bare}: {e}")))?;
+        let tls_stream = tokio_rustls::TlsConnector::from(tls_config())
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| FetchError::Tls(e.to_string()))?;
+        timings.tls_ms += ms(t.elapsed());
+        let (_, conn) = tls_stream.get_ref();
+        let session = TlsSession {
+            version: conn
+                .protocol_version()
+                .map(|v| match v {
+                    rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+                    rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default(),
+            cipher_suite: conn
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+        };
+        let h2 = session.alpn.as_deref() == Some("h2");
+        *phase = Phase::Processing;
+        let resp = send(tls_stream, h2, req, timings).await?;
+        (resp, Some(session))
+    } else {
+        *phase = Phase::Processing;
+        (send(tcp, false, req, timings).await?, None)
+    };
+
+    let status = response.status().as_u16();
+    let version = response.version();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+
+    // Transfer.
+    *phase = Phase::Transfer;
+    let t = Instant::now();
+    let mut body = response.into_body();
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| FetchError::Protocol(format!("reading body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() + data.len()) as u64 > req.max_body_bytes {
+                timings.transfer_ms += ms(t.elapsed());
+                return Err(FetchError::BodyTooLarge(req.max_body_bytes));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    timings.transfer_ms += ms(t.elapsed());
+
+    Ok(Fetched {
+        status,
+        headers,
+        body: buf.freeze(),
+        version,
+        remote_addr,
+        url: req.url.clone(),
+        timings: *timings,
+        redirects: Vec::new(),
+        tls,
+    })
+}
+
+/// Aborts the spawned connection driver when the exchange is over.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Send the request over an established (possibly TLS) connection and wait
+/// for the response head. Returns the response with its body still to read,
+/// and the guard of the task driving the connection.
+async fn send<IO>(
+    io: IO,
+    h2: bool,
+    req: &FetchRequest,
+    timings: &mut Timings,
+) -> Result<(http::Response<hyper::body::Incoming>, AbortOnDrop), FetchError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let t = Instant::now();
+    let io = TokioIo::new(io);
+    let proto = |e: hyper::Error| FetchError::Protocol(e.to_string());
+    let mut builder = http::Request::builder().method(req.method.clone());
+    builder = if h2 {
+        builder.uri(req.url.as_str()).version(Version::HTTP_2)
+    } else {
+        let path = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
+        builder.uri(if path.is_empty() { "/" } else { path })
+    };
+    let mut request = builder
+        .body(Full::new(req.body.clone()))
+        .map_err(|e| FetchError::InvalidRequest(e.to_string()))?;
+    *request.headers_mut() = req.headers.clone();
+    if !h2 && !request.headers().contains_key(HOST) {
+        let host = &req.url[url::Position::BeforeHost..url::Position::AfterPort];
+        let value = HeaderValue::from_str(host).map_err(|e| FetchError::InvalidRequest(e.to_string()))?;
+        request.headers_mut().insert(HOST, value);
+    }
+    if !request.headers().contains_key(USER_AGENT) {
+        request
+            .headers_mut()
+            .insert(USER_AGENT, HeaderValue::from_static(concat!("Vantage/", env!("CARGO_PKG_VERSION"))));
+    }
+    let (response, driver) = if h2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(proto)?;
+        let driver = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        (sender.send_request(request).await.map_err(proto)?, driver)
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(proto)?;
+        let driver = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        (sender.send_request(request).await.map_err(proto)?, driver)
+    };
+    timings.processing_ms += ms(t.elapsed());
+    Ok((response, driver))
+}
+
+/// The TLS client configuration: webpki roots, TLS 1.2 and 1.3, ALPN h2 and
+/// http/1.1, aws-lc-rs as the crypto provider (chosen explicitly so that no
+/// process-wide default is needed).
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Build a header map from a guest's list, rejecting invalid names/values.
+pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| FetchError::InvalidRequest(format!("invalid header name {k:?}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| FetchError::InvalidRequest(format!("invalid value for header {k}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}

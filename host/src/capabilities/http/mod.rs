@@ -1,0 +1,216 @@
+//! The `http` interface: outbound HTTP(S) with per-phase timings, under the
+//! check's outbound allow list and per-run caps.
+//!
+//! The guest-facing glue lives here; the measuring client is in [`client`].
+
+pub mod client;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use wasmtime::component::{HasSelf, Linker};
+
+use self::client::{FetchError, FetchRequest, Timings};
+use crate::policy::AllowList;
+use crate::runtime::RunState;
+use crate::runtime::bindings::vantage::check::http as wit;
+use crate::runtime::bindings::vantage::check::tls::{TlsInfo, Verdict};
+use crate::runtime::bindings::vantage::check::types::NetError;
+
+/// Most HTTP exchanges one run may start.
+pub const MAX_REQUESTS_PER_RUN: u32 = 100;
+/// Most response-body bytes one run may read, over all exchanges.
+pub const MAX_BYTES_PER_RUN: u64 = 64 * 1024 * 1024;
+
+/// One exchange as the host saw it, for the run's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpTrace {
+    /// Method.
+    pub method: String,
+    /// Requested URL.
+    pub url: String,
+    /// Final status, if a response arrived.
+    pub status: Option<u16>,
+    /// Address of the final hop, if connected.
+    pub remote_addr: Option<String>,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// Per-phase timings (summed over redirects).
+    #[serde(flatten)]
+    pub timings: Timings,
+    /// Why the exchange failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Per-run HTTP state.
+#[derive(Debug)]
+pub struct HttpState {
+    allow: Arc<AllowList>,
+    deadline: Instant,
+    requests: u32,
+    bytes_read: u64,
+    /// Every exchange of the run, in order.
+    pub trace: Vec<HttpTrace>,
+    /// Denials, to be logged with the run.
+    pub denials: Vec<String>,
+}
+
+impl HttpState {
+    /// State for a run under `allow` that must end by `deadline`.
+    pub fn new(allow: Arc<AllowList>, deadline: Instant) -> Self {
+        HttpState {
+            allow,
+            deadline,
+            requests: 0,
+            bytes_read: 0,
+            trace: Vec::new(),
+            denials: Vec::new(),
+        }
+    }
+
+    /// Validate the guest's request and turn it into a [`FetchRequest`].
+    fn prepare(&self, req: wit::Request) -> Result<FetchRequest, NetError> {
+        let method = http::Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| NetError::InvalidRequest(format!("invalid method {:?}", req.method)))?;
+        let url = url::Url::parse(&req.url)
+            .map_err(|e| NetError::InvalidRequest(format!("invalid URL {:?}: {e}", req.url)))?;
+        let headers = client::header_map(&req.headers).map_err(to_wit_error)?;
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let timeout = req
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(client::DEFAULT_TIMEOUT)
+            .min(remaining);
+        let max_body_bytes = req
+            .max_body_bytes
+            .unwrap_or(client::DEFAULT_MAX_BODY_BYTES)
+            .min(client::HOST_MAX_BODY_BYTES)
+            .min(MAX_BYTES_PER_RUN - self.bytes_read);
+        Ok(FetchRequest {
+            method,
+            url,
+            headers,
+            body: req.body.map(Bytes::from).unwrap_or_default(),
+            timeout,
+            follow_redirects: req.follow_redirects,
+            max_redirects: req.max_redirects.unwrap_or(client::DEFAULT_MAX_REDIRECTS),
+            max_body_bytes,
+        })
+    }
+
+    async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, NetError> {
+        if self.requests >= MAX_REQUESTS_PER_RUN {
+            return Err(NetError::LimitExceeded(format!(
+                "requests: at most {MAX_REQUESTS_PER_RUN} HTTP requests per run"
+            )));
+        }
+        if self.bytes_read >= MAX_BYTES_PER_RUN {
+            return Err(NetError::LimitExceeded(format!(
+                "bytes: at most {MAX_BYTES_PER_RUN} response bytes per run"
+            )));
+        }
+        self.requests += 1;
+        let (method, url) = (req.method.clone(), req.url.clone());
+        let prepared = self.prepare(req)?;
+        let mut timings = Timings::default();
+        let result = client::fetch(&self.allow, prepared, &mut timings).await;
+        let mut trace = HttpTrace {
+            method,
+            url,
+            status: None,
+            remote_addr: None,
+            redirects: 0,
+            timings,
+            error: None,
+        };
+        match result {
+            Ok(fetched) => {
+                self.bytes_read += fetched.body.len() as u64;
+                trace.status = Some(fetched.status);
+                trace.remote_addr = Some(fetched.remote_addr.to_string());
+                trace.redirects = fetched.redirects.len() as u32;
+                self.trace.push(trace);
+                Ok(to_wit_response(fetched))
+            }
+            Err(e) => {
+                if let FetchError::Denied(rule) = &e {
+                    self.denials.push(rule.clone());
+                }
+                trace.error = Some(e.to_string());
+                self.trace.push(trace);
+                Err(to_wit_error(e))
+            }
+        }
+    }
+}
+
+fn to_wit_error(e: FetchError) -> NetError {
+    match e {
+        FetchError::InvalidRequest(m) => NetError::InvalidRequest(m),
+        FetchError::Denied(m) => NetError::Denied(m),
+        FetchError::Dns(m) => NetError::Dns(m),
+        FetchError::Connect(m) => NetError::Connect(m),
+        FetchError::Tls(m) => NetError::Tls(m),
+        FetchError::Timeout(phase) => NetError::Timeout(phase.as_str().to_string()),
+        FetchError::BodyTooLarge(n) => NetError::BodyTooLarge(n),
+        FetchError::TooManyRedirects(n) => NetError::TooManyRedirects(n),
+        FetchError::Protocol(m) => NetError::Protocol(m),
+    }
+}
+
+fn to_wit_response(f: client::Fetched) -> wit::Response {
+    let t = f.timings;
+    wit::Response {
+        status: f.status,
+        headers: f.headers,
+        body: f.body.to_vec(),
+        version: match f.version {
+            http::Version::HTTP_2 => wit::HttpVersion::Http2,
+            http::Version::HTTP_10 => wit::HttpVersion::Http10,
+            _ => wit::HttpVersion::Http11,
+        },
+        remote_addr: f.remote_addr.to_string(),
+        url: f.url.to_string(),
+        timings: wit::Timings {
+            resolve_ms: t.resolve_ms,
+            connect_ms: t.connect_ms,
+            tls_ms: t.tls_ms,
+            processing_ms: t.processing_ms,
+            transfer_ms: t.transfer_ms,
+            total_ms: t.total_ms,
+        },
+        redirects: f
+            .redirects
+            .into_iter()
+            .map(|r| wit::Redirect {
+                url: r.url,
+                status: r.status,
+                location: r.location,
+            })
+            .collect(),
+        // The handshake verified the chain against the webpki roots, or the
+        // exchange would have failed with `net-error::tls`. The chain itself
+        // is reported by `tls.inspect`.
+        tls: f.tls.map(|s| TlsInfo {
+            version: s.version,
+            cipher_suite: s.cipher_suite,
+            alpn: s.alpn,
+            chain: Vec::new(),
+            earliest_expiry_unix_ms: None,
+            verdict: Verdict::Valid,
+        }),
+    }
+}
+
+impl wit::Host for HttpState {
+    async fn fetch(&mut self, request: wit::Request) -> wasmtime::Result<Result<wit::Response, NetError>> {
+        Ok(HttpState::fetch(self, request).await)
+    }
+}
+
+/// Register the `http` interface.
+pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<RunState, HasSelf<HttpState>>(linker, |s| &mut s.caps.http)
+}

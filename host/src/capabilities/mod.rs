@@ -1,0 +1,75 @@
+//! Host capabilities: one module per WIT interface, each owning its per-run
+//! state, its configuration and its slice of the outbound policy.
+//!
+//! Adding a capability means writing its module (a state type implementing
+//! the interface's generated `Host` trait plus an `add_to_linker` function)
+//! and adding one line to [`add_to_linker`] and one field to
+//! [`Capabilities`].
+
+pub mod clock;
+pub mod http;
+pub mod log;
+pub mod net_unsupported;
+pub mod secrets;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::Linker;
+
+use crate::config::SecretSource;
+use crate::policy::AllowList;
+use crate::runtime::RunState;
+
+/// What the operator granted one run: the inputs every capability builds
+/// its per-run state from.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The check's configured name (for log attribution).
+    pub check_name: String,
+    /// Outbound allow list, already limited by the operator's ceiling.
+    pub allow: Arc<AllowList>,
+    /// Secrets the check may read, by name.
+    pub secrets: Vec<(String, SecretSource)>,
+    /// When the run must be over.
+    pub deadline: Instant,
+}
+
+/// The per-run state of every capability; lives in the run's `Store`.
+pub struct Capabilities {
+    /// `log` interface state: captured lines.
+    pub log: log::LogState,
+    /// `clock` interface state.
+    pub clock: clock::ClockState,
+    /// `secrets` interface state: granted sources and values read.
+    pub secrets: secrets::SecretsState,
+    /// `http` interface state: policy, caps and the trace of exchanges.
+    pub http: http::HttpState,
+    /// `tls`, `dns`, `tcp`: not implemented yet.
+    pub net: net_unsupported::Unsupported,
+}
+
+impl Capabilities {
+    /// Fresh per-run state for every capability, from the run's grant.
+    pub fn new(grant: &Grant) -> Self {
+        Capabilities {
+            log: log::LogState::new(&grant.check_name),
+            clock: clock::ClockState::new(grant.deadline),
+            secrets: secrets::SecretsState::new(&grant.secrets),
+            http: http::HttpState::new(grant.allow.clone(), grant.deadline),
+            net: net_unsupported::Unsupported,
+        }
+    }
+}
+
+/// Register every capability (and the WASI basics guests' standard libraries
+/// need) with the linker. This is the one place capabilities are registered.
+pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    crate::runtime::wasi::add_to_linker(linker)?;
+    log::add_to_linker(linker)?;
+    clock::add_to_linker(linker)?;
+    secrets::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
+    net_unsupported::add_to_linker(linker)?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The `vantage` command line: one module per subcommand.
+
+mod demo;
+mod inspect;
+mod new;
+pub mod output;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for "the command itself failed" (Nagios UNKNOWN).
+pub const EXIT_ERROR: u8 = 3;
+
+/// Vantage: prove from the outside that services work, with checks written as
+/// WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "vantage", version, about, long_about = None)]
+pub struct Cli {
+    /// More host logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a check component once and print its result.
+    ///
+    /// Exit code: 0 pass, 1 degraded, 2 fail, 3 error (Nagios plugin convention).
+    Run(run::RunArgs),
+    /// Show a component's metadata, world and declared capabilities.
+    Inspect(inspect::InspectArgs),
+    /// Scaffold a new Rust check crate that builds to a working component.
+    New(new::NewArgs),
+    /// Validate a `vantage.toml` configuration file.
+    Validate(validate::ValidateArgs),
+    /// Serve a demo endpoint on 127.0.0.1 and run the official checks against it.
+    Demo(demo::DemoArgs),
+}
+
+impl Command {
+    /// Run the subcommand; returns the process exit code.
+    pub async fn execute(self) -> anyhow::Result<u8> {
+        match self {
+            Command::Run(args) => run::execute(args).await,
+            Command::Inspect(args) => inspect::execute(args).await,
+            Command::New(args) => new::execute(args),
+            Command::Validate(args) => validate::execute(args),
+            Command::Demo(args) => demo::execute(args).await,
+        }
+    }
+}
+
+/// Options shared by the commands that load components.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// Directory of compiled components (default: the user's cache dir).
+    #[arg(long, env = "VANTAGE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the compiled-component cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache directory to use, if any.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            directories::ProjectDirs::from("dev", "vantage", "vantage").map(|d| d.cache_dir().join("components"))
+        })
+    }
+}
+
+/// Log to stderr, at `warn` by default.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,131 @@
+//! `vantage run`: run one check component once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::CacheArgs;
+use super::output;
+use crate::config::{self, Limits, Mode, SecretSource};
+use crate::policy::AllowList;
+use crate::runtime::engine::EngineOptions;
+use crate::runtime::{RunSpec, Runtime};
+
+/// Arguments of `vantage run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The check component (`.wasm`).
+    pub component: PathBuf,
+    /// A target to probe (repeatable). Each target URL's scheme://host:port is
+    /// allowed outbound.
+    #[arg(short, long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
+    /// A config value, with dotted keys for nesting (repeatable):
+    /// `--set expect.status=200`, `--set headers.Accept=application/json`.
+    #[arg(short, long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+    /// An extra outbound allow pattern (repeatable), e.g. `https://*.example.com`.
+    #[arg(short, long = "allow", value_name = "PATTERN")]
+    pub allow: Vec<String>,
+    /// Grant a secret (repeatable): `NAME=env:VAR` or `NAME=file:PATH`.
+    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = parse_secret)]
+    pub secrets: Vec<(String, SecretSource)>,
+    /// Wall-clock budget of the run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Memory cap of the check.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub memory: u64,
+    /// Instruction budget (fuel); unlimited when absent.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Location label reported with the result.
+    #[arg(long, default_value = "local", env = "VANTAGE_LOCATION")]
+    pub location: String,
+    /// Run mode.
+    #[arg(long, value_enum, default_value = "edge")]
+    pub mode: ModeArg,
+    /// Name of the check in the result (default: the component's own name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print one JSON object instead of the human-readable report.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    /// A deep check of a live endpoint.
+    Edge,
+    /// Validation of a restored backup.
+    Restore,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    config::parse_set(s).map_err(|e| e.to_string())
+}
+
+fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
+    config::parse_secret(s).map_err(|e| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    config::parse_timeout(s).map_err(|e| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    config::parse_memory(s).map_err(|e| e.to_string())
+}
+
+/// The allow patterns implied by the targets: `scheme://host:port` of each
+/// target URL (targets on the command line are an explicit grant).
+pub fn target_patterns(targets: &[String]) -> anyhow::Result<Vec<String>> {
+    targets
+        .iter()
+        .map(|t| config::target_origin(t).map_err(|e| anyhow::anyhow!("--target: {e}")))
+        .collect()
+}
+
+/// Run the command.
+pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
+    let runtime = Runtime::new(
+        &EngineOptions {
+            fuel: args.fuel.is_some(),
+            ..EngineOptions::default()
+        },
+        args.cache.dir(),
+    )?;
+    let check = runtime.load_file(&args.component).await?;
+    let mut patterns = target_patterns(&args.targets)?;
+    patterns.extend(args.allow.iter().cloned());
+    let allow = AllowList::parse(patterns.iter().map(String::as_str)).context("invalid --allow pattern")?;
+    let spec = RunSpec {
+        check_name: args.name.clone().unwrap_or_else(|| check.metadata.name.clone()),
+        targets: args.targets.clone(),
+        config: args.set.clone(),
+        allow: Arc::new(allow),
+        secrets: args.secrets.clone(),
+        limits: Limits {
+            timeout: args.timeout,
+            memory: args.memory,
+            fuel: args.fuel,
+        },
+        location: args.location.clone(),
+        mode: match args.mode {
+            ModeArg::Edge => Mode::Edge,
+            ModeArg::Restore => Mode::Restore,
+        },
+    };
+    let result = runtime.run(&check, &spec).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&output::json(&result))?);
+    } else {
+        print!("{}", output::human(&result));
+    }
+    Ok(result.status.exit_code() as u8)
+}

@@ -1,0 +1,89 @@
+//! `vantage.toml`: loading, validation and the configuration model.
+//!
+//! Two stages: the file is read into raw serde structs that reject unknown
+//! keys and keep every value's place in the file, then each value is checked
+//! and turned into the validated [`Config`]. Every problem names the file,
+//! the line and column, and the key, and all problems are reported at once:
+//!
+//! ```text
+//! vantage.toml:14:9: check "api-health": key `every`: invalid duration "1x": expected a number followed by a unit like 30s, 1m, 2h
+//! ```
+//!
+//! # Format
+//!
+//! ```toml
+//! [global]                      # all optional
+//! location = "eu-west-1"        # label attached to every result (default "local")
+//! data_dir = "/var/lib/vantage" # component cache and state (default: OS data dir)
+//! allow_ceiling = ["https://*", "http://*"]  # caps every check's allow list
+//!
+//! [defaults]                    # limits for checks that set none; all optional
+//! timeout = "10s"               # default 10s
+//! memory = "64MiB"              # B, KiB, MiB, GiB, KB, MB, GB; 1MiB..4GiB; default 64MiB
+//! fuel = 1000000000             # instruction budget; default none
+//!
+//! [[check]]
+//! name = "api-health"           # required, unique, [a-z0-9][a-z0-9_-]*
+//! component = "checks/http.wasm"  # relative to this file, or "oci://registry/repo:tag"
+//! every = "1m"                  # exactly one of `every` and `cron`
+//! # cron = "*/5 * * * *"
+//! jitter = "5s"                 # optional random delay before each run
+//! targets = ["https://api.example.com/healthz"]
+//! allow = ["{target}"]          # outbound allow list; "{target}" = each target's scheme://host:port
+//! timeout = "5s"                # overrides [defaults]
+//! memory = "32MiB"
+//! fuel = 500000000
+//! mode = "edge"                 # edge (default) | restore
+//! [check.secrets]               # granted secrets, sorted by name
+//! token = "env:API_TOKEN"       # or "file:/run/secrets/token" (relative to this file)
+//! [check.config]                # free-form, passed to the check as dotted keys
+//! method = "GET"
+//! expect.status = [200]         # arrives as expect.status.0 = "200"
+//! headers.Authorization = "Bearer {{secret.token}}"
+//! ```
+//!
+//! Outbound access is denied by default: a check reaches only what its
+//! `allow` list names (see [`crate::policy`]), within `allow_ceiling`.
+
+mod error;
+mod model;
+mod raw;
+mod validate;
+mod values;
+
+use std::path::Path;
+
+pub use error::{ConfigError, Diagnostic, Severity};
+pub use model::{CheckSpec, ComponentRef, Config, Global, Limits, Mode, Schedule};
+pub use values::{
+    DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,
+    TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name, parse_duration, parse_memory,
+    parse_secret, parse_set, parse_size, parse_timeout, target_origin,
+};
+
+use error::Source;
+use raw::RawConfig;
+
+/// Read and validate the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_str(&text, path)
+}
+
+/// Validate configuration `text` that was read from `path`. The path names
+/// the file in errors, and relative paths in the file (components, secret
+/// files, `data_dir`) are resolved against its directory.
+pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let src = Source { file: path, text };
+    let doc = toml::de::DeTable::parse(text)
+        .map_err(|e| ConfigError::Invalid(vec![src.toml_error(&e, None)]))?;
+    let raw: RawConfig = toml::from_str(text)
+        .map_err(|e| ConfigError::Invalid(vec![src.toml_error(&e, Some(doc.get_ref()))]))?;
+    validate::validate(raw, &src, doc.get_ref())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,650 @@
+//! Stage two: check every raw value and build the [`Config`] model. All
+//! problems are collected (not just the first), each pointing at its key.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+use toml::de::DeTable;
+
+use super::error::{ConfigError, Diagnostic, Severity, Source, check_label, span_of};
+use super::model::{CheckSpec, ComponentRef, Config, Global, Limits, Schedule};
+use super::raw::{RawCheck, RawConfig, RawDefaults, RawGlobal, SpannedList};
+use super::values::{
+    MIN_EVERY, SecretSource, TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name,
+    parse_duration, parse_memory, parse_timeout, target_origin,
+};
+use crate::policy::{AllowList, AllowPattern};
+
+/// Turn the raw file into the model, or every problem found.
+pub(super) fn validate(
+    raw: RawConfig,
+    src: &Source<'_>,
+    doc: &DeTable<'_>,
+) -> Result<Config, ConfigError> {
+    let base = src.file.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut v = Validator {
+        src,
+        doc,
+        base,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let global = v.global(raw.global);
+    let defaults = v.defaults(raw.defaults);
+    if raw.check.is_empty() {
+        v.warn(
+            0..0,
+            None,
+            None,
+            "no [[check]] is defined: there is nothing to run".to_string(),
+        );
+    }
+    let mut seen = HashMap::new();
+    let checks: Vec<Option<CheckSpec>> = raw
+        .check
+        .into_iter()
+        .enumerate()
+        .map(|(i, check)| {
+            v.check(
+                i,
+                check,
+                &defaults,
+                global.allow_ceiling.as_ref(),
+                &mut seen,
+            )
+        })
+        .collect();
+    let by_position = |d: &Diagnostic| (d.line, d.column);
+    if !v.errors.is_empty() {
+        v.errors.sort_by_key(by_position);
+        return Err(ConfigError::Invalid(v.errors));
+    }
+    v.warnings.sort_by_key(by_position);
+    Ok(Config {
+        source: src.file.to_path_buf(),
+        global,
+        defaults,
+        checks: checks.into_iter().flatten().collect(),
+        warnings: v.warnings,
+    })
+}
+
+struct Validator<'a> {
+    src: &'a Source<'a>,
+    doc: &'a DeTable<'a>,
+    /// The configuration file's directory: relative paths start here.
+    base: PathBuf,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+const GLOBAL: Option<&str> = Some("[global]");
+const DEFAULTS: Option<&str> = Some("[defaults]");
+
+impl Validator<'_> {
+    fn error(
+        &mut self,
+        span: Range<usize>,
+        context: Option<&str>,
+        key: Option<&str>,
+        message: String,
+    ) {
+        let d = self
+            .src
+            .diagnostic(span, Severity::Error, context, key, message);
+        self.errors.push(d);
+    }
+
+    fn warn(
+        &mut self,
+        span: Range<usize>,
+        context: Option<&str>,
+        key: Option<&str>,
+        message: String,
+    ) {
+        let d = self
+            .src
+            .diagnostic(span, Severity::Warning, context, key, message);
+        self.warnings.push(d);
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    /// Parse a value written as a string with a unit (`"10s"`, `"64MiB"`).
+    fn parse_text<T>(
+        &mut self,
+        value: &Spanned<toml::Value>,
+        context: Option<&str>,
+        key: &str,
+        example: &str,
+        parse: impl FnOnce(&str) -> Result<T, ValueError>,
+    ) -> Option<T> {
+        let Some(text) = value.get_ref().as_str() else {
+            let found = value.get_ref();
+            self.error(
+                value.span(),
+                context,
+                Some(key),
+                format!(
+                    "expected a string with a unit, like {key} = \"{example}\"; found {} {found}",
+                    found.type_str()
+                ),
+            );
+            return None;
+        };
+        match parse(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(value.span(), context, Some(key), e.0);
+                None
+            }
+        }
+    }
+
+    fn fuel(&mut self, fuel: &Spanned<u64>, context: Option<&str>) -> Option<u64> {
+        if *fuel.get_ref() == 0 {
+            self.error(
+                fuel.span(),
+                context,
+                Some("fuel"),
+                "fuel must be at least 1; leave `fuel` out for no instruction budget".to_string(),
+            );
+            return None;
+        }
+        Some(*fuel.get_ref())
+    }
+
+    fn global(&mut self, raw: Option<Spanned<RawGlobal>>) -> Global {
+        let mut global = Global::default();
+        let Some(raw) = raw.map(Spanned::into_inner) else {
+            return global;
+        };
+        if let Some(location) = raw.location {
+            let text = location.get_ref();
+            if text.trim().is_empty() {
+                let msg = "the location is empty: write a label like \"eu-west-1\"".to_string();
+                self.error(location.span(), GLOBAL, Some("location"), msg);
+            } else if text.chars().any(char::is_control) {
+                let msg = format!("location {text:?} contains control characters");
+                self.error(location.span(), GLOBAL, Some("location"), msg);
+            } else {
+                global.location = text.clone();
+            }
+        }
+        if let Some(dir) = raw.data_dir {
+            if dir.get_ref().trim().is_empty() {
+                let msg = "the path is empty: write a directory, or leave `data_dir` out for the OS default"
+                    .to_string();
+                self.error(dir.span(), GLOBAL, Some("data_dir"), msg);
+            } else {
+                global.data_dir = Some(self.resolve(dir.get_ref()));
+            }
+        }
+        if let Some(list) = raw.allow_ceiling {
+            let errors_before = self.errors.len();
+            let mut patterns = Vec::new();
+            for entry in list.get_ref() {
+                if entry.get_ref().trim() == TARGET_PLACEHOLDER {
+                    let msg = "`{target}` only works in a check's `allow` list: \
+                               the ceiling must name hosts, e.g. \"https://*\""
+                        .to_string();
+                    self.error(entry.span(), GLOBAL, Some("allow_ceiling"), msg);
+                    continue;
+                }
+                match entry.get_ref().parse::<AllowPattern>() {
+                    Ok(p) => patterns.push(p),
+                    Err(e) => {
+                        self.error(entry.span(), GLOBAL, Some("allow_ceiling"), e.to_string())
+                    }
+                }
+            }
+            // An invalid ceiling is reported once, here, not again per check.
+            if self.errors.len() == errors_before {
+                global.allow_ceiling = Some(AllowList::from(patterns));
+            }
+        }
+        global
+    }
+
+    fn defaults(&mut self, raw: Option<Spanned<RawDefaults>>) -> Limits {
+        let mut limits = Limits::default();
+        let Some(raw) = raw.map(Spanned::into_inner) else {
+            return limits;
+        };
+        if let Some(t) = &raw.timeout {
+            limits.timeout = self
+                .parse_text(t, DEFAULTS, "timeout", "10s", parse_timeout)
+                .unwrap_or(limits.timeout);
+        }
+        if let Some(m) = &raw.memory {
+            limits.memory = self
+                .parse_text(m, DEFAULTS, "memory", "64MiB", parse_memory)
+                .unwrap_or(limits.memory);
+        }
+        if let Some(f) = &raw.fuel {
+            limits.fuel = self.fuel(f, DEFAULTS);
+        }
+        limits
+    }
+
+    /// One `[[check]]`; `None` if it has errors (already recorded).
+    fn check(
+        &mut self,
+        index: usize,
+        raw: Spanned<RawCheck>,
+        defaults: &Limits,
+        ceiling: Option<&AllowList>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<CheckSpec> {
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let label = check_label(raw.name.as_ref().map(|n| n.get_ref().as_str()), index);
+        let ctx = Some(label.as_str());
+        let errors_before = self.errors.len();
+
+        let name = self.check_name(&raw, header.clone(), ctx, seen);
+        let component = self.component(&raw, header.clone(), ctx);
+        let schedule = self.schedule(&raw, header.clone(), ctx);
+        let jitter = match &raw.jitter {
+            Some(j) => self.parse_text(j, ctx, "jitter", "5s", parse_duration),
+            None => Some(Duration::ZERO),
+        };
+
+        let mut targets = Vec::new();
+        for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
+            if t.get_ref().trim().is_empty() {
+                let msg = "a target is empty: write a URL like \"https://api.example.com/healthz\""
+                    .to_string();
+                self.error(t.span(), ctx, Some("targets"), msg);
+            }
+            targets.push(t.get_ref().clone());
+        }
+        let raw_targets: &[Spanned<String>] = raw.targets.as_ref().map_or(&[], |l| l.get_ref());
+        let allow = self.allow(raw.allow.as_ref(), raw_targets, ceiling, ctx);
+
+        let mut limits = defaults.clone();
+        if let Some(t) = &raw.timeout {
+            limits.timeout = self
+                .parse_text(t, ctx, "timeout", "10s", parse_timeout)
+                .unwrap_or(limits.timeout);
+        }
+        if let Some(m) = &raw.memory {
+            limits.memory = self
+                .parse_text(m, ctx, "memory", "64MiB", parse_memory)
+                .unwrap_or(limits.memory);
+        }
+        if let Some(f) = &raw.fuel {
+            limits.fuel = self.fuel(f, ctx);
+        }
+
+        let secrets = self.secrets(&raw, ctx);
+        let config = raw
+            .config
+            .as_ref()
+            .map(|t| flatten_config(t.get_ref()))
+            .unwrap_or_default();
+        self.secret_references(
+            index,
+            &config,
+            &secrets,
+            raw.config.as_ref().map(Spanned::span),
+            ctx,
+        );
+
+        // Warnings: configurations that work, but probably not as meant.
+        let allow_empty = raw.allow.as_ref().is_none_or(|l| l.get_ref().is_empty());
+        if let (Some(t), true) = (&raw.targets, allow_empty)
+            && !t.get_ref().is_empty()
+        {
+            let msg = "the check has targets but no `allow`, so all outbound access is denied; \
+                       add allow = [\"{target}\"] to let it reach its targets"
+                .to_string();
+            self.warn(t.span(), ctx, Some("targets"), msg);
+        }
+        if let (Some(Schedule::Every(every)), Some(j), Some(raw_j)) =
+            (&schedule, jitter, &raw.jitter)
+            && j >= *every
+        {
+            let msg = format!(
+                "jitter ({}) is not shorter than the interval ({})",
+                humantime::format_duration(j),
+                humantime::format_duration(*every)
+            );
+            self.warn(raw_j.span(), ctx, Some("jitter"), msg);
+        }
+        if let (Some(Schedule::Every(every)), Some(raw_t)) = (&schedule, &raw.timeout)
+            && limits.timeout > *every
+        {
+            let msg = format!(
+                "timeout ({}) is longer than the interval ({}): runs may be skipped",
+                humantime::format_duration(limits.timeout),
+                humantime::format_duration(*every)
+            );
+            self.warn(raw_t.span(), ctx, Some("timeout"), msg);
+        }
+
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(CheckSpec {
+            name: name?,
+            component: component?,
+            schedule: schedule?,
+            jitter: jitter?,
+            targets,
+            allow,
+            secrets,
+            limits,
+            mode: raw.mode.map(Spanned::into_inner).unwrap_or_default(),
+            config,
+        })
+    }
+
+    fn check_name(
+        &mut self,
+        raw: &RawCheck,
+        header: Range<usize>,
+        ctx: Option<&str>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<String> {
+        let Some(name) = &raw.name else {
+            let msg = "missing: every [[check]] needs a unique name, e.g. name = \"api-health\""
+                .to_string();
+            self.error(header, ctx, Some("name"), msg);
+            return None;
+        };
+        let text = name.get_ref();
+        let valid = text.len() <= 63
+            && text.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid {
+            let msg = format!(
+                "invalid check name {text:?}: use up to 63 lowercase letters, digits, `-` and `_`, \
+                 starting with a letter or digit, e.g. \"api-health\""
+            );
+            self.error(name.span(), ctx, Some("name"), msg);
+            return None;
+        }
+        let (line, _) = self.src.position(name.span().start);
+        if let Some(first) = seen.get(text) {
+            let msg = format!(
+                "duplicate check name {text:?}: line {first} already defines a check with this name"
+            );
+            self.error(name.span(), ctx, Some("name"), msg);
+            return None;
+        }
+        seen.insert(text.clone(), line);
+        Some(text.clone())
+    }
+
+    fn component(
+        &mut self,
+        raw: &RawCheck,
+        header: Range<usize>,
+        ctx: Option<&str>,
+    ) -> Option<ComponentRef> {
+        let Some(component) = &raw.component else {
+            let msg = "missing: set the check's component, a .wasm path (relative to this file) \
+                       or an oci:// reference"
+                .to_string();
+            self.error(header, ctx, Some("component"), msg);
+            return None;
+        };
+        let text = component.get_ref();
+        let bad = |why: &str| Some(why.to_string());
+        let problem = if let Some(reference) = text.strip_prefix("oci://") {
+            if reference.is_empty() || reference.contains(char::is_whitespace) {
+                bad(
+                    "invalid registry reference: write oci://REGISTRY/REPOSITORY:TAG, e.g. oci://ghcr.io/acme/http:1.0",
+                )
+            } else {
+                None
+            }
+        } else if text.trim().is_empty() {
+            bad(
+                "the component is empty: write the path of a .wasm file (relative to this file) or an oci:// reference",
+            )
+        } else if let Some((scheme, _)) = text.split_once("://") {
+            Some(format!(
+                "unsupported component source {scheme}://: write a .wasm path or an oci:// reference"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            self.error(component.span(), ctx, Some("component"), message);
+            return None;
+        }
+        Some(if text.starts_with("oci://") {
+            ComponentRef::Oci(text.clone())
+        } else {
+            ComponentRef::Path(self.resolve(text))
+        })
+    }
+
+    fn schedule(
+        &mut self,
+        raw: &RawCheck,
+        header: Range<usize>,
+        ctx: Option<&str>,
+    ) -> Option<Schedule> {
+        match (&raw.every, &raw.cron) {
+            (Some(every), Some(cron)) => {
+                let (key, span) = if cron.span().start > every.span().start {
+                    ("cron", cron.span())
+                } else {
+                    ("every", every.span())
+                };
+                let msg = "`every` and `cron` are both set: keep exactly one".to_string();
+                self.error(span, ctx, Some(key), msg);
+                None
+            }
+            (None, None) => {
+                let msg =
+                    "missing schedule: set every = \"1m\" or cron = \"*/5 * * * *\"".to_string();
+                self.error(header, ctx, Some("every"), msg);
+                None
+            }
+            (Some(every), None) => {
+                let d = self.parse_text(every, ctx, "every", "1m", parse_duration)?;
+                if d < MIN_EVERY {
+                    let msg = format!(
+                        "the interval {} is too short: the minimum is 1s",
+                        humantime::format_duration(d)
+                    );
+                    self.error(every.span(), ctx, Some("every"), msg);
+                    return None;
+                }
+                Some(Schedule::Every(d))
+            }
+            (None, Some(cron)) => {
+                let text = cron.get_ref().trim();
+                match croner::Cron::from_str(text) {
+                    Ok(parsed) => Some(Schedule::Cron(text.to_string(), Box::new(parsed))),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        let reason = reason.trim_end_matches('.');
+                        let msg = format!(
+                            "invalid cron expression {text:?}: {reason}; write minute hour \
+                             day-of-month month day-of-week (seconds first, optionally), \
+                             e.g. \"*/5 * * * *\""
+                        );
+                        self.error(cron.span(), ctx, Some("cron"), msg);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// The check's allow list: patterns parsed, `{target}` expanded for each
+    /// target, each pattern checked against the ceiling, duplicates dropped.
+    fn allow(
+        &mut self,
+        raw: Option<&SpannedList>,
+        targets: &[Spanned<String>],
+        ceiling: Option<&AllowList>,
+        ctx: Option<&str>,
+    ) -> AllowList {
+        let mut patterns: Vec<AllowPattern> = Vec::new();
+        let mut expanded = false;
+        for entry in raw.iter().flat_map(|l| l.get_ref()) {
+            if entry.get_ref().trim() != TARGET_PLACEHOLDER {
+                match entry.get_ref().parse::<AllowPattern>() {
+                    Ok(p) => self.admit(p, entry.span(), None, ceiling, ctx, &mut patterns),
+                    Err(e) => self.error(entry.span(), ctx, Some("allow"), e.to_string()),
+                }
+                continue;
+            }
+            if targets.is_empty() {
+                let msg = "`{target}` stands for each target's scheme://host:port, \
+                           but the check has no `targets`, so it allows nothing"
+                    .to_string();
+                self.warn(entry.span(), ctx, Some("allow"), msg);
+            }
+            // An empty target is reported on its own; it expands to nothing.
+            for target in targets.iter().filter(|t| !t.get_ref().trim().is_empty()) {
+                let origin = target_origin(target.get_ref()).and_then(|o| {
+                    o.parse::<AllowPattern>()
+                        .map_err(|e| ValueError(e.to_string()))
+                });
+                match origin {
+                    Ok(p) => self.admit(
+                        p,
+                        entry.span(),
+                        Some(target.get_ref()),
+                        ceiling,
+                        ctx,
+                        &mut patterns,
+                    ),
+                    // Report a bad target once, even if `{target}` is repeated.
+                    Err(e) if !expanded => self.error(target.span(), ctx, Some("targets"), e.0),
+                    Err(_) => {}
+                }
+            }
+            expanded = true;
+        }
+        AllowList::from(patterns)
+    }
+
+    fn admit(
+        &mut self,
+        pattern: AllowPattern,
+        span: Range<usize>,
+        target: Option<&str>,
+        ceiling: Option<&AllowList>,
+        ctx: Option<&str>,
+        patterns: &mut Vec<AllowPattern>,
+    ) {
+        if let Some(Err(e)) = ceiling.map(|c| c.covers(&pattern)) {
+            let msg = match target {
+                Some(t) => format!("{e} (from `{{target}}` for target {t:?})"),
+                None => e.to_string(),
+            };
+            self.error(span, ctx, Some("allow"), msg);
+            return;
+        }
+        if !patterns.contains(&pattern) {
+            patterns.push(pattern);
+        }
+    }
+
+    fn secrets(&mut self, raw: &RawCheck, ctx: Option<&str>) -> Vec<(String, SecretSource)> {
+        let mut secrets = Vec::new();
+        for (name, source) in raw.secrets.iter().flatten() {
+            let key = format!("secrets.{}", name.get_ref());
+            if !is_secret_name(name.get_ref()) {
+                let msg = format!(
+                    "invalid secret name {:?}: use letters, digits, `-` and `_`",
+                    name.get_ref()
+                );
+                self.error(name.span(), ctx, Some(&key), msg);
+                continue;
+            }
+            match source.get_ref().parse::<SecretSource>() {
+                Ok(SecretSource::File(path)) => {
+                    let path = self.resolve(&path.to_string_lossy());
+                    secrets.push((name.get_ref().clone(), SecretSource::File(path)));
+                }
+                Ok(s) => secrets.push((name.get_ref().clone(), s)),
+                Err(e) => self.error(source.span(), ctx, Some(&key), e.0),
+            }
+        }
+        secrets
+    }
+
+    /// Every `{{secret.NAME}}` in the check's configuration must name a
+    /// granted secret: otherwise the check would get the placeholder, or
+    /// fail, at run time.
+    fn secret_references(
+        &mut self,
+        index: usize,
+        config: &[(String, String)],
+        secrets: &[(String, SecretSource)],
+        table_span: Option<Range<usize>>,
+        ctx: Option<&str>,
+    ) {
+        for (key, value) in config {
+            for name in secret_references(value) {
+                if secrets.iter().any(|(granted, _)| granted == name) {
+                    continue;
+                }
+                let index = index.to_string();
+                let mut path = vec!["check", index.as_str(), "config"];
+                path.extend(key.split('.'));
+                let span = span_of(self.doc, &path)
+                    .or(table_span.clone())
+                    .unwrap_or(0..0);
+                let msg = format!(
+                    "refers to {{{{secret.{name}}}}}, but no secret {name:?} is granted: \
+                     add it under [check.secrets], e.g. {name} = \"env:VARIABLE\""
+                );
+                self.error(span, ctx, Some(&format!("config.{key}")), msg);
+            }
+        }
+    }
+}
+
+/// The names in `{{secret.NAME}}` references in a value.
+fn secret_references(value: &str) -> Vec<&str> {
+    const OPEN: &str = "{{secret.";
+    let mut names = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        match after.find("}}") {
+            Some(end) => {
+                names.push(&after[..end]);
+                rest = &after[end + 2..];
+            }
+            None => break,
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_secret_references() {
+        assert_eq!(secret_references("Bearer {{secret.token}}"), ["token"]);
+        assert_eq!(secret_references("{{secret.a}}:{{secret.b}}"), ["a", "b"]);
+        assert!(secret_references("{{secret.unclosed").is_empty());
+        assert!(secret_references("plain").is_empty());
+    }
+}

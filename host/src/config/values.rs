@@ -1,0 +1,547 @@
+//! Parsers for the values written in `vantage.toml` and on the command line
+//! (`--timeout 10s --memory 64MiB --secret NAME=env:VAR --set key=value`).
+//! Each error says what was wrong and shows the form to write.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::policy::Scheme;
+
+/// A value that could not be parsed; the message names the value and shows
+/// the correct form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+/// The timeout of a check when neither the check nor `[defaults]` sets one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The memory cap of a check when neither the check nor `[defaults]` sets one.
+pub const DEFAULT_MEMORY: u64 = 64 * MIB;
+/// The smallest memory cap accepted.
+pub const MIN_MEMORY: u64 = MIB;
+/// The largest memory cap accepted: all a 32-bit WebAssembly memory can use.
+pub const MAX_MEMORY: u64 = 4 * GIB;
+/// The shortest interval accepted for `every`.
+pub const MIN_EVERY: Duration = Duration::from_secs(1);
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+const DURATION_FORM: &str = "expected a number followed by a unit like 30s, 1m, 2h";
+
+/// Parse a duration: a number followed by a unit, like `500ms`, `30s`, `1m`,
+/// `2h`, `1d`; parts may be combined (`1m 30s`).
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    humantime::parse_duration(s.trim())
+        .map_err(|_| ValueError(format!("invalid duration {s:?}: {DURATION_FORM}")))
+}
+
+/// Parse a check timeout: a [duration](parse_duration) greater than zero.
+pub fn parse_timeout(s: &str) -> Result<Duration, ValueError> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(ValueError(format!(
+            "timeout {s:?} must be greater than zero, e.g. \"10s\""
+        )));
+    }
+    Ok(d)
+}
+
+/// Parse a size in bytes: a whole number followed by a unit, `B`, `KiB`,
+/// `MiB`, `GiB` (powers of 1024) or `KB`, `MB`, `GB` (powers of 1000), like
+/// `64MiB`. A space between number and unit is allowed.
+pub fn parse_size(s: &str) -> Result<u64, ValueError> {
+    let invalid = || {
+        ValueError(format!(
+            "invalid size {s:?}: expected a whole number followed by a unit, \
+             B, KiB, MiB, GiB, KB, MB or GB, like 64MiB"
+        ))
+    };
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    if number.is_empty() {
+        return Err(invalid());
+    }
+    let multiplier = match unit.trim_start() {
+        "B" => 1,
+        "KiB" => KIB,
+        "MiB" => MIB,
+        "GiB" => GIB,
+        "KB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        _ => return Err(invalid()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| ValueError(format!("size {s:?} is too large")))
+}
+
+/// Parse a check's memory cap: a [size](parse_size) from 1MiB to 4GiB.
+pub fn parse_memory(s: &str) -> Result<u64, ValueError> {
+    let bytes = parse_size(s)?;
+    if bytes < MIN_MEMORY {
+        return Err(ValueError(format!(
+            "memory {s:?} is below the minimum of 1MiB"
+        )));
+    }
+    if bytes > MAX_MEMORY {
+        return Err(ValueError(format!(
+            "memory {s:?} is above the maximum of 4GiB (all a 32-bit WebAssembly memory can use)"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Where a secret's value comes from. The value itself is read when a run
+/// needs it, never at load time, and never appears in errors.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SecretSource {
+    /// `env:API_TOKEN`: an environment variable of the daemon.
+    Env(String),
+    /// `file:/run/secrets/token`: a file's contents, without a trailing
+    /// newline. In `vantage.toml` a relative path is relative to the
+    /// configuration file's directory.
+    File(PathBuf),
+}
+
+const SECRET_FORM: &str = "expected env:VARIABLE or file:/path/to/file";
+
+impl FromStr for SecretSource {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        if let Some(var) = s.strip_prefix("env:") {
+            if let Some(bare) = var.strip_prefix('$') {
+                return Err(ValueError(format!(
+                    "invalid secret source {s:?}: write env:{} (no `$`)",
+                    bare.trim_matches(['{', '}'])
+                )));
+            }
+            let valid = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(ValueError(format!(
+                    "invalid secret source {s:?}: the environment variable name must be \
+                     letters, digits and `_`, not starting with a digit, like env:API_TOKEN"
+                )));
+            }
+            return Ok(SecretSource::Env(var.to_string()));
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.trim().is_empty() {
+                return Err(ValueError(format!(
+                    "invalid secret source {s:?}: the path is empty, e.g. file:/run/secrets/token"
+                )));
+            }
+            return Ok(SecretSource::File(PathBuf::from(path)));
+        }
+        Err(ValueError(format!(
+            "invalid secret source {s:?}: {SECRET_FORM}"
+        )))
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env(var) => write!(f, "env:{var}"),
+            SecretSource::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+/// Whether `name` is a valid secret name: letters, digits, `-` and `_`.
+pub fn is_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Parse a `--secret NAME=SOURCE` argument, e.g. `token=env:API_TOKEN`.
+pub fn parse_secret(s: &str) -> Result<(String, SecretSource), ValueError> {
+    let Some((name, source)) = s.split_once('=') else {
+        return Err(ValueError(format!(
+            "invalid secret {s:?}: expected NAME=env:VARIABLE or NAME=file:/path/to/file"
+        )));
+    };
+    if !is_secret_name(name) {
+        return Err(ValueError(format!(
+            "invalid secret name {name:?}: use letters, digits, `-` and `_`, e.g. token=env:API_TOKEN"
+        )));
+    }
+    Ok((name.to_string(), source.parse()?))
+}
+
+/// Parse a `--set KEY=VALUE` argument: a dotted key (`expect.status`,
+/// `headers.Accept`; segments of letters, digits, `-` and `_`) and a value,
+/// which may be empty and may contain `=`.
+pub fn parse_set(s: &str) -> Result<(String, String), ValueError> {
+    let invalid = |why: &str| {
+        ValueError(format!(
+            "invalid setting {s:?}: {why}; expected KEY=VALUE with a dotted key, e.g. expect.status=200"
+        ))
+    };
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(invalid("there is no `=`"));
+    };
+    if key.is_empty() {
+        return Err(invalid("the key is empty"));
+    }
+    let valid = key.split('.').all(|seg| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    });
+    if !valid {
+        return Err(invalid(
+            "a key is made of letters, digits, `-` and `_`, in parts joined by `.`",
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Flatten a check's free-form configuration table to dotted keys with
+/// string values, as checks receive it: nested tables become `a.b`, array
+/// items `a.0`, `a.1`, …; strings stay as they are, numbers and booleans are
+/// written as in TOML, date-times in RFC 3339. Keys come in sorted order;
+/// empty tables and arrays produce nothing.
+///
+/// ```
+/// # use vantage::config::flatten_config;
+/// let table: toml::Table = toml::from_str("expect.status = [200, 204]\nheaders.Accept = 'text/html'").unwrap();
+/// assert_eq!(flatten_config(&table), [
+///     ("expect.status.0".to_string(), "200".to_string()),
+///     ("expect.status.1".to_string(), "204".to_string()),
+///     ("headers.Accept".to_string(), "text/html".to_string()),
+/// ]);
+/// ```
+pub fn flatten_config(table: &toml::Table) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        flatten_value(key.clone(), value, &mut out);
+    }
+    out
+}
+
+fn flatten_value(key: String, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::String(s) => out.push((key, s.clone())),
+        toml::Value::Integer(i) => out.push((key, i.to_string())),
+        toml::Value::Float(_) | toml::Value::Boolean(_) => out.push((key, value.to_string())),
+        toml::Value::Datetime(d) => out.push((key, d.to_string())),
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten_value(format!("{key}.{i}"), item, out);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                flatten_value(format!("{key}.{k}"), v, out);
+            }
+        }
+    }
+}
+
+/// The placeholder that, in a check's `allow` list, stands for each
+/// target's `scheme://host:port`.
+pub const TARGET_PLACEHOLDER: &str = "{target}";
+
+/// The allow pattern a target URL needs: its `scheme://host:port`
+/// (`https://api.example.com/healthz` → `https://api.example.com:443`).
+/// Used to expand [`TARGET_PLACEHOLDER`]. The scheme must be one the
+/// policy knows (http, https, tcp, tls, dns); `tcp` targets must name a
+/// port.
+pub fn target_origin(target: &str) -> Result<String, ValueError> {
+    let not_a_url = |why: &str| {
+        let t = target.trim();
+        let looks_like_host_port = t
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && !h.contains("//") && p.parse::<u16>().is_ok());
+        let fix = if looks_like_host_port {
+            format!("tcp://{t}")
+        } else {
+            format!("https://{}", t.split("://").last().unwrap_or(t))
+        };
+        ValueError(format!(
+            "target {target:?} {why}, so `{{target}}` cannot stand for it; write it as a URL, e.g. {fix}"
+        ))
+    };
+    let url = url::Url::parse(target.trim()).map_err(|_| not_a_url("is not a URL"))?;
+    let Some(scheme) = Scheme::parse(url.scheme()) else {
+        return Err(not_a_url(
+            "is not a URL with scheme http, https, tcp, tls or dns",
+        ));
+    };
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+        _ => return Err(not_a_url("has no host")),
+    };
+    let port = url
+        .port()
+        .or_else(|| scheme.default_port())
+        .ok_or_else(|| {
+            ValueError(format!(
+                "target {target:?} has no port, so `{{target}}` cannot stand for it; \
+             write {scheme}://{host}:PORT, e.g. {scheme}://{host}:5432"
+            ))
+        })?;
+    Ok(format!("{scheme}://{host}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        for bad in ["1x", "10", "", "s", "-1s", "1.5.2s"] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "invalid duration {bad:?}: expected a number followed by a unit like 30s, 1m, 2h"
+                )
+            );
+        }
+        assert!(
+            parse_timeout("0s")
+                .unwrap_err()
+                .0
+                .contains("greater than zero")
+        );
+        assert_eq!(parse_timeout("5s").unwrap(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("64 MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("100B").unwrap(), 100);
+        assert_eq!(parse_size("2KB").unwrap(), 2000);
+        assert_eq!(parse_size("3MB").unwrap(), 3_000_000);
+        assert_eq!(parse_size("4GB").unwrap(), 4_000_000_000);
+        for bad in ["64", "MiB", "64mib", "64XB", "1.5GiB", "-1MiB", ""] {
+            let e = parse_size(bad).unwrap_err().0;
+            assert!(e.starts_with(&format!("invalid size {bad:?}")), "{e}");
+            assert!(e.contains("B, KiB, MiB, GiB, KB, MB or GB"), "{e}");
+        }
+        assert!(
+            parse_size("99999999999999999999GiB")
+                .unwrap_err()
+                .0
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn memory_bounds() {
+        assert_eq!(parse_memory("1MiB").unwrap(), MIN_MEMORY);
+        assert_eq!(parse_memory("4GiB").unwrap(), MAX_MEMORY);
+        assert!(
+            parse_memory("1023KiB")
+                .unwrap_err()
+                .0
+                .contains("below the minimum of 1MiB")
+        );
+        assert!(
+            parse_memory("5GiB")
+                .unwrap_err()
+                .0
+                .contains("above the maximum of 4GiB")
+        );
+        assert!(parse_memory("5GB").is_err());
+    }
+
+    #[test]
+    fn secret_sources() {
+        assert_eq!(
+            "env:API_TOKEN".parse::<SecretSource>().unwrap(),
+            SecretSource::Env("API_TOKEN".into())
+        );
+        assert_eq!(
+            "file:/run/secrets/token".parse::<SecretSource>().unwrap(),
+            SecretSource::File("/run/secrets/token".into())
+        );
+        assert_eq!(SecretSource::Env("X".into()).to_string(), "env:X");
+        assert_eq!(SecretSource::File("/a/b".into()).to_string(), "file:/a/b");
+        let e = "API_TOKEN".parse::<SecretSource>().unwrap_err().0;
+        assert!(
+            e.contains("expected env:VARIABLE or file:/path/to/file"),
+            "{e}"
+        );
+        let e = "vault:x".parse::<SecretSource>().unwrap_err().0;
+        assert!(e.contains("expected env:VARIABLE"), "{e}");
+        let e = "env:$API_TOKEN".parse::<SecretSource>().unwrap_err().0;
+        assert!(e.contains("write env:API_TOKEN"), "{e}");
+        let e = "env:${API_TOKEN}".parse::<SecretSource>().unwrap_err().0;
+        assert!(e.contains("write env:API_TOKEN"), "{e}");
+        assert!("env:".parse::<SecretSource>().is_err());
+        assert!("env:1X".parse::<SecretSource>().is_err());
+        assert!("env:A-B".parse::<SecretSource>().is_err());
+        assert!(
+            "file:"
+                .parse::<SecretSource>()
+                .unwrap_err()
+                .0
+                .contains("path is empty")
+        );
+    }
+
+    #[test]
+    fn secret_arguments() {
+        assert_eq!(
+            parse_secret("token=env:API_TOKEN").unwrap(),
+            ("token".into(), SecretSource::Env("API_TOKEN".into()))
+        );
+        assert!(parse_secret("token").is_err());
+        assert!(
+            parse_secret("=env:X")
+                .unwrap_err()
+                .0
+                .contains("secret name")
+        );
+        assert!(parse_secret("a b=env:X").is_err());
+        assert!(parse_secret("token=API_TOKEN").is_err());
+    }
+
+    #[test]
+    fn settings() {
+        assert_eq!(
+            parse_set("expect.status=200").unwrap(),
+            ("expect.status".into(), "200".into())
+        );
+        assert_eq!(
+            parse_set("headers.Accept=a=b").unwrap(),
+            ("headers.Accept".into(), "a=b".into())
+        );
+        assert_eq!(parse_set("body=").unwrap(), ("body".into(), String::new()));
+        assert!(
+            parse_set("novalue")
+                .unwrap_err()
+                .0
+                .contains("there is no `=`")
+        );
+        assert!(parse_set("=x").unwrap_err().0.contains("the key is empty"));
+        assert!(parse_set("a..b=x").is_err());
+        assert!(parse_set(".a=x").is_err());
+        assert!(parse_set("a b=x").is_err());
+    }
+
+    #[test]
+    fn flattening() {
+        let table: toml::Table = toml::from_str(
+            r#"
+            method = "GET"
+            retries = 3
+            ratio = 0.5
+            whole = 2.0
+            follow = true
+            when = 1979-05-27T07:32:00Z
+            day = 1979-05-27
+            empty = []
+            none = {}
+            expect.status = [200, 204]
+            expect.body.contains = ["ok"]
+            headers.Accept = "application/json"
+            steps = [{ url = "/a" }, { url = "/b", status = 201 }]
+            matrix = [[1, 2], [3]]
+            "#,
+        )
+        .unwrap();
+        let flat = flatten_config(&table);
+        let get = |k: &str| {
+            flat.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("method"), Some("GET"));
+        assert_eq!(get("retries"), Some("3"));
+        assert_eq!(get("ratio"), Some("0.5"));
+        assert_eq!(get("whole"), Some("2.0"));
+        assert_eq!(get("follow"), Some("true"));
+        assert_eq!(get("when"), Some("1979-05-27T07:32:00Z"));
+        assert_eq!(get("day"), Some("1979-05-27"));
+        assert_eq!(get("expect.status.0"), Some("200"));
+        assert_eq!(get("expect.status.1"), Some("204"));
+        assert_eq!(get("expect.body.contains.0"), Some("ok"));
+        assert_eq!(get("headers.Accept"), Some("application/json"));
+        assert_eq!(get("steps.0.url"), Some("/a"));
+        assert_eq!(get("steps.1.url"), Some("/b"));
+        assert_eq!(get("steps.1.status"), Some("201"));
+        assert_eq!(get("matrix.0.1"), Some("2"));
+        assert_eq!(get("matrix.1.0"), Some("3"));
+        assert_eq!(get("empty"), None);
+        assert_eq!(get("none"), None);
+        assert_eq!(flat.len(), 17);
+        // Sorted by key, arrays in order.
+        let keys: Vec<&str> = flat.iter().map(|(k, _)| k.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn target_origins() {
+        assert_eq!(
+            target_origin("https://api.example.com/healthz").unwrap(),
+            "https://api.example.com:443"
+        );
+        assert_eq!(
+            target_origin("http://API.example.com:8080/x?y").unwrap(),
+            "http://api.example.com:8080"
+        );
+        assert_eq!(
+            target_origin("https://user:pw@x.com/").unwrap(),
+            "https://x.com:443"
+        );
+        assert_eq!(
+            target_origin("http://[::1]:8080/").unwrap(),
+            "http://[::1]:8080"
+        );
+        assert_eq!(
+            target_origin("http://127.0.0.1/").unwrap(),
+            "http://127.0.0.1:80"
+        );
+        assert_eq!(
+            target_origin("tcp://db.internal:5432").unwrap(),
+            "tcp://db.internal:5432"
+        );
+        assert_eq!(
+            target_origin("tls://mail.example.com").unwrap(),
+            "tls://mail.example.com:443"
+        );
+        assert_eq!(target_origin("dns://9.9.9.9").unwrap(), "dns://9.9.9.9:53");
+        let e = target_origin("db.internal:5432").unwrap_err().0;
+        assert!(
+            e.contains("write it as a URL, e.g. tcp://db.internal:5432"),
+            "{e}"
+        );
+        let e = target_origin("api.example.com").unwrap_err().0;
+        assert!(e.contains("is not a URL"), "{e}");
+        assert!(e.contains("e.g. https://api.example.com"), "{e}");
+        let e = target_origin("ftp://files.example.com").unwrap_err().0;
+        assert!(e.contains("scheme http, https, tcp, tls or dns"), "{e}");
+        let e = target_origin("tcp://db.internal").unwrap_err().0;
+        assert!(e.contains("has no port"), "{e}");
+        assert!(e.contains("tcp://db.internal:5432"), "{e}");
+    }
+}

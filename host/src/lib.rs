@@ -1,0 +1,20 @@
+//! Vantage proves, from the outside, that services work and that backups
+//! restore, by running checks written as WebAssembly components in a sandbox.
+//!
+//! Data flows one way:
+//! [`config`] → schedule → [`runtime`] (sandboxed, with [`capabilities`] under
+//! the outbound [`policy`]) → [`result`] → sinks.
+//!
+//! - [`config`]: `vantage.toml`, parsed and validated.
+//! - [`policy`]: the outbound allow list every capability enforces.
+//! - [`runtime`]: the wasmtime engine, component cache, limits and runs.
+//! - [`capabilities`]: one module per WIT interface the host provides.
+//! - [`result`]: [`result::CheckResult`], the one result type.
+//! - [`cli`]: the `vantage` command's subcommands.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod policy;
+pub mod result;
+pub mod runtime;

@@ -1,0 +1,28 @@
+//! The `vantage` command: parse, call, print. Everything else lives in the
+//! library (`vantage::cli` for the commands).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = vantage::cli::Cli::parse();
+    vantage::cli::init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(vantage::cli::EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(cli.command.execute()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(vantage::cli::EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! [`CheckResult`]: the one result type, from the runtime to every sink.
+//!
+//! A check's own verdict (`pass`, `degraded`, `fail`) is copied from the
+//! guest; the host adds [`Status::Error`] for runs that never produced a
+//! verdict (trap, panic, deadline, memory or fuel limit, host failure), with an
+//! [`RunError`] saying why.
+
+use serde::Serialize;
+
+use crate::capabilities::http::HttpTrace;
+use crate::capabilities::log::LogLine;
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Everything the check asserted held.
+    Pass,
+    /// The service works, but worse than it should.
+    Degraded,
+    /// The service does not work as asserted.
+    Fail,
+    /// The check did not produce a verdict (see [`CheckResult::error`]).
+    Error,
+}
+
+impl Status {
+    /// Exit code following the Nagios plugin convention: 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Pass => 0,
+            Status::Degraded => 1,
+            Status::Fail => 2,
+            Status::Error => 3,
+        }
+    }
+
+    /// Lowercase name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Degraded => "degraded",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// One named claim a check verified.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assertion {
+    /// Short stable name, e.g. `status is 200`.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was observed.
+    pub detail: String,
+    /// How long verifying it took, when the check measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+}
+
+/// One named number a check measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measurement {
+    /// Metric-friendly name, e.g. `http_total_ms`.
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// Unit, possibly empty.
+    pub unit: String,
+}
+
+/// Why a run produced no verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The component could not be loaded, compiled or instantiated.
+    Load,
+    /// The guest trapped (e.g. `unreachable`, out-of-bounds access).
+    Trap,
+    /// The guest panicked; the message is the panic message.
+    Panic,
+    /// The run's wall-clock deadline expired.
+    Deadline,
+    /// The guest tried to grow its memory beyond the configured cap.
+    Memory,
+    /// The guest used up its fuel (instruction budget).
+    Fuel,
+    /// The host failed while serving the guest.
+    Host,
+}
+
+/// A host-side failure, attached to results with [`Status::Error`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// Human-readable reason, naming the limit or the trap.
+    pub message: String,
+}
+
+/// Host-measured timings of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunTimings {
+    /// Creating the store and instantiating the component.
+    pub instantiate_ms: f64,
+    /// Executing the check's `run` export.
+    pub run_ms: f64,
+    /// Every HTTP exchange the check made, with per-phase timings.
+    pub http: Vec<HttpTrace>,
+}
+
+/// The complete result of one run of one check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// The check's configured name.
+    pub check: String,
+    /// The verdict.
+    pub status: Status,
+    /// One line for humans.
+    pub summary: String,
+    /// Wall-clock duration of the whole run, as seen by the host.
+    pub duration_ms: f64,
+    /// The location label of the host that ran it.
+    pub location: String,
+    /// Unique id of the run.
+    pub run_id: String,
+    /// Start of the run, unix milliseconds.
+    pub started_unix_ms: u64,
+    /// Claims the check verified.
+    pub assertions: Vec<Assertion>,
+    /// Numbers the check measured.
+    pub measurements: Vec<Measurement>,
+    /// Extra labels the check attached.
+    pub labels: Vec<(String, String)>,
+    /// Host-measured timings.
+    pub timings: RunTimings,
+    /// Log lines the check wrote (bounded).
+    pub logs: Vec<LogLine>,
+    /// Why there is no verdict, for [`Status::Error`].
+    pub error: Option<RunError>,
+}
+
+impl CheckResult {
+    /// Replace every occurrence of each secret value with `[redacted]`, in
+    /// every string the result carries.
+    pub fn redact(&mut self, secrets: &[String]) {
+        let secrets: Vec<&str> = secrets
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if secrets.is_empty() {
+            return;
+        }
+        let scrub = |s: &mut String| {
+            for secret in &secrets {
+                if s.contains(secret) {
+                    *s = s.replace(secret, "[redacted]");
+                }
+            }
+        };
+        scrub(&mut self.summary);
+        for a in &mut self.assertions {
+            scrub(&mut a.name);
+            scrub(&mut a.detail);
+        }
+        for m in &mut self.measurements {
+            scrub(&mut m.name);
+        }
+        for (k, v) in &mut self.labels {
+            scrub(k);
+            scrub(v);
+        }
+        for line in &mut self.logs {
+            scrub(&mut line.message);
+        }
+        for t in &mut self.timings.http {
+            scrub(&mut t.url);
+            if let Some(e) = &mut t.error {
+                scrub(e);
+            }
+        }
+        if let Some(e) = &mut self.error {
+            scrub(&mut e.message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_nagios() {
+        assert_eq!(Status::Pass.exit_code(), 0);
+        assert_eq!(Status::Degraded.exit_code(), 1);
+        assert_eq!(Status::Fail.exit_code(), 2);
+        assert_eq!(Status::Error.exit_code(), 3);
+    }
+
+    #[test]
+    fn redact_scrubs_every_string() {
+        let mut r = CheckResult {
+            check: "c".into(),
+            status: Status::Fail,
+            summary: "token s3cr3t rejected".into(),
+            duration_ms: 1.0,
+            location: "here".into(),
+            run_id: "1".into(),
+            started_unix_ms: 0,
+            assertions: vec![Assertion {
+                name: "auth".into(),
+                passed: false,
+                detail: "sent s3cr3t".into(),
+                duration_ms: None,
+            }],
+            measurements: vec![],
+            labels: vec![("k".into(), "xs3cr3tx".into())],
+            timings: RunTimings::default(),
+            logs: vec![LogLine {
+                level: crate::capabilities::log::Level::Info,
+                message: "using s3cr3t".into(),
+            }],
+            error: Some(RunError {
+                kind: ErrorKind::Panic,
+                message: "panicked on s3cr3t".into(),
+            }),
+        };
+        r.redact(&["s3cr3t".to_string(), String::new()]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("s3cr3t"), "{json}");
+        assert_eq!(json.matches("[redacted]").count(), 6, "{json}");
+    }
+}

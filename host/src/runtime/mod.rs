@@ -1,0 +1,453 @@
+//! The sandbox: loads check components once and runs them, each run in a
+//! fresh `Store` with its own limits, capabilities and deadline.
+//!
+//! Why a fresh `Store` per run: a store frees its instances only when it is
+//! dropped, so reusing one across runs grows memory without bound; a new
+//! store from an [`InstancePre`](wasmtime::component::InstancePre) (pooling
+//! allocator) costs tens of microseconds.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod limits;
+pub mod metadata;
+pub mod wasi;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use self::bindings::CheckPre;
+use self::bindings::types as wit;
+use self::cache::{CacheOutcome, ComponentCache};
+use self::engine::{EngineOptions, EpochTicker};
+use self::limits::MemoryLimiter;
+use self::metadata::Metadata;
+use self::wasi::Capture;
+use crate::capabilities::{self, Capabilities, Grant};
+use crate::config::{Limits, Mode, SecretSource};
+use crate::policy::AllowList;
+use crate::result::{Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status};
+
+/// The WIT package a check must target.
+pub const WORLD: &str = "vantage:check/check@0.1.0";
+
+/// Extra time given to the run's future beyond the deadline, for the guest to
+/// notice an expired host call and return.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// Everything that lives in a run's `Store`.
+pub struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    /// Per-run state of every capability.
+    pub caps: Capabilities,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The process's sandbox: one engine, one linker, one component cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    cache: ComponentCache,
+    _ticker: EpochTicker,
+}
+
+/// A check compiled and linked once, ready to run many times.
+pub struct LoadedCheck {
+    /// Where it came from (a path or a registry reference).
+    pub source: String,
+    /// sha256 of the component bytes, hex.
+    pub digest: String,
+    /// What the check says about itself.
+    pub metadata: Metadata,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheOutcome,
+    /// The interfaces the component imports (e.g. `vantage:check/http@0.1.0`).
+    pub imports: Vec<String>,
+    pre: CheckPre<RunState>,
+}
+
+/// One run's inputs: what to check, with what, under which limits.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Configured check name.
+    pub check_name: String,
+    /// Targets.
+    pub targets: Vec<String>,
+    /// Flattened config (dotted keys).
+    pub config: Vec<(String, String)>,
+    /// Outbound allow list (already limited by the operator's ceiling).
+    pub allow: Arc<AllowList>,
+    /// Granted secrets.
+    pub secrets: Vec<(String, SecretSource)>,
+    /// Deadline, memory and fuel.
+    pub limits: Limits,
+    /// Location label.
+    pub location: String,
+    /// Why the check runs.
+    pub mode: Mode,
+}
+
+impl Runtime {
+    /// Build the engine and linker. `cache_dir` holds compiled components
+    /// (`None` disables the disk cache).
+    pub fn new(options: &EngineOptions, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let engine = engine::build(options)?;
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker)?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Runtime {
+            engine,
+            linker,
+            cache: ComponentCache::new(cache_dir),
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine (for benchmarks and tools).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Load a component from a file.
+    pub async fn load_file(&self, path: &Path) -> anyhow::Result<LoadedCheck> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+        self.load_bytes(&path.display().to_string(), &bytes)
+            .await
+            .with_context(|| format!("cannot load component {}", path.display()))
+    }
+
+    /// Load a component from bytes: compile (or take from the cache), link
+    /// against the host's capabilities, and ask it to describe itself.
+    pub async fn load_bytes(&self, source: &str, bytes: &[u8]) -> anyhow::Result<LoadedCheck> {
+        if !wasmparser_is_component(bytes) {
+            anyhow::bail!("not a WebAssembly component (a core module or another file?); build checks for wasm32-wasip2");
+        }
+        let (component, cache, digest) = self.cache.load(&self.engine, bytes)?;
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("{e}: the component does not fit the `{WORLD}` world"))?;
+        let pre = CheckPre::new(instance_pre)?;
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            memory: 64 << 20,
+            fuel: None,
+        };
+        let (mut store, _out, err) = self.new_store("describe", &limits, &[], Arc::new(AllowList::deny_all()));
+        let described = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        let metadata = match tokio::time::timeout(limits.timeout + DEADLINE_GRACE, described).await {
+            Ok(Ok(m)) => Metadata::from(m),
+            Ok(Err(e)) => anyhow::bail!("`describe` failed: {}", explain(&store, &e, &err).message),
+            Err(_) => anyhow::bail!("`describe` did not return within {:?}", limits.timeout),
+        };
+        Ok(LoadedCheck {
+            source: source.to_string(),
+            digest,
+            metadata,
+            cache,
+            imports,
+            pre,
+        })
+    }
+
+    /// A fresh store for one call, with limits, deadline and capabilities.
+    fn new_store(
+        &self,
+        check_name: &str,
+        limits: &Limits,
+        secrets: &[(String, SecretSource)],
+        allow: Arc<AllowList>,
+    ) -> (Store<RunState>, Capture, Capture) {
+        let deadline = Instant::now() + limits.timeout;
+        let grant = Grant {
+            check_name: check_name.to_string(),
+            allow,
+            secrets: secrets.to_vec(),
+            deadline,
+        };
+        let (stdout, stderr) = (Capture::default(), Capture::default());
+        let state = RunState {
+            wasi: wasi::context(&stdout, &stderr),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory),
+            caps: Capabilities::new(&grant),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if let Some(fuel) = limits.fuel {
+            // Fails only when the engine was built without fuel; then the
+            // budget cannot be enforced, which `Daemon`/CLI avoid by enabling it.
+            if let Err(e) = store.set_fuel(fuel) {
+                tracing::warn!(error = %e, "fuel budget ignored");
+            }
+        }
+        // The deadline is enforced here, once, for every call: the guest
+        // yields to the executor every epoch tick and is interrupted once the
+        // deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        (store, stdout, stderr)
+    }
+
+    /// Run a loaded check once. Never fails: every host-side problem becomes
+    /// a result with [`Status::Error`] and a reason.
+    pub async fn run(&self, check: &LoadedCheck, spec: &RunSpec) -> CheckResult {
+        let started = Instant::now();
+        let started_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let run_id = next_run_id(started_unix_ms);
+        let (mut store, stdout, stderr) =
+            self.new_store(&spec.check_name, &spec.limits, &spec.secrets, spec.allow.clone());
+        let context = wit::RunContext {
+            check_name: spec.check_name.clone(),
+            targets: spec.targets.clone(),
+            config: spec.config.clone(),
+            location: spec.location.clone(),
+            mode: match spec.mode {
+                Mode::Edge => wit::Mode::Edge,
+                Mode::Restore => wit::Mode::Restore,
+            },
+            timeout_ms: spec.limits.timeout.as_millis() as u64,
+            run_id: run_id.clone(),
+        };
+        let mut instantiate_ms = 0.0;
+        let mut run_started = None;
+        let call = async {
+            let t = Instant::now();
+            let instance = check.pre.instantiate_async(&mut store).await?;
+            instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
+            run_started = Some(Instant::now());
+            instance.call_run(&mut store, &context).await
+        };
+        let outcome = tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await;
+        let run_ms = run_started.map(|t| t.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
+
+        let (verdict, error) = match outcome {
+            Ok(Ok(verdict)) => (Some(verdict), None),
+            Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
+            Err(_) => (
+                None,
+                Some(RunError {
+                    kind: ErrorKind::Deadline,
+                    message: format!("deadline of {} exceeded", humantime::format_duration(spec.limits.timeout)),
+                }),
+            ),
+        };
+
+        let mut state = store.into_data();
+        for line in stdout.text().lines() {
+            state.caps.log.push(crate::capabilities::log::Level::Info, line);
+        }
+        if error.as_ref().is_none_or(|e| e.kind != ErrorKind::Panic) {
+            for line in stderr.text().lines() {
+                state.caps.log.push(crate::capabilities::log::Level::Warn, line);
+            }
+        }
+        for denial in &state.caps.http.denials {
+            state.caps.log.push(crate::capabilities::log::Level::Warn, &format!("denied: {denial}"));
+        }
+        let revealed = state.caps.secrets.revealed().to_vec();
+        let mut result = CheckResult {
+            check: spec.check_name.clone(),
+            status: Status::Error,
+            summary: String::new(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            location: spec.location.clone(),
+            run_id,
+            started_unix_ms,
+            assertions: Vec::new(),
+            measurements: Vec::new(),
+            labels: Vec::new(),
+            timings: RunTimings {
+                instantiate_ms,
+                run_ms,
+                http: std::mem::take(&mut state.caps.http.trace),
+            },
+            logs: state.caps.log.finish(),
+            error: None,
+        };
+        match (verdict, error) {
+            (Some(v), _) => {
+                result.status = match v.status {
+                    wit::Status::Pass => Status::Pass,
+                    wit::Status::Degraded => Status::Degraded,
+                    wit::Status::Fail => Status::Fail,
+                };
+                result.summary = v.summary;
+                result.assertions = v
+                    .assertions
+                    .into_iter()
+                    .map(|a| Assertion {
+                        name: a.name,
+                        passed: a.passed,
+                        detail: a.detail,
+                        duration_ms: a.duration_ms,
+                    })
+                    .collect();
+                result.measurements = v
+                    .measurements
+                    .into_iter()
+                    .map(|m| Measurement {
+                        name: m.name,
+                        value: m.value,
+                        unit: m.unit,
+                    })
+                    .collect();
+                result.labels = v.labels;
+            }
+            (None, Some(e)) => {
+                result.summary = e.message.clone();
+                result.error = Some(e);
+            }
+            (None, None) => unreachable!("a run either returns a verdict or fails"),
+        }
+        result.redact(&revealed);
+        result
+    }
+}
+
+/// Turn a failed call into a reason that names the limit, the trap or the panic.
+fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -> RunError {
+    if let Some(size) = store.data().limiter.refused {
+        return RunError {
+            kind: ErrorKind::Memory,
+            message: format!(
+                "memory limit of {} exceeded (the check tried to grow its memory to {})",
+                format_bytes(store.data().limiter_max()),
+                format_bytes(size as u64)
+            ),
+        };
+    }
+    if let Some(panic) = panic_message(&stderr.text()) {
+        return RunError {
+            kind: ErrorKind::Panic,
+            message: format!("check panicked: {panic}"),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => RunError {
+            kind: ErrorKind::Fuel,
+            message: "fuel exhausted: the check ran more instructions than its budget allows".into(),
+        },
+        Some(Trap::Interrupt) => RunError {
+            kind: ErrorKind::Deadline,
+            message: "deadline exceeded: the check was interrupted while running".into(),
+        },
+        Some(trap) => RunError {
+            kind: ErrorKind::Trap,
+            message: format!("check trapped: {trap}"),
+        },
+        None => RunError {
+            kind: ErrorKind::Host,
+            message: format!("{error:#}"),
+        },
+    }
+}
+
+impl RunState {
+    fn limiter_max(&self) -> u64 {
+        self.limiter.max_bytes() as u64
+    }
+}
+
+/// Extract the message of a Rust panic from what the guest wrote to stderr:
+/// `panicked at src/lib.rs:3:5: the message`.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at ")?;
+    let rest = &stderr[start..];
+    let (location, message) = rest.split_once(":\n")?;
+    let message: Vec<&str> = message
+        .lines()
+        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    Some(format!("{location}: {}", message.join("\n").trim()))
+}
+
+/// Human-readable byte size (binary units).
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn next_run_id(unix_ms: u64) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{unix_ms:x}-{:x}-{n:x}", std::process::id())
+}
+
+/// Components start with the wasm magic and a layer/version word whose layer is 1.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_message_is_extracted() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nfixture panicked: 42\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).unwrap(),
+            "panicked at src/lib.rs:10:5: fixture panicked: 42"
+        );
+        assert_eq!(panic_message("nothing here"), None);
+    }
+
+    #[test]
+    fn bytes_are_formatted() {
+        assert_eq!(format_bytes(64 << 20), "64 MiB");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn component_magic_is_recognised() {
+        assert!(wasmparser_is_component(b"\0asm\x0d\0\x01\0rest"));
+        assert!(!wasmparser_is_component(b"\0asm\x01\0\0\0rest"));
+        assert!(!wasmparser_is_component(b"hello"));
+    }
+}

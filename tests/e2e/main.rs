@@ -1,0 +1,11 @@
+//! End-to-end tests: real HTTP servers on 127.0.0.1, the official checks and
+//! test fixtures built from source for wasm32-wasip2, and the `vantage`
+//! binary (or the library, where one process must survive several runs).
+//!
+//! One integration binary, one module per area.
+
+mod support;
+
+mod cli;
+mod http_check;
+mod sandbox;

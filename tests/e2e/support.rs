@@ -1,0 +1,179 @@
+//! Shared helpers: building the checks, running the CLI, target servers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+/// The shared cargo target dir of the guest side (`checks/`).
+pub fn guest_target_dir() -> PathBuf {
+    repo().join("checks/target")
+}
+
+/// Build the official checks and fixtures (once per test process; a no-op
+/// when up to date) and return the directory holding the `.wasm` files.
+pub fn checks_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet"])
+            .current_dir(repo().join("checks"))
+            .env("CARGO_TARGET_DIR", guest_target_dir())
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .expect("running cargo build in checks/");
+        assert!(status.success(), "building the checks failed");
+        guest_target_dir().join("wasm32-wasip2/release")
+    })
+}
+
+/// Path of a built component, e.g. `wasm("http")`, `wasm("fixture_loop")`.
+pub fn wasm(name: &str) -> PathBuf {
+    let path = checks_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A compiled-component cache shared by all tests of this build.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+/// What one CLI invocation produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Run the `vantage` binary with `args` (blocking; call from `spawn_blocking`
+/// or a sync test).
+pub fn vantage(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_vantage"))
+        .args(args)
+        .env("VANTAGE_CACHE_DIR", cache_dir())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running vantage");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Run the binary from async tests.
+pub async fn vantage_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        vantage(&args)
+    })
+    .await
+    .unwrap()
+}
+
+/// A target application with healthy and broken endpoints.
+fn target_app() -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async {
+                axum::Json(serde_json::json!({
+                    "status": "ok",
+                    "checks": { "database": { "status": "ok" }, "queue": { "status": "ok" } }
+                }))
+            }),
+        )
+        .route(
+            "/degraded-health",
+            get(|| async {
+                axum::Json(serde_json::json!({
+                    "status": "ok",
+                    "checks": { "database": { "status": "ok" }, "queue": { "status": "warn" } }
+                }))
+            }),
+        )
+        .route(
+            "/down-health",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(serde_json::json!({
+                        "status": "down",
+                        "checks": { "database": { "status": "down" }, "queue": { "status": "ok" } }
+                    })),
+                )
+            }),
+        )
+        .route("/error", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                "finally"
+            }),
+        )
+        .route(
+            "/wrong-json",
+            get(|| async { axum::Json(serde_json::json!({ "status": "down", "version": 3 })) }),
+        )
+        .route(
+            "/not-json",
+            get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>hello</html>") }),
+        )
+        .route("/loop", get(|| async { Redirect::temporary("/loop") }))
+        .route("/redirect", get(|| async { Redirect::permanent("/healthz") }))
+        .route(
+            "/big",
+            get(|| async { "x".repeat(2 * 1024 * 1024).into_response() }),
+        )
+}
+
+/// Start the target application on 127.0.0.1 and return its base URL.
+pub async fn start_target() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, target_app()).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// `vantage run <wasm> --json` plus `extra` arguments.
+pub async fn run_json(wasm_name: &str, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec!["run".to_string(), wasm(wasm_name).display().to_string(), "--json".to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = vantage_async(args).await;
+    let json = out.json();
+    (out, json)
+}
+
+/// The assertion called `name` (or whose name contains `name`) in a result.
+pub fn assertion<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"].as_str().unwrap().contains(name))
+        .unwrap_or_else(|| panic!("no assertion named like {name:?} in {result:#}"))
+}
