@@ -19,7 +19,10 @@ async fn infinite_loop_is_stopped_at_the_deadline() {
     assert_eq!(out.code, 3, "{}", out.stdout);
     assert_eq!(r["status"], "error");
     assert_eq!(r["error"]["kind"], "deadline");
-    assert!(r["error"]["message"].as_str().unwrap().contains("deadline"), "{r:#}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("deadline"),
+        "{r:#}"
+    );
     // The run ends close to its 1 s deadline, not later.
     assert!(r["duration_ms"].as_f64().unwrap() < 2000.0, "{r:#}");
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -31,7 +34,10 @@ async fn unbounded_allocation_hits_the_memory_cap() {
     assert_eq!(out.code, 3, "{}", out.stdout);
     assert_eq!(r["error"]["kind"], "memory", "{r:#}");
     let message = r["error"]["message"].as_str().unwrap();
-    assert!(message.contains("memory limit of 32 MiB exceeded"), "{message}");
+    assert!(
+        message.contains("memory limit of 32 MiB exceeded"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,7 +46,10 @@ async fn panic_is_reported_with_its_message() {
     assert_eq!(out.code, 3, "{}", out.stdout);
     assert_eq!(r["error"]["kind"], "panic", "{r:#}");
     let message = r["error"]["message"].as_str().unwrap();
-    assert!(message.contains("fixture panicked: the answer was 42"), "{message}");
+    assert!(
+        message.contains("fixture panicked: the answer was 42"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,7 +57,12 @@ async fn fuel_budget_stops_a_busy_check() {
     let (out, r) = run_json("fixture_loop", &["--fuel", "5000000", "--timeout", "20s"]).await;
     assert_eq!(out.code, 3, "{}", out.stdout);
     assert_eq!(r["error"]["kind"], "fuel", "{r:#}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("fuel exhausted"));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fuel exhausted")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,7 +76,12 @@ async fn host_outside_the_allow_list_is_denied() {
     // The host says what it denied, in the run's log and its trace.
     let logs = r["logs"].to_string();
     assert!(logs.contains("denied: "), "{logs}");
-    assert!(r["timings"]["http"][0]["error"].as_str().unwrap().starts_with("denied"));
+    assert!(
+        r["timings"]["http"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied")
+    );
 }
 
 fn spec(name: &str, targets: Vec<String>, allow: &[&str], timeout: Duration) -> RunSpec {
@@ -104,7 +123,10 @@ async fn host_keeps_running_after_hostile_checks() {
     ] {
         let check = runtime.load_file(&wasm(fixture)).await.unwrap();
         let r = runtime
-            .run(&check, &spec(fixture, vec![], &[], Duration::from_millis(500)))
+            .run(
+                &check,
+                &spec(fixture, vec![], &[], Duration::from_millis(500)),
+            )
             .await;
         assert_eq!(r.status, Status::Error, "{fixture}: {r:?}");
         assert_eq!(r.error.as_ref().unwrap().kind, kind, "{fixture}: {r:?}");
@@ -117,13 +139,19 @@ async fn host_keeps_running_after_hostile_checks() {
 /// Runs are isolated: many concurrent runs of the same check do not share state.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_are_independent() {
-    let runtime = Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
+    let runtime =
+        Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
     let echo = Arc::new(runtime.load_file(&wasm("fixture_echo")).await.unwrap());
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (runtime, echo) = (runtime.clone(), echo.clone());
         tasks.push(tokio::spawn(async move {
-            let mut s = spec("echo", vec![format!("target-{i}")], &[], Duration::from_secs(10));
+            let mut s = spec(
+                "echo",
+                vec![format!("target-{i}")],
+                &[],
+                Duration::from_secs(10),
+            );
             s.config = vec![("n".into(), i.to_string())];
             (i, runtime.run(&echo, &s).await)
         }));
@@ -133,6 +161,9 @@ async fn concurrent_runs_are_independent() {
         assert_eq!(r.status, Status::Pass, "{r:?}");
         let text = serde_json::to_string(&r.assertions).unwrap();
         assert!(text.contains(&format!("target-{i}")), "{text}");
-        assert!(!text.contains(&format!("target-{}", (i + 1) % 16)), "{text}");
+        assert!(
+            !text.contains(&format!("target-{}", (i + 1) % 16)),
+            "{text}"
+        );
     }
 }

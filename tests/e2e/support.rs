@@ -14,7 +14,10 @@ use serde_json::Value;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The shared cargo target dir of the guest side (`checks/`).
@@ -63,8 +66,12 @@ pub struct Output {
 impl Output {
     /// The stdout parsed as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -127,7 +134,10 @@ fn target_app() -> Router {
                 )
             }),
         )
-        .route("/error", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+        .route(
+            "/error",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -144,7 +154,10 @@ fn target_app() -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html>hello</html>") }),
         )
         .route("/loop", get(|| async { Redirect::temporary("/loop") }))
-        .route("/redirect", get(|| async { Redirect::permanent("/healthz") }))
+        .route(
+            "/redirect",
+            get(|| async { Redirect::permanent("/healthz") }),
+        )
         .route(
             "/big",
             get(|| async { "x".repeat(2 * 1024 * 1024).into_response() }),
@@ -161,7 +174,11 @@ pub async fn start_target() -> String {
 
 /// `vantage run <wasm> --json` plus `extra` arguments.
 pub async fn run_json(wasm_name: &str, extra: &[&str]) -> (Output, Value) {
-    let mut args = vec!["run".to_string(), wasm(wasm_name).display().to_string(), "--json".to_string()];
+    let mut args = vec![
+        "run".to_string(),
+        wasm(wasm_name).display().to_string(),
+        "--json".to_string(),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let out = vantage_async(args).await;
     let json = out.json();

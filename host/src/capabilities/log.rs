@@ -130,7 +130,13 @@ mod tests {
         }
         let lines = log.finish();
         assert_eq!(lines.len(), MAX_LINES + 1);
-        assert!(lines.last().unwrap().message.starts_with("10 more log lines dropped"));
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .message
+                .starts_with("10 more log lines dropped")
+        );
     }
 
     #[test]

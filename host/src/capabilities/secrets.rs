@@ -80,7 +80,10 @@ mod tests {
         std::fs::write(&file, "hunter2\n").unwrap();
         let mut s = SecretsState::new(&[("token".into(), SecretSource::File(file))]);
         assert_eq!(s.read("token").unwrap(), "hunter2");
-        assert!(matches!(s.read("other"), Err(wit::SecretError::NotGranted(_))));
+        assert!(matches!(
+            s.read("other"),
+            Err(wit::SecretError::NotGranted(_))
+        ));
         assert_eq!(s.revealed(), ["hunter2".to_string()]);
     }
 

@@ -50,7 +50,11 @@ fn app() -> Router {
         .route("/ready", get(|| async { "ready" }))
         .route(
             "/api/items",
-            get(|| async { axum::Json(serde_json::json!({ "items": [{ "id": 1, "name": "first" }], "total": 1 })) }),
+            get(|| async {
+                axum::Json(
+                    serde_json::json!({ "items": [{ "id": 1, "name": "first" }], "total": 1 }),
+                )
+            }),
         )
 }
 
@@ -82,7 +86,12 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
         memory: 64 << 20,
         fuel: None,
     };
-    let set = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let set = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
     let runs = [
         (
             &http_wasm,

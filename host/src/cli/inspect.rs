@@ -24,7 +24,9 @@ pub struct InspectArgs {
 pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     let runtime = Runtime::new(&EngineOptions::default(), args.cache.dir())?;
     let check = runtime.load_file(&args.component).await?;
-    let size = std::fs::metadata(&args.component).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&args.component)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let m = &check.metadata;
     if args.json {
         let doc = json!({
@@ -40,23 +42,38 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     }
     println!("{} {}", m.name, m.version);
     println!("  {}", m.description);
-    println!("component: {} ({size} bytes, sha256:{})", check.source, check.digest);
+    println!(
+        "component: {} ({size} bytes, sha256:{})",
+        check.source, check.digest
+    );
     println!("world:     {WORLD}");
     println!("modes:     {}", m.modes.join(", "));
     println!("imports:   {}", check.imports.join(", "));
     println!("capabilities:");
     println!(
         "  outbound: {}",
-        if m.outbound.is_empty() { "(none)".to_string() } else { m.outbound.join(", ") }
+        if m.outbound.is_empty() {
+            "(none)".to_string()
+        } else {
+            m.outbound.join(", ")
+        }
     );
     println!(
         "  secrets:  {}",
-        if m.secrets.is_empty() { "(none)".to_string() } else { m.secrets.join(", ") }
+        if m.secrets.is_empty() {
+            "(none)".to_string()
+        } else {
+            m.secrets.join(", ")
+        }
     );
     if !m.config.is_empty() {
         println!("config:");
         for k in &m.config {
-            let default = k.default.as_deref().map(|d| format!(" (default: {d})")).unwrap_or_default();
+            let default = k
+                .default
+                .as_deref()
+                .map(|d| format!(" (default: {d})"))
+                .unwrap_or_default();
             let required = if k.required { " [required]" } else { "" };
             println!("  {}{required}{default}\n      {}", k.key, k.description);
         }

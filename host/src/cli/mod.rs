@@ -75,7 +75,8 @@ impl CacheArgs {
             return None;
         }
         self.cache_dir.clone().or_else(|| {
-            directories::ProjectDirs::from("dev", "vantage", "vantage").map(|d| d.cache_dir().join("components"))
+            directories::ProjectDirs::from("dev", "vantage", "vantage")
+                .map(|d| d.cache_dir().join("components"))
         })
     }
 }

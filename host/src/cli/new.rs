@@ -18,17 +18,31 @@ pub struct NewArgs {
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../../sdk/template/Cargo.toml.tmpl")),
-    (".cargo/config.toml", include_str!("../../../sdk/template/cargo-config.toml.tmpl")),
-    ("src/lib.rs", include_str!("../../../sdk/template/lib.rs.tmpl")),
-    (".gitignore", include_str!("../../../sdk/template/gitignore.tmpl")),
+    (
+        "Cargo.toml",
+        include_str!("../../../sdk/template/Cargo.toml.tmpl"),
+    ),
+    (
+        ".cargo/config.toml",
+        include_str!("../../../sdk/template/cargo-config.toml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../sdk/template/lib.rs.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/template/gitignore.tmpl"),
+    ),
 ];
 
 /// A crate name Cargo accepts and that reads well as a check name.
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 fn default_sdk_path() -> Option<PathBuf> {
@@ -48,7 +62,9 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
             .to_string(),
     };
     if !valid_name(&name) {
-        bail!("invalid check name {name:?}: use lowercase letters, digits, '-' and '_', starting with a letter");
+        bail!(
+            "invalid check name {name:?}: use lowercase letters, digits, '-' and '_', starting with a letter"
+        );
     }
     let sdk = args
         .sdk_path
@@ -58,13 +74,20 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
     let sdk = sdk
         .canonicalize()
         .with_context(|| format!("cannot find the vantage-sdk crate at {}", sdk.display()))?;
-    if args.dir.exists() && args.dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if args.dir.exists()
+        && args
+            .dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         bail!("{} already exists and is not empty", args.dir.display());
     }
     for (file, template) in TEMPLATES {
         let path = args.dir.join(file);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let text = template
             .replace("{{name}}", &name)
@@ -74,7 +97,10 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
     let artifact = name.replace('-', "_");
     println!("Created check `{name}` in {}", args.dir.display());
     println!();
-    println!("Build it:  cd {} && cargo build --release", args.dir.display());
+    println!(
+        "Build it:  cd {} && cargo build --release",
+        args.dir.display()
+    );
     println!(
         "Run it:    vantage run {}/target/wasm32-wasip2/release/{artifact}.wasm --target https://example.com/",
         args.dir.display()

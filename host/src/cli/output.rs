@@ -25,14 +25,27 @@ fn badge(status: Status) -> &'static str {
 /// The human-readable report.
 pub fn human(r: &CheckResult) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {} in {:.1} ms: {}", badge(r.status), r.check, r.duration_ms, r.summary);
+    let _ = writeln!(
+        out,
+        "{} {} in {:.1} ms: {}",
+        badge(r.status),
+        r.check,
+        r.duration_ms,
+        r.summary
+    );
     for a in &r.assertions {
         let mark = if a.passed { "ok  " } else { "FAIL" };
-        let timing = a.duration_ms.map(|d| format!(" ({d:.1} ms)")).unwrap_or_default();
+        let timing = a
+            .duration_ms
+            .map(|d| format!(" ({d:.1} ms)"))
+            .unwrap_or_default();
         let _ = writeln!(out, "  [{mark}] {}: {}{timing}", a.name, a.detail);
     }
     for t in &r.timings.http {
-        let status = t.status.map(|s| s.to_string()).unwrap_or_else(|| "---".into());
+        let status = t
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "---".into());
         let _ = writeln!(
             out,
             "  http {} {} -> {status}  resolve {:.2} ms | connect {:.2} ms | tls {:.2} ms | processing {:.2} ms | transfer {:.2} ms | total {:.2} ms{}",
@@ -44,7 +57,10 @@ pub fn human(r: &CheckResult) -> String {
             t.timings.processing_ms,
             t.timings.transfer_ms,
             t.timings.total_ms,
-            t.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default(),
+            t.error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
         );
     }
     if !r.measurements.is_empty() {

@@ -103,9 +103,13 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let check = runtime.load_file(&args.component).await?;
     let mut patterns = target_patterns(&args.targets)?;
     patterns.extend(args.allow.iter().cloned());
-    let allow = AllowList::parse(patterns.iter().map(String::as_str)).context("invalid --allow pattern")?;
+    let allow =
+        AllowList::parse(patterns.iter().map(String::as_str)).context("invalid --allow pattern")?;
     let spec = RunSpec {
-        check_name: args.name.clone().unwrap_or_else(|| check.metadata.name.clone()),
+        check_name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| check.metadata.name.clone()),
         targets: args.targets.clone(),
         config: args.set.clone(),
         allow: Arc::new(allow),

@@ -34,12 +34,20 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     for check in &config.checks {
         let component = match &check.component {
             ComponentRef::Path(p) => {
-                let note = if p.exists() { "" } else { "  (warning: file does not exist yet)" };
+                let note = if p.exists() {
+                    ""
+                } else {
+                    "  (warning: file does not exist yet)"
+                };
                 format!("{}{note}", p.display())
             }
             ComponentRef::Oci(r) => r.clone(),
         };
-        println!("  {:<24} {:<14} {component}", check.name, check.schedule.to_string());
+        println!(
+            "  {:<24} {:<14} {component}",
+            check.name,
+            check.schedule.to_string()
+        );
     }
     Ok(0)
 }

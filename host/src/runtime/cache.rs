@@ -35,10 +35,18 @@ impl ComponentCache {
     }
 
     /// Load `bytes` as a component, from the cache when possible.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> anyhow::Result<(Component, CacheOutcome, String)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> anyhow::Result<(Component, CacheOutcome, String)> {
         let digest = hex::encode(Sha256::digest(bytes));
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled, digest));
+            return Ok((
+                Component::new(engine, bytes)?,
+                CacheOutcome::Compiled,
+                digest,
+            ));
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -49,7 +57,9 @@ impl ComponentCache {
             // a corrupt or foreign file fails the header checks and we recompile.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit, digest)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;

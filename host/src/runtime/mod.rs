@@ -127,7 +127,8 @@ impl Runtime {
 
     /// Load a component from a file.
     pub async fn load_file(&self, path: &Path) -> anyhow::Result<LoadedCheck> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read component {}", path.display()))?;
         self.load_bytes(&path.display().to_string(), &bytes)
             .await
             .with_context(|| format!("cannot load component {}", path.display()))
@@ -137,7 +138,9 @@ impl Runtime {
     /// against the host's capabilities, and ask it to describe itself.
     pub async fn load_bytes(&self, source: &str, bytes: &[u8]) -> anyhow::Result<LoadedCheck> {
         if !wasmparser_is_component(bytes) {
-            anyhow::bail!("not a WebAssembly component (a core module or another file?); build checks for wasm32-wasip2");
+            anyhow::bail!(
+                "not a WebAssembly component (a core module or another file?); build checks for wasm32-wasip2"
+            );
         }
         let (component, cache, digest) = self.cache.load(&self.engine, bytes)?;
         let imports = component
@@ -155,12 +158,14 @@ impl Runtime {
             memory: 64 << 20,
             fuel: None,
         };
-        let (mut store, _out, err) = self.new_store("describe", &limits, &[], Arc::new(AllowList::deny_all()));
+        let (mut store, _out, err) =
+            self.new_store("describe", &limits, &[], Arc::new(AllowList::deny_all()));
         let described = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         };
-        let metadata = match tokio::time::timeout(limits.timeout + DEADLINE_GRACE, described).await {
+        let metadata = match tokio::time::timeout(limits.timeout + DEADLINE_GRACE, described).await
+        {
             Ok(Ok(m)) => Metadata::from(m),
             Ok(Err(e)) => anyhow::bail!("`describe` failed: {}", explain(&store, &e, &err).message),
             Err(_) => anyhow::bail!("`describe` did not return within {:?}", limits.timeout),
@@ -229,8 +234,12 @@ impl Runtime {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let run_id = next_run_id(started_unix_ms);
-        let (mut store, stdout, stderr) =
-            self.new_store(&spec.check_name, &spec.limits, &spec.secrets, spec.allow.clone());
+        let (mut store, stdout, stderr) = self.new_store(
+            &spec.check_name,
+            &spec.limits,
+            &spec.secrets,
+            spec.allow.clone(),
+        );
         let context = wit::RunContext {
             check_name: spec.check_name.clone(),
             targets: spec.targets.clone(),
@@ -253,7 +262,9 @@ impl Runtime {
             instance.call_run(&mut store, &context).await
         };
         let outcome = tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await;
-        let run_ms = run_started.map(|t| t.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
+        let run_ms = run_started
+            .map(|t| t.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or(0.0);
 
         let (verdict, error) = match outcome {
             Ok(Ok(verdict)) => (Some(verdict), None),
@@ -262,22 +273,34 @@ impl Runtime {
                 None,
                 Some(RunError {
                     kind: ErrorKind::Deadline,
-                    message: format!("deadline of {} exceeded", humantime::format_duration(spec.limits.timeout)),
+                    message: format!(
+                        "deadline of {} exceeded",
+                        humantime::format_duration(spec.limits.timeout)
+                    ),
                 }),
             ),
         };
 
         let mut state = store.into_data();
         for line in stdout.text().lines() {
-            state.caps.log.push(crate::capabilities::log::Level::Info, line);
+            state
+                .caps
+                .log
+                .push(crate::capabilities::log::Level::Info, line);
         }
         if error.as_ref().is_none_or(|e| e.kind != ErrorKind::Panic) {
             for line in stderr.text().lines() {
-                state.caps.log.push(crate::capabilities::log::Level::Warn, line);
+                state
+                    .caps
+                    .log
+                    .push(crate::capabilities::log::Level::Warn, line);
             }
         }
         for denial in &state.caps.http.denials {
-            state.caps.log.push(crate::capabilities::log::Level::Warn, &format!("denied: {denial}"));
+            state.caps.log.push(
+                crate::capabilities::log::Level::Warn,
+                &format!("denied: {denial}"),
+            );
         }
         let revealed = state.caps.secrets.revealed().to_vec();
         let mut result = CheckResult {
@@ -360,7 +383,8 @@ fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => RunError {
             kind: ErrorKind::Fuel,
-            message: "fuel exhausted: the check ran more instructions than its budget allows".into(),
+            message: "fuel exhausted: the check ran more instructions than its budget allows"
+                .into(),
         },
         Some(Trap::Interrupt) => RunError {
             kind: ErrorKind::Deadline,

@@ -42,7 +42,11 @@ impl StdoutStream for Capture {
 }
 
 impl AsyncWrite for Capture {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let mut data = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let room = CAPTURE_BYTES.saturating_sub(data.len());
         data.extend_from_slice(&buf[..buf.len().min(room)]);

@@ -187,7 +187,11 @@ pub async fn fetch(
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
     let mut phase = Phase::Resolve;
-    let result = tokio::time::timeout(req.timeout, fetch_following(allow, req, &mut phase, timings)).await;
+    let result = tokio::time::timeout(
+        req.timeout,
+        fetch_following(allow, req, &mut phase, timings),
+    )
+    .await;
     timings.total_ms = ms(started.elapsed());
     match result {
         Ok(r) => r,
@@ -224,7 +228,9 @@ async fn fetch_following(
                     location,
                 });
                 // Like browsers: 303 always, and 301/302 after a POST, become a bodyless GET.
-                if hop.status == 303 || (matches!(hop.status, 301 | 302) && req.method == Method::POST) {
+                if hop.status == 303
+                    || (matches!(hop.status, 301 | 302) && req.method == Method::POST)
+                {
                     req.method = Method::GET;
                     req.body = Bytes::new();
                 }
@@ -314,8 +320,10 @@ async fn exchange(
     let ((response, _driver), tls) = if scheme == "https" {
         *phase = Phase::Tls;
         let t = Instant::now();
-        let server_name = rustls::pki_types::ServerName::try_from(host_bare.to_string())
-            .map_err(|e| FetchError::InvalidRequest(format!("bad TLS server name {host_bare}: {e}")))?;
+        let server_name =
+            rustls::pki_types::ServerName::try_from(host_bare.to_string()).map_err(|e| {
+                FetchError::InvalidRequest(format!("bad TLS server name {host_bare}: {e}"))
+            })?;
         let tls_stream = tokio_rustls::TlsConnector::from(tls_config())
             .connect(server_name, tcp)
             .await
@@ -353,7 +361,12 @@ async fn exchange(
     let headers = response
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
 
     // Transfer.
@@ -423,13 +436,15 @@ where
     *request.headers_mut() = req.headers.clone();
     if !h2 && !request.headers().contains_key(HOST) {
         let host = &req.url[url::Position::BeforeHost..url::Position::AfterPort];
-        let value = HeaderValue::from_str(host).map_err(|e| FetchError::InvalidRequest(e.to_string()))?;
+        let value =
+            HeaderValue::from_str(host).map_err(|e| FetchError::InvalidRequest(e.to_string()))?;
         request.headers_mut().insert(HOST, value);
     }
     if !request.headers().contains_key(USER_AGENT) {
-        request
-            .headers_mut()
-            .insert(USER_AGENT, HeaderValue::from_static(concat!("Vantage/", env!("CARGO_PKG_VERSION"))));
+        request.headers_mut().insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("Vantage/", env!("CARGO_PKG_VERSION"))),
+        );
     }
     let (response, driver) = if h2 {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
@@ -440,7 +455,9 @@ where
         }));
         (sender.send_request(request).await.map_err(proto)?, driver)
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(proto)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(proto)?;
         let driver = AbortOnDrop(tokio::spawn(async move {
             let _ = conn.await;
         }));
@@ -457,7 +474,8 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::aws_lc_rs::default_provider(),
             ))

@@ -205,7 +205,10 @@ fn to_wit_response(f: client::Fetched) -> wit::Response {
 }
 
 impl wit::Host for HttpState {
-    async fn fetch(&mut self, request: wit::Request) -> wasmtime::Result<Result<wit::Response, NetError>> {
+    async fn fetch(
+        &mut self,
+        request: wit::Request,
+    ) -> wasmtime::Result<Result<wit::Response, NetError>> {
         Ok(HttpState::fetch(self, request).await)
     }
 }

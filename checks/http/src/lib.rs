@@ -1,0 +1,316 @@
+//! `http`: the declarative deep HTTP check.
+//!
+//! Fetches every target URL and verifies the response against the
+//! configuration alone: status codes, body content (substrings, regular
+//! expressions, JSON values), headers, protocol version, TLS, latency and
+//! certificate expiry. In the spirit of blackbox_exporter's `http` module and
+//! Gatus conditions. Every configuration key is documented in [`describe`]
+//! (`vantage describe http`).
+//!
+//! ```toml
+//! [[checks]]
+//! name = "api"
+//! check = "http"
+//! targets = ["https://api.example.com/healthz"]
+//! [checks.config]
+//! headers.Accept = "application/json"
+//! expect.status = [200]
+//! expect.body_contains = ["\"status\""]
+//! expect.json."/status" = "ok"
+//! expect.json."/db/latency_ms" = "< 50"
+//! latency.degraded = "300ms"
+//! latency.max = "2s"
+//! ```
+
+mod condition;
+mod spec;
+
+use std::time::Duration;
+
+use vantage_sdk::http::{self, Response};
+use vantage_sdk::{
+    Check, ConfigKey, Context, Metadata, NetError, Outcome, TARGET, clock, format_duration,
+};
+
+use crate::spec::{DEFAULT_STATUS, Spec};
+
+struct Http;
+
+impl Check for Http {
+    fn describe() -> Metadata {
+        let key = ConfigKey::new;
+        Metadata::new("http")
+            .description(
+                "Fetches each target URL and proves the response is what it should be: status \
+                 code, body content (substrings, regular expressions, JSON values), headers, \
+                 HTTP version, TLS, latency and certificate expiry. Driven entirely by \
+                 configuration; each target is one URL.",
+            )
+            .outbound(TARGET)
+            .config_key(key("method", "HTTP method.").default("GET"))
+            .config_key(key("headers.<name>", "A request header, e.g. `headers.Accept = \"application/json\"`."))
+            .config_key(key("body", "Request body, sent as is."))
+            .config_key(key("basic_auth.username", "Send HTTP basic authentication with this user."))
+            .config_key(key(
+                "basic_auth.password",
+                "Password for basic authentication; use a `{{secret.NAME}}` reference.",
+            ))
+            .config_key(key("timeout", "Timeout of each exchange, redirects included, e.g. `5s`.").default("10s"))
+            .config_key(key("follow_redirects", "Follow redirects.").default("true"))
+            .config_key(key("max_redirects", "Most redirects to follow; more is a failure.").default("10"))
+            .config_key(key(
+                "max_body_bytes",
+                "Largest body to accept (`1048576`, `512KiB`, `4MiB`); larger is a failure.",
+            )
+            .default("1MiB"))
+            .config_key(key(
+                "expect.status",
+                "Acceptable status codes: a list of codes (`200`), classes (`2xx`) or ranges (`200-299`).",
+            )
+            .default(DEFAULT_STATUS))
+            .config_key(key("expect.body_contains", "Substrings the body must contain (list)."))
+            .config_key(key("expect.body_not_contains", "Substrings the body must not contain (list)."))
+            .config_key(key("expect.body_matches", "Regular expressions the body must match (list)."))
+            .config_key(key("expect.body_not_matches", "Regular expressions the body must not match (list)."))
+            .config_key(key(
+                "expect.headers.<name>",
+                "A response header that must be present; a non-empty value is a regular expression \
+                 one of its values must match.",
+            ))
+            .config_key(key(
+                "expect.json.<path>",
+                "A condition on the JSON body at a pointer (`expect.json.\"/data/0/id\"`) or dotted \
+                 path (`expect.json.data.0.id`): a literal (`ok`, loosely equal so `\"200\"` matches \
+                 200), `== v`, `!= v`, `> n`, `>= n`, `< n`, `<= n`, `=~ regex`, `!~ regex`, \
+                 `len > n` (length of an array, object or string), or empty (must exist).",
+            ))
+            .config_key(key("expect.http_version", "Acceptable HTTP versions: `1.0`, `1.1`, `2` (list)."))
+            .config_key(key(
+                "expect.tls",
+                "`true`: the final response must come over TLS; `false`: it must not.",
+            ))
+            .config_key(key("latency.degraded", "Total time above which the result is degraded, e.g. `500ms`."))
+            .config_key(key("latency.max", "Total time above which the check fails, e.g. `2s`."))
+            .config_key(key(
+                "cert_expiry.degraded",
+                "Degraded when the earliest certificate expires sooner than this, e.g. `30d`.",
+            ))
+            .config_key(key(
+                "cert_expiry.min",
+                "Fail when the earliest certificate expires sooner than this, e.g. `7d`.",
+            ))
+    }
+
+    fn run(ctx: &Context) -> Outcome {
+        if let Err(e) = ctx.check_config_keys(&Self::describe()) {
+            return Outcome::failed(e.to_string());
+        }
+        let spec = match Spec::from_context(ctx) {
+            Ok(spec) => spec,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        let targets = ctx.targets();
+        if targets.is_empty() {
+            return Outcome::failed(
+                "no target: configure the URL(s) to fetch as this check's targets",
+            );
+        }
+
+        let mut outcome = Outcome::new();
+        let several = targets.len() > 1;
+        let mut headlines = Vec::new();
+        for (index, url) in targets.iter().enumerate() {
+            if several {
+                outcome
+                    .set_scope(url.as_str())
+                    .set_metric_prefix(format!("target{index}_"))
+                    .label(format!("target{index}"), url.as_str());
+            }
+            let headline = probe(&spec, url, &mut outcome);
+            headlines.push(if several {
+                format!("{url}: {headline}")
+            } else {
+                headline
+            });
+        }
+        if several {
+            outcome.headline(format!(
+                "{} targets ({})",
+                targets.len(),
+                headlines.join("; ")
+            ));
+        } else {
+            outcome.headline(headlines.join(""));
+        }
+        outcome
+    }
+}
+
+/// Fetch one URL and record every assertion about it; returns its headline.
+fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
+    let response = match request(spec, url).send() {
+        Ok(response) => response,
+        Err(error) => {
+            outcome.assert("request succeeded", false, error.to_string());
+            return failure_headline(&error);
+        }
+    };
+    outcome.assert(
+        "request succeeded",
+        true,
+        format!(
+            "{} {} from {}",
+            response.version(),
+            response.status(),
+            response.remote_addr()
+        ),
+    );
+
+    let mut expect = outcome.expect(&response);
+    expect.status_matches(&spec.status);
+    for needle in &spec.body_contains {
+        expect.body_contains(needle);
+    }
+    for needle in &spec.body_not_contains {
+        expect.body_not_contains(needle);
+    }
+    for pattern in &spec.body_matches {
+        expect.body_matches(pattern);
+    }
+    for pattern in &spec.body_not_matches {
+        expect.body_not_matches(pattern);
+    }
+    for (name, pattern) in &spec.expect_headers {
+        match pattern {
+            None => expect.header_present(name),
+            Some(pattern) => expect.header_matches(name, pattern),
+        };
+    }
+    for condition in &spec.json {
+        let (passed, detail) = match expect.json() {
+            Ok(doc) => condition.evaluate(doc),
+            Err(e) => (false, e),
+        };
+        expect.that(condition.to_string(), passed, detail);
+    }
+    if !spec.http_versions.is_empty() {
+        let accepted: Vec<&str> = spec.http_versions.iter().map(|v| v.as_str()).collect();
+        expect.that(
+            format!("HTTP version in {}", accepted.join(", ")),
+            spec.http_versions.contains(&response.version()),
+            format!("got {}", response.version()),
+        );
+    }
+    if let Some(want_tls) = spec.tls {
+        let detail = match response.tls() {
+            Some(tls) => format!(
+                "{} {} from {}",
+                tls.version,
+                tls.cipher_suite,
+                response.url()
+            ),
+            None => format!("plain HTTP from {}", response.url()),
+        };
+        let name = if want_tls { "TLS used" } else { "TLS not used" };
+        expect.that(name, response.tls().is_some() == want_tls, detail);
+    }
+    if let Some(max) = spec.latency_max {
+        expect.latency_below(max);
+    }
+
+    latency_degradation(spec, &response, outcome);
+    certificate(spec, &response, outcome);
+    outcome.measure_response(&response);
+    response.headline()
+}
+
+fn request(spec: &Spec, url: &str) -> http::RequestBuilder {
+    let mut request = http::request(spec.method.as_str(), url)
+        .headers(spec.headers.iter().cloned())
+        .follow_redirects(spec.follow_redirects);
+    if let Some((user, password)) = &spec.basic_auth {
+        request = request.basic_auth(user, password);
+    }
+    if let Some(body) = &spec.body {
+        request = request.body(body.as_bytes());
+    }
+    if let Some(timeout) = spec.timeout {
+        request = request.timeout(timeout);
+    }
+    if let Some(max) = spec.max_redirects {
+        request = request.max_redirects(max);
+    }
+    if let Some(max) = spec.max_body_bytes {
+        request = request.max_body_bytes(max);
+    }
+    request
+}
+
+fn failure_headline(error: &NetError) -> String {
+    match error {
+        NetError::Timeout(phase) => format!("request timed out during {phase}"),
+        NetError::Denied(_) => "request denied by the outbound policy".to_string(),
+        other => format!("request failed ({})", other.kind()),
+    }
+}
+
+/// `latency.degraded`: slower than this is degraded, not failed.
+fn latency_degradation(spec: &Spec, response: &Response, outcome: &mut Outcome) {
+    let Some(threshold) = spec.latency_degraded else {
+        return;
+    };
+    let took = response.elapsed();
+    if took > threshold {
+        outcome.degrade(format!(
+            "latency {} over {}",
+            format_duration(ms(took)),
+            format_duration(ms(threshold))
+        ));
+    }
+}
+
+/// Measure the days left on the certificate chain, and apply
+/// `cert_expiry.min` (fail) and `cert_expiry.degraded` (degrade).
+fn certificate(spec: &Spec, response: &Response, outcome: &mut Outcome) {
+    let days_left = response
+        .tls()
+        .and_then(|tls| tls.days_left(clock::now_unix_ms()));
+    if let Some(days) = days_left {
+        outcome.measure("tls_cert_days_left", days, "days");
+    }
+    let describe = |d: Duration| format!("{:.0} days", d.as_secs_f64() / 86_400.0);
+    if let Some(min) = spec.cert_expiry_min {
+        let name = format!("certificate valid for at least {}", describe(min));
+        match days_left {
+            Some(days) => {
+                outcome.assert(
+                    name,
+                    days * 86_400.0 >= min.as_secs_f64(),
+                    format!("{days:.1} days left"),
+                );
+            }
+            None => {
+                outcome.assert(name, false, no_chain_detail(response));
+            }
+        }
+    }
+    if let (Some(threshold), Some(days)) = (spec.cert_expiry_degraded, days_left)
+        && days * 86_400.0 < threshold.as_secs_f64()
+    {
+        outcome.degrade(format!("certificate expires in {days:.1} days"));
+    }
+}
+
+fn no_chain_detail(response: &Response) -> String {
+    if response.tls().is_none() {
+        format!("no TLS session: {} is plain HTTP", response.url())
+    } else {
+        "the host could not read the certificate chain".to_string()
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+vantage_sdk::export_check!(Http);

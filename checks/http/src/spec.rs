@@ -1,0 +1,273 @@
+//! The check's configuration, parsed and validated once, before any request.
+
+use std::time::Duration;
+
+use vantage_sdk::http::{HttpVersion, StatusSet};
+use vantage_sdk::regex::Regex;
+use vantage_sdk::{ConfigError, Context};
+
+use crate::condition::JsonCondition;
+
+/// Status codes accepted when `expect.status` is not set: 2xx and 3xx.
+pub const DEFAULT_STATUS: &str = "200-399";
+
+/// Everything the configuration asks for.
+#[derive(Debug)]
+pub struct Spec {
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub basic_auth: Option<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub follow_redirects: bool,
+    pub max_redirects: Option<u32>,
+    pub max_body_bytes: Option<u64>,
+    pub status: StatusSet,
+    pub body_contains: Vec<String>,
+    pub body_not_contains: Vec<String>,
+    pub body_matches: Vec<String>,
+    pub body_not_matches: Vec<String>,
+    /// Header name and value pattern (`None`: must be present).
+    pub expect_headers: Vec<(String, Option<String>)>,
+    pub json: Vec<JsonCondition>,
+    pub http_versions: Vec<HttpVersion>,
+    pub tls: Option<bool>,
+    pub latency_degraded: Option<Duration>,
+    pub latency_max: Option<Duration>,
+    pub cert_expiry_degraded: Option<Duration>,
+    pub cert_expiry_min: Option<Duration>,
+}
+
+impl Spec {
+    /// Parse and validate every key; the first problem is returned.
+    pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
+        let status_items = ctx.config_list("expect.status");
+        let status = if status_items.is_empty() {
+            StatusSet::parse(DEFAULT_STATUS).expect("valid default")
+        } else {
+            StatusSet::parse_all(status_items.iter().copied())
+                .map_err(|e| ConfigError::new("expect.status", status_items.join(", "), e))?
+        };
+
+        let regexes = |key: &str| -> Result<Vec<String>, ConfigError> {
+            ctx.config_list(key)
+                .into_iter()
+                .map(|pattern| match Regex::new(pattern) {
+                    Ok(_) => Ok(pattern.to_string()),
+                    Err(e) => Err(ConfigError::new(
+                        key,
+                        pattern,
+                        format!("invalid regex: {e}"),
+                    )),
+                })
+                .collect()
+        };
+
+        let mut expect_headers = Vec::new();
+        for (name, pattern) in ctx.config_table("expect.headers") {
+            let key = format!("expect.headers.{name}");
+            if pattern.is_empty() {
+                expect_headers.push((name.to_string(), None));
+            } else {
+                Regex::new(pattern)
+                    .map_err(|e| ConfigError::new(key, pattern, format!("invalid regex: {e}")))?;
+                expect_headers.push((name.to_string(), Some(pattern.to_string())));
+            }
+        }
+
+        let json = ctx
+            .config_table("expect.json")
+            .into_iter()
+            .map(|(path, condition)| {
+                JsonCondition::parse(path, condition)
+                    .map_err(|e| ConfigError::new(format!("expect.json.{path}"), condition, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let http_versions = ctx
+            .config_list("expect.http_version")
+            .into_iter()
+            .map(|v| {
+                HttpVersion::parse(v).ok_or_else(|| {
+                    ConfigError::new("expect.http_version", v, "expected 1.0, 1.1 or 2")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let basic_auth = match (
+            ctx.config("basic_auth.username"),
+            ctx.config("basic_auth.password"),
+        ) {
+            (None, None) => None,
+            (Some(user), password) => {
+                Some((user.to_string(), password.unwrap_or_default().to_string()))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "basic_auth.password",
+                    "[hidden]",
+                    "basic_auth.username is missing",
+                ));
+            }
+        };
+
+        let max_body_bytes = ctx
+            .config("max_body_bytes")
+            .map(|v| parse_bytes(v).map_err(|e| ConfigError::new("max_body_bytes", v, e)))
+            .transpose()?;
+
+        Ok(Spec {
+            method: ctx.config_or("method", "GET").trim().to_ascii_uppercase(),
+            headers: ctx
+                .config_table("headers")
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: ctx.config("body").map(str::to_string),
+            basic_auth,
+            timeout: ctx.config_duration("timeout")?,
+            follow_redirects: ctx.config_bool("follow_redirects")?.unwrap_or(true),
+            max_redirects: ctx.config_parse("max_redirects")?,
+            max_body_bytes,
+            status,
+            body_contains: ctx
+                .config_list("expect.body_contains")
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            body_not_contains: ctx
+                .config_list("expect.body_not_contains")
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            body_matches: regexes("expect.body_matches")?,
+            body_not_matches: regexes("expect.body_not_matches")?,
+            expect_headers,
+            json,
+            http_versions,
+            tls: ctx.config_bool("expect.tls")?,
+            latency_degraded: ctx.config_duration("latency.degraded")?,
+            latency_max: ctx.config_duration("latency.max")?,
+            cert_expiry_degraded: ctx.config_duration("cert_expiry.degraded")?,
+            cert_expiry_min: ctx.config_duration("cert_expiry.min")?,
+        })
+    }
+}
+
+/// `1048576`, `512KiB`, `1 MiB`, `2MB`, `10kb`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let number: u64 = t[..split]
+        .parse()
+        .map_err(|_| format!("invalid size `{text}`"))?;
+    let multiplier: u64 = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        unit => return Err(format!("invalid size `{text}`: unknown unit `{unit}`")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("invalid size `{text}`: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(entries: &[(&str, &str)]) -> Context {
+        entries
+            .iter()
+            .fold(
+                Context::builder().target("https://example.com/"),
+                |b, (k, v)| b.config(*k, *v),
+            )
+            .build()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Spec::from_context(&ctx(&[])).unwrap();
+        assert_eq!(s.method, "GET");
+        assert!(s.follow_redirects);
+        assert!(s.status.contains(200) && s.status.contains(302) && !s.status.contains(404));
+        assert!(s.json.is_empty() && s.headers.is_empty() && s.tls.is_none());
+    }
+
+    #[test]
+    fn full_config() {
+        let s = Spec::from_context(&ctx(&[
+            ("method", "post"),
+            ("headers.Accept", "application/json"),
+            ("body", "{}"),
+            ("basic_auth.username", "u"),
+            ("timeout", "5s"),
+            ("follow_redirects", "false"),
+            ("max_redirects", "3"),
+            ("max_body_bytes", "2 MiB"),
+            ("expect.status.0", "200"),
+            ("expect.status.1", "204"),
+            ("expect.body_contains", "ok"),
+            ("expect.body_matches.0", "v\\d+"),
+            ("expect.headers.Content-Type", "^application/json"),
+            ("expect.headers.ETag", ""),
+            ("expect.json./status", "ok"),
+            ("expect.json.data.count", "> 0"),
+            ("expect.http_version.0", "1.1"),
+            ("expect.http_version.1", "2"),
+            ("expect.tls", "true"),
+            ("latency.degraded", "500ms"),
+            ("latency.max", "2s"),
+            ("cert_expiry.min", "7d"),
+        ]))
+        .unwrap();
+        assert_eq!(s.method, "POST");
+        assert_eq!(s.basic_auth, Some(("u".into(), "".into())));
+        assert_eq!(s.timeout, Some(Duration::from_secs(5)));
+        assert!(!s.follow_redirects);
+        assert_eq!(s.max_redirects, Some(3));
+        assert_eq!(s.max_body_bytes, Some(2 << 20));
+        assert!(s.status.contains(204) && !s.status.contains(201));
+        assert_eq!(s.expect_headers.len(), 2);
+        assert_eq!(s.expect_headers[1], ("ETag".to_string(), None));
+        assert_eq!(s.json.len(), 2);
+        assert_eq!(s.json[1].pointer, "/data/count");
+        assert_eq!(
+            s.http_versions,
+            vec![HttpVersion::Http11, HttpVersion::Http2]
+        );
+        assert_eq!(s.tls, Some(true));
+        assert_eq!(s.latency_degraded, Some(Duration::from_millis(500)));
+        assert_eq!(s.cert_expiry_min, Some(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |entries: &[(&str, &str)]| Spec::from_context(&ctx(entries)).unwrap_err().key;
+        assert_eq!(err(&[("expect.status.0", "20x")]), "expect.status");
+        assert_eq!(
+            err(&[("expect.body_matches.0", "(")]),
+            "expect.body_matches"
+        );
+        assert_eq!(err(&[("expect.headers.X", "[")]), "expect.headers.X");
+        assert_eq!(err(&[("expect.json./a", "> x")]), "expect.json./a");
+        assert_eq!(err(&[("timeout", "5")]), "timeout");
+        assert_eq!(err(&[("follow_redirects", "maybe")]), "follow_redirects");
+        assert_eq!(err(&[("max_body_bytes", "1 parsec")]), "max_body_bytes");
+        assert_eq!(err(&[("expect.http_version", "3")]), "expect.http_version");
+        assert_eq!(err(&[("basic_auth.password", "p")]), "basic_auth.password");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("1KiB"), Ok(1024));
+        assert_eq!(parse_bytes("1 kb"), Ok(1000));
+        assert!(parse_bytes("MiB").is_err());
+    }
+}

@@ -1,0 +1,506 @@
+//! The run context and typed access to the flattened configuration.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Metadata, Mode, RunContext};
+
+/// Everything a check is told about the run it is asked to do.
+///
+/// # Configuration
+///
+/// The operator's configuration arrives flattened to dotted keys with string
+/// values: the TOML
+///
+/// ```toml
+/// method = "POST"
+/// expect.status = [200, 204]
+/// headers.Accept = "application/json"
+/// ```
+///
+/// arrives as `method = POST`, `expect.status.0 = 200`, `expect.status.1 = 204`
+/// and `headers.Accept = application/json`. The helpers below undo that:
+/// [`config`](Context::config) for scalars,
+/// [`config_list`](Context::config_list) for lists (a scalar counts as a list
+/// of one), [`config_table`](Context::config_table) for tables, and
+/// [`config_parse`](Context::config_parse) /
+/// [`config_duration`](Context::config_duration) /
+/// [`config_bool`](Context::config_bool) for typed values. If a key appears
+/// more than once, the last occurrence wins.
+///
+/// ```
+/// use vantage_sdk::Context;
+/// let ctx = Context::builder()
+///     .target("https://example.com/")
+///     .config("expect.status.0", "200")
+///     .config("expect.status.1", "204")
+///     .config("headers.Accept", "application/json")
+///     .config("retries", "3")
+///     .build();
+/// assert_eq!(ctx.config_list("expect.status"), vec!["200", "204"]);
+/// assert_eq!(ctx.config_table("headers"), vec![("Accept", "application/json")]);
+/// assert_eq!(ctx.config_parse::<u32>("retries"), Ok(Some(3)));
+/// assert_eq!(ctx.config_or("method", "GET"), "GET");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Context {
+    raw: RunContext,
+}
+
+impl Context {
+    /// Wrap the raw context the host passed to `run`.
+    pub fn new(raw: RunContext) -> Self {
+        Self { raw }
+    }
+
+    /// Start building a context by hand, for tests: check name `test`,
+    /// location `local`, mode edge, timeout 30 s, no targets, no config.
+    pub fn builder() -> ContextBuilder {
+        ContextBuilder {
+            raw: RunContext {
+                check_name: "test".to_string(),
+                targets: Vec::new(),
+                config: Vec::new(),
+                location: "local".to_string(),
+                mode: Mode::Edge,
+                timeout_ms: 30_000,
+                run_id: "test-run".to_string(),
+            },
+        }
+    }
+
+    /// The raw context, as the host sent it.
+    pub fn raw(&self) -> &RunContext {
+        &self.raw
+    }
+
+    /// The name the operator gave this check, e.g. `api-health`.
+    pub fn check_name(&self) -> &str {
+        &self.raw.check_name
+    }
+
+    /// The targets to probe, usually URLs or `host:port` pairs. May be empty.
+    pub fn targets(&self) -> &[String] {
+        &self.raw.targets
+    }
+
+    /// The location label of the daemon running the check, e.g. `eu-west-1`.
+    pub fn location(&self) -> &str {
+        &self.raw.location
+    }
+
+    /// Why the check runs.
+    pub fn mode(&self) -> Mode {
+        self.raw.mode
+    }
+
+    /// The wall-clock budget of the whole run. The host cancels the run when
+    /// it is spent; host calls never outlive it.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.raw.timeout_ms)
+    }
+
+    /// A unique identifier of this run, for correlating logs.
+    pub fn run_id(&self) -> &str {
+        &self.raw.run_id
+    }
+
+    /// Every configuration entry, flattened, in the order the host sent them.
+    pub fn config_entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.raw
+            .config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The value of `key`, if present (the last one, if repeated).
+    pub fn config(&self, key: &str) -> Option<&str> {
+        self.raw
+            .config
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, or `default` when absent.
+    pub fn config_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.config(key).unwrap_or(default)
+    }
+
+    /// Whether `key` is present, as a scalar, a list or a table.
+    pub fn has_config(&self, key: &str) -> bool {
+        self.raw.config.iter().any(|(k, _)| {
+            k == key
+                || (k.len() > key.len() && k.starts_with(key) && k.as_bytes()[key.len()] == b'.')
+        })
+    }
+
+    /// The value of `key` parsed with [`FromStr`]; `Ok(None)` when absent.
+    ///
+    /// The error names the key and the offending value, ready to put in a
+    /// summary.
+    pub fn config_parse<T>(&self, key: &str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.config(key)
+            .map(|value| {
+                value
+                    .trim()
+                    .parse::<T>()
+                    .map_err(|e| ConfigError::new(key, value, e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The value of `key` as a boolean (`true`/`false`, `yes`/`no`, `on`/`off`,
+    /// `1`/`0`, case-insensitive); `Ok(None)` when absent.
+    pub fn config_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        self.config(key)
+            .map(|value| match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(ConfigError::new(key, value, "expected true or false")),
+            })
+            .transpose()
+    }
+
+    /// The value of `key` as a duration (`500ms`, `2s`, `1m30s`, see
+    /// [`parse_duration`](crate::parse_duration)); `Ok(None)` when absent.
+    pub fn config_duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        self.config(key)
+            .map(|value| crate::parse_duration(value).map_err(|e| ConfigError::new(key, value, e)))
+            .transpose()
+    }
+
+    /// The list under `key`: `[v]` if `key` itself is present, otherwise the
+    /// values of `key.0`, `key.1`, … ordered by index. Empty when absent.
+    ///
+    /// Only direct numeric children count: `key.0.name` is part of a list of
+    /// tables, see [`config_table`](Context::config_table).
+    pub fn config_list(&self, key: &str) -> Vec<&str> {
+        if let Some(value) = self.config(key) {
+            return vec![value];
+        }
+        let mut items: Vec<(usize, &str)> = Vec::new();
+        for (k, v) in &self.raw.config {
+            let Some(index) = strip_prefix_dot(k, key).and_then(|i| i.parse::<usize>().ok()) else {
+                continue;
+            };
+            // Last occurrence of an index wins, like `config`.
+            match items.iter_mut().find(|(i, _)| *i == index) {
+                Some(slot) => slot.1 = v,
+                None => items.push((index, v)),
+            }
+        }
+        items.sort_by_key(|(i, _)| *i);
+        items.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Every entry under `prefix.`, with `prefix.` stripped, in order:
+    /// `headers.Accept = a` gives `("Accept", "a")` for prefix `headers`.
+    /// Nested keys keep their remaining dots (`a.b.c` → `("b.c", …)` for
+    /// prefix `a`).
+    pub fn config_table(&self, prefix: &str) -> Vec<(&str, &str)> {
+        self.raw
+            .config
+            .iter()
+            .filter_map(|(k, v)| strip_prefix_dot(k, prefix).map(|rest| (rest, v.as_str())))
+            .collect()
+    }
+}
+
+impl Context {
+    /// The configuration keys that `metadata` does not declare, to catch
+    /// typos (`expect.stauts`) that would otherwise silently skip an
+    /// assertion.
+    ///
+    /// A declared key `k` covers `k` itself and the list items `k.0`, `k.1`, …;
+    /// a declared key with a placeholder segment, such as `headers.<name>`,
+    /// covers everything under `headers.`.
+    pub fn unknown_config_keys(&self, metadata: &Metadata) -> Vec<&str> {
+        self.raw
+            .config
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|key| {
+                !metadata
+                    .config
+                    .iter()
+                    .any(|declared| key_matches(&declared.key, key))
+            })
+            .collect()
+    }
+
+    /// Fail on the first configuration key that `metadata` does not declare
+    /// (see [`unknown_config_keys`](Context::unknown_config_keys)); the error
+    /// lists the keys that are understood.
+    pub fn check_config_keys(&self, metadata: &Metadata) -> Result<(), ConfigError> {
+        match self.unknown_config_keys(metadata).first() {
+            None => Ok(()),
+            Some(key) => {
+                let known: Vec<&str> = metadata.config.iter().map(|c| c.key.as_str()).collect();
+                Err(ConfigError::new(
+                    *key,
+                    self.config(key).unwrap_or_default(),
+                    format!("unknown key; this check understands {}", known.join(", ")),
+                ))
+            }
+        }
+    }
+}
+
+fn key_matches(declared: &str, key: &str) -> bool {
+    if let Some(open) = declared.find('<') {
+        let prefix = &declared[..open];
+        return key.len() > prefix.len() && key.starts_with(prefix);
+    }
+    key == declared
+        || strip_prefix_dot(key, declared)
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl From<RunContext> for Context {
+    fn from(raw: RunContext) -> Self {
+        Self::new(raw)
+    }
+}
+
+fn strip_prefix_dot<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    key.strip_prefix(prefix)?
+        .strip_prefix('.')
+        .filter(|rest| !rest.is_empty())
+}
+
+/// Builds a [`Context`] by hand, for unit tests of a check. See
+/// [`Context::builder`].
+#[derive(Debug, Clone)]
+pub struct ContextBuilder {
+    raw: RunContext,
+}
+
+impl ContextBuilder {
+    /// Set the check name.
+    pub fn check_name(mut self, name: impl Into<String>) -> Self {
+        self.raw.check_name = name.into();
+        self
+    }
+
+    /// Add a target.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.raw.targets.push(target.into());
+        self
+    }
+
+    /// Add a flattened configuration entry.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.raw.config.push((key.into(), value.into()));
+        self
+    }
+
+    /// Set the location label.
+    pub fn location(mut self, location: impl Into<String>) -> Self {
+        self.raw.location = location.into();
+        self
+    }
+
+    /// Set the mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.raw.mode = mode;
+        self
+    }
+
+    /// Set the run's budget.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.raw.timeout_ms = crate::util::duration_ms_u64(timeout);
+        self
+    }
+
+    /// Finish.
+    pub fn build(self) -> Context {
+        Context::new(self.raw)
+    }
+}
+
+/// A configuration value that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The flattened key, e.g. `expect.status.1`.
+    pub key: String,
+    /// The value found.
+    pub value: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A new error about `key` = `value`.
+    pub fn new(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid config `{}` = {:?}: {}",
+            self.key, self.value, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(entries: &[(&str, &str)]) -> Context {
+        entries
+            .iter()
+            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
+            .build()
+    }
+
+    #[test]
+    fn scalar_lookup_last_wins() {
+        let c = ctx(&[("a", "1"), ("b", "2"), ("a", "3")]);
+        assert_eq!(c.config("a"), Some("3"));
+        assert_eq!(c.config("c"), None);
+        assert_eq!(c.config_or("c", "dflt"), "dflt");
+        assert_eq!(c.config_or("b", "dflt"), "2");
+    }
+
+    #[test]
+    fn lists_are_ordered_by_index_and_accept_scalars() {
+        let c = ctx(&[
+            ("s.10", "ten"),
+            ("s.2", "two"),
+            ("s.0", "zero"),
+            ("s.x", "not an index"),
+            ("s.1.name", "nested"),
+            ("single", "only"),
+            ("sx.0", "other key"),
+        ]);
+        assert_eq!(c.config_list("s"), vec!["zero", "two", "ten"]);
+        assert_eq!(c.config_list("single"), vec!["only"]);
+        assert!(c.config_list("missing").is_empty());
+        assert!(c.config_list("s.0").len() == 1);
+    }
+
+    #[test]
+    fn tables_strip_prefix_and_keep_order() {
+        let c = ctx(&[
+            ("headers.Accept", "application/json"),
+            ("headersX.no", "no"),
+            ("headers", "scalar is not an entry"),
+            ("headers.X-Trace.Id", "nested"),
+            ("expect.json./status", "ok"),
+            ("expect.json./a.b", "dots"),
+        ]);
+        assert_eq!(
+            c.config_table("headers"),
+            vec![("Accept", "application/json"), ("X-Trace.Id", "nested")]
+        );
+        assert_eq!(
+            c.config_table("expect.json"),
+            vec![("/status", "ok"), ("/a.b", "dots")]
+        );
+        assert!(c.config_table("nothing").is_empty());
+        assert!(c.has_config("expect"));
+        assert!(c.has_config("headers"));
+        assert!(!c.has_config("expec"));
+    }
+
+    #[test]
+    fn typed_values() {
+        let c = ctx(&[
+            ("n", " 42 "),
+            ("bad", "forty"),
+            ("t", "Yes"),
+            ("f", "off"),
+            ("d", "1.5s"),
+            ("nd", "15"),
+        ]);
+        assert_eq!(c.config_parse::<u16>("n"), Ok(Some(42)));
+        assert_eq!(c.config_parse::<u16>("missing"), Ok(None));
+        let err = c.config_parse::<u16>("bad").unwrap_err();
+        assert_eq!(err.key, "bad");
+        assert!(
+            err.to_string()
+                .starts_with("invalid config `bad` = \"forty\": "),
+            "{err}"
+        );
+        assert_eq!(c.config_bool("t"), Ok(Some(true)));
+        assert_eq!(c.config_bool("f"), Ok(Some(false)));
+        assert!(c.config_bool("n").is_err());
+        assert_eq!(
+            c.config_duration("d"),
+            Ok(Some(Duration::from_millis(1500)))
+        );
+        assert!(c.config_duration("nd").is_err());
+        assert_eq!(c.config_duration("missing"), Ok(None));
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        use crate::ConfigKey;
+        let m = Metadata::new("x")
+            .config_key(ConfigKey::new("method", ""))
+            .config_key(ConfigKey::new("expect.status", ""))
+            .config_key(ConfigKey::new("headers.<name>", ""))
+            .config_key(ConfigKey::new("expect.json.<pointer>", ""));
+        let c = ctx(&[
+            ("method", "GET"),
+            ("expect.status.0", "200"),
+            ("expect.status", "200"),
+            ("headers.Accept", "x"),
+            ("expect.json./a.b", "1"),
+            ("expect.stauts", "200"),
+            ("expect.status.x", "1"),
+            ("headers", "no name"),
+        ]);
+        assert_eq!(
+            c.unknown_config_keys(&m),
+            vec!["expect.stauts", "expect.status.x", "headers"]
+        );
+        let err = c.check_config_keys(&m).unwrap_err();
+        assert_eq!(err.key, "expect.stauts");
+        assert!(
+            err.message
+                .contains("method, expect.status, headers.<name>"),
+            "{err}"
+        );
+        assert!(ctx(&[("method", "GET")]).check_config_keys(&m).is_ok());
+    }
+
+    #[test]
+    fn context_accessors() {
+        let c = Context::builder()
+            .check_name("api")
+            .target("https://a/")
+            .target("https://b/")
+            .location("eu-west-1")
+            .mode(Mode::Restore)
+            .timeout(Duration::from_secs(5))
+            .build();
+        assert_eq!(c.check_name(), "api");
+        assert_eq!(c.targets(), ["https://a/", "https://b/"]);
+        assert_eq!(c.location(), "eu-west-1");
+        assert_eq!(c.mode(), Mode::Restore);
+        assert_eq!(c.timeout(), Duration::from_secs(5));
+        assert_eq!(c.run_id(), "test-run");
+    }
+}
