@@ -67,9 +67,16 @@ pub fn human(r: &CheckResult) -> String {
         let list: Vec<String> = r
             .measurements
             .iter()
-            .map(|m| format!("{}={}{}", m.name, trim_float(m.value), m.unit))
+            .map(|m| {
+                let unit = if m.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", m.unit)
+                };
+                format!("{}={}{unit}", m.name, trim_float(m.value))
+            })
             .collect();
-        let _ = writeln!(out, "  measurements: {}", list.join(" "));
+        let _ = writeln!(out, "  measurements: {}", list.join(", "));
     }
     for line in &r.logs {
         let _ = writeln!(out, "  log {:?}: {}", line.level, line.message);
@@ -81,9 +88,6 @@ pub fn human(r: &CheckResult) -> String {
 }
 
 fn trim_float(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v:.3}")
-    }
+    let text = format!("{v:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -195,15 +195,15 @@ pub fn parse_set(s: &str) -> Result<(String, String), ValueError> {
     if key.is_empty() {
         return Err(invalid("the key is empty"));
     }
-    let valid = key.split('.').all(|seg| {
-        !seg.is_empty()
-            && seg
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    });
+    // Parts are what TOML keys can be, quoted keys included: JSON pointers
+    // such as `expect.json./status` are keys too. Only whitespace and empty
+    // parts (`a..b`) are refused.
+    let valid = key
+        .split('.')
+        .all(|seg| !seg.is_empty() && !seg.chars().any(|c| c.is_whitespace() || c.is_control()));
     if !valid {
         return Err(invalid(
-            "a key is made of letters, digits, `-` and `_`, in parts joined by `.`",
+            "a key is made of non-empty parts joined by `.`, without spaces",
         ));
     }
     Ok((key.to_string(), value.to_string()))
@@ -444,6 +444,10 @@ mod tests {
         assert!(parse_set("a..b=x").is_err());
         assert!(parse_set(".a=x").is_err());
         assert!(parse_set("a b=x").is_err());
+        assert_eq!(
+            parse_set("expect.json./data/0/id=7").unwrap(),
+            ("expect.json./data/0/id".into(), "7".into())
+        );
     }
 
     #[test]

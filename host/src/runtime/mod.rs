@@ -65,6 +65,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
     cache: ComponentCache,
+    fuel: bool,
     _ticker: EpochTicker,
 }
 
@@ -116,6 +117,7 @@ impl Runtime {
             engine,
             linker,
             cache: ComponentCache::new(cache_dir),
+            fuel: options.fuel,
             _ticker: ticker,
         })
     }
@@ -204,12 +206,19 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        if let Some(fuel) = limits.fuel {
-            // Fails only when the engine was built without fuel; then the
-            // budget cannot be enforced, which `Daemon`/CLI avoid by enabling it.
-            if let Err(e) = store.set_fuel(fuel) {
-                tracing::warn!(error = %e, "fuel budget ignored");
+        match (self.fuel, limits.fuel) {
+            // An engine that counts fuel needs every store to have some;
+            // runs without a budget get an unlimited amount.
+            (true, budget) => {
+                let _ = store.set_fuel(budget.unwrap_or(u64::MAX));
             }
+            (false, Some(_)) => {
+                tracing::warn!(
+                    check = check_name,
+                    "fuel budget ignored: the engine was built without fuel metering"
+                )
+            }
+            (false, None) => {}
         }
         // The deadline is enforced here, once, for every call: the guest
         // yields to the executor every epoch tick and is interrupted once the

@@ -194,7 +194,11 @@ pub async fn fetch(
     .await;
     timings.total_ms = ms(started.elapsed());
     match result {
-        Ok(r) => r,
+        Ok(Ok(fetched)) => Ok(Fetched {
+            timings: *timings,
+            ..fetched
+        }),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(FetchError::Timeout(phase)),
     }
 }
