@@ -7,10 +7,13 @@
 //! [`Capabilities`].
 
 pub mod clock;
+pub mod dns;
 pub mod http;
 pub mod log;
-pub mod net_unsupported;
+pub mod net;
 pub mod secrets;
+pub mod tcp;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +36,10 @@ pub struct Grant {
     pub secrets: Vec<(String, SecretSource)>,
     /// When the run must be over.
     pub deadline: Instant,
+    /// Caps on the run's outbound activity.
+    pub net_limits: net::NetLimits,
+    /// How host names are resolved.
+    pub resolver: Arc<net::HostResolver>,
 }
 
 /// The per-run state of every capability; lives in the run's `Store`.
@@ -45,19 +52,31 @@ pub struct Capabilities {
     pub secrets: secrets::SecretsState,
     /// `http` interface state: policy, caps and the trace of exchanges.
     pub http: http::HttpState,
-    /// `tls`, `dns`, `tcp`: not implemented yet.
-    pub net: net_unsupported::Unsupported,
+    /// `tls` interface state.
+    pub tls: tls::TlsState,
+    /// `dns` interface state.
+    pub dns: dns::DnsState,
+    /// `tcp` interface state.
+    pub tcp: tcp::TcpState,
 }
 
 impl Capabilities {
     /// Fresh per-run state for every capability, from the run's grant.
     pub fn new(grant: &Grant) -> Self {
+        let net = net::Net {
+            allow: grant.allow.clone(),
+            budget: Arc::new(net::NetBudget::new(grant.net_limits)),
+            resolver: grant.resolver.clone(),
+            deadline: grant.deadline,
+        };
         Capabilities {
             log: log::LogState::new(&grant.check_name),
             clock: clock::ClockState::new(grant.deadline),
             secrets: secrets::SecretsState::new(&grant.secrets),
-            http: http::HttpState::new(grant.allow.clone(), grant.deadline),
-            net: net_unsupported::Unsupported,
+            http: http::HttpState::new(net.clone()),
+            tls: tls::TlsState::new(net.clone(), &grant.secrets),
+            dns: dns::DnsState::new(net.clone()),
+            tcp: tcp::TcpState::new(net, &grant.secrets),
         }
     }
 }
@@ -70,6 +89,8 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     clock::add_to_linker(linker)?;
     secrets::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
-    net_unsupported::add_to_linker(linker)?;
+    tls::add_to_linker(linker)?;
+    dns::add_to_linker(linker)?;
+    tcp::add_to_linker(linker)?;
     Ok(())
 }

@@ -111,6 +111,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
                 limits: limits.clone(),
                 location: "demo".into(),
                 mode: Mode::Edge,
+                resolver: Arc::default(),
             },
         ),
         (
@@ -124,6 +125,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
                 limits: limits.clone(),
                 location: "demo".into(),
                 mode: Mode::Edge,
+                resolver: Arc::default(),
             },
         ),
     ];

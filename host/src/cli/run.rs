@@ -1,5 +1,6 @@
 //! `vantage run`: run one check component once.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use anyhow::Context as _;
 
 use super::CacheArgs;
 use super::output;
+use crate::capabilities::net::HostResolver;
 use crate::config::{self, Limits, Mode, SecretSource};
 use crate::policy::AllowList;
 use crate::runtime::engine::EngineOptions;
@@ -32,6 +34,10 @@ pub struct RunArgs {
     /// Grant a secret (repeatable): `NAME=env:VAR` or `NAME=file:PATH`.
     #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = parse_secret)]
     pub secrets: Vec<(String, SecretSource)>,
+    /// Resolve a host name to a fixed address (repeatable), like curl's
+    /// `--resolve`: `--resolve api.example.com:10.0.0.7`.
+    #[arg(long = "resolve", value_name = "HOST:ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, IpAddr)>,
     /// Wall-clock budget of the run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -70,6 +76,21 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
     config::parse_set(s).map_err(|e| e.to_string())
 }
 
+fn parse_resolve(s: &str) -> Result<(String, IpAddr), String> {
+    let (host, addr) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected HOST:ADDR, e.g. api.example.com:10.0.0.7, got {s:?}"))?;
+    let addr = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map_err(|e| format!("invalid address in {s:?}: {e}"))?;
+    if host.is_empty() {
+        return Err(format!("missing host name in {s:?}"));
+    }
+    Ok((host.to_ascii_lowercase(), addr))
+}
+
 fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
     config::parse_secret(s).map_err(|e| e.to_string())
 }
@@ -105,6 +126,14 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     patterns.extend(args.allow.iter().cloned());
     let allow =
         AllowList::parse(patterns.iter().map(String::as_str)).context("invalid --allow pattern")?;
+    let mut resolver = HostResolver::default();
+    for (host, addr) in &args.resolve {
+        resolver
+            .overrides
+            .entry(host.clone())
+            .or_default()
+            .push(*addr);
+    }
     let spec = RunSpec {
         check_name: args
             .name
@@ -124,6 +153,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
             ModeArg::Edge => Mode::Edge,
             ModeArg::Restore => Mode::Restore,
         },
+        resolver: Arc::new(resolver),
     };
     let result = runtime.run(&check, &spec).await;
     if args.json {

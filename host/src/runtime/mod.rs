@@ -30,6 +30,7 @@ use self::engine::{EngineOptions, EpochTicker};
 use self::limits::MemoryLimiter;
 use self::metadata::Metadata;
 use self::wasi::Capture;
+use crate::capabilities::net::{HostResolver, NetLimits};
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
 use crate::policy::AllowList;
@@ -103,6 +104,8 @@ pub struct RunSpec {
     pub location: String,
     /// Why the check runs.
     pub mode: Mode,
+    /// How host names are resolved (with `--resolve`-style overrides).
+    pub resolver: Arc<HostResolver>,
 }
 
 impl Runtime {
@@ -160,8 +163,13 @@ impl Runtime {
             memory: 64 << 20,
             fuel: None,
         };
-        let (mut store, _out, err) =
-            self.new_store("describe", &limits, &[], Arc::new(AllowList::deny_all()));
+        let (mut store, _out, err) = self.new_store(
+            "describe",
+            &limits,
+            &[],
+            Arc::new(AllowList::deny_all()),
+            Arc::default(),
+        );
         let described = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -189,6 +197,7 @@ impl Runtime {
         limits: &Limits,
         secrets: &[(String, SecretSource)],
         allow: Arc<AllowList>,
+        resolver: Arc<HostResolver>,
     ) -> (Store<RunState>, Capture, Capture) {
         let deadline = Instant::now() + limits.timeout;
         let grant = Grant {
@@ -196,6 +205,8 @@ impl Runtime {
             allow,
             secrets: secrets.to_vec(),
             deadline,
+            net_limits: NetLimits::default(),
+            resolver,
         };
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let state = RunState {
@@ -248,6 +259,7 @@ impl Runtime {
             &spec.limits,
             &spec.secrets,
             spec.allow.clone(),
+            spec.resolver.clone(),
         );
         let context = wit::RunContext {
             check_name: spec.check_name.clone(),

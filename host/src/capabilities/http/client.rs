@@ -17,10 +17,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use url::Url;
 
-use crate::policy::AllowList;
+use super::super::net::{Net, Phase};
+use crate::runtime::bindings::vantage::check::types::NetError;
 
 /// Largest body any request may accept, whatever it asks for.
 pub const HOST_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -30,34 +30,6 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Redirects followed when the request does not set a maximum.
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
-
-/// The phase an exchange is in; named in timeout errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Resolving the host name.
-    Resolve,
-    /// Establishing the TCP connection.
-    Connect,
-    /// The TLS handshake.
-    Tls,
-    /// Waiting for the response headers.
-    Processing,
-    /// Reading the response body.
-    Transfer,
-}
-
-impl Phase {
-    /// Lowercase name, as blackbox_exporter's `phase` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Resolve => "resolve",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::Processing => "processing",
-            Phase::Transfer => "transfer",
-        }
-    }
-}
 
 /// Per-phase durations in milliseconds, summed over redirect hops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -78,38 +50,6 @@ pub struct Timings {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Why an exchange failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FetchError {
-    /// Malformed request.
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    /// Refused by the outbound policy.
-    #[error("denied: {0}")]
-    Denied(String),
-    /// Name resolution failed.
-    #[error("dns: {0}")]
-    Dns(String),
-    /// TCP connect failed.
-    #[error("connect: {0}")]
-    Connect(String),
-    /// TLS handshake failed.
-    #[error("tls: {0}")]
-    Tls(String),
-    /// Timed out in the given phase.
-    #[error("timeout during {}", .0.as_str())]
-    Timeout(Phase),
-    /// Body over the cap (bytes).
-    #[error("response body larger than {0} bytes")]
-    BodyTooLarge(u64),
-    /// Too many redirects.
-    #[error("more than {0} redirects")]
-    TooManyRedirects(u32),
-    /// HTTP protocol failure.
-    #[error("protocol: {0}")]
-    Protocol(String),
 }
 
 /// One exchange to perform.
@@ -181,17 +121,14 @@ pub struct Fetched {
 /// Perform `req` under `allow`, following redirects if asked. Timings are
 /// accumulated into `timings` even when the exchange fails.
 pub async fn fetch(
-    allow: &AllowList,
+    net: &Net,
     req: FetchRequest,
     timings: &mut Timings,
-) -> Result<Fetched, FetchError> {
+) -> Result<Fetched, NetError> {
     let started = Instant::now();
     let mut phase = Phase::Resolve;
-    let result = tokio::time::timeout(
-        req.timeout,
-        fetch_following(allow, req, &mut phase, timings),
-    )
-    .await;
+    let result =
+        tokio::time::timeout(req.timeout, fetch_following(net, req, &mut phase, timings)).await;
     timings.total_ms = ms(started.elapsed());
     match result {
         Ok(Ok(fetched)) => Ok(Fetched {
@@ -199,19 +136,19 @@ pub async fn fetch(
             ..fetched
         }),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(FetchError::Timeout(phase)),
+        Err(_) => Err(NetError::Timeout(phase.as_str().to_string())),
     }
 }
 
 async fn fetch_following(
-    allow: &AllowList,
+    net: &Net,
     mut req: FetchRequest,
     phase: &mut Phase,
     timings: &mut Timings,
-) -> Result<Fetched, FetchError> {
+) -> Result<Fetched, NetError> {
     let mut redirects = Vec::new();
     loop {
-        let hop = exchange(allow, &req, phase, timings).await?;
+        let hop = exchange(net, &req, phase, timings).await?;
         let location = hop
             .headers
             .iter()
@@ -221,10 +158,10 @@ async fn fetch_following(
         match location {
             Some(location) if is_redirect && req.follow_redirects => {
                 if redirects.len() as u32 >= req.max_redirects {
-                    return Err(FetchError::TooManyRedirects(req.max_redirects));
+                    return Err(NetError::TooManyRedirects(req.max_redirects));
                 }
                 let next = req.url.join(&location).map_err(|e| {
-                    FetchError::Protocol(format!("bad Location header {location:?}: {e}"))
+                    NetError::Protocol(format!("bad Location header {location:?}: {e}"))
                 })?;
                 redirects.push(Redirect {
                     url: req.url.to_string(),
@@ -257,68 +194,29 @@ async fn fetch_following(
 
 /// One request/response on a fresh connection.
 async fn exchange(
-    allow: &AllowList,
+    net: &Net,
     req: &FetchRequest,
     phase: &mut Phase,
     timings: &mut Timings,
-) -> Result<Fetched, FetchError> {
+) -> Result<Fetched, NetError> {
     let url = &req.url;
     let scheme = url.scheme();
     if scheme != "http" && scheme != "https" {
-        return Err(FetchError::InvalidRequest(format!(
+        return Err(NetError::InvalidRequest(format!(
             "unsupported scheme `{scheme}` in {url}: use http:// or https://"
         )));
     }
     let host = url
         .host_str()
-        .ok_or_else(|| FetchError::InvalidRequest(format!("no host in {url}")))?;
+        .ok_or_else(|| NetError::InvalidRequest(format!("no host in {url}")))?;
     let host_bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url
         .port_or_known_default()
-        .ok_or_else(|| FetchError::InvalidRequest(format!("no port in {url}")))?;
-    allow
-        .check_target(scheme, host_bare, port)
-        .map_err(|d| FetchError::Denied(d.to_string()))?;
-
-    // Resolve.
-    *phase = Phase::Resolve;
-    let t = Instant::now();
-    let addrs: Vec<SocketAddr> = match url.host() {
-        Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
-        Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
-        _ => tokio::net::lookup_host((host_bare, port))
-            .await
-            .map_err(|e| FetchError::Dns(format!("{host_bare}: {e}")))?
-            .collect(),
-    };
-    timings.resolve_ms += ms(t.elapsed());
-    if addrs.is_empty() {
-        return Err(FetchError::Dns(format!("{host_bare}: no addresses")));
-    }
-
-    // Connect, to the first address the policy allows and that answers.
-    *phase = Phase::Connect;
-    let t = Instant::now();
-    let mut last_err = None;
-    let mut stream = None;
-    for addr in &addrs {
-        if let Err(d) = allow.check_addr(scheme, host_bare, port, addr.ip()) {
-            last_err = Some(FetchError::Denied(d.to_string()));
-            continue;
-        }
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                stream = Some((s, *addr));
-                break;
-            }
-            Err(e) => last_err = Some(FetchError::Connect(format!("{addr}: {e}"))),
-        }
-    }
-    timings.connect_ms += ms(t.elapsed());
-    let Some((tcp, remote_addr)) = stream else {
-        return Err(last_err.unwrap_or_else(|| FetchError::Connect("no address".into())));
-    };
-    let _ = tcp.set_nodelay(true);
+        .ok_or_else(|| NetError::InvalidRequest(format!("no port in {url}")))?;
+    let connection = net.connect(scheme, host_bare, port, phase).await?;
+    timings.resolve_ms += ms(connection.resolve);
+    timings.connect_ms += ms(connection.connect);
+    let (tcp, remote_addr, _slot) = (connection.stream, connection.remote_addr, connection.slot);
 
     // `_driver` keeps the connection task alive until the body is read, then aborts it.
     let ((response, _driver), tls) = if scheme == "https" {
@@ -326,12 +224,12 @@ async fn exchange(
         let t = Instant::now();
         let server_name =
             rustls::pki_types::ServerName::try_from(host_bare.to_string()).map_err(|e| {
-                FetchError::InvalidRequest(format!("bad TLS server name {host_bare}: {e}"))
+                NetError::InvalidRequest(format!("bad TLS server name {host_bare}: {e}"))
             })?;
         let tls_stream = tokio_rustls::TlsConnector::from(tls_config())
             .connect(server_name, tcp)
             .await
-            .map_err(|e| FetchError::Tls(e.to_string()))?;
+            .map_err(|e| NetError::Tls(e.to_string()))?;
         timings.tls_ms += ms(t.elapsed());
         let (_, conn) = tls_stream.get_ref();
         let session = TlsSession {
@@ -379,12 +277,13 @@ async fn exchange(
     let mut body = response.into_body();
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| FetchError::Protocol(format!("reading body: {e}")))?;
+        let frame = frame.map_err(|e| NetError::Protocol(format!("reading body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if (buf.len() + data.len()) as u64 > req.max_body_bytes {
                 timings.transfer_ms += ms(t.elapsed());
-                return Err(FetchError::BodyTooLarge(req.max_body_bytes));
+                return Err(NetError::BodyTooLarge(req.max_body_bytes));
             }
+            net.budget.read_bytes(data.len() as u64)?;
             buf.extend_from_slice(&data);
         }
     }
@@ -420,13 +319,13 @@ async fn send<IO>(
     h2: bool,
     req: &FetchRequest,
     timings: &mut Timings,
-) -> Result<(http::Response<hyper::body::Incoming>, AbortOnDrop), FetchError>
+) -> Result<(http::Response<hyper::body::Incoming>, AbortOnDrop), NetError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let t = Instant::now();
     let io = TokioIo::new(io);
-    let proto = |e: hyper::Error| FetchError::Protocol(e.to_string());
+    let proto = |e: hyper::Error| NetError::Protocol(e.to_string());
     let mut builder = http::Request::builder().method(req.method.clone());
     builder = if h2 {
         builder.uri(req.url.as_str()).version(Version::HTTP_2)
@@ -436,12 +335,12 @@ where
     };
     let mut request = builder
         .body(Full::new(req.body.clone()))
-        .map_err(|e| FetchError::InvalidRequest(e.to_string()))?;
+        .map_err(|e| NetError::InvalidRequest(e.to_string()))?;
     *request.headers_mut() = req.headers.clone();
     if !h2 && !request.headers().contains_key(HOST) {
         let host = &req.url[url::Position::BeforeHost..url::Position::AfterPort];
         let value =
-            HeaderValue::from_str(host).map_err(|e| FetchError::InvalidRequest(e.to_string()))?;
+            HeaderValue::from_str(host).map_err(|e| NetError::InvalidRequest(e.to_string()))?;
         request.headers_mut().insert(HOST, value);
     }
     if !request.headers().contains_key(USER_AGENT) {
@@ -494,13 +393,13 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
 }
 
 /// Build a header map from a guest's list, rejecting invalid names/values.
-pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
+pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, NetError> {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| FetchError::InvalidRequest(format!("invalid header name {k:?}")))?;
+            .map_err(|_| NetError::InvalidRequest(format!("invalid header name {k:?}")))?;
         let value = HeaderValue::from_str(v)
-            .map_err(|_| FetchError::InvalidRequest(format!("invalid value for header {k}")))?;
+            .map_err(|_| NetError::InvalidRequest(format!("invalid value for header {k}")))?;
         map.append(name, value);
     }
     Ok(map)

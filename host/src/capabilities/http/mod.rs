@@ -5,24 +5,16 @@
 
 pub mod client;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
-use self::client::{FetchError, FetchRequest, Timings};
-use crate::policy::AllowList;
+use self::client::{FetchRequest, Timings};
+use super::net::{self, Net};
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::http as wit;
 use crate::runtime::bindings::vantage::check::tls::{TlsInfo, Verdict};
 use crate::runtime::bindings::vantage::check::types::NetError;
-
-/// Most HTTP exchanges one run may start.
-pub const MAX_REQUESTS_PER_RUN: u32 = 100;
-/// Most response-body bytes one run may read, over all exchanges.
-pub const MAX_BYTES_PER_RUN: u64 = 64 * 1024 * 1024;
 
 /// One exchange as the host saw it, for the run's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,10 +39,7 @@ pub struct HttpTrace {
 /// Per-run HTTP state.
 #[derive(Debug)]
 pub struct HttpState {
-    allow: Arc<AllowList>,
-    deadline: Instant,
-    requests: u32,
-    bytes_read: u64,
+    net: Net,
     /// Every exchange of the run, in order.
     pub trace: Vec<HttpTrace>,
     /// Denials, to be logged with the run.
@@ -58,13 +47,10 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    /// State for a run under `allow` that must end by `deadline`.
-    pub fn new(allow: Arc<AllowList>, deadline: Instant) -> Self {
+    /// State for a run with the given network context.
+    pub fn new(net: Net) -> Self {
         HttpState {
-            allow,
-            deadline,
-            requests: 0,
-            bytes_read: 0,
+            net,
             trace: Vec::new(),
             denials: Vec::new(),
         }
@@ -76,18 +62,12 @@ impl HttpState {
             .map_err(|_| NetError::InvalidRequest(format!("invalid method {:?}", req.method)))?;
         let url = url::Url::parse(&req.url)
             .map_err(|e| NetError::InvalidRequest(format!("invalid URL {:?}: {e}", req.url)))?;
-        let headers = client::header_map(&req.headers).map_err(to_wit_error)?;
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let timeout = req
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(client::DEFAULT_TIMEOUT)
-            .min(remaining);
+        let headers = client::header_map(&req.headers)?;
+        let timeout = self.net.timeout(req.timeout_ms, client::DEFAULT_TIMEOUT);
         let max_body_bytes = req
             .max_body_bytes
             .unwrap_or(client::DEFAULT_MAX_BODY_BYTES)
-            .min(client::HOST_MAX_BODY_BYTES)
-            .min(MAX_BYTES_PER_RUN - self.bytes_read);
+            .min(client::HOST_MAX_BODY_BYTES);
         Ok(FetchRequest {
             method,
             url,
@@ -101,21 +81,10 @@ impl HttpState {
     }
 
     async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, NetError> {
-        if self.requests >= MAX_REQUESTS_PER_RUN {
-            return Err(NetError::LimitExceeded(format!(
-                "requests: at most {MAX_REQUESTS_PER_RUN} HTTP requests per run"
-            )));
-        }
-        if self.bytes_read >= MAX_BYTES_PER_RUN {
-            return Err(NetError::LimitExceeded(format!(
-                "bytes: at most {MAX_BYTES_PER_RUN} response bytes per run"
-            )));
-        }
-        self.requests += 1;
         let (method, url) = (req.method.clone(), req.url.clone());
         let prepared = self.prepare(req)?;
         let mut timings = Timings::default();
-        let result = client::fetch(&self.allow, prepared, &mut timings).await;
+        let result = client::fetch(&self.net, prepared, &mut timings).await;
         let mut trace = HttpTrace {
             method,
             url,
@@ -127,7 +96,6 @@ impl HttpState {
         };
         match result {
             Ok(fetched) => {
-                self.bytes_read += fetched.body.len() as u64;
                 trace.status = Some(fetched.status);
                 trace.remote_addr = Some(fetched.remote_addr.to_string());
                 trace.redirects = fetched.redirects.len() as u32;
@@ -135,28 +103,14 @@ impl HttpState {
                 Ok(to_wit_response(fetched))
             }
             Err(e) => {
-                if let FetchError::Denied(rule) = &e {
+                if let NetError::Denied(rule) = &e {
                     self.denials.push(rule.clone());
                 }
-                trace.error = Some(e.to_string());
+                trace.error = Some(net::describe(&e));
                 self.trace.push(trace);
-                Err(to_wit_error(e))
+                Err(e)
             }
         }
-    }
-}
-
-fn to_wit_error(e: FetchError) -> NetError {
-    match e {
-        FetchError::InvalidRequest(m) => NetError::InvalidRequest(m),
-        FetchError::Denied(m) => NetError::Denied(m),
-        FetchError::Dns(m) => NetError::Dns(m),
-        FetchError::Connect(m) => NetError::Connect(m),
-        FetchError::Tls(m) => NetError::Tls(m),
-        FetchError::Timeout(phase) => NetError::Timeout(phase.as_str().to_string()),
-        FetchError::BodyTooLarge(n) => NetError::BodyTooLarge(n),
-        FetchError::TooManyRedirects(n) => NetError::TooManyRedirects(n),
-        FetchError::Protocol(m) => NetError::Protocol(m),
     }
 }
 

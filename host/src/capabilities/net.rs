@@ -1,0 +1,343 @@
+//! What every network capability (`http`, `tls`, `tcp`, `dns`) shares: the
+//! outbound policy, the per-run budget, name resolution, and the one function
+//! that opens an outbound TCP connection.
+//!
+//! Policy is enforced here, in one place, twice per connection: on the
+//! target (`scheme://host:port`) before resolving, and on the address that is
+//! actually connected to, so a DNS answer pointing at a private or metadata
+//! address (or changing between two lookups) cannot bypass it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use crate::policy::AllowList;
+use crate::runtime::bindings::vantage::check::types::NetError;
+
+/// The phase an exchange is in; named in timeout errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Resolving the host name.
+    Resolve,
+    /// Establishing the TCP connection.
+    Connect,
+    /// The TLS handshake.
+    Tls,
+    /// Waiting for the response headers.
+    Processing,
+    /// Reading the response body.
+    Transfer,
+}
+
+impl Phase {
+    /// Lowercase name, as blackbox_exporter's `phase` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Processing => "processing",
+            Phase::Transfer => "transfer",
+        }
+    }
+}
+
+/// Per-run caps on outbound activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Outbound connections (and DNS queries) one run may open in total.
+    pub max_connections: u32,
+    /// Connections open at the same time.
+    pub max_concurrent: u32,
+    /// Bytes one run may read from the network, over all calls.
+    pub max_bytes: u64,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits {
+            max_connections: 100,
+            max_concurrent: 8,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The per-run budget, shared by all network capabilities of one run.
+#[derive(Debug)]
+pub struct NetBudget {
+    limits: NetLimits,
+    opened: AtomicU32,
+    open: Arc<AtomicU32>,
+    read: AtomicU64,
+}
+
+/// Held while a connection is open; releases its concurrency slot on drop.
+#[derive(Debug)]
+pub struct ConnectionSlot(Arc<AtomicU32>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl NetBudget {
+    /// A fresh budget.
+    pub fn new(limits: NetLimits) -> Self {
+        NetBudget {
+            limits,
+            opened: AtomicU32::new(0),
+            open: Arc::new(AtomicU32::new(0)),
+            read: AtomicU64::new(0),
+        }
+    }
+
+    /// Take one connection from the budget.
+    pub fn open_connection(&self) -> Result<ConnectionSlot, NetError> {
+        let n = self.opened.fetch_add(1, Ordering::SeqCst);
+        if n >= self.limits.max_connections {
+            return Err(NetError::LimitExceeded(format!(
+                "connections: at most {} outbound connections per run",
+                self.limits.max_connections
+            )));
+        }
+        let concurrent = self.open.fetch_add(1, Ordering::SeqCst);
+        let slot = ConnectionSlot(self.open.clone());
+        if concurrent >= self.limits.max_concurrent {
+            return Err(NetError::LimitExceeded(format!(
+                "concurrent connections: at most {} at a time",
+                self.limits.max_concurrent
+            )));
+        }
+        Ok(slot)
+    }
+
+    /// Bytes that may still be read this run.
+    pub fn bytes_left(&self) -> u64 {
+        self.limits
+            .max_bytes
+            .saturating_sub(self.read.load(Ordering::SeqCst))
+    }
+
+    /// Account for `n` bytes read; fails once the run's byte cap is passed.
+    pub fn read_bytes(&self, n: u64) -> Result<(), NetError> {
+        let total = self.read.fetch_add(n, Ordering::SeqCst) + n;
+        if total > self.limits.max_bytes {
+            return Err(NetError::LimitExceeded(format!(
+                "bytes: at most {} bytes read per run",
+                self.limits.max_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How host names are resolved for outbound connections.
+#[derive(Debug, Clone, Default)]
+pub struct HostResolver {
+    /// Fixed answers, like curl's `--resolve`: host name (lowercase) → addresses.
+    pub overrides: HashMap<String, Vec<IpAddr>>,
+}
+
+impl HostResolver {
+    /// Resolve `host` (a name or a literal address) to addresses.
+    pub async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, NetError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        if let Some(addrs) = self.overrides.get(&bare.to_ascii_lowercase()) {
+            return Ok(addrs.clone());
+        }
+        let addrs: Vec<IpAddr> = tokio::net::lookup_host((bare, 0))
+            .await
+            .map_err(|e| NetError::Dns(format!("{bare}: {e}")))?
+            .map(|a| a.ip())
+            .collect();
+        if addrs.is_empty() {
+            return Err(NetError::Dns(format!("{bare}: no addresses")));
+        }
+        Ok(addrs)
+    }
+}
+
+/// Everything a network capability needs for one run. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Net {
+    /// The outbound allow list.
+    pub allow: Arc<AllowList>,
+    /// The run's budget.
+    pub budget: Arc<NetBudget>,
+    /// Name resolution.
+    pub resolver: Arc<HostResolver>,
+    /// When the run must be over.
+    pub deadline: Instant,
+}
+
+/// An open, policy-checked connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// The stream.
+    pub stream: TcpStream,
+    /// The address connected to.
+    pub remote_addr: SocketAddr,
+    /// Time spent resolving.
+    pub resolve: Duration,
+    /// Time spent connecting.
+    pub connect: Duration,
+    /// The budget slot, held while the connection is open.
+    pub slot: ConnectionSlot,
+}
+
+impl Net {
+    /// Time left before the run's deadline, capped by `requested` (or `default`).
+    pub fn timeout(&self, requested: Option<u64>, default: Duration) -> Duration {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        requested
+            .map(Duration::from_millis)
+            .unwrap_or(default)
+            .min(remaining)
+    }
+
+    /// Open a TCP connection to `host:port` for `scheme` (`http`, `https`,
+    /// `tls`, `tcp`): policy on the target, resolution, policy on each
+    /// address, then connect to the first allowed address that answers.
+    /// `phase` follows the progress, so a caller's timeout can name it.
+    pub async fn connect(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        phase: &mut Phase,
+    ) -> Result<Connection, NetError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        self.allow
+            .check_target(scheme, bare, port)
+            .map_err(|d| NetError::Denied(d.to_string()))?;
+        let slot = self.budget.open_connection()?;
+        *phase = Phase::Resolve;
+        let t = Instant::now();
+        let addrs = self.resolver.lookup(bare).await?;
+        let resolve = t.elapsed();
+        *phase = Phase::Connect;
+        let t = Instant::now();
+        let mut last = None;
+        for ip in addrs {
+            if let Err(d) = self.allow.check_addr(scheme, bare, port, ip) {
+                last = Some(NetError::Denied(d.to_string()));
+                continue;
+            }
+            let addr = SocketAddr::new(ip, port);
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Connection {
+                        stream,
+                        remote_addr: addr,
+                        resolve,
+                        connect: t.elapsed(),
+                        slot,
+                    });
+                }
+                Err(e) => last = Some(NetError::Connect(format!("{addr}: {e}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| NetError::Connect(format!("{bare}: no address to connect to"))))
+    }
+}
+
+/// One line describing a network error, for logs and traces.
+pub fn describe(e: &NetError) -> String {
+    match e {
+        NetError::InvalidRequest(m) => format!("invalid request: {m}"),
+        NetError::Denied(m) => format!("denied: {m}"),
+        NetError::Dns(m) => format!("dns: {m}"),
+        NetError::Connect(m) => format!("connect: {m}"),
+        NetError::Tls(m) => format!("tls: {m}"),
+        NetError::Timeout(phase) => format!("timeout during {phase}"),
+        NetError::BodyTooLarge(n) => format!("response body larger than {n} bytes"),
+        NetError::TooManyRedirects(n) => format!("more than {n} redirects"),
+        NetError::Protocol(m) => format!("protocol: {m}"),
+        NetError::LimitExceeded(m) => format!("limit exceeded: {m}"),
+        NetError::Unsupported(m) => format!("unsupported: {m}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_caps_total_and_concurrent_connections() {
+        let budget = NetBudget::new(NetLimits {
+            max_connections: 3,
+            max_concurrent: 2,
+            max_bytes: 10,
+        });
+        let a = budget.open_connection().unwrap();
+        let _b = budget.open_connection().unwrap();
+        assert!(
+            matches!(budget.open_connection(), Err(NetError::LimitExceeded(m)) if m.starts_with("concurrent"))
+        );
+        drop(a);
+        // The refused attempt counted against the total.
+        assert!(
+            matches!(budget.open_connection(), Err(NetError::LimitExceeded(m)) if m.starts_with("connections"))
+        );
+        assert!(budget.read_bytes(10).is_ok());
+        assert!(
+            matches!(budget.read_bytes(1), Err(NetError::LimitExceeded(m)) if m.starts_with("bytes"))
+        );
+    }
+
+    #[tokio::test]
+    async fn overrides_and_literals_resolve_without_dns() {
+        let mut resolver = HostResolver::default();
+        resolver.overrides.insert(
+            "metadata.test".into(),
+            vec!["169.254.169.254".parse().unwrap()],
+        );
+        assert_eq!(
+            resolver.lookup("Metadata.Test").await.unwrap(),
+            vec!["169.254.169.254".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            resolver.lookup("[::1]").await.unwrap(),
+            vec!["::1".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_a_special_address_is_denied_even_under_a_wildcard() {
+        let mut resolver = HostResolver::default();
+        resolver.overrides.insert(
+            "metadata.test".into(),
+            vec!["169.254.169.254".parse().unwrap()],
+        );
+        let net = Net {
+            allow: Arc::new(AllowList::parse(["http://*"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits::default())),
+            resolver: Arc::new(resolver),
+            deadline: Instant::now() + Duration::from_secs(5),
+        };
+        match net
+            .connect("http", "metadata.test", 80, &mut Phase::Resolve)
+            .await
+        {
+            Err(NetError::Denied(rule)) => assert!(rule.contains("169.254.169.254"), "{rule}"),
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        match net
+            .connect("https", "metadata.test", 443, &mut Phase::Resolve)
+            .await
+        {
+            Err(NetError::Denied(_)) => {}
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+}
