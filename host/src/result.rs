@@ -90,6 +90,9 @@ pub enum ErrorKind {
     Fuel,
     /// The host failed while serving the guest.
     Host,
+    /// The run's configuration could not be resolved (e.g. a
+    /// `{{secret.NAME}}` reference to a secret that is not granted).
+    Config,
 }
 
 /// A host-side failure, attached to results with [`Status::Error`].

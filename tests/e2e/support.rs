@@ -158,10 +158,44 @@ fn target_app() -> Router {
             "/redirect",
             get(|| async { Redirect::permanent("/healthz") }),
         )
+        .route("/login", axum::routing::post(login))
+        .route("/api/me", get(me))
+        .route("/logout", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
         .route(
             "/big",
             get(|| async { "x".repeat(2 * 1024 * 1024).into_response() }),
         )
+}
+
+/// The password the test application accepts for user `monitor`.
+pub const FLOW_PASSWORD: &str = "hunter2-flow-secret";
+/// The token it hands out.
+pub const FLOW_TOKEN: &str = "tok-7f3a9c";
+
+/// `POST /login`: JSON credentials in, a token and a session cookie out.
+async fn login(axum::Json(body): axum::Json<Value>) -> axum::response::Response {
+    if body["username"] == "monitor" && body["password"] == FLOW_PASSWORD {
+        (
+            [(header::SET_COOKIE, "session=s-42; Path=/; HttpOnly")],
+            axum::Json(serde_json::json!({ "token": FLOW_TOKEN })),
+        )
+            .into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "error": "bad credentials" }))).into_response()
+    }
+}
+
+/// `GET /api/me`: needs the bearer token and the session cookie.
+async fn me(headers: axum::http::HeaderMap) -> axum::response::Response {
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if bearer != Some(&format!("Bearer {FLOW_TOKEN}")) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong token").into_response();
+    }
+    if !cookie.split("; ").any(|c| c == "session=s-42") {
+        return (StatusCode::FORBIDDEN, "no session cookie").into_response();
+    }
+    axum::Json(serde_json::json!({ "user": { "name": "monitor", "roles": ["read"] } })).into_response()
 }
 
 /// Start the target application on 127.0.0.1 and return its base URL.

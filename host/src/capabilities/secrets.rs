@@ -58,6 +58,53 @@ pub fn read_source(source: &SecretSource) -> Result<String, String> {
     }
 }
 
+/// The opening of a secret reference in a config value: `{{secret.NAME}}`.
+const REF_OPEN: &str = "{{secret.";
+/// The close of a secret reference.
+const REF_CLOSE: &str = "}}";
+
+/// The names in the `{{secret.NAME}}` references of a value, in order.
+pub fn references(value: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find(REF_OPEN) {
+        let after = &rest[start + REF_OPEN.len()..];
+        match after.find(REF_CLOSE) {
+            Some(end) => {
+                names.push(&after[..end]);
+                rest = &after[end + REF_CLOSE.len()..];
+            }
+            None => break,
+        }
+    }
+    names
+}
+
+/// Replace every `{{secret.NAME}}` in the config values with the secret's
+/// value, reading it through `secrets` (so only granted secrets resolve and
+/// every value read is remembered for redaction). Errors name the key and
+/// the secret, never a value.
+pub fn expand_config(
+    config: &[(String, String)],
+    secrets: &mut SecretsState,
+) -> Result<Vec<(String, String)>, String> {
+    config
+        .iter()
+        .map(|(key, value)| {
+            let mut expanded = value.clone();
+            for name in references(value) {
+                let secret = secrets.read(name).map_err(|e| match e {
+                    wit::SecretError::NotGranted(m) | wit::SecretError::Unavailable(m) => {
+                        format!("config key `{key}` refers to {{{{secret.{name}}}}}: {m}")
+                    }
+                })?;
+                expanded = expanded.replace(&format!("{REF_OPEN}{name}{REF_CLOSE}"), &secret);
+            }
+            Ok((key.clone(), expanded))
+        })
+        .collect()
+}
+
 impl wit::Host for SecretsState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, wit::SecretError>> {
         Ok(self.read(&name))
@@ -85,6 +132,35 @@ mod tests {
             Err(wit::SecretError::NotGranted(_))
         ));
         assert_eq!(s.revealed(), ["hunter2".to_string()]);
+    }
+
+    #[test]
+    fn references_are_found_in_order() {
+        assert_eq!(references("Bearer {{secret.token}}"), ["token"]);
+        assert_eq!(references("{{secret.a}}:{{secret.b}}"), ["a", "b"]);
+        assert!(references("{{secret.unclosed").is_empty());
+        assert!(references("no refs").is_empty());
+    }
+
+    #[test]
+    fn config_references_expand_only_for_granted_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "t0k3n").unwrap();
+        let mut s = SecretsState::new(&[("token".into(), SecretSource::File(file))]);
+        let config = vec![
+            ("headers.Authorization".to_string(), "Bearer {{secret.token}}".to_string()),
+            ("plain".to_string(), "value".to_string()),
+        ];
+        let expanded = expand_config(&config, &mut s).unwrap();
+        assert_eq!(expanded[0].1, "Bearer t0k3n");
+        assert_eq!(expanded[1].1, "value");
+        assert_eq!(s.revealed(), ["t0k3n".to_string()]);
+
+        let bad = vec![("k".to_string(), "{{secret.other}}".to_string())];
+        let err = expand_config(&bad, &mut s).unwrap_err();
+        assert!(err.contains("config key `k`") && err.contains("other"), "{err}");
+        assert!(!err.contains("t0k3n"));
     }
 
     #[test]

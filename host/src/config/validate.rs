@@ -1,6 +1,7 @@
 //! Stage two: check every raw value and build the [`Config`] model. All
 //! problems are collected (not just the first), each pointing at its key.
 
+use crate::capabilities::secrets::references as secret_references;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -616,24 +617,6 @@ impl Validator<'_> {
             }
         }
     }
-}
-
-/// The names in `{{secret.NAME}}` references in a value.
-fn secret_references(value: &str) -> Vec<&str> {
-    const OPEN: &str = "{{secret.";
-    let mut names = Vec::new();
-    let mut rest = value;
-    while let Some(start) = rest.find(OPEN) {
-        let after = &rest[start + OPEN.len()..];
-        match after.find("}}") {
-            Some(end) => {
-                names.push(&after[..end]);
-                rest = &after[end + 2..];
-            }
-            None => break,
-        }
-    }
-    names
 }
 
 #[cfg(test)]

@@ -261,46 +261,56 @@ impl Runtime {
             spec.allow.clone(),
             spec.resolver.clone(),
         );
-        let context = wit::RunContext {
-            check_name: spec.check_name.clone(),
-            targets: spec.targets.clone(),
-            config: spec.config.clone(),
-            location: spec.location.clone(),
-            mode: match spec.mode {
-                Mode::Edge => wit::Mode::Edge,
-                Mode::Restore => wit::Mode::Restore,
-            },
-            timeout_ms: spec.limits.timeout.as_millis() as u64,
-            run_id: run_id.clone(),
-        };
         let mut instantiate_ms = 0.0;
         let mut run_started = None;
-        let call = async {
-            let t = Instant::now();
-            let instance = check.pre.instantiate_async(&mut store).await?;
-            instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
-            run_started = Some(Instant::now());
-            instance.call_run(&mut store, &context).await
-        };
-        let outcome = tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await;
+        let (verdict, error) =
+            match capabilities::secrets::expand_config(&spec.config, &mut store.data_mut().caps.secrets) {
+                Err(message) => (
+                    None,
+                    Some(RunError {
+                        kind: ErrorKind::Config,
+                        message,
+                    }),
+                ),
+                Ok(config) => {
+                    let context = wit::RunContext {
+                        check_name: spec.check_name.clone(),
+                        targets: spec.targets.clone(),
+                        config,
+                        location: spec.location.clone(),
+                        mode: match spec.mode {
+                            Mode::Edge => wit::Mode::Edge,
+                            Mode::Restore => wit::Mode::Restore,
+                        },
+                        timeout_ms: spec.limits.timeout.as_millis() as u64,
+                        run_id: run_id.clone(),
+                    };
+                    let call = async {
+                        let t = Instant::now();
+                        let instance = check.pre.instantiate_async(&mut store).await?;
+                        instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
+                        run_started = Some(Instant::now());
+                        instance.call_run(&mut store, &context).await
+                    };
+                    match tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await {
+                        Ok(Ok(verdict)) => (Some(verdict), None),
+                        Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
+                        Err(_) => (
+                            None,
+                            Some(RunError {
+                                kind: ErrorKind::Deadline,
+                                message: format!(
+                                    "deadline of {} exceeded",
+                                    humantime::format_duration(spec.limits.timeout)
+                                ),
+                            }),
+                        ),
+                    }
+                }
+            };
         let run_ms = run_started
             .map(|t| t.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
-
-        let (verdict, error) = match outcome {
-            Ok(Ok(verdict)) => (Some(verdict), None),
-            Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
-            Err(_) => (
-                None,
-                Some(RunError {
-                    kind: ErrorKind::Deadline,
-                    message: format!(
-                        "deadline of {} exceeded",
-                        humantime::format_duration(spec.limits.timeout)
-                    ),
-                }),
-            ),
-        };
 
         let mut state = store.into_data();
         for line in stdout.text().lines() {

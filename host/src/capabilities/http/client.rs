@@ -7,11 +7,12 @@
 //! wants a fresh connection every time, and the timings of each step.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HOST, LOCATION, USER_AGENT};
+use cookie_store::CookieStore;
+use http::header::{COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -84,16 +85,10 @@ pub struct Redirect {
     pub location: String,
 }
 
-/// What the TLS handshake of the final hop negotiated.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TlsSession {
-    /// e.g. `TLSv1.3`.
-    pub version: String,
-    /// e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher_suite: String,
-    /// Negotiated ALPN protocol.
-    pub alpn: Option<String>,
-}
+/// What the TLS handshake of the final hop showed: version, cipher suite,
+/// ALPN, the presented chain (parsed) and its verdict (always `valid` in a
+/// completed exchange: a bad certificate fails it with `net-error::tls`).
+pub type TlsSession = crate::runtime::bindings::vantage::check::tls::TlsInfo;
 
 /// A completed exchange.
 #[derive(Debug, Clone)]
@@ -120,15 +115,19 @@ pub struct Fetched {
 
 /// Perform `req` under `allow`, following redirects if asked. Timings are
 /// accumulated into `timings` even when the exchange fails.
+///
+/// With a cookie `jar`, cookies are sent and stored on every hop, like a
+/// browser session (a login that sets a cookie on its redirect works).
 pub async fn fetch(
     net: &Net,
     req: FetchRequest,
+    jar: Option<&Mutex<CookieStore>>,
     timings: &mut Timings,
 ) -> Result<Fetched, NetError> {
     let started = Instant::now();
     let mut phase = Phase::Resolve;
     let result =
-        tokio::time::timeout(req.timeout, fetch_following(net, req, &mut phase, timings)).await;
+        tokio::time::timeout(req.timeout, fetch_following(net, req, jar, &mut phase, timings)).await;
     timings.total_ms = ms(started.elapsed());
     match result {
         Ok(Ok(fetched)) => Ok(Fetched {
@@ -143,12 +142,25 @@ pub async fn fetch(
 async fn fetch_following(
     net: &Net,
     mut req: FetchRequest,
+    jar: Option<&Mutex<CookieStore>>,
     phase: &mut Phase,
     timings: &mut Timings,
 ) -> Result<Fetched, NetError> {
     let mut redirects = Vec::new();
+    // The caller's own Cookie header; the jar's cookies are added to it.
+    let mut own_cookie = req.headers.get(COOKIE).cloned();
     loop {
+        if let Some(jar) = jar {
+            set_cookie_header(&mut req, own_cookie.as_ref(), jar);
+        }
         let hop = exchange(net, &req, phase, timings).await?;
+        if let Some(jar) = jar {
+            let mut jar = jar.lock().unwrap_or_else(|e| e.into_inner());
+            for (_, value) in hop.headers.iter().filter(|(k, _)| k == SET_COOKIE.as_str()) {
+                // A malformed or refused cookie is ignored, as browsers do.
+                let _ = jar.parse(value, &req.url);
+            }
+        }
         let location = hop
             .headers
             .iter()
@@ -177,7 +189,8 @@ async fn fetch_following(
                 }
                 if next.host_str() != req.url.host_str() {
                     req.headers.remove(http::header::AUTHORIZATION);
-                    req.headers.remove(http::header::COOKIE);
+                    req.headers.remove(COOKIE);
+                    own_cookie = None;
                 }
                 req.url = next;
             }
@@ -189,6 +202,23 @@ async fn fetch_following(
                 });
             }
         }
+    }
+}
+
+/// Set the Cookie header of `req` to the caller's own cookie plus the jar's
+/// cookies for the request URL.
+fn set_cookie_header(req: &mut FetchRequest, own: Option<&HeaderValue>, jar: &Mutex<CookieStore>) {
+    let jar = jar.lock().unwrap_or_else(|e| e.into_inner());
+    let mut parts: Vec<String> = own
+        .and_then(|v| v.to_str().ok())
+        .map(|v| vec![v.to_string()])
+        .unwrap_or_default();
+    parts.extend(jar.get_request_values(&req.url).map(|(k, v)| format!("{k}={v}")));
+    req.headers.remove(COOKIE);
+    if let Ok(value) = HeaderValue::from_str(&parts.join("; "))
+        && !parts.is_empty()
+    {
+        req.headers.insert(COOKIE, value);
     }
 }
 
@@ -222,33 +252,9 @@ async fn exchange(
     let ((response, _driver), tls) = if scheme == "https" {
         *phase = Phase::Tls;
         let t = Instant::now();
-        let server_name =
-            rustls::pki_types::ServerName::try_from(host_bare.to_string()).map_err(|e| {
-                NetError::InvalidRequest(format!("bad TLS server name {host_bare}: {e}"))
-            })?;
-        let tls_stream = tokio_rustls::TlsConnector::from(tls_config())
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| NetError::Tls(e.to_string()))?;
+        let (tls_stream, session) =
+            crate::capabilities::tls::handshake(tcp, host_bare, tls_config()?).await?;
         timings.tls_ms += ms(t.elapsed());
-        let (_, conn) = tls_stream.get_ref();
-        let session = TlsSession {
-            version: conn
-                .protocol_version()
-                .map(|v| match v {
-                    rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                    rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-                    other => format!("{other:?}"),
-                })
-                .unwrap_or_default(),
-            cipher_suite: conn
-                .negotiated_cipher_suite()
-                .map(|s| format!("{:?}", s.suite()))
-                .unwrap_or_default(),
-            alpn: conn
-                .alpn_protocol()
-                .map(|p| String::from_utf8_lossy(p).into_owned()),
-        };
         let h2 = session.alpn.as_deref() == Some("h2");
         *phase = Phase::Processing;
         let resp = send(tls_stream, h2, req, timings).await?;
@@ -370,26 +376,20 @@ where
     Ok((response, driver))
 }
 
-/// The TLS client configuration: webpki roots, TLS 1.2 and 1.3, ALPN h2 and
-/// http/1.1, aws-lc-rs as the crypto provider (chosen explicitly so that no
-/// process-wide default is needed).
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("aws-lc-rs supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            Arc::new(config)
-        })
-        .clone()
+/// The TLS client configuration of one connection: webpki roots, TLS 1.2
+/// and 1.3, ALPN h2 and http/1.1, aws-lc-rs as the crypto provider (chosen
+/// explicitly so that no process-wide default is needed), and the recording
+/// verifier of [`crate::capabilities::tls`] in `require_valid` mode, so the
+/// chain is reported and a bad certificate fails with its verdict.
+fn tls_config() -> Result<crate::capabilities::tls::HandshakeConfig, NetError> {
+    crate::capabilities::tls::TlsOptions {
+        server_name: String::new(),
+        alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        ca_bundle_pem: None,
+        client_cert: None,
+        require_valid: true,
+    }
+    .config()
 }
 
 /// Build a header map from a guest's list, rejecting invalid names/values.

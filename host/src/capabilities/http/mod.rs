@@ -13,7 +13,6 @@ use self::client::{FetchRequest, Timings};
 use super::net::{self, Net};
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::http as wit;
-use crate::runtime::bindings::vantage::check::tls::{TlsInfo, Verdict};
 use crate::runtime::bindings::vantage::check::types::NetError;
 
 /// One exchange as the host saw it, for the run's result.
@@ -40,6 +39,8 @@ pub struct HttpTrace {
 #[derive(Debug)]
 pub struct HttpState {
     net: Net,
+    /// Cookies carried across the run's exchanges (a session per run).
+    jar: std::sync::Mutex<cookie_store::CookieStore>,
     /// Every exchange of the run, in order.
     pub trace: Vec<HttpTrace>,
     /// Denials, to be logged with the run.
@@ -51,6 +52,7 @@ impl HttpState {
     pub fn new(net: Net) -> Self {
         HttpState {
             net,
+            jar: Default::default(),
             trace: Vec::new(),
             denials: Vec::new(),
         }
@@ -84,7 +86,7 @@ impl HttpState {
         let (method, url) = (req.method.clone(), req.url.clone());
         let prepared = self.prepare(req)?;
         let mut timings = Timings::default();
-        let result = client::fetch(&self.net, prepared, &mut timings).await;
+        let result = client::fetch(&self.net, prepared, Some(&self.jar), &mut timings).await;
         let mut trace = HttpTrace {
             method,
             url,
@@ -144,17 +146,10 @@ fn to_wit_response(f: client::Fetched) -> wit::Response {
                 location: r.location,
             })
             .collect(),
-        // The handshake verified the chain against the webpki roots, or the
-        // exchange would have failed with `net-error::tls`. The chain itself
-        // is reported by `tls.inspect`.
-        tls: f.tls.map(|s| TlsInfo {
-            version: s.version,
-            cipher_suite: s.cipher_suite,
-            alpn: s.alpn,
-            chain: Vec::new(),
-            earliest_expiry_unix_ms: None,
-            verdict: Verdict::Valid,
-        }),
+        // The full handshake summary: the chain verified against the webpki
+        // roots (verdict `valid`), or the exchange would have failed with
+        // `net-error::tls`.
+        tls: f.tls,
     }
 }
 
