@@ -158,6 +158,12 @@ fn target_app() -> Router {
             "/redirect",
             get(|| async { Redirect::permanent("/healthz") }),
         )
+        .route(
+            "/redirect-to-port/{port}",
+            get(|axum::extract::Path(port): axum::extract::Path<u16>| async move {
+                Redirect::temporary(&format!("http://127.0.0.1:{port}/healthz"))
+            }),
+        )
         .route("/login", axum::routing::post(login))
         .route("/api/me", get(me))
         .route("/logout", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
