@@ -12,6 +12,8 @@
 //! - [`result`]: [`result::CheckResult`], the one result type.
 //! - [`cli`]: the `vantage` command's subcommands.
 
+#![warn(missing_docs)]
+
 pub mod capabilities;
 pub mod cli;
 pub mod config;

@@ -168,3 +168,41 @@ async fn concurrent_runs_are_independent() {
         );
     }
 }
+
+/// A restart does not recompile: the second load of the same component in a
+/// new runtime comes from the on-disk cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn compiled_components_are_cached_on_disk() {
+    use vantage::runtime::cache::CacheOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let first = Runtime::new(&EngineOptions::default(), Some(dir.path().to_path_buf())).unwrap();
+    let loaded = first.load_file(&wasm("fixture_echo")).await.unwrap();
+    assert_eq!(loaded.cache, CacheOutcome::Compiled);
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "one .cwasm file");
+    drop(first);
+
+    let second = Runtime::new(&EngineOptions::default(), Some(dir.path().to_path_buf())).unwrap();
+    let again = second.load_file(&wasm("fixture_echo")).await.unwrap();
+    assert_eq!(again.cache, CacheOutcome::Hit);
+    assert_eq!(again.digest, loaded.digest);
+    let r = second
+        .run(&again, &spec("echo", vec![], &[], Duration::from_secs(5)))
+        .await;
+    assert_eq!(r.status, Status::Pass);
+
+    // A corrupt cache entry is ignored and replaced, not fatal.
+    drop((again, second));
+    let entry = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&entry, b"garbage").unwrap();
+    let third = Runtime::new(&EngineOptions::default(), Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(
+        third.load_file(&wasm("fixture_echo")).await.unwrap().cache,
+        CacheOutcome::Compiled
+    );
+}

@@ -51,15 +51,20 @@ impl ComponentCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let path = dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()));
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of an engine
-            // with the same compatibility hash, into a directory this process owns;
-            // a corrupt or foreign file fails the header checks and we recompile.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+        // Read into memory rather than mmap the file: a cache file replaced or
+        // truncated while mapped would crash the process (SIGBUS).
+        if let Ok(compiled) = std::fs::read(&path) {
+            // SAFETY: the bytes were written by `Component::serialize` of an
+            // engine with the same compatibility hash, into a directory this
+            // process owns; foreign or corrupt bytes fail the header checks
+            // and we recompile.
+            match unsafe { Component::deserialize(engine, &compiled) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit, digest)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component")
-                }
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "ignoring unusable cached component"
+                ),
             }
         }
         let component = Component::new(engine, bytes)?;
