@@ -149,7 +149,10 @@ mod tests {
         std::fs::write(&file, "t0k3n").unwrap();
         let mut s = SecretsState::new(&[("token".into(), SecretSource::File(file))]);
         let config = vec![
-            ("headers.Authorization".to_string(), "Bearer {{secret.token}}".to_string()),
+            (
+                "headers.Authorization".to_string(),
+                "Bearer {{secret.token}}".to_string(),
+            ),
             ("plain".to_string(), "value".to_string()),
         ];
         let expanded = expand_config(&config, &mut s).unwrap();
@@ -159,7 +162,10 @@ mod tests {
 
         let bad = vec![("k".to_string(), "{{secret.other}}".to_string())];
         let err = expand_config(&bad, &mut s).unwrap_err();
-        assert!(err.contains("config key `k`") && err.contains("other"), "{err}");
+        assert!(
+            err.contains("config key `k`") && err.contains("other"),
+            "{err}"
+        );
         assert!(!err.contains("t0k3n"));
     }
 

@@ -6,6 +6,7 @@
 //! store from an [`InstancePre`](wasmtime::component::InstancePre) (pooling
 //! allocator) costs tens of microseconds.
 
+#[allow(missing_docs)] // generated from the WIT, documented there
 pub mod bindings;
 pub mod cache;
 pub mod engine;
@@ -263,51 +264,53 @@ impl Runtime {
         );
         let mut instantiate_ms = 0.0;
         let mut run_started = None;
-        let (verdict, error) =
-            match capabilities::secrets::expand_config(&spec.config, &mut store.data_mut().caps.secrets) {
-                Err(message) => (
-                    None,
-                    Some(RunError {
-                        kind: ErrorKind::Config,
-                        message,
-                    }),
-                ),
-                Ok(config) => {
-                    let context = wit::RunContext {
-                        check_name: spec.check_name.clone(),
-                        targets: spec.targets.clone(),
-                        config,
-                        location: spec.location.clone(),
-                        mode: match spec.mode {
-                            Mode::Edge => wit::Mode::Edge,
-                            Mode::Restore => wit::Mode::Restore,
-                        },
-                        timeout_ms: spec.limits.timeout.as_millis() as u64,
-                        run_id: run_id.clone(),
-                    };
-                    let call = async {
-                        let t = Instant::now();
-                        let instance = check.pre.instantiate_async(&mut store).await?;
-                        instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
-                        run_started = Some(Instant::now());
-                        instance.call_run(&mut store, &context).await
-                    };
-                    match tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await {
-                        Ok(Ok(verdict)) => (Some(verdict), None),
-                        Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
-                        Err(_) => (
-                            None,
-                            Some(RunError {
-                                kind: ErrorKind::Deadline,
-                                message: format!(
-                                    "deadline of {} exceeded",
-                                    humantime::format_duration(spec.limits.timeout)
-                                ),
-                            }),
-                        ),
-                    }
+        let (verdict, error) = match capabilities::secrets::expand_config(
+            &spec.config,
+            &mut store.data_mut().caps.secrets,
+        ) {
+            Err(message) => (
+                None,
+                Some(RunError {
+                    kind: ErrorKind::Config,
+                    message,
+                }),
+            ),
+            Ok(config) => {
+                let context = wit::RunContext {
+                    check_name: spec.check_name.clone(),
+                    targets: spec.targets.clone(),
+                    config,
+                    location: spec.location.clone(),
+                    mode: match spec.mode {
+                        Mode::Edge => wit::Mode::Edge,
+                        Mode::Restore => wit::Mode::Restore,
+                    },
+                    timeout_ms: spec.limits.timeout.as_millis() as u64,
+                    run_id: run_id.clone(),
+                };
+                let call = async {
+                    let t = Instant::now();
+                    let instance = check.pre.instantiate_async(&mut store).await?;
+                    instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
+                    run_started = Some(Instant::now());
+                    instance.call_run(&mut store, &context).await
+                };
+                match tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await {
+                    Ok(Ok(verdict)) => (Some(verdict), None),
+                    Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
+                    Err(_) => (
+                        None,
+                        Some(RunError {
+                            kind: ErrorKind::Deadline,
+                            message: format!(
+                                "deadline of {} exceeded",
+                                humantime::format_duration(spec.limits.timeout)
+                            ),
+                        }),
+                    ),
                 }
-            };
+            }
+        };
         let run_ms = run_started
             .map(|t| t.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
