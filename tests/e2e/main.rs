@@ -7,5 +7,12 @@
 mod support;
 
 mod cli;
+mod flow;
+mod dns;
+mod dns_server;
 mod http_check;
+mod policy;
 mod sandbox;
+mod tcp;
+mod tls;
+mod tls_servers;

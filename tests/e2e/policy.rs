@@ -60,3 +60,26 @@ async fn the_per_run_connection_cap_is_a_typed_error() {
     let detail = assertion(&r, "request succeeded")["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("connections: at most 100"), "{detail}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wasi_http_works_under_the_same_policy() {
+    let base = start_target().await;
+    let port = base.rsplit(':').next().unwrap();
+    // A component using standard wasi:http reaches an allowed target.
+    let (out, r) = run_json("fixture_wasi_http", &["--target", &format!("{base}/healthz")]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(assertion(&r, "status is 2xx")["detail"], "got 200");
+
+    // A name that resolves to loopback is refused under a wildcard, and the
+    // run's log says what was denied.
+    let target = format!("http://sneaky.internal.test:{port}/healthz");
+    let (out, r) = run_json(
+        "fixture_wasi_http",
+        &["--target", &target, "--allow", "http://*:*", "--resolve", "sneaky.internal.test:127.0.0.1"],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    let detail = assertion(&r, "request succeeded")["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("HttpRequestDenied"), "{detail}");
+    assert!(r["logs"].to_string().contains("127.0.0.1"), "{r:#}");
+}

@@ -14,6 +14,7 @@ pub mod net;
 pub mod secrets;
 pub mod tcp;
 pub mod tls;
+pub mod wasi_http;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +59,8 @@ pub struct Capabilities {
     pub dns: dns::DnsState,
     /// `tcp` interface state.
     pub tcp: tcp::TcpState,
+    /// `wasi:http` state.
+    pub wasi_http: wasi_http::WasiHttpState,
 }
 
 impl Capabilities {
@@ -76,7 +79,8 @@ impl Capabilities {
             http: http::HttpState::new(net.clone()),
             tls: tls::TlsState::new(net.clone(), &grant.secrets),
             dns: dns::DnsState::new(net.clone()),
-            tcp: tcp::TcpState::new(net, &grant.secrets),
+            tcp: tcp::TcpState::new(net.clone(), &grant.secrets),
+            wasi_http: wasi_http::WasiHttpState::new(net),
         }
     }
 }
@@ -92,5 +96,6 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     tls::add_to_linker(linker)?;
     dns::add_to_linker(linker)?;
     tcp::add_to_linker(linker)?;
+    wasi_http::add_to_linker(linker)?;
     Ok(())
 }

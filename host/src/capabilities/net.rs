@@ -142,6 +142,10 @@ impl NetBudget {
 pub struct HostResolver {
     /// Fixed answers, like curl's `--resolve`: host name (lowercase) → addresses.
     pub overrides: HashMap<String, Vec<IpAddr>>,
+    /// Resolve names through this nameserver (A, then AAAA when there is no
+    /// A record; UDP with TCP fallback; no cache) instead of the system
+    /// resolver, like `dig @server`. Overrides still win.
+    pub nameserver: Option<SocketAddr>,
 }
 
 impl HostResolver {
@@ -154,6 +158,9 @@ impl HostResolver {
         if let Some(addrs) = self.overrides.get(&bare.to_ascii_lowercase()) {
             return Ok(addrs.clone());
         }
+        if let Some(nameserver) = self.nameserver {
+            return lookup_via(nameserver, bare).await;
+        }
         let addrs: Vec<IpAddr> = tokio::net::lookup_host((bare, 0))
             .await
             .map_err(|e| NetError::Dns(format!("{bare}: {e}")))?
@@ -164,6 +171,58 @@ impl HostResolver {
         }
         Ok(addrs)
     }
+}
+
+/// Resolve `host` to its addresses through `nameserver`, with a fresh
+/// resolver (no cache carried between lookups, no hosts file, no search
+/// domains).
+async fn lookup_via(nameserver: SocketAddr, host: &str) -> Result<Vec<IpAddr>, NetError> {
+    use hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig,
+    };
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
+    let dns_error =
+        |e: &dyn std::fmt::Display| NetError::Dns(format!("{host} via {nameserver}: {e}"));
+    let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+        .into_iter()
+        .map(|mut c| {
+            c.port = nameserver.port();
+            c
+        })
+        .collect();
+    let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
+        nameserver.ip(),
+        true,
+        connections,
+    )]);
+    let mut builder = hickory_resolver::TokioResolver::builder_with_config(
+        config,
+        TokioRuntimeProvider::default(),
+    );
+    let options = builder.options_mut();
+    options.cache_size = 0;
+    options.use_hosts_file = ResolveHosts::Never;
+    options.ndots = 0;
+    options.attempts = 1;
+    let resolver = builder.build().map_err(|e| dns_error(&e))?;
+    let absolute = if host.ends_with('.') {
+        host.to_string()
+    } else {
+        format!("{host}.")
+    };
+    let addrs: Vec<IpAddr> = resolver
+        .lookup_ip(absolute)
+        .await
+        .map_err(|e| dns_error(&e))?
+        .iter()
+        .collect();
+    if addrs.is_empty() {
+        return Err(NetError::Dns(format!(
+            "{host} via {nameserver}: no addresses"
+        )));
+    }
+    Ok(addrs)
 }
 
 /// Everything a network capability needs for one run. Cheap to clone.

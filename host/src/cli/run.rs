@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// `--resolve`: `--resolve api.example.com:10.0.0.7`.
     #[arg(long = "resolve", value_name = "HOST:ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<(String, IpAddr)>,
+    /// Resolve host names through this nameserver (`ip` or `ip:port`, default
+    /// port 53) instead of the system resolver; `--resolve` still wins.
+    #[arg(long = "resolver", value_name = "ADDR", value_parser = parse_resolver)]
+    pub resolver: Option<std::net::SocketAddr>,
     /// Wall-clock budget of the run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -91,6 +95,10 @@ fn parse_resolve(s: &str) -> Result<(String, IpAddr), String> {
     Ok((host.to_ascii_lowercase(), addr))
 }
 
+fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
+    crate::capabilities::dns::parse_server(s)
+}
+
 fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
     config::parse_secret(s).map_err(|e| e.to_string())
 }
@@ -126,7 +134,10 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     patterns.extend(args.allow.iter().cloned());
     let allow =
         AllowList::parse(patterns.iter().map(String::as_str)).context("invalid --allow pattern")?;
-    let mut resolver = HostResolver::default();
+    let mut resolver = HostResolver {
+        nameserver: args.resolver,
+        ..HostResolver::default()
+    };
     for (host, addr) in &args.resolve {
         resolver
             .overrides

@@ -62,6 +62,16 @@ impl WasiView for RunState {
     }
 }
 
+impl wasmtime_wasi_http::WasiHttpView for RunState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.caps.wasi_http.ctx,
+            table: &mut self.table,
+            hooks: &mut self.caps.wasi_http.hooks,
+        }
+    }
+}
+
 /// The process's sandbox: one engine, one linker, one component cache.
 pub struct Runtime {
     engine: Engine,
@@ -330,7 +340,9 @@ impl Runtime {
                     .push(crate::capabilities::log::Level::Warn, line);
             }
         }
-        for denial in &state.caps.http.denials {
+        let mut denials = state.caps.http.denials.clone();
+        denials.extend(state.caps.wasi_http.denials());
+        for denial in &denials {
             state.caps.log.push(
                 crate::capabilities::log::Level::Warn,
                 &format!("denied: {denial}"),

@@ -126,8 +126,11 @@ pub async fn fetch(
 ) -> Result<Fetched, NetError> {
     let started = Instant::now();
     let mut phase = Phase::Resolve;
-    let result =
-        tokio::time::timeout(req.timeout, fetch_following(net, req, jar, &mut phase, timings)).await;
+    let result = tokio::time::timeout(
+        req.timeout,
+        fetch_following(net, req, jar, &mut phase, timings),
+    )
+    .await;
     timings.total_ms = ms(started.elapsed());
     match result {
         Ok(Ok(fetched)) => Ok(Fetched {
@@ -213,7 +216,10 @@ fn set_cookie_header(req: &mut FetchRequest, own: Option<&HeaderValue>, jar: &Mu
         .and_then(|v| v.to_str().ok())
         .map(|v| vec![v.to_string()])
         .unwrap_or_default();
-    parts.extend(jar.get_request_values(&req.url).map(|(k, v)| format!("{k}={v}")));
+    parts.extend(
+        jar.get_request_values(&req.url)
+            .map(|(k, v)| format!("{k}={v}")),
+    );
     req.headers.remove(COOKIE);
     if let Ok(value) = HeaderValue::from_str(&parts.join("; "))
         && !parts.is_empty()
