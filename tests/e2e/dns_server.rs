@@ -291,7 +291,7 @@ impl Zone {
             "metadata.vantage.test" => only(T::A, vec![a(Ipv4Addr::new(169, 254, 169, 254), 300)]),
             "rebind.vantage.test" if qtype == T::A => {
                 let n = self.rebind.fetch_add(1, Ordering::SeqCst);
-                let ip = if n % 2 == 0 {
+                let ip = if n.is_multiple_of(2) {
                     PUBLIC
                 } else {
                     Ipv4Addr::LOCALHOST

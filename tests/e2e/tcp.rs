@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use crate::support::{assertion, run_json};
-use crate::tls_servers::{LOCAL, intermediate, leaf, root, start_banner, start_smtp};
+use crate::tls_servers::{
+    IMAP, LOCAL, POP3, SMTP, intermediate, leaf, root, start_banner, start_starttls,
+};
 
 async fn probe(args: &[&str]) -> (i32, Value) {
     let (out, r) = run_json("tcp", args).await;
@@ -74,7 +76,7 @@ async fn smtp_starttls_reports_the_certificate() {
     let ca = root("Vantage Test Root");
     let inter = intermediate("Vantage Test Intermediate", &ca, -1, 1000);
     let l = leaf(LOCAL, &inter, -1, 90);
-    let port = start_smtp(vec![l.der, inter.der.clone()], l.key).await;
+    let port = start_starttls(&SMTP, vec![l.der, inter.der.clone()], l.key).await;
     let target = format!("tcp://127.0.0.1:{port}");
     let (_, r) = probe(&[
         "--target",
@@ -144,4 +146,48 @@ async fn tls_from_the_first_byte_is_allowed_by_a_tls_pattern() {
     assert_eq!(code, 2, "{r:#}");
     let detail = assertion(&r, "connected")["detail"].as_str().unwrap();
     assert!(detail.starts_with("denied"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_and_pop3_starttls_upgrade() {
+    let ca = root("Vantage Test Root");
+    for (name, proto, expect) in [
+        ("imap", &IMAP, "(?s)^\\* OK .*a1 OK Begin.*\\* ok NOOP"),
+        (
+            "pop3",
+            &POP3,
+            "(?s)^\\+OK POP3.*\\+OK Begin TLS.*\\+OK NOOP",
+        ),
+    ] {
+        let l = leaf(LOCAL, &ca, -1, 90);
+        let port = start_starttls(proto, vec![l.der, ca.der.clone()], l.key).await;
+        let target = format!("tcp://127.0.0.1:{port}");
+        let starttls = format!("starttls={name}");
+        let expect = format!("expect={expect}");
+        let (_, r) = probe(&[
+            "--target",
+            &target,
+            "--set",
+            &starttls,
+            "--set",
+            r"send=NOOP\r\n",
+            "--set",
+            &expect,
+        ])
+        .await;
+        assert_eq!(assertion(&r, "connected")["passed"], true, "{name}: {r:#}");
+        assert_eq!(
+            assertion(&r, "answer matches")["passed"],
+            true,
+            "{name}: {r:#}"
+        );
+        let detail = assertion(&r, "certificate chain is valid")["detail"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            detail.starts_with("verdict unknown-issuer, TLSv1.3"),
+            "{name}: {detail}"
+        );
+    }
 }

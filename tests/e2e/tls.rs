@@ -228,3 +228,30 @@ async fn a_server_that_never_answers_times_out_in_the_tls_phase() {
         "{detail}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_from_a_secret_is_presented() {
+    let ca = root("Vantage Test Root");
+    let l = leaf(LOCAL, &ca, -1, 90);
+    let (port, seen) = crate::tls_servers::start_mtls(vec![l.der], l.key, ca.der.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.pem");
+    std::fs::write(&path, crate::tls_servers::client_pem(&ca)).unwrap();
+    let secret = format!("client=file:{}", path.display());
+    let (code, r) = inspect(
+        port,
+        Some(&ca.pem),
+        &["--secret", &secret, "--set", "client_cert_secret=client"],
+    )
+    .await;
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(verdict(&r), "valid");
+    // The server verifies the client certificate after the client's Finished.
+    for _ in 0..50 {
+        if seen.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the server never saw a verified client certificate");
+}

@@ -186,10 +186,56 @@ pub async fn start_banner(banner: &'static str, reply: &'static str) -> u16 {
     port
 }
 
-/// An SMTP-like server: greeting, EHLO (multi-line, advertising STARTTLS),
-/// STARTTLS → 220 and a TLS handshake presenting `chain`, then one `250`
-/// per line over TLS. Returns its port.
-pub async fn start_smtp(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> u16 {
+/// A plain-text protocol that upgrades to TLS in-band.
+pub struct Starttls {
+    /// Sent on connect.
+    pub greeting: &'static str,
+    /// Answers to commands before the upgrade: (command prefix, reply).
+    pub replies: &'static [(&'static str, &'static str)],
+    /// The upgrade command (uppercase) and its reply.
+    pub upgrade: (&'static str, &'static str),
+    /// Prefix of each answer over TLS (the line follows).
+    pub after: &'static str,
+}
+
+/// SMTP: greeting, multi-line EHLO advertising STARTTLS, `220` to STARTTLS.
+pub const SMTP: Starttls = Starttls {
+    greeting: "220 mail.test ESMTP ready\r\n",
+    replies: &[(
+        "EHLO",
+        "250-mail.test\r\n250-SIZE 1000000\r\n250 STARTTLS\r\n",
+    )],
+    upgrade: ("STARTTLS", "220 Ready to start TLS\r\n"),
+    after: "250 ok ",
+};
+
+/// IMAP: `* OK` greeting, `a1 OK` to `a1 STARTTLS` (after an untagged line).
+pub const IMAP: Starttls = Starttls {
+    greeting: "* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n",
+    replies: &[],
+    upgrade: (
+        "A1 STARTTLS",
+        "* NOTE untagged first\r\na1 OK Begin TLS negotiation now\r\n",
+    ),
+    after: "* ok ",
+};
+
+/// POP3: `+OK` greeting, `+OK` to `STLS`.
+pub const POP3: Starttls = Starttls {
+    greeting: "+OK POP3 ready\r\n",
+    replies: &[],
+    upgrade: ("STLS", "+OK Begin TLS\r\n"),
+    after: "+OK ",
+};
+
+/// A server speaking `proto` until the upgrade, then TLS presenting
+/// `chain`, answering each line with `proto.after` + the line. Returns its
+/// port.
+pub async fn start_starttls(
+    proto: &'static Starttls,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> u16 {
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config(chain, key));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -200,7 +246,7 @@ pub async fn start_smtp(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let _ = tcp.write_all(b"220 mail.test ESMTP ready\r\n").await;
+                let _ = tcp.write_all(proto.greeting.as_bytes()).await;
                 // Read commands byte by byte so nothing of the TLS hello is consumed.
                 loop {
                     let mut line = Vec::new();
@@ -217,15 +263,17 @@ pub async fn start_smtp(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<
                         }
                     }
                     let cmd = String::from_utf8_lossy(&line).trim().to_ascii_uppercase();
-                    if cmd.starts_with("EHLO") {
-                        let _ = tcp
-                            .write_all(b"250-mail.test\r\n250-SIZE 1000000\r\n250 STARTTLS\r\n")
-                            .await;
-                    } else if cmd == "STARTTLS" {
-                        let _ = tcp.write_all(b"220 Ready to start TLS\r\n").await;
+                    if cmd == proto.upgrade.0 {
+                        let _ = tcp.write_all(proto.upgrade.1.as_bytes()).await;
                         break;
-                    } else {
-                        let _ = tcp.write_all(b"502 unknown\r\n").await;
+                    }
+                    match proto.replies.iter().find(|(c, _)| cmd.starts_with(c)) {
+                        Some((_, reply)) => {
+                            let _ = tcp.write_all(reply.as_bytes()).await;
+                        }
+                        None => {
+                            let _ = tcp.write_all(b"502 unknown\r\n").await;
+                        }
                     }
                 }
                 let Ok(tls) = acceptor.accept(tcp).await else {
@@ -234,10 +282,72 @@ pub async fn start_smtp(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<
                 let (r, mut w) = tokio::io::split(tls);
                 let mut lines = BufReader::new(r).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let _ = w.write_all(format!("250 ok {line}\r\n").as_bytes()).await;
+                    let _ = w
+                        .write_all(format!("{}{line}\r\n", proto.after).as_bytes())
+                        .await;
                 }
             });
         }
     });
     port
+}
+
+/// A TLS server that asks for a client certificate issued by `client_ca`;
+/// the flag turns true once a client presented a verified one.
+pub async fn start_mtls(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: CertificateDer<'static>,
+) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let flag = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, flag) = (acceptor.clone(), flag.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await
+                    && tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty())
+                {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// A client certificate (signed by `ca`) and its key, as one PEM document.
+pub fn client_pem(ca: &Ca) -> String {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "vantage-client");
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &ca.issuer()).unwrap();
+    format!("{}{}", cert.pem(), key.serialize_pem())
 }

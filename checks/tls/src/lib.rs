@@ -199,27 +199,24 @@ fn judge(report: &TlsReport, degraded_days: f64, fail_days: f64, outcome: &mut O
         format!("{} certificate(s): {}", chain.len(), chain.join(" | ")),
     );
     let days = info.days_left(clock::now_unix_ms());
-    match days {
-        Some(days) => {
-            outcome.measure("tls_cert_days_left", days, "days");
-            let which = info
-                .chain
-                .iter()
-                .find(|c| Some(c.not_after_unix_ms) == info.earliest_expiry_unix_ms)
-                .map(|c| c.subject.clone())
-                .unwrap_or_default();
-            outcome.assert(
-                format!("chain valid for at least {fail_days} days"),
-                days >= fail_days,
-                format!("{days:.1} days left (earliest expiry: {which})"),
-            );
-            if days >= fail_days && days < degraded_days {
-                outcome.degrade(format!(
-                    "certificate expires in {days:.1} days (under {degraded_days})"
-                ));
-            }
+    if let Some(days) = days {
+        outcome.measure("tls_cert_days_left", days, "days");
+        let which = info
+            .chain
+            .iter()
+            .find(|c| Some(c.not_after_unix_ms) == info.earliest_expiry_unix_ms)
+            .map(|c| c.subject.clone())
+            .unwrap_or_default();
+        outcome.assert(
+            format!("chain valid for at least {fail_days} days"),
+            days >= fail_days,
+            format!("{days:.1} days left (earliest expiry: {which})"),
+        );
+        if days >= fail_days && days < degraded_days {
+            outcome.degrade(format!(
+                "certificate expires in {days:.1} days (under {degraded_days})"
+            ));
         }
-        None => {}
     }
     match days {
         Some(days) => format!("{verdict}, {days:.1} days left, {}", info.version),

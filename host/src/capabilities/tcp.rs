@@ -309,3 +309,64 @@ impl wit::Host for TcpState {
 pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     wit::add_to_linker::<RunState, HasSelf<TcpState>>(linker, |s| &mut s.caps.tcp)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::capabilities::net::{HostResolver, NetBudget, NetLimits};
+    use crate::policy::AllowList;
+
+    fn net(max_bytes: u64) -> Net {
+        Net {
+            allow: Arc::new(AllowList::parse(["tcp://127.0.0.1:1"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits {
+                max_bytes,
+                ..NetLimits::default()
+            })),
+            resolver: Arc::new(HostResolver::default()),
+            deadline: Instant::now() + Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_smtp_reply_ends_at_its_last_line_and_nothing_more_is_read() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        server
+            .write_all(b"250-mail.test\r\n250-SIZE 1\r\n250 STARTTLS\r\nNEXT")
+            .await
+            .unwrap();
+        let net = net(1 << 20);
+        let mut talk = Talk {
+            net: &net,
+            received: Vec::new(),
+        };
+        let got = talk.read(&mut client, Until::SmtpReply).await.unwrap();
+        assert_eq!(got, b"250-mail.test\r\n250-SIZE 1\r\n250 STARTTLS\r\n");
+        let line = talk.read(&mut client, Until::Line);
+        drop(server);
+        assert_eq!(line.await.unwrap(), b"NEXT");
+        assert_eq!(
+            talk.received,
+            b"250-mail.test\r\n250-SIZE 1\r\n250 STARTTLS\r\nNEXT"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_count_against_the_byte_budget() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        server.write_all(b"0123456789\n").await.unwrap();
+        let net = net(4);
+        let mut talk = Talk {
+            net: &net,
+            received: Vec::new(),
+        };
+        assert!(matches!(
+            talk.read(&mut client, Until::Line).await,
+            Err(NetError::LimitExceeded(_))
+        ));
+    }
+}

@@ -596,7 +596,10 @@ mod tests {
         assert_eq!(verdict_name(&v(CertificateError::Revoked, &[])), "revoked");
         // Leaf alone, its issuer not presented: the intermediate is missing.
         assert_eq!(
-            verdict_name(&v(CertificateError::UnknownIssuer, &[leaf.clone()])),
+            verdict_name(&v(
+                CertificateError::UnknownIssuer,
+                std::slice::from_ref(&leaf)
+            )),
             "incomplete-chain"
         );
         // Leaf + intermediate of an untrusted root.
@@ -613,6 +616,87 @@ mod tests {
             verdict_name(&verdict_of(&rustls::Error::General("x".into()), &[]))
                 .starts_with("other")
         );
+    }
+
+    /// A server on one end of an in-memory pipe presenting `chain`.
+    fn serve(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> tokio::io::DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        tokio::spawn(async move {
+            if let Ok(mut tls) = acceptor.accept(server).await {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 16];
+                let _ = tls.read(&mut buf).await;
+            }
+        });
+        client
+    }
+
+    fn options(ca: Option<String>, require_valid: bool) -> TlsOptions {
+        TlsOptions {
+            server_name: "a.test".into(),
+            alpn: Vec::new(),
+            ca_bundle_pem: ca,
+            client_cert: None,
+            require_valid,
+        }
+    }
+
+    #[tokio::test]
+    async fn require_valid_reports_the_chain_or_fails_with_the_verdict() {
+        let (p, k) = ca("Test Root");
+        let root = p.self_signed(&k).unwrap();
+        let (root_pem, root_der) = (root.pem(), root.der().clone());
+        let issuer = Issuer::new(p, k);
+        let key = KeyPair::generate().unwrap();
+        let mut lp = CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        lp.distinguished_name.push(DnType::CommonName, "a.test");
+        let leaf = lp.signed_by(&key, &issuer).unwrap().der().clone();
+        let key_der = || PrivateKeyDer::Pkcs8(key.serialize_der().into());
+
+        // Trusted (as `http.fetch` would with a trusted chain): full summary.
+        let io = serve(vec![leaf.clone()], key_der());
+        let config = options(Some(root_pem), true).config().unwrap();
+        let (_, info) = handshake(io, "a.test", config).await.unwrap();
+        assert!(matches!(info.verdict, Verdict::Valid));
+        assert_eq!(info.version, "TLSv1.3");
+        assert_eq!(info.chain.len(), 1);
+        assert_eq!(info.chain[0].subject, "CN=a.test");
+        assert_eq!(
+            info.earliest_expiry_unix_ms,
+            Some(info.chain[0].not_after_unix_ms)
+        );
+
+        // Untrusted (the server also sends its root): the handshake fails,
+        // naming the verdict.
+        let io = serve(vec![leaf.clone(), root_der.clone()], key_der());
+        let config = options(None, true).config().unwrap();
+        match handshake(io, "a.test", config).await {
+            Err(NetError::Tls(m)) => assert!(m.starts_with("unknown-issuer: "), "{m}"),
+            other => panic!("expected a tls error, got {other:?}"),
+        }
+
+        // Inspection mode: the same chain completes, with the verdict as data.
+        let io = serve(vec![leaf.clone(), root_der], key_der());
+        let config = options(None, false).config().unwrap();
+        let (_, info) = handshake(io, "a.test", config).await.unwrap();
+        assert!(matches!(info.verdict, Verdict::UnknownIssuer));
+        assert_eq!(info.chain.len(), 2);
+
+        // The leaf alone, its issuer neither presented nor trusted.
+        let io = serve(vec![leaf], key_der());
+        let config = options(None, false).config().unwrap();
+        let (_, info) = handshake(io, "a.test", config).await.unwrap();
+        assert!(matches!(info.verdict, Verdict::IncompleteChain));
     }
 
     #[test]

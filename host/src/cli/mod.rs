@@ -33,7 +33,7 @@ pub enum Command {
     /// Run a check component once and print its result.
     ///
     /// Exit code: 0 pass, 1 degraded, 2 fail, 3 error (Nagios plugin convention).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show a component's metadata, world and declared capabilities.
     Inspect(inspect::InspectArgs),
     /// Scaffold a new Rust check crate that builds to a working component.
@@ -48,7 +48,7 @@ impl Command {
     /// Run the subcommand; returns the process exit code.
     pub async fn execute(self) -> anyhow::Result<u8> {
         match self {
-            Command::Run(args) => run::execute(args).await,
+            Command::Run(args) => run::execute(*args).await,
             Command::Inspect(args) => inspect::execute(args).await,
             Command::New(args) => new::execute(args),
             Command::Validate(args) => validate::execute(args),
