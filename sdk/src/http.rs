@@ -69,6 +69,8 @@ pub fn request(method: impl Into<String>, url: impl Into<String>) -> RequestBuil
             follow_redirects: true,
             max_redirects: None,
             max_body_bytes: None,
+            insecure: false,
+            client_cert_secret: None,
         },
     }
 }
@@ -155,6 +157,21 @@ impl RequestBuilder {
     /// 16 MiB). Larger bodies fail with [`NetError::BodyTooLarge`].
     pub fn max_body_bytes(mut self, max: u64) -> Self {
         self.raw.max_body_bytes = Some(max);
+        self
+    }
+
+    /// Accept any certificate (the chain and verdict are still reported in
+    /// [`Response::tls`]). The host refuses the request with a `denied` error
+    /// unless the operator allowed insecure TLS for this check.
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.raw.insecure = insecure;
+        self
+    }
+
+    /// Present the client certificate (PEM chain + key) held by the granted
+    /// secret `name`, for mutual TLS.
+    pub fn client_cert_secret(mut self, name: impl Into<String>) -> Self {
+        self.raw.client_cert_secret = Some(name.into());
         self
     }
 

@@ -38,7 +38,11 @@ async fn api_flow_logs_in_calls_the_api_and_logs_out() {
     // Steps carry their own timings, and the host saw three exchanges.
     assert!(assertion(&r, "log in")["duration_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(r["timings"]["http"].as_array().unwrap().len(), 3);
-    assert!(!out.stdout.contains(FLOW_PASSWORD), "password leaked: {}", out.stdout);
+    assert!(
+        !out.stdout.contains(FLOW_PASSWORD),
+        "password leaked: {}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,16 +52,37 @@ async fn api_flow_fails_at_the_step_that_breaks() {
     let file = dir.path().join("password");
     std::fs::write(&file, "wrong-password").unwrap();
     let secret = format!("password=file:{}", file.display());
-    let (out, r) = run_json("api_flow", &["--target", &base, "--secret", &secret, "--set", "login.username=monitor"]).await;
+    let (out, r) = run_json(
+        "api_flow",
+        &[
+            "--target",
+            &base,
+            "--secret",
+            &secret,
+            "--set",
+            "login.username=monitor",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 2, "{}", out.stdout);
     let login = assertion(&r, "log in");
     assert_eq!(login["passed"], false);
-    assert!(login["detail"].as_str().unwrap().contains("401"), "{login:#}");
+    assert!(
+        login["detail"].as_str().unwrap().contains("401"),
+        "{login:#}"
+    );
 
     // Without the secret granted, the check says so instead of guessing.
-    let (out, r) = run_json("api_flow", &["--target", &base, "--set", "login.username=monitor"]).await;
+    let (out, r) = run_json(
+        "api_flow",
+        &["--target", &base, "--set", "login.username=monitor"],
+    )
+    .await;
     assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(r["summary"].as_str().unwrap().contains("not granted"), "{r:#}");
+    assert!(
+        r["summary"].as_str().unwrap().contains("not granted"),
+        "{r:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,15 +110,27 @@ async fn secret_references_in_config_are_expanded_and_redacted() {
     .await;
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(r["status"], "pass");
-    assert!(!out.stdout.contains(FLOW_TOKEN), "token leaked: {}", out.stdout);
+    assert!(
+        !out.stdout.contains(FLOW_TOKEN),
+        "token leaked: {}",
+        out.stdout
+    );
 
     // A reference to a secret that is not granted is a configuration error.
     let (out, r) = run_json(
         "http",
-        &["--target", &format!("{base}/api/me"), "--set", "headers.Authorization=Bearer {{secret.nope}}"],
+        &[
+            "--target",
+            &format!("{base}/api/me"),
+            "--set",
+            "headers.Authorization=Bearer {{secret.nope}}",
+        ],
     )
     .await;
     assert_eq!(out.code, 3, "{}", out.stdout);
     assert_eq!(r["error"]["kind"], "config");
-    assert!(r["error"]["message"].as_str().unwrap().contains("nope"), "{r:#}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("nope"),
+        "{r:#}"
+    );
 }

@@ -7,9 +7,9 @@
 mod support;
 
 mod cli;
-mod flow;
 mod dns;
 mod dns_server;
+mod flow;
 mod http_check;
 mod policy;
 mod sandbox;

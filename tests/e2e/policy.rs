@@ -16,7 +16,10 @@ async fn a_redirect_to_a_port_outside_the_allow_list_is_denied() {
     let request = assertion(&r, "request succeeded");
     let detail = request["detail"].as_str().unwrap();
     assert!(detail.starts_with("denied"), "{detail}");
-    assert!(detail.contains(other.trim_start_matches("http://")), "{detail}");
+    assert!(
+        detail.contains(other.trim_start_matches("http://")),
+        "{detail}"
+    );
 
     // Allowing the second origin explicitly lets the redirect through.
     let (out, _) = run_json("http", &["--target", &url, "--allow", &other]).await;
@@ -34,9 +37,23 @@ async fn a_host_name_resolving_to_a_private_or_metadata_address_is_denied_under_
     ] {
         let target = format!("http://{name}:{port}/healthz");
         let resolve = format!("{name}:{addr}");
-        let (out, r) = run_json("http", &["--target", &target, "--allow", "http://*:*", "--resolve", &resolve]).await;
+        let (out, r) = run_json(
+            "http",
+            &[
+                "--target",
+                &target,
+                "--allow",
+                "http://*:*",
+                "--resolve",
+                &resolve,
+            ],
+        )
+        .await;
         assert_eq!(out.code, 2, "{name}: {}", out.stdout);
-        let detail = assertion(&r, "request succeeded")["detail"].as_str().unwrap().to_string();
+        let detail = assertion(&r, "request succeeded")["detail"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(detail.starts_with("denied"), "{name}: {detail}");
         assert!(detail.contains(addr), "{name}: {detail}");
     }
@@ -44,7 +61,14 @@ async fn a_host_name_resolving_to_a_private_or_metadata_address_is_denied_under_
     let target = format!("http://local.internal.test:{port}/healthz");
     let (out, _) = run_json(
         "http",
-        &["--target", &target, "--allow", &format!("http://127.0.0.1:{port}"), "--resolve", "local.internal.test:127.0.0.1"],
+        &[
+            "--target",
+            &target,
+            "--allow",
+            &format!("http://127.0.0.1:{port}"),
+            "--resolve",
+            "local.internal.test:127.0.0.1",
+        ],
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.stdout);
@@ -55,9 +79,21 @@ async fn the_per_run_connection_cap_is_a_typed_error() {
     let base = start_target().await;
     // A redirect loop followed up to 150 times needs more connections than a
     // run may open (100).
-    let (out, r) = run_json("http", &["--target", &format!("{base}/loop"), "--set", "max_redirects=150"]).await;
+    let (out, r) = run_json(
+        "http",
+        &[
+            "--target",
+            &format!("{base}/loop"),
+            "--set",
+            "max_redirects=150",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 2, "{}", out.stdout);
-    let detail = assertion(&r, "request succeeded")["detail"].as_str().unwrap().to_string();
+    let detail = assertion(&r, "request succeeded")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(detail.contains("connections: at most 100"), "{detail}");
 }
 
@@ -66,7 +102,11 @@ async fn wasi_http_works_under_the_same_policy() {
     let base = start_target().await;
     let port = base.rsplit(':').next().unwrap();
     // A component using standard wasi:http reaches an allowed target.
-    let (out, r) = run_json("fixture_wasi_http", &["--target", &format!("{base}/healthz")]).await;
+    let (out, r) = run_json(
+        "fixture_wasi_http",
+        &["--target", &format!("{base}/healthz")],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(assertion(&r, "status is 2xx")["detail"], "got 200");
 
@@ -75,11 +115,21 @@ async fn wasi_http_works_under_the_same_policy() {
     let target = format!("http://sneaky.internal.test:{port}/healthz");
     let (out, r) = run_json(
         "fixture_wasi_http",
-        &["--target", &target, "--allow", "http://*:*", "--resolve", "sneaky.internal.test:127.0.0.1"],
+        &[
+            "--target",
+            &target,
+            "--allow",
+            "http://*:*",
+            "--resolve",
+            "sneaky.internal.test:127.0.0.1",
+        ],
     )
     .await;
     assert_eq!(out.code, 2, "{}", out.stdout);
-    let detail = assertion(&r, "request succeeded")["detail"].as_str().unwrap().to_string();
+    let detail = assertion(&r, "request succeeded")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(detail.contains("HttpRequestDenied"), "{detail}");
     assert!(r["logs"].to_string().contains("127.0.0.1"), "{r:#}");
 }

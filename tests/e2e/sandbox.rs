@@ -99,6 +99,7 @@ fn spec(name: &str, targets: Vec<String>, allow: &[&str], timeout: Duration) -> 
         location: "test".into(),
         mode: Mode::Edge,
         resolver: Arc::default(),
+        allow_insecure: false,
     }
 }
 

@@ -160,13 +160,18 @@ fn target_app() -> Router {
         )
         .route(
             "/redirect-to-port/{port}",
-            get(|axum::extract::Path(port): axum::extract::Path<u16>| async move {
-                Redirect::temporary(&format!("http://127.0.0.1:{port}/healthz"))
-            }),
+            get(
+                |axum::extract::Path(port): axum::extract::Path<u16>| async move {
+                    Redirect::temporary(&format!("http://127.0.0.1:{port}/healthz"))
+                },
+            ),
         )
         .route("/login", axum::routing::post(login))
         .route("/api/me", get(me))
-        .route("/logout", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/logout",
+            axum::routing::post(|| async { StatusCode::NO_CONTENT }),
+        )
         .route(
             "/big",
             get(|| async { "x".repeat(2 * 1024 * 1024).into_response() }),
@@ -187,21 +192,31 @@ async fn login(axum::Json(body): axum::Json<Value>) -> axum::response::Response 
         )
             .into_response()
     } else {
-        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "error": "bad credentials" }))).into_response()
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({ "error": "bad credentials" })),
+        )
+            .into_response()
     }
 }
 
 /// `GET /api/me`: needs the bearer token and the session cookie.
 async fn me(headers: axum::http::HeaderMap) -> axum::response::Response {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if bearer != Some(&format!("Bearer {FLOW_TOKEN}")) {
         return (StatusCode::UNAUTHORIZED, "missing or wrong token").into_response();
     }
     if !cookie.split("; ").any(|c| c == "session=s-42") {
         return (StatusCode::FORBIDDEN, "no session cookie").into_response();
     }
-    axum::Json(serde_json::json!({ "user": { "name": "monitor", "roles": ["read"] } })).into_response()
+    axum::Json(serde_json::json!({ "user": { "name": "monitor", "roles": ["read"] } }))
+        .into_response()
 }
 
 /// Start the target application on 127.0.0.1 and return its base URL.

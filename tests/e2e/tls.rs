@@ -5,7 +5,9 @@
 use serde_json::Value;
 
 use crate::support::{assertion, run_json};
-use crate::tls_servers::{LOCAL, intermediate, leaf, root, self_signed, start_tls};
+use crate::tls_servers::{
+    LOCAL, client_pem, intermediate, leaf, root, self_signed, start_mtls, start_tls,
+};
 
 /// Run the `tls` check against `port`, trusting `ca` (PEM) if given.
 async fn inspect(port: u16, ca: Option<&str>, extra: &[&str]) -> (i32, Value) {
@@ -254,4 +256,68 @@ async fn a_client_certificate_from_a_secret_is_presented() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the server never saw a verified client certificate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_https_needs_the_operators_consent() {
+    let ca = root("Vantage Test Root");
+    let l = leaf(LOCAL, &ca, -1, 90);
+    let port = start_tls(vec![l.der], l.key).await;
+    let url = format!("https://127.0.0.1:{port}/");
+
+    // The check asks for insecure TLS; the operator did not allow it.
+    let (out, r) = run_json("http", &["--target", &url, "--set", "insecure=true"]).await;
+    assert_eq!(out.code, 2, "{r:#}");
+    let detail = assertion(&r, "request succeeded")["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.starts_with("denied"), "{detail}");
+    assert!(detail.contains("--allow-insecure"), "{detail}");
+
+    // With consent the exchange completes over the untrusted chain.
+    let (out, r) = run_json(
+        "http",
+        &[
+            "--target",
+            &url,
+            "--set",
+            "insecure=true",
+            "--allow-insecure",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{r:#}");
+    assert_eq!(r["timings"]["http"][0]["status"], 200);
+    assert!(r["timings"]["http"][0]["tls_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_presents_a_client_certificate_from_a_secret() {
+    let ca = root("Vantage Test Root");
+    let l = leaf(LOCAL, &ca, -1, 90);
+    let (port, seen) = start_mtls(vec![l.der], l.key, ca.der.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("client.pem");
+    std::fs::write(&pem, client_pem(&ca)).unwrap();
+    let url = format!("https://127.0.0.1:{port}/");
+    let secret = format!("client=file:{}", pem.display());
+    let _ = run_json(
+        "http",
+        &[
+            "--target",
+            &url,
+            "--secret",
+            &secret,
+            "--set",
+            "client_cert_secret=client",
+            "--set",
+            "insecure=true",
+            "--allow-insecure",
+        ],
+    )
+    .await;
+    assert!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        "the server saw no client certificate"
+    );
 }

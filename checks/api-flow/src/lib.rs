@@ -20,7 +20,9 @@
 
 use std::time::Duration;
 
-use vantage_sdk::{Check, ConfigKey, Context, Metadata, Outcome, TARGET, http, secrets, serde_json};
+use vantage_sdk::{
+    Check, ConfigKey, Context, Metadata, Outcome, TARGET, http, secrets, serde_json,
+};
 
 struct ApiFlow;
 
@@ -55,7 +57,11 @@ impl Check for ApiFlow {
     }
 
     fn run(ctx: &Context) -> Outcome {
-        let Some(base) = ctx.targets().first().map(|t| t.trim_end_matches('/').to_string()) else {
+        let Some(base) = ctx
+            .targets()
+            .first()
+            .map(|t| t.trim_end_matches('/').to_string())
+        else {
             return Outcome::failed("no target: give this check the application's base URL");
         };
         let Some(username) = ctx.config("login.username") else {
@@ -94,19 +100,32 @@ impl Check for ApiFlow {
 
         // 2. The token.
         let pointer = ctx.config_or("token_pointer", "/token");
-        let token = login
-            .json()
-            .ok()
-            .and_then(|doc| doc.pointer(pointer).and_then(|t| t.as_str()).map(str::to_string));
+        let token = login.json().ok().and_then(|doc| {
+            doc.pointer(pointer)
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        });
         let Some(token) = token else {
-            outcome.assert("token received", false, format!("no string at {pointer} in the login answer"));
+            outcome.assert(
+                "token received",
+                false,
+                format!("no string at {pointer} in the login answer"),
+            );
             return outcome;
         };
-        outcome.assert("token received", true, format!("{} characters at {pointer}", token.len()));
+        outcome.assert(
+            "token received",
+            true,
+            format!("{} characters at {pointer}", token.len()),
+        );
 
         // 3. The authenticated call.
         let api_url = format!("{base}{}", ctx.config_or("api.path", "/api/me"));
-        match http::get(&api_url).bearer_auth(&token).header("accept", "application/json").send() {
+        match http::get(&api_url)
+            .bearer_auth(&token)
+            .header("accept", "application/json")
+            .send()
+        {
             Ok(api) => {
                 outcome.assert_timed(
                     "call API",

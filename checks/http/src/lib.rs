@@ -64,6 +64,15 @@ impl Check for Http {
             )
             .default("1MiB"))
             .config_key(key(
+                "insecure",
+                "Do not verify the server certificate (the operator must allow it); the verdict is still reported.",
+            )
+            .default("false"))
+            .config_key(key(
+                "client_cert_secret",
+                "Name of a granted secret holding a PEM client certificate and key, for mutual TLS.",
+            ))
+            .config_key(key(
                 "expect.status",
                 "Acceptable status codes: a list of codes (`200`), classes (`2xx`) or ranges (`200-299`).",
             )
@@ -243,7 +252,10 @@ fn request(spec: &Spec, url: &str) -> http::RequestBuilder {
     if let Some(max) = spec.max_body_bytes {
         request = request.max_body_bytes(max);
     }
-    request
+    if let Some(secret) = &spec.client_cert_secret {
+        request = request.client_cert_secret(secret.as_str());
+    }
+    request.insecure(spec.insecure)
 }
 
 fn failure_headline(error: &NetError) -> String {

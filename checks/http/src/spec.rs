@@ -22,6 +22,10 @@ pub struct Spec {
     pub follow_redirects: bool,
     pub max_redirects: Option<u32>,
     pub max_body_bytes: Option<u64>,
+    /// Skip certificate verification (the host must allow it).
+    pub insecure: bool,
+    /// Granted secret holding a client certificate (PEM chain + key).
+    pub client_cert_secret: Option<String>,
     pub status: StatusSet,
     pub body_contains: Vec<String>,
     pub body_not_contains: Vec<String>,
@@ -129,6 +133,8 @@ impl Spec {
             follow_redirects: ctx.config_bool("follow_redirects")?.unwrap_or(true),
             max_redirects: ctx.config_parse("max_redirects")?,
             max_body_bytes,
+            insecure: ctx.config_bool("insecure")?.unwrap_or(false),
+            client_cert_secret: ctx.config("client_cert_secret").map(str::to_string),
             status,
             body_contains: ctx
                 .config_list("expect.body_contains")

@@ -41,6 +41,8 @@ pub struct Grant {
     pub net_limits: net::NetLimits,
     /// How host names are resolved.
     pub resolver: Arc<net::HostResolver>,
+    /// Whether the check may make `insecure` TLS requests.
+    pub allow_insecure: bool,
 }
 
 /// The per-run state of every capability; lives in the run's `Store`.
@@ -76,7 +78,7 @@ impl Capabilities {
             log: log::LogState::new(&grant.check_name),
             clock: clock::ClockState::new(grant.deadline),
             secrets: secrets::SecretsState::new(&grant.secrets),
-            http: http::HttpState::new(net.clone()),
+            http: http::HttpState::new(net.clone(), &grant.secrets, grant.allow_insecure),
             tls: tls::TlsState::new(net.clone(), &grant.secrets),
             dns: dns::DnsState::new(net.clone()),
             tcp: tcp::TcpState::new(net.clone(), &grant.secrets),

@@ -43,7 +43,11 @@ impl WasiHttpState {
 
     /// Requests refused by the policy during the run, each naming the rule.
     pub fn denials(&self) -> Vec<String> {
-        self.hooks.denials.lock().map(|d| d.clone()).unwrap_or_default()
+        self.hooks
+            .denials
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
     }
 }
 

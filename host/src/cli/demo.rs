@@ -112,6 +112,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
                 location: "demo".into(),
                 mode: Mode::Edge,
                 resolver: Arc::default(),
+                allow_insecure: false,
             },
         ),
         (
@@ -126,6 +127,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
                 location: "demo".into(),
                 mode: Mode::Edge,
                 resolver: Arc::default(),
+                allow_insecure: false,
             },
         ),
     ];

@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// port 53) instead of the system resolver; `--resolve` still wins.
     #[arg(long = "resolver", value_name = "ADDR", value_parser = parse_resolver)]
     pub resolver: Option<std::net::SocketAddr>,
+    /// Let the check make `insecure` TLS requests (certificate not verified;
+    /// the verdict is still reported). Denied otherwise.
+    #[arg(long)]
+    pub allow_insecure: bool,
     /// Wall-clock budget of the run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -165,6 +169,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
             ModeArg::Restore => Mode::Restore,
         },
         resolver: Arc::new(resolver),
+        allow_insecure: args.allow_insecure,
     };
     let result = runtime.run(&check, &spec).await;
     if args.json {

@@ -117,6 +117,31 @@ pub struct RunSpec {
     pub mode: Mode,
     /// How host names are resolved (with `--resolve`-style overrides).
     pub resolver: Arc<HostResolver>,
+    /// Whether the operator allows this check `insecure` TLS requests.
+    pub allow_insecure: bool,
+}
+
+impl RunSpec {
+    /// A spec that grants nothing: no outbound access, no secrets, no config,
+    /// 64 MiB, the given deadline.
+    pub fn deny_all(check_name: &str, timeout: Duration) -> Self {
+        RunSpec {
+            check_name: check_name.to_string(),
+            targets: Vec::new(),
+            config: Vec::new(),
+            allow: Arc::new(AllowList::deny_all()),
+            secrets: Vec::new(),
+            limits: Limits {
+                timeout,
+                memory: 64 << 20,
+                fuel: None,
+            },
+            location: String::new(),
+            mode: Mode::Edge,
+            resolver: Arc::default(),
+            allow_insecure: false,
+        }
+    }
 }
 
 impl Runtime {
@@ -169,18 +194,10 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("{e}: the component does not fit the `{WORLD}` world"))?;
         let pre = CheckPre::new(instance_pre)?;
-        let limits = Limits {
-            timeout: Duration::from_secs(5),
-            memory: 64 << 20,
-            fuel: None,
-        };
-        let (mut store, _out, err) = self.new_store(
-            "describe",
-            &limits,
-            &[],
-            Arc::new(AllowList::deny_all()),
-            Arc::default(),
-        );
+        // `describe` runs with nothing granted, under small limits.
+        let spec = RunSpec::deny_all("describe", Duration::from_secs(5));
+        let limits = &spec.limits;
+        let (mut store, _out, err) = self.new_store(&spec);
         let described = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -201,23 +218,20 @@ impl Runtime {
         })
     }
 
-    /// A fresh store for one call, with limits, deadline and capabilities.
-    fn new_store(
-        &self,
-        check_name: &str,
-        limits: &Limits,
-        secrets: &[(String, SecretSource)],
-        allow: Arc<AllowList>,
-        resolver: Arc<HostResolver>,
-    ) -> (Store<RunState>, Capture, Capture) {
+    /// A fresh store for one call of `spec`'s check, with its limits,
+    /// deadline and capabilities.
+    fn new_store(&self, spec: &RunSpec) -> (Store<RunState>, Capture, Capture) {
+        let limits = &spec.limits;
+        let check_name = spec.check_name.as_str();
         let deadline = Instant::now() + limits.timeout;
         let grant = Grant {
-            check_name: check_name.to_string(),
-            allow,
-            secrets: secrets.to_vec(),
+            check_name: spec.check_name.clone(),
+            allow: spec.allow.clone(),
+            secrets: spec.secrets.clone(),
             deadline,
             net_limits: NetLimits::default(),
-            resolver,
+            resolver: spec.resolver.clone(),
+            allow_insecure: spec.allow_insecure,
         };
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let state = RunState {
@@ -265,13 +279,7 @@ impl Runtime {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let run_id = next_run_id(started_unix_ms);
-        let (mut store, stdout, stderr) = self.new_store(
-            &spec.check_name,
-            &spec.limits,
-            &spec.secrets,
-            spec.allow.clone(),
-            spec.resolver.clone(),
-        );
+        let (mut store, stdout, stderr) = self.new_store(spec);
         let mut instantiate_ms = 0.0;
         let mut run_started = None;
         let (verdict, error) = match capabilities::secrets::expand_config(

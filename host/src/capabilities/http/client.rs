@@ -72,6 +72,11 @@ pub struct FetchRequest {
     pub max_redirects: u32,
     /// Body cap in bytes.
     pub max_body_bytes: u64,
+    /// Complete TLS handshakes whatever the certificate verdict (the
+    /// operator allowed it; the verdict is still reported).
+    pub insecure: bool,
+    /// Client certificate for mutual TLS.
+    pub client_cert: Option<std::sync::Arc<crate::capabilities::tls::ClientCert>>,
 }
 
 /// One redirect followed.
@@ -259,7 +264,7 @@ async fn exchange(
         *phase = Phase::Tls;
         let t = Instant::now();
         let (tls_stream, session) =
-            crate::capabilities::tls::handshake(tcp, host_bare, tls_config()?).await?;
+            crate::capabilities::tls::handshake(tcp, host_bare, tls_config(req)?).await?;
         timings.tls_ms += ms(t.elapsed());
         let h2 = session.alpn.as_deref() == Some("h2");
         *phase = Phase::Processing;
@@ -385,15 +390,18 @@ where
 /// The TLS client configuration of one connection: webpki roots, TLS 1.2
 /// and 1.3, ALPN h2 and http/1.1, aws-lc-rs as the crypto provider (chosen
 /// explicitly so that no process-wide default is needed), and the recording
-/// verifier of [`crate::capabilities::tls`] in `require_valid` mode, so the
-/// chain is reported and a bad certificate fails with its verdict.
-fn tls_config() -> Result<crate::capabilities::tls::HandshakeConfig, NetError> {
+/// verifier of [`crate::capabilities::tls`], so the chain is reported; unless
+/// the request is `insecure`, a bad certificate fails with its verdict.
+fn tls_config(req: &FetchRequest) -> Result<crate::capabilities::tls::HandshakeConfig, NetError> {
     crate::capabilities::tls::TlsOptions {
         server_name: String::new(),
         alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         ca_bundle_pem: None,
-        client_cert: None,
-        require_valid: true,
+        client_cert: req
+            .client_cert
+            .as_ref()
+            .map(|c| (c.0.clone(), c.1.clone_key())),
+        require_valid: !req.insecure,
     }
     .config()
 }

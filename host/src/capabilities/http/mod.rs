@@ -11,9 +11,11 @@ use wasmtime::component::{HasSelf, Linker};
 
 use self::client::{FetchRequest, Timings};
 use super::net::{self, Net};
+use crate::config::SecretSource;
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::http as wit;
 use crate::runtime::bindings::vantage::check::types::NetError;
+use std::sync::Arc;
 
 /// One exchange as the host saw it, for the run's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,6 +41,10 @@ pub struct HttpTrace {
 #[derive(Debug)]
 pub struct HttpState {
     net: Net,
+    /// Granted secrets (for client certificates).
+    secrets: Vec<(String, SecretSource)>,
+    /// Whether the operator allows `insecure` requests for this check.
+    allow_insecure: bool,
     /// Cookies carried across the run's exchanges (a session per run).
     jar: std::sync::Mutex<cookie_store::CookieStore>,
     /// Every exchange of the run, in order.
@@ -48,10 +54,13 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    /// State for a run with the given network context.
-    pub fn new(net: Net) -> Self {
+    /// State for a run with the given network context, granted secrets, and
+    /// whether the operator allows insecure TLS for this check.
+    pub fn new(net: Net, secrets: &[(String, SecretSource)], allow_insecure: bool) -> Self {
         HttpState {
             net,
+            secrets: secrets.to_vec(),
+            allow_insecure,
             jar: Default::default(),
             trace: Vec::new(),
             denials: Vec::new(),
@@ -70,6 +79,16 @@ impl HttpState {
             .max_body_bytes
             .unwrap_or(client::DEFAULT_MAX_BODY_BYTES)
             .min(client::HOST_MAX_BODY_BYTES);
+        if req.insecure && !self.allow_insecure {
+            return Err(NetError::Denied(
+                "insecure TLS is not allowed for this check (the operator can allow it with --allow-insecure)"
+                    .into(),
+            ));
+        }
+        let client_cert = match &req.client_cert_secret {
+            Some(name) => Some(Arc::new(super::tls::client_cert(&self.secrets, name)?)),
+            None => None,
+        };
         Ok(FetchRequest {
             method,
             url,
@@ -79,6 +98,8 @@ impl HttpState {
             follow_redirects: req.follow_redirects,
             max_redirects: req.max_redirects.unwrap_or(client::DEFAULT_MAX_REDIRECTS),
             max_body_bytes,
+            insecure: req.insecure,
+            client_cert,
         })
     }
 
