@@ -13,4 +13,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use vantage::check::types;
+pub use self::vantage::check::types;
