@@ -84,7 +84,8 @@
 //! - [`Outcome`]: records named assertions, measurements and labels and
 //!   computes the verdict (any failed assertion → [`Status::Fail`]; an explicit
 //!   [`Outcome::degrade`] → [`Status::Degraded`]). [`Outcome::expect`] adds
-//!   ready-made HTTP assertions.
+//!   ready-made HTTP assertions; [`Outcome::for_each_target`] probes several
+//!   targets, keeping each one's assertions and measurements apart.
 //! - One module per host interface: [`http`], [`log`], [`clock`], [`secrets`],
 //!   [`tls`], [`dns`], [`tcp`]. Each network call returns a [`NetError`] on
 //!   failure; a bad *answer* (HTTP 500, an expired certificate) is data.
@@ -140,7 +141,7 @@ pub mod bindings {
 pub use context::{ConfigError, Context, ContextBuilder};
 pub use error::{NetError, SecretError};
 pub use metadata::{ConfigKey, TARGET};
-pub use outcome::{Expect, Outcome, json_loose_eq};
+pub use outcome::{Expect, Outcome, TargetHeadlines, json_loose_eq};
 pub use util::{format_duration, parse_duration};
 
 /// One named claim a check verified (see [`Outcome::assert`]).

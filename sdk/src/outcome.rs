@@ -188,6 +188,82 @@ impl Outcome {
         self
     }
 
+    /// Probe each of `targets` in turn with `probe`, which records that
+    /// target's assertions and measurements into this outcome and returns a
+    /// short headline of what it saw there (without naming the target).
+    ///
+    /// `kind` names what the targets are (`"target"`, `"name"`, …). With one
+    /// target, nothing changes: the probe records as if called directly. With
+    /// several, the probe of target `i` runs with
+    ///
+    /// - assertion names scoped by the target (`<target>: <name>`, see
+    ///   [`set_scope`](Outcome::set_scope)),
+    /// - measurement names prefixed with `<kind><i>_` (e.g. `target0_`, see
+    ///   [`set_metric_prefix`](Outcome::set_metric_prefix)),
+    /// - a label `<kind><i>` = `<target>`,
+    ///
+    /// and the scope and prefix in force before the call are restored after
+    /// it. The headlines come back as [`TargetHeadlines`], to be combined into
+    /// this outcome's [`headline`](Outcome::headline).
+    ///
+    /// ```
+    /// use vantage_sdk::{Outcome, Status};
+    ///
+    /// fn probe(url: &str, outcome: &mut Outcome) -> String {
+    ///     let up = !url.contains("down");
+    ///     outcome
+    ///         .assert("request succeeded", up, if up { "200 OK" } else { "connect: refused" })
+    ///         .measure("http_total_ms", 12.0, "ms");
+    ///     if up { "200 OK".into() } else { "connect failed".into() }
+    /// }
+    ///
+    /// let targets = ["https://a.example", "https://down.example"];
+    /// let mut outcome = Outcome::new();
+    /// let headlines = outcome.for_each_target("target", &targets, probe);
+    /// outcome.headline(headlines.counted());
+    ///
+    /// assert_eq!(outcome.status(), Status::Fail);
+    /// assert_eq!(
+    ///     outcome.assertions()[1].name,
+    ///     "https://down.example: request succeeded"
+    /// );
+    /// assert_eq!(outcome.measurements()[1].name, "target1_http_total_ms");
+    /// assert_eq!(
+    ///     outcome.labels()[1],
+    ///     ("target1".to_string(), "https://down.example".to_string())
+    /// );
+    /// assert!(outcome.summary_text().starts_with(
+    ///     "2 targets (https://a.example: 200 OK; https://down.example: connect failed)"
+    /// ));
+    /// ```
+    pub fn for_each_target<T: AsRef<str>>(
+        &mut self,
+        kind: &str,
+        targets: &[T],
+        mut probe: impl FnMut(&str, &mut Outcome) -> String,
+    ) -> TargetHeadlines {
+        let several = targets.len() > 1;
+        let saved_scope = self.scope.clone();
+        let saved_prefix = self.metric_prefix.clone();
+        let mut entries = Vec::with_capacity(targets.len());
+        for (index, target) in targets.iter().enumerate() {
+            let target = target.as_ref();
+            if several {
+                self.set_scope(target)
+                    .set_metric_prefix(format!("{kind}{index}_"))
+                    .label(format!("{kind}{index}"), target);
+            }
+            let headline = probe(target, self);
+            entries.push((target.to_string(), headline));
+        }
+        self.scope = saved_scope;
+        self.metric_prefix = saved_prefix;
+        TargetHeadlines {
+            kind: kind.to_string(),
+            entries,
+        }
+    }
+
     /// Ready-made assertions about an HTTP response, recorded into this
     /// outcome:
     ///
@@ -336,6 +412,62 @@ impl Outcome {
             detail,
             duration_ms,
         });
+    }
+}
+
+/// The headline of each target probed by
+/// [`Outcome::for_each_target`], in order, to combine into the outcome's
+/// [`headline`](Outcome::headline). With a single target, every form is that
+/// target's headline as the probe returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "combine the headlines and pass them to `Outcome::headline`"]
+pub struct TargetHeadlines {
+    kind: String,
+    entries: Vec<(String, String)>,
+}
+
+impl TargetHeadlines {
+    /// Several targets: `<n> <kind>s (<target>: <headline>; …)`, e.g.
+    /// `2 targets (https://a: 200 OK; https://b: connect failed)`.
+    pub fn counted(&self) -> String {
+        match self.entries.as_slice() {
+            [] => String::new(),
+            [(_, single)] => single.clone(),
+            _ => format!(
+                "{} {}s ({})",
+                self.entries.len(),
+                self.kind,
+                self.per_target()
+            ),
+        }
+    }
+
+    /// Several targets: `<target>: <headline>; …`, e.g.
+    /// `a:443: handshake failed; b:443: TLSv1.3, 80 days left`.
+    pub fn per_target(&self) -> String {
+        match self.entries.as_slice() {
+            [(_, single)] => single.clone(),
+            entries => entries
+                .iter()
+                .map(|(target, headline)| format!("{target}: {headline}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+
+    /// The headlines as the probe returned them, joined with `; `: for probes
+    /// whose headline already names the target.
+    pub fn joined(&self) -> String {
+        self.entries
+            .iter()
+            .map(|(_, headline)| headline.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// `(target, headline)` pairs, in the order probed.
+    pub fn entries(&self) -> &[(String, String)] {
+        &self.entries
     }
 }
 
@@ -629,6 +761,71 @@ mod tests {
             .iter()
             .map(|a| (a.name.as_str(), a.passed))
             .collect()
+    }
+
+    fn probe_stub(target: &str, outcome: &mut Outcome) -> String {
+        let up = !target.starts_with("down");
+        outcome
+            .assert("connected", up, "detail")
+            .measure("connect_ms", 5.0, "ms");
+        if up { "up".into() } else { "down".into() }
+    }
+
+    #[test]
+    fn for_each_target_with_one_target_records_as_is() {
+        let mut o = Outcome::new();
+        let headlines = o.for_each_target("target", &["a:1"], probe_stub);
+        assert_eq!(names(&o), [("connected", true)]);
+        assert_eq!(o.measurements()[0].name, "connect_ms");
+        assert!(o.labels().is_empty());
+        assert_eq!(headlines.counted(), "up");
+        assert_eq!(headlines.per_target(), "up");
+        assert_eq!(headlines.joined(), "up");
+        assert_eq!(headlines.entries(), [("a:1".to_string(), "up".to_string())]);
+    }
+
+    #[test]
+    fn for_each_target_scopes_prefixes_and_labels_each_of_several() {
+        let mut o = Outcome::new();
+        o.set_metric_prefix("outer_");
+        let targets = vec!["a:1".to_string(), "down:2".to_string()];
+        let mut seen = Vec::new();
+        let headlines = o.for_each_target("name", &targets, |target, outcome| {
+            seen.push(target.to_string());
+            probe_stub(target, outcome)
+        });
+        assert_eq!(seen, ["a:1", "down:2"]);
+        assert_eq!(
+            names(&o),
+            [("a:1: connected", true), ("down:2: connected", false)]
+        );
+        let measured: Vec<&str> = o.measurements().iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(measured, ["name0_connect_ms", "name1_connect_ms"]);
+        assert_eq!(
+            o.labels(),
+            [
+                ("name0".to_string(), "a:1".to_string()),
+                ("name1".to_string(), "down:2".to_string())
+            ]
+        );
+        assert_eq!(headlines.counted(), "2 names (a:1: up; down:2: down)");
+        assert_eq!(headlines.per_target(), "a:1: up; down:2: down");
+        assert_eq!(headlines.joined(), "up; down");
+
+        // The scope and prefix in force before are back.
+        o.assert("after", true, "").measure("after", 1.0, "");
+        assert_eq!(o.assertions()[2].name, "after");
+        assert_eq!(o.measurements()[2].name, "outer_after");
+    }
+
+    #[test]
+    fn for_each_target_with_no_target_probes_nothing() {
+        let mut o = Outcome::new();
+        let headlines = o.for_each_target("target", &[] as &[&str], |_, _| unreachable!());
+        assert!(o.assertions().is_empty());
+        assert_eq!(headlines.counted(), "");
+        assert_eq!(headlines.per_target(), "");
+        assert_eq!(headlines.joined(), "");
     }
 
     #[test]

@@ -298,3 +298,29 @@ async fn config_and_targets_reach_the_check_flattened() {
         assert!(levels.contains(&level), "{levels:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_targets_are_reported_each_under_its_own_name() {
+    let base = start_target().await;
+    let (good, bad) = (format!("{base}/healthz"), format!("{base}/error"));
+    let (out, r) = run_json("http", &["--target", &good, "--target", &bad]).await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    // Assertions are scoped by target, measurements prefixed, labels added.
+    assert_eq!(assertion(&r, &format!("{good}: status"))["passed"], true);
+    assert_eq!(assertion(&r, &format!("{bad}: status"))["passed"], false);
+    let names: Vec<&str> = r["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"target0_http_status_code") && names.contains(&"target1_http_status_code"),
+        "{names:?}"
+    );
+    assert!(r["labels"].to_string().contains(&bad), "{r:#}");
+    assert!(
+        r["summary"].as_str().unwrap().starts_with("2 targets ("),
+        "{r:#}"
+    );
+}

@@ -99,18 +99,10 @@ impl Check for Dns {
             );
         }
         let mut outcome = Outcome::new();
-        let several = names.len() > 1;
-        let mut headlines = Vec::new();
-        for (index, name) in names.iter().enumerate() {
-            if several {
-                outcome
-                    .set_scope(name.as_str())
-                    .set_metric_prefix(format!("name{index}_"))
-                    .label(format!("name{index}"), name.as_str());
-            }
-            headlines.push(probe(&spec, name, &mut outcome));
-        }
-        outcome.headline(headlines.join("; "));
+        // Each name's headline already starts with the name.
+        let headlines =
+            outcome.for_each_target("name", &names, |name, outcome| probe(&spec, name, outcome));
+        outcome.headline(headlines.joined());
         outcome
     }
 }

@@ -126,31 +126,9 @@ impl Check for Http {
         }
 
         let mut outcome = Outcome::new();
-        let several = targets.len() > 1;
-        let mut headlines = Vec::new();
-        for (index, url) in targets.iter().enumerate() {
-            if several {
-                outcome
-                    .set_scope(url.as_str())
-                    .set_metric_prefix(format!("target{index}_"))
-                    .label(format!("target{index}"), url.as_str());
-            }
-            let headline = probe(&spec, url, &mut outcome);
-            headlines.push(if several {
-                format!("{url}: {headline}")
-            } else {
-                headline
-            });
-        }
-        if several {
-            outcome.headline(format!(
-                "{} targets ({})",
-                targets.len(),
-                headlines.join("; ")
-            ));
-        } else {
-            outcome.headline(headlines.join(""));
-        }
+        let headlines =
+            outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
+        outcome.headline(headlines.counted());
         outcome
     }
 }

@@ -94,22 +94,19 @@ impl Check for Tcp {
         }
         let mut outcome = Outcome::new();
         let several = targets.len() > 1;
-        let mut headlines = Vec::new();
-        for (index, target) in targets.iter().enumerate() {
-            if several {
-                outcome
-                    .set_scope(target.as_str())
-                    .set_metric_prefix(format!("target{index}_"))
-                    .label(format!("target{index}"), target.as_str());
-            }
+        let headlines = outcome.for_each_target("target", &targets, |target, outcome| {
             let Some((host, port)) = parse_target(target) else {
                 outcome.assert(
                     "target is host:port",
                     false,
                     format!("cannot read {target:?} as host:port or tcp://host:port"),
                 );
-                headlines.push(format!("{target}: bad target"));
-                continue;
+                // Unlike the others, this headline names its target even alone.
+                return if several {
+                    "bad target".to_string()
+                } else {
+                    format!("{target}: bad target")
+                };
             };
             let mut req = TcpRequest::new(host, port);
             if read_banner {
@@ -130,7 +127,7 @@ impl Check for Tcp {
             if let Some(t) = timeout {
                 req = req.timeout(t);
             }
-            let headline = match tcp::probe(&req) {
+            match tcp::probe(&req) {
                 Err(e) => {
                     outcome.assert("connected", false, e.to_string());
                     format!("failed: {e}")
@@ -177,14 +174,9 @@ impl Check for Tcp {
                         format_duration(report.total_ms)
                     )
                 }
-            };
-            headlines.push(if several {
-                format!("{target}: {headline}")
-            } else {
-                headline
-            });
-        }
-        outcome.headline(headlines.join("; "));
+            }
+        });
+        outcome.headline(headlines.per_target());
         outcome
     }
 }

@@ -90,14 +90,7 @@ impl Check for Tls {
         }
         let mut outcome = Outcome::new();
         let several = targets.len() > 1;
-        let mut headlines = Vec::new();
-        for (index, target) in targets.iter().enumerate() {
-            if several {
-                outcome
-                    .set_scope(target.as_str())
-                    .set_metric_prefix(format!("target{index}_"))
-                    .label(format!("target{index}"), target.as_str());
-            }
+        let headlines = outcome.for_each_target("target", targets, |target, outcome| {
             let Some((host, port)) = parse_target(target) else {
                 outcome.assert(
                     "target is host:port",
@@ -106,8 +99,12 @@ impl Check for Tls {
                         "cannot read {target:?} as host:port, tls://host:port or an https:// URL"
                     ),
                 );
-                headlines.push(format!("{target}: bad target"));
-                continue;
+                // Unlike the others, this headline names its target even alone.
+                return if several {
+                    "bad target".to_string()
+                } else {
+                    format!("{target}: bad target")
+                };
             };
             let mut req = TlsRequest::new(host.clone(), port);
             if let Some(name) = ctx.config("server_name") {
@@ -125,20 +122,15 @@ impl Check for Tls {
             if let Some(t) = timeout {
                 req = req.timeout(t);
             }
-            let headline = match tls::inspect(&req) {
-                Ok(report) => judge(&report, degraded_days, fail_days, &mut outcome),
+            match tls::inspect(&req) {
+                Ok(report) => judge(&report, degraded_days, fail_days, outcome),
                 Err(e) => {
                     outcome.assert("handshake completed", false, e.to_string());
                     format!("handshake failed: {e}")
                 }
-            };
-            headlines.push(if several {
-                format!("{target}: {headline}")
-            } else {
-                headline
-            });
-        }
-        outcome.headline(headlines.join("; "));
+            }
+        });
+        outcome.headline(headlines.per_target());
         outcome
     }
 }
