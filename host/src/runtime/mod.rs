@@ -151,6 +151,7 @@ impl Runtime {
         let engine = engine::build(options)?;
         let mut linker = Linker::new(&engine);
         capabilities::add_to_linker(&mut linker)?;
+        capabilities::tls::warm_up();
         let ticker = EpochTicker::start(&engine);
         Ok(Runtime {
             engine,

@@ -262,9 +262,11 @@ async fn exchange(
     // `_driver` keeps the connection task alive until the body is read, then aborts it.
     let ((response, _driver), tls) = if scheme == "https" {
         *phase = Phase::Tls;
+        // Build the configuration before the clock starts: the phase is the handshake.
+        let config = tls_config(req)?;
         let t = Instant::now();
         let (tls_stream, session) =
-            crate::capabilities::tls::handshake(tcp, host_bare, tls_config(req)?).await?;
+            crate::capabilities::tls::handshake(tcp, host_bare, config).await?;
         timings.tls_ms += ms(t.elapsed());
         let h2 = session.alpn.as_deref() == Some("h2");
         *phase = Phase::Processing;
