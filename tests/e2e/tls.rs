@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::support::{assertion, run_json};
 use crate::tls_servers::{
-    LOCAL, client_pem, intermediate, leaf, root, self_signed, start_mtls, start_tls,
+    LOCAL, client_pem, intermediate, leaf, root, self_signed, start_h2, start_mtls, start_tls,
 };
 
 /// Run the `tls` check against `port`, trusting `ca` (PEM) if given.
@@ -320,4 +320,33 @@ async fn https_presents_a_client_certificate_from_a_secret() {
         seen.load(std::sync::atomic::Ordering::SeqCst),
         "the server saw no client certificate"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_negotiates_http2_by_alpn() {
+    let ca = root("Vantage Test Root");
+    let l = leaf(LOCAL, &ca, -1, 90);
+    let port = start_h2(vec![l.der], l.key).await;
+    let url = format!("https://127.0.0.1:{port}/");
+    let (out, r) = run_json(
+        "http",
+        &[
+            "--target",
+            &url,
+            "--set",
+            "insecure=true",
+            "--allow-insecure",
+            "--set",
+            "expect.http_version=2",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{r:#}");
+    let version = r["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "http_version")
+        .unwrap();
+    assert_eq!(version["value"], 2.0, "{r:#}");
 }
