@@ -134,3 +134,41 @@ async fn secret_references_in_config_are_expanded_and_redacted() {
         "{r:#}"
     );
 }
+
+/// One component logs in, calls the API and checks a DNS record.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_flow_also_proves_a_dns_record() {
+    let base = start_target().await;
+    let dns = crate::dns_server::start().await;
+    let (_dir, secret) = password_file();
+    let allow = format!("dns://{}", dns.addr());
+    let (out, r) = run_json(
+        "api_flow",
+        &[
+            "--target",
+            &base,
+            "--secret",
+            &secret,
+            "--set",
+            "login.username=monitor",
+            "--set",
+            "dns.name=vantage.test",
+            "--set",
+            &format!("dns.server={}", dns.addr()),
+            "--allow",
+            &allow,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let resolves = assertion(&r, "vantage.test resolves");
+    assert_eq!(resolves["passed"], true, "{r:#}");
+    assert!(
+        resolves["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("NOERROR with 1 A record"),
+        "{r:#}"
+    );
+    assert!(resolves["duration_ms"].as_f64().is_some());
+}

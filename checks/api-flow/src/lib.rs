@@ -10,7 +10,10 @@
 //! 4. log out: `POST {base}{logout.path}` (skipped when `logout.path` is empty).
 //!
 //! Cookies set by one step are sent by the next (the host keeps one cookie
-//! jar per run), so session-cookie logins work too.
+//! jar per run), so session-cookie logins work too. Over `https://`, the
+//! certificate chain the login saw is checked too (verdict and days to the
+//! earliest expiry), and with `dns.name` set, the check also proves the name
+//! resolves (through the `dns` interface; needs a `dns://` allow pattern).
 //!
 //! ```text
 //! vantage run api_flow.wasm --target https://app.example.com \
@@ -21,7 +24,8 @@
 use std::time::Duration;
 
 use vantage_sdk::{
-    Check, ConfigKey, Context, Metadata, Outcome, TARGET, http, secrets, serde_json,
+    Check, ConfigKey, Context, Metadata, Outcome, TARGET, clock, dns, http, secrets, serde_json,
+    tls,
 };
 
 struct ApiFlow;
@@ -54,6 +58,18 @@ impl Check for ApiFlow {
                 ConfigKey::new("logout.path", "Path of the logout endpoint; empty to skip.").default("/logout"),
             )
             .config_key(ConfigKey::new("step.max", "Slowest acceptable step.").default("2s"))
+            .config_key(
+                ConfigKey::new("tls.min_days", "Over https, fewest days the chain must stay valid.")
+                    .default("14"),
+            )
+            .config_key(ConfigKey::new(
+                "dns.name",
+                "A name that must resolve to at least one A record (e.g. the API's host).",
+            ))
+            .config_key(ConfigKey::new(
+                "dns.server",
+                "Nameserver (`ip` or `ip:port`) to ask instead of the system resolver.",
+            ))
     }
 
     fn run(ctx: &Context) -> Outcome {
@@ -159,9 +175,64 @@ impl Check for ApiFlow {
                 Err(e) => outcome.assert("log out", false, format!("POST {logout_url}: {e}")),
             };
         }
+        // 5. The TLS chain the login saw (https only).
+        if let Some(tls) = login.tls() {
+            let min_days = ctx
+                .config_parse::<f64>("tls.min_days")
+                .ok()
+                .flatten()
+                .unwrap_or(14.0);
+            let days = tls.days_left(clock::now_unix_ms()).unwrap_or(0.0);
+            outcome.assert(
+                "TLS chain valid",
+                tls.verdict.is_valid(),
+                format!(
+                    "{} ({}, {} certificates)",
+                    verdict_name(&tls.verdict),
+                    tls.version,
+                    tls.chain.len()
+                ),
+            );
+            outcome.assert(
+                format!("TLS valid for {min_days} more days"),
+                days >= min_days,
+                format!("{days:.1} days left"),
+            );
+            outcome.measure("tls_cert_days_left", days, "days");
+        }
+
+        // 6. The name resolves.
+        if let Some(name) = ctx.config("dns.name") {
+            let mut query = dns::DnsQuery::new(name, dns::RecordType::A);
+            if let Some(server) = ctx.config("dns.server") {
+                query = query.server(server);
+            }
+            match dns::resolve(&query) {
+                Ok(answer) => outcome.assert_timed(
+                    format!("{name} resolves"),
+                    answer.rcode == "NOERROR" && !answer.records.is_empty(),
+                    format!("{} with {} A records", answer.rcode, answer.records.len()),
+                    Duration::from_secs_f64(answer.duration_ms / 1000.0),
+                ),
+                Err(e) => outcome.assert(format!("{name} resolves"), false, e.to_string()),
+            };
+        }
         outcome.measure("login_ms", login.timings().total_ms, "ms");
         outcome.headline(format!("flow as {username}"));
         outcome
+    }
+}
+
+fn verdict_name(verdict: &tls::Verdict) -> String {
+    match verdict {
+        tls::Verdict::Valid => "valid".into(),
+        tls::Verdict::Expired => "expired".into(),
+        tls::Verdict::NotYetValid => "not yet valid".into(),
+        tls::Verdict::UnknownIssuer => "unknown issuer".into(),
+        tls::Verdict::HostnameMismatch => "hostname mismatch".into(),
+        tls::Verdict::IncompleteChain => "incomplete chain".into(),
+        tls::Verdict::Revoked => "revoked".into(),
+        tls::Verdict::Other(why) => why.clone(),
     }
 }
 
