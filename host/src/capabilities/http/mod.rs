@@ -79,6 +79,15 @@ impl HttpState {
             .max_body_bytes
             .unwrap_or(client::DEFAULT_MAX_BODY_BYTES)
             .min(client::HOST_MAX_BODY_BYTES);
+        if let Some(body) = &req.body
+            && body.len() as u64 > client::HOST_MAX_BODY_BYTES
+        {
+            return Err(NetError::InvalidRequest(format!(
+                "request body of {} bytes is larger than the host's cap of {} bytes",
+                body.len(),
+                client::HOST_MAX_BODY_BYTES
+            )));
+        }
         if req.insecure && !self.allow_insecure {
             return Err(NetError::Denied(
                 "insecure TLS is not allowed for this check (the operator can allow it with --allow-insecure)"
