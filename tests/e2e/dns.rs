@@ -302,6 +302,7 @@ async fn queries_need_a_dns_allow_pattern() {
     assert!(detail.contains("dns://vantage.test:53"), "{detail}");
     assert!(detail.contains("system resolver"), "{detail}");
     assert!(r["summary"].as_str().unwrap().contains("denied"), "{r:#}");
+    assert!(r["logs"].to_string().contains("denied: "), "{r:#}");
 }
 
 /// `--resolver` makes the host resolve names through the test server; the

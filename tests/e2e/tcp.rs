@@ -111,6 +111,12 @@ async fn a_port_the_allow_list_does_not_name_is_denied() {
     assert_eq!(code, 2, "{r:#}");
     let detail = assertion(&r, "connected")["detail"].as_str().unwrap();
     assert!(detail.starts_with("denied"), "{detail}");
+    // The host's own log of the run says what it refused.
+    let logs = r["logs"].to_string();
+    assert!(
+        logs.contains(&format!("denied: tcp://127.0.0.1:{port}")),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -78,7 +78,9 @@ impl wit::Host for DnsState {
         &mut self,
         query: wit::DnsQuery,
     ) -> wasmtime::Result<Result<wit::DnsAnswer, NetError>> {
-        Ok(resolve(&self.net, &query).await)
+        let result = resolve(&self.net, &query).await;
+        self.net.note(&result);
+        Ok(result)
     }
 }
 
@@ -511,6 +513,7 @@ mod tests {
             })),
             resolver: std::sync::Arc::new(HostResolver::default()),
             deadline: Instant::now() + Duration::from_secs(10),
+            denials: std::sync::Arc::default(),
         }
     }
 

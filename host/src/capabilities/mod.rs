@@ -47,6 +47,9 @@ pub struct Grant {
 
 /// The per-run state of every capability; lives in the run's `Store`.
 pub struct Capabilities {
+    /// The network layer all network capabilities share (policy, budget,
+    /// and the run's record of refusals).
+    pub net: net::Net,
     /// `log` interface state: captured lines.
     pub log: log::LogState,
     /// `clock` interface state.
@@ -73,6 +76,7 @@ impl Capabilities {
             budget: Arc::new(net::NetBudget::new(grant.net_limits)),
             resolver: grant.resolver.clone(),
             deadline: grant.deadline,
+            denials: Arc::default(),
         };
         Capabilities {
             log: log::LogState::new(&grant.check_name),
@@ -82,7 +86,8 @@ impl Capabilities {
             tls: tls::TlsState::new(net.clone(), &grant.secrets),
             dns: dns::DnsState::new(net.clone()),
             tcp: tcp::TcpState::new(net.clone(), &grant.secrets),
-            wasi_http: wasi_http::WasiHttpState::new(net),
+            wasi_http: wasi_http::WasiHttpState::new(net.clone()),
+            net,
         }
     }
 }

@@ -236,6 +236,8 @@ pub struct Net {
     pub resolver: Arc<HostResolver>,
     /// When the run must be over.
     pub deadline: Instant,
+    /// Every refusal of the run (the rule that refused), for its log.
+    pub denials: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// An open, policy-checked connection.
@@ -254,6 +256,21 @@ pub struct Connection {
 }
 
 impl Net {
+    /// Remember a refusal in `result`, so the run's log says what was denied.
+    /// Every capability passes its calls' results through here.
+    pub fn note<T>(&self, result: &Result<T, NetError>) {
+        if let Err(NetError::Denied(rule)) = result
+            && let Ok(mut denials) = self.denials.lock()
+        {
+            denials.push(rule.clone());
+        }
+    }
+
+    /// The refusals of the run so far.
+    pub fn denials(&self) -> Vec<String> {
+        self.denials.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
     /// Time left before the run's deadline, capped by `requested` (or `default`).
     pub fn timeout(&self, requested: Option<u64>, default: Duration) -> Duration {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -383,6 +400,7 @@ mod tests {
             budget: Arc::new(NetBudget::new(NetLimits::default())),
             resolver: Arc::new(resolver),
             deadline: Instant::now() + Duration::from_secs(5),
+            denials: Arc::default(),
         };
         match net
             .connect("http", "metadata.test", 80, &mut Phase::Resolve)

@@ -301,7 +301,9 @@ impl wit::Host for TcpState {
         &mut self,
         request: wit::TcpRequest,
     ) -> wasmtime::Result<Result<wit::TcpReport, NetError>> {
-        Ok(TcpState::probe(self, request).await)
+        let result = TcpState::probe(self, request).await;
+        self.net.note(&result);
+        Ok(result)
     }
 }
 
@@ -329,6 +331,7 @@ mod tests {
             })),
             resolver: Arc::new(HostResolver::default()),
             deadline: Instant::now() + Duration::from_secs(5),
+            denials: Arc::default(),
         }
     }
 

@@ -109,7 +109,9 @@ impl wit::Host for TlsState {
         &mut self,
         request: wit::TlsRequest,
     ) -> wasmtime::Result<Result<wit::TlsReport, NetError>> {
-        Ok(TlsState::inspect(self, request).await)
+        let result = TlsState::inspect(self, request).await;
+        self.net.note(&result);
+        Ok(result)
     }
 }
 

@@ -8,7 +8,6 @@
 //! TLS data.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -34,27 +33,14 @@ impl WasiHttpState {
     pub fn new(net: Net) -> Self {
         WasiHttpState {
             ctx: WasiHttpCtx::new(),
-            hooks: PolicyHooks {
-                net,
-                denials: Arc::default(),
-            },
+            hooks: PolicyHooks { net },
         }
-    }
-
-    /// Requests refused by the policy during the run, each naming the rule.
-    pub fn denials(&self) -> Vec<String> {
-        self.hooks
-            .denials
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default()
     }
 }
 
 /// Sends `wasi:http` requests through [`Net`].
 pub struct PolicyHooks {
     net: Net,
-    denials: Arc<Mutex<Vec<String>>>,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -69,15 +55,12 @@ impl WasiHttpHooks for PolicyHooks {
         options: Option<RequestOptions>,
         _response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
-        let net = self.net.clone();
-        let denials = self.denials.clone();
-        Box::new(send(net, denials, request, options))
+        Box::new(send(self.net.clone(), request, options))
     }
 }
 
 async fn send(
     net: Net,
-    denials: Arc<Mutex<Vec<String>>>,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
@@ -105,9 +88,7 @@ async fn send(
             return Err(match e {
                 NetError::Denied(rule) => {
                     tracing::warn!(%rule, "wasi:http request denied");
-                    if let Ok(mut d) = denials.lock() {
-                        d.push(rule);
-                    }
+                    net.note::<()>(&Err(NetError::Denied(rule)));
                     Error::HttpRequestDenied
                 }
                 NetError::Dns(_) => Error::DnsError {

@@ -349,9 +349,7 @@ impl Runtime {
                     .push(crate::capabilities::log::Level::Warn, line);
             }
         }
-        let mut denials = state.caps.http.denials.clone();
-        denials.extend(state.caps.wasi_http.denials());
-        for denial in &denials {
+        for denial in &state.caps.net.denials() {
             state.caps.log.push(
                 crate::capabilities::log::Level::Warn,
                 &format!("denied: {denial}"),

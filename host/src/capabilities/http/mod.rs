@@ -49,8 +49,6 @@ pub struct HttpState {
     jar: std::sync::Mutex<cookie_store::CookieStore>,
     /// Every exchange of the run, in order.
     pub trace: Vec<HttpTrace>,
-    /// Denials, to be logged with the run.
-    pub denials: Vec<String>,
 }
 
 impl HttpState {
@@ -63,7 +61,6 @@ impl HttpState {
             allow_insecure,
             jar: Default::default(),
             trace: Vec::new(),
-            denials: Vec::new(),
         }
     }
 
@@ -135,9 +132,6 @@ impl HttpState {
                 Ok(to_wit_response(fetched))
             }
             Err(e) => {
-                if let NetError::Denied(rule) = &e {
-                    self.denials.push(rule.clone());
-                }
                 trace.error = Some(net::describe(&e));
                 self.trace.push(trace);
                 Err(e)
@@ -188,7 +182,9 @@ impl wit::Host for HttpState {
         &mut self,
         request: wit::Request,
     ) -> wasmtime::Result<Result<wit::Response, NetError>> {
-        Ok(HttpState::fetch(self, request).await)
+        let result = HttpState::fetch(self, request).await;
+        self.net.note(&result);
+        Ok(result)
     }
 }
 
