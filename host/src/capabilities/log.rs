@@ -28,6 +28,19 @@ pub enum Level {
     Error,
 }
 
+impl Level {
+    /// Lowercase name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
 impl From<wit::Level> for Level {
     fn from(level: wit::Level) -> Self {
         match level {

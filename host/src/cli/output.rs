@@ -79,10 +79,11 @@ pub fn human(r: &CheckResult) -> String {
         let _ = writeln!(out, "  measurements: {}", list.join(", "));
     }
     for line in &r.logs {
-        let _ = writeln!(out, "  log {:?}: {}", line.level, line.message);
+        let _ = writeln!(out, "  log {}: {}", line.level.as_str(), line.message);
     }
     if let Some(e) = &r.error {
-        let _ = writeln!(out, "  error ({:?}): {}", e.kind, e.message);
+        let kind = serde_json::to_value(e.kind).unwrap_or_default();
+        let _ = writeln!(out, "  error kind: {}", kind.as_str().unwrap_or("unknown"));
     }
     out
 }
