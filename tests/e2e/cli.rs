@@ -175,10 +175,7 @@ fn demo_runs_the_official_checks_against_its_own_endpoint() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_granted_by_name_and_redacted_from_the_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("token");
-    std::fs::write(&file, "s3cr3t-value-42\n").unwrap();
-    let secret = format!("token=file:{}", file.display());
+    let (_dir, secret) = crate::support::secret_file("token", "s3cr3t-value-42\n");
     // fixture_echo reads the secret named by `read_secret` and echoes it in
     // an assertion and a log line: the host must redact both.
     let (out, r) = run_json(

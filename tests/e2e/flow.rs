@@ -3,14 +3,11 @@
 //! logs out; `{{secret.NAME}}` references in config are expanded by the host
 //! and redacted from every output.
 
-use crate::support::{FLOW_PASSWORD, FLOW_TOKEN, assertion, run_json, start_target};
+use crate::support::{FLOW_PASSWORD, FLOW_TOKEN, assertion, run_json, secret_file, start_target};
 
+/// The right password, with a trailing newline as files usually have.
 fn password_file() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("password");
-    std::fs::write(&file, format!("{FLOW_PASSWORD}\n")).unwrap();
-    let arg = format!("password=file:{}", file.display());
-    (dir, arg)
+    secret_file("password", &format!("{FLOW_PASSWORD}\n"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,10 +45,7 @@ async fn api_flow_logs_in_calls_the_api_and_logs_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn api_flow_fails_at_the_step_that_breaks() {
     let base = start_target().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("password");
-    std::fs::write(&file, "wrong-password").unwrap();
-    let secret = format!("password=file:{}", file.display());
+    let (_dir, secret) = secret_file("password", "wrong-password");
     let (out, r) = run_json(
         "api_flow",
         &[
@@ -88,10 +82,7 @@ async fn api_flow_fails_at_the_step_that_breaks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn secret_references_in_config_are_expanded_and_redacted() {
     let base = start_target().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("token");
-    std::fs::write(&file, FLOW_TOKEN).unwrap();
-    let secret = format!("token=file:{}", file.display());
+    let (_dir, secret) = secret_file("token", FLOW_TOKEN);
     // The declarative http check sends the token without any code; the API
     // also wants a session cookie, which this single call does not have.
     let (out, r) = run_json(

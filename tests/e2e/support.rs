@@ -249,3 +249,13 @@ pub fn assertion<'a>(result: &'a Value, name: &str) -> &'a Value {
         .find(|a| a["name"].as_str().unwrap().contains(name))
         .unwrap_or_else(|| panic!("no assertion named like {name:?} in {result:#}"))
 }
+
+/// A secret `name` held in a file with `value`, and the matching
+/// `--secret name=file:PATH` argument (the directory lives as long as the guard).
+pub fn secret_file(name: &str, value: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, value).unwrap();
+    let arg = format!("{name}=file:{}", file.display());
+    (dir, arg)
+}
