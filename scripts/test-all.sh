@@ -10,6 +10,23 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain: wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 
+# System packages the tests use (Debian/Ubuntu names); only missing ones are
+# installed. chromium: the headless status page test (tests/e2e/status_page.rs).
+# prometheus, prometheus-alertmanager: real servers for the alerting and
+# metrics tests (tests/e2e/servers.rs).
+APT_PACKAGES=(chromium prometheus prometheus-alertmanager)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+step "system packages: ${APT_PACKAGES[*]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi
+
 step "guest side: official checks and fixtures (checks/target/wasm32-wasip2/release)"
 (cd checks && cargo build --release)
 

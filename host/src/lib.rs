@@ -10,6 +10,8 @@
 //! - [`runtime`]: the wasmtime engine, component cache, limits and runs.
 //! - [`capabilities`]: one module per WIT interface the host provides.
 //! - [`result`]: [`result::CheckResult`], the one result type.
+//! - [`daemon`]: the scheduler that runs checks forever.
+//! - [`sinks`]: metrics, alerts, history, HTTP API and status page.
 //! - [`cli`]: the `vantage` command's subcommands.
 
 #![warn(missing_docs)]
@@ -17,6 +19,8 @@
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod policy;
 pub mod result;
 pub mod runtime;
+pub mod sinks;

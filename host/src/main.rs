@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = vantage::cli::Cli::parse();
-    vantage::cli::init_tracing(cli.verbose);
+    vantage::cli::init_tracing(cli.default_log_level(), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -147,6 +147,33 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// A result without a verdict, for a run the host could not start (e.g.
+    /// the component failed to load): status error, with `kind` and why.
+    pub fn host_error(
+        check: &str,
+        location: &str,
+        started_unix_ms: u64,
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        let message = message.into();
+        CheckResult {
+            check: check.to_string(),
+            status: Status::Error,
+            summary: message.clone(),
+            location: location.to_string(),
+            run_id: crate::runtime::next_run_id(started_unix_ms),
+            started_unix_ms,
+            duration_ms: 0.0,
+            assertions: Vec::new(),
+            measurements: Vec::new(),
+            labels: Vec::new(),
+            timings: RunTimings::default(),
+            logs: Vec::new(),
+            error: Some(RunError { kind, message }),
+        }
+    }
+
     /// Replace every occurrence of each secret value with `[redacted]`, in
     /// every string the result carries.
     pub fn redact(&mut self, secrets: &[String]) {

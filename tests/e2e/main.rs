@@ -6,6 +6,7 @@
 
 mod support;
 
+mod alerting;
 mod cli;
 mod dns;
 mod dns_server;
@@ -13,6 +14,8 @@ mod flow;
 mod http_check;
 mod policy;
 mod sandbox;
+mod servers;
+mod status_page;
 mod tcp;
 mod tls;
 mod tls_servers;

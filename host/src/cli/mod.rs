@@ -1,5 +1,6 @@
 //! The `vantage` command line: one module per subcommand.
 
+mod daemon;
 mod demo;
 mod inspect;
 mod new;
@@ -22,6 +23,9 @@ pub struct Cli {
     /// More host logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -42,6 +46,36 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Serve a demo endpoint on 127.0.0.1 and run the official checks against it.
     Demo(demo::DemoArgs),
+    /// Run every configured check on its schedule, with metrics, alerts,
+    /// history, an HTTP API and a status page.
+    ///
+    /// SIGHUP or a change of the configuration file reloads it (an invalid
+    /// file is rejected and the running configuration kept); SIGTERM or
+    /// Ctrl-C stop it gracefully.
+    Daemon(Box<daemon::DaemonArgs>),
+}
+
+/// How host logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The log level when neither `-v` nor `RUST_LOG` says: `info` for the
+    /// daemon, `warn` for one-shot commands.
+    pub fn default_log_level(&self) -> &'static str {
+        let base = u8::from(matches!(self.command, Command::Daemon(_)));
+        match self.verbose + base {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    }
 }
 
 impl Command {
@@ -53,6 +87,7 @@ impl Command {
             Command::New(args) => new::execute(args),
             Command::Validate(args) => validate::execute(args),
             Command::Demo(args) => demo::execute(args).await,
+            Command::Daemon(args) => daemon::execute(*args).await,
         }
     }
 }
@@ -81,18 +116,19 @@ impl CacheArgs {
     }
 }
 
-/// Log to stderr, at `warn` by default.
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
+/// Log to stderr at `level` (`RUST_LOG` overrides), as text or JSON.
+pub fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
 }

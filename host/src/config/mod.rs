@@ -54,7 +54,10 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic, Severity};
-pub use model::{CheckSpec, ComponentRef, Config, Global, Limits, Mode, Schedule};
+pub use model::{
+    Alerting, CheckSpec, ComponentRef, Config, DEFAULT_LISTEN, Global, Limits, Maintenance, Mode,
+    Schedule, Window,
+};
 pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,
     TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name, parse_duration, parse_memory,

@@ -21,9 +21,107 @@ pub struct Config {
     pub defaults: Limits,
     /// The checks, in file order; names are unique.
     pub checks: Vec<CheckSpec>,
+    /// Where alerts go (`[alerts]`).
+    pub alerts: Alerting,
+    /// Maintenance windows (`[[maintenance]]`), in file order.
+    pub maintenance: Vec<Maintenance>,
     /// Non-fatal notes (each names file, line and key), e.g. a check with
     /// targets but no `allow`.
     pub warnings: Vec<Diagnostic>,
+}
+
+/// The daemon's HTTP address when neither `--listen` nor `global.listen`
+/// sets one.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+
+/// Where alerts are sent (`[alerts]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerting {
+    /// Alertmanager base URLs (alerts go to `{url}/api/v2/alerts`).
+    pub alertmanagers: Vec<url::Url>,
+    /// Generic JSON webhook URLs.
+    pub webhooks: Vec<url::Url>,
+    /// How often firing alerts are re-sent (default 1m).
+    pub resend: Duration,
+}
+
+impl Default for Alerting {
+    fn default() -> Self {
+        Alerting {
+            alertmanagers: Vec::new(),
+            webhooks: Vec::new(),
+            resend: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A time when alerts are suppressed (`[[maintenance]]`). Runs still happen
+/// and are recorded, marked with the window's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    /// Its name, shown on results and the status page.
+    pub name: String,
+    /// The checks it covers; empty means every check.
+    pub checks: Vec<String>,
+    /// When it is open.
+    pub window: Window,
+}
+
+impl Maintenance {
+    /// Whether the window covers `check` at `at`.
+    pub fn covers(&self, check: &str, at: chrono::DateTime<chrono::Utc>) -> bool {
+        (self.checks.is_empty() || self.checks.iter().any(|c| c == check))
+            && self.window.is_open(at)
+    }
+}
+
+/// When a maintenance window is open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Window {
+    /// From `start` (inclusive) to `end` (exclusive).
+    Once {
+        /// Opens.
+        start: chrono::DateTime<chrono::Utc>,
+        /// Closes.
+        end: chrono::DateTime<chrono::Utc>,
+    },
+    /// Opens whenever `cron` matches (in `timezone`), stays open `duration`.
+    Recurring {
+        /// The expression as written.
+        expr: String,
+        /// The parsed expression.
+        cron: Box<croner::Cron>,
+        /// How long each opening lasts.
+        duration: Duration,
+        /// The time zone the expression is read in.
+        timezone: chrono_tz::Tz,
+    },
+}
+
+impl Window {
+    /// Whether the window is open at `at`.
+    pub fn is_open(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        match self {
+            Window::Once { start, end } => *start <= at && at < *end,
+            Window::Recurring {
+                cron,
+                duration,
+                timezone,
+                ..
+            } => {
+                // Open if the latest opening at or before `at` is less than
+                // `duration` ago.
+                let Ok(span) = chrono::Duration::from_std(*duration) else {
+                    return false;
+                };
+                let local = at.with_timezone(timezone);
+                match cron.find_previous_occurrence(&local, true) {
+                    Ok(opened) => local - opened < span,
+                    Err(_) => false,
+                }
+            }
+        }
+    }
 }
 
 /// Daemon-wide settings (`[global]`).
@@ -38,6 +136,20 @@ pub struct Global {
     /// Operator-wide ceiling for every check's allow list, if set. Checks'
     /// lists have already been checked against it.
     pub allow_ceiling: Option<AllowList>,
+    /// Address of the HTTP API, metrics and status page (`--listen`
+    /// overrides it; default [`DEFAULT_LISTEN`]).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The URL people reach the status page at; alerts link to it. Default:
+    /// `http://{listen}`.
+    pub public_url: Option<String>,
+    /// At most this many runs at once (default 64).
+    pub concurrency: usize,
+    /// History is kept this long (default 30 days).
+    pub history_max_age: Duration,
+    /// At most this many runs per check are kept (default 10,000).
+    pub history_max_runs: u64,
+    /// On shutdown, runs in flight get this long to finish (default 30s).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Global {
@@ -46,6 +158,12 @@ impl Default for Global {
             location: "local".to_string(),
             data_dir: None,
             allow_ceiling: None,
+            listen: None,
+            public_url: None,
+            concurrency: 64,
+            history_max_age: Duration::from_secs(30 * 24 * 3600),
+            history_max_runs: 10_000,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +194,20 @@ pub struct CheckSpec {
     /// The check's configuration, flattened to dotted keys (see
     /// [`flatten_config`](super::flatten_config)).
     pub config: Vec<(String, String)>,
+    /// The time zone `cron` is read in (default UTC).
+    pub timezone: chrono_tz::Tz,
+    /// Consecutive bad runs (fail, error) before the state turns down.
+    pub failure_threshold: u32,
+    /// Consecutive good runs (pass, degraded) before it turns up again.
+    pub success_threshold: u32,
+    /// Retries of a bad run before it counts.
+    pub retries: u32,
+    /// Delay before each retry.
+    pub retry_delay: Duration,
+    /// Alert severity label (default `critical`).
+    pub severity: String,
+    /// Whether the operator lets the check make `insecure` TLS requests.
+    pub allow_insecure: bool,
 }
 
 /// Where a check's component comes from.

@@ -27,6 +27,43 @@ pub(super) struct RawConfig {
     /// `[[check]]`: one per check.
     #[serde(default)]
     pub check: Vec<Spanned<RawCheck>>,
+    /// `[alerts]`: where alerts are sent.
+    pub alerts: Option<Spanned<RawAlerts>>,
+    /// `[[maintenance]]`: windows in which alerts are suppressed.
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<RawMaintenance>>,
+}
+
+/// `[alerts]`; every key is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    /// Alertmanager base URLs, e.g. `["http://127.0.0.1:9093"]`.
+    pub alertmanager: Option<SpannedList>,
+    /// Generic JSON webhook URLs.
+    pub webhooks: Option<SpannedList>,
+    /// Re-send firing alerts at this interval, e.g. `"1m"`.
+    pub resend: Option<Spanned<toml::Value>>,
+}
+
+/// One `[[maintenance]]` window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaintenance {
+    /// Required, e.g. `"db-upgrade"`.
+    pub name: Option<Spanned<String>>,
+    /// Checks it covers, by name; absent: every check.
+    pub checks: Option<SpannedList>,
+    /// One-off window start, RFC 3339 (`"2026-12-01T02:00:00Z"`).
+    pub start: Option<Spanned<String>>,
+    /// One-off window end, RFC 3339.
+    pub end: Option<Spanned<String>>,
+    /// Recurring window: when it opens (cron expression).
+    pub cron: Option<Spanned<String>>,
+    /// Recurring window: how long it stays open, e.g. `"2h"`.
+    pub duration: Option<Spanned<toml::Value>>,
+    /// Time zone of `cron` (IANA name, e.g. `"Europe/Berlin"`); default UTC.
+    pub timezone: Option<Spanned<String>>,
 }
 
 /// `[global]`; every key is optional.
@@ -40,6 +77,18 @@ pub(super) struct RawGlobal {
     pub data_dir: Option<Spanned<String>>,
     /// Ceiling for every check's allow list, e.g. `["https://*", "http://*"]`.
     pub allow_ceiling: Option<SpannedList>,
+    /// Address of the daemon's HTTP API, metrics and status page.
+    pub listen: Option<Spanned<String>>,
+    /// The URL people reach the status page at (alerts link to it).
+    pub public_url: Option<Spanned<String>>,
+    /// At most this many runs at once.
+    pub concurrency: Option<Spanned<u64>>,
+    /// Keep history for this long, e.g. `"30d"`.
+    pub history_max_age: Option<Spanned<toml::Value>>,
+    /// Keep at most this many runs per check.
+    pub history_max_runs: Option<Spanned<u64>>,
+    /// On shutdown, wait this long for runs in flight, e.g. `"30s"`.
+    pub shutdown_grace: Option<Spanned<toml::Value>>,
 }
 
 /// `[defaults]`; every key is optional.
@@ -86,4 +135,18 @@ pub(super) struct RawCheck {
     pub secrets: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     /// `[check.config]`: free-form, passed to the check flattened to dotted keys.
     pub config: Option<Spanned<toml::Table>>,
+    /// Time zone of `cron` (IANA name); default UTC.
+    pub timezone: Option<Spanned<String>>,
+    /// Consecutive bad runs before the check's state turns down (default 1).
+    pub failure_threshold: Option<Spanned<u64>>,
+    /// Consecutive good runs before it turns up again (default 1).
+    pub success_threshold: Option<Spanned<u64>>,
+    /// Retry a bad run this many times before it counts (default 0).
+    pub retries: Option<Spanned<u64>>,
+    /// Wait this long before a retry, e.g. `"2s"` (default 1s).
+    pub retry_delay: Option<Spanned<toml::Value>>,
+    /// Alert severity label, e.g. `"critical"` (default) or `"warning"`.
+    pub severity: Option<Spanned<String>>,
+    /// Let the check make `insecure` TLS requests (no certificate checks).
+    pub allow_insecure: Option<Spanned<bool>>,
 }

@@ -12,8 +12,12 @@ use serde_spanned::Spanned;
 use toml::de::DeTable;
 
 use super::error::{ConfigError, Diagnostic, Severity, Source, check_label, span_of};
-use super::model::{CheckSpec, ComponentRef, Config, Global, Limits, Schedule};
-use super::raw::{RawCheck, RawConfig, RawDefaults, RawGlobal, SpannedList};
+use super::model::{
+    Alerting, CheckSpec, ComponentRef, Config, Global, Limits, Maintenance, Schedule, Window,
+};
+use super::raw::{
+    RawAlerts, RawCheck, RawConfig, RawDefaults, RawGlobal, RawMaintenance, SpannedList,
+};
 use super::values::{
     MIN_EVERY, SecretSource, TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name,
     parse_duration, parse_memory, parse_timeout, target_origin,
@@ -60,6 +64,14 @@ pub(super) fn validate(
         })
         .collect();
     let by_position = |d: &Diagnostic| (d.line, d.column);
+    let checks: Vec<CheckSpec> = checks.into_iter().flatten().collect();
+    let alerts = v.alerts(raw.alerts);
+    let maintenance: Vec<Maintenance> = raw
+        .maintenance
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| v.maintenance(i, m, &checks))
+        .collect();
     if !v.errors.is_empty() {
         v.errors.sort_by_key(by_position);
         return Err(ConfigError::Invalid(v.errors));
@@ -69,7 +81,9 @@ pub(super) fn validate(
         source: src.file.to_path_buf(),
         global,
         defaults,
-        checks: checks.into_iter().flatten().collect(),
+        checks,
+        alerts,
+        maintenance,
         warnings: v.warnings,
     })
 }
@@ -215,7 +229,256 @@ impl Validator<'_> {
                 global.allow_ceiling = Some(AllowList::from(patterns));
             }
         }
+        if let Some(listen) = raw.listen {
+            match listen.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(addr) => global.listen = Some(addr),
+                Err(_) => {
+                    let msg = format!(
+                        "invalid listen address {:?}: write IP:PORT, e.g. \"127.0.0.1:9470\"",
+                        listen.get_ref()
+                    );
+                    self.error(listen.span(), GLOBAL, Some("listen"), msg);
+                }
+            }
+        }
+        if let Some(public) = raw.public_url {
+            match url::Url::parse(public.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                    global.public_url = Some(public.get_ref().trim_end_matches('/').to_string())
+                }
+                _ => {
+                    let msg = format!(
+                        "invalid public_url {:?}: write an http(s) URL, e.g. \"https://status.example.com\"",
+                        public.get_ref()
+                    );
+                    self.error(public.span(), GLOBAL, Some("public_url"), msg);
+                }
+            }
+        }
+        if let Some(c) = raw.concurrency {
+            match usize::try_from(*c.get_ref()) {
+                Ok(n) if (1..=100_000).contains(&n) => global.concurrency = n,
+                _ => {
+                    let msg = "concurrency must be between 1 and 100000".to_string();
+                    self.error(c.span(), GLOBAL, Some("concurrency"), msg);
+                }
+            }
+        }
+        if let Some(age) = &raw.history_max_age {
+            global.history_max_age = self
+                .parse_text(age, GLOBAL, "history_max_age", "30d", parse_timeout)
+                .unwrap_or(global.history_max_age);
+        }
+        if let Some(n) = raw.history_max_runs {
+            if *n.get_ref() == 0 {
+                let msg = "history_max_runs must be at least 1".to_string();
+                self.error(n.span(), GLOBAL, Some("history_max_runs"), msg);
+            } else {
+                global.history_max_runs = *n.get_ref();
+            }
+        }
+        if let Some(g) = &raw.shutdown_grace {
+            global.shutdown_grace = self
+                .parse_text(g, GLOBAL, "shutdown_grace", "30s", parse_duration)
+                .unwrap_or(global.shutdown_grace);
+        }
         global
+    }
+
+    /// `[alerts]`.
+    fn alerts(&mut self, raw: Option<Spanned<RawAlerts>>) -> Alerting {
+        const ALERTS: Option<&str> = Some("[alerts]");
+        let mut alerting = Alerting::default();
+        let Some(raw) = raw.map(Spanned::into_inner) else {
+            return alerting;
+        };
+        let urls = |list: &Option<SpannedList>, key: &str, v: &mut Self| -> Vec<url::Url> {
+            let mut out = Vec::new();
+            for entry in list.iter().flat_map(|l| l.get_ref()) {
+                match url::Url::parse(entry.get_ref().trim()) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        out.push(u)
+                    }
+                    _ => {
+                        let msg = format!(
+                            "invalid URL {:?}: write an http(s) URL, e.g. \"http://127.0.0.1:9093\"",
+                            entry.get_ref()
+                        );
+                        v.error(entry.span(), ALERTS, Some(key), msg);
+                    }
+                }
+            }
+            out
+        };
+        alerting.alertmanagers = urls(&raw.alertmanager, "alertmanager", self);
+        alerting.webhooks = urls(&raw.webhooks, "webhooks", self);
+        if let Some(r) = &raw.resend {
+            alerting.resend = self
+                .parse_text(r, ALERTS, "resend", "1m", parse_timeout)
+                .unwrap_or(alerting.resend);
+        }
+        alerting
+    }
+
+    /// One `[[maintenance]]`; `None` if it has errors (already recorded).
+    fn maintenance(
+        &mut self,
+        index: usize,
+        raw: Spanned<RawMaintenance>,
+        checks: &[CheckSpec],
+    ) -> Option<Maintenance> {
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let label = match &raw.name {
+            Some(n) => format!("maintenance {:?}", n.get_ref()),
+            None => format!("maintenance #{}", index + 1),
+        };
+        let ctx = Some(label.as_str());
+        let errors_before = self.errors.len();
+        let name = match &raw.name {
+            Some(n) if !n.get_ref().trim().is_empty() => n.get_ref().clone(),
+            Some(n) => {
+                self.error(n.span(), ctx, Some("name"), "the name is empty".to_string());
+                String::new()
+            }
+            None => {
+                let msg = "missing: every [[maintenance]] needs a name, e.g. name = \"db-upgrade\""
+                    .to_string();
+                self.error(header.clone(), ctx, Some("name"), msg);
+                String::new()
+            }
+        };
+        let mut covered = Vec::new();
+        for c in raw.checks.iter().flat_map(|l| l.get_ref()) {
+            if checks.iter().any(|spec| &spec.name == c.get_ref()) {
+                covered.push(c.get_ref().clone());
+            } else {
+                let msg = format!("no check named {:?} is configured", c.get_ref());
+                self.error(c.span(), ctx, Some("checks"), msg);
+            }
+        }
+        let timezone = self.timezone(raw.timezone.as_ref(), ctx);
+        let time = |v: &mut Self, value: &Spanned<String>, key: &str| {
+            match chrono::DateTime::parse_from_rfc3339(value.get_ref().trim()) {
+                Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+                Err(e) => {
+                    let msg = format!(
+                        "invalid time {:?}: {e}; write RFC 3339, e.g. \"2026-12-01T02:00:00Z\"",
+                        value.get_ref()
+                    );
+                    v.error(value.span(), ctx, Some(key), msg);
+                    None
+                }
+            }
+        };
+        let window = match (&raw.start, &raw.end, &raw.cron, &raw.duration) {
+            (Some(start), Some(end), None, None) => {
+                let s = time(self, start, "start");
+                let e = time(self, end, "end");
+                match (s, e) {
+                    (Some(s), Some(e)) if s < e => Some(Window::Once { start: s, end: e }),
+                    (Some(_), Some(_)) => {
+                        let msg = "the window ends before it starts".to_string();
+                        self.error(end.span(), ctx, Some("end"), msg);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            (None, None, Some(cron), Some(duration)) => {
+                let parsed = self.cron(cron, ctx);
+                let d = self.parse_text(duration, ctx, "duration", "2h", parse_timeout);
+                match (parsed, d, timezone) {
+                    (Some(c), Some(d), Some(tz)) => Some(Window::Recurring {
+                        expr: cron.get_ref().trim().to_string(),
+                        cron: Box::new(c),
+                        duration: d,
+                        timezone: tz,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => {
+                let msg = "write either start and end (a one-off window) or cron and duration \
+                           (a recurring one)"
+                    .to_string();
+                self.error(header, ctx, Some("start"), msg);
+                None
+            }
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Maintenance {
+            name,
+            checks: covered,
+            window: window?,
+        })
+    }
+
+    /// An IANA time zone name; UTC when absent.
+    fn timezone(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        ctx: Option<&str>,
+    ) -> Option<chrono_tz::Tz> {
+        let Some(tz) = raw else {
+            return Some(chrono_tz::Tz::UTC);
+        };
+        match tz.get_ref().trim().parse::<chrono_tz::Tz>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let msg = format!(
+                    "unknown time zone {:?}: write an IANA name, e.g. \"Europe/Berlin\" or \"UTC\"",
+                    tz.get_ref()
+                );
+                self.error(tz.span(), ctx, Some("timezone"), msg);
+                None
+            }
+        }
+    }
+
+    /// A cron expression, with a message showing the form on error.
+    fn cron(&mut self, cron: &Spanned<String>, ctx: Option<&str>) -> Option<croner::Cron> {
+        let text = cron.get_ref().trim();
+        match croner::Cron::from_str(text) {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                let reason = e.to_string();
+                let reason = reason.trim_end_matches('.');
+                let msg = format!(
+                    "invalid cron expression {text:?}: {reason}; write minute hour \
+                     day-of-month month day-of-week (seconds first, optionally), \
+                     e.g. \"*/5 * * * *\""
+                );
+                self.error(cron.span(), ctx, Some("cron"), msg);
+                None
+            }
+        }
+    }
+
+    /// A count that must be within `range`.
+    fn count(
+        &mut self,
+        raw: Option<&Spanned<u64>>,
+        ctx: Option<&str>,
+        key: &str,
+        range: std::ops::RangeInclusive<u32>,
+        default: u32,
+    ) -> u32 {
+        let Some(raw) = raw else { return default };
+        match u32::try_from(*raw.get_ref()) {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                let msg = format!(
+                    "{key} must be between {} and {}",
+                    range.start(),
+                    range.end()
+                );
+                self.error(raw.span(), ctx, Some(key), msg);
+                default
+            }
+        }
     }
 
     fn defaults(&mut self, raw: Option<Spanned<RawDefaults>>) -> Limits {
@@ -289,6 +552,51 @@ impl Validator<'_> {
             limits.fuel = self.fuel(f, ctx);
         }
 
+        let timezone = self.timezone(raw.timezone.as_ref(), ctx);
+        if let (Some(tz), Some(Schedule::Every(_))) = (&raw.timezone, &schedule) {
+            let msg = "`timezone` only applies to `cron` schedules".to_string();
+            self.warn(tz.span(), ctx, Some("timezone"), msg);
+        }
+        let failure_threshold = self.count(
+            raw.failure_threshold.as_ref(),
+            ctx,
+            "failure_threshold",
+            1..=1000,
+            1,
+        );
+        let success_threshold = self.count(
+            raw.success_threshold.as_ref(),
+            ctx,
+            "success_threshold",
+            1..=1000,
+            1,
+        );
+        let retries = self.count(raw.retries.as_ref(), ctx, "retries", 0..=10, 0);
+        let retry_delay = match &raw.retry_delay {
+            Some(d) => self
+                .parse_text(d, ctx, "retry_delay", "2s", parse_duration)
+                .unwrap_or(Duration::from_secs(1)),
+            None => Duration::from_secs(1),
+        };
+        let severity = match &raw.severity {
+            Some(s) => {
+                let text = s.get_ref().trim();
+                if text.is_empty()
+                    || !text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    let msg = format!(
+                        "invalid severity {:?}: write a word like \"critical\" or \"warning\"",
+                        s.get_ref()
+                    );
+                    self.error(s.span(), ctx, Some("severity"), msg);
+                }
+                text.to_string()
+            }
+            None => "critical".to_string(),
+        };
+
         let secrets = self.secrets(&raw, ctx);
         let config = raw
             .config
@@ -349,6 +657,13 @@ impl Validator<'_> {
             limits,
             mode: raw.mode.map(Spanned::into_inner).unwrap_or_default(),
             config,
+            timezone: timezone?,
+            failure_threshold,
+            success_threshold,
+            retries,
+            retry_delay,
+            severity,
+            allow_insecure: raw.allow_insecure.map(Spanned::into_inner).unwrap_or(false),
         })
     }
 
@@ -472,21 +787,11 @@ impl Validator<'_> {
                 Some(Schedule::Every(d))
             }
             (None, Some(cron)) => {
-                let text = cron.get_ref().trim();
-                match croner::Cron::from_str(text) {
-                    Ok(parsed) => Some(Schedule::Cron(text.to_string(), Box::new(parsed))),
-                    Err(e) => {
-                        let reason = e.to_string();
-                        let reason = reason.trim_end_matches('.');
-                        let msg = format!(
-                            "invalid cron expression {text:?}: {reason}; write minute hour \
-                             day-of-month month day-of-week (seconds first, optionally), \
-                             e.g. \"*/5 * * * *\""
-                        );
-                        self.error(cron.span(), ctx, Some("cron"), msg);
-                        None
-                    }
-                }
+                let parsed = self.cron(cron, ctx)?;
+                Some(Schedule::Cron(
+                    cron.get_ref().trim().to_string(),
+                    Box::new(parsed),
+                ))
             }
         }
     }

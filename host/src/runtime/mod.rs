@@ -489,7 +489,8 @@ pub fn format_bytes(n: u64) -> String {
     }
 }
 
-fn next_run_id(unix_ms: u64) -> String {
+/// A run id unique within this host: start time, process id, counter (hex).
+pub fn next_run_id(unix_ms: u64) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{unix_ms:x}-{:x}-{n:x}", std::process::id())

@@ -35,6 +35,10 @@ pub struct HttpTrace {
     pub timings: Timings,
     /// Why the exchange failed, if it did.
     pub error: Option<String>,
+    /// Expiry of the earliest-expiring certificate the server presented
+    /// (unix ms), for HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_earliest_expiry_unix_ms: Option<i64>,
 }
 
 /// Per-run HTTP state.
@@ -122,12 +126,15 @@ impl HttpState {
             redirects: 0,
             timings,
             error: None,
+            tls_earliest_expiry_unix_ms: None,
         };
         match result {
             Ok(fetched) => {
                 trace.status = Some(fetched.status);
                 trace.remote_addr = Some(fetched.remote_addr.to_string());
                 trace.redirects = fetched.redirects.len() as u32;
+                trace.tls_earliest_expiry_unix_ms =
+                    fetched.tls.as_ref().and_then(|t| t.earliest_expiry_unix_ms);
                 self.trace.push(trace);
                 Ok(to_wit_response(fetched))
             }

@@ -1,0 +1,42 @@
+//! `vantage daemon`: run every configured check on its schedule, forever.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::CacheArgs;
+use crate::daemon;
+
+/// Arguments of `vantage daemon`.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// The configuration file.
+    #[arg(short, long, default_value = "vantage.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address of the HTTP API, metrics and status page (overrides
+    /// `global.listen`; default 127.0.0.1:9470).
+    #[arg(long, env = "VANTAGE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where history is kept (overrides `global.data_dir`; default: the OS
+    /// data directory).
+    #[arg(long, env = "VANTAGE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Do not reload when the configuration file changes (SIGHUP still
+    /// reloads).
+    #[arg(long)]
+    pub no_watch: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Run the daemon until SIGTERM or SIGINT; exit 0 after a clean stop.
+pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
+    daemon::run(daemon::Options {
+        config: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        cache_dir: args.cache.dir(),
+        watch: !args.no_watch,
+    })
+    .await?;
+    Ok(0)
+}

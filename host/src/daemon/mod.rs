@@ -1,0 +1,383 @@
+//! `vantage daemon`: runs every configured check on its schedule, forever,
+//! and hands each result to the sinks.
+//!
+//! The flow is one way: [`config`](crate::config) → [`plan`] and
+//! [`scheduler`] → [`runtime`](crate::runtime) → [`RunRecord`](record::RunRecord)
+//! → [`sinks`](crate::sinks).
+//!
+//! - [`plan`]: when a check runs next (spread offsets, cron with time zones).
+//! - [`scheduler`]: one task per check; overlap, concurrency, retries.
+//! - [`state`]: the alerting state and its thresholds.
+//! - [`record`]: what sinks receive.
+//! - [`board`]: the live view of every check, for the API and status page.
+//! - [`reload`]: SIGHUP and config-file watching.
+//!
+//! Lifecycle: SIGHUP or a change of the configuration file reloads it (an
+//! invalid file is rejected and the running configuration kept); SIGTERM or
+//! SIGINT stop it gracefully (no new runs, runs in flight get
+//! `shutdown_grace`, history flushed, alerts delivered).
+
+pub mod board;
+pub mod plan;
+pub mod record;
+pub mod reload;
+pub mod scheduler;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tracing::{error, info, warn};
+
+use crate::config::{self, ComponentRef, Config, DEFAULT_LISTEN};
+use crate::runtime::engine::EngineOptions;
+use crate::runtime::{LoadedCheck, Runtime};
+use crate::sinks::Sinks;
+use crate::sinks::alerts::{AlertConfig, Alerts};
+use crate::sinks::history::{History, Retention};
+use crate::sinks::metrics::Metrics;
+use crate::sinks::web::{self, WebState};
+
+use board::Board;
+use scheduler::{CheckTask, Prepared, Shared};
+use state::Tracker;
+
+/// How the daemon is started (the command line).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// HTTP address; overrides `global.listen`.
+    pub listen: Option<SocketAddr>,
+    /// Data directory (history); overrides `global.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Compiled-component cache directory, if any.
+    pub cache_dir: Option<PathBuf>,
+    /// Reload when the configuration file changes (SIGHUP always works).
+    pub watch: bool,
+}
+
+/// The running daemon: the shared run context and one task per check.
+struct Daemon {
+    shared: Arc<Shared>,
+    tasks: BTreeMap<String, CheckTask>,
+    /// Loaded components by sha256, kept across reloads.
+    components: HashMap<String, Arc<LoadedCheck>>,
+    config: Config,
+    resolver: Arc<crate::capabilities::net::HostResolver>,
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let config = load_config(&options.config)?;
+    let global = config.global.clone();
+    let location = global.location.clone();
+
+    let data_dir = options
+        .data_dir
+        .clone()
+        .or_else(|| global.data_dir.clone())
+        .or_else(|| {
+            directories::ProjectDirs::from("dev", "vantage", "vantage")
+                .map(|d| d.data_dir().to_path_buf())
+        })
+        .context("no data directory: set global.data_dir or --data-dir")?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+
+    let listen = options
+        .listen
+        .or(global.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let public_url = global
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+
+    let board = Board::default();
+    let metrics = Arc::new(Metrics::new(board.clone(), &location));
+    let history = History::open(
+        &data_dir,
+        Retention {
+            max_age: global.history_max_age,
+            max_runs_per_check: global.history_max_runs,
+        },
+    )?;
+    let alerts = Alerts::start(AlertConfig {
+        alertmanagers: config.alerts.alertmanagers.clone(),
+        webhooks: config.alerts.webhooks.clone(),
+        resend: config.alerts.resend,
+        generator_base: public_url.clone(),
+        ..AlertConfig::default()
+    });
+    let sinks = Sinks {
+        board: board.clone(),
+        metrics: metrics.clone(),
+        history: history.clone(),
+        alerts: alerts.clone(),
+    };
+
+    let engine = EngineOptions {
+        fuel: config.checks.iter().any(|c| c.limits.fuel.is_some()),
+        max_memory: config
+            .checks
+            .iter()
+            .map(|c| c.limits.memory)
+            .chain([config.defaults.memory])
+            .max()
+            .unwrap_or(config::DEFAULT_MEMORY),
+        pool_instances: u32::try_from(global.concurrency + 16).unwrap_or(u32::MAX),
+    };
+    let runtime = Arc::new(Runtime::new(&engine, options.cache_dir.clone())?);
+    let shared = Arc::new(Shared {
+        runtime,
+        permits: Arc::new(Semaphore::new(global.concurrency)),
+        sinks: sinks.clone(),
+        location: location.clone(),
+        maintenance: RwLock::new(Arc::new(Vec::new())),
+    });
+
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let render = {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.render())
+    };
+    let router = web::router(WebState {
+        board: board.clone(),
+        history: history.clone(),
+        metrics: render,
+        location: location.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+    });
+    let web_task = tokio::spawn(web::serve(listener, router, async move {
+        let _ = web_stopped.await;
+    }));
+
+    let mut daemon = Daemon {
+        shared,
+        tasks: BTreeMap::new(),
+        components: HashMap::new(),
+        config: config.clone(),
+        resolver: Arc::default(),
+    };
+    daemon.apply(config).await;
+    info!(
+        %location,
+        checks = daemon.tasks.len(),
+        listen = %bound,
+        data_dir = %data_dir.display(),
+        "vantage daemon started: status page at http://{bound}/"
+    );
+    eprintln!(
+        "vantage daemon: {} check(s), location {location}, status page http://{bound}/ (metrics at /metrics); SIGHUP reloads, Ctrl-C stops",
+        daemon.tasks.len()
+    );
+
+    let mut reloads = reload::Triggers::new(&options.config, options.watch)?;
+    let reason = loop {
+        match reloads.next().await {
+            reload::Event::Reload(why) => daemon.reload(&options.config, &why).await,
+            reload::Event::Stop(why) => break why,
+        }
+    };
+    info!("{reason}: shutting down");
+    eprintln!(
+        "vantage daemon: {reason}, stopping (grace {})",
+        humantime::format_duration(global.shutdown_grace)
+    );
+    let grace = global.shutdown_grace;
+    daemon.shutdown(grace).await;
+    history.flush().await;
+    alerts.shutdown(grace).await;
+    let _ = web_stop.send(());
+    match tokio::time::timeout(Duration::from_secs(5), web_task).await {
+        Ok(Ok(Err(e))) => warn!("web server: {e:#}"),
+        Ok(_) => {}
+        Err(_) => warn!("web server did not stop within 5s"),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Load the configuration, printing its warnings; errors carry every
+/// diagnostic.
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    Ok(config)
+}
+
+impl Daemon {
+    /// Read the configuration again and apply it; an invalid file is
+    /// rejected and the running configuration kept.
+    async fn reload(&mut self, path: &Path, why: &str) {
+        info!("{why}: reloading {}", path.display());
+        let config = match load_config(path) {
+            Ok(c) => c,
+            Err(e) => {
+                self.shared.sinks.metrics.config_reload(false);
+                error!("configuration rejected, the running one is kept:\n{e:#}");
+                eprintln!(
+                    "vantage daemon: configuration rejected, the running one is kept:\n{e:#}"
+                );
+                return;
+            }
+        };
+        if config.global != self.config.global || config.alerts != self.config.alerts {
+            warn!("changes to [global] and [alerts] take effect at the next restart");
+        }
+        self.apply(config).await;
+        self.shared.sinks.metrics.config_reload(true);
+    }
+
+    /// Make the running checks match `config`: unchanged checks keep their
+    /// task (and so their schedule); changed checks are restarted with
+    /// their alerting state; removed checks are stopped and forgotten.
+    async fn apply(&mut self, config: Config) {
+        *self
+            .shared
+            .maintenance
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(config.maintenance.clone());
+        let mut old = std::mem::take(&mut self.tasks);
+        let (mut added, mut changed, mut kept) = (0, 0, 0);
+        let mut stopping = Vec::new();
+        let mut used = HashMap::new();
+        for spec in config.checks.clone() {
+            let (component, digest) = self.load(&spec.component).await;
+            if let Ok(c) = &component {
+                used.insert(c.digest.clone(), c.clone());
+            }
+            let name = spec.name.clone();
+            let tracker = match old.remove(&name) {
+                Some(task)
+                    if task.prepared.spec == spec
+                        && task.prepared.digest == digest
+                        && task.prepared.component.is_ok() == component.is_ok()
+                        && !task.is_finished() =>
+                {
+                    kept += 1;
+                    self.tasks.insert(name, task);
+                    continue;
+                }
+                Some(task) => {
+                    changed += 1;
+                    task.stop();
+                    let tracker = task.tracker.clone();
+                    stopping.push(task);
+                    tracker
+                }
+                None => {
+                    added += 1;
+                    Arc::new(Mutex::new(Tracker::default()))
+                }
+            };
+            if let Err(why) = &component {
+                error!(check = %name, "{why}");
+            }
+            let prepared = Prepared::new(
+                spec,
+                component,
+                digest,
+                &self.shared.location,
+                self.resolver.clone(),
+            );
+            let task = CheckTask::spawn(self.shared.clone(), Arc::new(prepared), tracker);
+            self.tasks.insert(name, task);
+        }
+        let removed = old.len();
+        for (name, task) in old {
+            task.stop();
+            self.shared.sinks.forget(&name);
+            stopping.push(task);
+        }
+        // Components no check uses any more are dropped.
+        self.components = used;
+        self.shared.sinks.metrics.configured(self.tasks.len());
+        self.config = config;
+        info!(added, changed, removed, kept, "configuration applied");
+        // Old tasks finish their run in flight in the background.
+        for task in stopping {
+            tokio::spawn(task.join(Duration::from_secs(300)));
+        }
+    }
+
+    /// Load a check's component, reusing one already loaded with the same
+    /// bytes. Returns the component (or why not) and the bytes' sha256.
+    async fn load(
+        &mut self,
+        component: &ComponentRef,
+    ) -> (Result<Arc<LoadedCheck>, String>, Option<String>) {
+        let path = match component {
+            ComponentRef::Path(p) => p,
+            ComponentRef::Oci(r) => {
+                return (
+                    Err(format!(
+                        "cannot load {r}: registry references are not supported by the daemon yet; \
+                         pull the component and configure its .wasm path"
+                    )),
+                    None,
+                );
+            }
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                return (
+                    Err(format!("cannot read component {}: {e}", path.display())),
+                    None,
+                );
+            }
+        };
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if let Some(loaded) = self.components.get(&digest) {
+            return (Ok(loaded.clone()), Some(digest));
+        }
+        let source = path.display().to_string();
+        match self.shared.runtime.load_bytes(&source, &bytes).await {
+            Ok(loaded) => {
+                let loaded = Arc::new(loaded);
+                self.components.insert(digest.clone(), loaded.clone());
+                (Ok(loaded), Some(digest))
+            }
+            Err(e) => (
+                Err(format!("cannot load component {source}: {e:#}")),
+                Some(digest),
+            ),
+        }
+    }
+
+    /// Stop every task: no new runs; runs in flight get `grace`.
+    async fn shutdown(&mut self, grace: Duration) {
+        for task in self.tasks.values() {
+            task.stop();
+        }
+        info!("waiting for runs in flight");
+        let joins = std::mem::take(&mut self.tasks)
+            .into_values()
+            .map(|t| t.join(grace));
+        futures_join_all(joins).await;
+    }
+}
+
+/// Await every future (all at once).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    for h in handles {
+        let _ = h.await;
+    }
+}

@@ -1,0 +1,350 @@
+//! The scheduler: one task per check that sleeps until the check's next
+//! planned start, waits for a slot under the global concurrency cap, runs
+//! the check (retrying a bad run if configured), and hands the
+//! [`RunRecord`] to the sinks.
+//!
+//! Runs of one check never overlap: a check's task runs one run at a time,
+//! and planned starts that pass while a run is still going are skipped and
+//! counted. Start lateness (actual start − planned start, after waiting for
+//! a concurrency slot) is measured for every run.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Semaphore, watch};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::capabilities::net::HostResolver;
+use crate::config::{CheckSpec, Maintenance};
+use crate::result::{CheckResult, ErrorKind};
+use crate::runtime::{LoadedCheck, RunSpec, Runtime};
+use crate::sinks::Sinks;
+
+use super::board::CheckView;
+use super::plan;
+use super::record::{Attempt, RunRecord};
+use super::state::{Tracker, is_good};
+
+/// What every check task shares.
+pub struct Shared {
+    /// The sandbox.
+    pub runtime: Arc<Runtime>,
+    /// The global concurrency cap.
+    pub permits: Arc<Semaphore>,
+    /// Where records go.
+    pub sinks: Sinks,
+    /// This daemon's location label.
+    pub location: String,
+    /// Maintenance windows of the running configuration (replaced on reload).
+    pub maintenance: RwLock<Arc<Vec<Maintenance>>>,
+}
+
+impl Shared {
+    /// The maintenance window covering `check` now, if any.
+    fn maintenance_for(&self, check: &str) -> Option<String> {
+        let now = chrono::Utc::now();
+        let windows = self
+            .maintenance
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        windows
+            .iter()
+            .find(|m| m.covers(check, now))
+            .map(|m| m.name.clone())
+    }
+}
+
+/// A configured check, ready to schedule: its spec, the inputs of each run,
+/// and its loaded component (or why it failed to load: every run then
+/// reports that as an error).
+pub struct Prepared {
+    /// The check as configured.
+    pub spec: CheckSpec,
+    /// The inputs of each run.
+    pub run_spec: RunSpec,
+    /// The component, or the load error.
+    pub component: Result<Arc<LoadedCheck>, String>,
+    /// sha256 of the component bytes, when they could be read.
+    pub digest: Option<String>,
+}
+
+impl Prepared {
+    /// A check with its component (or load error), for this daemon's
+    /// location and resolver.
+    pub fn new(
+        spec: CheckSpec,
+        component: Result<Arc<LoadedCheck>, String>,
+        digest: Option<String>,
+        location: &str,
+        resolver: Arc<HostResolver>,
+    ) -> Self {
+        let run_spec = RunSpec {
+            check_name: spec.name.clone(),
+            targets: spec.targets.clone(),
+            config: spec.config.clone(),
+            allow: Arc::new(spec.allow.clone()),
+            secrets: spec.secrets.clone(),
+            limits: spec.limits.clone(),
+            location: location.to_string(),
+            mode: spec.mode,
+            resolver,
+            allow_insecure: spec.allow_insecure,
+        };
+        Prepared {
+            spec,
+            run_spec,
+            component,
+            digest,
+        }
+    }
+}
+
+/// A running check task and how to stop it.
+pub struct CheckTask {
+    /// What it runs.
+    pub prepared: Arc<Prepared>,
+    /// Its alerting state, handed on to the replacement when the check
+    /// changes on reload.
+    pub tracker: Arc<Mutex<Tracker>>,
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl CheckTask {
+    /// Start the task of one check.
+    pub fn spawn(
+        shared: Arc<Shared>,
+        prepared: Arc<Prepared>,
+        tracker: Arc<Mutex<Tracker>>,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let spec = &prepared.spec;
+        let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
+        shared.sinks.board.insert(CheckView {
+            name: spec.name.clone(),
+            component: spec.component.to_string(),
+            schedule: spec.schedule.to_string(),
+            targets: spec.targets.clone(),
+            location: shared.location.clone(),
+            severity: spec.severity.clone(),
+            state,
+            next_unix_ms: None,
+            last: None,
+            last_failure: None,
+            runs: 0,
+            skipped_overlap: 0,
+            maintenance: None,
+        });
+        let span = info_span!("check", check = %spec.name, location = %shared.location);
+        let handle = tokio::spawn(
+            check_loop(shared, prepared.clone(), tracker.clone(), stopped).instrument(span),
+        );
+        CheckTask {
+            prepared,
+            tracker,
+            stop,
+            handle,
+        }
+    }
+
+    /// Ask the task to stop: it starts no new run; a run in flight finishes.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Wait for the task to end, at most `grace`; then abort it.
+    pub async fn join(self, grace: Duration) {
+        let abort = self.handle.abort_handle();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            warn!(check = %self.prepared.spec.name, "run still going after the grace period: aborted");
+            abort.abort();
+        }
+    }
+}
+
+/// Sleep until `planned`, or return false if asked to stop first.
+async fn sleep_until(planned: SystemTime, stop: &mut watch::Receiver<bool>) -> bool {
+    let delay = planned
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
+}
+
+/// A random delay of up to `max` (zero when `max` is zero).
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let r = RandomState::new().hash_one(SystemTime::now());
+    Duration::from_millis(r % (max.as_millis() as u64 + 1))
+}
+
+async fn check_loop(
+    shared: Arc<Shared>,
+    prepared: Arc<Prepared>,
+    tracker: Arc<Mutex<Tracker>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let spec = &prepared.spec;
+    let name = spec.name.as_str();
+    let board = &shared.sinks.board;
+    let mut after = SystemTime::now();
+    loop {
+        let Some(slot) = plan::next_after(&spec.schedule, spec.timezone, name, after) else {
+            info!(schedule = %spec.schedule, "the schedule has no future start: the check will not run again");
+            return;
+        };
+        let planned = slot + jitter(spec.jitter);
+        board.update(name, |v| v.next_unix_ms = Some(plan::unix_ms(planned)));
+        if !sleep_until(planned, &mut stop).await {
+            return;
+        }
+        let record = tokio::select! {
+            r = run_scheduled(&shared, &prepared, &tracker, planned) => r,
+            _ = stop.wait_for(|s| *s) => {
+                // Stopped while waiting for a concurrency slot: nothing ran.
+                return;
+            }
+        };
+        let Some(record) = record else { return };
+        let finished = SystemTime::now();
+        let missed = plan::missed_between(&spec.schedule, spec.timezone, name, planned, finished);
+        if missed > 0 {
+            warn!(
+                missed,
+                "the run took longer than the interval: planned runs were skipped"
+            );
+            for _ in 0..missed {
+                shared.sinks.metrics.skipped_overlap(name);
+            }
+        }
+        let record = Arc::new(record);
+        board.update(name, |v| {
+            v.state = record.state;
+            v.runs += 1;
+            v.skipped_overlap += missed;
+            v.maintenance = record.maintenance.clone();
+            if !is_good(record.result.status) {
+                v.last_failure = Some(record.clone());
+            }
+            v.last = Some(record.clone());
+        });
+        shared.sinks.publish(record);
+        after = finished.max(planned);
+    }
+}
+
+/// One scheduled run with its retries; `None` only if the concurrency
+/// semaphore is closed (shutting down).
+async fn run_scheduled(
+    shared: &Shared,
+    prepared: &Prepared,
+    tracker: &Mutex<Tracker>,
+    planned: SystemTime,
+) -> Option<RunRecord> {
+    let spec = &prepared.spec;
+    let mut retries = Vec::new();
+    let (mut result, lateness) = attempt(shared, prepared, Some(planned)).await?;
+    while !is_good(result.status) && (retries.len() as u32) < spec.retries {
+        info!(
+            status = result.status.as_str(),
+            attempt = retries.len() + 1,
+            "bad run: retrying in {}",
+            humantime::format_duration(spec.retry_delay)
+        );
+        retries.push(Attempt {
+            status: result.status,
+            summary: result.summary.clone(),
+            duration_ms: result.duration_ms,
+        });
+        tokio::time::sleep(spec.retry_delay).await;
+        result = attempt(shared, prepared, None).await?.0;
+    }
+    let (state, transition) = tracker.lock().unwrap_or_else(|e| e.into_inner()).observe(
+        result.status,
+        spec.failure_threshold,
+        spec.success_threshold,
+    );
+    let maintenance = shared.maintenance_for(&spec.name);
+    let record = RunRecord {
+        planned_unix_ms: plan::unix_ms(planned),
+        lateness_ms: lateness.as_secs_f64() * 1000.0,
+        retries,
+        state,
+        transition,
+        maintenance,
+        severity: spec.severity.clone(),
+        result,
+    };
+    log_run(&record);
+    Some(record)
+}
+
+fn log_run(record: &RunRecord) {
+    let r = &record.result;
+    let fields = (r.status.as_str(), r.duration_ms, record.lateness_ms);
+    if let Some(t) = record.transition {
+        warn!(
+            run_id = %r.run_id,
+            status = fields.0,
+            duration_ms = fields.1,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            maintenance = record.maintenance.as_deref(),
+            "state changed: {}",
+            record.reason()
+        );
+    } else if is_good(r.status) {
+        debug!(run_id = %r.run_id, status = fields.0, duration_ms = fields.1, lateness_ms = fields.2, "run finished");
+    } else {
+        info!(run_id = %r.run_id, status = fields.0, duration_ms = fields.1, "bad run: {}", record.reason());
+    }
+}
+
+/// Wait for a concurrency slot and run once. Returns the result and, when
+/// `planned` is given, the start lateness.
+async fn attempt(
+    shared: &Shared,
+    prepared: &Prepared,
+    planned: Option<SystemTime>,
+) -> Option<(CheckResult, Duration)> {
+    let _permit = shared.permits.acquire().await.ok()?;
+    let started = SystemTime::now();
+    let lateness = planned
+        .and_then(|p| started.duration_since(p).ok())
+        .unwrap_or_default();
+    if planned.is_some() {
+        shared.sinks.metrics.lateness(lateness.as_secs_f64());
+    }
+    let spec = &prepared.spec;
+    let result = match &prepared.component {
+        Ok(check) => {
+            shared.sinks.metrics.in_flight(1);
+            let result = shared.runtime.run(check, &prepared.run_spec).await;
+            shared.sinks.metrics.in_flight(-1);
+            result
+        }
+        Err(why) => CheckResult::host_error(
+            &spec.name,
+            &shared.location,
+            plan::unix_ms(started),
+            ErrorKind::Load,
+            why.clone(),
+        ),
+    };
+    Some((result, lateness))
+}

@@ -1,0 +1,1018 @@
+//! The history sink: every [`RunRecord`] in a SQLite file,
+//! `<data dir>/history.sqlite`, for the API, the status page and uptime.
+//!
+//! - Writes never block the scheduler: [`History::record`] queues the record
+//!   on an unbounded channel, and **one** dedicated writer thread inserts
+//!   whatever is queued in batches, one transaction per batch. The queue is
+//!   capped at [`QUEUE_LIMIT`] records: beyond that (the disk has stalled for
+//!   a long time) new records are dropped and counted
+//!   ([`HistoryStats::dropped`]) rather than growing memory without bound.
+//! - The writer also prunes by [`Retention`] (age and runs per check) when
+//!   it starts, every [`PRUNE_EVERY_INSERTS`] inserts and at least every
+//!   [`PRUNE_INTERVAL`].
+//! - Reads use their own connections (WAL mode lets them run while the
+//!   writer writes), on tokio's blocking pool.
+//!
+//! The database's schema version is `PRAGMA user_version`; [`History::open`]
+//! applies the missing migrations in order and refuses a file written by a
+//! newer Vantage.
+//!
+//! The `runs` table keeps the searchable fields in columns (the check name is
+//! in `check_name`: `check` is an SQL keyword) and the whole record as JSON in
+//! `record_json`, with its logs cut to an excerpt (see [`LOG_EXCERPT_LINES`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::daemon::record::RunRecord;
+use crate::result::Status;
+
+/// The file name inside the data dir.
+pub const FILE_NAME: &str = "history.sqlite";
+
+/// Records queued for the writer beyond which [`History::record`] drops new
+/// records (and counts them) instead of queueing them.
+pub const QUEUE_LIMIT: usize = 100_000;
+
+/// The most records the writer inserts in one transaction.
+const BATCH_MAX: usize = 512;
+
+/// The writer prunes after this many inserts...
+pub const PRUNE_EVERY_INSERTS: u64 = 1_000;
+
+/// ...and at least this often.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// At most this many log lines are kept in a stored record (the last ones:
+/// the end of a log usually says what went wrong)...
+pub const LOG_EXCERPT_LINES: usize = 50;
+
+/// ...and at most this many bytes of log messages.
+pub const LOG_EXCERPT_BYTES: usize = 8 * 1024;
+
+/// Read connections kept open between queries.
+const READ_POOL: usize = 4;
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Points in [`Summary::latency`].
+pub const LATENCY_POINTS: usize = 60;
+
+/// Schema migrations: `MIGRATIONS[i]` takes the database from version `i` to
+/// `i + 1`. Append only; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the runs table.
+    "CREATE TABLE runs (
+        id              INTEGER PRIMARY KEY,
+        check_name      TEXT    NOT NULL,
+        location        TEXT    NOT NULL,
+        run_id          TEXT    NOT NULL,
+        started_unix_ms INTEGER NOT NULL,
+        planned_unix_ms INTEGER NOT NULL,
+        lateness_ms     REAL    NOT NULL,
+        status          TEXT    NOT NULL,
+        state           TEXT    NOT NULL,
+        duration_ms     REAL    NOT NULL,
+        summary         TEXT    NOT NULL,
+        reason          TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL,
+        maintenance     TEXT,
+        record_json     TEXT    NOT NULL
+    );
+    -- Per-check reads by time; status and duration make it cover the uptime
+    -- and latency queries (no table lookups for a week of runs).
+    CREATE INDEX runs_check_started ON runs (check_name, started_unix_ms, status, duration_ms);
+    -- Pruning by age.
+    CREATE INDEX runs_started ON runs (started_unix_ms);",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How much history to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Runs that started longer ago than this are deleted (default 30 days).
+    pub max_age: Duration,
+    /// At most this many runs are kept per check, the newest (default 10 000).
+    pub max_runs_per_check: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(30 * 24 * 60 * 60),
+            max_runs_per_check: 10_000,
+        }
+    }
+}
+
+/// What the history says about one check, for the API and the status page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Fraction (0..=1) of the runs that started in the last 24 hours whose
+    /// status is pass or degraded; `None` without such runs.
+    pub uptime_24h: Option<f64>,
+    /// The same over the last 7 days.
+    pub uptime_7d: Option<f64>,
+    /// Runs that started in the last 24 hours.
+    pub runs_24h: u64,
+    /// `(started unix ms, duration ms)` of the last [`LATENCY_POINTS`] runs,
+    /// oldest first (for a sparkline).
+    pub latency: Vec<(u64, f64)>,
+    /// The stored JSON of the most recent bad run (fail or error), if any.
+    pub last_failure: Option<Value>,
+}
+
+/// Counters of the writer, since [`History::open`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryStats {
+    /// Records inserted.
+    pub written: u64,
+    /// Records dropped because the queue was full ([`QUEUE_LIMIT`]).
+    pub dropped: u64,
+    /// Records lost because the database refused them (e.g. disk full).
+    pub failed: u64,
+    /// Records removed by retention.
+    pub pruned: u64,
+}
+
+/// The history store. Cheap to clone: every clone shares the writer thread
+/// and the read connections. When the last clone is dropped, the writer
+/// finishes what is queued and the drop waits for it.
+#[derive(Clone)]
+pub struct History {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("path", &self.inner.path)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<Msg>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicUsize,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    pruned: AtomicU64,
+}
+
+enum Msg {
+    Record(Arc<RunRecord>),
+    Flush(oneshot::Sender<()>),
+    Prune(oneshot::Sender<anyhow::Result<u64>>),
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer drain the queue and exit.
+        drop(self.tx.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl History {
+    /// Open (or create) `dir/history.sqlite`, creating `dir` if needed,
+    /// migrate it to the current schema and start the writer thread.
+    pub fn open(dir: &Path, retention: Retention) -> anyhow::Result<History> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the history directory {}", dir.display()))?;
+        let path = dir.join(FILE_NAME);
+        let mut conn = open_connection(&path)
+            .with_context(|| format!("opening the history database {}", path.display()))?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .with_context(|| format!("setting up the history database {}", path.display()))?;
+        migrate(&mut conn)
+            .with_context(|| format!("migrating the history database {}", path.display()))?;
+        let reader = open_reader(&path)
+            .with_context(|| format!("opening the history database {}", path.display()))?;
+
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            rx,
+            retention,
+            counters: counters.clone(),
+            since_prune: 0,
+            last_prune: Instant::now(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("vantage-history".into())
+            .spawn(move || writer.run())
+            .context("starting the history writer thread")?;
+        Ok(History {
+            inner: Arc::new(Inner {
+                path,
+                tx: Some(tx),
+                writer: Some(writer),
+                readers: Mutex::new(vec![reader]),
+                counters,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queue a run for writing. Never blocks: when [`QUEUE_LIMIT`] records
+    /// are already waiting, the record is dropped and counted instead.
+    pub fn record(&self, record: Arc<RunRecord>) {
+        let c = &self.inner.counters;
+        if c.queued.fetch_add(1, Ordering::AcqRel) >= QUEUE_LIMIT {
+            c.queued.fetch_sub(1, Ordering::AcqRel);
+            let dropped = c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "history queue full: dropping runs");
+            }
+            return;
+        }
+        if self.send(Msg::Record(record)).is_err() {
+            c.queued.fetch_sub(1, Ordering::AcqRel);
+            c.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wait until everything queued before this call is written (or failed).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Apply the retention now (after writing what is queued); returns how
+    /// many runs were deleted. The writer also does this on its own.
+    pub async fn prune(&self) -> anyhow::Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Prune(tx))
+            .map_err(|_| anyhow::anyhow!("the history writer has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the history writer has stopped"))?
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> HistoryStats {
+        let c = &self.inner.counters;
+        HistoryStats {
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            pruned: c.pruned.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The stored JSON of `check`'s last `limit` runs, newest first.
+    pub async fn runs(&self, check: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
+        let check = check.to_string();
+        self.read(move |conn| query_runs(conn, &check, limit)).await
+    }
+
+    /// Uptime, latency and the last failure of `check`, relative to
+    /// `now_unix_ms`.
+    pub async fn summary(&self, check: &str, now_unix_ms: u64) -> anyhow::Result<Summary> {
+        let check = check.to_string();
+        self.read(move |conn| query_summary(conn, &check, now_unix_ms))
+            .await
+    }
+
+    /// [`History::summary`] of several checks in one go (one blocking task,
+    /// one connection), in the order given.
+    pub async fn summaries(
+        &self,
+        checks: Vec<String>,
+        now_unix_ms: u64,
+    ) -> anyhow::Result<Vec<Summary>> {
+        self.read(move |conn| {
+            checks
+                .iter()
+                .map(|check| query_summary(conn, check, now_unix_ms))
+                .collect()
+        })
+        .await
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), mpsc::SendError<Msg>> {
+        match &self.inner.tx {
+            Some(tx) => tx.send(msg),
+            None => Err(mpsc::SendError(msg)),
+        }
+    }
+
+    /// Run `f` with a read connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&inner.path).with_context(|| {
+                    format!("opening the history database {}", inner.path.display())
+                })?,
+            };
+            let out = f(&conn)
+                .with_context(|| format!("reading the history database {}", inner.path.display()));
+            let mut pool = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < READ_POOL {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .context("history read task failed")?
+    }
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`], one transaction per migration.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        bail!(
+            "its schema version is {current}, newer than this build of Vantage knows \
+             ({SCHEMA_VERSION}); use a newer Vantage or another data directory"
+        );
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let to = from + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration to schema version {to}"))?;
+        tx.pragma_update(None, "user_version", to as u32)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The record as stored: the whole [`RunRecord`] as JSON plus `reason`
+/// ([`RunRecord::reason`]), with `result.logs` cut to the last lines that fit
+/// [`LOG_EXCERPT_LINES`] and [`LOG_EXCERPT_BYTES`]; `result.logs_omitted`
+/// then says how many lines were left out.
+pub fn stored_json(record: &RunRecord) -> anyhow::Result<Value> {
+    let mut value = serde_json::to_value(record)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("reason".into(), Value::String(record.reason()));
+    }
+    let Some(logs) = value
+        .pointer_mut("/result/logs")
+        .and_then(Value::as_array_mut)
+    else {
+        return Ok(value);
+    };
+    let total = logs.len();
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for line in logs.iter_mut().rev() {
+        if kept.len() == LOG_EXCERPT_LINES || bytes >= LOG_EXCERPT_BYTES {
+            break;
+        }
+        if let Some(Value::String(message)) = line.get_mut("message") {
+            let room = LOG_EXCERPT_BYTES - bytes;
+            if message.len() > room {
+                if !kept.is_empty() {
+                    break;
+                }
+                // A single huge line: keep its beginning.
+                let mut cut = room.saturating_sub(3);
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.truncate(cut);
+                message.push_str("...");
+            }
+            bytes += message.len();
+        }
+        kept.push(line.take());
+    }
+    kept.reverse();
+    let omitted = total - kept.len();
+    *logs = kept;
+    if omitted > 0 {
+        value["result"]["logs_omitted"] = Value::from(omitted);
+    }
+    Ok(value)
+}
+
+struct Writer {
+    conn: Connection,
+    rx: mpsc::Receiver<Msg>,
+    retention: Retention,
+    counters: Arc<Counters>,
+    since_prune: u64,
+    last_prune: Instant,
+}
+
+impl Writer {
+    fn run(mut self) {
+        self.prune_logged();
+        loop {
+            let first = match self.rx.recv_timeout(PRUNE_INTERVAL) {
+                Ok(msg) => msg,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.prune_logged();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut records = Vec::new();
+            let mut replies = Vec::new();
+            let mut next = Some(first);
+            while let Some(msg) = next {
+                match msg {
+                    Msg::Record(r) => records.push(r),
+                    other => replies.push(other),
+                }
+                next = if records.len() < BATCH_MAX {
+                    self.rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            self.counters
+                .queued
+                .fetch_sub(records.len(), Ordering::AcqRel);
+            if !records.is_empty() {
+                self.insert(&records);
+            }
+            if self.since_prune >= PRUNE_EVERY_INSERTS
+                || self.last_prune.elapsed() >= PRUNE_INTERVAL
+            {
+                self.prune_logged();
+            }
+            for reply in replies {
+                match reply {
+                    Msg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                    Msg::Prune(done) => {
+                        let _ = done.send(self.prune());
+                    }
+                    Msg::Record(_) => unreachable!("records are batched above"),
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, records: &[Arc<RunRecord>]) {
+        let n = records.len() as u64;
+        match insert_batch(&mut self.conn, records) {
+            Ok(()) => {
+                self.counters.written.fetch_add(n, Ordering::Relaxed);
+                self.since_prune += n;
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    runs = n,
+                    "could not write run history"
+                );
+            }
+        }
+    }
+
+    fn prune(&mut self) -> anyhow::Result<u64> {
+        self.since_prune = 0;
+        self.last_prune = Instant::now();
+        let deleted = prune(&mut self.conn, &self.retention, now_unix_ms())?;
+        self.counters.pruned.fetch_add(deleted, Ordering::Relaxed);
+        Ok(deleted)
+    }
+
+    fn prune_logged(&mut self) {
+        if let Err(e) = self.prune() {
+            tracing::warn!(error = format!("{e:#}"), "could not prune run history");
+        }
+    }
+}
+
+fn insert_batch(conn: &mut Connection, records: &[Arc<RunRecord>]) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO runs (check_name, location, run_id, started_unix_ms, planned_unix_ms,
+                lateness_ms, status, state, duration_ms, summary, reason, attempts, maintenance,
+                record_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for r in records {
+            let json = serde_json::to_string(&stored_json(r)?)?;
+            stmt.execute(params![
+                r.check(),
+                r.location(),
+                r.result.run_id,
+                to_i64(r.result.started_unix_ms),
+                to_i64(r.planned_unix_ms),
+                r.lateness_ms,
+                r.result.status.as_str(),
+                r.state.as_str(),
+                r.result.duration_ms,
+                r.result.summary,
+                r.reason(),
+                (r.retries.len() + 1) as i64,
+                r.maintenance,
+                json,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Delete what the retention no longer keeps; returns how many runs.
+fn prune(conn: &mut Connection, retention: &Retention, now_unix_ms: u64) -> anyhow::Result<u64> {
+    let tx = conn.transaction()?;
+    let cutoff = now_unix_ms.saturating_sub(retention.max_age.as_millis() as u64);
+    let mut deleted = tx.execute(
+        "DELETE FROM runs WHERE started_unix_ms < ?1",
+        params![to_i64(cutoff)],
+    )? as u64;
+    let keep = to_i64(retention.max_runs_per_check);
+    let over: Vec<String> = tx
+        .prepare("SELECT check_name FROM runs GROUP BY check_name HAVING COUNT(*) > ?1")?
+        .query_map(params![keep], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for check in over {
+        deleted += tx.execute(
+            "DELETE FROM runs WHERE id IN (
+                SELECT id FROM runs WHERE check_name = ?1
+                ORDER BY started_unix_ms DESC, id DESC LIMIT -1 OFFSET ?2)",
+            params![check, keep],
+        )? as u64;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+fn parse_json(text: String) -> rusqlite::Result<Value> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn query_runs(conn: &Connection, check: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record_json FROM runs WHERE check_name = ?1
+         ORDER BY started_unix_ms DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![check, to_i64(limit as u64)], |r| {
+            parse_json(r.get(0)?)
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// `(runs, good runs)` of `check` that started at or after `since`.
+fn count_since(conn: &Connection, check: &str, since: u64) -> anyhow::Result<(u64, u64)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT COUNT(*), COALESCE(SUM(status IN (?3, ?4)), 0) FROM runs
+         WHERE check_name = ?1 AND started_unix_ms >= ?2",
+    )?;
+    let (all, good): (i64, i64) = stmt.query_row(
+        params![
+            check,
+            to_i64(since),
+            Status::Pass.as_str(),
+            Status::Degraded.as_str()
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((all as u64, good as u64))
+}
+
+fn query_summary(conn: &Connection, check: &str, now_unix_ms: u64) -> anyhow::Result<Summary> {
+    let ratio = |(all, good): (u64, u64)| (all > 0).then(|| good as f64 / all as f64);
+    let day = count_since(conn, check, now_unix_ms.saturating_sub(DAY_MS))?;
+    let week = count_since(conn, check, now_unix_ms.saturating_sub(7 * DAY_MS))?;
+
+    let mut stmt = conn.prepare_cached(
+        "SELECT started_unix_ms, duration_ms FROM runs WHERE check_name = ?1
+         ORDER BY started_unix_ms DESC, id DESC LIMIT ?2",
+    )?;
+    let mut latency = stmt
+        .query_map(params![check, LATENCY_POINTS as i64], |r| {
+            Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, f64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    latency.reverse();
+
+    let last_failure = conn
+        .prepare_cached(
+            "SELECT record_json FROM runs WHERE check_name = ?1 AND status IN (?2, ?3)
+             ORDER BY started_unix_ms DESC, id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![check, Status::Fail.as_str(), Status::Error.as_str()],
+            |r| parse_json(r.get(0)?),
+        )
+        .optional()?;
+
+    Ok(Summary {
+        uptime_24h: ratio(day),
+        uptime_7d: ratio(week),
+        runs_24h: day.0,
+        latency,
+        last_failure,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::log::{Level, LogLine};
+    use crate::daemon::record::CheckState;
+    use crate::result::{CheckResult, RunTimings};
+
+    const NOW: u64 = 1_750_000_000_000;
+    const MIN: u64 = 60_000;
+
+    fn record(check: &str, started: u64, status: Status, duration_ms: f64) -> Arc<RunRecord> {
+        Arc::new(RunRecord {
+            result: CheckResult {
+                check: check.into(),
+                status,
+                summary: format!("{} at {started}", status.as_str()),
+                duration_ms,
+                location: "test".into(),
+                run_id: format!("{check}-{started}"),
+                started_unix_ms: started,
+                assertions: vec![],
+                measurements: vec![],
+                labels: vec![],
+                timings: RunTimings::default(),
+                logs: vec![],
+                error: None,
+            },
+            planned_unix_ms: started,
+            lateness_ms: 0.0,
+            retries: vec![],
+            state: if matches!(status, Status::Pass | Status::Degraded) {
+                CheckState::Up
+            } else {
+                CheckState::Down
+            },
+            transition: None,
+            maintenance: None,
+            severity: "critical".into(),
+        })
+    }
+
+    /// History whose age retention does not interfere with fixed timestamps.
+    fn open(dir: &Path) -> History {
+        History::open(
+            dir,
+            Retention {
+                max_age: Duration::from_secs(100 * 365 * 24 * 3600),
+                ..Retention::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn run_ids(runs: &[Value]) -> Vec<&str> {
+        runs.iter()
+            .map(|r| r["result"]["run_id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_read_back_newest_first_with_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        // Out of order on purpose: reads sort by start time.
+        for t in [2, 0, 3, 1] {
+            h.record(record("web", NOW + t * MIN, Status::Pass, 10.0));
+        }
+        h.record(record("other", NOW, Status::Fail, 10.0));
+        h.flush().await;
+        let runs = h.runs("web", 10).await.unwrap();
+        let t = |i: u64| format!("web-{}", NOW + i * MIN);
+        assert_eq!(run_ids(&runs), [t(3), t(2), t(1), t(0)]);
+        let runs = h.runs("web", 2).await.unwrap();
+        assert_eq!(run_ids(&runs), [t(3), t(2)]);
+        assert!(h.runs("nope", 10).await.unwrap().is_empty());
+        // The whole record is stored.
+        assert_eq!(runs[0]["state"], "up");
+        assert_eq!(runs[0]["severity"], "critical");
+        assert_eq!(runs[0]["result"]["status"], "pass");
+        assert_eq!(h.stats().written, 5);
+        assert_eq!(h.stats().dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn flush_waits_for_everything_queued_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        for i in 0..2_000 {
+            h.record(record("web", NOW + i, Status::Pass, 1.0));
+        }
+        h.flush().await;
+        assert_eq!(h.stats().written, 2_000);
+        assert_eq!(h.runs("web", 5000).await.unwrap().len(), 2_000);
+        // Flushing with nothing queued returns at once; clones share the writer.
+        h.clone().flush().await;
+    }
+
+    #[tokio::test]
+    async fn summary_computes_uptime_latency_and_last_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        let empty = h.summary("web", NOW).await.unwrap();
+        assert_eq!(empty, Summary::default());
+
+        // Last 24 h: 3 pass, 1 degraded, 1 fail, 1 error (4/6 good).
+        let statuses = [
+            Status::Pass,
+            Status::Degraded,
+            Status::Fail,
+            Status::Pass,
+            Status::Error,
+            Status::Pass,
+        ];
+        for (i, s) in statuses.iter().enumerate() {
+            h.record(record(
+                "web",
+                NOW - (i as u64 + 1) * MIN,
+                *s,
+                (i + 1) as f64,
+            ));
+        }
+        // Three days ago: 2 fail (the week is 4/8 good).
+        for i in 0..2 {
+            h.record(record(
+                "web",
+                NOW - 3 * DAY_MS - i * MIN,
+                Status::Fail,
+                50.0,
+            ));
+        }
+        // Eight days ago: outside both windows.
+        h.record(record("web", NOW - 8 * DAY_MS, Status::Fail, 70.0));
+        h.flush().await;
+
+        let s = h.summary("web", NOW).await.unwrap();
+        assert_eq!(s.runs_24h, 6);
+        assert!((s.uptime_24h.unwrap() - 4.0 / 6.0).abs() < 1e-9, "{s:?}");
+        assert!((s.uptime_7d.unwrap() - 4.0 / 8.0).abs() < 1e-9, "{s:?}");
+        // Oldest first, ending with the newest run.
+        assert_eq!(s.latency.len(), 9);
+        assert_eq!(s.latency[0], (NOW - 8 * DAY_MS, 70.0));
+        assert_eq!(*s.latency.last().unwrap(), (NOW - MIN, 1.0));
+        assert!(s.latency.windows(2).all(|w| w[0].0 <= w[1].0));
+        // The newest bad run is the failure three minutes ago.
+        let lf = s.last_failure.unwrap();
+        assert_eq!(lf["result"]["status"], "fail");
+        assert_eq!(lf["result"]["started_unix_ms"], NOW - 3 * MIN);
+
+        // Only runs in the last 24 h and all good.
+        h.record(record("ok", NOW - MIN, Status::Degraded, 1.0));
+        h.flush().await;
+        let s = h.summary("ok", NOW).await.unwrap();
+        assert_eq!((s.uptime_24h, s.uptime_7d), (Some(1.0), Some(1.0)));
+        assert!(s.last_failure.is_none());
+
+        // summaries() agrees with summary(), in order.
+        let many = h
+            .summaries(vec!["ok".into(), "none".into()], NOW)
+            .await
+            .unwrap();
+        assert_eq!(many, vec![s, Summary::default()]);
+    }
+
+    #[tokio::test]
+    async fn latency_keeps_the_last_sixty_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        for i in 0..100 {
+            h.record(record(
+                "web",
+                NOW - DAY_MS + i * MIN,
+                Status::Pass,
+                i as f64,
+            ));
+        }
+        h.flush().await;
+        let s = h.summary("web", NOW).await.unwrap();
+        assert_eq!(s.latency.len(), LATENCY_POINTS);
+        assert_eq!(s.latency[0].1, 40.0);
+        assert_eq!(s.latency[59].1, 99.0);
+    }
+
+    #[tokio::test]
+    async fn retention_by_count_keeps_the_newest_runs_per_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(
+            dir.path(),
+            Retention {
+                max_age: Duration::from_secs(100 * 365 * 24 * 3600),
+                max_runs_per_check: 3,
+            },
+        )
+        .unwrap();
+        for i in 0..5 {
+            h.record(record("a", NOW + i * MIN, Status::Pass, 1.0));
+        }
+        h.record(record("b", NOW, Status::Pass, 1.0));
+        assert_eq!(h.prune().await.unwrap(), 2);
+        let runs = h.runs("a", 10).await.unwrap();
+        let t = |i: u64| format!("a-{}", NOW + i * MIN);
+        assert_eq!(run_ids(&runs), [t(4), t(3), t(2)]);
+        assert_eq!(h.runs("b", 10).await.unwrap().len(), 1);
+        assert_eq!(h.stats().pruned, 2);
+    }
+
+    #[tokio::test]
+    async fn retention_by_age_deletes_old_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(
+            dir.path(),
+            Retention {
+                max_age: Duration::from_secs(3600),
+                max_runs_per_check: 100,
+            },
+        )
+        .unwrap();
+        let now = now_unix_ms();
+        h.record(record("a", now - 2 * 3600 * 1000, Status::Pass, 1.0));
+        h.record(record("a", now - 30 * MIN, Status::Pass, 1.0));
+        assert_eq!(h.prune().await.unwrap(), 1);
+        let runs = h.runs("a", 10).await.unwrap();
+        assert_eq!(run_ids(&runs), [format!("a-{}", now - 30 * MIN)]);
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_old_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested/data");
+        {
+            let h = open(&data);
+            h.record(record("web", NOW, Status::Pass, 1.0));
+            h.record(record("web", NOW + MIN, Status::Fail, 1.0));
+            // No flush: dropping the last handle drains the queue.
+        }
+        assert!(data.join(FILE_NAME).exists());
+        let h = open(&data);
+        let runs = h.runs("web", 10).await.unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0]["result"]["status"], "fail");
+        // Still writable after reopening.
+        h.record(record("web", NOW + 2 * MIN, Status::Pass, 1.0));
+        h.flush().await;
+        assert_eq!(h.runs("web", 10).await.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn schema_version_is_set_and_newer_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        let path = dir.path().join(FILE_NAME);
+        let conn = Connection::open(&path).unwrap();
+        let v: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = format!(
+            "{:#}",
+            History::open(dir.path(), Retention::default()).unwrap_err()
+        );
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn open_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "x").unwrap();
+        let err = format!(
+            "{:#}",
+            History::open(&file, Retention::default()).unwrap_err()
+        );
+        assert!(err.contains(&file.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn stored_logs_are_an_excerpt_of_the_last_lines() {
+        let mut r = (*record("web", NOW, Status::Fail, 1.0)).clone();
+        r.result.logs = (0..200)
+            .map(|i| LogLine {
+                level: Level::Info,
+                message: format!("line {i}"),
+            })
+            .collect();
+        let v = stored_json(&r).unwrap();
+        let logs = v["result"]["logs"].as_array().unwrap();
+        assert_eq!(logs.len(), LOG_EXCERPT_LINES);
+        assert_eq!(logs[0]["message"], "line 150");
+        assert_eq!(logs[49]["message"], "line 199");
+        assert_eq!(v["result"]["logs_omitted"], 150);
+
+        // Big lines: the byte budget wins.
+        r.result.logs = (0..10)
+            .map(|i| LogLine {
+                level: Level::Warn,
+                message: format!("{i}{}", "é".repeat(1000)),
+            })
+            .collect();
+        let v = stored_json(&r).unwrap();
+        let logs = v["result"]["logs"].as_array().unwrap();
+        let bytes: usize = logs
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().len())
+            .sum();
+        assert!(bytes <= LOG_EXCERPT_BYTES, "{bytes}");
+        assert_eq!(logs.len(), 4);
+        assert!(logs[3]["message"].as_str().unwrap().starts_with('9'));
+
+        // One huge line is cut, on a character boundary.
+        r.result.logs = vec![LogLine {
+            level: Level::Error,
+            message: "é".repeat(10_000),
+        }];
+        let v = stored_json(&r).unwrap();
+        let m = v["result"]["logs"][0]["message"].as_str().unwrap();
+        assert!(
+            m.len() <= LOG_EXCERPT_BYTES && m.ends_with("..."),
+            "{}",
+            m.len()
+        );
+        assert!(v["result"].get("logs_omitted").is_none());
+
+        // Few short lines: untouched.
+        r.result.logs = (0..3)
+            .map(|i| LogLine {
+                level: Level::Debug,
+                message: format!("short {i}"),
+            })
+            .collect();
+        let mut v = stored_json(&r).unwrap();
+        assert_eq!(v["reason"], r.reason());
+        v.as_object_mut().unwrap().remove("reason");
+        assert_eq!(v, serde_json::to_value(&r).unwrap());
+    }
+}

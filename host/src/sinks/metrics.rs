@@ -1,0 +1,549 @@
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+//!
+//! Per check and location, with the names and meaning blackbox_exporter uses
+//! so existing dashboards and alert rules keep working:
+//!
+//! | metric | meaning |
+//! |---|---|
+//! | `probe_success` | 1 if the last run passed or was degraded, else 0 |
+//! | `probe_duration_seconds` | wall-clock duration of the last run |
+//! | `probe_http_duration_seconds{phase}` | `resolve`, `connect`, `tls`, `processing`, `transfer`, summed over the run's HTTP exchanges |
+//! | `probe_http_status_code` | status of the run's last HTTP response |
+//! | `probe_ssl_earliest_cert_expiry` | unix seconds when the earliest-expiring certificate seen expires |
+//!
+//! and Vantage's own:
+//!
+//! | metric | meaning |
+//! |---|---|
+//! | `vantage_check_runs_total{status}` | runs finished, by status |
+//! | `vantage_check_state{state}` | 1 for the check's current state (`pending`, `up`, `down`), 0 for the others |
+//! | `vantage_check_assertion_success{assertion}` | 1 if the assertion held in the last run |
+//! | `vantage_check_measurement{measurement,unit}` | numbers the check reported in its last run |
+//! | `vantage_check_last_run_timestamp_seconds` | when the last run started |
+//! | `vantage_check_maintenance` | 1 while a maintenance window covers the check |
+//! | `vantage_check_retries_total` | retried attempts |
+//! | `vantage_check_skipped_overlap_total` | planned runs skipped because the previous run was still going |
+//! | `vantage_sandbox_limit_hits_total{limit}` | runs stopped by a sandbox limit (`deadline`, `memory`, `fuel`, `trap`) |
+//! | `vantage_scheduler_lateness_seconds` | histogram of actual start − planned start |
+//! | `vantage_runs_in_flight` | runs going on now |
+//! | `vantage_checks_configured` | checks in the running configuration |
+//! | `vantage_config_last_reload_successful` | 0 after a rejected reload, 1 otherwise |
+//!
+//! Gauges describing the last run are rendered at scrape time from the
+//! [`Board`], so a check removed by a reload disappears from `/metrics`
+//! without leftovers; counters are removed explicitly ([`Metrics::forget`]).
+
+use std::fmt::Write as _;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::daemon::board::{Board, CheckView};
+use crate::daemon::record::{CheckState, RunRecord};
+use crate::result::{ErrorKind, Status};
+
+/// Labels of a per-check series, plus extra pairs.
+type Labels = Vec<(String, String)>;
+
+/// Buckets of the lateness histogram, seconds: 1 ms to 10 s.
+const LATENESS_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Statuses, for removing a check's counters.
+const STATUSES: [Status; 4] = [Status::Pass, Status::Degraded, Status::Fail, Status::Error];
+
+/// Sandbox limits counted by `vantage_sandbox_limit_hits_total`.
+const LIMITS: [&str; 4] = ["deadline", "memory", "fuel", "trap"];
+
+/// The daemon's metrics registry and the handles the scheduler updates.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    location: String,
+    runs: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    skipped: Family<Labels, Counter>,
+    limit_hits: Family<Labels, Counter>,
+    lateness: Histogram,
+    in_flight: Gauge,
+    configured: Gauge,
+    reload_ok: Gauge,
+}
+
+impl Metrics {
+    /// A registry whose last-run gauges are read from `board`; every series
+    /// carries `location`.
+    pub fn new(board: Board, location: &str) -> Self {
+        let mut registry = Registry::default();
+        let runs = Family::<Labels, Counter>::default();
+        registry.register(
+            "vantage_check_runs",
+            "Runs finished, by status",
+            runs.clone(),
+        );
+        let retries = Family::<Labels, Counter>::default();
+        registry.register(
+            "vantage_check_retries",
+            "Attempts that were retried before a run's result counted",
+            retries.clone(),
+        );
+        let skipped = Family::<Labels, Counter>::default();
+        registry.register(
+            "vantage_check_skipped_overlap",
+            "Planned runs skipped because the previous run was still going",
+            skipped.clone(),
+        );
+        let limit_hits = Family::<Labels, Counter>::default();
+        registry.register(
+            "vantage_sandbox_limit_hits",
+            "Runs stopped by a sandbox limit",
+            limit_hits.clone(),
+        );
+        let lateness = Histogram::new(LATENESS_BUCKETS);
+        registry.register(
+            "vantage_scheduler_lateness_seconds",
+            "Actual start minus planned start of scheduled runs",
+            lateness.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "vantage_runs_in_flight",
+            "Runs going on now",
+            in_flight.clone(),
+        );
+        let configured = Gauge::default();
+        registry.register(
+            "vantage_checks_configured",
+            "Checks in the running configuration",
+            configured.clone(),
+        );
+        let reload_ok = Gauge::default();
+        reload_ok.set(1);
+        registry.register(
+            "vantage_config_last_reload_successful",
+            "Whether the last configuration reload succeeded",
+            reload_ok.clone(),
+        );
+        registry.register_collector(Box::new(LastRun {
+            board,
+            location: location.to_string(),
+        }));
+        Metrics {
+            registry,
+            location: location.to_string(),
+            runs,
+            retries,
+            skipped,
+            limit_hits,
+            lateness,
+            in_flight,
+            configured,
+            reload_ok,
+        }
+    }
+
+    fn labels(&self, check: &str, extra: &[(&str, &str)]) -> Labels {
+        let mut l = vec![
+            ("check".to_string(), check.to_string()),
+            ("location".to_string(), self.location.clone()),
+        ];
+        l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        l
+    }
+
+    /// Count a finished run.
+    pub fn observe(&self, record: &RunRecord) {
+        let check = record.check();
+        let status = record.result.status.as_str();
+        self.runs
+            .get_or_create(&self.labels(check, &[("status", status)]))
+            .inc();
+        if !record.retries.is_empty() {
+            self.retries
+                .get_or_create(&self.labels(check, &[]))
+                .inc_by(record.retries.len() as u64);
+        }
+        if let Some(limit) = record
+            .result
+            .error
+            .as_ref()
+            .and_then(|e| limit_name(e.kind))
+        {
+            self.limit_hits
+                .get_or_create(&self.labels(check, &[("limit", limit)]))
+                .inc();
+        }
+    }
+
+    /// Record a run's start lateness.
+    pub fn lateness(&self, seconds: f64) {
+        self.lateness.observe(seconds.max(0.0));
+    }
+
+    /// Count a planned run skipped because the previous one was still going.
+    pub fn skipped_overlap(&self, check: &str) {
+        self.skipped.get_or_create(&self.labels(check, &[])).inc();
+    }
+
+    /// A run started (`+1`) or finished (`-1`).
+    pub fn in_flight(&self, delta: i64) {
+        self.in_flight.inc_by(delta);
+    }
+
+    /// The number of checks in the running configuration.
+    pub fn configured(&self, n: usize) {
+        self.configured.set(n as i64);
+    }
+
+    /// Whether the last configuration reload succeeded.
+    pub fn config_reload(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+    }
+
+    /// Drop every counter series of a check removed by a reload (its gauges
+    /// go with its [`Board`] entry).
+    pub fn forget(&self, check: &str) {
+        for status in STATUSES {
+            self.runs
+                .remove(&self.labels(check, &[("status", status.as_str())]));
+        }
+        for limit in LIMITS {
+            self.limit_hits
+                .remove(&self.labels(check, &[("limit", limit)]));
+        }
+        self.retries.remove(&self.labels(check, &[]));
+        self.skipped.remove(&self.labels(check, &[]));
+    }
+
+    /// Register extra metrics (e.g. the alert sender's counters).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            // Encoding into a String cannot fail; keep the scrape valid anyway.
+            out.clear();
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+}
+
+/// Which sandbox limit an error kind is, if any.
+fn limit_name(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::Deadline => Some("deadline"),
+        ErrorKind::Memory => Some("memory"),
+        ErrorKind::Fuel => Some("fuel"),
+        ErrorKind::Trap => Some("trap"),
+        _ => None,
+    }
+}
+
+/// Renders the last-run gauges of every check from the board at scrape
+/// time.
+#[derive(Debug)]
+struct LastRun {
+    board: Board,
+    location: String,
+}
+
+/// One gauge family being written: name, help, and its samples.
+struct GaugeFamily {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(Labels, f64)>,
+}
+
+impl GaugeFamily {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        GaugeFamily {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+}
+
+impl LastRun {
+    fn families(&self, views: &[CheckView]) -> Vec<GaugeFamily> {
+        let mut success = GaugeFamily::new(
+            "probe_success",
+            "Whether the last run succeeded (pass or degraded)",
+        );
+        let mut duration = GaugeFamily::new(
+            "probe_duration_seconds",
+            "How long the last run took to complete in seconds",
+        );
+        let mut phases = GaugeFamily::new(
+            "probe_http_duration_seconds",
+            "Duration of the last run's HTTP exchanges by phase, summed over the exchanges",
+        );
+        let mut status_code = GaugeFamily::new(
+            "probe_http_status_code",
+            "Status code of the last run's last HTTP response",
+        );
+        let mut expiry = GaugeFamily::new(
+            "probe_ssl_earliest_cert_expiry",
+            "Unix time at which the earliest-expiring certificate seen by the last run expires",
+        );
+        let mut state = GaugeFamily::new(
+            "vantage_check_state",
+            "1 for the check's current alerting state, 0 for the others",
+        );
+        let mut assertion = GaugeFamily::new(
+            "vantage_check_assertion_success",
+            "Whether each assertion of the last run held",
+        );
+        let mut measurement = GaugeFamily::new(
+            "vantage_check_measurement",
+            "Numbers the check reported in its last run",
+        );
+        let mut last_run = GaugeFamily::new(
+            "vantage_check_last_run_timestamp_seconds",
+            "Unix time at which the last run started",
+        );
+        let mut maintenance = GaugeFamily::new(
+            "vantage_check_maintenance",
+            "1 while a maintenance window covers the check",
+        );
+
+        for view in views {
+            let base = || -> Labels {
+                vec![
+                    ("check".to_string(), view.name.clone()),
+                    ("location".to_string(), self.location.clone()),
+                ]
+            };
+            let with = |k: &str, v: &str| -> Labels {
+                let mut l = base();
+                l.push((k.to_string(), v.to_string()));
+                l
+            };
+            for s in CheckState::ALL {
+                let on = f64::from(u8::from(s == view.state));
+                state.samples.push((with("state", s.as_str()), on));
+            }
+            maintenance
+                .samples
+                .push((base(), f64::from(u8::from(view.maintenance.is_some()))));
+            let Some(last) = &view.last else { continue };
+            let r = &last.result;
+            let ok = matches!(r.status, Status::Pass | Status::Degraded);
+            success.samples.push((base(), f64::from(u8::from(ok))));
+            duration.samples.push((base(), r.duration_ms / 1000.0));
+            last_run
+                .samples
+                .push((base(), r.started_unix_ms as f64 / 1000.0));
+            if !r.timings.http.is_empty() {
+                let mut sums = [0.0f64; 5];
+                for t in &r.timings.http {
+                    let p = &t.timings;
+                    for (sum, ms) in sums.iter_mut().zip([
+                        p.resolve_ms,
+                        p.connect_ms,
+                        p.tls_ms,
+                        p.processing_ms,
+                        p.transfer_ms,
+                    ]) {
+                        *sum += ms;
+                    }
+                }
+                for (phase, ms) in ["resolve", "connect", "tls", "processing", "transfer"]
+                    .iter()
+                    .zip(sums)
+                {
+                    phases.samples.push((with("phase", phase), ms / 1000.0));
+                }
+                let code = r
+                    .timings
+                    .http
+                    .iter()
+                    .rev()
+                    .find_map(|t| t.status)
+                    .unwrap_or(0);
+                status_code.samples.push((base(), f64::from(code)));
+                if let Some(ms) = r
+                    .timings
+                    .http
+                    .iter()
+                    .filter_map(|t| t.tls_earliest_expiry_unix_ms)
+                    .min()
+                {
+                    expiry.samples.push((base(), ms as f64 / 1000.0));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            for a in &r.assertions {
+                // Two assertions with one name would be one series: keep the first.
+                if seen.insert(a.name.as_str()) {
+                    assertion
+                        .samples
+                        .push((with("assertion", &a.name), f64::from(u8::from(a.passed))));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            for m in &r.measurements {
+                if seen.insert((m.name.as_str(), m.unit.as_str())) && m.value.is_finite() {
+                    let mut l = with("measurement", &m.name);
+                    l.push(("unit".to_string(), m.unit.clone()));
+                    measurement.samples.push((l, m.value));
+                }
+            }
+        }
+        vec![
+            success,
+            duration,
+            phases,
+            status_code,
+            expiry,
+            state,
+            assertion,
+            measurement,
+            last_run,
+            maintenance,
+        ]
+    }
+}
+
+impl Collector for LastRun {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let views = self.board.snapshot();
+        for family in self.families(&views) {
+            if family.samples.is_empty() {
+                continue;
+            }
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, MetricType::Gauge)?;
+            for (labels, value) in &family.samples {
+                let gauge = ConstGauge::new(*value);
+                gauge.encode(metric.encode_family(labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::daemon::record::RunRecord;
+    use crate::result::{Assertion, CheckResult, Measurement};
+
+    fn record(check: &str, status: Status) -> RunRecord {
+        let mut result = CheckResult::host_error(
+            check,
+            "fra1",
+            0,
+            ErrorKind::Deadline,
+            "deadline 1s exceeded",
+        );
+        result.status = status;
+        result.duration_ms = 1500.0;
+        result.started_unix_ms = 1_700_000_000_000;
+        result.error = (status == Status::Error).then(|| crate::result::RunError {
+            kind: ErrorKind::Deadline,
+            message: "deadline 1s exceeded".into(),
+        });
+        result.assertions = vec![Assertion {
+            name: "status is 200".into(),
+            passed: status == Status::Pass,
+            detail: String::new(),
+            duration_ms: None,
+        }];
+        result.measurements = vec![Measurement {
+            name: "tls_cert_days_left".into(),
+            value: 42.0,
+            unit: "days".into(),
+        }];
+        RunRecord {
+            result,
+            planned_unix_ms: 0,
+            lateness_ms: 0.0,
+            retries: Vec::new(),
+            state: if status == Status::Pass {
+                CheckState::Up
+            } else {
+                CheckState::Down
+            },
+            transition: None,
+            maintenance: None,
+            severity: "critical".into(),
+        }
+    }
+
+    fn view(record: RunRecord) -> CheckView {
+        CheckView {
+            name: record.check().to_string(),
+            component: "http.wasm".into(),
+            schedule: "every 1m".into(),
+            targets: vec![],
+            location: "fra1".into(),
+            severity: "critical".into(),
+            state: record.state,
+            next_unix_ms: None,
+            last: Some(Arc::new(record)),
+            last_failure: None,
+            runs: 1,
+            skipped_overlap: 0,
+            maintenance: None,
+        }
+    }
+
+    #[test]
+    fn renders_blackbox_names_and_vantage_counters() {
+        let board = Board::default();
+        let metrics = Metrics::new(board.clone(), "fra1");
+        let ok = record("api", Status::Pass);
+        let bad = record("db", Status::Error);
+        metrics.observe(&ok);
+        metrics.observe(&bad);
+        metrics.lateness(0.002);
+        metrics.skipped_overlap("db");
+        board.insert(view(ok));
+        board.insert(view(bad));
+        let text = metrics.render();
+        for line in [
+            r#"probe_success{check="api",location="fra1"} 1"#,
+            r#"probe_success{check="db",location="fra1"} 0"#,
+            r#"probe_duration_seconds{check="api",location="fra1"} 1.5"#,
+            r#"vantage_check_runs_total{check="db",location="fra1",status="error"} 1"#,
+            r#"vantage_check_state{check="db",location="fra1",state="down"} 1"#,
+            r#"vantage_check_state{check="db",location="fra1",state="up"} 0"#,
+            r#"vantage_check_assertion_success{check="api",location="fra1",assertion="status is 200"} 1"#,
+            r#"vantage_check_measurement{check="api",location="fra1",measurement="tls_cert_days_left",unit="days"} 42"#,
+            r#"vantage_sandbox_limit_hits_total{check="db",location="fra1",limit="deadline"} 1"#,
+            r#"vantage_check_skipped_overlap_total{check="db",location="fra1"} 1"#,
+            "vantage_scheduler_lateness_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn forgotten_checks_leave_no_series() {
+        let board = Board::default();
+        let metrics = Metrics::new(board.clone(), "fra1");
+        let bad = record("db", Status::Error);
+        metrics.observe(&bad);
+        metrics.skipped_overlap("db");
+        board.insert(view(bad));
+        assert!(metrics.render().contains(r#"check="db""#));
+        metrics.forget("db");
+        board.remove("db");
+        let text = metrics.render();
+        assert!(!text.contains(r#"check="db""#), "{text}");
+    }
+}

@@ -1,0 +1,49 @@
+//! Where results go: Prometheus metrics, alerts, history, and the HTTP API
+//! with the status page. Each sink takes [`RunRecord`]s and never blocks the
+//! scheduler.
+//!
+//! - [`metrics`]: `/metrics`, blackbox_exporter-compatible names.
+//! - [`alerts`]: Alertmanager and JSON webhooks.
+//! - [`history`]: every run in SQLite.
+//! - [`web`]: the HTTP API and the status page.
+
+pub mod alerts;
+pub mod history;
+pub mod metrics;
+pub mod web;
+
+use std::sync::Arc;
+
+use crate::daemon::board::Board;
+use crate::daemon::record::RunRecord;
+
+/// Every sink, as the scheduler sees them.
+#[derive(Clone)]
+pub struct Sinks {
+    /// The live view of every check (API, status page, metrics gauges).
+    pub board: Board,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The run history.
+    pub history: history::History,
+    /// The alert sender.
+    pub alerts: alerts::Alerts,
+}
+
+impl Sinks {
+    /// Hand a finished run to every sink. Never blocks: history and alerts
+    /// queue the record for their own tasks.
+    pub fn publish(&self, record: Arc<RunRecord>) {
+        self.metrics.observe(&record);
+        self.history.record(record.clone());
+        self.alerts.observe(record);
+    }
+
+    /// Forget a check removed by a reload: its metrics, its live view, and
+    /// its alert (resolved). Its history is kept.
+    pub fn forget(&self, check: &str) {
+        self.metrics.forget(check);
+        self.board.remove(check);
+        self.alerts.forget(check);
+    }
+}
