@@ -6,6 +6,7 @@
 
 mod support;
 
+mod alert_rules;
 mod alerting;
 mod cli;
 mod dns;
@@ -14,6 +15,7 @@ mod flow;
 mod http_check;
 mod policy;
 mod sandbox;
+mod scheduling;
 mod servers;
 mod status_page;
 mod tcp;

@@ -213,14 +213,11 @@ async fn check_loop(
         if !sleep_until(planned, &mut stop).await {
             return;
         }
-        let record = tokio::select! {
-            r = run_scheduled(&shared, &prepared, &tracker, planned) => r,
-            _ = stop.wait_for(|s| *s) => {
-                // Stopped while waiting for a concurrency slot: nothing ran.
-                return;
-            }
+        // `None`: stopped while waiting for a concurrency slot; nothing ran.
+        let Some(record) = run_scheduled(&shared, &prepared, &tracker, planned, &mut stop).await
+        else {
+            return;
         };
-        let Some(record) = record else { return };
         let finished = SystemTime::now();
         let missed = plan::missed_between(&spec.schedule, spec.timezone, name, planned, finished);
         if missed > 0 {
@@ -248,17 +245,19 @@ async fn check_loop(
     }
 }
 
-/// One scheduled run with its retries; `None` only if the concurrency
-/// semaphore is closed (shutting down).
+/// One scheduled run with its retries; `None` if asked to stop before the
+/// first attempt started. A run that started always finishes; a stop
+/// request cancels only the retries not yet started.
 async fn run_scheduled(
     shared: &Shared,
     prepared: &Prepared,
     tracker: &Mutex<Tracker>,
     planned: SystemTime,
+    stop: &mut watch::Receiver<bool>,
 ) -> Option<RunRecord> {
     let spec = &prepared.spec;
     let mut retries = Vec::new();
-    let (mut result, lateness) = attempt(shared, prepared, Some(planned)).await?;
+    let (mut result, lateness) = attempt(shared, prepared, Some(planned), stop).await?;
     while !is_good(result.status) && (retries.len() as u32) < spec.retries {
         info!(
             status = result.status.as_str(),
@@ -271,8 +270,18 @@ async fn run_scheduled(
             summary: result.summary.clone(),
             duration_ms: result.duration_ms,
         });
-        tokio::time::sleep(spec.retry_delay).await;
-        result = attempt(shared, prepared, None).await?.0;
+        if !sleep_until(SystemTime::now() + spec.retry_delay, stop).await {
+            // Stopping: the last attempt counts, with the retries so far.
+            retries.pop();
+            break;
+        }
+        match attempt(shared, prepared, None, stop).await {
+            Some((r, _)) => result = r,
+            None => {
+                retries.pop();
+                break;
+            }
+        }
     }
     let (state, transition) = tracker.lock().unwrap_or_else(|e| e.into_inner()).observe(
         result.status,
@@ -298,16 +307,30 @@ fn log_run(record: &RunRecord) {
     let r = &record.result;
     let fields = (r.status.as_str(), r.duration_ms, record.lateness_ms);
     if let Some(t) = record.transition {
-        warn!(
-            run_id = %r.run_id,
-            status = fields.0,
-            duration_ms = fields.1,
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            maintenance = record.maintenance.as_deref(),
-            "state changed: {}",
+        let reason = if is_good(r.status) {
+            r.summary.clone()
+        } else {
             record.reason()
-        );
+        };
+        if t.to == super::record::CheckState::Down {
+            warn!(
+                run_id = %r.run_id,
+                status = fields.0,
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                maintenance = record.maintenance.as_deref(),
+                "check is down: {reason}"
+            );
+        } else {
+            info!(
+                run_id = %r.run_id,
+                status = fields.0,
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                "check is {}: {reason}",
+                t.to.as_str()
+            );
+        }
     } else if is_good(r.status) {
         debug!(run_id = %r.run_id, status = fields.0, duration_ms = fields.1, lateness_ms = fields.2, "run finished");
     } else {
@@ -316,13 +339,21 @@ fn log_run(record: &RunRecord) {
 }
 
 /// Wait for a concurrency slot and run once. Returns the result and, when
-/// `planned` is given, the start lateness.
+/// `planned` is given, the start lateness; `None` if asked to stop while
+/// waiting for the slot.
 async fn attempt(
     shared: &Shared,
     prepared: &Prepared,
     planned: Option<SystemTime>,
+    stop: &mut watch::Receiver<bool>,
 ) -> Option<(CheckResult, Duration)> {
-    let _permit = shared.permits.acquire().await.ok()?;
+    if *stop.borrow() {
+        return None;
+    }
+    let _permit = tokio::select! {
+        permit = shared.permits.acquire() => permit.ok()?,
+        _ = stop.wait_for(|s| *s) => return None,
+    };
     let started = SystemTime::now();
     let lateness = planned
         .and_then(|p| started.duration_since(p).ok())
