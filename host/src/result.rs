@@ -88,6 +88,9 @@ pub enum ErrorKind {
     Memory,
     /// The guest used up its fuel (instruction budget).
     Fuel,
+    /// The guest returned a verdict larger than the host keeps (too many
+    /// assertions, measurements or labels, or too much text).
+    ResultTooLarge,
     /// The host failed while serving the guest.
     Host,
     /// The run's configuration could not be resolved (e.g. a
@@ -199,6 +202,7 @@ impl CheckResult {
         }
         for m in &mut self.measurements {
             scrub(&mut m.name);
+            scrub(&mut m.unit);
         }
         for (k, v) in &mut self.labels {
             scrub(k);
@@ -247,7 +251,11 @@ mod tests {
                 detail: "sent s3cr3t".into(),
                 duration_ms: None,
             }],
-            measurements: vec![],
+            measurements: vec![Measurement {
+                name: "m".into(),
+                value: 1.0,
+                unit: "s3cr3t".into(),
+            }],
             labels: vec![("k".into(), "xs3cr3tx".into())],
             timings: RunTimings::default(),
             logs: vec![LogLine {
@@ -262,6 +270,6 @@ mod tests {
         r.redact(&["s3cr3t".to_string(), String::new()]);
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("s3cr3t"), "{json}");
-        assert_eq!(json.matches("[redacted]").count(), 5, "{json}");
+        assert_eq!(json.matches("[redacted]").count(), 6, "{json}");
     }
 }

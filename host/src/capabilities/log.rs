@@ -4,6 +4,7 @@
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
+use super::secrets::Revealed;
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::log as wit;
 
@@ -69,6 +70,7 @@ pub struct LogState {
     lines: Vec<LogLine>,
     bytes: usize,
     dropped: usize,
+    revealed: Revealed,
 }
 
 impl LogState {
@@ -79,12 +81,34 @@ impl LogState {
             lines: Vec::new(),
             bytes: 0,
             dropped: 0,
+            revealed: Revealed::default(),
         }
     }
 
+    /// Redact the run's revealed secrets from every line before it is
+    /// forwarded to the host's log.
+    pub fn redacting(mut self, revealed: Revealed) -> Self {
+        self.revealed = revealed;
+        self
+    }
+
     /// Record a line (from the guest or from the host on the guest's behalf),
-    /// forwarding it to `tracing`.
+    /// forwarding it to `tracing` with the run's secrets redacted. Only the
+    /// lines kept are forwarded: a check flooding its log fills neither the
+    /// result nor the host's own log beyond [`MAX_LINES`] / [`MAX_BYTES`].
     pub fn push(&mut self, level: Level, message: &str) {
+        if self.lines.len() >= MAX_LINES || self.bytes + message.len() > MAX_BYTES {
+            if self.dropped == 0 {
+                tracing::warn!(
+                    target: "vantage::guest",
+                    check = self.check.as_str(),
+                    "log limit reached ({MAX_LINES} lines / {MAX_BYTES} bytes per run); further lines are dropped"
+                );
+            }
+            self.dropped += 1;
+            return;
+        }
+        let message = self.revealed.redact(message);
         let check = self.check.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "vantage::guest", check, "{message}"),
@@ -93,14 +117,10 @@ impl LogState {
             Level::Warn => tracing::warn!(target: "vantage::guest", check, "{message}"),
             Level::Error => tracing::error!(target: "vantage::guest", check, "{message}"),
         }
-        if self.lines.len() >= MAX_LINES || self.bytes + message.len() > MAX_BYTES {
-            self.dropped += 1;
-            return;
-        }
         self.bytes += message.len();
         self.lines.push(LogLine {
             level,
-            message: message.to_string(),
+            message: message.into_owned(),
         });
     }
 
@@ -150,6 +170,24 @@ mod tests {
                 .message
                 .starts_with("10 more log lines dropped")
         );
+    }
+
+    #[test]
+    fn revealed_secrets_are_redacted_before_the_line_is_kept_or_forwarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "hunter2").unwrap();
+        let mut secrets = super::super::secrets::SecretsState::new(&[(
+            "token".into(),
+            crate::config::SecretSource::File(file),
+        )]);
+        let mut log = LogState::new("t").redacting(secrets.revealed_handle());
+        log.push(Level::Info, "before: hunter2");
+        secrets.read("token").unwrap();
+        log.push(Level::Info, "after: hunter2");
+        let lines = log.finish();
+        // A value is known to the log once the guest has it.
+        assert_eq!(lines[1].message, "after: [redacted]");
     }
 
     #[test]

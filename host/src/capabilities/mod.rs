@@ -78,10 +78,11 @@ impl Capabilities {
             deadline: grant.deadline,
             denials: Arc::default(),
         };
+        let secrets = secrets::SecretsState::new(&grant.secrets);
         Capabilities {
-            log: log::LogState::new(&grant.check_name),
+            log: log::LogState::new(&grant.check_name).redacting(secrets.revealed_handle()),
             clock: clock::ClockState::new(grant.deadline),
-            secrets: secrets::SecretsState::new(&grant.secrets),
+            secrets,
             http: http::HttpState::new(net.clone(), &grant.secrets, grant.allow_insecure),
             tls: tls::TlsState::new(net.clone(), &grant.secrets),
             dns: dns::DnsState::new(net.clone()),

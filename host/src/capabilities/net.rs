@@ -117,6 +117,11 @@ impl NetBudget {
         Ok(slot)
     }
 
+    /// The run's byte cap.
+    pub fn max_bytes(&self) -> u64 {
+        self.limits.max_bytes
+    }
+
     /// Bytes that may still be read this run.
     pub fn bytes_left(&self) -> u64 {
         self.limits
@@ -225,6 +230,9 @@ async fn lookup_via(nameserver: SocketAddr, host: &str) -> Result<Vec<IpAddr>, N
     Ok(addrs)
 }
 
+/// Most distinct refusals one run's log lists.
+pub const MAX_DENIALS: usize = 64;
+
 /// Everything a network capability needs for one run. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Net {
@@ -257,10 +265,14 @@ pub struct Connection {
 
 impl Net {
     /// Remember a refusal in `result`, so the run's log says what was denied.
-    /// Every capability passes its calls' results through here.
+    /// Every capability passes its calls' results through here. Each rule is
+    /// kept once, and at most [`MAX_DENIALS`] of them: a check retrying a
+    /// denied call in a loop must not grow the host's memory.
     pub fn note<T>(&self, result: &Result<T, NetError>) {
         if let Err(NetError::Denied(rule)) = result
             && let Ok(mut denials) = self.denials.lock()
+            && denials.len() < MAX_DENIALS
+            && !denials.contains(rule)
         {
             denials.push(rule.clone());
         }

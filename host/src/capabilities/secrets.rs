@@ -2,17 +2,52 @@
 //! granted it, by name. Every value read is remembered so the run's result can
 //! be redacted.
 
+use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
+
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::config::SecretSource;
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::secrets as wit;
 
+/// The secret values handed to one run so far, shared with every capability
+/// that sends guest text out of the run while it is still going (the `log`
+/// lines forwarded to the host's own log), so they can be redacted there too.
+#[derive(Debug, Clone, Default)]
+pub struct Revealed(Arc<RwLock<Vec<String>>>);
+
+impl Revealed {
+    fn add(&self, value: &str) {
+        let mut values = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if !value.is_empty() && !values.iter().any(|v| v == value) {
+            values.push(value.to_string());
+        }
+    }
+
+    /// The values, in the order they were first revealed.
+    pub fn values(&self) -> Vec<String> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `text` with every revealed value replaced by `[redacted]`.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let values = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut text = Cow::Borrowed(text);
+        for value in values.iter() {
+            if text.contains(value.as_str()) {
+                text = Cow::Owned(text.replace(value.as_str(), "[redacted]"));
+            }
+        }
+        text
+    }
+}
+
 /// Per-run secrets state.
 #[derive(Debug)]
 pub struct SecretsState {
     granted: Vec<(String, SecretSource)>,
-    revealed: Vec<String>,
+    revealed: Revealed,
 }
 
 impl SecretsState {
@@ -20,8 +55,13 @@ impl SecretsState {
     pub fn new(granted: &[(String, SecretSource)]) -> Self {
         SecretsState {
             granted: granted.to_vec(),
-            revealed: Vec::new(),
+            revealed: Revealed::default(),
         }
+    }
+
+    /// The run's revealed values, to share with capabilities that redact.
+    pub fn revealed_handle(&self) -> Revealed {
+        self.revealed.clone()
     }
 
     /// Read the secret called `name`, if granted.
@@ -32,15 +72,13 @@ impl SecretsState {
             )));
         };
         let value = read_source(source).map_err(wit::SecretError::Unavailable)?;
-        if !self.revealed.contains(&value) {
-            self.revealed.push(value.clone());
-        }
+        self.revealed.add(&value);
         Ok(value)
     }
 
     /// Every value handed to the guest during this run (for redaction).
-    pub fn revealed(&self) -> &[String] {
-        &self.revealed
+    pub fn revealed(&self) -> Vec<String> {
+        self.revealed.values()
     }
 }
 

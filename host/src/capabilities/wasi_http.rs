@@ -4,19 +4,24 @@
 //! own `http` interface: the outbound allow list on the target and on the
 //! address actually connected to, and the per-run connection budget. A
 //! refused request fails with `error-code::http-request-denied` and is logged
-//! with the run. The rich `http` interface remains the one with timings and
-//! TLS data.
+//! with the run; response bodies count against the run's byte budget. The
+//! rich `http` interface remains the one with timings and TLS data.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
-use super::net::{Net, Phase};
+use super::net::{Net, NetBudget, Phase};
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::types::NetError;
 
@@ -87,7 +92,9 @@ async fn send(
         Ok(Err(e)) => {
             return Err(match e {
                 NetError::Denied(rule) => {
-                    tracing::warn!(%rule, "wasi:http request denied");
+                    // Noted for the run's log, which reaches the host's log
+                    // with the run's secrets redacted (a rule names the host,
+                    // and a check may have put a secret there).
                     net.note::<()>(&Err(NetError::Denied(rule)));
                     Error::HttpRequestDenied
                 }
@@ -137,7 +144,56 @@ async fn send(
             Err(e) => Err(Error::InternalError(Some(e.to_string()))),
         }
     });
-    Ok((response.map(|b| b.map_err(Error::from).boxed_unsync()), io))
+    let budget = net.budget.clone();
+    let response = response.map(|body| {
+        Budgeted {
+            inner: body.map_err(Error::from),
+            budget,
+        }
+        .boxed_unsync()
+    });
+    Ok((response, io))
+}
+
+/// A response body whose bytes count against the run's byte budget, like
+/// those the `http` interface reads: past the budget it fails with
+/// `http-response-body-size` (a 1 GiB body is not streamed to the guest).
+struct Budgeted<B> {
+    inner: B,
+    budget: Arc<NetBudget>,
+}
+
+impl<B> Body for Budgeted<B>
+where
+    B: Body<Data = Bytes, Error = Error> + Unpin,
+{
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+            && let Err(e) = self.budget.read_bytes(data.len() as u64)
+        {
+            tracing::debug!(error = %super::net::describe(&e), "wasi:http response body cut");
+            return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(
+                self.budget.max_bytes(),
+            )))));
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Aborts the connection task when dropped.

@@ -119,7 +119,15 @@ impl CacheArgs {
 /// Log to stderr at `level` (`RUST_LOG` overrides), as text or JSON.
 pub fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+        // wasmtime-wasi logs every byte a guest writes to stdout/stderr at
+        // debug level, secrets included; the run's log already has those
+        // lines, redacted (see `capabilities::log`). Whatever RUST_LOG says.
+        .add_directive(
+            "wasmtime_wasi::p2::write_stream=info"
+                .parse()
+                .expect("a valid directive"),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -76,6 +76,10 @@ struct Daemon {
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let config = load_config(&options.config)?;
+    // Signal handlers first: a SIGHUP or SIGTERM that arrives while the
+    // checks load waits for the loop below instead of killing the process
+    // (the default action of both).
+    let mut reloads = reload::Triggers::new(&options.config, options.watch)?;
     let global = config.global.clone();
     let location = global.location.clone();
 
@@ -183,7 +187,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         daemon.tasks.len()
     );
 
-    let mut reloads = reload::Triggers::new(&options.config, options.watch)?;
     let reason = loop {
         match reloads.next().await {
             reload::Event::Reload(why) => daemon.reload(&options.config, &why).await,

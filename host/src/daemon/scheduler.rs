@@ -225,12 +225,16 @@ async fn check_loop(
                 missed,
                 "the run took longer than the interval: planned runs were skipped"
             );
-            for _ in 0..missed {
-                shared.sinks.metrics.skipped_overlap(name);
-            }
         }
         let record = Arc::new(record);
+        // Published under the board's lock and only while the check is on
+        // the board: a check removed by a reload while this run was in
+        // flight has left the board before the live sinks forgot it (see
+        // `Sinks::forget`), so its late run goes to the history only and
+        // brings back no metric series and no alert.
+        let mut live = false;
         board.update(name, |v| {
+            live = true;
             v.state = record.state;
             v.runs += 1;
             v.skipped_overlap += missed;
@@ -239,8 +243,14 @@ async fn check_loop(
                 v.last_failure = Some(record.clone());
             }
             v.last = Some(record.clone());
+            for _ in 0..missed {
+                shared.sinks.metrics.skipped_overlap(name);
+            }
+            shared.sinks.publish(record.clone());
         });
-        shared.sinks.publish(record);
+        if !live {
+            shared.sinks.history.record(record);
+        }
         after = finished.max(planned);
     }
 }

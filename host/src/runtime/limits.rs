@@ -54,3 +54,108 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(desired <= 100_000)
     }
 }
+
+/// Most assertions one run may return.
+pub const MAX_ASSERTIONS: usize = 1_000;
+/// Most measurements one run may return.
+pub const MAX_MEASUREMENTS: usize = 1_000;
+/// Most labels one run may return.
+pub const MAX_LABELS: usize = 64;
+/// Longest name: an assertion's or a measurement's name, a unit, a label's key
+/// or value (they become metric series and labels).
+pub const MAX_NAME_BYTES: usize = 1024;
+/// Longest text: the summary or one assertion's detail.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Most bytes of text one result may carry in all.
+pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
+
+/// Why a check's verdict is too large to keep, naming the cap it broke, or
+/// `None` if it fits. A result is a report, not a data channel: millions of
+/// assertions or megabytes of labels would flood every sink (metric series,
+/// history rows, alert payloads), so such a run ends with an error instead.
+pub fn oversized_result(
+    summary: &str,
+    assertions: impl ExactSizeIterator<Item = (usize, usize)>,
+    measurements: impl ExactSizeIterator<Item = (usize, usize)>,
+    labels: impl ExactSizeIterator<Item = (usize, usize)>,
+) -> Option<String> {
+    let counts = [
+        ("assertions", assertions.len(), MAX_ASSERTIONS),
+        ("measurements", measurements.len(), MAX_MEASUREMENTS),
+        ("labels", labels.len(), MAX_LABELS),
+    ];
+    for (what, n, max) in counts {
+        if n > max {
+            return Some(format!(
+                "result too large: {n} {what} (the limit is {max} per run)"
+            ));
+        }
+    }
+    let mut total = summary.len();
+    if summary.len() > MAX_TEXT_BYTES {
+        return Some(format!(
+            "result too large: a summary of {} bytes (the limit is {MAX_TEXT_BYTES} bytes)",
+            summary.len()
+        ));
+    }
+    let items = [
+        ("an assertion name", "an assertion detail", assertions.collect::<Vec<_>>(), MAX_TEXT_BYTES),
+        ("a measurement name", "a measurement unit", measurements.collect(), MAX_NAME_BYTES),
+        ("a label key", "a label value", labels.collect(), MAX_NAME_BYTES),
+    ];
+    for (first, second, sizes, second_max) in items {
+        for (a, b) in sizes {
+            if a > MAX_NAME_BYTES {
+                return Some(format!(
+                    "result too large: {first} of {a} bytes (the limit is {MAX_NAME_BYTES} bytes)"
+                ));
+            }
+            if b > second_max {
+                return Some(format!(
+                    "result too large: {second} of {b} bytes (the limit is {second_max} bytes)"
+                ));
+            }
+            total += a + b;
+        }
+    }
+    (total > MAX_RESULT_BYTES).then(|| {
+        format!("result too large: {total} bytes of text (the limit is {MAX_RESULT_BYTES} bytes per run)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(n: usize, a: usize, b: usize) -> std::vec::IntoIter<(usize, usize)> {
+        vec![(a, b); n].into_iter()
+    }
+
+    #[test]
+    fn results_within_the_caps_fit() {
+        assert_eq!(
+            oversized_result("ok", sizes(10, 20, 200), sizes(5, 10, 2), sizes(3, 8, 8)),
+            None
+        );
+    }
+
+    #[test]
+    fn every_cap_is_named() {
+        let none = || sizes(0, 0, 0);
+        let cases = [
+            (oversized_result("", sizes(1001, 1, 1), none(), none()), "1001 assertions (the limit is 1000 per run)"),
+            (oversized_result("", none(), sizes(1001, 1, 1), none()), "1001 measurements"),
+            (oversized_result("", none(), none(), sizes(65, 1, 1)), "65 labels"),
+            (oversized_result(&"s".repeat(70_000), none(), none(), none()), "a summary of 70000 bytes"),
+            (oversized_result("", sizes(1, 2000, 1), none(), none()), "an assertion name of 2000 bytes"),
+            (oversized_result("", sizes(1, 1, 70_000), none(), none()), "an assertion detail of 70000 bytes"),
+            (oversized_result("", none(), sizes(1, 1, 2000), none()), "a measurement unit of 2000 bytes"),
+            (oversized_result("", none(), none(), sizes(1, 1, 5000)), "a label value of 5000 bytes"),
+            (oversized_result("", sizes(20, 1, 60_000), none(), none()), "bytes of text (the limit is 1048576 bytes per run)"),
+        ];
+        for (got, want) in cases {
+            let got = got.expect(want);
+            assert!(got.starts_with("result too large: ") && got.contains(want), "{got} / {want}");
+        }
+    }
+}

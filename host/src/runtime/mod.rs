@@ -180,21 +180,27 @@ impl Runtime {
     /// against the host's capabilities, and ask it to describe itself.
     pub async fn load_bytes(&self, source: &str, bytes: &[u8]) -> anyhow::Result<LoadedCheck> {
         if !wasmparser_is_component(bytes) {
-            anyhow::bail!(
-                "not a WebAssembly component (a core module or another file?); build checks for wasm32-wasip2"
-            );
+            let what = if bytes.starts_with(b"\0asm") {
+                "it is a core WebAssembly module (wrap it with `wasm-tools component new`)"
+            } else {
+                "the file is not WebAssembly at all"
+            };
+            anyhow::bail!("not a WebAssembly component: {what}; build checks for wasm32-wasip2");
         }
         let (component, cache, digest) = self.cache.load(&self.engine, bytes)?;
-        let imports = component
+        let imports: Vec<String> = component
             .component_type()
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{e}: the component does not fit the `{WORLD}` world"))?;
-        let pre = CheckPre::new(instance_pre)?;
+        let misfit = |e: wasmtime::Error| {
+            anyhow::anyhow!(
+                "{e}: the component does not fit the `{WORLD}` world{}",
+                other_version_hint(&imports)
+            )
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(misfit)?;
+        let pre = CheckPre::new(instance_pre).map_err(misfit)?;
         // `describe` runs with nothing granted, under small limits.
         let spec = RunSpec::deny_all("describe", Duration::from_secs(5));
         let limits = &spec.limits;
@@ -315,7 +321,16 @@ impl Runtime {
                     instance.call_run(&mut store, &context).await
                 };
                 match tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await {
-                    Ok(Ok(verdict)) => (Some(verdict), None),
+                    Ok(Ok(verdict)) => match oversized(&verdict) {
+                        None => (Some(verdict), None),
+                        Some(message) => (
+                            None,
+                            Some(RunError {
+                                kind: ErrorKind::ResultTooLarge,
+                                message,
+                            }),
+                        ),
+                    },
                     Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
                     Err(_) => (
                         None,
@@ -355,7 +370,18 @@ impl Runtime {
                 &format!("denied: {denial}"),
             );
         }
-        let revealed = state.caps.secrets.revealed().to_vec();
+        if state.caps.http.trace_dropped > 0 {
+            let message = format!(
+                "{} more HTTP exchanges not traced (limit {} per run)",
+                state.caps.http.trace_dropped,
+                crate::capabilities::http::MAX_TRACE
+            );
+            state
+                .caps
+                .log
+                .push(crate::capabilities::log::Level::Warn, &message);
+        }
+        let revealed = state.caps.secrets.revealed();
         let mut result = CheckResult {
             check: spec.check_name.clone(),
             status: Status::Error,
@@ -413,6 +439,16 @@ impl Runtime {
         result.redact(&revealed);
         result
     }
+}
+
+/// Why a verdict is too large to keep (see [`limits::oversized_result`]).
+fn oversized(v: &wit::CheckResult) -> Option<String> {
+    limits::oversized_result(
+        &v.summary,
+        v.assertions.iter().map(|a| (a.name.len(), a.detail.len())),
+        v.measurements.iter().map(|m| (m.name.len(), m.unit.len())),
+        v.labels.iter().map(|(k, v)| (k.len(), v.len())),
+    )
 }
 
 /// Turn a failed call into a reason that names the limit, the trap or the panic.
@@ -494,6 +530,23 @@ pub fn next_run_id(unix_ms: u64) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{unix_ms:x}-{:x}-{n:x}", std::process::id())
+}
+
+/// When a component imports `vantage:check` interfaces of another version
+/// than this host's, say so.
+fn other_version_hint(imports: &[String]) -> String {
+    let ours = WORLD.rsplit_once('@').map_or("", |(_, v)| v);
+    imports
+        .iter()
+        .filter_map(|name| name.strip_prefix("vantage:check/")?.split_once('@'))
+        .map(|(_, version)| version)
+        .find(|version| *version != ours)
+        .map(|version| {
+            format!(
+                " (it was built for vantage:check@{version}; this host provides vantage:check@{ours})"
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Components start with the wasm magic and a layer/version word whose layer is 1.

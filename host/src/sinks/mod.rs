@@ -39,11 +39,16 @@ impl Sinks {
         self.alerts.observe(record);
     }
 
-    /// Forget a check removed by a reload: its metrics, its live view, and
+    /// Forget a check removed by a reload: its live view, its metrics, and
     /// its alert (resolved). Its history is kept.
+    ///
+    /// The board entry goes first: the scheduler publishes a run under the
+    /// board's lock and only while the check is on the board, so a run that
+    /// was in flight either reached every sink before this (and is forgotten
+    /// with the rest) or reaches only the history.
     pub fn forget(&self, check: &str) {
-        self.metrics.forget(check);
         self.board.remove(check);
+        self.metrics.forget(check);
         self.alerts.forget(check);
     }
 }

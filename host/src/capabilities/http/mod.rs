@@ -51,9 +51,16 @@ pub struct HttpState {
     allow_insecure: bool,
     /// Cookies carried across the run's exchanges (a session per run).
     jar: std::sync::Mutex<cookie_store::CookieStore>,
-    /// Every exchange of the run, in order.
+    /// The run's exchanges, in order (the first [`MAX_TRACE`]).
     pub trace: Vec<HttpTrace>,
+    /// Exchanges left out of `trace` once it was full.
+    pub trace_dropped: usize,
 }
+
+/// Most exchanges one run's trace keeps: a check calling `fetch` in a loop
+/// (retrying a denied or failing target) must not grow the host's memory or
+/// the result without bound.
+pub const MAX_TRACE: usize = 256;
 
 impl HttpState {
     /// State for a run with the given network context, granted secrets, and
@@ -65,6 +72,7 @@ impl HttpState {
             allow_insecure,
             jar: Default::default(),
             trace: Vec::new(),
+            trace_dropped: 0,
         }
     }
 
@@ -113,6 +121,15 @@ impl HttpState {
         })
     }
 
+    /// Keep `trace` if the run's trace has room, count it otherwise.
+    fn record(&mut self, trace: HttpTrace) {
+        if self.trace.len() < MAX_TRACE {
+            self.trace.push(trace);
+        } else {
+            self.trace_dropped += 1;
+        }
+    }
+
     async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, NetError> {
         let (method, url) = (req.method.clone(), req.url.clone());
         let prepared = self.prepare(req)?;
@@ -135,12 +152,12 @@ impl HttpState {
                 trace.redirects = fetched.redirects.len() as u32;
                 trace.tls_earliest_expiry_unix_ms =
                     fetched.tls.as_ref().and_then(|t| t.earliest_expiry_unix_ms);
-                self.trace.push(trace);
+                self.record(trace);
                 Ok(to_wit_response(fetched))
             }
             Err(e) => {
                 trace.error = Some(net::describe(&e));
-                self.trace.push(trace);
+                self.record(trace);
                 Err(e)
             }
         }
