@@ -137,6 +137,15 @@ fn validate_accepts_the_example_and_names_file_line_and_key_of_errors() {
     let out = vantage(&["validate", example.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("valid, 2 check(s)"), "{}", out.stdout);
+    let demo = repo().join("examples/demo.toml");
+    let out = vantage(&["validate", demo.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("valid, 5 check(s)"), "{}", out.stdout);
+    assert!(
+        out.stderr.is_empty(),
+        "the demo has warnings: {}",
+        out.stderr
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("vantage.toml");

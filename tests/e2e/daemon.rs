@@ -21,7 +21,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
 
-use crate::servers::{Alertmanager, Prometheus, free_port, get_json, http_get, start_prometheus, wait_until};
+use crate::servers::{
+    Alertmanager, Prometheus, free_port, get_json, http_get, start_prometheus, wait_until,
+};
 use crate::support::{cache_dir, start_target, wasm};
 
 /// The location label every test daemon runs with.
@@ -115,7 +117,10 @@ impl Daemon {
         let url = format!("{}/healthz", daemon.url());
         wait_until("the daemon's start", Duration::from_secs(30), || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("the daemon exited at start-up ({status}); stderr:\n{}", daemon.stderr());
+                panic!(
+                    "the daemon exited at start-up ({status}); stderr:\n{}",
+                    daemon.stderr()
+                );
             }
             if !daemon.stderr().contains("status page http://") {
                 return (None, "no start-up line on stderr yet".to_string());
@@ -217,10 +222,14 @@ impl Daemon {
 
     /// Wait until stderr contains `needle`.
     fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
-        wait_until(&format!("{needle:?} on the daemon's stderr"), timeout, || {
-            let text = self.stderr();
-            (text.contains(needle).then(|| text.clone()), text)
-        })
+        wait_until(
+            &format!("{needle:?} on the daemon's stderr"),
+            timeout,
+            || {
+                let text = self.stderr();
+                (text.contains(needle).then(|| text.clone()), text)
+            },
+        )
     }
 }
 
@@ -411,7 +420,11 @@ async fn alertmanager_sees_the_alert_fire_and_resolve() {
         let state = check_of(&daemon, "flappy")["state"].clone();
         ((state == "up").then_some(()), state.to_string())
     });
-    assert!(alertmanager.alerts().is_empty(), "{:?}", alertmanager.alerts());
+    assert!(
+        alertmanager.alerts().is_empty(),
+        "{:?}",
+        alertmanager.alerts()
+    );
 
     healthy.store(false, Ordering::SeqCst);
     let alert = wait_until("an active alert for flappy", timeout, || {
@@ -510,7 +523,10 @@ async fn sighup_reloads_and_keeps_the_running_config_on_errors() {
     daemon.sighup();
     wait_until("c listed after SIGHUP", timeout, || {
         let names = daemon.check_names();
-        (names.contains(&"c".to_string()).then_some(()), format!("{names:?}"))
+        (
+            names.contains(&"c".to_string()).then_some(()),
+            format!("{names:?}"),
+        )
     });
     assert_eq!(daemon.check_names(), ["a", "b", "c"]);
     // A's task was kept: its run count goes on from where it was.
@@ -518,7 +534,10 @@ async fn sighup_reloads_and_keeps_the_running_config_on_errors() {
     let deadline = runs_before + 3;
     while last < deadline {
         let runs = runs_of(&daemon, "a");
-        assert!(runs >= last, "a's run count went back from {last} to {runs}");
+        assert!(
+            runs >= last,
+            "a's run count went back from {last} to {runs}"
+        );
         last = runs;
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -548,11 +567,7 @@ async fn sighup_reloads_and_keeps_the_running_config_on_errors() {
     // An invalid file: rejected, named to the line and key; nothing changes.
     let c_bad = http_check("c", "1x", &healthz, "");
     let text = daemon.rewrite(&format!("{a}{b_new}{c_bad}"));
-    let line = text
-        .lines()
-        .position(|l| l == "every = \"1x\"")
-        .unwrap()
-        + 1;
+    let line = text.lines().position(|l| l == "every = \"1x\"").unwrap() + 1;
     daemon.sighup();
     let stderr = daemon.wait_stderr("configuration rejected", timeout);
     let located = format!("{}:{line}:", daemon.config().display());
@@ -567,7 +582,11 @@ async fn sighup_reloads_and_keeps_the_running_config_on_errors() {
     assert!(daemon.running(), "the daemon exited on a bad reload");
     assert_eq!(daemon.check_names(), ["a", "b", "c"]);
     assert_eq!(
-        sample(&daemon.metrics(), "vantage_config_last_reload_successful", &[]),
+        sample(
+            &daemon.metrics(),
+            "vantage_config_last_reload_successful",
+            &[]
+        ),
         Some(0.0)
     );
     // The running configuration still runs, C included.
@@ -583,10 +602,17 @@ async fn sighup_reloads_and_keeps_the_running_config_on_errors() {
         ((names == ["a", "b"]).then_some(()), format!("{names:?}"))
     });
     assert_eq!(
-        sample(&daemon.metrics(), "vantage_config_last_reload_successful", &[]),
+        sample(
+            &daemon.metrics(),
+            "vantage_config_last_reload_successful",
+            &[]
+        ),
         Some(1.0)
     );
-    assert!(!daemon.metrics().contains("check=\"c\""), "c left metrics behind");
+    assert!(
+        !daemon.metrics().contains("check=\"c\""),
+        "c left metrics behind"
+    );
     assert_on_grid(&daemon, "a");
 }
 
@@ -692,7 +718,11 @@ async fn a_check_removed_mid_run_leaves_no_alert_or_metrics() {
         ((done >= in_flight).then_some(()), done.to_string())
     });
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(started.load(Ordering::SeqCst), in_flight, "doomed ran again");
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        in_flight,
+        "doomed ran again"
+    );
     assert!(
         alertmanager.alert("doomed").is_none(),
         "a removed check's alert is active: {:#?}",
@@ -705,7 +735,10 @@ async fn a_check_removed_mid_run_leaves_no_alert_or_metrics() {
     );
     // Its last run is in the history all the same (the API serves only
     // configured checks: read the file).
-    let db = dir.path().join("data").join(vantage::sinks::history::FILE_NAME);
+    let db = dir
+        .path()
+        .join("data")
+        .join(vantage::sinks::history::FILE_NAME);
     let db = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap();
     let statuses: Vec<String> = db
@@ -797,7 +830,11 @@ async fn sigterm_finishes_the_run_in_flight_and_keeps_it() {
         took >= Duration::from_millis(SLOW_MS - 300 - 200),
         "exited after {took:?}: it did not wait for the run in flight"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "a new run started after SIGTERM");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a new run started after SIGTERM"
+    );
     let stderr = daemon.stderr();
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     drop(daemon);
@@ -836,11 +873,7 @@ fn bad_config_at_start_up_is_refused() {
     assert!(!status.success(), "exit status {status}");
     assert_eq!(status.code(), Some(3), "exit status {status}");
     let text = std::fs::read_to_string(daemon.config()).unwrap();
-    let line = text
-        .lines()
-        .position(|l| l == "every = \"1x\"")
-        .unwrap()
-        + 1;
+    let line = text.lines().position(|l| l == "every = \"1x\"").unwrap() + 1;
     let stderr = daemon.stderr();
     let located = format!("{}:{line}:", daemon.config().display());
     let diagnostic = stderr

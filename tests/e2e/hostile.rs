@@ -168,7 +168,10 @@ async fn slowloris_server() -> String {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {
                 read_head(&mut socket).await;
-                for byte in b"HTTP/1.1 200 OK\r\nx-slow: ".iter().chain([b'a'].iter().cycle()) {
+                for byte in b"HTTP/1.1 200 OK\r\nx-slow: "
+                    .iter()
+                    .chain([b'a'].iter().cycle())
+                {
                     if socket.write_all(&[*byte]).await.is_err() {
                         break;
                     }
@@ -236,7 +239,8 @@ async fn a_retry_loop_around_host_calls_stops_at_the_deadline() {
         if pattern.is_none() {
             assert!(errors.iter().all(|e| e.starts_with("denied")), "{errors:?}");
             // The same refusal is noted once, not once per attempt.
-            assert_eq!(logs.matches("denied: ").count(), 1, "{logs}");
+            let noted = r.logs.iter().filter(|l| l.message.starts_with("denied: "));
+            assert_eq!(noted.count(), 1, "{logs}");
         } else {
             assert!(errors[0].starts_with("connect"), "{errors:?}");
             assert!(
@@ -351,7 +355,11 @@ async fn a_huge_result_is_refused_naming_the_cap() {
     let r = host
         .run(&spec(
             "huge-result",
-            &[("assertions", "1000"), ("labels", "64"), ("label_bytes", "1024")],
+            &[
+                ("assertions", "1000"),
+                ("labels", "64"),
+                ("label_bytes", "1024"),
+            ],
         ))
         .await;
     assert_eq!(r.status, Status::Pass, "{:?}", r.error);
@@ -379,9 +387,16 @@ async fn a_request_flood_is_cut_at_the_connection_budget() {
         "{}",
         r.summary
     );
-    assert_eq!(detail(&r, "every request"), "100 of 5000 answered, 4900 refused");
+    assert_eq!(
+        detail(&r, "every request"),
+        "100 of 5000 answered, 4900 refused"
+    );
     assert_eq!(r.timings.http.len(), 256);
-    assert!(logs(&r).contains("4744 more HTTP exchanges not traced"), "{}", logs(&r));
+    assert!(
+        logs(&r).contains("4744 more HTTP exchanges not traced"),
+        "{}",
+        logs(&r)
+    );
 }
 
 /// A check opening `wasi:http` requests and keeping them open holds at most
@@ -392,13 +407,20 @@ async fn connection_hoarding_is_capped_and_released() {
     let host = Host::start().await;
     let (url, open) = gigabyte_server().await;
     let origin = url.trim_end_matches("/gigabyte").to_string();
-    let spec = allow(spec("hoard", &[("urls.0", &url), ("count", "32")]), &[&origin]);
+    let spec = allow(
+        spec("hoard", &[("urls.0", &url), ("count", "32")]),
+        &[&origin],
+    );
     let r = host.run(&spec).await;
     assert_eq!(r.status, Status::Fail, "{r:?}");
-    assert_eq!(detail(&r, "every connection held open"), "8 of 32 held open");
+    assert_eq!(
+        detail(&r, "every connection held open"),
+        "8 of 32 held open"
+    );
     assert!(
-        r.summary
-            .contains("held 8 of 32 connections open; then refused: ConnectionLimitReached"),
+        r.summary.contains(
+            "held 8 of 32 connections open; then refused: ErrorCode::ConnectionLimitReached"
+        ),
         "{}",
         r.summary
     );
@@ -431,7 +453,7 @@ async fn a_gigabyte_body_is_cut_at_the_caps() {
         ))
         .await;
     assert_eq!(r.status, Status::Fail, "{r:?}");
-    assert_eq!(r.summary, "body-too-large: response body larger than 16777216 bytes");
+    assert_eq!(r.summary, "body too large: over 16777216 bytes");
 
     let r = host
         .run(&allow(
@@ -445,7 +467,8 @@ async fn a_gigabyte_body_is_cut_at_the_caps() {
     assert_eq!(r.status, Status::Fail, "{r:?}");
     assert!(
         r.summary.starts_with("got 200, read 67")
-            && r.summary.ends_with("body bytes, then HttpResponseBodySize(Some(67108864))"),
+            && r.summary
+                .ends_with("body bytes, then ErrorCode::HttpResponseBodySize(Some(67108864))"),
         "{}",
         r.summary
     );
@@ -468,14 +491,18 @@ async fn slowloris_and_silent_targets_end_in_time() {
         .run(&allow(
             spec(
                 "slowloris",
-                &[("urls.0", &slow), ("urls.1", &silent), ("timeout_ms", "500")],
+                &[
+                    ("urls.0", &slow),
+                    ("urls.1", &silent),
+                    ("timeout_ms", "500"),
+                ],
             ),
             &patterns,
         ))
         .await;
     assert_eq!(r.status, Status::Fail, "{r:?}");
     for url in [&slow, &silent] {
-        assert_eq!(detail(&r, url), "timeout: timeout during processing");
+        assert_eq!(detail(&r, url), "timeout: expired during processing");
     }
 
     for url in [&slow, &silent] {
@@ -504,12 +531,18 @@ async fn ssrf_to_special_addresses_is_denied() {
     let base = start_target().await;
     let port = base.rsplit(':').next().unwrap().to_string();
     let attempts = [
-        ("http://169.254.169.254/latest/meta-data/".to_string(), "169.254.169.254"),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "169.254.169.254",
+        ),
         (format!("http://127.0.0.1:{port}/healthz"), "127.0.0.1"),
         ("http://10.0.0.1/".to_string(), "10.0.0.1"),
         (format!("http://[::1]:{port}/healthz"), "::1"),
         ("http://metadata.ssrf.test/".to_string(), "169.254.169.254"),
-        (format!("http://local.ssrf.test:{port}/healthz"), "127.0.0.1"),
+        (
+            format!("http://local.ssrf.test:{port}/healthz"),
+            "127.0.0.1",
+        ),
         ("http://private.ssrf.test/".to_string(), "10.0.0.1"),
     ];
     let mut resolver = vantage::capabilities::net::HostResolver::default();
@@ -549,7 +582,7 @@ async fn ssrf_to_special_addresses_is_denied() {
                     "{detail}"
                 );
             } else {
-                assert_eq!(detail, "HttpRequestDenied", "{url}");
+                assert_eq!(detail, "ErrorCode::HttpRequestDenied", "{url}");
             }
             assert!(logs.contains(&format!("denied: {addr}")), "{addr}: {logs}");
         }
@@ -591,7 +624,9 @@ async fn an_echoed_secret_is_redacted_everywhere() {
     assert_eq!(r["labels"][0][1], "[redacted]");
     assert_eq!(r["labels"][1][1], "v=[redacted]");
     let logs = r["logs"].to_string();
-    for line in ["trace", "debug", "info", "warn", "error", "stdout", "stderr"] {
+    for line in [
+        "trace", "debug", "info", "warn", "error", "stdout", "stderr",
+    ] {
         assert!(
             logs.contains(&format!("{line} [redacted]")),
             "{line}: {logs}"
@@ -602,7 +637,13 @@ async fn an_echoed_secret_is_redacted_everywhere() {
 
     let (out, r) = run_json(
         "fixture_hostile",
-        &["-vvv", "--set", "behaviour=secret-panic", "--secret", &grant],
+        &[
+            "-vvv",
+            "--set",
+            "behaviour=secret-panic",
+            "--secret",
+            &grant,
+        ],
     )
     .await;
     assert_eq!(out.code, 3, "{}", out.stderr);
@@ -650,7 +691,7 @@ async fn a_secret_sent_to_a_host_not_allowed_is_denied() {
         assert_eq!(a["passed"], false, "{a}");
         let detail = a["detail"].as_str().unwrap();
         assert!(
-            detail.starts_with("denied: ") || detail == "HttpRequestDenied",
+            detail.starts_with("denied: ") || detail == "ErrorCode::HttpRequestDenied",
             "{detail}"
         );
     }
@@ -688,7 +729,10 @@ fn component_importing(name: &str, func: &str) -> Vec<u8> {
     instance
         .ty()
         .function()
-        .params([("message", ComponentValType::Primitive(PrimitiveValType::String))])
+        .params([(
+            "message",
+            ComponentValType::Primitive(PrimitiveValType::String),
+        )])
         .result(None);
     instance.export(func, ComponentTypeRef::Func(0));
     let mut types = ComponentTypeSection::new();
@@ -717,16 +761,15 @@ async fn malformed_components_are_refused_at_load() {
             b"\0asm\x01\0\0\0".to_vec(),
             &["not a WebAssembly component: it is a core WebAssembly module"],
         ),
-        (
-            "truncated component",
-            real[..real.len() / 2].to_vec(),
-            &[],
-        ),
+        ("truncated component", real[..real.len() / 2].to_vec(), &[]),
         (
             // Another world: a component that exports neither `describe` nor `run`.
             "other world",
             wasm_encoder::Component::new().finish(),
-            &["describe", "does not fit the `vantage:check/check@0.1.0` world"],
+            &[
+                "describe",
+                "does not fit the `vantage:check/check@0.1.0` world",
+            ],
         ),
         (
             "other version",

@@ -41,7 +41,8 @@ async fn start(config_text: &str, concurrency: usize) -> Harness {
         history: History::open(dir.path(), Retention::default()).unwrap(),
         alerts: Alerts::start(AlertConfig::default()),
     };
-    let runtime = Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
+    let runtime =
+        Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
     let shared = Arc::new(Shared {
         runtime: runtime.clone(),
         permits: Arc::new(Semaphore::new(concurrency)),
@@ -122,13 +123,12 @@ async fn many_checks_are_spread_never_overlap_and_lateness_is_measured() {
         let mut runs = sinks.history.runs(&name, 100).await.unwrap();
         runs.reverse();
         // 6.5 s at a 2 s interval: 3 or 4 planned starts, every one run.
-        assert!(
-            (3..=4).contains(&runs.len()),
-            "{name}: {} runs",
-            runs.len()
-        );
+        assert!((3..=4).contains(&runs.len()), "{name}: {} runs", runs.len());
         total_runs += runs.len();
-        let planned: Vec<u64> = runs.iter().map(|r| num(r, "planned_unix_ms") as u64).collect();
+        let planned: Vec<u64> = runs
+            .iter()
+            .map(|r| num(r, "planned_unix_ms") as u64)
+            .collect();
         // Consecutive planned starts are exactly one interval apart, on one
         // grid fixed by the check's name.
         for w in planned.windows(2) {
@@ -138,7 +138,10 @@ async fn many_checks_are_spread_never_overlap_and_lateness_is_measured() {
         // No overlap: each run starts after the previous one ended.
         for w in runs.windows(2) {
             let end = num(&w[0], "started_unix_ms") + num(&w[0], "duration_ms");
-            assert!(num(&w[1], "started_unix_ms") >= end.floor(), "{name} overlaps");
+            assert!(
+                num(&w[1], "started_unix_ms") >= end.floor(),
+                "{name} overlaps"
+            );
         }
         for r in &runs {
             assert_eq!(r["result"]["status"], "pass", "{r}");
@@ -149,7 +152,11 @@ async fn many_checks_are_spread_never_overlap_and_lateness_is_measured() {
     }
     // Spread: 200 checks on a 2 s interval land on (almost) 200 distinct
     // millisecond offsets, not one.
-    assert!(offsets.len() > 180, "only {} distinct offsets", offsets.len());
+    assert!(
+        offsets.len() > 180,
+        "only {} distinct offsets",
+        offsets.len()
+    );
     // Lateness is measured for every run, and exported.
     late.sort_by(f64::total_cmp);
     let p50 = late[late.len() / 2];
@@ -157,7 +164,9 @@ async fn many_checks_are_spread_never_overlap_and_lateness_is_measured() {
     eprintln!("{total_runs} runs; lateness p50 {p50:.2} ms, p99 {p99:.2} ms");
     let metrics = sinks.metrics.render();
     assert!(
-        metrics.contains(&format!("vantage_scheduler_lateness_seconds_count {total_runs}")),
+        metrics.contains(&format!(
+            "vantage_scheduler_lateness_seconds_count {total_runs}"
+        )),
         "lateness count should be {total_runs}:\n{}",
         metrics
             .lines()
@@ -190,7 +199,11 @@ async fn a_run_longer_than_its_interval_skips_and_counts_the_overlapped_runs() {
         assert_eq!(r["result"]["error"]["kind"], "deadline", "{r}");
     }
     let view = sinks.board.get("slow").unwrap();
-    assert!(view.skipped_overlap >= 2, "skipped {}", view.skipped_overlap);
+    assert!(
+        view.skipped_overlap >= 2,
+        "skipped {}",
+        view.skipped_overlap
+    );
     let metrics = sinks.metrics.render();
     let line = format!(
         "vantage_check_skipped_overlap_total{{check=\"slow\",location=\"test\"}} {}",
@@ -223,7 +236,10 @@ async fn the_concurrency_cap_holds_runs_back_and_shows_as_lateness() {
     assert!(spans.len() >= 3, "{spans:?}");
     // One slot: no two runs of any checks overlap.
     for w in spans.windows(2) {
-        assert!(w[1].0 + 1.0 >= w[0].1, "runs overlap under a cap of 1: {spans:?}");
+        assert!(
+            w[1].0 + 1.0 >= w[0].1,
+            "runs overlap under a cap of 1: {spans:?}"
+        );
     }
     // Queued runs start late, and the lateness says so.
     assert!(max_lateness > 500.0, "max lateness {max_lateness} ms");

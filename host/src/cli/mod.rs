@@ -119,15 +119,19 @@ impl CacheArgs {
 /// Log to stderr at `level` (`RUST_LOG` overrides), as text or JSON.
 pub fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
-        // wasmtime-wasi logs every byte a guest writes to stdout/stderr at
-        // debug level, secrets included; the run's log already has those
-        // lines, redacted (see `capabilities::log`). Whatever RUST_LOG says.
-        .add_directive(
-            "wasmtime_wasi::p2::write_stream=info"
-                .parse()
-                .expect("a valid directive"),
-        );
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Whatever RUST_LOG says, keep out of the host's log the lines of
+    // wasmtime-wasi(-http) that carry guest data verbatim, secrets included:
+    // every argument of every WASI call (trace) and every byte written to
+    // stdout/stderr (debug). The run's log has the guest's output, redacted.
+    let filter = [
+        "wasmtime_wasi=debug",
+        "wasmtime_wasi_http=debug",
+        "wasmtime_wasi::p2::write_stream=info",
+    ]
+    .into_iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, |f, d| f.add_directive(d));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

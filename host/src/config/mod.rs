@@ -16,6 +16,17 @@
 //! location = "eu-west-1"        # label attached to every result (default "local")
 //! data_dir = "/var/lib/vantage" # component cache and state (default: OS data dir)
 //! allow_ceiling = ["https://*", "http://*"]  # caps every check's allow list
+//! listen = "127.0.0.1:9470"     # daemon API, /metrics, status page (default)
+//! public_url = "https://status.example.com"  # alerts link here (default http://{listen})
+//! concurrency = 64              # runs at once (default 64)
+//! history_max_age = "30d"       # history retention (default 30d)
+//! history_max_runs = 10000      # runs kept per check (default 10000)
+//! shutdown_grace = "30s"        # runs in flight get this long on SIGTERM
+//!
+//! [alerts]                      # all optional
+//! alertmanager = ["http://127.0.0.1:9093"]   # Alertmanager base URLs
+//! webhooks = ["https://hooks.example.com/x"] # generic JSON webhooks
+//! resend = "1m"                 # re-send firing alerts (default 1m)
 //!
 //! [defaults]                    # limits for checks that set none; all optional
 //! timeout = "10s"               # default 10s
@@ -34,12 +45,27 @@
 //! memory = "32MiB"
 //! fuel = 500000000
 //! mode = "edge"                 # edge (default) | restore
+//! timezone = "Europe/Berlin"    # for cron (default UTC)
+//! failure_threshold = 3         # bad runs in a row before the state is down (default 1)
+//! success_threshold = 2         # good runs in a row before it is up again (default 1)
+//! retries = 1                   # retry a bad run before it counts (default 0, max 10)
+//! retry_delay = "2s"            # default 1s
+//! severity = "critical"         # alert label (default critical)
+//! allow_insecure = false        # let the check make insecure TLS requests
 //! [check.secrets]               # granted secrets, sorted by name
 //! token = "env:API_TOKEN"       # or "file:/run/secrets/token" (relative to this file)
 //! [check.config]                # free-form, passed to the check as dotted keys
 //! method = "GET"
 //! expect.status = [200]         # arrives as expect.status.0 = "200"
 //! headers.Authorization = "Bearer {{secret.token}}"
+//!
+//! [[maintenance]]               # alerts suppressed; runs still recorded
+//! name = "nightly-deploy"
+//! checks = ["api-health"]       # absent: every check
+//! cron = "0 2 * * *"            # recurring: opens when cron matches ...
+//! duration = "30m"              # ... for this long
+//! timezone = "Europe/Berlin"
+//! # or once: start = "2026-12-01T02:00:00Z", end = "2026-12-01T04:00:00Z"
 //! ```
 //!
 //! Outbound access is denied by default: a check reaches only what its

@@ -814,3 +814,143 @@ fn inline_tables_and_arrays_of_checks_work() {
     );
     assert_eq!(d.context.as_deref(), Some("check \"a\""));
 }
+
+// ---- daemon settings: [global] additions, [alerts], [[maintenance]], state ----
+
+const MINIMAL_CHECK: &str =
+    "[[check]]\nname = \"api\"\ncomponent = \"http.wasm\"\nevery = \"1m\"\n";
+
+#[test]
+fn daemon_settings_load_with_defaults() {
+    let c = load_ok(MINIMAL_CHECK);
+    assert_eq!(c.global.concurrency, 64);
+    assert_eq!(c.global.listen, None);
+    assert_eq!(c.alerts, Alerting::default());
+    let check = &c.checks[0];
+    assert_eq!(
+        (
+            check.failure_threshold,
+            check.success_threshold,
+            check.retries
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(check.severity, "critical");
+    assert_eq!(check.timezone, chrono_tz::Tz::UTC);
+    assert!(!check.allow_insecure);
+}
+
+#[test]
+fn daemon_settings_are_read() {
+    let text = format!(
+        "[global]\nlisten = \"127.0.0.1:9999\"\nconcurrency = 8\nhistory_max_age = \"7d\"\n\
+         history_max_runs = 50\nshutdown_grace = \"5s\"\npublic_url = \"https://status.example.com/\"\n\
+         [alerts]\nalertmanager = [\"http://127.0.0.1:9093\"]\nwebhooks = [\"https://hooks.example.com/x\"]\n\
+         resend = \"30s\"\n\
+         {MINIMAL_CHECK}failure_threshold = 3\nsuccess_threshold = 2\nretries = 1\nretry_delay = \"2s\"\n\
+         severity = \"warning\"\nallow_insecure = true\n\
+         [[maintenance]]\nname = \"deploy\"\nchecks = [\"api\"]\ncron = \"0 2 * * *\"\nduration = \"30m\"\n\
+         timezone = \"Europe/Berlin\"\n\
+         [[maintenance]]\nname = \"migration\"\nstart = \"2026-12-01T02:00:00Z\"\nend = \"2026-12-01T04:00:00+00:00\"\n"
+    );
+    let c = load_ok(&text);
+    assert_eq!(c.global.listen, Some("127.0.0.1:9999".parse().unwrap()));
+    assert_eq!(c.global.concurrency, 8);
+    assert_eq!(c.global.history_max_age, Duration::from_secs(7 * 86400));
+    assert_eq!(c.global.history_max_runs, 50);
+    assert_eq!(c.global.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(
+        c.global.public_url.as_deref(),
+        Some("https://status.example.com")
+    );
+    assert_eq!(c.alerts.alertmanagers[0].as_str(), "http://127.0.0.1:9093/");
+    assert_eq!(c.alerts.webhooks.len(), 1);
+    assert_eq!(c.alerts.resend, Duration::from_secs(30));
+    let check = &c.checks[0];
+    assert_eq!(
+        (
+            check.failure_threshold,
+            check.success_threshold,
+            check.retries
+        ),
+        (3, 2, 1)
+    );
+    assert_eq!(check.retry_delay, Duration::from_secs(2));
+    assert_eq!(check.severity, "warning");
+    assert!(check.allow_insecure);
+    assert_eq!(c.maintenance.len(), 2);
+
+    // 02:10 in Berlin (01:10Z in winter) is inside the recurring window, 02:40 is not.
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let deploy = &c.maintenance[0];
+    assert!(deploy.covers("api", at("2026-12-05T01:10:00Z")));
+    assert!(!deploy.covers("api", at("2026-12-05T01:40:00Z")));
+    assert!(!deploy.covers("other", at("2026-12-05T01:10:00Z")));
+    let migration = &c.maintenance[1];
+    assert!(migration.covers("anything", at("2026-12-01T03:59:59Z")));
+    assert!(!migration.covers("anything", at("2026-12-01T04:00:00Z")));
+}
+
+#[test]
+fn daemon_setting_errors_name_line_and_key() {
+    one_error("[global]\nlisten = \"localhost\"\n", 2, "listen", "IP:PORT");
+    one_error("[global]\nconcurrency = 0\n", 2, "concurrency", "between 1");
+    one_error(
+        &format!("[alerts]\nalertmanager = [\"ftp://x\"]\n{MINIMAL_CHECK}"),
+        2,
+        "alertmanager",
+        "http(s) URL",
+    );
+    one_error(
+        &format!("{MINIMAL_CHECK}failure_threshold = 0\n"),
+        5,
+        "failure_threshold",
+        "between 1 and 1000",
+    );
+    one_error(
+        &format!("{MINIMAL_CHECK}retries = 11\n"),
+        5,
+        "retries",
+        "between 0 and 10",
+    );
+    one_error(
+        &format!("{MINIMAL_CHECK}timezone = \"Mars/Olympus\"\n"),
+        5,
+        "timezone",
+        "IANA name",
+    );
+    one_error(
+        &format!(
+            "{MINIMAL_CHECK}[[maintenance]]\nname = \"m\"\nchecks = [\"nope\"]\nstart = \"2026-12-01T02:00:00Z\"\nend = \"2026-12-01T03:00:00Z\"\n"
+        ),
+        7,
+        "checks",
+        "no check named \"nope\"",
+    );
+    one_error(
+        &format!(
+            "{MINIMAL_CHECK}[[maintenance]]\nname = \"m\"\nstart = \"2026-12-01T04:00:00Z\"\nend = \"2026-12-01T03:00:00Z\"\n"
+        ),
+        8,
+        "end",
+        "ends before it starts",
+    );
+    one_error(
+        &format!(
+            "{MINIMAL_CHECK}[[maintenance]]\nname = \"m\"\nstart = \"tomorrow\"\nend = \"2026-12-01T03:00:00Z\"\n"
+        ),
+        7,
+        "start",
+        "RFC 3339",
+    );
+    one_error(
+        &format!("{MINIMAL_CHECK}[[maintenance]]\nname = \"m\"\ncron = \"0 2 * * *\"\n"),
+        5,
+        "start",
+        "either start and end",
+    );
+}

@@ -99,9 +99,24 @@ pub fn oversized_result(
         ));
     }
     let items = [
-        ("an assertion name", "an assertion detail", assertions.collect::<Vec<_>>(), MAX_TEXT_BYTES),
-        ("a measurement name", "a measurement unit", measurements.collect(), MAX_NAME_BYTES),
-        ("a label key", "a label value", labels.collect(), MAX_NAME_BYTES),
+        (
+            "an assertion name",
+            "an assertion detail",
+            assertions.collect::<Vec<_>>(),
+            MAX_TEXT_BYTES,
+        ),
+        (
+            "a measurement name",
+            "a measurement unit",
+            measurements.collect(),
+            MAX_NAME_BYTES,
+        ),
+        (
+            "a label key",
+            "a label value",
+            labels.collect(),
+            MAX_NAME_BYTES,
+        ),
     ];
     for (first, second, sizes, second_max) in items {
         for (a, b) in sizes {
@@ -143,19 +158,49 @@ mod tests {
     fn every_cap_is_named() {
         let none = || sizes(0, 0, 0);
         let cases = [
-            (oversized_result("", sizes(1001, 1, 1), none(), none()), "1001 assertions (the limit is 1000 per run)"),
-            (oversized_result("", none(), sizes(1001, 1, 1), none()), "1001 measurements"),
-            (oversized_result("", none(), none(), sizes(65, 1, 1)), "65 labels"),
-            (oversized_result(&"s".repeat(70_000), none(), none(), none()), "a summary of 70000 bytes"),
-            (oversized_result("", sizes(1, 2000, 1), none(), none()), "an assertion name of 2000 bytes"),
-            (oversized_result("", sizes(1, 1, 70_000), none(), none()), "an assertion detail of 70000 bytes"),
-            (oversized_result("", none(), sizes(1, 1, 2000), none()), "a measurement unit of 2000 bytes"),
-            (oversized_result("", none(), none(), sizes(1, 1, 5000)), "a label value of 5000 bytes"),
-            (oversized_result("", sizes(20, 1, 60_000), none(), none()), "bytes of text (the limit is 1048576 bytes per run)"),
+            (
+                oversized_result("", sizes(1001, 1, 1), none(), none()),
+                "1001 assertions (the limit is 1000 per run)",
+            ),
+            (
+                oversized_result("", none(), sizes(1001, 1, 1), none()),
+                "1001 measurements",
+            ),
+            (
+                oversized_result("", none(), none(), sizes(65, 1, 1)),
+                "65 labels",
+            ),
+            (
+                oversized_result(&"s".repeat(70_000), none(), none(), none()),
+                "a summary of 70000 bytes",
+            ),
+            (
+                oversized_result("", sizes(1, 2000, 1), none(), none()),
+                "an assertion name of 2000 bytes",
+            ),
+            (
+                oversized_result("", sizes(1, 1, 70_000), none(), none()),
+                "an assertion detail of 70000 bytes",
+            ),
+            (
+                oversized_result("", none(), sizes(1, 1, 2000), none()),
+                "a measurement unit of 2000 bytes",
+            ),
+            (
+                oversized_result("", none(), none(), sizes(1, 1, 5000)),
+                "a label value of 5000 bytes",
+            ),
+            (
+                oversized_result("", sizes(20, 1, 60_000), none(), none()),
+                "bytes of text (the limit is 1048576 bytes per run)",
+            ),
         ];
         for (got, want) in cases {
             let got = got.expect(want);
-            assert!(got.starts_with("result too large: ") && got.contains(want), "{got} / {want}");
+            assert!(
+                got.starts_with("result too large: ") && got.contains(want),
+                "{got} / {want}"
+            );
         }
     }
 }
