@@ -27,6 +27,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
 fi
 
+# moto in server mode: a real S3 API with Object Lock and conditional writes
+# for the audit log tests (tests/e2e/audit.rs).
+step "S3 test server: moto_server"
+if ! command -v moto_server >/dev/null 2>&1; then
+    pip install 'moto[server]'
+fi
+
 step "guest side: official checks and fixtures (checks/target/wasm32-wasip2/release)"
 (cd checks && cargo build --release)
 

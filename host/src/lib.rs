@@ -13,9 +13,11 @@
 //! - [`daemon`]: the scheduler that runs checks forever.
 //! - [`sinks`]: metrics, alerts, history, HTTP API and status page.
 //! - [`cli`]: the `vantage` command's subcommands.
+//! - [`audit`]: the tamper-evident audit log (signed, chained records on S3).
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

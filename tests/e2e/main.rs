@@ -8,11 +8,13 @@ mod support;
 
 mod alert_rules;
 mod alerting;
+mod audit;
 mod cli;
 mod daemon;
 mod dns;
 mod dns_server;
 mod flow;
+mod fuzz;
 mod hostile;
 mod http_check;
 mod policy;

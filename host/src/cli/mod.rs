@@ -1,5 +1,6 @@
 //! The `vantage` command line: one module per subcommand.
 
+mod audit;
 mod daemon;
 mod demo;
 mod inspect;
@@ -53,6 +54,10 @@ pub enum Command {
     /// file is rejected and the running configuration kept); SIGTERM or
     /// Ctrl-C stop it gracefully.
     Daemon(Box<daemon::DaemonArgs>),
+    /// Read and verify the tamper-evident audit log on S3: `verify` walks
+    /// the chain through every object version (exit code 0 when it
+    /// verifies, 2 when not), `list` and `show <seq>` read it.
+    Audit(audit::AuditArgs),
 }
 
 /// How host logs are written.
@@ -88,6 +93,7 @@ impl Command {
             Command::Validate(args) => validate::execute(args),
             Command::Demo(args) => demo::execute(args).await,
             Command::Daemon(args) => daemon::execute(*args).await,
+            Command::Audit(args) => audit::execute(args).await,
         }
     }
 }

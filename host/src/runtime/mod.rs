@@ -187,7 +187,10 @@ impl Runtime {
             };
             anyhow::bail!("not a WebAssembly component: {what}; build checks for wasm32-wasip2");
         }
-        let (component, cache, digest) = self.cache.load(&self.engine, bytes)?;
+        let (component, cache, digest) = self
+            .cache
+            .load(&self.engine, bytes)
+            .map_err(|e| anyhow::anyhow!("invalid WebAssembly component: {e:#}"))?;
         let imports: Vec<String> = component
             .component_type()
             .imports(&self.engine)

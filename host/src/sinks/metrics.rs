@@ -23,7 +23,7 @@
 //! | `vantage_check_maintenance` | 1 while a maintenance window covers the check |
 //! | `vantage_check_retries_total` | retried attempts |
 //! | `vantage_check_skipped_overlap_total` | planned runs skipped because the previous run was still going |
-//! | `vantage_sandbox_limit_hits_total{limit}` | runs stopped by a sandbox limit (`deadline`, `memory`, `fuel`, `trap`) |
+//! | `vantage_sandbox_limit_hits_total{limit}` | runs stopped by a sandbox limit (`deadline`, `memory`, `fuel`, `trap`, `result`: a result too large to keep) |
 //! | `vantage_scheduler_lateness_seconds` | histogram of actual start − planned start |
 //! | `vantage_runs_in_flight` | runs going on now |
 //! | `vantage_checks_configured` | checks in the running configuration |
@@ -60,7 +60,7 @@ const LATENESS_BUCKETS: [f64; 13] = [
 const STATUSES: [Status; 4] = [Status::Pass, Status::Degraded, Status::Fail, Status::Error];
 
 /// Sandbox limits counted by `vantage_sandbox_limit_hits_total`.
-const LIMITS: [&str; 4] = ["deadline", "memory", "fuel", "trap"];
+const LIMITS: [&str; 5] = ["deadline", "memory", "fuel", "trap", "result"];
 
 /// The daemon's metrics registry and the handles the scheduler updates.
 #[derive(Debug)]
@@ -246,6 +246,7 @@ fn limit_name(kind: ErrorKind) -> Option<&'static str> {
         ErrorKind::Memory => Some("memory"),
         ErrorKind::Fuel => Some("fuel"),
         ErrorKind::Trap => Some("trap"),
+        ErrorKind::ResultTooLarge => Some("result"),
         _ => None,
     }
 }

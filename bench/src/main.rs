@@ -1,0 +1,281 @@
+//! `vantage-bench`: Vantage's benchmarks, side by side in one run, on
+//! 127.0.0.1 only, bounded in count and time.
+//!
+//! ```sh
+//! cargo run --release -p vantage-bench -- all
+//! ```
+//!
+//! 1. `overhead`: per-run overhead of a trivial check (in process).
+//! 2. `native`: the `http` check vs the same request in native Rust (CPU per run).
+//! 3. `blackbox`: vs blackbox_exporter, probes per CPU-second (HTTP, HTTPS).
+//! 4. `scale`: the real daemon with 10,000 one-minute checks for 3 minutes.
+//! 5. `coldstart`: the real daemon with 100 distinct components, cold and warm.
+//!
+//! Progress goes to stderr; the markdown summary (what BENCHMARKS.md is
+//! made of) to stdout and, with `--out`, to a file. The probes' target is a
+//! separate process (`vantage-bench target`) so its CPU is never counted.
+
+mod blackbox;
+mod coldstart;
+mod daemon;
+mod native;
+mod overhead;
+mod probe;
+mod report;
+mod scale;
+mod stats;
+mod sys;
+mod target;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::probe::Components;
+use crate::report::Section;
+use crate::target::Target;
+
+/// Vantage's benchmarks (see BENCHMARKS.md).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Every measurement, in one run (about 10 minutes).
+    All,
+    /// 1. Per-run overhead of a trivial check.
+    Overhead,
+    /// 2. The `http` check vs native reqwest: CPU per run.
+    Native,
+    /// 3. Vs blackbox_exporter: probes per CPU-second, HTTP and HTTPS.
+    Blackbox,
+    /// 4. The daemon with many one-minute checks: RSS, lateness, lost runs.
+    Scale,
+    /// 5. The daemon with many distinct components: cold and warm start.
+    Coldstart,
+    /// The probes' target (started by the other commands).
+    #[command(hide = true)]
+    Target {
+        /// Directory holding leaf.pem and leaf.key.
+        #[arg(long)]
+        cert_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Opts {
+    /// 1: measured runs per check.
+    #[arg(long, global = true, default_value_t = 20_000)]
+    runs: usize,
+    /// 1: warm-up runs per check.
+    #[arg(long, global = true, default_value_t = 2_000)]
+    warmup: usize,
+    /// 2: runs per side and round.
+    #[arg(long, global = true, default_value_t = 2_000)]
+    native_runs: usize,
+    /// 2, 3: alternating rounds per side.
+    #[arg(long, global = true, default_value_t = 3)]
+    rounds: usize,
+    /// 3: probes per prober, case and round.
+    #[arg(long, global = true, default_value_t = 4_000)]
+    probes: usize,
+    /// 3: probes in flight.
+    #[arg(long, global = true, default_value_t = 8)]
+    concurrency: usize,
+    /// 4: configured one-minute checks.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    checks: usize,
+    /// 4: how long the daemon runs once ready.
+    #[arg(long, global = true, default_value = "3m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// 5: distinct components.
+    #[arg(long, global = true, default_value_t = 100)]
+    components: usize,
+    /// 5: warm starts after the cold one.
+    #[arg(long, global = true, default_value_t = 3)]
+    warm_starts: usize,
+    /// The `vantage` binary (default: built with `cargo build --release`
+    /// next to this one).
+    #[arg(long, global = true)]
+    vantage: Option<PathBuf>,
+    /// Where the wasm components are (default: checks/target/wasm32-wasip2/release,
+    /// built if missing).
+    #[arg(long, global = true)]
+    checks_dir: Option<PathBuf>,
+    /// Also write the markdown summary to this file.
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Cmd::Target { cert_dir } = &cli.command {
+        return runtime.block_on(target::serve(cert_dir));
+    }
+    runtime.block_on(bench(cli))
+}
+
+/// The repository root (this crate is `<root>/bench`).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The wasm components, built (`cd checks && cargo build --release -p …`)
+/// if one is missing.
+fn components(opts: &Opts) -> anyhow::Result<Components> {
+    if let Some(dir) = &opts.checks_dir {
+        return Ok(Components(dir.clone()));
+    }
+    let checks = repo().join("checks");
+    let components = Components(checks.join("target/wasm32-wasip2/release"));
+    let needed = ["http", "fixture_noop", "fixture_echo"];
+    if needed.iter().any(|n| !components.path(n).exists()) {
+        eprintln!("building the checks (cd checks && cargo build --release)");
+        let status = cargo()
+            .args(["build", "--release", "-p", "http", "-p", "fixture-noop", "-p", "fixture-echo"])
+            .current_dir(&checks)
+            .status()?;
+        anyhow::ensure!(status.success(), "building the checks failed");
+    }
+    Ok(components)
+}
+
+/// The `vantage` binary: `--vantage`, else `cargo build --release --bin
+/// vantage` (a no-op when up to date) and the binary next to this one.
+fn vantage_binary(opts: &Opts) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &opts.vantage {
+        return Ok(path.clone());
+    }
+    eprintln!("building the daemon (cargo build --release -p vantage --bin vantage)");
+    let status = cargo()
+        .args(["build", "--release", "-p", "vantage", "--bin", "vantage"])
+        .current_dir(repo())
+        .status()?;
+    anyhow::ensure!(status.success(), "building vantage failed");
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .context("no directory for this executable")?
+        .join("vantage");
+    anyhow::ensure!(path.exists(), "{} not found", path.display());
+    Ok(path)
+}
+
+/// The git commit benchmarked (with `-dirty` for local changes).
+fn commit() -> String {
+    Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .current_dir(repo())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    let opts = &cli.opts;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let header = format!(
+        "# Vantage benchmark run\n\n\
+         - Command: `cargo run --release -p vantage-bench -- {}`\n\
+         - Date: {}\n\
+         - Commit: {}\n\
+         - Machine: {}\n\
+         - Load average (1/5/15 min) at start: {} (other builds and tests may share the \
+         machine: each table notes the load next to its figures)\n\n",
+        args.join(" "),
+        chrono::Local::now().format("%Y-%m-%d %H:%M %Z"),
+        commit(),
+        sys::machine(),
+        sys::loadavg(),
+    );
+    let components = components(opts)?;
+    let needs_daemon = matches!(cli.command, Cmd::All | Cmd::Scale | Cmd::Coldstart);
+    let vantage = if needs_daemon {
+        Some(vantage_binary(opts)?)
+    } else {
+        None
+    };
+    let target = Target::start()?;
+    eprintln!(
+        "target: {} and {} (pid {})",
+        target.http, target.https, target.pid
+    );
+    let mut sections: Vec<Section> = Vec::new();
+    let all = matches!(cli.command, Cmd::All);
+    if all || matches!(cli.command, Cmd::Overhead) {
+        sections.push(overhead::run(&components, opts.runs, opts.warmup).await?);
+    }
+    if all || matches!(cli.command, Cmd::Native) {
+        sections.push(native::run(&components, &target, opts.native_runs, opts.rounds).await?);
+    }
+    let mut blackbox_index = None;
+    if all || matches!(cli.command, Cmd::Blackbox) {
+        blackbox_index = Some(sections.len());
+        sections.push(
+            blackbox::run(
+                &components,
+                &target,
+                opts.probes,
+                opts.concurrency,
+                opts.rounds,
+            )
+            .await?,
+        );
+    }
+    let mut cold = None;
+    if all || matches!(cli.command, Cmd::Coldstart) {
+        let vantage = vantage.as_deref().context("vantage binary")?;
+        cold = Some(
+            coldstart::run(
+                vantage,
+                &components,
+                &target,
+                opts.components,
+                opts.warm_starts,
+            )
+            .await?,
+        );
+    }
+    if all || matches!(cli.command, Cmd::Scale) {
+        let vantage = vantage.as_deref().context("vantage binary")?;
+        let outcome = scale::run(vantage, &components, &target, opts.checks, opts.duration).await?;
+        if let Some(i) = blackbox_index {
+            sections[i].para(format!(
+                "For reference, the whole daemon in section 4 (scheduler, history in SQLite, \
+                 metrics, the same `http` check over plain HTTP, 64 runs at most in flight) \
+                 did **{} runs per CPU-second** of its process.",
+                stats::group(outcome.runs_per_cpu_s.round() as i64)
+            ));
+        }
+        sections.push(outcome.section);
+    }
+    sections.extend(cold);
+    let markdown = report::document(&header, &sections);
+    println!("{markdown}");
+    if let Some(out) = &opts.out {
+        std::fs::write(out, &markdown)?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}

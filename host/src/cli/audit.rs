@@ -1,0 +1,151 @@
+//! `vantage audit verify|list|show`: read and verify the audit log on S3.
+//!
+//! Credentials come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`
+//! (`AWS_SESSION_TOKEN`), else the AWS default chain.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::audit::record::parse_public_key;
+use crate::audit::s3::{DEFAULT_PREFIX, S3Config, S3Sink};
+use crate::audit::verify::verify_log;
+
+/// Arguments of `vantage audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// The `vantage audit` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain (every object version): hashes, signatures, gaps,
+    /// edits, deletions. Exit code 0 when it verifies, 2 when not.
+    Verify(BucketArgs),
+    /// One line per record: sequence number, time, verdict, kind, run id.
+    List(BucketArgs),
+    /// Print one record as JSON (exit code 2 when it does not exist).
+    Show {
+        /// The sequence number.
+        seq: u64,
+        /// Where the log is.
+        #[command(flatten)]
+        bucket: BucketArgs,
+    },
+}
+
+/// Where the audit log is, and the key that signs it.
+#[derive(Debug, clap::Args)]
+pub struct BucketArgs {
+    /// The S3 bucket.
+    #[arg(long, env = "VANTAGE_AUDIT_BUCKET")]
+    pub bucket: String,
+    /// Endpoint URL of an S3-compatible server (https://, or http:// to a
+    /// loopback address); implies path-style addressing.
+    #[arg(long, env = "VANTAGE_AUDIT_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The region (default: AWS_REGION, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Path-style addressing (endpoint/bucket/key) even without --endpoint.
+    #[arg(long)]
+    pub path_style: bool,
+    /// Key prefix of the audit objects.
+    #[arg(long, default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// File with the Ed25519 public key (64 hex digits or base64 of 32
+    /// bytes). Required by `verify`; `list` and `show` check signatures
+    /// when given.
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BucketArgs {
+    async fn sink(&self) -> anyhow::Result<S3Sink> {
+        let mut config = S3Config::new(&self.bucket);
+        config.prefix = self.prefix.clone();
+        config.endpoint = self.endpoint.clone();
+        config.region = self.region.clone();
+        config.path_style = self.path_style || self.endpoint.is_some();
+        S3Sink::new(config).await
+    }
+
+    fn public_key(&self) -> anyhow::Result<Option<ed25519_dalek::VerifyingKey>> {
+        let Some(path) = &self.public_key else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the public key {}", path.display()))?;
+        parse_public_key(&text)
+            .with_context(|| format!("the public key {}", path.display()))
+            .map(Some)
+    }
+}
+
+/// Run the command; returns the exit code.
+pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
+    match args.command {
+        AuditCommand::Verify(b) => {
+            let key = b
+                .public_key()?
+                .context("`vantage audit verify` needs --public-key FILE")?;
+            let report = verify_log(&b.sink().await?, Some(&key)).await?;
+            if b.json {
+                let out = serde_json::json!({
+                    "ok": report.is_ok(),
+                    "location": report.location,
+                    "records": report.records.len(),
+                    "last_seq": report.last_seq(),
+                    "key_id": report.key_id,
+                    "issues": report.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.is_ok() { 0 } else { 2 })
+        }
+        AuditCommand::List(b) => {
+            let key = b.public_key()?;
+            let report = verify_log(&b.sink().await?, key.as_ref()).await?;
+            if b.json {
+                println!("{}", serde_json::to_string_pretty(&report.records)?);
+            } else {
+                for r in &report.records {
+                    println!(
+                        "{:>6}  {}  {:<5}  {:<14}  {}",
+                        r.seq, r.recorded_at, r.verdict, r.kind, r.run_id
+                    );
+                }
+                if !report.is_ok() {
+                    eprint!("{report}");
+                }
+            }
+            Ok(0)
+        }
+        AuditCommand::Show { seq, bucket: b } => {
+            let key = b.public_key()?;
+            let report = verify_log(&b.sink().await?, key.as_ref()).await?;
+            let Some(record) = report.records.iter().find(|r| r.seq == seq) else {
+                eprintln!("no audit record {seq} in {}", report.location);
+                return Ok(2);
+            };
+            println!("{}", serde_json::to_string_pretty(record)?);
+            let related: Vec<_> = report
+                .issues
+                .iter()
+                .filter(|i| i.to_string().contains(&format!("record {seq}")))
+                .collect();
+            for issue in related {
+                eprintln!("warning: {issue}");
+            }
+            Ok(0)
+        }
+    }
+}
