@@ -1,4 +1,4 @@
-//! 3. Versus blackbox_exporter: the same probes (new connection, status
+//! Measurement 3, versus blackbox_exporter: the same probes (new connection, status
 //! 200, body regex) through blackbox_exporter's `/probe` endpoint and
 //! through Vantage's `http` check, each measured as probes per CPU-second
 //! of the prober process.
@@ -122,7 +122,10 @@ impl Blackbox {
             workers.push(tokio::spawn(async move {
                 while take(&left) {
                     let ok = match client.get(url.as_str()).send().await {
-                        Ok(r) => r.text().await.is_ok_and(|b| b.contains("\nprobe_success 1")),
+                        Ok(r) => r
+                            .text()
+                            .await
+                            .is_ok_and(|b| b.contains("\nprobe_success 1")),
                         Err(_) => false,
                     };
                     if !ok {
@@ -147,7 +150,7 @@ fn take(left: &AtomicUsize) -> bool {
 
 /// `probes` runs of the check, `concurrency` at a time, in this process;
 /// returns (CPU of this process, wall time, failures).
-async fn vantage_probe(
+pub async fn vantage_probe(
     runtime: &Arc<Runtime>,
     check: &Arc<LoadedCheck>,
     spec: &RunSpec,
@@ -165,6 +168,46 @@ async fn vantage_probe(
         workers.push(tokio::spawn(async move {
             while take(&left) {
                 if runtime.run(&check, &spec).await.status != Status::Pass {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    let wall = t.elapsed();
+    Ok((self_cpu() - cpu0, wall, failed.load(Ordering::Relaxed)))
+}
+
+/// The same probes natively (reqwest, a new connection per request, the
+/// regex compiled once), `concurrency` at a time, in this process: the
+/// ceiling a prober in Rust reaches on this machine.
+pub async fn native_probe(
+    client: &reqwest::Client,
+    url: &str,
+    probes: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    let re = Arc::new(regex::Regex::new(BODY_REGEX)?);
+    let cpu0 = self_cpu();
+    let t = Instant::now();
+    let left = Arc::new(AtomicUsize::new(probes));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, re) = (client.clone(), url.to_string(), re.clone());
+        let (left, failed) = (left.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            while take(&left) {
+                let ok = match client.get(&url).send().await {
+                    Ok(r) => {
+                        let status = r.status() == reqwest::StatusCode::OK;
+                        r.text().await.is_ok_and(|b| status && re.is_match(&b))
+                    }
+                    Err(_) => false,
+                };
+                if !ok {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -223,6 +266,7 @@ pub async fn run(
     let runtime = probe::runtime()?;
     let check = components.load(&runtime, "http").await?;
     let client = reqwest::Client::builder().no_proxy().build()?;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&target.ca_file)?)?;
 
     let mut section = Section::new("3. Versus blackbox_exporter (probes per CPU-second)");
     section.para(format!(
@@ -240,7 +284,10 @@ pub async fn run(
          in this process, {concurrency} at a time; its CPU is this process's `getrusage`. \
          The target is the separate target process (same body, HTTP/1.1, TLS 1.3 with an \
          ECDSA P-256 certificate). {rounds} alternating rounds of {probes} probes per \
-         prober and case (after {} warm-up probes); the figure is the median round.",
+         prober and case (after {} warm-up probes); the figure is the median round. \
+         Reference row: the same probe in native Rust (reqwest, `pool_max_idle_per_host(0)`, \
+         the test CA trusted, the regex compiled once), {concurrency} at a time in this \
+         process — what a Rust prober without a sandbox reaches here.",
         blackbox.version,
         probe::describe_file(&components.path("http")),
         probes / 10,
@@ -257,7 +304,7 @@ pub async fn run(
         ),
     ];
     let mut rows = Vec::new();
-    let mut vantage_https: Option<(Rates, String)> = None;
+    let mut vantage_https: Option<(Rates, Rates, String)> = None;
     for (label, module, base, tls) in cases {
         let url = format!("{base}/healthz");
         let spec = probe::http_spec(&url, tls)?;
@@ -270,7 +317,18 @@ pub async fn run(
             vantage_probe(&runtime, &check, &spec, probes / 10, concurrency).await?;
         }
         let load_before = loadavg();
-        let (mut bb, mut va) = (Rates::default(), Rates::default());
+        let (mut bb, mut va, mut na) = (Rates::default(), Rates::default(), Rates::default());
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(0);
+        if tls {
+            builder = builder.tls_certs_only([ca.clone()]);
+        }
+        let native = builder.build()?;
+        if !reuse_vantage {
+            native_probe(&native, &url, probes / 10, concurrency).await?;
+        }
         for _ in 0..rounds {
             bb.add(
                 probes,
@@ -283,14 +341,18 @@ pub async fn run(
                     probes,
                     vantage_probe(&runtime, &check, &spec, probes, concurrency).await?,
                 );
+                na.add(
+                    probes,
+                    native_probe(&native, &url, probes, concurrency).await?,
+                );
             }
         }
         let load = format!("{load_before} → {}", loadavg());
-        let (va, va_load) = if reuse_vantage {
-            let (rates, load) = vantage_https.take().context("HTTPS case first")?;
-            (rates, format!("{load} (the HTTPS rounds above)"))
+        let (va, na, va_load) = if reuse_vantage {
+            let (rates, native, load) = vantage_https.take().context("HTTPS case first")?;
+            (rates, native, format!("{load} (the HTTPS rounds above)"))
         } else {
-            (va, load.clone())
+            (va, na, load.clone())
         };
         let (bb_rate, va_rate) = (median(&bb.per_cpu_s), median(&va.per_cpu_s));
         let r = va_rate / bb_rate;
@@ -303,8 +365,15 @@ pub async fn run(
         let mut va_row = vec![label.to_string(), "Vantage `http` check".into()];
         va_row.extend(va.cells());
         va_row.extend([format!("**{}**", ratio(r)), va_load.clone()]);
+        let mut na_row = vec![
+            label.to_string(),
+            "native Rust (reqwest, same probe; reference)".into(),
+        ];
+        na_row.extend(na.cells());
+        na_row.extend([ratio(median(&na.per_cpu_s) / bb_rate), va_load.clone()]);
         rows.push(bb_row);
         rows.push(va_row);
+        rows.push(na_row);
         match module {
             "http_bench" => section.verdict(Verdict::new(
                 "3. Vs blackbox_exporter, HTTP, probes per CPU-second",
@@ -329,7 +398,7 @@ pub async fn run(
                     ),
                     r >= TARGET_RATIO,
                 ));
-                vantage_https = Some((va, va_load));
+                vantage_https = Some((va, na, va_load));
             }
             _ => {}
         }

@@ -1,4 +1,4 @@
-//! 5. Cold start: the daemon with many distinct check components, from
+//! Measurement 5, cold start: the daemon with many distinct check components, from
 //! spawn to ready, with an empty compiled-component cache and then with the
 //! cache it filled.
 
@@ -167,7 +167,10 @@ pub async fn run(
         "first (empty cache: compiles)".into(),
         format!("{} s", num(cold.healthy.as_secs_f64())),
         format!("{} s", num(cold.ready.as_secs_f64())),
-        format!("{} ms", num(cold.ready.as_secs_f64() * 1000.0 / components as f64)),
+        format!(
+            "{} ms",
+            num(cold.ready.as_secs_f64() * 1000.0 / components as f64)
+        ),
         "1.00×".into(),
         cold.load.clone(),
     ]];
@@ -176,7 +179,10 @@ pub async fn run(
             format!("warm #{}", i + 1),
             format!("{} s", num(s.healthy.as_secs_f64())),
             format!("{} s", num(s.ready.as_secs_f64())),
-            format!("{} ms", num(s.ready.as_secs_f64() * 1000.0 / components as f64)),
+            format!(
+                "{} ms",
+                num(s.ready.as_secs_f64() * 1000.0 / components as f64)
+            ),
             ratio(s.ready.as_secs_f64() / cold.ready.as_secs_f64()),
             s.load.clone(),
         ]);

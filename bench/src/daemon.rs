@@ -94,15 +94,26 @@ impl Daemon {
     }
 
     /// Wait until `/healthz` answers 200; the time since spawn.
-    pub async fn wait_healthy(&mut self, poll: Duration, limit: Duration) -> anyhow::Result<Duration> {
+    pub async fn wait_healthy(
+        &mut self,
+        poll: Duration,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
         loop {
-            if let Ok(r) = self.client.get(format!("{}/healthz", self.url)).send().await
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return Ok(self.spawned.elapsed());
             }
             self.check_alive()?;
-            anyhow::ensure!(self.spawned.elapsed() < limit, "/healthz did not answer within {limit:?}");
+            anyhow::ensure!(
+                self.spawned.elapsed() < limit,
+                "/healthz did not answer within {limit:?}"
+            );
             tokio::time::sleep(poll).await;
         }
     }

@@ -11,6 +11,9 @@
 //! 4. `scale`: the real daemon with 10,000 one-minute checks for 3 minutes.
 //! 5. `coldstart`: the real daemon with 100 distinct components, cold and warm.
 //!
+//! `profile` (one check in a loop, for perf and what-ifs) and `floor`
+//! (wasmtime alone under an engine variant) are for digging, not in `all`.
+//!
 //! Progress goes to stderr; the markdown summary (what BENCHMARKS.md is
 //! made of) to stdout and, with `--out`, to a file. The probes' target is a
 //! separate process (`vantage-bench target`) so its CPU is never counted.
@@ -18,9 +21,11 @@
 mod blackbox;
 mod coldstart;
 mod daemon;
+mod floor;
 mod native;
 mod overhead;
 mod probe;
+mod profile;
 mod report;
 mod scale;
 mod stats;
@@ -50,7 +55,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Every measurement, in one run (about 10 minutes).
+    /// Every measurement, in one run (about 8 minutes).
     All,
     /// 1. Per-run overhead of a trivial check.
     Overhead,
@@ -62,6 +67,37 @@ enum Cmd {
     Scale,
     /// 5. The daemon with many distinct components: cold and warm start.
     Coldstart,
+    /// Run one check in a loop and print its CPU per run (for perf,
+    /// callgrind and what-if comparisons; not part of `all`).
+    Profile {
+        /// Component name in the checks directory (`http`, `fixture_noop`, …).
+        #[arg(long, default_value = "http")]
+        check: String,
+        /// Target the check fetches: `http`, `https`, `none` or `denied` (a
+        /// target outside the allow list: no network).
+        #[arg(long, default_value = "http")]
+        fetch: String,
+        /// Replace the benchmark's `http` config with these `key=value`s.
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// Also run the same request natively with reqwest, for comparison.
+        #[arg(long)]
+        native: bool,
+        /// Runs at once (more than 1: CPU per run only).
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+    },
+    /// Section 1's "wasmtime alone" loop for one engine variant (for perf).
+    #[command(hide = true)]
+    Floor {
+        /// `daemon`, `ondemand`, `keep:<KiB>` (memory and tables kept
+        /// resident) or `pagemap:<KiB>` (the same with `PAGEMAP_SCAN`).
+        #[arg(long, default_value = "daemon")]
+        variant: String,
+        /// Component name in the checks directory.
+        #[arg(long, default_value = "fixture_noop")]
+        check: String,
+    },
     /// The probes' target (started by the other commands).
     #[command(hide = true)]
     Target {
@@ -151,7 +187,16 @@ fn components(opts: &Opts) -> anyhow::Result<Components> {
     if needed.iter().any(|n| !components.path(n).exists()) {
         eprintln!("building the checks (cd checks && cargo build --release)");
         let status = cargo()
-            .args(["build", "--release", "-p", "http", "-p", "fixture-noop", "-p", "fixture-echo"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "http",
+                "-p",
+                "fixture-noop",
+                "-p",
+                "fixture-echo",
+            ])
             .current_dir(&checks)
             .status()?;
         anyhow::ensure!(status.success(), "building the checks failed");
@@ -210,6 +255,27 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         sys::loadavg(),
     );
     let components = components(opts)?;
+    if let Cmd::Floor { variant, check } = &cli.command {
+        let kib = |v: &str| v.parse::<usize>().map(|k| k << 10);
+        let variant = match variant.split_once(':') {
+            None if variant == "daemon" => floor::Variant::Daemon,
+            None if variant == "ondemand" => floor::Variant::OnDemand,
+            Some(("keep", k)) => floor::Variant::KeepResident(kib(k)?),
+            Some(("pagemap", k)) => floor::Variant::PagemapKeepResident(kib(k)?),
+            _ => {
+                anyhow::bail!("--variant {variant}: daemon, ondemand, keep:<KiB> or pagemap:<KiB>")
+            }
+        };
+        let s = floor::measure(&components.path(check), variant, opts.runs, opts.warmup).await?;
+        println!(
+            "{check} under wasmtime alone, {}: p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
+            variant.describe(),
+            s.p50,
+            s.p99,
+            s.mean
+        );
+        return Ok(());
+    }
     let needs_daemon = matches!(cli.command, Cmd::All | Cmd::Scale | Cmd::Coldstart);
     let vantage = if needs_daemon {
         Some(vantage_binary(opts)?)
@@ -242,6 +308,24 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             )
             .await?,
         );
+    }
+    if let Cmd::Profile {
+        check,
+        fetch,
+        set,
+        native,
+        in_flight,
+    } = &cli.command
+    {
+        let args = profile::Args {
+            check,
+            fetch,
+            set,
+            native: *native,
+            runs: opts.runs,
+            in_flight: (*in_flight).max(1),
+        };
+        return profile::run(&components, &target, args).await;
     }
     let mut cold = None;
     if all || matches!(cli.command, Cmd::Coldstart) {

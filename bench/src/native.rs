@@ -1,4 +1,4 @@
-//! 2. Check vs native: the `http` check doing one GET with a status and a
+//! Measurement 2, check vs native: the `http` check doing one GET with a status and a
 //! body-regex assertion, against the same request and assertions in native
 //! Rust with reqwest. CPU time per run of this process (`getrusage`; the
 //! target is another process).

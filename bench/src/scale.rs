@@ -1,4 +1,4 @@
-//! 4. Daemon scale: the real `vantage daemon` with many one-minute checks
+//! Measurement 4, daemon scale: the real `vantage daemon` with many one-minute checks
 //! against the loopback target, for a few minutes: memory, start lateness,
 //! runs completed vs planned (from the history SQLite).
 
@@ -72,7 +72,7 @@ pub async fn run(
         let (rss, _) = proc_memory(pid)?;
         rss_max = rss_max.max(rss);
         rss_samples.push(rss as f64);
-        if rss_samples.len() % 30 == 0 {
+        if rss_samples.len().is_multiple_of(30) {
             eprintln!(
                 "scale: {}s, RSS {} MiB, load {}",
                 rss_samples.len(),
@@ -108,7 +108,9 @@ pub async fn run(
         planned.insert(e.name.clone(), slots);
     }
     let db = rusqlite::Connection::open_with_flags(
-        dir.path().join("data").join(vantage::sinks::history::FILE_NAME),
+        dir.path()
+            .join("data")
+            .join(vantage::sinks::history::FILE_NAME),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
     let mut statement = db.prepare(
@@ -283,7 +285,10 @@ pub async fn run(
         ],
     );
     if !lost_examples.is_empty() {
-        section.para(format!("Lost slots (first few): {}", lost_examples.join(", ")));
+        section.para(format!(
+            "Lost slots (first few): {}",
+            lost_examples.join(", ")
+        ));
     }
     section.verdict(Verdict::new(
         "4. Daemon scale, peak RSS",

@@ -3,8 +3,6 @@
 /// Summary of a sample.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Summary {
-    /// Values in the sample.
-    pub n: usize,
     /// Median.
     pub p50: f64,
     /// 90th percentile.
@@ -26,7 +24,6 @@ pub fn summarize(values: &mut [f64]) -> Summary {
     let n = values.len();
     let at = |q: f64| values[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
     Summary {
-        n,
         p50: at(0.50),
         p90: at(0.90),
         p99: at(0.99),
@@ -60,7 +57,7 @@ pub fn group(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -20,6 +20,17 @@ pub fn self_cpu() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// Minor page faults this process has taken.
+pub fn self_minor_faults() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    usage.ru_minflt as u64
+}
+
 /// CPU time (utime + stime) another process has used, all threads, from
 /// `/proc/PID/stat` (clock-tick resolution, 10 ms: measure long enough).
 pub fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
