@@ -63,6 +63,10 @@ pub struct Options {
     pub watch: bool,
 }
 
+/// A check's component (or why it failed to load) and the sha256 of its
+/// bytes, when they could be read.
+type Loaded = (Result<Arc<LoadedCheck>, String>, Option<String>);
+
 /// The running daemon: the shared run context and one task per check.
 struct Daemon {
     shared: Arc<Shared>,
@@ -258,8 +262,17 @@ impl Daemon {
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut stopping = Vec::new();
         let mut used = HashMap::new();
+        // Checks sharing a component file share one read, hash and load.
+        let mut by_source: HashMap<ComponentRef, Loaded> = HashMap::new();
         for spec in config.checks.clone() {
-            let (component, digest) = self.load(&spec.component).await;
+            let (component, digest) = match by_source.get(&spec.component) {
+                Some(loaded) => loaded.clone(),
+                None => {
+                    let loaded = self.load(&spec.component).await;
+                    by_source.insert(spec.component.clone(), loaded.clone());
+                    loaded
+                }
+            };
             if let Ok(c) = &component {
                 used.insert(c.digest.clone(), c.clone());
             }
@@ -319,10 +332,7 @@ impl Daemon {
 
     /// Load a check's component, reusing one already loaded with the same
     /// bytes. Returns the component (or why not) and the bytes' sha256.
-    async fn load(
-        &mut self,
-        component: &ComponentRef,
-    ) -> (Result<Arc<LoadedCheck>, String>, Option<String>) {
+    async fn load(&mut self, component: &ComponentRef) -> Loaded {
         let path = match component {
             ComponentRef::Path(p) => p,
             ComponentRef::Oci(r) => {
