@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod policy;
+pub mod restore;
 pub mod result;
 pub mod runtime;
 pub mod sinks;

@@ -57,6 +57,7 @@ fn run(check: &str, started: u64, status: Status, summary: &str, duration_ms: f6
 
 fn view(name: &str, schedule: &str, target: &str, state: CheckState, now: u64) -> CheckView {
     CheckView {
+        kind: vantage::daemon::board::Kind::Check,
         name: name.into(),
         component: "checks/http.wasm".into(),
         schedule: schedule.into(),
@@ -70,6 +71,7 @@ fn view(name: &str, schedule: &str, target: &str, state: CheckState, now: u64) -
         runs: 0,
         skipped_overlap: 0,
         maintenance: None,
+            restore: None,
     }
 }
 

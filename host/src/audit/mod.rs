@@ -16,6 +16,7 @@
 //! `spool.append(entry)` then `sink.ship_pending(&spool)` — a failed ship
 //! leaves the records spooled for the next call.
 
+pub mod log;
 pub mod record;
 pub mod s3;
 pub mod spool;

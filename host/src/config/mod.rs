@@ -74,6 +74,7 @@
 mod error;
 mod model;
 mod raw;
+mod restore;
 mod validate;
 mod values;
 
@@ -83,6 +84,10 @@ pub use error::{ConfigError, Diagnostic, Severity};
 pub use model::{
     Alerting, CheckSpec, ComponentRef, Config, DEFAULT_LISTEN, Global, Limits, Maintenance, Mode,
     Schedule, Window,
+};
+pub use restore::{
+    AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, PLACEHOLDERS,
+    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
 };
 pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,

@@ -25,6 +25,11 @@ pub struct Config {
     pub alerts: Alerting,
     /// Maintenance windows (`[[maintenance]]`), in file order.
     pub maintenance: Vec<Maintenance>,
+    /// Restore tests (`[[restore]]`), in file order; names are unique among
+    /// checks and restore tests.
+    pub restores: Vec<super::RestoreSpec>,
+    /// The audit log (`[audit]`), if configured.
+    pub audit: Option<super::AuditConfig>,
     /// Non-fatal notes (each names file, line and key), e.g. a check with
     /// targets but no `allow`.
     pub warnings: Vec<Diagnostic>,

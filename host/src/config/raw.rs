@@ -32,6 +32,104 @@ pub(super) struct RawConfig {
     /// `[[maintenance]]`: windows in which alerts are suppressed.
     #[serde(default)]
     pub maintenance: Vec<Spanned<RawMaintenance>>,
+    /// `[[restore]]`: one per restore test.
+    #[serde(default)]
+    pub restore: Vec<Spanned<RawRestore>>,
+    /// `[audit]`: where restore-test verdicts are recorded.
+    pub audit: Option<Spanned<RawAudit>>,
+}
+
+/// One `[[restore]]`: a scheduled restore test of a Velero backup.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRestore {
+    /// Required, unique among checks and restore tests.
+    pub name: Option<Spanned<String>>,
+    /// A kubeconfig file (relative to this file); absent: in-cluster, else
+    /// `$KUBECONFIG` / `~/.kube/config`.
+    pub kubeconfig: Option<Spanned<String>>,
+    /// The kubeconfig context; absent: its current context.
+    pub context: Option<Spanned<String>>,
+    /// Velero's namespace (default `"velero"`).
+    pub velero_namespace: Option<Spanned<String>>,
+    /// The Velero Schedule whose backups are restored. Exactly one of
+    /// `schedule` and `backup`.
+    pub schedule: Option<Spanned<String>>,
+    /// `"latest"` (default) or `"random"` (within `window`).
+    pub selection: Option<Spanned<String>>,
+    /// For `selection = "random"`: how far back, e.g. `"7d"`.
+    pub window: Option<Spanned<toml::Value>>,
+    /// One backup, by name.
+    pub backup: Option<Spanned<String>>,
+    /// Accept `PartiallyFailed` backups (default false).
+    pub accept_partially_failed: Option<Spanned<bool>>,
+    /// The backup's namespaces to restore; required.
+    pub namespaces: Option<SpannedList>,
+    /// Prefix of the volatile namespace (default `"vantage-restore-"`).
+    pub namespace_prefix: Option<Spanned<String>>,
+    /// Run at this interval. Exactly one of `every` and `cron`.
+    pub every: Option<Spanned<toml::Value>>,
+    /// Run when this cron expression matches.
+    pub cron: Option<Spanned<String>>,
+    /// Time zone of `cron`.
+    pub timezone: Option<Spanned<String>>,
+    /// How long the Velero Restore may take (default `"30m"`).
+    pub restore_timeout: Option<Spanned<toml::Value>>,
+    /// Workloads that must be ready, `"deployment/NAME"` or
+    /// `"statefulset/NAME"`; absent: all of them.
+    pub ready: Option<SpannedList>,
+    /// How long to wait for readiness (default `"10m"`).
+    pub ready_timeout: Option<Spanned<toml::Value>>,
+    /// The RTO target the measured total is compared with, e.g. `"45m"`.
+    pub rto: Option<Spanned<toml::Value>>,
+    /// Expiry of the volatile namespace (default `"6h"`).
+    pub ttl: Option<Spanned<toml::Value>>,
+    /// Egress allowed to restored pods besides DNS: `"CIDR"` or
+    /// `"CIDR:PORT"`.
+    pub egress: Option<SpannedList>,
+    /// `"exclude"` (default) or `"rewrite"` restored Ingresses.
+    pub ingress: Option<Spanned<String>>,
+    /// With `ingress = "rewrite"`: hosts become `{{namespace}}.SUFFIX`.
+    pub ingress_host_suffix: Option<Spanned<String>>,
+    /// Suspend restored CronJobs (default true).
+    pub suspend_cronjobs: Option<Spanned<bool>>,
+    /// A URL edge daemons check for the restored app (templated).
+    pub edge_target: Option<Spanned<String>>,
+    /// Record verdicts in the audit log (default true when `[audit]` is set).
+    pub audit: Option<Spanned<bool>>,
+    /// Alert severity label (default `"critical"`).
+    pub severity: Option<Spanned<String>>,
+    /// `[[restore.check]]`: the restore-validation checks.
+    #[serde(default)]
+    pub check: Vec<Spanned<RawCheck>>,
+}
+
+/// `[audit]`: the tamper-evident audit log on S3.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    /// Required: the bucket.
+    pub bucket: Option<Spanned<String>>,
+    /// Key prefix (default `"audit/"`).
+    pub prefix: Option<Spanned<String>>,
+    /// S3-compatible endpoint URL; absent: AWS.
+    pub endpoint: Option<Spanned<String>>,
+    /// Region.
+    pub region: Option<Spanned<String>>,
+    /// Path-style addressing (default: true when `endpoint` is set).
+    pub path_style: Option<Spanned<bool>>,
+    /// Required: the Ed25519 signing key, `"env:VAR"` or `"file:PATH"`.
+    pub signing_key: Option<Spanned<String>>,
+    /// Object Lock mode of records: `"governance"` or `"compliance"`.
+    pub lock_mode: Option<Spanned<String>>,
+    /// Object Lock retention in days (required with `lock_mode`).
+    pub lock_days: Option<Spanned<u64>>,
+    /// Server-side encryption: `"s3"` or `"kms"`.
+    pub sse: Option<Spanned<String>>,
+    /// With `sse = "kms"`: the KMS key id or ARN.
+    pub sse_kms_key_id: Option<Spanned<String>>,
+    /// The local spool directory (default `{data_dir}/audit-spool`).
+    pub spool_dir: Option<Spanned<String>>,
 }
 
 /// `[alerts]`; every key is optional.

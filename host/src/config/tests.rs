@@ -954,3 +954,5 @@ fn daemon_setting_errors_name_line_and_key() {
         "either start and end",
     );
 }
+
+mod restore;

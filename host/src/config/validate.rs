@@ -40,7 +40,7 @@ pub(super) fn validate(
     };
     let global = v.global(raw.global);
     let defaults = v.defaults(raw.defaults);
-    if raw.check.is_empty() {
+    if raw.check.is_empty() && raw.restore.is_empty() {
         v.warn(
             0..0,
             None,
@@ -72,6 +72,22 @@ pub(super) fn validate(
         .enumerate()
         .filter_map(|(i, m)| v.maintenance(i, m, &checks))
         .collect();
+    let audit = v.audit(raw.audit);
+    let restores: Vec<_> = raw
+        .restore
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            v.restore(
+                i,
+                r,
+                &defaults,
+                global.allow_ceiling.as_ref(),
+                audit.is_some(),
+                &mut seen,
+            )
+        })
+        .collect();
     if !v.errors.is_empty() {
         v.errors.sort_by_key(by_position);
         return Err(ConfigError::Invalid(v.errors));
@@ -84,9 +100,13 @@ pub(super) fn validate(
         checks,
         alerts,
         maintenance,
+        restores,
+        audit,
         warnings: v.warnings,
     })
 }
+
+mod restore;
 
 struct Validator<'a> {
     src: &'a Source<'a>,
@@ -604,7 +624,7 @@ impl Validator<'_> {
             .map(|t| flatten_config(t.get_ref()))
             .unwrap_or_default();
         self.secret_references(
-            index,
+            &["check".to_string(), index.to_string()],
             &config,
             &secrets,
             raw.config.as_ref().map(Spanned::span),
@@ -674,9 +694,24 @@ impl Validator<'_> {
         ctx: Option<&str>,
         seen: &mut HashMap<String, usize>,
     ) -> Option<String> {
-        let Some(name) = &raw.name else {
-            let msg = "missing: every [[check]] needs a unique name, e.g. name = \"api-health\""
-                .to_string();
+        self.unique_name(raw.name.as_ref(), "check", header, ctx, seen)
+    }
+
+    /// The `name` of a check or restore test (`what`): present, a valid
+    /// label, and not used by any other check or restore test.
+    fn unique_name(
+        &mut self,
+        name: Option<&Spanned<String>>,
+        what: &str,
+        header: Range<usize>,
+        ctx: Option<&str>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<String> {
+        let Some(name) = name else {
+            let msg = format!(
+                "missing: every {} needs a unique name, e.g. name = \"api-health\"",
+                if what == "check" { "[[check]]" } else { "[[restore]]" }
+            );
             self.error(header, ctx, Some("name"), msg);
             return None;
         };
@@ -688,7 +723,7 @@ impl Validator<'_> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !valid {
             let msg = format!(
-                "invalid check name {text:?}: use up to 63 lowercase letters, digits, `-` and `_`, \
+                "invalid {what} name {text:?}: use up to 63 lowercase letters, digits, `-` and `_`, \
                  starting with a letter or digit, e.g. \"api-health\""
             );
             self.error(name.span(), ctx, Some("name"), msg);
@@ -700,7 +735,8 @@ impl Validator<'_> {
         if let Some(&first) = seen.get(text) {
             let (first, _) = self.src.position(first);
             let msg = format!(
-                "duplicate check name {text:?}: line {first} already defines a check with this name"
+                "duplicate {what} name {text:?}: line {first} already defines a check or restore \
+                 test with this name"
             );
             self.error(name.span(), ctx, Some("name"), msg);
             return None;
@@ -760,7 +796,18 @@ impl Validator<'_> {
         header: Range<usize>,
         ctx: Option<&str>,
     ) -> Option<Schedule> {
-        match (&raw.every, &raw.cron) {
+        self.schedule_of(raw.every.as_ref(), raw.cron.as_ref(), header, ctx)
+    }
+
+    /// Exactly one of `every` and `cron`.
+    fn schedule_of(
+        &mut self,
+        every: Option<&Spanned<toml::Value>>,
+        cron: Option<&Spanned<String>>,
+        header: Range<usize>,
+        ctx: Option<&str>,
+    ) -> Option<Schedule> {
+        match (every, cron) {
             (Some(every), Some(cron)) => {
                 let (key, span) = if cron.span().start > every.span().start {
                     ("cron", cron.span())
@@ -900,7 +947,7 @@ impl Validator<'_> {
     /// fail, at run time.
     fn secret_references(
         &mut self,
-        index: usize,
+        table: &[String],
         config: &[(String, String)],
         secrets: &[(String, SecretSource)],
         table_span: Option<Range<usize>>,
@@ -911,8 +958,8 @@ impl Validator<'_> {
                 if secrets.iter().any(|(granted, _)| granted == name) {
                     continue;
                 }
-                let index = index.to_string();
-                let mut path = vec!["check", index.as_str(), "config"];
+                let mut path: Vec<&str> = table.iter().map(String::as_str).collect();
+                path.push("config");
                 path.extend(key.split('.'));
                 let span = span_of(self.doc, &path)
                     .or(table_span.clone())

@@ -13,6 +13,8 @@ use super::record::{CheckState, RunRecord};
 pub struct CheckView {
     /// The check's configured name.
     pub name: String,
+    /// A check or a restore test.
+    pub kind: Kind,
     /// The component, as configured (a path or an `oci://` reference).
     pub component: String,
     /// `every 1m` or `cron */5 * * * *`.
@@ -37,6 +39,28 @@ pub struct CheckView {
     pub skipped_overlap: u64,
     /// The maintenance window in force, if any.
     pub maintenance: Option<String>,
+    /// For restore tests, the last run's full report.
+    pub restore: Option<Arc<crate::restore::RestoreReport>>,
+}
+
+/// What a board entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A `[[check]]`.
+    Check,
+    /// A `[[restore]]` test.
+    Restore,
+}
+
+impl Kind {
+    /// `check` or `restore`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Check => "check",
+            Kind::Restore => "restore",
+        }
+    }
 }
 
 /// Every configured check's [`CheckView`], by name. Cheap to clone (shared).

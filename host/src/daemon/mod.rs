@@ -21,6 +21,7 @@ pub mod board;
 pub mod plan;
 pub mod record;
 pub mod reload;
+pub mod restores;
 pub mod scheduler;
 pub mod state;
 
@@ -44,7 +45,9 @@ use crate::sinks::history::{History, Retention};
 use crate::sinks::metrics::Metrics;
 use crate::sinks::web::{self, WebState};
 
+use crate::audit::log::AuditLog;
 use board::Board;
+use restores::{PreparedRestore, RestoreTask};
 use scheduler::{CheckTask, Prepared, Shared};
 use state::Tracker;
 
@@ -71,6 +74,10 @@ type Loaded = (Result<Arc<LoadedCheck>, String>, Option<String>);
 struct Daemon {
     shared: Arc<Shared>,
     tasks: BTreeMap<String, CheckTask>,
+    /// One task per restore test.
+    restores: BTreeMap<String, RestoreTask>,
+    /// The audit log, when `[audit]` is configured (opened at start-up).
+    audit: Option<Arc<AuditLog>>,
     /// Loaded components by sha256, kept across reloads.
     components: HashMap<String, Arc<LoadedCheck>>,
     config: Config,
@@ -135,12 +142,24 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         alerts: alerts.clone(),
     };
 
+    let audit = match &config.audit {
+        Some(a) => Some(Arc::new(AuditLog::open(a, &data_dir).await?)),
+        None => None,
+    };
+    let restore_limits = config.restores.iter().flat_map(|r| r.checks.iter().map(|c| &c.limits));
     let engine = EngineOptions {
-        fuel: config.checks.iter().any(|c| c.limits.fuel.is_some()),
+        fuel: config
+            .checks
+            .iter()
+            .map(|c| &c.limits)
+            .chain(restore_limits.clone())
+            .any(|l| l.fuel.is_some()),
         max_memory: config
             .checks
             .iter()
-            .map(|c| c.limits.memory)
+            .map(|c| &c.limits)
+            .chain(restore_limits)
+            .map(|l| l.memory)
             .chain([config.defaults.memory])
             .max()
             .unwrap_or(config::DEFAULT_MEMORY),
@@ -171,9 +190,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         let _ = web_stopped.await;
     }));
 
+    let (janitor_stop, janitor_stopped) = tokio::sync::watch::channel(false);
+    let mut clusters: Vec<(config::ClusterAccess, String)> = Vec::new();
+    for r in &config.restores {
+        let key = (r.cluster.clone(), r.velero_namespace.clone());
+        if !clusters.contains(&key) {
+            clusters.push(key);
+        }
+    }
+    let janitor = tokio::spawn(restores::janitor_loop(clusters, janitor_stopped));
+
     let mut daemon = Daemon {
         shared,
         tasks: BTreeMap::new(),
+        restores: BTreeMap::new(),
+        audit: audit.clone(),
         components: HashMap::new(),
         config: config.clone(),
         resolver: Arc::default(),
@@ -182,6 +213,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     info!(
         %location,
         checks = daemon.tasks.len(),
+        restore_tests = daemon.restores.len(),
         listen = %bound,
         data_dir = %data_dir.display(),
         "vantage daemon started: status page at http://{bound}/"
@@ -204,6 +236,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     let grace = global.shutdown_grace;
     daemon.shutdown(grace).await;
+    let _ = janitor_stop.send(true);
+    janitor.abort();
+    drop(daemon);
+    if let Some(audit) = audit.and_then(|a| Arc::into_inner(a)) {
+        audit.shutdown(Duration::from_secs(10)).await;
+    }
     history.flush().await;
     alerts.shutdown(grace).await;
     let _ = web_stop.send(());
@@ -242,8 +280,11 @@ impl Daemon {
                 return;
             }
         };
-        if config.global != self.config.global || config.alerts != self.config.alerts {
-            warn!("changes to [global] and [alerts] take effect at the next restart");
+        if config.global != self.config.global
+            || config.alerts != self.config.alerts
+            || config.audit != self.config.audit
+        {
+            warn!("changes to [global], [alerts] and [audit] take effect at the next restart");
         }
         self.apply(config).await;
         self.shared.sinks.metrics.config_reload(true);
@@ -261,6 +302,7 @@ impl Daemon {
         let mut old = std::mem::take(&mut self.tasks);
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut stopping = Vec::new();
+        let mut stopping_restores = Vec::new();
         let mut used = HashMap::new();
         // Checks sharing a component file share one read, hash and load.
         let mut by_source: HashMap<ComponentRef, Loaded> = HashMap::new();
@@ -319,15 +361,110 @@ impl Daemon {
             self.shared.sinks.forget(&name);
             stopping.push(task);
         }
+        let (r_added, r_changed, r_removed) = self
+            .apply_restores(&config, &mut by_source, &mut used, &mut stopping_restores)
+            .await;
         // Components no check uses any more are dropped.
         self.components = used;
         self.shared.sinks.metrics.configured(self.tasks.len());
         self.config = config;
-        info!(added, changed, removed, kept, "configuration applied");
+        info!(
+            added,
+            changed,
+            removed,
+            kept,
+            restore_tests_added = r_added,
+            restore_tests_changed = r_changed,
+            restore_tests_removed = r_removed,
+            "configuration applied"
+        );
         // Old tasks finish their run in flight in the background.
         for task in stopping {
             tokio::spawn(task.join(Duration::from_secs(300)));
         }
+        // A restore run in flight finishes, cleanup included.
+        for task in stopping_restores {
+            tokio::spawn(task.join(Duration::from_secs(3600)));
+        }
+    }
+
+    /// Make the running restore tests match `config`, as [`Daemon::apply`]
+    /// does for checks. Returns (added, changed, removed).
+    async fn apply_restores(
+        &mut self,
+        config: &Config,
+        by_source: &mut HashMap<ComponentRef, Loaded>,
+        used: &mut HashMap<String, Arc<LoadedCheck>>,
+        stopping: &mut Vec<RestoreTask>,
+    ) -> (usize, usize, usize) {
+        let mut old = std::mem::take(&mut self.restores);
+        let (mut added, mut changed) = (0, 0);
+        for spec in &config.restores {
+            let mut components = HashMap::new();
+            let mut digests = HashMap::new();
+            for check in &spec.checks {
+                let (component, digest) = match by_source.get(&check.component) {
+                    Some(loaded) => loaded.clone(),
+                    None => {
+                        let loaded = self.load(&check.component).await;
+                        by_source.insert(check.component.clone(), loaded.clone());
+                        loaded
+                    }
+                };
+                match &component {
+                    Ok(c) => {
+                        used.insert(c.digest.clone(), c.clone());
+                    }
+                    Err(why) => error!(restore_test = %spec.name, check = %check.name, "{why}"),
+                }
+                components.insert(check.name.clone(), component);
+                digests.insert(check.name.clone(), digest);
+            }
+            let tracker = match old.remove(&spec.name) {
+                Some(task)
+                    if task.prepared.spec == *spec
+                        && task.prepared.digests == digests
+                        && !task.is_finished() =>
+                {
+                    self.restores.insert(spec.name.clone(), task);
+                    continue;
+                }
+                Some(task) => {
+                    changed += 1;
+                    task.stop();
+                    let tracker = task.tracker.clone();
+                    stopping.push(task);
+                    tracker
+                }
+                None => {
+                    added += 1;
+                    Arc::new(Mutex::new(Tracker::default()))
+                }
+            };
+            let prepared = PreparedRestore {
+                spec: spec.clone(),
+                components,
+                digests,
+                ceiling: config.global.allow_ceiling.clone(),
+                audit: if spec.audit { self.audit.clone() } else { None },
+                pacing: restore_pacing(),
+            };
+            let task = RestoreTask::spawn(
+                self.shared.clone(),
+                Arc::new(prepared),
+                tracker,
+                self.resolver.clone(),
+            );
+            self.restores.insert(spec.name.clone(), task);
+        }
+        let removed = old.len();
+        for (name, task) in old {
+            task.stop();
+            self.shared.sinks.forget(&name);
+            self.shared.sinks.metrics.forget_restore(&name);
+            stopping.push(task);
+        }
+        (added, changed, removed)
     }
 
     /// Load a check's component, reusing one already loaded with the same
@@ -377,12 +514,31 @@ impl Daemon {
         for task in self.tasks.values() {
             task.stop();
         }
+        for task in self.restores.values() {
+            task.stop();
+        }
         info!("waiting for runs in flight");
         let joins = std::mem::take(&mut self.tasks)
             .into_values()
             .map(|t| t.join(grace));
-        futures_join_all(joins).await;
+        let restores = std::mem::take(&mut self.restores)
+            .into_values()
+            .map(|t| t.join(grace));
+        tokio::join!(futures_join_all(joins), futures_join_all(restores));
     }
+}
+
+/// How often restore tests poll the Kubernetes API: the default, or
+/// `VANTAGE_RESTORE_POLL` (e.g. `100ms`; for tests against a fake API).
+fn restore_pacing() -> crate::restore::Pacing {
+    let mut pacing = crate::restore::Pacing::default();
+    if let Some(d) = std::env::var("VANTAGE_RESTORE_POLL")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+    {
+        pacing.poll_interval = d;
+    }
+    pacing
 }
 
 /// Await every future (all at once).

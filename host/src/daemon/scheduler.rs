@@ -43,7 +43,7 @@ pub struct Shared {
 
 impl Shared {
     /// The maintenance window covering `check` now, if any.
-    fn maintenance_for(&self, check: &str) -> Option<String> {
+    pub fn maintenance_for(&self, check: &str) -> Option<String> {
         let now = chrono::Utc::now();
         let windows = self
             .maintenance
@@ -125,6 +125,7 @@ impl CheckTask {
         let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
         shared.sinks.board.insert(CheckView {
             name: spec.name.clone(),
+            kind: super::board::Kind::Check,
             component: spec.component.to_string(),
             schedule: spec.schedule.to_string(),
             targets: spec.targets.clone(),
@@ -137,6 +138,7 @@ impl CheckTask {
             runs: 0,
             skipped_overlap: 0,
             maintenance: None,
+            restore: None,
         });
         let span = info_span!("check", check = %spec.name, location = %shared.location);
         let handle = tokio::spawn(

@@ -29,6 +29,18 @@
 //! | `vantage_checks_configured` | checks in the running configuration |
 //! | `vantage_config_last_reload_successful` | 0 after a rejected reload, 1 otherwise |
 //!
+//! and per restore test (label `restore_test`; the test also shows as a
+//! check in the families above):
+//!
+//! | metric | meaning |
+//! |---|---|
+//! | `vantage_restore_test_success` | 1 if the last restore test passed |
+//! | `vantage_restore_duration_seconds{phase}` | `setup`, `restore`, `ready`, `checks`, `cleanup` of the last run |
+//! | `vantage_restore_rto_seconds` | the last run's measured RTO (start to checks done) |
+//! | `vantage_restore_rto_target_seconds` | the configured RTO target |
+//! | `vantage_restore_backup_age_seconds` | age of the backup the last run restored, when it ran |
+//! | `vantage_backup_last_validated_timestamp` | unix time of the last run that passed (absent until one does) |
+//!
 //! Gauges describing the last run are rendered at scrape time from the
 //! [`Board`], so a check removed by a reload disappears from `/metrics`
 //! without leftovers; counters are removed explicitly ([`Metrics::forget`]).
@@ -41,6 +53,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use std::sync::atomic::AtomicU64;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -59,6 +72,9 @@ const LATENESS_BUCKETS: [f64; 13] = [
 /// Statuses, for removing a check's counters.
 const STATUSES: [Status; 4] = [Status::Pass, Status::Degraded, Status::Fail, Status::Error];
 
+/// Phases of `vantage_restore_duration_seconds`.
+pub const RESTORE_PHASES: [&str; 5] = ["setup", "restore", "ready", "checks", "cleanup"];
+
 /// Sandbox limits counted by `vantage_sandbox_limit_hits_total`.
 const LIMITS: [&str; 5] = ["deadline", "memory", "fuel", "trap", "result"];
 
@@ -75,6 +91,40 @@ pub struct Metrics {
     in_flight: Gauge,
     configured: Gauge,
     reload_ok: Gauge,
+    restore: RestoreFamilies,
+}
+
+/// A float gauge family.
+type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
+
+/// The restore-test gauges.
+#[derive(Debug, Default)]
+struct RestoreFamilies {
+    success: FloatGauges,
+    duration: FloatGauges,
+    rto: FloatGauges,
+    rto_target: FloatGauges,
+    backup_age: FloatGauges,
+    validated: FloatGauges,
+}
+
+/// The outcome of one restore test run, as metrics see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreSample {
+    /// The restore test's name.
+    pub test: String,
+    /// Whether the verdict was pass.
+    pub success: bool,
+    /// Seconds per phase (`setup`, `restore`, `ready`, `checks`, `cleanup`).
+    pub phases: Vec<(String, f64)>,
+    /// The measured RTO, seconds.
+    pub rto_seconds: f64,
+    /// The configured RTO target, seconds.
+    pub rto_target_seconds: Option<f64>,
+    /// Age of the restored backup, seconds, if one was picked.
+    pub backup_age_seconds: Option<f64>,
+    /// When the run finished, unix seconds.
+    pub finished_unix: f64,
 }
 
 impl Metrics {
@@ -131,6 +181,17 @@ impl Metrics {
             "Whether the last configuration reload succeeded",
             reload_ok.clone(),
         );
+        let restore = RestoreFamilies::default();
+        for (name, help, family) in [
+            ("vantage_restore_test_success", "Whether the last restore test passed", &restore.success),
+            ("vantage_restore_duration_seconds", "Duration of each phase of the last restore test", &restore.duration),
+            ("vantage_restore_rto_seconds", "Measured RTO of the last restore test: start to checks done", &restore.rto),
+            ("vantage_restore_rto_target_seconds", "The configured RTO target of the restore test", &restore.rto_target),
+            ("vantage_restore_backup_age_seconds", "Age of the backup the last restore test restored, when it ran", &restore.backup_age),
+            ("vantage_backup_last_validated_timestamp", "Unix time of the last restore test that passed", &restore.validated),
+        ] {
+            registry.register(name, help, family.clone());
+        }
         registry.register_collector(Box::new(LastRun {
             board,
             location: location.to_string(),
@@ -146,6 +207,63 @@ impl Metrics {
             in_flight,
             configured,
             reload_ok,
+            restore,
+        }
+    }
+
+    fn restore_labels(&self, test: &str, extra: &[(&str, &str)]) -> Labels {
+        let mut l = vec![
+            ("restore_test".to_string(), test.to_string()),
+            ("location".to_string(), self.location.clone()),
+        ];
+        l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        l
+    }
+
+    /// Record the outcome of a restore test run.
+    pub fn restore(&self, sample: &RestoreSample) {
+        let f = &self.restore;
+        let labels = self.restore_labels(&sample.test, &[]);
+        f.success
+            .get_or_create(&labels)
+            .set(if sample.success { 1.0 } else { 0.0 });
+        for (phase, seconds) in &sample.phases {
+            f.duration
+                .get_or_create(&self.restore_labels(&sample.test, &[("phase", phase)]))
+                .set(*seconds);
+        }
+        f.rto.get_or_create(&labels).set(sample.rto_seconds);
+        match sample.rto_target_seconds {
+            Some(t) => {
+                f.rto_target.get_or_create(&labels).set(t);
+            }
+            None => {
+                f.rto_target.remove(&labels);
+            }
+        }
+        match sample.backup_age_seconds {
+            Some(age) => {
+                f.backup_age.get_or_create(&labels).set(age);
+            }
+            None => {
+                f.backup_age.remove(&labels);
+            }
+        }
+        if sample.success {
+            f.validated.get_or_create(&labels).set(sample.finished_unix);
+        }
+    }
+
+    /// Drop every series of a restore test removed by a reload.
+    pub fn forget_restore(&self, test: &str) {
+        let f = &self.restore;
+        let labels = self.restore_labels(test, &[]);
+        for family in [&f.success, &f.rto, &f.rto_target, &f.backup_age, &f.validated] {
+            family.remove(&labels);
+        }
+        for phase in RESTORE_PHASES {
+            f.duration
+                .remove(&self.restore_labels(test, &[("phase", phase)]));
         }
     }
 
@@ -487,6 +605,7 @@ mod tests {
 
     fn view(record: RunRecord) -> CheckView {
         CheckView {
+        kind: crate::daemon::board::Kind::Check,
             name: record.check().to_string(),
             component: "http.wasm".into(),
             schedule: "every 1m".into(),
@@ -500,6 +619,7 @@ mod tests {
             runs: 1,
             skipped_overlap: 0,
             maintenance: None,
+            restore: None,
         }
     }
 

@@ -46,6 +46,7 @@ fn run(check: &str, started: u64, status: Status, summary: &str, state: CheckSta
 
 fn view(name: &str, state: CheckState) -> CheckView {
     CheckView {
+        kind: crate::daemon::board::Kind::Check,
         name: name.into(),
         component: "checks/http.wasm".into(),
         schedule: "every 1m".into(),
@@ -59,6 +60,7 @@ fn view(name: &str, state: CheckState) -> CheckView {
         runs: 0,
         skipped_overlap: 0,
         maintenance: None,
+            restore: None,
     }
 }
 

@@ -1,0 +1,288 @@
+//! The validated model of restore tests (`[[restore]]`) and of the audit
+//! log (`[audit]`).
+//!
+//! A restore test picks a Velero backup, restores it into a volatile
+//! namespace, waits for the application, runs restore-validation checks
+//! against it and records the verdict. Everything here has been checked;
+//! templates (`{{namespace}}`, `{{backup}}`) are kept as written and
+//! rendered per run by [`Template::render`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::model::{ComponentRef, Limits, Schedule};
+use super::values::SecretSource;
+use crate::audit::s3::{Retention, Sse};
+
+/// One `[[restore]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreSpec {
+    /// Unique among restore tests and checks, `[a-z0-9][a-z0-9_-]*`.
+    pub name: String,
+    /// How to reach the cluster.
+    pub cluster: ClusterAccess,
+    /// Namespace Velero runs in (default `velero`).
+    pub velero_namespace: String,
+    /// Which backup to restore.
+    pub backup: BackupSource,
+    /// Whether a `PartiallyFailed` backup may be restored (default false).
+    pub accept_partially_failed: bool,
+    /// The namespaces of the backup to restore (`includedNamespaces`); all
+    /// are mapped into the one volatile namespace.
+    pub source_namespaces: Vec<String>,
+    /// Prefix of the volatile namespace's name (default `vantage-restore-`);
+    /// the rest is the test name and a short run suffix.
+    pub namespace_prefix: String,
+    /// When to run.
+    pub schedule: Schedule,
+    /// Time zone `cron` is read in (default UTC).
+    pub timezone: chrono_tz::Tz,
+    /// How long the Velero Restore may take to finish (default 30m).
+    pub restore_timeout: Duration,
+    /// What must be ready before the checks run.
+    pub readiness: Readiness,
+    /// The restore-validation checks, in file order.
+    pub checks: Vec<RestoreCheck>,
+    /// A URL the edge daemons check for the restored app (templated), shown
+    /// with the result; not probed by the restore test itself.
+    pub edge_target: Option<Template>,
+    /// The RTO the measured total is compared with.
+    pub rto_target: Option<Duration>,
+    /// Network isolation and object rewriting of the restored app.
+    pub isolation: Isolation,
+    /// The volatile namespace's expiry, after which the janitor deletes it
+    /// even if the run that made it crashed (default 6h).
+    pub ttl: Duration,
+    /// Whether verdicts go to the audit log (default: true when `[audit]`
+    /// is configured).
+    pub audit: bool,
+    /// Alert severity label (default `critical`).
+    pub severity: String,
+}
+
+/// How to reach the Kubernetes API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterAccess {
+    /// A kubeconfig file; None: in-cluster service account, else
+    /// `$KUBECONFIG` / `~/.kube/config` (kube's inference).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; None: its current context.
+    pub context: Option<String>,
+}
+
+/// Which backup a restore test restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupSource {
+    /// A backup made by a Velero Schedule (label
+    /// `velero.io/schedule-name`).
+    Schedule {
+        /// The Schedule's name.
+        name: String,
+        /// How one backup is picked among the usable ones.
+        selection: Selection,
+    },
+    /// One backup, by name.
+    Named(String),
+}
+
+/// How a backup is picked among a Schedule's usable backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// The newest by `status.completionTimestamp`.
+    Latest,
+    /// A random one completed within this window before now.
+    RandomWithin(Duration),
+}
+
+/// What must be ready before the checks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// These workloads must be available; empty: every Deployment and
+    /// StatefulSet restored into the namespace.
+    pub workloads: Vec<Workload>,
+    /// How long to wait (default 10m).
+    pub timeout: Duration,
+}
+
+/// A workload, written `deployment/NAME` or `statefulset/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Workload {
+    /// Its kind.
+    pub kind: WorkloadKind,
+    /// Its name in the source namespace (names are kept by the restore).
+    pub name: String,
+}
+
+/// Kinds of workload readiness knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment: available replicas = desired.
+    Deployment,
+    /// `apps/v1` StatefulSet: ready replicas = desired.
+    StatefulSet,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        };
+        write!(f, "{kind}/{}", self.name)
+    }
+}
+
+/// Network isolation and rewriting of the restored objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// Egress the restored pods get besides DNS (port 53 to kube-dns):
+    /// CIDR blocks with optional ports. Empty: none.
+    pub egress: Vec<EgressRule>,
+    /// What happens to restored Ingresses.
+    pub ingresses: IngressPolicy,
+    /// Whether restored CronJobs are suspended (default true).
+    pub suspend_cronjobs: bool,
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Isolation {
+            egress: Vec::new(),
+            ingresses: IngressPolicy::Exclude,
+            suspend_cronjobs: true,
+        }
+    }
+}
+
+/// One allowed egress destination of restored pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressRule {
+    /// A CIDR block, e.g. `10.20.0.0/16`.
+    pub cidr: String,
+    /// TCP ports; empty: all.
+    pub ports: Vec<u16>,
+}
+
+/// What happens to restored Ingresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngressPolicy {
+    /// Not restored (default): the restored app is never reachable under the
+    /// production host names.
+    Exclude,
+    /// Restored with every host rewritten to `{{namespace}}.{suffix}`
+    /// (a Velero resource modifier), for the edge target.
+    RewriteHost {
+        /// e.g. `restore.example.com`.
+        suffix: String,
+    },
+}
+
+/// One restore-validation check (`[[restore.check]]`). Like a `[[check]]`
+/// without a schedule; targets, config values and allow entries may use
+/// `{{namespace}}` and `{{backup}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreCheck {
+    /// Unique within the restore test.
+    pub name: String,
+    /// The component to run.
+    pub component: ComponentRef,
+    /// Targets, templated.
+    pub targets: Vec<Template>,
+    /// Flattened config, values templated.
+    pub config: Vec<(String, Template)>,
+    /// Allow-list entries, templated; `{target}` as in `[[check]]`. Parsed
+    /// (and limited by the ceiling) once rendered.
+    pub allow: Vec<Template>,
+    /// Granted secrets.
+    pub secrets: Vec<(String, SecretSource)>,
+    /// Deadline, memory and fuel.
+    pub limits: Limits,
+    /// Whether it may make insecure TLS requests.
+    pub allow_insecure: bool,
+}
+
+/// A string with `{{namespace}}` / `{{backup}}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(pub String);
+
+/// The values placeholders are replaced with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVars {
+    /// The volatile namespace.
+    pub namespace: String,
+    /// The restored backup's name.
+    pub backup: String,
+}
+
+/// The placeholders templates may use.
+pub const PLACEHOLDERS: [&str; 2] = ["{{namespace}}", "{{backup}}"];
+
+impl Template {
+    /// The text with every placeholder replaced.
+    pub fn render(&self, vars: &TemplateVars) -> String {
+        self.0
+            .replace("{{namespace}}", &vars.namespace)
+            .replace("{{backup}}", &vars.backup)
+    }
+
+    /// The first `{{...}}` that is not a known placeholder, if any.
+    pub fn unknown_placeholder(&self) -> Option<&str> {
+        let mut rest = self.0.as_str();
+        while let Some(start) = rest.find("{{") {
+            let tail = &rest[start..];
+            let end = tail.find("}}").map(|e| e + 2).unwrap_or(tail.len());
+            let found = &tail[..end];
+            if !found.starts_with("{{secret.") && !PLACEHOLDERS.contains(&found) {
+                return Some(found);
+            }
+            rest = &tail[end..];
+        }
+        None
+    }
+}
+
+/// `[audit]`: where restore-test verdicts are recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    /// The bucket (versioned, Object Lock enabled for retention).
+    pub bucket: String,
+    /// Key prefix (default `audit/`).
+    pub prefix: String,
+    /// S3-compatible endpoint; None: AWS. Plain `http://` only on loopback.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// The Ed25519 signing key (a secret).
+    pub signing_key: SecretSource,
+    /// Object Lock retention of each record.
+    pub retention: Option<Retention>,
+    /// Server-side encryption.
+    pub sse: Option<Sse>,
+    /// The local spool (default `{data_dir}/audit-spool`).
+    pub spool_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_and_report_unknown_placeholders() {
+        let vars = TemplateVars {
+            namespace: "vantage-restore-shop-1a2b".into(),
+            backup: "daily-20261127".into(),
+        };
+        let t = Template("http://api.{{namespace}}.svc:8080/healthz?b={{backup}}".into());
+        assert_eq!(
+            t.render(&vars),
+            "http://api.vantage-restore-shop-1a2b.svc:8080/healthz?b=daily-20261127"
+        );
+        assert_eq!(t.unknown_placeholder(), None);
+        assert_eq!(
+            Template("{{secret.token}} {{namspace}}".into()).unknown_placeholder(),
+            Some("{{namspace}}")
+        );
+    }
+}

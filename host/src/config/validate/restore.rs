@@ -1,0 +1,646 @@
+//! Stage two for `[[restore]]` and `[audit]`: the same rules as the rest of
+//! the file (every problem names file, line and key; all are reported).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+
+use super::Validator;
+use crate::audit::s3::{LockMode, Retention, Sse, check_endpoint};
+use crate::config::model::Limits;
+use crate::config::raw::{RawAudit, RawCheck, RawRestore};
+use crate::config::restore::{
+    AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, Readiness,
+    RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
+};
+use crate::config::values::{SecretSource, flatten_config, parse_memory, parse_timeout};
+use crate::policy::AllowList;
+
+const AUDIT: Option<&str> = Some("[audit]");
+
+/// Values used to check that templates render to something valid.
+fn sample_vars() -> TemplateVars {
+    TemplateVars {
+        namespace: "vantage-restore-sample-0a1b2c".into(),
+        backup: "sample-backup-20260101000000".into(),
+    }
+}
+
+/// Whether `text` is a Kubernetes DNS label (namespace and object names).
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+/// Parse `CIDR` or `CIDR:PORT`.
+fn parse_egress(text: &str) -> Result<EgressRule, String> {
+    let text = text.trim();
+    let (addr, rest) = text
+        .split_once('/')
+        .ok_or_else(|| format!("invalid egress {text:?}: write a CIDR block, e.g. \"10.0.0.0/8\" or \"10.0.0.0/8:5432\""))?;
+    let (prefix, port) = match rest.split_once(':') {
+        Some((p, port)) => (p, Some(port)),
+        None => (rest, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("invalid egress {text:?}: {addr:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix.parse::<u8>() {
+        Ok(p) if p <= max => {}
+        _ => return Err(format!("invalid egress {text:?}: the prefix length must be 0 to {max}")),
+    }
+    let ports = match port {
+        None => Vec::new(),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => vec![n],
+            _ => return Err(format!("invalid egress {text:?}: {p:?} is not a port (1-65535)")),
+        },
+    };
+    Ok(EgressRule {
+        cidr: format!("{addr}/{prefix}"),
+        ports,
+    })
+}
+
+impl Validator<'_> {
+    /// `[audit]`; `None` when absent or invalid (errors recorded).
+    pub(super) fn audit(&mut self, raw: Option<Spanned<RawAudit>>) -> Option<AuditConfig> {
+        let raw = raw?;
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let errors_before = self.errors.len();
+        let bucket = match &raw.bucket {
+            Some(b) if !b.get_ref().trim().is_empty() => Some(b.get_ref().trim().to_string()),
+            Some(b) => {
+                let msg = "the bucket is empty".to_string();
+                self.error(b.span(), AUDIT, Some("bucket"), msg);
+                None
+            }
+            None => {
+                let msg = "missing: the audit log needs a bucket, e.g. bucket = \"vantage-audit\""
+                    .to_string();
+                self.error(header.clone(), AUDIT, Some("bucket"), msg);
+                None
+            }
+        };
+        let signing_key = match &raw.signing_key {
+            Some(k) => match k.get_ref().parse::<SecretSource>() {
+                Ok(SecretSource::File(p)) => {
+                    Some(SecretSource::File(self.resolve(&p.to_string_lossy())))
+                }
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.error(k.span(), AUDIT, Some("signing_key"), e.0);
+                    None
+                }
+            },
+            None => {
+                let msg = "missing: records are signed; set signing_key = \"env:VANTAGE_AUDIT_KEY\" \
+                           or \"file:/run/secrets/audit-key\" (an Ed25519 seed, hex or base64)"
+                    .to_string();
+                self.error(header.clone(), AUDIT, Some("signing_key"), msg);
+                None
+            }
+        };
+        let endpoint = raw.endpoint.as_ref().and_then(|e| {
+            let text = e.get_ref().trim().to_string();
+            match check_endpoint(&text) {
+                Ok(()) => Some(text),
+                Err(err) => {
+                    self.error(e.span(), AUDIT, Some("endpoint"), format!("{err:#}"));
+                    None
+                }
+            }
+        });
+        let retention = match (&raw.lock_mode, &raw.lock_days) {
+            (None, None) => None,
+            (Some(mode), days) => {
+                let mode_value = match mode.get_ref().trim() {
+                    "compliance" => Some(LockMode::Compliance),
+                    "governance" => Some(LockMode::Governance),
+                    other => {
+                        let msg = format!(
+                            "invalid lock_mode {other:?}: expected \"compliance\" or \"governance\""
+                        );
+                        self.error(mode.span(), AUDIT, Some("lock_mode"), msg);
+                        None
+                    }
+                };
+                let days_value = match days {
+                    Some(d) => match u32::try_from(*d.get_ref()) {
+                        Ok(n) if (1..=36_500).contains(&n) => Some(n),
+                        _ => {
+                            let msg = "lock_days must be between 1 and 36500".to_string();
+                            self.error(d.span(), AUDIT, Some("lock_days"), msg);
+                            None
+                        }
+                    },
+                    None => {
+                        let msg = "lock_mode needs lock_days, e.g. lock_days = 365".to_string();
+                        self.error(mode.span(), AUDIT, Some("lock_days"), msg);
+                        None
+                    }
+                };
+                match (mode_value, days_value) {
+                    (Some(mode), Some(days)) => Some(Retention { mode, days }),
+                    _ => None,
+                }
+            }
+            (None, Some(d)) => {
+                let msg = "lock_days needs lock_mode = \"compliance\" or \"governance\"".to_string();
+                self.error(d.span(), AUDIT, Some("lock_mode"), msg);
+                None
+            }
+        };
+        let sse = match &raw.sse {
+            None => {
+                if let Some(k) = &raw.sse_kms_key_id {
+                    let msg = "sse_kms_key_id needs sse = \"kms\"".to_string();
+                    self.error(k.span(), AUDIT, Some("sse"), msg);
+                }
+                None
+            }
+            Some(s) => match s.get_ref().trim() {
+                "s3" => Some(Sse::S3),
+                "kms" => Some(Sse::Kms(
+                    raw.sse_kms_key_id.as_ref().map(|k| k.get_ref().trim().to_string()),
+                )),
+                other => {
+                    let msg = format!("invalid sse {other:?}: expected \"s3\" or \"kms\"");
+                    self.error(s.span(), AUDIT, Some("sse"), msg);
+                    None
+                }
+            },
+        };
+        let prefix = match &raw.prefix {
+            Some(p) => {
+                let mut text = p.get_ref().trim().trim_start_matches('/').to_string();
+                if !text.is_empty() && !text.ends_with('/') {
+                    text.push('/');
+                }
+                text
+            }
+            None => crate::audit::s3::DEFAULT_PREFIX.to_string(),
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(AuditConfig {
+            bucket: bucket?,
+            prefix,
+            path_style: raw
+                .path_style
+                .map(Spanned::into_inner)
+                .unwrap_or(endpoint.is_some()),
+            endpoint,
+            region: raw.region.map(|r| r.into_inner().trim().to_string()),
+            signing_key: signing_key?,
+            retention,
+            sse,
+            spool_dir: raw.spool_dir.map(|d| self.resolve(d.get_ref())),
+        })
+    }
+
+    /// One `[[restore]]`; `None` if it has errors (already recorded).
+    pub(super) fn restore(
+        &mut self,
+        index: usize,
+        raw: Spanned<RawRestore>,
+        defaults: &Limits,
+        ceiling: Option<&AllowList>,
+        audit_configured: bool,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<RestoreSpec> {
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let label = match &raw.name {
+            Some(n) => format!("restore {:?}", n.get_ref()),
+            None => format!("restore #{}", index + 1),
+        };
+        let ctx = Some(label.as_str());
+        let errors_before = self.errors.len();
+
+        let name = self.unique_name(
+            raw.name.as_ref(),
+            "restore test",
+            header.clone(),
+            ctx,
+            seen,
+        );
+        let cluster = ClusterAccess {
+            kubeconfig: raw.kubeconfig.as_ref().map(|k| self.resolve(k.get_ref())),
+            context: raw.context.as_ref().map(|c| c.get_ref().trim().to_string()),
+        };
+        let velero_namespace = self.label_value(raw.velero_namespace.as_ref(), ctx, "velero_namespace", "velero");
+        let backup = self.backup_source(&raw, header.clone(), ctx);
+        let mut source_namespaces = Vec::new();
+        match &raw.namespaces {
+            Some(list) if !list.get_ref().is_empty() => {
+                for ns in list.get_ref() {
+                    if is_dns_label(ns.get_ref()) {
+                        source_namespaces.push(ns.get_ref().clone());
+                    } else {
+                        let msg = format!(
+                            "invalid namespace {:?}: a Kubernetes namespace name (lowercase letters, digits, `-`)",
+                            ns.get_ref()
+                        );
+                        self.error(ns.span(), ctx, Some("namespaces"), msg);
+                    }
+                }
+            }
+            Some(list) => {
+                let msg = "no namespaces: name the backup's namespaces to restore, e.g. namespaces = [\"shop\"]".to_string();
+                self.error(list.span(), ctx, Some("namespaces"), msg);
+            }
+            None => {
+                let msg = "missing: name the backup's namespaces to restore, e.g. namespaces = [\"shop\"]".to_string();
+                self.error(header.clone(), ctx, Some("namespaces"), msg);
+            }
+        }
+        let namespace_prefix = match &raw.namespace_prefix {
+            Some(p) => {
+                let text = p.get_ref();
+                let ok = text.len() <= 30
+                    && text.starts_with(|c: char| c.is_ascii_lowercase())
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !ok {
+                    let msg = format!(
+                        "invalid namespace_prefix {text:?}: up to 30 lowercase letters, digits and `-`, starting with a letter"
+                    );
+                    self.error(p.span(), ctx, Some("namespace_prefix"), msg);
+                }
+                text.clone()
+            }
+            None => "vantage-restore-".to_string(),
+        };
+        let schedule = self.schedule_of(raw.every.as_ref(), raw.cron.as_ref(), header.clone(), ctx);
+        let timezone = self.timezone(raw.timezone.as_ref(), ctx);
+        let duration = |v: &mut Self, raw: &Option<Spanned<toml::Value>>, key: &str, example: &str, default: Duration| match raw {
+            Some(d) => v.parse_text(d, ctx, key, example, parse_timeout).unwrap_or(default),
+            None => default,
+        };
+        let restore_timeout = duration(self, &raw.restore_timeout, "restore_timeout", "30m", Duration::from_secs(1800));
+        let ready_timeout = duration(self, &raw.ready_timeout, "ready_timeout", "10m", Duration::from_secs(600));
+        let ttl = duration(self, &raw.ttl, "ttl", "6h", Duration::from_secs(6 * 3600));
+        let rto_target = raw
+            .rto
+            .as_ref()
+            .and_then(|r| self.parse_text(r, ctx, "rto", "45m", parse_timeout));
+        let mut workloads = Vec::new();
+        for w in raw.ready.iter().flat_map(|l| l.get_ref()) {
+            let parsed = w.get_ref().split_once('/').and_then(|(kind, name)| {
+                let kind = match kind.trim().to_ascii_lowercase().as_str() {
+                    "deployment" | "deploy" => WorkloadKind::Deployment,
+                    "statefulset" | "sts" => WorkloadKind::StatefulSet,
+                    _ => return None,
+                };
+                is_dns_label(name.trim()).then(|| Workload {
+                    kind,
+                    name: name.trim().to_string(),
+                })
+            });
+            match parsed {
+                Some(w) => workloads.push(w),
+                None => {
+                    let msg = format!(
+                        "invalid workload {:?}: write \"deployment/NAME\" or \"statefulset/NAME\"",
+                        w.get_ref()
+                    );
+                    self.error(w.span(), ctx, Some("ready"), msg);
+                }
+            }
+        }
+        let mut egress = Vec::new();
+        for e in raw.egress.iter().flat_map(|l| l.get_ref()) {
+            match parse_egress(e.get_ref()) {
+                Ok(rule) => egress.push(rule),
+                Err(msg) => self.error(e.span(), ctx, Some("egress"), msg),
+            }
+        }
+        let ingresses = match (&raw.ingress, &raw.ingress_host_suffix) {
+            (None, None) => IngressPolicy::Exclude,
+            (Some(i), suffix) => match (i.get_ref().trim(), suffix) {
+                ("exclude", None) => IngressPolicy::Exclude,
+                ("exclude", Some(s)) => {
+                    let msg = "ingress_host_suffix only applies with ingress = \"rewrite\"".to_string();
+                    self.error(s.span(), ctx, Some("ingress_host_suffix"), msg);
+                    IngressPolicy::Exclude
+                }
+                ("rewrite", Some(s)) => IngressPolicy::RewriteHost {
+                    suffix: s.get_ref().trim().trim_start_matches('.').to_string(),
+                },
+                ("rewrite", None) => {
+                    let msg = "ingress = \"rewrite\" needs ingress_host_suffix, e.g. \"restore.example.com\": hosts become {{namespace}}.SUFFIX".to_string();
+                    self.error(i.span(), ctx, Some("ingress_host_suffix"), msg);
+                    IngressPolicy::Exclude
+                }
+                (other, _) => {
+                    let msg = format!("invalid ingress {other:?}: expected \"exclude\" or \"rewrite\"");
+                    self.error(i.span(), ctx, Some("ingress"), msg);
+                    IngressPolicy::Exclude
+                }
+            },
+            (None, Some(s)) => {
+                let msg = "ingress_host_suffix needs ingress = \"rewrite\"".to_string();
+                self.error(s.span(), ctx, Some("ingress"), msg);
+                IngressPolicy::Exclude
+            }
+        };
+        let edge_target = raw.edge_target.as_ref().map(|t| {
+            let template = Template(t.get_ref().trim().to_string());
+            self.template(&template, t.span(), ctx, "edge_target");
+            template
+        });
+        let audit = match &raw.audit {
+            Some(a) if *a.get_ref() && !audit_configured => {
+                let msg = "audit = true, but no [audit] section configures the audit log".to_string();
+                self.error(a.span(), ctx, Some("audit"), msg);
+                false
+            }
+            Some(a) => *a.get_ref(),
+            None => audit_configured,
+        };
+        let severity = match &raw.severity {
+            Some(s) => s.get_ref().trim().to_string(),
+            None => "critical".to_string(),
+        };
+
+        let mut local = HashMap::new();
+        let checks: Vec<RestoreCheck> = raw
+            .check
+            .into_iter()
+            .enumerate()
+            .filter_map(|(ci, c)| self.restore_check(index, ci, c, &label, defaults, ceiling, &mut local))
+            .collect();
+        if local.is_empty() && self.errors.len() == errors_before {
+            let msg = "the restore test has no [[restore.check]]: only the restore and readiness \
+                       are proven, nothing checks that the application works"
+                .to_string();
+            self.warn(header.clone(), ctx, Some("check"), msg);
+        }
+
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(RestoreSpec {
+            name: name?,
+            cluster,
+            velero_namespace,
+            backup: backup?,
+            accept_partially_failed: raw
+                .accept_partially_failed
+                .map(Spanned::into_inner)
+                .unwrap_or(false),
+            source_namespaces,
+            namespace_prefix,
+            schedule: schedule?,
+            timezone: timezone?,
+            restore_timeout,
+            readiness: Readiness {
+                workloads,
+                timeout: ready_timeout,
+            },
+            checks,
+            edge_target,
+            rto_target,
+            isolation: Isolation {
+                egress,
+                ingresses,
+                suspend_cronjobs: raw.suspend_cronjobs.map(Spanned::into_inner).unwrap_or(true),
+            },
+            ttl,
+            audit,
+            severity,
+        })
+    }
+
+    /// A Kubernetes name that defaults to `default`.
+    fn label_value(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        ctx: Option<&str>,
+        key: &str,
+        default: &str,
+    ) -> String {
+        let Some(raw) = raw else {
+            return default.to_string();
+        };
+        if !is_dns_label(raw.get_ref()) {
+            let msg = format!(
+                "invalid {key} {:?}: a Kubernetes name (lowercase letters, digits, `-`)",
+                raw.get_ref()
+            );
+            self.error(raw.span(), ctx, Some(key), msg);
+        }
+        raw.get_ref().clone()
+    }
+
+    fn backup_source(
+        &mut self,
+        raw: &RawRestore,
+        header: Range<usize>,
+        ctx: Option<&str>,
+    ) -> Option<BackupSource> {
+        match (&raw.schedule, &raw.backup) {
+            (Some(_), Some(b)) => {
+                let msg = "`schedule` and `backup` are both set: restore the backups of a Velero \
+                           Schedule, or one named backup"
+                    .to_string();
+                self.error(b.span(), ctx, Some("backup"), msg);
+                None
+            }
+            (None, None) => {
+                let msg = "missing: which backup to restore: schedule = \"<velero schedule>\" \
+                           (its latest backup) or backup = \"<backup name>\""
+                    .to_string();
+                self.error(header, ctx, Some("schedule"), msg);
+                None
+            }
+            (None, Some(b)) => {
+                if let Some(s) = &raw.selection {
+                    let msg = "`selection` applies to `schedule`, not to a named `backup`".to_string();
+                    self.error(s.span(), ctx, Some("selection"), msg);
+                }
+                Some(BackupSource::Named(b.get_ref().trim().to_string()))
+            }
+            (Some(s), None) => {
+                let selection = match (raw.selection.as_ref().map(|s| s.get_ref().trim()), &raw.window) {
+                    (None | Some("latest"), None) => Selection::Latest,
+                    (None | Some("latest"), Some(w)) => {
+                        let msg = "`window` applies to selection = \"random\"".to_string();
+                        self.error(w.span(), ctx, Some("window"), msg);
+                        Selection::Latest
+                    }
+                    (Some("random"), Some(w)) => Selection::RandomWithin(
+                        self.parse_text(w, ctx, "window", "7d", parse_timeout)
+                            .unwrap_or(Duration::from_secs(7 * 86400)),
+                    ),
+                    (Some("random"), None) => {
+                        let span = raw.selection.as_ref().map(Spanned::span).unwrap_or(header);
+                        let msg = "selection = \"random\" needs a window, e.g. window = \"7d\"".to_string();
+                        self.error(span, ctx, Some("window"), msg);
+                        Selection::Latest
+                    }
+                    (Some(other), _) => {
+                        let span = raw.selection.as_ref().map(Spanned::span).unwrap_or(header);
+                        let msg = format!("invalid selection {other:?}: expected \"latest\" or \"random\"");
+                        self.error(span, ctx, Some("selection"), msg);
+                        Selection::Latest
+                    }
+                };
+                Some(BackupSource::Schedule {
+                    name: s.get_ref().trim().to_string(),
+                    selection,
+                })
+            }
+        }
+    }
+
+    /// Report unknown `{{...}}` placeholders in a template.
+    fn template(&mut self, t: &Template, span: Range<usize>, ctx: Option<&str>, key: &str) {
+        if let Some(bad) = t.unknown_placeholder() {
+            let msg = format!(
+                "unknown placeholder {bad}: restore checks may use {{{{namespace}}}}, {{{{backup}}}} and {{{{secret.NAME}}}}"
+            );
+            self.error(span, ctx, Some(key), msg);
+        }
+    }
+
+    /// One `[[restore.check]]`.
+    #[allow(clippy::too_many_arguments)]
+    fn restore_check(
+        &mut self,
+        restore_index: usize,
+        index: usize,
+        raw: Spanned<RawCheck>,
+        restore_label: &str,
+        defaults: &Limits,
+        ceiling: Option<&AllowList>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<RestoreCheck> {
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let label = match &raw.name {
+            Some(n) => format!("{restore_label} check {:?}", n.get_ref()),
+            None => format!("{restore_label} check #{}", index + 1),
+        };
+        let ctx = Some(label.as_str());
+        let errors_before = self.errors.len();
+
+        // Keys of `[[check]]` that make no sense here: the restore test owns
+        // the schedule and the verdict.
+        let scheduled: [(&str, Option<Range<usize>>); 10] = [
+            ("every", raw.every.as_ref().map(Spanned::span)),
+            ("cron", raw.cron.as_ref().map(Spanned::span)),
+            ("jitter", raw.jitter.as_ref().map(Spanned::span)),
+            ("timezone", raw.timezone.as_ref().map(Spanned::span)),
+            ("failure_threshold", raw.failure_threshold.as_ref().map(Spanned::span)),
+            ("success_threshold", raw.success_threshold.as_ref().map(Spanned::span)),
+            ("retries", raw.retries.as_ref().map(Spanned::span)),
+            ("retry_delay", raw.retry_delay.as_ref().map(Spanned::span)),
+            ("severity", raw.severity.as_ref().map(Spanned::span)),
+            ("mode", raw.mode.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in scheduled {
+            if let Some(span) = span {
+                let msg = format!(
+                    "`{key}` does not apply to a restore check: it runs once per restore test, \
+                     in mode restore, and the restore test's verdict counts"
+                );
+                self.error(span, ctx, Some(key), msg);
+            }
+        }
+        let name = self.unique_name(raw.name.as_ref(), "check", header.clone(), ctx, seen);
+        let component = self.component(&raw, header.clone(), ctx);
+
+        let sample = sample_vars();
+        let mut targets = Vec::new();
+        let mut rendered_targets = Vec::new();
+        for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
+            let template = Template(t.get_ref().clone());
+            self.template(&template, t.span(), ctx, "targets");
+            rendered_targets.push(Spanned::new(t.span(), template.render(&sample)));
+            targets.push(template);
+        }
+        let mut allow = Vec::new();
+        let mut rendered_allow = Vec::new();
+        for a in raw.allow.iter().flat_map(|l| l.get_ref()) {
+            let template = Template(a.get_ref().clone());
+            self.template(&template, a.span(), ctx, "allow");
+            rendered_allow.push(Spanned::new(a.span(), template.render(&sample)));
+            allow.push(template);
+        }
+        // Check the rendered list once now (patterns, `{target}`, ceiling);
+        // each run renders and parses it again with the real namespace.
+        let list_span = raw.allow.as_ref().map(Spanned::span).unwrap_or(header.clone());
+        let rendered_allow = Spanned::new(list_span, rendered_allow);
+        self.allow(Some(&rendered_allow), &rendered_targets, ceiling, ctx);
+
+        let mut limits = defaults.clone();
+        if let Some(t) = &raw.timeout {
+            limits.timeout = self
+                .parse_text(t, ctx, "timeout", "10s", parse_timeout)
+                .unwrap_or(limits.timeout);
+        }
+        if let Some(m) = &raw.memory {
+            limits.memory = self
+                .parse_text(m, ctx, "memory", "64MiB", parse_memory)
+                .unwrap_or(limits.memory);
+        }
+        if let Some(f) = &raw.fuel {
+            limits.fuel = self.fuel(f, ctx);
+        }
+        let secrets = self.secrets(&raw, ctx);
+        let config = raw
+            .config
+            .as_ref()
+            .map(|t| flatten_config(t.get_ref()))
+            .unwrap_or_default();
+        self.secret_references(
+            &[
+                "restore".to_string(),
+                restore_index.to_string(),
+                "check".to_string(),
+                index.to_string(),
+            ],
+            &config,
+            &secrets,
+            raw.config.as_ref().map(Spanned::span),
+            ctx,
+        );
+        let config_span = raw.config.as_ref().map(Spanned::span).unwrap_or(header.clone());
+        let config: Vec<(String, Template)> = config
+            .into_iter()
+            .map(|(k, v)| {
+                let t = Template(v);
+                self.template(&t, config_span.clone(), ctx, &format!("config.{k}"));
+                (k, t)
+            })
+            .collect();
+
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(RestoreCheck {
+            name: name?,
+            component: component?,
+            targets,
+            config,
+            allow,
+            secrets,
+            limits,
+            allow_insecure: raw.allow_insecure.map(Spanned::into_inner).unwrap_or(false),
+        })
+    }
+}

@@ -1,0 +1,456 @@
+//! Restore tests in the daemon: one task per `[[restore]]` that sleeps until
+//! the next planned start, runs the test ([`crate::restore::run`]) with the
+//! daemon's sandbox as its [`ValidationRunner`], then hands the outcome to
+//! the sinks like a check's (board, metrics, history, alerts) and to the
+//! audit log. A janitor sweeps expired volatile namespaces at start-up and
+//! every [`JANITOR_EVERY`].
+//!
+//! Restore-validation checks run in the same sandbox as edge checks, under
+//! the same concurrency cap, in mode `restore`. Besides their rendered
+//! targets and config they receive three reserved config keys:
+//! `vantage.restore.namespace`, `vantage.restore.backup` and
+//! `vantage.restore.backup_age_seconds` (the SDK's `Context::restore`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::audit::log::AuditLog;
+use crate::audit::record::KIND_RESTORE_TEST;
+use crate::audit::spool::Entry;
+use crate::capabilities::net::HostResolver;
+use crate::config::{
+    ClusterAccess, Mode, RestoreCheck, RestoreSpec, TARGET_PLACEHOLDER, TemplateVars,
+    target_origin,
+};
+use crate::policy::{AllowList, AllowPattern};
+use crate::restore::{self, RestoreReport, RunInfo, RunOptions, ValidationRunner};
+use crate::result::{CheckResult, ErrorKind};
+use crate::runtime::{LoadedCheck, RunSpec};
+use crate::sinks::metrics::RestoreSample;
+
+use super::board::CheckView;
+use super::plan;
+use super::record::RunRecord;
+use super::scheduler::Shared;
+use super::state::{Tracker, is_good};
+
+/// How often the janitor sweeps expired volatile namespaces.
+pub const JANITOR_EVERY: Duration = Duration::from_secs(600);
+
+/// A restore test ready to schedule: its spec and each check's component
+/// (or why it failed to load).
+pub struct PreparedRestore {
+    /// The restore test as configured.
+    pub spec: RestoreSpec,
+    /// Components of its checks, by check name.
+    pub components: HashMap<String, Result<Arc<LoadedCheck>, String>>,
+    /// sha256 of each check's component, by check name.
+    pub digests: HashMap<String, Option<String>>,
+    /// The operator's allow ceiling.
+    pub ceiling: Option<AllowList>,
+    /// Where verdicts are recorded, when the test is audited.
+    pub audit: Option<Arc<AuditLog>>,
+    /// Poll interval of the Kubernetes side.
+    pub pacing: restore::Pacing,
+}
+
+/// A running restore-test task.
+pub struct RestoreTask {
+    /// What it runs.
+    pub prepared: Arc<PreparedRestore>,
+    /// Its alerting state.
+    pub tracker: Arc<Mutex<Tracker>>,
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RestoreTask {
+    /// Start the task of one restore test.
+    pub fn spawn(
+        shared: Arc<Shared>,
+        prepared: Arc<PreparedRestore>,
+        tracker: Arc<Mutex<Tracker>>,
+        resolver: Arc<HostResolver>,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let spec = &prepared.spec;
+        let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
+        shared.sinks.board.insert(CheckView {
+            name: spec.name.clone(),
+            kind: super::board::Kind::Restore,
+            component: format!("restore of {}", describe_backup(spec)),
+            schedule: spec.schedule.to_string(),
+            targets: spec
+                .edge_target
+                .iter()
+                .map(|t| t.0.clone())
+                .chain(spec.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.0.clone())))
+                .collect(),
+            location: shared.location.clone(),
+            severity: spec.severity.clone(),
+            state,
+            next_unix_ms: None,
+            last: None,
+            last_failure: None,
+            runs: 0,
+            skipped_overlap: 0,
+            maintenance: None,
+            restore: None,
+        });
+        let span = info_span!("restore", restore_test = %spec.name, location = %shared.location);
+        let handle = tokio::spawn(
+            restore_loop(shared, prepared.clone(), tracker.clone(), resolver, stopped)
+                .instrument(span),
+        );
+        RestoreTask {
+            prepared,
+            tracker,
+            stop,
+            handle,
+        }
+    }
+
+    /// Ask the task to stop: no new run; a run in flight finishes (with its
+    /// cleanup).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Wait for the task to end, at most `grace`; then abort it (the
+    /// janitor deletes what an aborted run left behind once it expires).
+    pub async fn join(self, grace: Duration) {
+        let abort = self.handle.abort_handle();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            warn!(restore_test = %self.prepared.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
+            abort.abort();
+        }
+    }
+}
+
+/// `schedule shop-daily (latest)` or `backup NAME`.
+pub fn describe_backup(spec: &RestoreSpec) -> String {
+    match &spec.backup {
+        crate::config::BackupSource::Schedule { name, selection } => match selection {
+            crate::config::Selection::Latest => format!("the latest backup of schedule {name}"),
+            crate::config::Selection::RandomWithin(w) => format!(
+                "a random backup of schedule {name} within {}",
+                humantime::format_duration(*w)
+            ),
+        },
+        crate::config::BackupSource::Named(b) => format!("backup {b}"),
+    }
+}
+
+async fn restore_loop(
+    shared: Arc<Shared>,
+    prepared: Arc<PreparedRestore>,
+    tracker: Arc<Mutex<Tracker>>,
+    resolver: Arc<HostResolver>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let spec = &prepared.spec;
+    let name = spec.name.as_str();
+    let mut after = SystemTime::now();
+    loop {
+        let Some(planned) = plan::next_after(&spec.schedule, spec.timezone, name, after) else {
+            info!(schedule = %spec.schedule, "the schedule has no future start: the restore test will not run again");
+            return;
+        };
+        shared
+            .sinks
+            .board
+            .update(name, |v| v.next_unix_ms = Some(plan::unix_ms(planned)));
+        let delay = planned.duration_since(SystemTime::now()).unwrap_or_default();
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let started = SystemTime::now();
+        let lateness = started.duration_since(planned).unwrap_or_default();
+        let run_id = crate::runtime::next_run_id(plan::unix_ms(started));
+        info!(%run_id, "restore test starting: {}", describe_backup(spec));
+        let report = run_once(&shared, &prepared, &resolver, &run_id).await;
+        publish(&shared, &prepared, &tracker, planned, lateness, report);
+        after = SystemTime::now().max(planned);
+    }
+}
+
+/// One run: connect, run, and always come back with a report.
+async fn run_once(
+    shared: &Arc<Shared>,
+    prepared: &Arc<PreparedRestore>,
+    resolver: &Arc<HostResolver>,
+    run_id: &str,
+) -> RestoreReport {
+    let spec = &prepared.spec;
+    let mut options = RunOptions::new(run_id, shared.location.clone());
+    options.pacing = prepared.pacing;
+    let runner = SandboxRunner {
+        shared: shared.clone(),
+        prepared: prepared.clone(),
+        resolver: resolver.clone(),
+    };
+    match restore::client(&spec.cluster).await {
+        Ok(client) => restore::run(&client, spec, &options, &runner).await,
+        Err(e) => not_started(spec, &options, format!("cannot reach the cluster: {e}")),
+    }
+}
+
+/// The report of a run that could not start (verdict `error`).
+fn not_started(spec: &RestoreSpec, options: &RunOptions, reason: String) -> RestoreReport {
+    let now = plan::unix_ms(SystemTime::now());
+    RestoreReport {
+        test: spec.name.clone(),
+        run_id: options.run_id.clone(),
+        location: options.location.clone(),
+        namespace: None,
+        started_unix_ms: now,
+        finished_unix_ms: now,
+        backup: None,
+        restore: None,
+        readiness: None,
+        checks: Vec::new(),
+        timings: restore::Timings::default(),
+        rto_target_seconds: spec.rto_target.map(|d| d.as_secs_f64()),
+        verdict: crate::audit::Verdict::Error,
+        reason,
+        cleanup: restore::CleanupInfo::default(),
+    }
+}
+
+/// Hand the outcome to every sink and the audit log.
+fn publish(
+    shared: &Shared,
+    prepared: &PreparedRestore,
+    tracker: &Mutex<Tracker>,
+    planned: SystemTime,
+    lateness: Duration,
+    report: RestoreReport,
+) {
+    let spec = &prepared.spec;
+    let name = spec.name.as_str();
+    if let Some(audit) = &prepared.audit {
+        let entry = Entry {
+            run_id: report.run_id.clone(),
+            location: report.location.clone(),
+            kind: KIND_RESTORE_TEST.to_string(),
+            subject: serde_json::to_value(&report).unwrap_or_default(),
+            verdict: report.verdict,
+        };
+        match audit.append(entry) {
+            Ok(record) => info!(seq = record.seq, "verdict recorded in the audit log"),
+            Err(e) => error!("cannot record the verdict in the audit log: {e:#}"),
+        }
+    }
+    let result = report.to_check_result();
+    let (state, transition) = tracker.lock().unwrap_or_else(|e| e.into_inner()).observe(
+        result.status,
+        1,
+        1,
+    );
+    let record = Arc::new(RunRecord {
+        planned_unix_ms: plan::unix_ms(planned),
+        lateness_ms: lateness.as_secs_f64() * 1000.0,
+        retries: Vec::new(),
+        state,
+        transition,
+        maintenance: shared.maintenance_for(name),
+        severity: spec.severity.clone(),
+        result,
+    });
+    let t = &report.timings;
+    let sample = RestoreSample {
+        test: name.to_string(),
+        success: report.verdict == crate::audit::Verdict::Pass,
+        phases: [
+            ("setup", t.setup_seconds),
+            ("restore", t.restore_seconds),
+            ("ready", t.ready_seconds),
+            ("checks", t.checks_seconds),
+            ("cleanup", t.cleanup_seconds),
+        ]
+        .into_iter()
+        .filter_map(|(p, s)| s.map(|s| (p.to_string(), s)))
+        .collect(),
+        rto_seconds: t.total_seconds.unwrap_or_else(|| {
+            (report.finished_unix_ms.saturating_sub(report.started_unix_ms)) as f64 / 1000.0
+        }),
+        rto_target_seconds: report.rto_target_seconds,
+        backup_age_seconds: report.backup.as_ref().and_then(|b| b.age_seconds),
+        finished_unix: report.finished_unix_ms as f64 / 1000.0,
+    };
+    let level_bad = report.verdict != crate::audit::Verdict::Pass;
+    if level_bad {
+        warn!(run_id = %report.run_id, verdict = %report.verdict, "restore test: {}", report.reason);
+    } else {
+        info!(run_id = %report.run_id, rto_seconds = sample.rto_seconds, "restore test passed: {}", report.reason);
+    }
+    let report = Arc::new(report);
+    let mut live = false;
+    shared.sinks.board.update(name, |v| {
+        live = true;
+        v.state = record.state;
+        v.runs += 1;
+        v.maintenance = record.maintenance.clone();
+        if !is_good(record.result.status) {
+            v.last_failure = Some(record.clone());
+        }
+        v.last = Some(record.clone());
+        v.restore = Some(report.clone());
+        shared.sinks.metrics.restore(&sample);
+        shared.sinks.publish(record.clone());
+    });
+    if !live {
+        shared.sinks.history.record(record);
+    }
+}
+
+/// Runs restore-validation checks in the daemon's sandbox.
+struct SandboxRunner {
+    shared: Arc<Shared>,
+    prepared: Arc<PreparedRestore>,
+    resolver: Arc<HostResolver>,
+}
+
+impl ValidationRunner for SandboxRunner {
+    fn run<'a>(
+        &'a self,
+        check: &'a RestoreCheck,
+        vars: &'a TemplateVars,
+        info: &'a RunInfo,
+    ) -> Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(async move {
+            let started = plan::unix_ms(SystemTime::now());
+            let fail = |kind: ErrorKind, why: String| {
+                CheckResult::host_error(&check.name, &info.location, started, kind, why)
+            };
+            let component = match self.prepared.components.get(&check.name) {
+                Some(Ok(c)) => c.clone(),
+                Some(Err(why)) => return fail(ErrorKind::Load, why.clone()),
+                None => return fail(ErrorKind::Load, "component not loaded".into()),
+            };
+            let spec = match run_spec(check, vars, info, self.prepared.ceiling.as_ref(), &self.resolver) {
+                Ok(s) => s,
+                Err(why) => return fail(ErrorKind::Config, why),
+            };
+            let Ok(_permit) = self.shared.permits.acquire().await else {
+                return fail(ErrorKind::Host, "the daemon is shutting down".into());
+            };
+            self.shared.sinks.metrics.in_flight(1);
+            let result = self.shared.runtime.run(&component, &spec).await;
+            self.shared.sinks.metrics.in_flight(-1);
+            result
+        })
+    }
+}
+
+/// The inputs of one restore check's run: templates rendered, the allow
+/// list parsed and held to the ceiling, the run context's reserved keys.
+pub fn run_spec(
+    check: &RestoreCheck,
+    vars: &TemplateVars,
+    info: &RunInfo,
+    ceiling: Option<&AllowList>,
+    resolver: &Arc<HostResolver>,
+) -> Result<RunSpec, String> {
+    let targets: Vec<String> = check.targets.iter().map(|t| t.render(vars)).collect();
+    let mut patterns: Vec<AllowPattern> = Vec::new();
+    for entry in &check.allow {
+        let text = entry.render(vars);
+        let parsed: Vec<Result<AllowPattern, String>> = if text.trim() == TARGET_PLACEHOLDER {
+            targets
+                .iter()
+                .map(|t| {
+                    target_origin(t)
+                        .map_err(|e| e.0)
+                        .and_then(|o| o.parse::<AllowPattern>().map_err(|e| e.to_string()))
+                })
+                .collect()
+        } else {
+            vec![text.parse::<AllowPattern>().map_err(|e| e.to_string())]
+        };
+        for p in parsed {
+            let p = p.map_err(|e| format!("allow entry {:?} rendered to an invalid pattern: {e}", entry.0))?;
+            if let Some(Err(e)) = ceiling.map(|c| c.covers(&p)) {
+                return Err(format!("allow entry {:?}: {e}", entry.0));
+            }
+            if !patterns.contains(&p) {
+                patterns.push(p);
+            }
+        }
+    }
+    let mut config: Vec<(String, String)> = check
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.render(vars)))
+        .collect();
+    config.push(("vantage.restore.namespace".into(), info.namespace.clone()));
+    config.push(("vantage.restore.backup".into(), info.backup.clone()));
+    if let Some(age) = info.backup_age_seconds {
+        config.push((
+            "vantage.restore.backup_age_seconds".into(),
+            format!("{age:.0}"),
+        ));
+    }
+    Ok(RunSpec {
+        check_name: check.name.clone(),
+        targets,
+        config,
+        allow: Arc::new(AllowList::from(patterns)),
+        secrets: check.secrets.clone(),
+        limits: check.limits.clone(),
+        location: info.location.clone(),
+        mode: Mode::Restore,
+        resolver: resolver.clone(),
+        allow_insecure: check.allow_insecure,
+    })
+}
+
+/// Sweep expired volatile namespaces of every cluster the restore tests
+/// use, now and every [`JANITOR_EVERY`], until `stop`.
+pub async fn janitor_loop(
+    clusters: Vec<(ClusterAccess, String)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if clusters.is_empty() {
+        return;
+    }
+    loop {
+        for (access, velero_namespace) in &clusters {
+            match restore::client(access).await {
+                Ok(client) => {
+                    let report = restore::sweep(&client, velero_namespace, chrono::Utc::now()).await;
+                    if !report.namespaces_deleted.is_empty() || !report.restores_deleted.is_empty() {
+                        info!(
+                            namespaces = ?report.namespaces_deleted,
+                            restores = ?report.restores_deleted,
+                            "janitor deleted expired restore-test leftovers"
+                        );
+                    }
+                    for e in &report.errors {
+                        warn!("janitor: {e}");
+                    }
+                }
+                Err(e) => warn!("janitor: cannot reach the cluster: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(JANITOR_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Step 1: which backup to restore, and whether it can be restored at all.
+//!
+//! A backup is usable when its phase is `Completed` (or `PartiallyFailed`
+//! with `accept_partially_failed`), it has a completion timestamp, it
+//! includes every source namespace, and its BackupStorageLocation is
+//! `Available`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use kube::api::{Api, ListParams};
+
+use super::report::BackupInfo;
+use super::velero::{Backup, BackupStorageLocation, SCHEDULE_NAME_LABEL, Schedule};
+use super::{RestoreError, Step};
+use crate::config::{BackupSource, RestoreSpec, Selection};
+
+/// The outcome of step 1.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupChoice {
+    /// This backup is restored.
+    Usable(BackupInfo),
+    /// Nothing can be restored: the run fails with `reason`. `info` is the
+    /// backup found unusable, if one was picked.
+    Unusable {
+        /// The backup found unusable.
+        info: Option<BackupInfo>,
+        /// Why, for the verdict.
+        reason: String,
+    },
+}
+
+/// Pick the backup `spec` asks for, as of `now`. `seed` chooses among the
+/// window's backups for [`Selection::RandomWithin`] (the run derives it from
+/// the run id, so a run's choice can be reproduced).
+pub async fn select(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> Result<BackupChoice, RestoreError> {
+    let ns = &spec.velero_namespace;
+    let backups: Api<Backup> = Api::namespaced(client.clone(), ns);
+    let api_error = |source| RestoreError::Api {
+        step: Step::SelectBackup,
+        source,
+    };
+
+    let (backup, schedule) = match &spec.backup {
+        BackupSource::Schedule { name, selection } => {
+            let schedules: Api<Schedule> = Api::namespaced(client.clone(), ns);
+            if schedules.get_opt(name).await.map_err(api_error)?.is_none() {
+                return Ok(BackupChoice::Unusable {
+                    info: None,
+                    reason: format!("no Velero Schedule {name} in namespace {ns}"),
+                });
+            }
+            let listed = backups
+                .list(&ListParams::default().labels(&format!("{SCHEDULE_NAME_LABEL}={name}")))
+                .await
+                .map_err(api_error)?;
+            match pick(
+                listed.items,
+                *selection,
+                spec.accept_partially_failed,
+                now,
+                seed,
+            ) {
+                Some(b) => (b, Some(name.clone())),
+                None => {
+                    let what = if spec.accept_partially_failed {
+                        "completed (or partially failed)"
+                    } else {
+                        "completed"
+                    };
+                    let since = match selection {
+                        Selection::Latest => "ever".to_string(),
+                        Selection::RandomWithin(window) => format!(
+                            "since {}",
+                            window_start(now, *window).to_rfc3339_opts(SecondsFormat::Secs, true)
+                        ),
+                    };
+                    return Ok(BackupChoice::Unusable {
+                        info: None,
+                        reason: format!("no {what} backup of schedule {name} {since}"),
+                    });
+                }
+            }
+        }
+        BackupSource::Named(name) => match backups.get_opt(name).await.map_err(api_error)? {
+            Some(b) => {
+                let schedule = b
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
+                    .cloned();
+                (b, schedule)
+            }
+            None => {
+                return Ok(BackupChoice::Unusable {
+                    info: None,
+                    reason: format!("backup {name} not found in namespace {ns}"),
+                });
+            }
+        },
+    };
+
+    let mut info = info_of(&backup, schedule, now);
+    let unusable = |info: BackupInfo, reason: String| {
+        Ok(BackupChoice::Unusable {
+            info: Some(info),
+            reason,
+        })
+    };
+    if !usable_phase(&backup, spec.accept_partially_failed) {
+        let phase = info
+            .phase
+            .clone()
+            .unwrap_or_else(|| "without a phase".into());
+        let reason = format!("backup {} is {phase}, not Completed", info.name);
+        return unusable(info, reason);
+    }
+    let missing = missing_namespaces(&backup, &spec.source_namespaces);
+    if !missing.is_empty() {
+        let reason = format!(
+            "backup {} does not include namespace(s) {}",
+            info.name,
+            missing.join(", ")
+        );
+        return unusable(info, reason);
+    }
+
+    let location_name = info
+        .storage_location
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let locations: Api<BackupStorageLocation> = Api::namespaced(client.clone(), ns);
+    let Some(location) = locations.get_opt(&location_name).await.map_err(api_error)? else {
+        let reason = format!(
+            "backup storage location {location_name} of backup {} not found in namespace {ns}",
+            info.name
+        );
+        return unusable(info, reason);
+    };
+    let status = location.status.unwrap_or_default();
+    info.storage_location_phase = status.phase.clone();
+    if status.phase.as_deref() != Some("Available") {
+        let reason = format!(
+            "backup storage location {location_name} is {}{}",
+            status.phase.as_deref().unwrap_or("not validated yet"),
+            status.message.map(|m| format!(": {m}")).unwrap_or_default()
+        );
+        return unusable(info, reason);
+    }
+    Ok(BackupChoice::Usable(info))
+}
+
+/// The first instant of a `RandomWithin(window)` selection.
+pub fn window_start(now: DateTime<Utc>, window: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(window)
+        .ok()
+        .and_then(|w| now.checked_sub_signed(w))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The backup `selection` picks among `backups`: usable phase, completed
+/// (within the window), newest or the `seed`-th of the window (ordered by
+/// completion time, then name).
+pub fn pick(
+    backups: Vec<Backup>,
+    selection: Selection,
+    accept_partially_failed: bool,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> Option<Backup> {
+    let mut candidates: Vec<(DateTime<Utc>, Backup)> = backups
+        .into_iter()
+        .filter(|b| usable_phase(b, accept_partially_failed))
+        .filter_map(|b| Some((completion(&b)?, b)))
+        .filter(|(done, _)| match selection {
+            Selection::Latest => true,
+            Selection::RandomWithin(window) => *done >= window_start(now, window) && *done <= now,
+        })
+        .collect();
+    candidates
+        .sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.metadata.name.cmp(&y.metadata.name)));
+    let index = match selection {
+        Selection::Latest => candidates.len().checked_sub(1)?,
+        Selection::RandomWithin(_) => {
+            if candidates.is_empty() {
+                return None;
+            }
+            (seed % candidates.len() as u64) as usize
+        }
+    };
+    Some(candidates.swap_remove(index).1)
+}
+
+fn usable_phase(b: &Backup, accept_partially_failed: bool) -> bool {
+    match b.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Completed") => true,
+        Some("PartiallyFailed") => accept_partially_failed,
+        _ => false,
+    }
+}
+
+fn completion(b: &Backup) -> Option<DateTime<Utc>> {
+    let ts = b.status.as_ref()?.completion_timestamp.as_deref()?;
+    DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn missing_namespaces(b: &Backup, sources: &[String]) -> Vec<String> {
+    match b.spec.included_namespaces.as_deref() {
+        None | Some([]) => Vec::new(),
+        Some(included) if included.iter().any(|n| n == "*") => Vec::new(),
+        Some(included) => sources
+            .iter()
+            .filter(|s| !included.contains(s))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn info_of(b: &Backup, schedule: Option<String>, now: DateTime<Utc>) -> BackupInfo {
+    let status = b.status.clone().unwrap_or_default();
+    BackupInfo {
+        name: b.metadata.name.clone().unwrap_or_default(),
+        schedule,
+        phase: status.phase,
+        completion_timestamp: status.completion_timestamp,
+        age_seconds: completion(b).map(|done| (now - done).num_milliseconds() as f64 / 1000.0),
+        storage_location: b.spec.storage_location.clone(),
+        storage_location_phase: None,
+    }
+}

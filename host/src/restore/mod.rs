@@ -1,0 +1,653 @@
+//! Restore validation, the Kubernetes side: one run of a restore test
+//! (`[[restore]]`) against a cluster with Velero.
+//!
+//! [`run`] does, in order:
+//!
+//! 1. [`backup`]: pick the backup (newest or random within a window of a
+//!    Schedule's, or a named one) and check its BackupStorageLocation is
+//!    `Available`. None usable → verdict `fail`, nothing created.
+//! 2. [`namespace`]: create the volatile namespace (labels with the test
+//!    and run id, an expiry annotation) and, before anything is restored
+//!    into it, a default-deny NetworkPolicy.
+//! 3. [`restore_object`]: create the resource-modifier ConfigMap (CronJobs
+//!    suspended, Ingress hosts rewritten) and the Velero `Restore`; poll it
+//!    until a terminal phase or the restore timeout.
+//! 4. [`readiness`]: poll the restored workloads until ready or the
+//!    readiness timeout.
+//! 5. Run the restore-validation checks through the daemon's
+//!    [`ValidationRunner`] (same sandbox as edge checks).
+//! 6. The verdict ([`RestoreReport::verdict`]), see [`run`].
+//! 7. Cleanup, on every path (errors included): delete the Restore, the
+//!    ConfigMap, the namespace and PersistentVolumes labelled
+//!    `velero.io/restore-name=<restore>`. A run that is cancelled or whose
+//!    process dies leaves objects behind: [`janitor::sweep`] deletes them
+//!    once expired.
+//!
+//! Everything polls (interval [`Pacing::poll_interval`]) rather than
+//! watches: simpler to test against a scripted API server and robust to
+//! dropped watch connections.
+
+pub mod backup;
+pub mod cluster;
+pub mod janitor;
+pub mod namespace;
+pub mod readiness;
+pub mod report;
+pub mod restore_object;
+pub mod velero;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::audit::record::Verdict;
+use crate::config::{RestoreCheck, RestoreSpec, TemplateVars};
+use crate::result::{CheckResult, ErrorKind, Status};
+
+pub use backup::BackupChoice;
+pub use cluster::{ClusterError, client};
+pub use janitor::{JanitorReport, sweep};
+pub use report::{BackupInfo, CleanupInfo, ReadinessInfo, RestoreInfo, RestoreReport, Timings};
+pub use velero::RestorePhase;
+
+/// How often the run polls the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Between two looks at the Restore or the workloads (default 2 s).
+    pub poll_interval: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Per-run settings that are not part of the restore test's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Unique id of the run (labels, namespace suffix, random pick).
+    pub run_id: String,
+    /// The location label of this host.
+    pub location: String,
+    /// The namespace Vantage runs in: the volatile namespace accepts
+    /// ingress from it (see [`namespace`]). None: Vantage runs outside the
+    /// cluster, only same-namespace ingress is allowed.
+    pub vantage_namespace: Option<String>,
+    /// Poll interval.
+    pub pacing: Pacing,
+}
+
+impl RunOptions {
+    /// Options for `run_id` at `location`, the Vantage namespace taken from
+    /// `POD_NAMESPACE` (set it with the downward API), default pacing.
+    pub fn new(run_id: impl Into<String>, location: impl Into<String>) -> Self {
+        RunOptions {
+            run_id: run_id.into(),
+            location: location.into(),
+            vantage_namespace: std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|ns| !ns.is_empty()),
+            pacing: Pacing::default(),
+        }
+    }
+}
+
+/// What a restore-validation check run is told about the run (its run
+/// context, besides the rendered templates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// The restore test.
+    pub test: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The location label.
+    pub location: String,
+    /// The volatile namespace.
+    pub namespace: String,
+    /// The restored backup.
+    pub backup: String,
+    /// Seconds since the backup completed.
+    pub backup_age_seconds: Option<f64>,
+}
+
+/// Runs one restore-validation check (step 5); the daemon implements it
+/// with its Wasm runtime, rendering `check`'s templates with `vars`.
+pub trait ValidationRunner: Send + Sync {
+    /// Run `check` and return its result (never fails: a check that cannot
+    /// run is a result with [`Status::Error`]).
+    fn run<'a>(
+        &'a self,
+        check: &'a RestoreCheck,
+        vars: &'a TemplateVars,
+        info: &'a RunInfo,
+    ) -> Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;
+}
+
+/// The steps of a run, named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Step 1.
+    SelectBackup,
+    /// Step 2: the namespace.
+    CreateNamespace,
+    /// Step 2: the NetworkPolicy.
+    CreateNetworkPolicy,
+    /// Step 3: the modifier ConfigMap.
+    CreateModifiers,
+    /// Step 3: the Restore.
+    CreateRestore,
+    /// Step 3: polling the Restore.
+    WatchRestore,
+    /// Step 4.
+    Readiness,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::SelectBackup => "selecting the backup",
+            Step::CreateNamespace => "creating the namespace",
+            Step::CreateNetworkPolicy => "creating the NetworkPolicy",
+            Step::CreateModifiers => "creating the resource-modifier ConfigMap",
+            Step::CreateRestore => "creating the Restore",
+            Step::WatchRestore => "watching the Restore",
+            Step::Readiness => "waiting for readiness",
+        })
+    }
+}
+
+/// Why a run could not complete (verdict `error`).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The Kubernetes API refused or failed a request.
+    #[error("{step}: Kubernetes API error: {}", describe_kube_error(.source))]
+    Api {
+        /// Where.
+        step: Step,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// `e` in one line: for API answers, code, reason and message.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                ""
+            } else {
+                &status.reason
+            };
+            format!("{} {reason}: {}", status.code, status.message)
+                .replace("  ", " ")
+                .trim_end_matches([':', ' '])
+                .to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `seconds` for humans: `850 ms`, `42.1 s`, `12 m 5 s`, `3 h 20 m`.
+pub fn human_seconds(seconds: f64) -> String {
+    if seconds < 1.0 {
+        format!("{:.0} ms", seconds * 1000.0)
+    } else if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        let s = seconds.round() as u64;
+        format!("{} m {} s", s / 60, s % 60)
+    } else {
+        let m = (seconds / 60.0).round() as u64;
+        format!("{} h {} m", m / 60, m % 60)
+    }
+}
+
+/// Why the run stopped before its end.
+enum Stop {
+    /// Something to prove did not hold: verdict `fail`.
+    Fail(String),
+    /// The run could not complete: verdict `error`.
+    Error(String),
+}
+
+impl From<RestoreError> for Stop {
+    fn from(e: RestoreError) -> Self {
+        Stop::Error(e.to_string())
+    }
+}
+
+/// What the run tried to create, hence what cleanup deletes.
+#[derive(Debug, Default)]
+struct Attempted {
+    namespace: bool,
+    configmap: Option<String>,
+    restore: Option<String>,
+}
+
+/// Run the restore test `spec` once (steps 1–7, see the module docs) and
+/// report. Never fails and never skips cleanup: API errors make the verdict
+/// `error` naming the step.
+///
+/// Verdict `pass` only if a backup was usable, the Restore `Completed`,
+/// every workload became ready, every check passed (`degraded` counts as
+/// passed, with a note in the reason) and, when an RTO target is set, the
+/// measured total (run start → checks done) is within it. A check that
+/// could not be loaded or configured (error kinds `load`, `config`, `host`)
+/// makes the verdict `error`; any other failing or erroring check `fail`.
+pub async fn run(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    options: &RunOptions,
+    runner: &dyn ValidationRunner,
+) -> RestoreReport {
+    let started = Instant::now();
+    let started_unix_ms = unix_ms();
+    let mut report = RestoreReport {
+        test: spec.name.clone(),
+        run_id: options.run_id.clone(),
+        location: options.location.clone(),
+        namespace: None,
+        started_unix_ms,
+        finished_unix_ms: started_unix_ms,
+        backup: None,
+        restore: None,
+        readiness: None,
+        checks: Vec::new(),
+        timings: Timings::default(),
+        rto_target_seconds: spec.rto_target.map(|d| d.as_secs_f64()),
+        verdict: Verdict::Error,
+        reason: String::new(),
+        cleanup: CleanupInfo::default(),
+    };
+    let mut attempted = Attempted::default();
+
+    let outcome = steps(
+        client,
+        spec,
+        options,
+        runner,
+        started,
+        &mut report,
+        &mut attempted,
+    )
+    .await;
+    match outcome {
+        Ok(reason) => {
+            report.verdict = Verdict::Pass;
+            report.reason = reason;
+        }
+        Err(Stop::Fail(reason)) => {
+            report.verdict = Verdict::Fail;
+            report.reason = reason;
+        }
+        Err(Stop::Error(reason)) => {
+            report.verdict = Verdict::Error;
+            report.reason = reason;
+        }
+    }
+
+    let cleanup_start = Instant::now();
+    report.cleanup = cleanup(client, spec, report.namespace.as_deref(), &attempted).await;
+    report.timings.cleanup_seconds = Some(cleanup_start.elapsed().as_secs_f64());
+    if !report.cleanup.errors.is_empty() {
+        tracing::warn!(
+            test = %spec.name,
+            run_id = %options.run_id,
+            errors = ?report.cleanup.errors,
+            "restore test cleanup incomplete; the janitor retries after expiry"
+        );
+    }
+    report.finished_unix_ms = unix_ms();
+    report
+}
+
+/// Steps 1–6. Ok: the pass reason.
+async fn steps(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    options: &RunOptions,
+    runner: &dyn ValidationRunner,
+    started: Instant,
+    report: &mut RestoreReport,
+    attempted: &mut Attempted,
+) -> Result<String, Stop> {
+    // 1. The backup.
+    let now = Utc::now();
+    let t = Instant::now();
+    let choice = backup::select(client, spec, now, seed(&options.run_id)).await;
+    report.timings.select_seconds = Some(t.elapsed().as_secs_f64());
+    let backup = match choice? {
+        BackupChoice::Usable(info) => info,
+        BackupChoice::Unusable { info, reason } => {
+            report.backup = info;
+            return Err(Stop::Fail(reason));
+        }
+    };
+    report.backup = Some(backup.clone());
+
+    // 2. The namespace, isolated before anything is restored into it.
+    let ns = namespace::volatile_name(&spec.namespace_prefix, &spec.name, &options.run_id);
+    report.namespace = Some(ns.clone());
+    let restore_name = restore_object::restore_name(&ns);
+    let labels = namespace::run_labels(&spec.name, &options.run_id);
+    let expires_at = chrono::Duration::from_std(spec.ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(now);
+    let annotations = namespace::run_annotations(expires_at);
+    let t = Instant::now();
+    let create = PostParams::default();
+    attempted.namespace = true;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &create,
+            &namespace::build_namespace(&ns, &labels, &annotations),
+        )
+        .await
+        .map_err(|source| RestoreError::Api {
+            step: Step::CreateNamespace,
+            source,
+        })?;
+    let policy = namespace::build_network_policy(
+        &ns,
+        &spec.isolation,
+        options.vantage_namespace.as_deref(),
+        &labels,
+    );
+    Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+        .create(&create, &policy)
+        .await
+        .map_err(|source| RestoreError::Api {
+            step: Step::CreateNetworkPolicy,
+            source,
+        })?;
+    let modifiers =
+        restore_object::build_modifiers(spec, &restore_name, &ns, &labels, &annotations);
+    if let Some(cm) = &modifiers {
+        attempted.configmap = cm.metadata.name.clone();
+        Api::<ConfigMap>::namespaced(client.clone(), &spec.velero_namespace)
+            .create(&create, cm)
+            .await
+            .map_err(|source| RestoreError::Api {
+                step: Step::CreateModifiers,
+                source,
+            })?;
+    }
+    report.timings.setup_seconds = Some(t.elapsed().as_secs_f64());
+
+    // 3. The Restore.
+    let restore = restore_object::build_restore(
+        spec,
+        &restore_name,
+        &backup.name,
+        &ns,
+        modifiers
+            .as_ref()
+            .and_then(|cm| cm.metadata.name.as_deref()),
+        &labels,
+        &annotations,
+    );
+    let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
+    attempted.restore = Some(restore_name.clone());
+    report.restore = Some(RestoreInfo {
+        name: restore_name.clone(),
+        phase: RestorePhase::Unset.to_string(),
+        ..RestoreInfo::default()
+    });
+    let t = Instant::now();
+    restores
+        .create(&create, &restore)
+        .await
+        .map_err(|source| RestoreError::Api {
+            step: Step::CreateRestore,
+            source,
+        })?;
+    let waited = restore_object::wait(
+        &restores,
+        &restore_name,
+        spec.restore_timeout,
+        &options.pacing,
+    )
+    .await?;
+    report.timings.restore_seconds = Some(t.elapsed().as_secs_f64());
+    let info = waited.info.clone();
+    report.restore = Some(info.clone());
+    if info.timed_out {
+        return Err(Stop::Fail(format!(
+            "restore {restore_name} not finished after {} (phase {}{})",
+            human_seconds(spec.restore_timeout.as_secs_f64()),
+            info.phase,
+            progress_text(&info)
+        )));
+    }
+    if waited.phase != RestorePhase::Completed {
+        return Err(Stop::Fail(format!(
+            "restore {restore_name} {} (warnings {}, errors {}){}",
+            info.phase,
+            info.warnings,
+            info.errors,
+            info.failure_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )));
+    }
+
+    // 4. Readiness.
+    let t = Instant::now();
+    let ready = readiness::wait(client, &ns, &spec.readiness, &options.pacing).await?;
+    report.timings.ready_seconds = Some(t.elapsed().as_secs_f64());
+    report.readiness = Some(ready.info.clone());
+    if !ready.info.not_ready.is_empty() {
+        return Err(Stop::Fail(format!(
+            "not ready after {}: {}",
+            human_seconds(spec.readiness.timeout.as_secs_f64()),
+            ready.info.not_ready.join(", ")
+        )));
+    }
+
+    // 5. The checks.
+    let vars = TemplateVars {
+        namespace: ns.clone(),
+        backup: backup.name.clone(),
+    };
+    let run_info = RunInfo {
+        test: spec.name.clone(),
+        run_id: options.run_id.clone(),
+        location: options.location.clone(),
+        namespace: ns.clone(),
+        backup: backup.name.clone(),
+        backup_age_seconds: backup.age_seconds,
+    };
+    let t = Instant::now();
+    let mut failed = Vec::new();
+    let mut broken = Vec::new();
+    let mut degraded = Vec::new();
+    for check in &spec.checks {
+        let result = runner.run(check, &vars, &run_info).await;
+        let line = format!("{} ({})", check.name, result.summary);
+        match result.status {
+            Status::Pass => {}
+            Status::Degraded => degraded.push(line),
+            Status::Fail => failed.push(line),
+            Status::Error => match result.error.as_ref().map(|e| e.kind) {
+                Some(ErrorKind::Load | ErrorKind::Config | ErrorKind::Host) => broken.push(line),
+                _ => failed.push(line),
+            },
+        }
+        report
+            .checks
+            .push(serde_json::to_value(&result).unwrap_or_else(|e| {
+                serde_json::json!({"check": check.name, "status": "error", "summary": format!("result not serializable: {e}")})
+            }));
+    }
+    report.timings.checks_seconds = Some(t.elapsed().as_secs_f64());
+    let total = started.elapsed().as_secs_f64();
+    report.timings.total_seconds = Some(total);
+
+    // 6. The verdict.
+    if !broken.is_empty() {
+        return Err(Stop::Error(format!(
+            "check(s) could not run: {}",
+            broken.join("; ")
+        )));
+    }
+    if !failed.is_empty() {
+        return Err(Stop::Fail(format!(
+            "check(s) failed: {}",
+            failed.join("; ")
+        )));
+    }
+    let rto = match spec.rto_target {
+        Some(target) if total > target.as_secs_f64() => {
+            return Err(Stop::Fail(format!(
+                "measured RTO {} exceeds the target {}",
+                human_seconds(total),
+                human_seconds(target.as_secs_f64())
+            )));
+        }
+        Some(target) => format!(
+            "RTO {} (target {})",
+            human_seconds(total),
+            human_seconds(target.as_secs_f64())
+        ),
+        None => format!("RTO {}", human_seconds(total)),
+    };
+    let age = backup
+        .age_seconds
+        .map(|a| format!(", {} old", human_seconds(a)))
+        .unwrap_or_default();
+    let mut reason = format!(
+        "backup {}{age} restored into {ns} in {}, {} ready, {} check(s) passed; {rto}",
+        backup.name,
+        human_seconds(report.timings.restore_seconds.unwrap_or(0.0)),
+        ready.info.ready.len(),
+        spec.checks.len(),
+    );
+    if !degraded.is_empty() {
+        reason.push_str(&format!("; degraded: {}", degraded.join("; ")));
+    }
+    Ok(reason)
+}
+
+fn progress_text(info: &RestoreInfo) -> String {
+    match (info.items_restored, info.total_items) {
+        (Some(done), Some(total)) => format!(", {done}/{total} items restored"),
+        _ => String::new(),
+    }
+}
+
+/// Step 7: delete what the run tried to create. Absent objects count as
+/// deleted; failures are recorded, never raised.
+async fn cleanup(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    namespace: Option<&str>,
+    attempted: &Attempted,
+) -> CleanupInfo {
+    let mut info = CleanupInfo {
+        namespace_deleted: !attempted.namespace,
+        restore_deleted: attempted.restore.is_none(),
+        configmap_deleted: attempted.configmap.is_none(),
+        ..CleanupInfo::default()
+    };
+    if let Some(name) = &attempted.restore {
+        let restores: Api<velero::Restore> =
+            Api::namespaced(client.clone(), &spec.velero_namespace);
+        match delete_ignoring_absent(&restores, name).await {
+            Ok(()) => info.restore_deleted = true,
+            Err(e) => info.errors.push(format!(
+                "deleting restore {name}: {}",
+                describe_kube_error(&e)
+            )),
+        }
+    }
+    if let Some(name) = &attempted.configmap {
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
+        match delete_ignoring_absent(&configmaps, name).await {
+            Ok(()) => info.configmap_deleted = true,
+            Err(e) => info.errors.push(format!(
+                "deleting configmap {name}: {}",
+                describe_kube_error(&e)
+            )),
+        }
+    }
+    if let (true, Some(ns)) = (attempted.namespace, namespace) {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        match delete_ignoring_absent(&namespaces, ns).await {
+            Ok(()) => info.namespace_deleted = true,
+            Err(e) => info.errors.push(format!(
+                "deleting namespace {ns}: {}",
+                describe_kube_error(&e)
+            )),
+        }
+    }
+    if let Some(name) = &attempted.restore {
+        let volumes: Api<PersistentVolume> = Api::all(client.clone());
+        let selector = format!("{}={name}", velero::RESTORE_NAME_LABEL);
+        match volumes.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => {
+                for pv in list.items {
+                    let pv_name = pv.name_any();
+                    match delete_ignoring_absent(&volumes, &pv_name).await {
+                        Ok(()) => info
+                            .leftovers_deleted
+                            .push(format!("persistentvolume/{pv_name}")),
+                        Err(e) => info.errors.push(format!(
+                            "deleting persistentvolume {pv_name}: {}",
+                            describe_kube_error(&e)
+                        )),
+                    }
+                }
+            }
+            Err(e) => info.errors.push(format!(
+                "listing persistentvolumes labelled {selector}: {}",
+                describe_kube_error(&e)
+            )),
+        }
+    }
+    info
+}
+
+/// Delete `name`; already absent (404) is success.
+pub(crate) async fn delete_ignoring_absent<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The random-pick seed of a run: the first 8 bytes of SHA-256(run id).
+fn seed(run_id: &str) -> u64 {
+    let digest = Sha256::digest(run_id.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

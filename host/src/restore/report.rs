@@ -1,0 +1,293 @@
+//! [`RestoreReport`]: the serializable outcome of one restore-test run, the
+//! subject of its audit record and what the API shows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::audit::record::Verdict;
+use crate::result::{Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status};
+
+/// Everything one run found out and did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// The restore test's name.
+    pub test: String,
+    /// Unique id of the run.
+    pub run_id: String,
+    /// The location label of the host that ran it.
+    pub location: String,
+    /// The volatile namespace (set once named, even if never created).
+    pub namespace: Option<String>,
+    /// Start of the run, unix milliseconds.
+    pub started_unix_ms: u64,
+    /// End of the run (cleanup included), unix milliseconds.
+    pub finished_unix_ms: u64,
+    /// The backup restored (or the one found unusable).
+    pub backup: Option<BackupInfo>,
+    /// The Velero Restore, once created.
+    pub restore: Option<RestoreInfo>,
+    /// Readiness of the restored workloads, once waited for.
+    pub readiness: Option<ReadinessInfo>,
+    /// Each restore-validation check's result (a serialized
+    /// [`CheckResult`]), in configuration order.
+    pub checks: Vec<Value>,
+    /// How long each phase took.
+    pub timings: Timings,
+    /// The configured RTO, seconds.
+    pub rto_target_seconds: Option<f64>,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// One line saying why.
+    pub reason: String,
+    /// What cleanup did.
+    pub cleanup: CleanupInfo,
+}
+
+/// The selected backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// Its name.
+    pub name: String,
+    /// The Schedule that made it, if any.
+    pub schedule: Option<String>,
+    /// Its phase (`Completed`, ...).
+    pub phase: Option<String>,
+    /// `status.completionTimestamp`, RFC 3339.
+    pub completion_timestamp: Option<String>,
+    /// Seconds between its completion and the run.
+    pub age_seconds: Option<f64>,
+    /// Its BackupStorageLocation.
+    pub storage_location: Option<String>,
+    /// That location's phase (`Available`, `Unavailable`), once checked.
+    pub storage_location_phase: Option<String>,
+}
+
+/// The Velero Restore of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreInfo {
+    /// Its name (in the Velero namespace).
+    pub name: String,
+    /// The last phase seen (`Completed`, `PartiallyFailed`, ...; `(none)`
+    /// before Velero set one).
+    pub phase: String,
+    /// `status.warnings`.
+    pub warnings: i64,
+    /// `status.errors`.
+    pub errors: i64,
+    /// `status.failureReason` / `validationErrors`, joined.
+    pub failure_reason: Option<String>,
+    /// `status.progress.itemsRestored`.
+    pub items_restored: Option<i64>,
+    /// `status.progress.totalItems`.
+    pub total_items: Option<i64>,
+    /// `status.startTimestamp`, RFC 3339.
+    pub start_timestamp: Option<String>,
+    /// `status.completionTimestamp`, RFC 3339.
+    pub completion_timestamp: Option<String>,
+    /// Whether the run gave up waiting for it.
+    pub timed_out: bool,
+}
+
+/// Readiness of the restored workloads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadinessInfo {
+    /// Ready workloads and pods (`deployment/api`, `pod/api-1`).
+    pub ready: Vec<String>,
+    /// Not ready, each with why (`deployment/api: 0/2 available`).
+    pub not_ready: Vec<String>,
+    /// Whether the wait ended by timeout.
+    pub timed_out: bool,
+}
+
+/// How long each phase took, seconds (absent: not reached).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Selecting the backup and checking its storage location.
+    pub select_seconds: Option<f64>,
+    /// Creating the namespace, NetworkPolicy and modifier ConfigMap.
+    pub setup_seconds: Option<f64>,
+    /// From the Restore's creation to its last phase.
+    pub restore_seconds: Option<f64>,
+    /// From the restore's end until every workload was ready.
+    pub ready_seconds: Option<f64>,
+    /// Running the restore-validation checks.
+    pub checks_seconds: Option<f64>,
+    /// The measured RTO: from the start of the run until the checks were
+    /// done (absent when the run did not get that far).
+    pub total_seconds: Option<f64>,
+    /// Deleting what the run created.
+    pub cleanup_seconds: Option<f64>,
+}
+
+/// What cleanup deleted, and what it failed to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CleanupInfo {
+    /// The volatile namespace is deleted (or was never there).
+    pub namespace_deleted: bool,
+    /// The Restore is deleted (or was never there).
+    pub restore_deleted: bool,
+    /// The resource-modifier ConfigMap is deleted (or was never there).
+    pub configmap_deleted: bool,
+    /// Cluster-scoped objects labelled `velero.io/restore-name=<restore>`
+    /// that were deleted (`persistentvolume/NAME`).
+    pub leftovers_deleted: Vec<String>,
+    /// Each deletion that failed, with the API's answer.
+    pub errors: Vec<String>,
+}
+
+impl RestoreReport {
+    /// The run shown like a check result: status from the verdict, summary
+    /// the reason, one assertion per step (then every check's assertions,
+    /// prefixed with the check's name) and the timings as measurements.
+    pub fn to_check_result(&self) -> CheckResult {
+        let status = match self.verdict {
+            Verdict::Pass => Status::Pass,
+            Verdict::Fail => Status::Fail,
+            Verdict::Error => Status::Error,
+        };
+        let mut assertions = Vec::new();
+        let assert = |name: &str, passed: bool, detail: String| Assertion {
+            name: name.to_string(),
+            passed,
+            detail,
+            duration_ms: None,
+        };
+        if let Some(b) = &self.backup {
+            let usable = self.restore.is_some();
+            let age = b
+                .age_seconds
+                .map(|a| format!(", {} old", crate::restore::human_seconds(a)))
+                .unwrap_or_default();
+            assertions.push(assert(
+                "backup selected",
+                usable,
+                format!(
+                    "{} ({}{age}, location {} {})",
+                    b.name,
+                    b.phase.as_deref().unwrap_or("no phase"),
+                    b.storage_location.as_deref().unwrap_or("?"),
+                    b.storage_location_phase.as_deref().unwrap_or("unchecked"),
+                ),
+            ));
+        } else if self.verdict != Verdict::Pass {
+            assertions.push(assert("backup selected", false, self.reason.clone()));
+        }
+        if let Some(r) = &self.restore {
+            let completed = r.phase == "Completed";
+            let progress = match (r.items_restored, r.total_items) {
+                (Some(done), Some(total)) => format!(", {done}/{total} items"),
+                _ => String::new(),
+            };
+            assertions.push(assert(
+                "restore completed",
+                completed,
+                format!(
+                    "{} {}{} (warnings {}, errors {}{progress})",
+                    r.name,
+                    r.phase,
+                    if r.timed_out { ", timed out" } else { "" },
+                    r.warnings,
+                    r.errors
+                ),
+            ));
+        }
+        if let Some(r) = &self.readiness {
+            let ok = r.not_ready.is_empty() && !r.timed_out;
+            let detail = if ok {
+                format!("ready: {}", r.ready.join(", "))
+            } else {
+                format!("not ready: {}", r.not_ready.join(", "))
+            };
+            assertions.push(assert("app ready", ok, detail));
+        }
+        for check in &self.checks {
+            let name = check["check"].as_str().unwrap_or("check");
+            let check_status = check["status"].as_str().unwrap_or("error");
+            let list = check["assertions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            if list.is_empty() {
+                assertions.push(assert(
+                    &format!("{name}: {check_status}"),
+                    matches!(check_status, "pass" | "degraded"),
+                    check["summary"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+            for a in list {
+                assertions.push(Assertion {
+                    name: format!("{name}: {}", a["name"].as_str().unwrap_or("")),
+                    passed: a["passed"].as_bool().unwrap_or(false),
+                    detail: a["detail"].as_str().unwrap_or("").to_string(),
+                    duration_ms: a["duration_ms"].as_f64(),
+                });
+            }
+        }
+        if let (Some(target), Some(total)) = (self.rto_target_seconds, self.timings.total_seconds) {
+            assertions.push(assert(
+                "rto within target",
+                total <= target,
+                format!(
+                    "measured {} (target {})",
+                    crate::restore::human_seconds(total),
+                    crate::restore::human_seconds(target)
+                ),
+            ));
+        }
+
+        let t = &self.timings;
+        let measurements = [
+            ("select_seconds", t.select_seconds),
+            ("setup_seconds", t.setup_seconds),
+            ("restore_seconds", t.restore_seconds),
+            ("ready_seconds", t.ready_seconds),
+            ("checks_seconds", t.checks_seconds),
+            ("total_seconds", t.total_seconds),
+            ("cleanup_seconds", t.cleanup_seconds),
+            ("rto_target_seconds", self.rto_target_seconds),
+            (
+                "backup_age_seconds",
+                self.backup.as_ref().and_then(|b| b.age_seconds),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value.map(|value| Measurement {
+                name: name.to_string(),
+                value,
+                unit: "s".to_string(),
+            })
+        })
+        .collect();
+
+        let mut labels = Vec::new();
+        if let Some(ns) = &self.namespace {
+            labels.push(("namespace".to_string(), ns.clone()));
+        }
+        if let Some(b) = &self.backup {
+            labels.push(("backup".to_string(), b.name.clone()));
+        }
+        if let Some(r) = &self.restore {
+            labels.push(("restore".to_string(), r.name.clone()));
+        }
+
+        CheckResult {
+            check: self.test.clone(),
+            status,
+            summary: self.reason.clone(),
+            duration_ms: self.finished_unix_ms.saturating_sub(self.started_unix_ms) as f64,
+            location: self.location.clone(),
+            run_id: self.run_id.clone(),
+            started_unix_ms: self.started_unix_ms,
+            assertions,
+            measurements,
+            labels,
+            timings: RunTimings::default(),
+            logs: Vec::new(),
+            error: (self.verdict == Verdict::Error).then(|| RunError {
+                kind: ErrorKind::Host,
+                message: self.reason.clone(),
+            }),
+        }
+    }
+}
