@@ -8,6 +8,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = vantage::cli::Cli::parse();
     vantage::cli::init_tracing(cli.default_log_level(), cli.log_format);
+    // One TLS crypto provider for every client (reqwest, kube, aws-sdk, the
+    // check capabilities): aws-lc-rs. Fails only if one is already set.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -48,6 +48,27 @@ pub struct Context {
     raw: RunContext,
 }
 
+/// Configuration keys under this prefix are set by the host, not the
+/// operator.
+pub const RESERVED_PREFIX: &str = "vantage.";
+/// The volatile namespace of a restore run.
+pub const RESTORE_NAMESPACE_KEY: &str = "vantage.restore.namespace";
+/// The restored backup's name.
+pub const RESTORE_BACKUP_KEY: &str = "vantage.restore.backup";
+/// Seconds between the backup's completion and the run.
+pub const RESTORE_BACKUP_AGE_KEY: &str = "vantage.restore.backup_age_seconds";
+
+/// What a restore run restored (see [`Context::restore`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreContext {
+    /// The volatile namespace the backup was restored into.
+    pub namespace: String,
+    /// The backup's name.
+    pub backup: String,
+    /// How old the backup was when the run started, if known.
+    pub backup_age: Option<Duration>,
+}
+
 impl Context {
     /// Wrap the raw context the host passed to `run`.
     pub fn new(raw: RunContext) -> Self {
@@ -104,6 +125,22 @@ impl Context {
     /// A unique identifier of this run, for correlating logs.
     pub fn run_id(&self) -> &str {
         &self.raw.run_id
+    }
+
+    /// In a restore run (mode restore), what was restored: the host passes
+    /// it as the reserved configuration keys `vantage.restore.namespace`,
+    /// `vantage.restore.backup` and `vantage.restore.backup_age_seconds`.
+    /// `None` in an edge run.
+    pub fn restore(&self) -> Option<RestoreContext> {
+        Some(RestoreContext {
+            namespace: self.config(RESTORE_NAMESPACE_KEY)?.to_string(),
+            backup: self.config(RESTORE_BACKUP_KEY)?.to_string(),
+            backup_age: self
+                .config(RESTORE_BACKUP_AGE_KEY)
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+        })
     }
 
     /// Every configuration entry, flattened, in the order the host sent them.
@@ -221,11 +258,15 @@ impl Context {
     /// A declared key `k` covers `k` itself and the list items `k.0`, `k.1`, …;
     /// a declared key with a placeholder segment, such as `headers.<name>`,
     /// covers everything under `headers.`.
+    ///
+    /// Keys under `vantage.` are reserved for what the host adds (see
+    /// [`Context::restore`]) and never reported.
     pub fn unknown_config_keys(&self, metadata: &Metadata) -> Vec<&str> {
         self.raw
             .config
             .iter()
             .map(|(k, _)| k.as_str())
+            .filter(|key| !key.starts_with(RESERVED_PREFIX))
             .filter(|key| {
                 !metadata
                     .config
@@ -452,6 +493,22 @@ mod tests {
         );
         assert!(c.config_duration("nd").is_err());
         assert_eq!(c.config_duration("missing"), Ok(None));
+    }
+
+    #[test]
+    fn restore_context_comes_from_reserved_keys_that_are_never_unknown() {
+        let edge = Context::builder().build();
+        assert_eq!(edge.restore(), None);
+        let c = Context::builder()
+            .config(RESTORE_NAMESPACE_KEY, "vantage-restore-shop-1a2b")
+            .config(RESTORE_BACKUP_KEY, "daily-20261127")
+            .config(RESTORE_BACKUP_AGE_KEY, "3600")
+            .build();
+        let r = c.restore().unwrap();
+        assert_eq!(r.namespace, "vantage-restore-shop-1a2b");
+        assert_eq!(r.backup, "daily-20261127");
+        assert_eq!(r.backup_age, Some(Duration::from_secs(3600)));
+        assert!(c.unknown_config_keys(&Metadata::new("x")).is_empty());
     }
 
     #[test]

@@ -25,17 +25,17 @@ use vantage::audit::verify::{Issue, verify_log};
 
 use crate::servers::free_port;
 
-const ACCESS_KEY: &str = "vantage-test";
-const SECRET_KEY: &str = "vantage-test-secret";
+pub(crate) const ACCESS_KEY: &str = "vantage-test";
+pub(crate) const SECRET_KEY: &str = "vantage-test-secret";
 
 /// A moto server, killed on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Moto {
-    fn start(port: u16) -> Moto {
+    pub(crate) fn start(port: u16) -> Moto {
         let status = Command::new("sh")
             .args(["-c", "command -v moto_server"])
             .stdout(Stdio::null())
@@ -69,7 +69,7 @@ impl Drop for Moto {
     }
 }
 
-fn config(endpoint: &str, bucket: &str, retention: Option<Retention>) -> S3Config {
+pub(crate) fn config(endpoint: &str, bucket: &str, retention: Option<Retention>) -> S3Config {
     let mut c = S3Config::new(bucket);
     c.endpoint = Some(endpoint.to_string());
     c.region = Some("us-east-1".into());
@@ -85,7 +85,7 @@ fn config(endpoint: &str, bucket: &str, retention: Option<Retention>) -> S3Confi
 }
 
 /// Create a versioned bucket with Object Lock enabled.
-async fn create_locked_bucket(sink: &S3Sink) {
+pub(crate) async fn create_locked_bucket(sink: &S3Sink) {
     let bucket = &sink.config().bucket;
     sink.client()
         .create_bucket()
@@ -128,7 +128,7 @@ fn write_public_key(dir: &Path, key: &AuditKey) -> String {
 }
 
 /// `vantage audit <args>` with the moto credentials in the environment.
-async fn cli(args: Vec<String>) -> (i32, String, String) {
+pub(crate) async fn cli(args: Vec<String>) -> (i32, String, String) {
     tokio::task::spawn_blocking(move || {
         let out = Command::new(env!("CARGO_BIN_EXE_vantage"))
             .arg("audit")

@@ -52,7 +52,7 @@ fn http_check(name: &str, every: &str, target: &str, extra: &str) -> String {
 /// (location [`LOCATION`], `listen` on a free port, `data_dir` =
 /// `<dir>/data`, plus the test's own global keys) followed by the test's
 /// checks and other tables.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     port: u16,
     dir: PathBuf,
@@ -78,6 +78,17 @@ impl Daemon {
     /// Write the configuration and start the daemon with `args` (e.g.
     /// `--no-watch`), without waiting for it.
     fn spawn(dir: &Path, global: &str, body: &str, args: &[&str]) -> Daemon {
+        Self::spawn_with_env(dir, global, body, args, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables.
+    pub(crate) fn spawn_with_env(
+        dir: &Path,
+        global: &str,
+        body: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let port = free_port();
         let config = Self::config_path(dir);
         std::fs::write(&config, Self::config_text(dir, port, global, body)).unwrap();
@@ -96,6 +107,7 @@ impl Daemon {
             .env_remove("RUST_LOG")
             .env_remove("VANTAGE_LISTEN")
             .env_remove("VANTAGE_DATA_DIR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -112,8 +124,19 @@ impl Daemon {
 
     /// Start the daemon and wait until it has started its checks (it says
     /// so on stderr) and its `/healthz` answers.
-    fn start(dir: &Path, global: &str, body: &str, args: &[&str]) -> Daemon {
-        let mut daemon = Self::spawn(dir, global, body, args);
+    pub(crate) fn start(dir: &Path, global: &str, body: &str, args: &[&str]) -> Daemon {
+        Self::start_with_env(dir, global, body, args, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub(crate) fn start_with_env(
+        dir: &Path,
+        global: &str,
+        body: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut daemon = Self::spawn_with_env(dir, global, body, args, env);
         let url = format!("{}/healthz", daemon.url());
         wait_until("the daemon's start", Duration::from_secs(30), || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
@@ -134,12 +157,12 @@ impl Daemon {
     }
 
     /// `http://127.0.0.1:PORT`.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// `host:port`, as Prometheus targets it.
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -156,19 +179,19 @@ impl Daemon {
     }
 
     /// `GET path` (e.g. `/api/v1/checks`) as JSON; panics unless 200.
-    fn api(&self, path: &str) -> Value {
+    pub(crate) fn api(&self, path: &str) -> Value {
         get_json(&format!("{}{path}", self.url()))
     }
 
     /// `/metrics` as text.
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let (status, body) = http_get(&format!("{}/metrics", self.url())).unwrap();
         assert_eq!(status, 200, "/metrics: {body}");
         body
     }
 
     /// The names `/api/v1/checks` lists.
-    fn check_names(&self) -> Vec<String> {
+    pub(crate) fn check_names(&self) -> Vec<String> {
         self.api("/api/v1/checks")
             .as_array()
             .unwrap()
@@ -178,7 +201,7 @@ impl Daemon {
     }
 
     /// What the daemon wrote to stderr so far.
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -191,16 +214,16 @@ impl Daemon {
         assert!(status.success(), "kill -{name} {} failed", self.child.id());
     }
 
-    fn sighup(&self) {
+    pub(crate) fn sighup(&self) {
         self.signal("HUP");
     }
 
-    fn sigterm(&self) {
+    pub(crate) fn sigterm(&self) {
         self.signal("TERM");
     }
 
     /// Wait for the process to exit, at most `timeout`.
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -216,12 +239,12 @@ impl Daemon {
     }
 
     /// Whether the process is still running.
-    fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 
     /// Wait until stderr contains `needle`.
-    fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+    pub(crate) fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
         wait_until(
             &format!("{needle:?} on the daemon's stderr"),
             timeout,

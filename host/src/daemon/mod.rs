@@ -239,7 +239,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let _ = janitor_stop.send(true);
     janitor.abort();
     drop(daemon);
-    if let Some(audit) = audit.and_then(|a| Arc::into_inner(a)) {
+    if let Some(audit) = audit.and_then(Arc::into_inner) {
         audit.shutdown(Duration::from_secs(10)).await;
     }
     history.flush().await;

@@ -531,10 +531,10 @@ async fn steps(
     };
     let age = backup
         .age_seconds
-        .map(|a| format!(", {} old", human_seconds(a)))
+        .map(|a| format!(" ({} old)", human_seconds(a)))
         .unwrap_or_default();
     let mut reason = format!(
-        "backup {}{age} restored into {ns} in {}, {} ready, {} check(s) passed; {rto}",
+        "backup {}{age} restored into {ns} in {}, {} workload(s)/pod(s) ready, {} check(s) passed; {rto}",
         backup.name,
         human_seconds(report.timings.restore_seconds.unwrap_or(0.0)),
         ready.info.ready.len(),

@@ -153,7 +153,8 @@ impl RestoreReport {
             duration_ms: None,
         };
         if let Some(b) = &self.backup {
-            let usable = self.restore.is_some();
+            // The namespace is named only once a usable backup was found.
+            let usable = self.namespace.is_some();
             let age = b
                 .age_seconds
                 .map(|a| format!(", {} old", crate::restore::human_seconds(a)))

@@ -5,7 +5,7 @@
 //!
 //! ```json
 //! {
-//!   "name": "web", "component": "checks/http.wasm", "schedule": "every 1m",
+//!   "name": "web", "kind": "check", "component": "checks/http.wasm", "schedule": "every 1m",
 //!   "targets": ["https://example.com/"], "location": "eu-west",
 //!   "severity": "critical", "state": "up", "next_unix_ms": 1750000060000,
 //!   "runs": 12, "skipped_overlap": 0, "maintenance": null,
@@ -23,6 +23,11 @@
 //! `GET /api/v1/checks/{name}` answers the same object, except that `last`
 //! and `last_failure` are the full records (a [`RunRecord`] as JSON, plus
 //! `reason`), with the whole history [`Summary`] under `"summary"`.
+//!
+//! Restore tests are listed like checks, with `"kind": "restore"`; their
+//! detail also has `"restore"`: the last run's full report (backup, Restore,
+//! readiness, every check's result, timings, RTO, verdict, cleanup), or
+//! `null` before the first run.
 //!
 //! `GET /api/v1/checks/{name}/runs?limit=N` answers an array of stored
 //! records (see [`stored_json`]), newest
@@ -112,6 +117,7 @@ pub fn last_failure_brief(view: &CheckView, summary: &Summary) -> Option<RunBrie
 fn base(view: &CheckView) -> serde_json::Map<String, Value> {
     let v = json!({
         "name": view.name,
+        "kind": view.kind,
         "component": view.component,
         "schedule": view.schedule,
         "targets": view.targets,
@@ -160,6 +166,9 @@ pub fn check_detail_json(view: &CheckView, summary: &Summary) -> Value {
     map.insert("uptime_7d".into(), json!(summary.uptime_7d));
     map.insert("runs_24h".into(), json!(summary.runs_24h));
     map.insert("summary".into(), json!(summary));
+    if view.kind == crate::daemon::board::Kind::Restore {
+        map.insert("restore".into(), json!(view.restore.as_deref()));
+    }
     Value::Object(map)
 }
 

@@ -266,11 +266,19 @@ fn check_row(h: &mut String, view: &CheckView, summary: &Summary, now: u64) {
             esc(m)
         );
     }
+    if view.kind == crate::daemon::board::Kind::Restore {
+        h.push_str(
+            r#"<span class="tag tag-restore" title="Restores a Velero backup into a volatile namespace and checks the app">restore test</span>"#,
+        );
+    }
     let _ = write!(
         h,
         r#"<span class="tag" title="Alert severity">{}</span></h2>"#,
         esc(&view.severity)
     );
+    if let Some(report) = &view.restore {
+        restore_line(h, report);
+    }
     if view.targets.is_empty() {
         let _ = write!(h, r#"<p class="c-targets">{}</p>"#, esc(&view.component));
     } else {
@@ -329,6 +337,34 @@ fn check_row(h: &mut String, view: &CheckView, summary: &Summary, now: u64) {
 "#,
         esc(&view.schedule),
     );
+}
+
+/// The last restore test's backup, phases and RTO, in one line.
+fn restore_line(h: &mut String, report: &crate::restore::RestoreReport) {
+    let mut parts = Vec::new();
+    if let Some(b) = &report.backup {
+        parts.push(format!("backup {}", esc(&b.name)));
+    }
+    let t = &report.timings;
+    for (label, value) in [
+        ("restore", t.restore_seconds),
+        ("ready", t.ready_seconds),
+        ("checks", t.checks_seconds),
+    ] {
+        if let Some(s) = value {
+            parts.push(format!("{label} {}", fmt_duration(s * 1000.0)));
+        }
+    }
+    if let Some(total) = t.total_seconds {
+        let target = report
+            .rto_target_seconds
+            .map(|r| format!(" (target {})", fmt_duration(r * 1000.0)))
+            .unwrap_or_default();
+        parts.push(format!("RTO {}{target}", fmt_duration(total * 1000.0)));
+    }
+    if !parts.is_empty() {
+        let _ = write!(h, r#"<p class="c-restore">{}</p>"#, parts.join(" · "));
+    }
 }
 
 fn uptime(u: Option<f64>) -> String {

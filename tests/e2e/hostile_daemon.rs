@@ -1,0 +1,396 @@
+//! Hostile checks inside the real `vantage daemon`, scheduled beside
+//! well-behaved ones (issue 5): every hostile check ends each run with
+//! `error` or `fail` and a reason naming the limit or rule it hit, the
+//! daemon stays up, and the well-behaved checks pass every run and keep
+//! starting on time.
+//!
+//! Two daemons, one after the other, with the same well-behaved checks
+//! (`fixture_noop`, and the `http` check against a loopback target with a
+//! body regex), every 1 s: a baseline without hostile checks, then the same
+//! with the hostile corpus beside them (an infinite loop, unbounded memory
+//! growth, a huge single buffer, a stack overflow, a log flood, a huge
+//! result, a request flood and a retry loop around denied host calls) on
+//! short timeouts. Start lateness comes from the history (`lateness_ms` of
+//! every run, `/api/v1/checks/{name}/runs`): the well-behaved checks' p99
+//! must stay under 250 ms — or 4× the baseline's p99 if the machine is so
+//! loaded that the baseline itself is slow. Normal is a few ms on the 2-core
+//! build machine; a scheduler starved by the hostile runs (a worker thread
+//! stuck in a guest, the concurrency slots held) would show lateness near
+//! the hostile timeouts (1 s and more).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::servers::{free_port, get_json, http_get, wait_until};
+use crate::support::{cache_dir, start_target, wasm};
+
+/// Well-behaved checks: this many of each kind.
+const NOOP_CHECKS: usize = 6;
+const HTTP_CHECKS: usize = 4;
+/// How long each daemon runs its checks once started.
+const BASELINE: Duration = Duration::from_secs(6);
+const HOSTILE_PHASE: Duration = Duration::from_secs(15);
+/// The absolute bound on the well-behaved checks' lateness p99.
+const LATENESS_P99_BOUND_MS: f64 = 250.0;
+
+/// A `vantage daemon` child process, killed by PID on drop.
+struct Daemon {
+    child: Child,
+    port: u16,
+    stderr: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, checks: &str) -> Daemon {
+        let port = free_port();
+        let config = dir.join("vantage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[global]\nlocation = \"e2e-hostile\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 data_dir = \"{}\"\n{checks}",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let stderr = dir.join("daemon.stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_vantage"))
+            .args(["daemon", "--no-watch", "--config"])
+            .arg(&config)
+            .env("VANTAGE_CACHE_DIR", cache_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("VANTAGE_LISTEN")
+            .env_remove("VANTAGE_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("starting vantage daemon");
+        let mut daemon = Daemon {
+            child,
+            port,
+            stderr,
+        };
+        let healthz = format!("{}/healthz", daemon.url());
+        wait_until("the daemon's start", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("the daemon exited at start-up ({status})");
+            }
+            if !daemon.log().contains("status page http://") {
+                return (None, "no start-up line on stderr yet".to_string());
+            }
+            match http_get(&healthz) {
+                Ok((200, body)) => (Some(()), body),
+                other => (None, format!("{other:?}")),
+            }
+        });
+        daemon
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn api(&self, path: &str) -> Value {
+        get_json(&format!("{}{path}", self.url()))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The stored runs of `check`, newest first.
+    fn runs(&self, check: &str) -> Vec<Value> {
+        self.api(&format!("/api/v1/checks/{check}/runs?limit=1000"))
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The process is running and `/healthz` answers 200.
+    fn assert_up(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the daemon exited"
+        );
+        let (status, body) = http_get(&format!("{}/healthz", self.url())).unwrap();
+        assert_eq!(status, 200, "/healthz: {body}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            // The log flood is capped, but keep the failure output readable.
+            let tail = &log[log.len().saturating_sub(20_000)..];
+            eprintln!("---- vantage daemon stderr (tail) ----\n{tail}\n---- end ----");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `[[check]]` table: `component` is a fixture or check name.
+fn check(name: &str, component: &str, every: &str, timeout: &str, extra: &str) -> String {
+    format!(
+        "\n[[check]]\nname = \"{name}\"\ncomponent = \"{}\"\nevery = \"{every}\"\n\
+         timeout = \"{timeout}\"\n{extra}\n",
+        wasm(component).display()
+    )
+}
+
+/// The well-behaved checks, every 1 s, and their names.
+fn well_behaved(target: &str) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut names = Vec::new();
+    for i in 0..NOOP_CHECKS {
+        let name = format!("noop-{i}");
+        text += &check(&name, "fixture_noop", "1s", "1s", "");
+        names.push(name);
+    }
+    for i in 0..HTTP_CHECKS {
+        let name = format!("http-{i}");
+        text += &check(
+            &name,
+            "http",
+            "1s",
+            "1s",
+            &format!(
+                "targets = [\"{target}/healthz\"]\nallow = [\"{{target}}\"]\n\
+                 [check.config]\nexpect.status = [200]\n\
+                 expect.body_matches = ['\"status\":\\s*\"ok\"']\n"
+            ),
+        );
+        names.push(name);
+    }
+    (text, names)
+}
+
+/// A hostile check: its config and what its runs must end with.
+struct Hostile {
+    name: &'static str,
+    table: String,
+    /// `error` or `fail`.
+    status: &'static str,
+    /// The error kind (`None` for `fail`).
+    kind: Option<&'static str>,
+    /// Text the run's reason must contain: the limit or rule, named.
+    reason: &'static str,
+}
+
+fn hostile_corpus(target: &str) -> Vec<Hostile> {
+    let behaviour = |name: &str, every: &str, timeout: &str, memory: &str, config: &str| {
+        check(
+            name,
+            "fixture_hostile",
+            every,
+            timeout,
+            &format!("memory = \"{memory}\"\n[check.config]\n{config}"),
+        )
+    };
+    vec![
+        Hostile {
+            name: "hostile-loop",
+            table: check("hostile-loop", "fixture_loop", "2s", "1s", ""),
+            status: "error",
+            kind: Some("deadline"),
+            reason: "deadline exceeded",
+        },
+        Hostile {
+            name: "hostile-memory-growth",
+            table: check(
+                "hostile-memory-growth",
+                "fixture_alloc",
+                "2s",
+                "1s",
+                "memory = \"32MiB\"",
+            ),
+            status: "error",
+            kind: Some("memory"),
+            reason: "memory limit of 32 MiB exceeded",
+        },
+        Hostile {
+            name: "hostile-huge-buffer",
+            table: behaviour(
+                "hostile-huge-buffer",
+                "2s",
+                "1s",
+                "32MiB",
+                "behaviour = \"alloc-huge\"\nbytes = \"1610612736\"\n",
+            ),
+            status: "error",
+            kind: Some("memory"),
+            reason: "memory limit of 32 MiB exceeded (the check tried to grow its memory to 1.5 GiB)",
+        },
+        Hostile {
+            name: "hostile-stack-overflow",
+            table: behaviour(
+                "hostile-stack-overflow",
+                "2s",
+                "1s",
+                "32MiB",
+                "behaviour = \"recurse\"\n",
+            ),
+            status: "error",
+            kind: Some("trap"),
+            reason: "call stack exhausted",
+        },
+        Hostile {
+            name: "hostile-log-flood",
+            table: behaviour(
+                "hostile-log-flood",
+                "2s",
+                "1s",
+                "32MiB",
+                "behaviour = \"log-flood\"\n",
+            ),
+            status: "error",
+            kind: Some("deadline"),
+            reason: "deadline exceeded",
+        },
+        Hostile {
+            name: "hostile-huge-result",
+            table: behaviour(
+                "hostile-huge-result",
+                "2s",
+                "1s",
+                "64MiB",
+                "behaviour = \"huge-result\"\nlabels = \"100000\"\n",
+            ),
+            status: "error",
+            kind: Some("result-too-large"),
+            reason: "result too large: 100000 labels (the limit is 64 per run)",
+        },
+        Hostile {
+            name: "hostile-request-flood",
+            table: check(
+                "hostile-request-flood",
+                "fixture_hostile",
+                "5s",
+                "5s",
+                &format!(
+                    "allow = [\"{target}\"]\n[check.config]\nbehaviour = \"request-flood\"\n\
+                     urls = [\"{target}/healthz\"]\ncount = \"5000\"\n"
+                ),
+            ),
+            status: "fail",
+            kind: None,
+            reason: "at most 100 outbound connections per run",
+        },
+        Hostile {
+            name: "hostile-retry-loop",
+            table: behaviour(
+                "hostile-retry-loop",
+                "2s",
+                "1s",
+                "32MiB",
+                "behaviour = \"retry-loop\"\nurls = [\"http://10.255.255.1/\"]\n",
+            ),
+            status: "error",
+            kind: Some("deadline"),
+            reason: "deadline exceeded",
+        },
+    ]
+}
+
+/// Every start lateness (ms) of `names`' runs, after checking that each
+/// check ran at least `min_runs` times and passed every run.
+fn well_behaved_lateness(daemon: &Daemon, names: &[String], min_runs: usize) -> Vec<f64> {
+    let mut lateness = Vec::new();
+    for name in names {
+        let runs = daemon.runs(name);
+        assert!(
+            runs.len() >= min_runs,
+            "{name} ran {} times, expected at least {min_runs}",
+            runs.len()
+        );
+        for run in &runs {
+            assert_eq!(
+                run["result"]["status"], "pass",
+                "{name}: a well-behaved run did not pass: {}",
+                run["reason"]
+            );
+            lateness.push(run["lateness_ms"].as_f64().unwrap());
+        }
+    }
+    lateness
+}
+
+fn p99(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64) * 0.99).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_checks_in_the_daemon_leave_the_others_on_time() {
+    let target = start_target().await;
+    let (well, names) = well_behaved(&target);
+
+    // Baseline: the well-behaved checks alone.
+    let baseline_p99 = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = Daemon::start(dir.path(), &well);
+        tokio::time::sleep(BASELINE).await;
+        daemon.assert_up();
+        let lateness = well_behaved_lateness(&daemon, &names, 3);
+        p99(lateness)
+    };
+
+    // The same beside the hostile corpus.
+    let corpus = hostile_corpus(&target);
+    let config = corpus.iter().fold(well.clone(), |text, h| text + &h.table);
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(dir.path(), &config);
+    tokio::time::sleep(HOSTILE_PHASE).await;
+    daemon.assert_up();
+
+    for hostile in &corpus {
+        let runs = daemon.runs(hostile.name);
+        assert!(!runs.is_empty(), "{} never ran", hostile.name);
+        for run in &runs {
+            let result = &run["result"];
+            let reason = run["reason"].as_str().unwrap_or_default();
+            assert_eq!(
+                result["status"], hostile.status,
+                "{}: {reason}",
+                hostile.name
+            );
+            if let Some(kind) = hostile.kind {
+                assert_eq!(result["error"]["kind"], kind, "{}: {reason}", hostile.name);
+            }
+            assert!(
+                reason.contains(hostile.reason),
+                "{}: the reason does not name the limit: {reason}",
+                hostile.name
+            );
+        }
+    }
+
+    let lateness = well_behaved_lateness(&daemon, &names, 10);
+    let hostile_p99 = p99(lateness.clone());
+    let bound = LATENESS_P99_BOUND_MS.max(4.0 * baseline_p99);
+    eprintln!(
+        "start lateness of the well-behaved checks: p99 {baseline_p99:.1} ms alone, \
+         {hostile_p99:.1} ms beside the hostile checks (max {:.1} ms, {} runs); bound {bound:.0} ms",
+        lateness.iter().copied().fold(0.0, f64::max),
+        lateness.len()
+    );
+    assert!(
+        hostile_p99 < bound,
+        "the hostile checks delayed the others: lateness p99 {hostile_p99:.1} ms \
+         (baseline {baseline_p99:.1} ms, bound {bound:.0} ms)"
+    );
+
+    // Still up, still answering its API after all of it.
+    daemon.assert_up();
+    assert_eq!(
+        daemon.api("/api/v1/checks").as_array().unwrap().len(),
+        names.len() + corpus.len()
+    );
+}

@@ -1,0 +1,192 @@
+//! A restore test against a REAL cluster with Velero: the newest backup of a
+//! Velero Schedule is restored into a volatile namespace, the app must become
+//! ready, a check runs, and everything is cleaned up.
+//!
+//! Runs only when `KUBECONFIG` and `VANTAGE_E2E_VELERO_SCHEDULE` are set
+//! (optional: `VANTAGE_E2E_VELERO_NAMESPACE`, default `velero`;
+//! `VANTAGE_E2E_SOURCE_NAMESPACE`, default `shop`); otherwise it prints why it
+//! is skipped and passes. The kubeconfig's user needs the rights of
+//! `deploy/rbac.yaml` (kind's admin user has them).
+//!
+//! # Setting up kind (or k3d), Velero and an S3 server
+//!
+//! ```sh
+//! # 1. A cluster. kind ≥ 0.24 (kindnet enforces NetworkPolicies):
+//! kind create cluster --name vantage-e2e
+//! #    or k3d (its default k3s enforces NetworkPolicies too):
+//! #    k3d cluster create vantage-e2e
+//!
+//! # 2. An S3 server in the cluster: Velero's MinIO example (namespace velero,
+//! #    bucket "velero", credentials minio/minio123).
+//! kubectl apply -f https://raw.githubusercontent.com/vmware-tanzu/velero/main/examples/minio/00-minio-deployment.yaml
+//! kubectl -n velero rollout status deployment/minio
+//! #    (Or any S3 server the cluster reaches, e.g. `moto_server -H 0.0.0.0 -p 5000`
+//! #    on the host, with a bucket created beforehand and s3Url pointing at it.)
+//! printf '[default]\naws_access_key_id = minio\naws_secret_access_key = minio123\n' > credentials-velero
+//!
+//! # 3. Velero (CLI from its GitHub releases), file-system backups of volumes:
+//! velero install --provider aws --plugins velero/velero-plugin-for-aws:v1.12.0 \
+//!   --bucket velero --secret-file ./credentials-velero \
+//!   --use-volume-snapshots=false --use-node-agent --default-volumes-to-fs-backup \
+//!   --backup-location-config region=minio,s3ForcePathStyle="true",s3Url=http://minio.velero.svc:9000
+//! kubectl -n velero get backupstoragelocations   # PHASE Available
+//!
+//! # 4. An app to back up, a Schedule, and one backup made from it now:
+//! kubectl create namespace shop
+//! kubectl -n shop create deployment api --image=nginx:1.27 --replicas=2
+//! kubectl -n shop expose deployment api --port 80
+//! velero schedule create shop-daily --schedule "0 3 * * *" --include-namespaces shop
+//! velero backup create --from-schedule shop-daily --wait
+//!
+//! # 5. Run this test:
+//! KUBECONFIG=$HOME/.kube/config VANTAGE_E2E_VELERO_SCHEDULE=shop-daily \
+//!   VANTAGE_E2E_SOURCE_NAMESPACE=shop cargo nextest run -p vantage --test e2e restore_cluster
+//! ```
+//!
+//! The test prints the whole report (per-phase timings included). Leftovers of
+//! an interrupted run carry `app.kubernetes.io/managed-by=vantage`; the janitor
+//! (`vantage::restore::sweep`) removes them after their expiry (1 h here).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use vantage::audit::record::Verdict;
+use vantage::config::{
+    BackupSource, ClusterAccess, ComponentRef, Isolation, Limits, Readiness, RestoreCheck,
+    RestoreSpec, Schedule, Selection, Template, TemplateVars,
+};
+use vantage::restore::{Pacing, RunInfo, RunOptions, ValidationRunner};
+use vantage::result::{Assertion, CheckResult, ErrorKind, Status};
+
+/// A check that passes when it was given the run's namespace and backup.
+struct ContextCheck;
+
+impl ValidationRunner for ContextCheck {
+    fn run<'a>(
+        &'a self,
+        check: &'a RestoreCheck,
+        vars: &'a TemplateVars,
+        info: &'a RunInfo,
+    ) -> Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(async move {
+            let target = check
+                .targets
+                .first()
+                .map(|t| t.render(vars))
+                .unwrap_or_default();
+            let ok = vars.namespace == info.namespace
+                && vars.backup == info.backup
+                && target.contains(&info.namespace);
+            let mut result =
+                CheckResult::host_error(&check.name, &info.location, 0, ErrorKind::Host, "");
+            result.error = None;
+            result.status = if ok { Status::Pass } else { Status::Fail };
+            result.summary = format!("rendered {target}");
+            result.assertions = vec![Assertion {
+                name: "run context".into(),
+                passed: ok,
+                detail: format!("namespace {}, backup {}", vars.namespace, vars.backup),
+                duration_ms: None,
+            }];
+            result
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_cluster_latest_backup_passes_and_cleans_up() {
+    let (Ok(_), Ok(schedule)) = (
+        std::env::var("KUBECONFIG"),
+        std::env::var("VANTAGE_E2E_VELERO_SCHEDULE"),
+    ) else {
+        println!(
+            "skipped: set KUBECONFIG and VANTAGE_E2E_VELERO_SCHEDULE to run against a real cluster \
+             (see tests/e2e/restore_cluster.rs for a kind + Velero + MinIO setup)"
+        );
+        return;
+    };
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let velero_namespace =
+        std::env::var("VANTAGE_E2E_VELERO_NAMESPACE").unwrap_or_else(|_| "velero".into());
+    let source = std::env::var("VANTAGE_E2E_SOURCE_NAMESPACE").unwrap_or_else(|_| "shop".into());
+
+    let spec = RestoreSpec {
+        name: "e2e".into(),
+        cluster: ClusterAccess::default(),
+        velero_namespace: velero_namespace.clone(),
+        backup: BackupSource::Schedule {
+            name: schedule,
+            selection: Selection::Latest,
+        },
+        accept_partially_failed: false,
+        source_namespaces: vec![source],
+        namespace_prefix: "vantage-restore-".into(),
+        schedule: Schedule::Every(Duration::from_secs(86_400)),
+        timezone: chrono_tz::UTC,
+        restore_timeout: Duration::from_secs(600),
+        readiness: Readiness {
+            workloads: Vec::new(),
+            timeout: Duration::from_secs(300),
+        },
+        checks: vec![RestoreCheck {
+            name: "context".into(),
+            component: ComponentRef::Path("unused.wasm".into()),
+            targets: vec![Template(
+                "http://api.{{namespace}}.svc.cluster.local/".into(),
+            )],
+            config: Vec::new(),
+            allow: Vec::new(),
+            secrets: Vec::new(),
+            limits: Limits::default(),
+            allow_insecure: false,
+        }],
+        edge_target: None,
+        rto_target: Some(Duration::from_secs(1800)),
+        isolation: Isolation::default(),
+        ttl: Duration::from_secs(3600),
+        audit: false,
+        severity: "critical".into(),
+    };
+    let client = vantage::restore::client(&spec.cluster)
+        .await
+        .expect("a client from KUBECONFIG");
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let options = RunOptions {
+        run_id: format!("e2e-{started:x}"),
+        location: "e2e".into(),
+        vantage_namespace: None,
+        pacing: Pacing::default(),
+    };
+
+    let report = vantage::restore::run(&client, &spec, &options, &ContextCheck).await;
+    println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    let c = &report.cleanup;
+    assert!(
+        c.namespace_deleted && c.restore_deleted && c.configmap_deleted && c.errors.is_empty(),
+        "{c:?}"
+    );
+
+    // The namespace terminates, then is gone.
+    let namespace = report.namespace.clone().expect("a namespace");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match namespaces.get_opt(&namespace).await.expect("get namespace") {
+            None => break,
+            Some(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(2)).await
+            }
+            Some(ns) => panic!(
+                "namespace {namespace} still there after 5 min: {:?}",
+                ns.status
+            ),
+        }
+    }
+}
