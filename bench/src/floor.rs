@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use vantage::runtime::bindings::{CheckPre, types as wit};
+use vantage::runtime::engine::KEEP_RESIDENT;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -37,7 +38,10 @@ impl Variant {
     /// For the report.
     pub fn describe(self) -> String {
         match self {
-            Variant::Daemon => "pooling, as the daemon configures it".into(),
+            Variant::Daemon => format!(
+                "pooling, as the daemon configures it (`pagemap_scan(Auto)` + keep resident {} KiB)",
+                KEEP_RESIDENT / 1024
+            ),
             Variant::KeepResident(n) => format!(
                 "pooling + `linear_memory_keep_resident` / `table_keep_resident` {} KiB",
                 n / 1024
@@ -80,6 +84,12 @@ fn engine(variant: Variant) -> anyhow::Result<Engine> {
             .total_stacks(n)
             .max_memory_size(options.max_memory as usize);
         match variant {
+            Variant::Daemon => {
+                // As `runtime::engine::build` sets it.
+                pool.linear_memory_keep_resident(KEEP_RESIDENT)
+                    .table_keep_resident(KEEP_RESIDENT)
+                    .pagemap_scan(wasmtime::Enabled::Auto);
+            }
             Variant::KeepResident(bytes) => {
                 pool.linear_memory_keep_resident(bytes)
                     .table_keep_resident(bytes);

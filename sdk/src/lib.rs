@@ -98,6 +98,14 @@
 //!   Regex code is only linked into checks that call these (it adds about
 //!   350 KB to a release component); turning the feature off drops the
 //!   dependency altogether and builds faster.
+//! - `regex-lite` (default): a re-export of the
+//!   [`regex-lite`](https://docs.rs/regex-lite) crate as
+//!   `vantage_sdk::regex_lite`. Its compiled `Regex` works with the `*_regex`
+//!   assertions ([`Expect::body_matches_regex`], …; see [`Pattern`]) and
+//!   compiles a pattern many times faster in Wasm, where a check pays every
+//!   compile on every run (its `\d`, `\w`, `\s` and case folding are
+//!   ASCII-only, and it has no `\p{…}` classes). With only this feature, the
+//!   `&str` assertions ([`Expect::body_matches`], …) compile with it too.
 //!
 //! # Testing checks natively
 //!
@@ -111,6 +119,7 @@ mod context;
 mod error;
 mod metadata;
 mod outcome;
+mod pattern;
 mod util;
 
 pub mod clock;
@@ -138,10 +147,11 @@ pub mod bindings {
     });
 }
 
-pub use context::{ConfigError, Context, ContextBuilder};
+pub use context::{ConfigError, Context, ContextBuilder, RestoreContext};
 pub use error::{NetError, SecretError};
 pub use metadata::{ConfigKey, TARGET};
 pub use outcome::{Expect, Outcome, TargetHeadlines, json_loose_eq};
+pub use pattern::Pattern;
 pub use util::{format_duration, parse_duration};
 
 /// One named claim a check verified (see [`Outcome::assert`]).
@@ -163,6 +173,8 @@ pub use bindings::vantage::check::types::Status;
 
 #[cfg(feature = "regex")]
 pub use regex;
+#[cfg(feature = "regex-lite")]
+pub use regex_lite;
 /// The `serde_json` crate, for [`http::Response::json`] and [`http::RequestBuilder::json`].
 pub use serde_json;
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::http::{Response, StatusSet};
+use crate::pattern::Pattern;
 use crate::util::duration_ms;
 use crate::{Assertion, CheckResult, Measurement, Status, format_duration};
 
@@ -527,37 +528,65 @@ impl Expect<'_> {
 
     /// The body matches the regular expression `pattern` (an invalid pattern
     /// fails the assertion).
-    #[cfg(feature = "regex")]
+    ///
+    /// The pattern is compiled on every call, which a check pays on every run
+    /// (a run starts from a fresh instance); to match configured patterns,
+    /// compile them once and use [`body_matches_regex`](Self::body_matches_regex).
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn body_matches(&mut self, pattern: &str) -> &mut Self {
-        let name = format!("body matches /{pattern}/");
-        let (passed, detail) = match regex::Regex::new(pattern) {
-            Err(e) => (false, format!("invalid regex: {e}")),
-            Ok(re) => match re.find(&self.response.text()) {
-                Some(m) => (true, format!("matched {:?}", excerpt(m.as_str(), 60))),
-                None => (false, format!("no match in {}", self.body_size())),
-            },
+        match crate::pattern::compile(pattern) {
+            Ok(re) => self.body_matches_regex(&re),
+            Err(e) => self.record(
+                format!("body matches /{pattern}/"),
+                false,
+                format!("invalid regex: {e}"),
+            ),
+        }
+    }
+
+    /// The body matches the compiled regular expression `re` (a
+    /// `regex::Regex` or a `regex_lite::Regex`; see [`Pattern`]).
+    pub fn body_matches_regex(&mut self, re: &impl Pattern) -> &mut Self {
+        let name = format!("body matches /{}/", re.pattern());
+        let text = self.response.text();
+        let (passed, detail) = match re.find_range(&text) {
+            Some(m) => (true, format!("matched {:?}", excerpt(&text[m], 60))),
+            None => (false, format!("no match in {}", self.body_size())),
         };
         self.record(name, passed, detail)
     }
 
     /// The body does not match the regular expression `pattern` (an invalid
-    /// pattern fails the assertion).
-    #[cfg(feature = "regex")]
+    /// pattern fails the assertion). Compiled on every call, like
+    /// [`body_matches`](Self::body_matches); see
+    /// [`body_not_matches_regex`](Self::body_not_matches_regex).
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn body_not_matches(&mut self, pattern: &str) -> &mut Self {
-        let name = format!("body does not match /{pattern}/");
-        let (passed, detail) = match regex::Regex::new(pattern) {
-            Err(e) => (false, format!("invalid regex: {e}")),
-            Ok(re) => match re.find(&self.response.text()) {
-                Some(m) => (
-                    false,
-                    format!(
-                        "matched {:?} at byte {}",
-                        excerpt(m.as_str(), 60),
-                        m.start()
-                    ),
+        match crate::pattern::compile(pattern) {
+            Ok(re) => self.body_not_matches_regex(&re),
+            Err(e) => self.record(
+                format!("body does not match /{pattern}/"),
+                false,
+                format!("invalid regex: {e}"),
+            ),
+        }
+    }
+
+    /// The body does not match the compiled regular expression `re` (see
+    /// [`Pattern`]).
+    pub fn body_not_matches_regex(&mut self, re: &impl Pattern) -> &mut Self {
+        let name = format!("body does not match /{}/", re.pattern());
+        let text = self.response.text();
+        let (passed, detail) = match re.find_range(&text) {
+            Some(m) => (
+                false,
+                format!(
+                    "matched {:?} at byte {}",
+                    excerpt(&text[m.clone()], 60),
+                    m.start
                 ),
-                None => (true, format!("no match in {}", self.body_size())),
-            },
+            ),
+            None => (true, format!("no match in {}", self.body_size())),
         };
         self.record(name, passed, detail)
     }
@@ -623,17 +652,31 @@ impl Expect<'_> {
     }
 
     /// Header `name` (case-insensitive) has a value matching the regular
-    /// expression `pattern`; any of its values counts.
-    #[cfg(feature = "regex")]
+    /// expression `pattern`; any of its values counts. Compiled on every call,
+    /// like [`body_matches`](Self::body_matches); see
+    /// [`header_matches_regex`](Self::header_matches_regex).
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn header_matches(&mut self, name: &str, pattern: &str) -> &mut Self {
-        let assertion = format!("header {} matches /{pattern}/", name.to_ascii_lowercase());
-        let (passed, detail) = match regex::Regex::new(pattern) {
-            Err(e) => (false, format!("invalid regex: {e}")),
-            Ok(re) => (
-                self.response.header_all(name).any(|v| re.is_match(v)),
-                self.header_detail(name),
+        match crate::pattern::compile(pattern) {
+            Ok(re) => self.header_matches_regex(name, &re),
+            Err(e) => self.record(
+                format!("header {} matches /{pattern}/", name.to_ascii_lowercase()),
+                false,
+                format!("invalid regex: {e}"),
             ),
-        };
+        }
+    }
+
+    /// Header `name` (case-insensitive) has a value matching the compiled
+    /// regular expression `re` (see [`Pattern`]); any of its values counts.
+    pub fn header_matches_regex(&mut self, name: &str, re: &impl Pattern) -> &mut Self {
+        let assertion = format!(
+            "header {} matches /{}/",
+            name.to_ascii_lowercase(),
+            re.pattern()
+        );
+        let passed = self.response.header_all(name).any(|v| re.matches(v));
+        let detail = self.header_detail(name);
         self.record(assertion, passed, detail)
     }
 
@@ -1022,6 +1065,79 @@ mod tests {
         assert_eq!(o.assertions()[0].detail, "matched \"version: 1.2\"");
         assert_eq!(o.assertions()[4].detail, "matched \"1\" at byte 9");
         assert!(o.assertions()[5].detail.starts_with("invalid regex"));
+    }
+
+    #[cfg(feature = "regex-lite")]
+    #[test]
+    fn compiled_regex_expectations() {
+        use regex_lite::Regex;
+        let re = |pattern: &str| Regex::new(pattern).unwrap();
+        let r = Response::mock(
+            200,
+            &[("server", "nginx/1.25")],
+            "version: 1.2.3\nstatus: ok",
+        );
+        let (version, anywhere) = (re(r"version: \d+\.\d+"), re(r"\d"));
+        let mut o = Outcome::new();
+        o.expect(&r)
+            .body_matches_regex(&version)
+            .body_matches_regex(&re("^status: (ok|up)$"))
+            .body_matches_regex(&re("(?m)^status: (ok|up)$"))
+            .body_not_matches_regex(&re("(?i)error"))
+            .body_not_matches_regex(&anywhere)
+            .header_matches_regex("Server", &re("^nginx/"))
+            .header_matches_regex("server", &re("^apache"));
+        assert_eq!(
+            names(&o),
+            vec![
+                (r"body matches /version: \d+\.\d+/", true),
+                ("body matches /^status: (ok|up)$/", false),
+                ("body matches /(?m)^status: (ok|up)$/", true),
+                ("body does not match /(?i)error/", true),
+                (r"body does not match /\d/", false),
+                ("header server matches /^nginx//", true),
+                ("header server matches /^apache/", false),
+            ]
+        );
+        assert_eq!(o.assertions()[0].detail, "matched \"version: 1.2\"");
+        assert_eq!(o.assertions()[1].detail, "no match in 25-byte body");
+        assert_eq!(o.assertions()[4].detail, "matched \"1\" at byte 9");
+        assert_eq!(o.assertions()[5].detail, "got \"nginx/1.25\"");
+    }
+
+    /// The `&str` form and the compiled forms (either engine) record the same
+    /// assertion.
+    #[cfg(all(feature = "regex", feature = "regex-lite"))]
+    #[test]
+    fn str_and_compiled_forms_agree() {
+        let r = Response::mock(200, &[("x-v", "v2"), ("x-v", "v10")], "héllo wörld 42");
+        for pattern in [r"w\S+d", r"\d+$", "^h", "absent", r"v\d{2}", "(?i)HÉLLO"] {
+            let full = regex::Regex::new(pattern).unwrap();
+            let lite = regex_lite::Regex::new(pattern).unwrap();
+            let mut by_str = Outcome::new();
+            let mut by_full = Outcome::new();
+            let mut by_lite = Outcome::new();
+            by_str
+                .expect(&r)
+                .body_matches(pattern)
+                .body_not_matches(pattern)
+                .header_matches("X-V", pattern);
+            by_full
+                .expect(&r)
+                .body_matches_regex(&full)
+                .body_not_matches_regex(&full)
+                .header_matches_regex("X-V", &full);
+            by_lite
+                .expect(&r)
+                .body_matches_regex(&lite)
+                .body_not_matches_regex(&lite)
+                .header_matches_regex("X-V", &lite);
+            assert_eq!(by_str.assertions(), by_full.assertions(), "{pattern}");
+            if pattern != "(?i)HÉLLO" {
+                // regex-lite folds ASCII case only.
+                assert_eq!(by_str.assertions(), by_lite.assertions(), "{pattern}");
+            }
+        }
     }
 
     #[test]

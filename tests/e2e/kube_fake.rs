@@ -135,7 +135,11 @@ fn api_version_of(collection: &str) -> String {
     let parts: Vec<&str> = collection.split('/').collect();
     match parts.get(1) {
         Some(&"api") => parts.get(2).unwrap_or(&"v1").to_string(),
-        _ => format!("{}/{}", parts.get(2).unwrap_or(&""), parts.get(3).unwrap_or(&"")),
+        _ => format!(
+            "{}/{}",
+            parts.get(2).unwrap_or(&""),
+            parts.get(3).unwrap_or(&"")
+        ),
     }
 }
 
@@ -153,7 +157,12 @@ fn status(code: u16, reason: &str, message: String) -> Response {
 }
 
 fn ok(code: StatusCode, body: Value) -> Response {
-    (code, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Whether `labels` match an equality-based selector (`a=b,c!=d,e`).
@@ -303,7 +312,11 @@ fn progress_restore(store: &mut Store, collection: &str, name: &str) {
     });
     let targets: Vec<String> = restore["spec"]["namespaceMapping"]
         .as_object()
-        .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|m| {
+            m.values()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let restore_name = name.to_string();
     for ns in targets {

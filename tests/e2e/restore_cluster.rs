@@ -127,6 +127,7 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
         schedule: Schedule::Every(Duration::from_secs(86_400)),
         timezone: chrono_tz::UTC,
         restore_timeout: Duration::from_secs(600),
+        poll_interval: Duration::from_secs(2),
         readiness: Readiness {
             workloads: Vec::new(),
             timeout: Duration::from_secs(300),

@@ -34,13 +34,18 @@ const NAMESPACES: &str = "/api/v1/namespaces";
 async fn start_app() -> String {
     let app = Router::new().route(
         "/app/{namespace}/{backup}",
-        get(|UrlPath((ns, backup)): UrlPath<(String, String)>| async move {
-            if ns.starts_with("vantage-restore-") {
-                (axum::http::StatusCode::OK, format!("restored {backup} into {ns}"))
-            } else {
-                (axum::http::StatusCode::NOT_FOUND, "no such app".to_string())
-            }
-        }),
+        get(
+            |UrlPath((ns, backup)): UrlPath<(String, String)>| async move {
+                if ns.starts_with("vantage-restore-") {
+                    (
+                        axum::http::StatusCode::OK,
+                        format!("restored {backup} into {ns}"),
+                    )
+                } else {
+                    (axum::http::StatusCode::NOT_FOUND, "no such app".to_string())
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -108,6 +113,7 @@ namespaces = ["shop"]
 every = "10s"
 ready = ["deployment/api"]
 rto = "10m"
+poll_interval = "50ms"
 
 [[restore.check]]
 name = "api"
@@ -134,7 +140,6 @@ expect.body_contains = "restored {{{{backup}}}}"
                 &[
                     ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
                     ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-                    ("VANTAGE_RESTORE_POLL", "50ms"),
                 ],
             )
         }
@@ -163,11 +168,22 @@ expect.body_contains = "restored {{{{backup}}}}"
     assert_eq!(report["backup"]["name"], "shop-daily-20261127030000");
     assert_eq!(report["restore"]["phase"], "Completed");
     let namespace = report["namespace"].as_str().unwrap().to_string();
-    assert!(namespace.starts_with("vantage-restore-shop-restore-"), "{namespace}");
+    assert!(
+        namespace.starts_with("vantage-restore-shop-restore-"),
+        "{namespace}"
+    );
     let check = &report["checks"][0];
     assert_eq!(check["status"], "pass", "{check:#}");
-    for phase in ["restore_seconds", "ready_seconds", "checks_seconds", "total_seconds"] {
-        assert!(report["timings"][phase].as_f64().is_some(), "{phase}: {report:#}");
+    for phase in [
+        "restore_seconds",
+        "ready_seconds",
+        "checks_seconds",
+        "total_seconds",
+    ] {
+        assert!(
+            report["timings"][phase].as_f64().is_some(),
+            "{phase}: {report:#}"
+        );
     }
     assert!(report["cleanup"]["namespace_deleted"].as_bool().unwrap());
     assert!(report["cleanup"]["restore_deleted"].as_bool().unwrap());
@@ -184,7 +200,10 @@ expect.body_contains = "restored {{{{backup}}}}"
         "POST /apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
     ));
     let restore_created = position(&format!("POST {RESTORES}"));
-    assert!(ns_created < policy_created && policy_created < restore_created, "{log:#?}");
+    assert!(
+        ns_created < policy_created && policy_created < restore_created,
+        "{log:#?}"
+    );
     position(&format!("DELETE {NAMESPACES}/{namespace}"));
     position(&format!("DELETE {RESTORES}/"));
     assert!(kube.names(NAMESPACES).is_empty(), "namespace left behind");
@@ -207,7 +226,10 @@ expect.body_contains = "restored {{{{backup}}}}"
     let (status, page) = http_get(&format!("{}/", daemon.url())).unwrap();
     assert_eq!(status, 200);
     assert!(page.contains("shop-restore"), "{page}");
-    assert!(page.contains("restore test"), "the page marks restore tests: {page}");
+    assert!(
+        page.contains("restore test"),
+        "the page marks restore tests: {page}"
+    );
 
     // The audit log: shipped, verifiable, and tamper-evident.
     let verify = |extra: &[&str]| {

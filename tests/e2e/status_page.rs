@@ -71,7 +71,7 @@ fn view(name: &str, schedule: &str, target: &str, state: CheckState, now: u64) -
         runs: 0,
         skipped_overlap: 0,
         maintenance: None,
-            restore: None,
+        restore: None,
     }
 }
 

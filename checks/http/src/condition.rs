@@ -16,7 +16,7 @@
 use std::fmt;
 
 use vantage_sdk::json_loose_eq;
-use vantage_sdk::regex::Regex;
+use vantage_sdk::regex_lite::Regex;
 use vantage_sdk::serde_json::Value;
 
 /// One parsed condition about one JSON path.

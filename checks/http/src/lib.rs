@@ -79,7 +79,12 @@ impl Check for Http {
             .default(DEFAULT_STATUS))
             .config_key(key("expect.body_contains", "Substrings the body must contain (list)."))
             .config_key(key("expect.body_not_contains", "Substrings the body must not contain (list)."))
-            .config_key(key("expect.body_matches", "Regular expressions the body must match (list)."))
+            .config_key(key(
+                "expect.body_matches",
+                "Regular expressions the body must match (list). Rust `regex` syntax with \
+                 ASCII-only `\\d`, `\\w`, `\\s` and case folding, and no `\\p{..}` classes \
+                 (the `regex-lite` crate); the same for every regex key.",
+            ))
             .config_key(key("expect.body_not_matches", "Regular expressions the body must not match (list)."))
             .config_key(key(
                 "expect.headers.<name>",
@@ -161,16 +166,16 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
     for needle in &spec.body_not_contains {
         expect.body_not_contains(needle);
     }
-    for pattern in &spec.body_matches {
-        expect.body_matches(pattern);
+    for re in &spec.body_matches {
+        expect.body_matches_regex(re);
     }
-    for pattern in &spec.body_not_matches {
-        expect.body_not_matches(pattern);
+    for re in &spec.body_not_matches {
+        expect.body_not_matches_regex(re);
     }
     for (name, pattern) in &spec.expect_headers {
         match pattern {
             None => expect.header_present(name),
-            Some(pattern) => expect.header_matches(name, pattern),
+            Some(re) => expect.header_matches_regex(name, re),
         };
     }
     for condition in &spec.json {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use vantage_sdk::http::{HttpVersion, StatusSet};
-use vantage_sdk::regex::Regex;
+use vantage_sdk::regex_lite::Regex;
 use vantage_sdk::{ConfigError, Context};
 
 use crate::condition::JsonCondition;
@@ -29,10 +29,12 @@ pub struct Spec {
     pub status: StatusSet,
     pub body_contains: Vec<String>,
     pub body_not_contains: Vec<String>,
-    pub body_matches: Vec<String>,
-    pub body_not_matches: Vec<String>,
+    /// Compiled once, here, and used as is by the assertions: a run starts
+    /// from a fresh instance, so every compile is paid on every run.
+    pub body_matches: Vec<Regex>,
+    pub body_not_matches: Vec<Regex>,
     /// Header name and value pattern (`None`: must be present).
-    pub expect_headers: Vec<(String, Option<String>)>,
+    pub expect_headers: Vec<(String, Option<Regex>)>,
     pub json: Vec<JsonCondition>,
     pub http_versions: Vec<HttpVersion>,
     pub tls: Option<bool>,
@@ -53,17 +55,10 @@ impl Spec {
                 .map_err(|e| ConfigError::new("expect.status", status_items.join(", "), e))?
         };
 
-        let regexes = |key: &str| -> Result<Vec<String>, ConfigError> {
+        let regexes = |key: &str| -> Result<Vec<Regex>, ConfigError> {
             ctx.config_list(key)
                 .into_iter()
-                .map(|pattern| match Regex::new(pattern) {
-                    Ok(_) => Ok(pattern.to_string()),
-                    Err(e) => Err(ConfigError::new(
-                        key,
-                        pattern,
-                        format!("invalid regex: {e}"),
-                    )),
-                })
+                .map(|pattern| compile(key, pattern))
                 .collect()
         };
 
@@ -73,9 +68,7 @@ impl Spec {
             if pattern.is_empty() {
                 expect_headers.push((name.to_string(), None));
             } else {
-                Regex::new(pattern)
-                    .map_err(|e| ConfigError::new(key, pattern, format!("invalid regex: {e}")))?;
-                expect_headers.push((name.to_string(), Some(pattern.to_string())));
+                expect_headers.push((name.to_string(), Some(compile(&key, pattern)?)));
             }
         }
 
@@ -160,6 +153,14 @@ impl Spec {
     }
 }
 
+/// Compile a configured pattern, once per run. `regex-lite`, not `regex`: a
+/// small pattern compiles in a few microseconds instead of hundreds in Wasm,
+/// and the component is smaller. Its dialect is `regex`'s but with ASCII-only
+/// `\d`, `\w`, `\s` and case folding, and no `\p{…}` classes.
+fn compile(key: &str, pattern: &str) -> Result<Regex, ConfigError> {
+    Regex::new(pattern).map_err(|e| ConfigError::new(key, pattern, format!("invalid regex: {e}")))
+}
+
 /// `1048576`, `512KiB`, `1 MiB`, `2MB`, `10kb`.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -239,8 +240,15 @@ mod tests {
         assert_eq!(s.max_redirects, Some(3));
         assert_eq!(s.max_body_bytes, Some(2 << 20));
         assert!(s.status.contains(204) && !s.status.contains(201));
+        assert_eq!(s.body_matches.len(), 1);
+        assert_eq!(s.body_matches[0].as_str(), "v\\d+");
         assert_eq!(s.expect_headers.len(), 2);
-        assert_eq!(s.expect_headers[1], ("ETag".to_string(), None));
+        assert_eq!(
+            s.expect_headers[0].1.as_ref().map(|re| re.as_str()),
+            Some("^application/json")
+        );
+        assert_eq!(s.expect_headers[1].0, "ETag");
+        assert!(s.expect_headers[1].1.is_none());
         assert_eq!(s.json.len(), 2);
         assert_eq!(s.json[1].pointer, "/data/count");
         assert_eq!(

@@ -59,7 +59,9 @@ impl AuditLog {
         s3.path_style = config.path_style;
         s3.retention = config.retention;
         s3.sse = config.sse.clone();
-        let sink = S3Sink::new(s3).await.context("cannot set up the S3 client")?;
+        let sink = S3Sink::new(s3)
+            .await
+            .context("cannot set up the S3 client")?;
         let spool = Arc::new(Mutex::new(spool));
         let wake = Arc::new(Notify::new());
         let status = Arc::new(Mutex::new(ShipStatus::default()));
@@ -94,7 +96,10 @@ impl AuditLog {
 
     /// What the shipper last saw.
     pub fn status(&self) -> ShipStatus {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Try to ship what is pending for up to `grace`, then stop the shipper.
@@ -159,10 +164,7 @@ async fn ship_loop(
 
 /// Ship everything pending. Ok: (shipped, still pending); Err: (why,
 /// pending).
-async fn ship_once(
-    sink: &S3Sink,
-    spool: &Mutex<Spool>,
-) -> Result<(usize, usize), (String, usize)> {
+async fn ship_once(sink: &S3Sink, spool: &Mutex<Spool>) -> Result<(usize, usize), (String, usize)> {
     // The spool is read and trimmed under its lock for each record, never
     // across an S3 call: appends are not held up by a slow S3.
     let mut shipped = 0;

@@ -27,6 +27,15 @@ pub enum AuditCommand {
     Verify(BucketArgs),
     /// One line per record: sequence number, time, verdict, kind, run id.
     List(BucketArgs),
+    /// Make a new Ed25519 signing key: the secret seed goes to FILE (mode
+    /// 0600; point `[audit] signing_key = "file:FILE"` at it), the public
+    /// key (for `verify --public-key`) is printed.
+    Keygen {
+        /// Where to write the secret seed (64 hex digits); refuses to
+        /// overwrite.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Print one record as JSON (exit code 2 when it does not exist).
     Show {
         /// The sequence number.
@@ -127,6 +136,34 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
                     eprint!("{report}");
                 }
             }
+            Ok(0)
+        }
+        AuditCommand::Keygen { out } => {
+            use std::io::{Read, Write};
+            let mut seed = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut seed))
+                .context("reading /dev/urandom")?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&out)
+                .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?;
+            writeln!(file, "{}", hex::encode(seed))?;
+            file.sync_all()?;
+            let key = crate::audit::AuditKey::from_seed(seed);
+            eprintln!(
+                "secret signing key written to {} (keep it secret; [audit] signing_key = \"file:{}\")",
+                out.display(),
+                out.display()
+            );
+            eprintln!(
+                "public key (key id {}), for `vantage audit verify --public-key`:",
+                key.key_id()
+            );
+            println!("{}", key.public_key_hex());
             Ok(0)
         }
         AuditCommand::Show { seq, bucket: b } => {

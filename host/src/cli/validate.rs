@@ -49,5 +49,18 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
             check.schedule.to_string()
         );
     }
+    if !config.restores.is_empty() {
+        println!("{} restore test(s):", config.restores.len());
+    }
+    for r in &config.restores {
+        println!(
+            "  {:<24} {:<14} {}, {} check(s){}",
+            r.name,
+            r.schedule.to_string(),
+            crate::daemon::restores::describe_backup(r),
+            r.checks.len(),
+            if r.audit { ", audited" } else { "" }
+        );
+    }
     Ok(0)
 }

@@ -68,6 +68,10 @@
 //! # or once: start = "2026-12-01T02:00:00Z", end = "2026-12-01T04:00:00Z"
 //! ```
 //!
+//! Restore tests (`[[restore]]` with `[[restore.check]]`s) and the audit
+//! log (`[audit]`) are described in `examples/restore.toml` and validated
+//! the same way (see `config/restore.rs` for the model).
+//!
 //! Outbound access is denied by default: a check reaches only what its
 //! `allow` list names (see [`crate::policy`]), within `allow_ceiling`.
 
@@ -87,7 +91,8 @@ pub use model::{
 };
 pub use restore::{
     AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, PLACEHOLDERS,
-    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
+    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload,
+    WorkloadKind,
 };
 pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,

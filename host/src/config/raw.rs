@@ -75,6 +75,8 @@ pub(super) struct RawRestore {
     pub timezone: Option<Spanned<String>>,
     /// How long the Velero Restore may take (default `"30m"`).
     pub restore_timeout: Option<Spanned<toml::Value>>,
+    /// How often the Restore and the workloads are polled (default `"2s"`).
+    pub poll_interval: Option<Spanned<toml::Value>>,
     /// Workloads that must be ready, `"deployment/NAME"` or
     /// `"statefulset/NAME"`; absent: all of them.
     pub ready: Option<SpannedList>,

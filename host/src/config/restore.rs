@@ -39,6 +39,8 @@ pub struct RestoreSpec {
     pub timezone: chrono_tz::Tz,
     /// How long the Velero Restore may take to finish (default 30m).
     pub restore_timeout: Duration,
+    /// How often the Restore and the workloads are looked at (default 2s).
+    pub poll_interval: Duration,
     /// What must be ready before the checks run.
     pub readiness: Readiness,
     /// The restore-validation checks, in file order.

@@ -710,7 +710,11 @@ impl Validator<'_> {
         let Some(name) = name else {
             let msg = format!(
                 "missing: every {} needs a unique name, e.g. name = \"api-health\"",
-                if what == "check" { "[[check]]" } else { "[[restore]]" }
+                if what == "check" {
+                    "[[check]]"
+                } else {
+                    "[[restore]]"
+                }
             );
             self.error(header, ctx, Some("name"), msg);
             return None;

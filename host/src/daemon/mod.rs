@@ -146,7 +146,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Some(a) => Some(Arc::new(AuditLog::open(a, &data_dir).await?)),
         None => None,
     };
-    let restore_limits = config.restores.iter().flat_map(|r| r.checks.iter().map(|c| &c.limits));
+    let restore_limits = config
+        .restores
+        .iter()
+        .flat_map(|r| r.checks.iter().map(|c| &c.limits));
     let engine = EngineOptions {
         fuel: config
             .checks
@@ -447,7 +450,9 @@ impl Daemon {
                 digests,
                 ceiling: config.global.allow_ceiling.clone(),
                 audit: if spec.audit { self.audit.clone() } else { None },
-                pacing: restore_pacing(),
+                pacing: crate::restore::Pacing {
+                    poll_interval: spec.poll_interval,
+                },
             };
             let task = RestoreTask::spawn(
                 self.shared.clone(),
@@ -526,19 +531,6 @@ impl Daemon {
             .map(|t| t.join(grace));
         tokio::join!(futures_join_all(joins), futures_join_all(restores));
     }
-}
-
-/// How often restore tests poll the Kubernetes API: the default, or
-/// `VANTAGE_RESTORE_POLL` (e.g. `100ms`; for tests against a fake API).
-fn restore_pacing() -> crate::restore::Pacing {
-    let mut pacing = crate::restore::Pacing::default();
-    if let Some(d) = std::env::var("VANTAGE_RESTORE_POLL")
-        .ok()
-        .and_then(|v| humantime::parse_duration(&v).ok())
-    {
-        pacing.poll_interval = d;
-    }
-    pacing
 }
 
 /// Await every future (all at once).

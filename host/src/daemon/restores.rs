@@ -25,8 +25,7 @@ use crate::audit::record::KIND_RESTORE_TEST;
 use crate::audit::spool::Entry;
 use crate::capabilities::net::HostResolver;
 use crate::config::{
-    ClusterAccess, Mode, RestoreCheck, RestoreSpec, TARGET_PLACEHOLDER, TemplateVars,
-    target_origin,
+    ClusterAccess, Mode, RestoreCheck, RestoreSpec, TARGET_PLACEHOLDER, TemplateVars, target_origin,
 };
 use crate::policy::{AllowList, AllowPattern};
 use crate::restore::{self, RestoreReport, RunInfo, RunOptions, ValidationRunner};
@@ -90,7 +89,11 @@ impl RestoreTask {
                 .edge_target
                 .iter()
                 .map(|t| t.0.clone())
-                .chain(spec.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.0.clone())))
+                .chain(
+                    spec.checks
+                        .iter()
+                        .flat_map(|c| c.targets.iter().map(|t| t.0.clone())),
+                )
                 .collect(),
             location: shared.location.clone(),
             severity: spec.severity.clone(),
@@ -171,7 +174,9 @@ async fn restore_loop(
             .sinks
             .board
             .update(name, |v| v.next_unix_ms = Some(plan::unix_ms(planned)));
-        let delay = planned.duration_since(SystemTime::now()).unwrap_or_default();
+        let delay = planned
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
         if *stop.borrow() {
             return;
         }
@@ -257,11 +262,11 @@ fn publish(
         }
     }
     let result = report.to_check_result();
-    let (state, transition) = tracker.lock().unwrap_or_else(|e| e.into_inner()).observe(
-        result.status,
-        1,
-        1,
-    );
+    let (state, transition) =
+        tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(result.status, 1, 1);
     let record = Arc::new(RunRecord {
         planned_unix_ms: plan::unix_ms(planned),
         lateness_ms: lateness.as_secs_f64() * 1000.0,
@@ -287,7 +292,10 @@ fn publish(
         .filter_map(|(p, s)| s.map(|s| (p.to_string(), s)))
         .collect(),
         rto_seconds: t.total_seconds.unwrap_or_else(|| {
-            (report.finished_unix_ms.saturating_sub(report.started_unix_ms)) as f64 / 1000.0
+            (report
+                .finished_unix_ms
+                .saturating_sub(report.started_unix_ms)) as f64
+                / 1000.0
         }),
         rto_target_seconds: report.rto_target_seconds,
         backup_age_seconds: report.backup.as_ref().and_then(|b| b.age_seconds),
@@ -343,7 +351,13 @@ impl ValidationRunner for SandboxRunner {
                 Some(Err(why)) => return fail(ErrorKind::Load, why.clone()),
                 None => return fail(ErrorKind::Load, "component not loaded".into()),
             };
-            let spec = match run_spec(check, vars, info, self.prepared.ceiling.as_ref(), &self.resolver) {
+            let spec = match run_spec(
+                check,
+                vars,
+                info,
+                self.prepared.ceiling.as_ref(),
+                &self.resolver,
+            ) {
                 Ok(s) => s,
                 Err(why) => return fail(ErrorKind::Config, why),
             };
@@ -384,7 +398,12 @@ pub fn run_spec(
             vec![text.parse::<AllowPattern>().map_err(|e| e.to_string())]
         };
         for p in parsed {
-            let p = p.map_err(|e| format!("allow entry {:?} rendered to an invalid pattern: {e}", entry.0))?;
+            let p = p.map_err(|e| {
+                format!(
+                    "allow entry {:?} rendered to an invalid pattern: {e}",
+                    entry.0
+                )
+            })?;
             if let Some(Err(e)) = ceiling.map(|c| c.covers(&p)) {
                 return Err(format!("allow entry {:?}: {e}", entry.0));
             }
@@ -422,10 +441,7 @@ pub fn run_spec(
 
 /// Sweep expired volatile namespaces of every cluster the restore tests
 /// use, now and every [`JANITOR_EVERY`], until `stop`.
-pub async fn janitor_loop(
-    clusters: Vec<(ClusterAccess, String)>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn janitor_loop(clusters: Vec<(ClusterAccess, String)>, mut stop: watch::Receiver<bool>) {
     if clusters.is_empty() {
         return;
     }
@@ -433,8 +449,10 @@ pub async fn janitor_loop(
         for (access, velero_namespace) in &clusters {
             match restore::client(access).await {
                 Ok(client) => {
-                    let report = restore::sweep(&client, velero_namespace, chrono::Utc::now()).await;
-                    if !report.namespaces_deleted.is_empty() || !report.restores_deleted.is_empty() {
+                    let report =
+                        restore::sweep(&client, velero_namespace, chrono::Utc::now()).await;
+                    if !report.namespaces_deleted.is_empty() || !report.restores_deleted.is_empty()
+                    {
                         info!(
                             namespaces = ?report.namespaces_deleted,
                             restores = ?report.restores_deleted,

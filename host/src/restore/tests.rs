@@ -618,6 +618,7 @@ fn spec() -> RestoreSpec {
         schedule: Schedule::Every(Duration::from_secs(86_400)),
         timezone: chrono_tz::UTC,
         restore_timeout: Duration::from_millis(400),
+        poll_interval: Duration::from_millis(5),
         readiness: Readiness {
             workloads: Vec::new(),
             timeout: Duration::from_millis(400),

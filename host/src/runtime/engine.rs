@@ -19,17 +19,19 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// through IPIs (expensive in a VM); with `PAGEMAP_SCAN` (Linux 6.7+) wasmtime
 /// finds the pages a run dirtied and copies them back from the image, up to
 /// this many bytes, with no fault on the next run. Measured on the 2-core
-/// build machine (`vantage-bench floor`, trivial check): 42–60 µs p50 per run
-/// with `madvise`, 13–19 µs with 1 MiB, no better with 4 MiB (13–21 µs); the
-/// `http` check went from 8 page faults per run to none (see BENCHMARKS.md).
+/// build machine (load ~3): wasmtime alone (`vantage-bench floor`, trivial
+/// check) 42–60 µs p50 per run with `madvise`, 13–19 µs with 1 MiB, 19–23 µs
+/// with 256 KiB, no better with 4 MiB (18–21 µs); `Runtime::run` of the
+/// trivial check 63 → 31 µs p50; the `http` check 8 → 0 page faults per run.
 ///
 /// Why 1 MiB and not 4: a run of an official check dirties 30–250 KiB, so
 /// 1 MiB already covers them all. What it costs is RSS: each pool slot keeps
 /// the pages its last run dirtied, up to this size (a run that dirtied more
 /// has the rest unmapped as before). Slots are reused by the same component
 /// first, so in practice it is the slots used at once times what their runs
-/// dirtied (a few MiB for the daemon's default concurrency); the worst case,
-/// every slot last used by a memory-hungry check, is this size times the
+/// dirtied (`vantage-bench scale --checks 2000 --duration 1m`: peak RSS
+/// 104 → 107 MiB); the worst case, every slot last used by a memory-hungry
+/// check, is this size times the
 /// pool's memories (`2 × (concurrency + 16)`: 160 MiB for concurrency 64;
 /// it would be 640 MiB with 4 MiB). Not scaled with the pool: a smaller size
 /// only lowers the worst case by making big runs fault again, and the worst
@@ -37,8 +39,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// a table slot is smaller than that anyway (its element limit × 8 bytes).
 ///
 /// Without `PAGEMAP_SCAN` (`Enabled::Auto`: older kernels, non-Linux) wasmtime
-/// `memset`s the lowest `KEEP_RESIDENT` bytes instead, which measured still
-/// slightly faster than `madvise`.
+/// `memset`s the lowest `KEEP_RESIDENT` bytes instead, which is still a little
+/// faster than `madvise` (measured with 4 MiB: 43 against 54 µs, BENCHMARKS.md).
 pub const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Engine-wide options.

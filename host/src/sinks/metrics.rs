@@ -53,9 +53,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use std::sync::atomic::AtomicU64;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use crate::daemon::board::{Board, CheckView};
 use crate::daemon::record::{CheckState, RunRecord};
@@ -183,12 +183,36 @@ impl Metrics {
         );
         let restore = RestoreFamilies::default();
         for (name, help, family) in [
-            ("vantage_restore_test_success", "Whether the last restore test passed", &restore.success),
-            ("vantage_restore_duration_seconds", "Duration of each phase of the last restore test", &restore.duration),
-            ("vantage_restore_rto_seconds", "Measured RTO of the last restore test: start to checks done", &restore.rto),
-            ("vantage_restore_rto_target_seconds", "The configured RTO target of the restore test", &restore.rto_target),
-            ("vantage_restore_backup_age_seconds", "Age of the backup the last restore test restored, when it ran", &restore.backup_age),
-            ("vantage_backup_last_validated_timestamp", "Unix time of the last restore test that passed", &restore.validated),
+            (
+                "vantage_restore_test_success",
+                "Whether the last restore test passed",
+                &restore.success,
+            ),
+            (
+                "vantage_restore_duration_seconds",
+                "Duration of each phase of the last restore test",
+                &restore.duration,
+            ),
+            (
+                "vantage_restore_rto_seconds",
+                "Measured RTO of the last restore test: start to checks done",
+                &restore.rto,
+            ),
+            (
+                "vantage_restore_rto_target_seconds",
+                "The configured RTO target of the restore test",
+                &restore.rto_target,
+            ),
+            (
+                "vantage_restore_backup_age_seconds",
+                "Age of the backup the last restore test restored, when it ran",
+                &restore.backup_age,
+            ),
+            (
+                "vantage_backup_last_validated_timestamp",
+                "Unix time of the last restore test that passed",
+                &restore.validated,
+            ),
         ] {
             registry.register(name, help, family.clone());
         }
@@ -258,7 +282,13 @@ impl Metrics {
     pub fn forget_restore(&self, test: &str) {
         let f = &self.restore;
         let labels = self.restore_labels(test, &[]);
-        for family in [&f.success, &f.rto, &f.rto_target, &f.backup_age, &f.validated] {
+        for family in [
+            &f.success,
+            &f.rto,
+            &f.rto_target,
+            &f.backup_age,
+            &f.validated,
+        ] {
             family.remove(&labels);
         }
         for phase in RESTORE_PHASES {
@@ -605,7 +635,7 @@ mod tests {
 
     fn view(record: RunRecord) -> CheckView {
         CheckView {
-        kind: crate::daemon::board::Kind::Check,
+            kind: crate::daemon::board::Kind::Check,
             name: record.check().to_string(),
             component: "http.wasm".into(),
             schedule: "every 1m".into(),

@@ -56,13 +56,21 @@ fn parse_egress(text: &str) -> Result<EgressRule, String> {
     let max = if ip.is_ipv4() { 32 } else { 128 };
     match prefix.parse::<u8>() {
         Ok(p) if p <= max => {}
-        _ => return Err(format!("invalid egress {text:?}: the prefix length must be 0 to {max}")),
+        _ => {
+            return Err(format!(
+                "invalid egress {text:?}: the prefix length must be 0 to {max}"
+            ));
+        }
     }
     let ports = match port {
         None => Vec::new(),
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => vec![n],
-            _ => return Err(format!("invalid egress {text:?}: {p:?} is not a port (1-65535)")),
+            _ => {
+                return Err(format!(
+                    "invalid egress {text:?}: {p:?} is not a port (1-65535)"
+                ));
+            }
         },
     };
     Ok(EgressRule {
@@ -104,9 +112,10 @@ impl Validator<'_> {
                 }
             },
             None => {
-                let msg = "missing: records are signed; set signing_key = \"env:VANTAGE_AUDIT_KEY\" \
+                let msg =
+                    "missing: records are signed; set signing_key = \"env:VANTAGE_AUDIT_KEY\" \
                            or \"file:/run/secrets/audit-key\" (an Ed25519 seed, hex or base64)"
-                    .to_string();
+                        .to_string();
                 self.error(header.clone(), AUDIT, Some("signing_key"), msg);
                 None
             }
@@ -156,7 +165,8 @@ impl Validator<'_> {
                 }
             }
             (None, Some(d)) => {
-                let msg = "lock_days needs lock_mode = \"compliance\" or \"governance\"".to_string();
+                let msg =
+                    "lock_days needs lock_mode = \"compliance\" or \"governance\"".to_string();
                 self.error(d.span(), AUDIT, Some("lock_mode"), msg);
                 None
             }
@@ -172,7 +182,9 @@ impl Validator<'_> {
             Some(s) => match s.get_ref().trim() {
                 "s3" => Some(Sse::S3),
                 "kms" => Some(Sse::Kms(
-                    raw.sse_kms_key_id.as_ref().map(|k| k.get_ref().trim().to_string()),
+                    raw.sse_kms_key_id
+                        .as_ref()
+                        .map(|k| k.get_ref().trim().to_string()),
                 )),
                 other => {
                     let msg = format!("invalid sse {other:?}: expected \"s3\" or \"kms\"");
@@ -229,18 +241,17 @@ impl Validator<'_> {
         let ctx = Some(label.as_str());
         let errors_before = self.errors.len();
 
-        let name = self.unique_name(
-            raw.name.as_ref(),
-            "restore test",
-            header.clone(),
-            ctx,
-            seen,
-        );
+        let name = self.unique_name(raw.name.as_ref(), "restore test", header.clone(), ctx, seen);
         let cluster = ClusterAccess {
             kubeconfig: raw.kubeconfig.as_ref().map(|k| self.resolve(k.get_ref())),
             context: raw.context.as_ref().map(|c| c.get_ref().trim().to_string()),
         };
-        let velero_namespace = self.label_value(raw.velero_namespace.as_ref(), ctx, "velero_namespace", "velero");
+        let velero_namespace = self.label_value(
+            raw.velero_namespace.as_ref(),
+            ctx,
+            "velero_namespace",
+            "velero",
+        );
         let backup = self.backup_source(&raw, header.clone(), ctx);
         let mut source_namespaces = Vec::new();
         match &raw.namespaces {
@@ -286,13 +297,38 @@ impl Validator<'_> {
         };
         let schedule = self.schedule_of(raw.every.as_ref(), raw.cron.as_ref(), header.clone(), ctx);
         let timezone = self.timezone(raw.timezone.as_ref(), ctx);
-        let duration = |v: &mut Self, raw: &Option<Spanned<toml::Value>>, key: &str, example: &str, default: Duration| match raw {
-            Some(d) => v.parse_text(d, ctx, key, example, parse_timeout).unwrap_or(default),
+        let duration = |v: &mut Self,
+                        raw: &Option<Spanned<toml::Value>>,
+                        key: &str,
+                        example: &str,
+                        default: Duration| match raw {
+            Some(d) => v
+                .parse_text(d, ctx, key, example, parse_timeout)
+                .unwrap_or(default),
             None => default,
         };
-        let restore_timeout = duration(self, &raw.restore_timeout, "restore_timeout", "30m", Duration::from_secs(1800));
-        let ready_timeout = duration(self, &raw.ready_timeout, "ready_timeout", "10m", Duration::from_secs(600));
+        let restore_timeout = duration(
+            self,
+            &raw.restore_timeout,
+            "restore_timeout",
+            "30m",
+            Duration::from_secs(1800),
+        );
+        let ready_timeout = duration(
+            self,
+            &raw.ready_timeout,
+            "ready_timeout",
+            "10m",
+            Duration::from_secs(600),
+        );
         let ttl = duration(self, &raw.ttl, "ttl", "6h", Duration::from_secs(6 * 3600));
+        let poll_interval = duration(
+            self,
+            &raw.poll_interval,
+            "poll_interval",
+            "2s",
+            Duration::from_secs(2),
+        );
         let rto_target = raw
             .rto
             .as_ref()
@@ -333,7 +369,8 @@ impl Validator<'_> {
             (Some(i), suffix) => match (i.get_ref().trim(), suffix) {
                 ("exclude", None) => IngressPolicy::Exclude,
                 ("exclude", Some(s)) => {
-                    let msg = "ingress_host_suffix only applies with ingress = \"rewrite\"".to_string();
+                    let msg =
+                        "ingress_host_suffix only applies with ingress = \"rewrite\"".to_string();
                     self.error(s.span(), ctx, Some("ingress_host_suffix"), msg);
                     IngressPolicy::Exclude
                 }
@@ -346,7 +383,8 @@ impl Validator<'_> {
                     IngressPolicy::Exclude
                 }
                 (other, _) => {
-                    let msg = format!("invalid ingress {other:?}: expected \"exclude\" or \"rewrite\"");
+                    let msg =
+                        format!("invalid ingress {other:?}: expected \"exclude\" or \"rewrite\"");
                     self.error(i.span(), ctx, Some("ingress"), msg);
                     IngressPolicy::Exclude
                 }
@@ -364,7 +402,8 @@ impl Validator<'_> {
         });
         let audit = match &raw.audit {
             Some(a) if *a.get_ref() && !audit_configured => {
-                let msg = "audit = true, but no [audit] section configures the audit log".to_string();
+                let msg =
+                    "audit = true, but no [audit] section configures the audit log".to_string();
                 self.error(a.span(), ctx, Some("audit"), msg);
                 false
             }
@@ -381,7 +420,9 @@ impl Validator<'_> {
             .check
             .into_iter()
             .enumerate()
-            .filter_map(|(ci, c)| self.restore_check(index, ci, c, &label, defaults, ceiling, &mut local))
+            .filter_map(|(ci, c)| {
+                self.restore_check(index, ci, c, &label, defaults, ceiling, &mut local)
+            })
             .collect();
         if local.is_empty() && self.errors.len() == errors_before {
             let msg = "the restore test has no [[restore.check]]: only the restore and readiness \
@@ -407,6 +448,7 @@ impl Validator<'_> {
             schedule: schedule?,
             timezone: timezone?,
             restore_timeout,
+            poll_interval,
             readiness: Readiness {
                 workloads,
                 timeout: ready_timeout,
@@ -417,7 +459,10 @@ impl Validator<'_> {
             isolation: Isolation {
                 egress,
                 ingresses,
-                suspend_cronjobs: raw.suspend_cronjobs.map(Spanned::into_inner).unwrap_or(true),
+                suspend_cronjobs: raw
+                    .suspend_cronjobs
+                    .map(Spanned::into_inner)
+                    .unwrap_or(true),
             },
             ttl,
             audit,
@@ -469,13 +514,17 @@ impl Validator<'_> {
             }
             (None, Some(b)) => {
                 if let Some(s) = &raw.selection {
-                    let msg = "`selection` applies to `schedule`, not to a named `backup`".to_string();
+                    let msg =
+                        "`selection` applies to `schedule`, not to a named `backup`".to_string();
                     self.error(s.span(), ctx, Some("selection"), msg);
                 }
                 Some(BackupSource::Named(b.get_ref().trim().to_string()))
             }
             (Some(s), None) => {
-                let selection = match (raw.selection.as_ref().map(|s| s.get_ref().trim()), &raw.window) {
+                let selection = match (
+                    raw.selection.as_ref().map(|s| s.get_ref().trim()),
+                    &raw.window,
+                ) {
                     (None | Some("latest"), None) => Selection::Latest,
                     (None | Some("latest"), Some(w)) => {
                         let msg = "`window` applies to selection = \"random\"".to_string();
@@ -488,13 +537,16 @@ impl Validator<'_> {
                     ),
                     (Some("random"), None) => {
                         let span = raw.selection.as_ref().map(Spanned::span).unwrap_or(header);
-                        let msg = "selection = \"random\" needs a window, e.g. window = \"7d\"".to_string();
+                        let msg = "selection = \"random\" needs a window, e.g. window = \"7d\""
+                            .to_string();
                         self.error(span, ctx, Some("window"), msg);
                         Selection::Latest
                     }
                     (Some(other), _) => {
                         let span = raw.selection.as_ref().map(Spanned::span).unwrap_or(header);
-                        let msg = format!("invalid selection {other:?}: expected \"latest\" or \"random\"");
+                        let msg = format!(
+                            "invalid selection {other:?}: expected \"latest\" or \"random\""
+                        );
                         self.error(span, ctx, Some("selection"), msg);
                         Selection::Latest
                     }
@@ -545,8 +597,14 @@ impl Validator<'_> {
             ("cron", raw.cron.as_ref().map(Spanned::span)),
             ("jitter", raw.jitter.as_ref().map(Spanned::span)),
             ("timezone", raw.timezone.as_ref().map(Spanned::span)),
-            ("failure_threshold", raw.failure_threshold.as_ref().map(Spanned::span)),
-            ("success_threshold", raw.success_threshold.as_ref().map(Spanned::span)),
+            (
+                "failure_threshold",
+                raw.failure_threshold.as_ref().map(Spanned::span),
+            ),
+            (
+                "success_threshold",
+                raw.success_threshold.as_ref().map(Spanned::span),
+            ),
             ("retries", raw.retries.as_ref().map(Spanned::span)),
             ("retry_delay", raw.retry_delay.as_ref().map(Spanned::span)),
             ("severity", raw.severity.as_ref().map(Spanned::span)),
@@ -583,7 +641,11 @@ impl Validator<'_> {
         }
         // Check the rendered list once now (patterns, `{target}`, ceiling);
         // each run renders and parses it again with the real namespace.
-        let list_span = raw.allow.as_ref().map(Spanned::span).unwrap_or(header.clone());
+        let list_span = raw
+            .allow
+            .as_ref()
+            .map(Spanned::span)
+            .unwrap_or(header.clone());
         let rendered_allow = Spanned::new(list_span, rendered_allow);
         self.allow(Some(&rendered_allow), &rendered_targets, ceiling, ctx);
 
@@ -619,7 +681,11 @@ impl Validator<'_> {
             raw.config.as_ref().map(Spanned::span),
             ctx,
         );
-        let config_span = raw.config.as_ref().map(Spanned::span).unwrap_or(header.clone());
+        let config_span = raw
+            .config
+            .as_ref()
+            .map(Spanned::span)
+            .unwrap_or(header.clone());
         let config: Vec<(String, Template)> = config
             .into_iter()
             .map(|(k, v)| {

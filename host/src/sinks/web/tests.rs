@@ -60,7 +60,7 @@ fn view(name: &str, state: CheckState) -> CheckView {
         runs: 0,
         skipped_overlap: 0,
         maintenance: None,
-            restore: None,
+        restore: None,
     }
 }
 
