@@ -285,7 +285,11 @@ fn hostile_corpus(target: &str) -> Vec<Hostile> {
             ),
             status: "fail",
             kind: None,
-            reason: "at most 100 outbound connections per run",
+            // Exactly the per-run cap of 100 outbound connections is
+            // answered (the failing assertion's detail and the summary both
+            // say so; the summary also quotes the refusal, but under load a
+            // record was seen without it).
+            reason: "100 of 5000",
         },
         Hostile {
             name: "hostile-retry-loop",
