@@ -557,20 +557,7 @@ impl Validator<'_> {
         let raw_targets: &[Spanned<String>] = raw.targets.as_ref().map_or(&[], |l| l.get_ref());
         let allow = self.allow(raw.allow.as_ref(), raw_targets, ceiling, ctx);
 
-        let mut limits = defaults.clone();
-        if let Some(t) = &raw.timeout {
-            limits.timeout = self
-                .parse_text(t, ctx, "timeout", "10s", parse_timeout)
-                .unwrap_or(limits.timeout);
-        }
-        if let Some(m) = &raw.memory {
-            limits.memory = self
-                .parse_text(m, ctx, "memory", "64MiB", parse_memory)
-                .unwrap_or(limits.memory);
-        }
-        if let Some(f) = &raw.fuel {
-            limits.fuel = self.fuel(f, ctx);
-        }
+        let limits = self.limits(&raw, defaults, ctx);
 
         let timezone = self.timezone(raw.timezone.as_ref(), ctx);
         if let (Some(tz), Some(Schedule::Every(_))) = (&raw.timezone, &schedule) {
@@ -685,6 +672,25 @@ impl Validator<'_> {
             severity,
             allow_insecure: raw.allow_insecure.map(Spanned::into_inner).unwrap_or(false),
         })
+    }
+
+    /// A check's `timeout`, `memory` and `fuel` over `defaults`.
+    fn limits(&mut self, raw: &RawCheck, defaults: &Limits, ctx: Option<&str>) -> Limits {
+        let mut limits = defaults.clone();
+        if let Some(t) = &raw.timeout {
+            limits.timeout = self
+                .parse_text(t, ctx, "timeout", "10s", parse_timeout)
+                .unwrap_or(limits.timeout);
+        }
+        if let Some(m) = &raw.memory {
+            limits.memory = self
+                .parse_text(m, ctx, "memory", "64MiB", parse_memory)
+                .unwrap_or(limits.memory);
+        }
+        if let Some(f) = &raw.fuel {
+            limits.fuel = self.fuel(f, ctx);
+        }
+        limits
     }
 
     fn check_name(

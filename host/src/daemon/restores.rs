@@ -37,7 +37,7 @@ use super::board::CheckView;
 use super::plan;
 use super::record::RunRecord;
 use super::scheduler::Shared;
-use super::state::{Tracker, is_good};
+use super::state::Tracker;
 
 /// How often the janitor sweeps expired volatile namespaces.
 pub const JANITOR_EVERY: Duration = Duration::from_secs(600);
@@ -307,24 +307,10 @@ fn publish(
     } else {
         info!(run_id = %report.run_id, rto_seconds = sample.rto_seconds, "restore test passed: {}", report.reason);
     }
-    let report = Arc::new(report);
-    let mut live = false;
-    shared.sinks.board.update(name, |v| {
-        live = true;
-        v.state = record.state;
-        v.runs += 1;
-        v.maintenance = record.maintenance.clone();
-        if !is_good(record.result.status) {
-            v.last_failure = Some(record.clone());
-        }
-        v.last = Some(record.clone());
-        v.restore = Some(report.clone());
+    super::scheduler::publish(shared, name, record, |v| {
+        v.restore = Some(Arc::new(report));
         shared.sinks.metrics.restore(&sample);
-        shared.sinks.publish(record.clone());
     });
-    if !live {
-        shared.sinks.history.record(record);
-    }
 }
 
 /// Runs restore-validation checks in the daemon's sandbox.

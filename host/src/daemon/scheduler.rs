@@ -228,32 +228,46 @@ async fn check_loop(
                 "the run took longer than the interval: planned runs were skipped"
             );
         }
-        let record = Arc::new(record);
-        // Published under the board's lock and only while the check is on
-        // the board: a check removed by a reload while this run was in
-        // flight has left the board before the live sinks forgot it (see
-        // `Sinks::forget`), so its late run goes to the history only and
-        // brings back no metric series and no alert.
-        let mut live = false;
-        board.update(name, |v| {
-            live = true;
-            v.state = record.state;
-            v.runs += 1;
+        publish(&shared, name, Arc::new(record), |v| {
             v.skipped_overlap += missed;
-            v.maintenance = record.maintenance.clone();
-            if !is_good(record.result.status) {
-                v.last_failure = Some(record.clone());
-            }
-            v.last = Some(record.clone());
             for _ in 0..missed {
                 shared.sinks.metrics.skipped_overlap(name);
             }
-            shared.sinks.publish(record.clone());
         });
-        if !live {
-            shared.sinks.history.record(record);
-        }
         after = finished.max(planned);
+    }
+}
+
+/// Publish a finished run of `name` (a check or a restore test): update its
+/// board entry (`also` adds what is particular to the caller) and hand the
+/// record to every sink.
+///
+/// Published under the board's lock and only while the entry is on the
+/// board: one removed by a reload while this run was in flight has left the
+/// board before the live sinks forgot it (see `Sinks::forget`), so its late
+/// run goes to the history only and brings back no metric series and no
+/// alert.
+pub(super) fn publish(
+    shared: &Shared,
+    name: &str,
+    record: Arc<RunRecord>,
+    also: impl FnOnce(&mut CheckView),
+) {
+    let mut live = false;
+    shared.sinks.board.update(name, |v| {
+        live = true;
+        v.state = record.state;
+        v.runs += 1;
+        v.maintenance = record.maintenance.clone();
+        if !is_good(record.result.status) {
+            v.last_failure = Some(record.clone());
+        }
+        v.last = Some(record.clone());
+        also(v);
+        shared.sinks.publish(record.clone());
+    });
+    if !live {
+        shared.sinks.history.record(record);
     }
 }
 

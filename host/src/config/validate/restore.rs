@@ -16,7 +16,7 @@ use crate::config::restore::{
     AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, Readiness,
     RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
 };
-use crate::config::values::{SecretSource, flatten_config, parse_memory, parse_timeout};
+use crate::config::values::{SecretSource, flatten_config, parse_timeout};
 use crate::policy::AllowList;
 
 const AUDIT: Option<&str> = Some("[audit]");
@@ -649,20 +649,7 @@ impl Validator<'_> {
         let rendered_allow = Spanned::new(list_span, rendered_allow);
         self.allow(Some(&rendered_allow), &rendered_targets, ceiling, ctx);
 
-        let mut limits = defaults.clone();
-        if let Some(t) = &raw.timeout {
-            limits.timeout = self
-                .parse_text(t, ctx, "timeout", "10s", parse_timeout)
-                .unwrap_or(limits.timeout);
-        }
-        if let Some(m) = &raw.memory {
-            limits.memory = self
-                .parse_text(m, ctx, "memory", "64MiB", parse_memory)
-                .unwrap_or(limits.memory);
-        }
-        if let Some(f) = &raw.fuel {
-            limits.fuel = self.fuel(f, ctx);
-        }
+        let limits = self.limits(&raw, defaults, ctx);
         let secrets = self.secrets(&raw, ctx);
         let config = raw
             .config
