@@ -70,6 +70,15 @@ pub struct Options {
 /// bytes, when they could be read.
 type Loaded = (Result<Arc<LoadedCheck>, String>, Option<String>);
 
+/// The component loads of one apply pass.
+#[derive(Default)]
+struct LoadPass {
+    /// What each source gave, so each is read, hashed and loaded once.
+    by_source: HashMap<ComponentRef, Loaded>,
+    /// The components in use, by sha256.
+    used: HashMap<String, Arc<LoadedCheck>>,
+}
+
 /// The running daemon: the shared run context and one task per check.
 struct Daemon {
     shared: Arc<Shared>,
@@ -306,21 +315,9 @@ impl Daemon {
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut stopping = Vec::new();
         let mut stopping_restores = Vec::new();
-        let mut used = HashMap::new();
-        // Checks sharing a component file share one read, hash and load.
-        let mut by_source: HashMap<ComponentRef, Loaded> = HashMap::new();
+        let mut pass = LoadPass::default();
         for spec in config.checks.clone() {
-            let (component, digest) = match by_source.get(&spec.component) {
-                Some(loaded) => loaded.clone(),
-                None => {
-                    let loaded = self.load(&spec.component).await;
-                    by_source.insert(spec.component.clone(), loaded.clone());
-                    loaded
-                }
-            };
-            if let Ok(c) = &component {
-                used.insert(c.digest.clone(), c.clone());
-            }
+            let (component, digest) = self.load_once(&mut pass, &spec.component).await;
             let name = spec.name.clone();
             let tracker = match old.remove(&name) {
                 Some(task)
@@ -365,10 +362,10 @@ impl Daemon {
             stopping.push(task);
         }
         let (r_added, r_changed, r_removed) = self
-            .apply_restores(&config, &mut by_source, &mut used, &mut stopping_restores)
+            .apply_restores(&config, &mut pass, &mut stopping_restores)
             .await;
         // Components no check uses any more are dropped.
-        self.components = used;
+        self.components = pass.used;
         self.shared.sinks.metrics.configured(self.tasks.len());
         self.config = config;
         info!(
@@ -396,8 +393,7 @@ impl Daemon {
     async fn apply_restores(
         &mut self,
         config: &Config,
-        by_source: &mut HashMap<ComponentRef, Loaded>,
-        used: &mut HashMap<String, Arc<LoadedCheck>>,
+        pass: &mut LoadPass,
         stopping: &mut Vec<RestoreTask>,
     ) -> (usize, usize, usize) {
         let mut old = std::mem::take(&mut self.restores);
@@ -406,19 +402,9 @@ impl Daemon {
             let mut components = HashMap::new();
             let mut digests = HashMap::new();
             for check in &spec.checks {
-                let (component, digest) = match by_source.get(&check.component) {
-                    Some(loaded) => loaded.clone(),
-                    None => {
-                        let loaded = self.load(&check.component).await;
-                        by_source.insert(check.component.clone(), loaded.clone());
-                        loaded
-                    }
-                };
-                match &component {
-                    Ok(c) => {
-                        used.insert(c.digest.clone(), c.clone());
-                    }
-                    Err(why) => error!(restore_test = %spec.name, check = %check.name, "{why}"),
+                let (component, digest) = self.load_once(pass, &check.component).await;
+                if let Err(why) = &component {
+                    error!(restore_test = %spec.name, check = %check.name, "{why}");
                 }
                 components.insert(check.name.clone(), component);
                 digests.insert(check.name.clone(), digest);
@@ -470,6 +456,21 @@ impl Daemon {
             stopping.push(task);
         }
         (added, changed, removed)
+    }
+
+    /// Load `component` once per apply pass: checks and restore checks
+    /// sharing a component file share one read, hash and load, and the
+    /// pass collects the components in use.
+    async fn load_once(&mut self, pass: &mut LoadPass, component: &ComponentRef) -> Loaded {
+        if let Some(loaded) = pass.by_source.get(component) {
+            return loaded.clone();
+        }
+        let loaded = self.load(component).await;
+        if let Ok(c) = &loaded.0 {
+            pass.used.insert(c.digest.clone(), c.clone());
+        }
+        pass.by_source.insert(component.clone(), loaded.clone());
+        loaded
     }
 
     /// Load a check's component, reusing one already loaded with the same

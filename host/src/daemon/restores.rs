@@ -36,7 +36,7 @@ use crate::sinks::metrics::RestoreSample;
 use super::board::CheckView;
 use super::plan;
 use super::record::RunRecord;
-use super::scheduler::Shared;
+use super::scheduler::{Shared, TaskHandle, sleep_until};
 use super::state::Tracker;
 
 /// How often the janitor sweeps expired volatile namespaces.
@@ -65,8 +65,7 @@ pub struct RestoreTask {
     pub prepared: Arc<PreparedRestore>,
     /// Its alerting state.
     pub tracker: Arc<Mutex<Tracker>>,
-    stop: watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<()>,
+    task: TaskHandle,
 }
 
 impl RestoreTask {
@@ -77,7 +76,6 @@ impl RestoreTask {
         tracker: Arc<Mutex<Tracker>>,
         resolver: Arc<HostResolver>,
     ) -> Self {
-        let (stop, stopped) = watch::channel(false);
         let spec = &prepared.spec;
         let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
         shared.sinks.board.insert(CheckView {
@@ -107,36 +105,33 @@ impl RestoreTask {
             restore: None,
         });
         let span = info_span!("restore", restore_test = %spec.name, location = %shared.location);
-        let handle = tokio::spawn(
+        let task = TaskHandle::spawn(|stopped| {
             restore_loop(shared, prepared.clone(), tracker.clone(), resolver, stopped)
-                .instrument(span),
-        );
+                .instrument(span)
+        });
         RestoreTask {
             prepared,
             tracker,
-            stop,
-            handle,
+            task,
         }
     }
 
     /// Ask the task to stop: no new run; a run in flight finishes (with its
     /// cleanup).
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.task.stop();
     }
 
     /// Whether the task has ended.
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.task.is_finished()
     }
 
     /// Wait for the task to end, at most `grace`; then abort it (the
     /// janitor deletes what an aborted run left behind once it expires).
     pub async fn join(self, grace: Duration) {
-        let abort = self.handle.abort_handle();
-        if tokio::time::timeout(grace, self.handle).await.is_err() {
+        if !self.task.join(grace).await {
             warn!(restore_test = %self.prepared.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
-            abort.abort();
         }
     }
 }
@@ -174,15 +169,8 @@ async fn restore_loop(
             .sinks
             .board
             .update(name, |v| v.next_unix_ms = Some(plan::unix_ms(planned)));
-        let delay = planned
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        if *stop.borrow() {
+        if !sleep_until(planned, &mut stop).await {
             return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|s| *s) => return,
         }
         let started = SystemTime::now();
         let lateness = started.duration_since(planned).unwrap_or_default();

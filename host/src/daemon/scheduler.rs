@@ -109,8 +109,50 @@ pub struct CheckTask {
     /// Its alerting state, handed on to the replacement when the check
     /// changes on reload.
     pub tracker: Arc<Mutex<Tracker>>,
+    task: TaskHandle,
+}
+
+/// A spawned loop that can be asked to stop (it sees the request on its
+/// `watch::Receiver`) and awaited with a grace period. Check tasks and
+/// restore-test tasks both are one.
+pub struct TaskHandle {
     stop: watch::Sender<bool>,
     handle: tokio::task::JoinHandle<()>,
+}
+
+impl TaskHandle {
+    /// Spawn the future `make` builds from the stop receiver.
+    pub fn spawn<F>(make: impl FnOnce(watch::Receiver<bool>) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        TaskHandle {
+            stop,
+            handle: tokio::spawn(make(stopped)),
+        }
+    }
+
+    /// Ask the task to stop.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Wait for the task to end, at most `grace`; then abort it. Returns
+    /// false if it had to be aborted.
+    pub async fn join(self, grace: Duration) -> bool {
+        let abort = self.handle.abort_handle();
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            abort.abort();
+            return false;
+        }
+        true
+    }
 }
 
 impl CheckTask {
@@ -120,7 +162,6 @@ impl CheckTask {
         prepared: Arc<Prepared>,
         tracker: Arc<Mutex<Tracker>>,
     ) -> Self {
-        let (stop, stopped) = watch::channel(false);
         let spec = &prepared.spec;
         let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
         shared.sinks.board.insert(CheckView {
@@ -141,39 +182,36 @@ impl CheckTask {
             restore: None,
         });
         let span = info_span!("check", check = %spec.name, location = %shared.location);
-        let handle = tokio::spawn(
-            check_loop(shared, prepared.clone(), tracker.clone(), stopped).instrument(span),
-        );
+        let task = TaskHandle::spawn(|stopped| {
+            check_loop(shared, prepared.clone(), tracker.clone(), stopped).instrument(span)
+        });
         CheckTask {
             prepared,
             tracker,
-            stop,
-            handle,
+            task,
         }
     }
 
     /// Ask the task to stop: it starts no new run; a run in flight finishes.
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.task.stop();
     }
 
     /// Whether the task has ended.
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.task.is_finished()
     }
 
     /// Wait for the task to end, at most `grace`; then abort it.
     pub async fn join(self, grace: Duration) {
-        let abort = self.handle.abort_handle();
-        if tokio::time::timeout(grace, self.handle).await.is_err() {
+        if !self.task.join(grace).await {
             warn!(check = %self.prepared.spec.name, "run still going after the grace period: aborted");
-            abort.abort();
         }
     }
 }
 
 /// Sleep until `planned`, or return false if asked to stop first.
-async fn sleep_until(planned: SystemTime, stop: &mut watch::Receiver<bool>) -> bool {
+pub(super) async fn sleep_until(planned: SystemTime, stop: &mut watch::Receiver<bool>) -> bool {
     let delay = planned
         .duration_since(SystemTime::now())
         .unwrap_or_default();
