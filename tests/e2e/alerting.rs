@@ -472,7 +472,15 @@ async fn maintenance_suppresses_new_alerts_and_holds_firing_ones() {
     .await;
     assert_eq!(doc["status"], "firing");
     assert_eq!(doc["started_at"], rfc3339(t0));
-    assert_eq!(am.am_alerts("batch")[0]["startsAt"], rfc3339(t0));
+    // Alertmanager is a separate receiver, delivered on its own: wait for it
+    // too rather than assume it was first.
+    let am_batch = eventually(
+        "batch's alert at Alertmanager",
+        Duration::from_secs(5),
+        || async { am.am_alerts("batch").first().cloned() },
+    )
+    .await;
+    assert_eq!(am_batch["startsAt"], rfc3339(t0));
 
     // A window starts while "web" fires: kept as is, not resent.
     assert!(am.am_alerts("web").len() >= 3, "resent every 200 ms");
