@@ -12,15 +12,16 @@
 //! result, a request flood and a retry loop around denied host calls) on
 //! short timeouts. Start lateness comes from the history (`lateness_ms` of
 //! every run, `/api/v1/checks/{name}/runs`): the well-behaved checks' p99
-//! must stay under 500 ms — or 4× the baseline's p99 if the machine is so
-//! loaded that the baseline itself is slow. A scheduler starved by the
-//! hostile runs (a worker thread stuck in a guest, the concurrency slots
-//! held) would show lateness near the hostile timeouts (1 s and more).
+//! must stay under 50 ms, the daemon's own target for start lateness
+//! (BENCHMARKS.md, 10,000 checks) — or 4× the baseline's p99 if the machine
+//! is so loaded that the baseline itself is slower.
 //!
-//! Measured on the 2-core build machine (debug build of the daemon, as the
-//! tests run it): p99 4–7 ms alone, 107–142 ms beside the hostile checks —
-//! they do delay the others, by about 100 ms, which is why the bound is not
-//! tighter; the test prints both figures.
+//! What keeps it there is the guest pool (`vantage::runtime::pool`): guest
+//! code runs on its own threads, so the scheduler's timers are not held up
+//! behind looping guests. Measured on the 2-core build machine (debug build
+//! of the daemon, as the tests run it): p99 2.2 ms alone, 4.5 ms beside the
+//! hostile checks; 107–170 ms beside them before the guest pool, when guests
+//! shared the scheduler's worker threads.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -37,8 +38,9 @@ const HTTP_CHECKS: usize = 4;
 /// How long each daemon runs its checks once started.
 const BASELINE: Duration = Duration::from_secs(6);
 const HOSTILE_PHASE: Duration = Duration::from_secs(15);
-/// The absolute bound on the well-behaved checks' lateness p99.
-const LATENESS_P99_BOUND_MS: f64 = 500.0;
+/// The absolute bound on the well-behaved checks' lateness p99: the
+/// daemon's target at scale (issue 5, BENCHMARKS.md).
+const LATENESS_P99_BOUND_MS: f64 = 50.0;
 
 /// A `vantage daemon` child process, killed by PID on drop.
 struct Daemon {

@@ -45,6 +45,7 @@ async fn start(config_text: &str, concurrency: usize) -> Harness {
         Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
     let shared = Arc::new(Shared {
         runtime: runtime.clone(),
+        guests: vantage::runtime::pool::GuestPool::new(2).unwrap(),
         permits: Arc::new(Semaphore::new(concurrency)),
         sinks: sinks.clone(),
         location: "test".into(),

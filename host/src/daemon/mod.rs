@@ -38,6 +38,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, ComponentRef, Config, DEFAULT_LISTEN};
 use crate::runtime::engine::EngineOptions;
+use crate::runtime::pool::GuestPool;
 use crate::runtime::{LoadedCheck, Runtime};
 use crate::sinks::Sinks;
 use crate::sinks::alerts::{AlertConfig, Alerts};
@@ -178,8 +179,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         pool_instances: u32::try_from(global.concurrency + 16).unwrap_or(u32::MAX),
     };
     let runtime = Arc::new(Runtime::new(&engine, options.cache_dir.clone())?);
+    let guests = GuestPool::per_core().context("cannot start the guest threads")?;
     let shared = Arc::new(Shared {
         runtime,
+        guests,
         permits: Arc::new(Semaphore::new(global.concurrency)),
         sinks: sinks.clone(),
         location: location.clone(),
@@ -502,13 +505,25 @@ impl Daemon {
             return (Ok(loaded.clone()), Some(digest));
         }
         let source = path.display().to_string();
-        match self.shared.runtime.load_bytes(&source, &bytes).await {
-            Ok(loaded) => {
+        // Compiling and `describe` are guest work: on the guest pool, so a
+        // start or reload does not hold up running checks' timers or the API.
+        let load = {
+            let (runtime, source) = (self.shared.runtime.clone(), source.clone());
+            async move { runtime.load_bytes(&source, &bytes).await }
+        };
+        match self
+            .shared
+            .guests
+            .run(load)
+            .await
+            .map_err(anyhow::Error::msg)
+        {
+            Ok(Ok(loaded)) => {
                 let loaded = Arc::new(loaded);
                 self.components.insert(digest.clone(), loaded.clone());
                 (Ok(loaded), Some(digest))
             }
-            Err(e) => (
+            Ok(Err(e)) | Err(e) => (
                 Err(format!("cannot load component {source}: {e:#}")),
                 Some(digest),
             ),

@@ -338,10 +338,7 @@ impl ValidationRunner for SandboxRunner {
             let Ok(_permit) = self.shared.permits.acquire().await else {
                 return fail(ErrorKind::Host, "the daemon is shutting down".into());
             };
-            self.shared.sinks.metrics.in_flight(1);
-            let result = self.shared.runtime.run(&component, &spec).await;
-            self.shared.sinks.metrics.in_flight(-1);
-            result
+            self.shared.run_guest(&component, &Arc::new(spec)).await
         })
     }
 }

@@ -19,6 +19,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::capabilities::net::HostResolver;
 use crate::config::{CheckSpec, Maintenance};
 use crate::result::{CheckResult, ErrorKind};
+use crate::runtime::pool::GuestPool;
 use crate::runtime::{LoadedCheck, RunSpec, Runtime};
 use crate::sinks::Sinks;
 
@@ -31,6 +32,8 @@ use super::state::{Tracker, is_good};
 pub struct Shared {
     /// The sandbox.
     pub runtime: Arc<Runtime>,
+    /// The threads guest code runs on (see [`GuestPool`] for why).
+    pub guests: GuestPool,
     /// The global concurrency cap.
     pub permits: Arc<Semaphore>,
     /// Where records go.
@@ -55,6 +58,23 @@ impl Shared {
             .find(|m| m.covers(check, now))
             .map(|m| m.name.clone())
     }
+
+    /// Run `check` once with `spec` on the guest pool. A panic of the host
+    /// while serving the run becomes an error result.
+    pub async fn run_guest(&self, check: &Arc<LoadedCheck>, spec: &Arc<RunSpec>) -> CheckResult {
+        let started = plan::unix_ms(SystemTime::now());
+        let (runtime, check, spec) = (self.runtime.clone(), check.clone(), spec.clone());
+        let (name, location) = (spec.check_name.clone(), spec.location.clone());
+        self.sinks.metrics.in_flight(1);
+        let result = self
+            .guests
+            .run(async move { runtime.run(&check, &spec).await })
+            .await;
+        self.sinks.metrics.in_flight(-1);
+        result.unwrap_or_else(|why| {
+            CheckResult::host_error(&name, &location, started, ErrorKind::Host, why)
+        })
+    }
 }
 
 /// A configured check, ready to schedule: its spec, the inputs of each run,
@@ -64,7 +84,7 @@ pub struct Prepared {
     /// The check as configured.
     pub spec: CheckSpec,
     /// The inputs of each run.
-    pub run_spec: RunSpec,
+    pub run_spec: Arc<RunSpec>,
     /// The component, or the load error.
     pub component: Result<Arc<LoadedCheck>, String>,
     /// sha256 of the component bytes, when they could be read.
@@ -81,7 +101,7 @@ impl Prepared {
         location: &str,
         resolver: Arc<HostResolver>,
     ) -> Self {
-        let run_spec = RunSpec {
+        let run_spec = Arc::new(RunSpec {
             check_name: spec.name.clone(),
             targets: spec.targets.clone(),
             config: spec.config.clone(),
@@ -92,7 +112,7 @@ impl Prepared {
             mode: spec.mode,
             resolver,
             allow_insecure: spec.allow_insecure,
-        };
+        });
         Prepared {
             spec,
             run_spec,
@@ -427,12 +447,7 @@ async fn attempt(
     }
     let spec = &prepared.spec;
     let result = match &prepared.component {
-        Ok(check) => {
-            shared.sinks.metrics.in_flight(1);
-            let result = shared.runtime.run(check, &prepared.run_spec).await;
-            shared.sinks.metrics.in_flight(-1);
-            result
-        }
+        Ok(check) => shared.run_guest(check, &prepared.run_spec).await,
         Err(why) => CheckResult::host_error(
             &spec.name,
             &shared.location,

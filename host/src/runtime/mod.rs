@@ -12,6 +12,7 @@ pub mod cache;
 pub mod engine;
 pub mod limits;
 pub mod metadata;
+pub mod pool;
 pub mod wasi;
 
 use std::path::{Path, PathBuf};
