@@ -6,7 +6,9 @@
 //! Built on hyper's connection-level API rather than a pooled client: a probe
 //! wants a fresh connection every time, and the timings of each step.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -259,8 +261,8 @@ async fn exchange(
     timings.connect_ms += ms(connection.connect);
     let (tcp, remote_addr, _slot) = (connection.stream, connection.remote_addr, connection.slot);
 
-    // `_driver` keeps the connection task alive until the body is read, then aborts it.
-    let ((response, _driver), tls) = if scheme == "https" {
+    // `driver` drives the connection until the body is read, then drops it.
+    let ((response, mut driver), tls) = if scheme == "https" {
         *phase = Phase::Tls;
         // Build the configuration before the clock starts: the phase is the handshake.
         let config = tls_config(req)?;
@@ -295,7 +297,7 @@ async fn exchange(
     let t = Instant::now();
     let mut body = response.into_body();
     let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = driver.drive(body.frame()).await {
         let frame = frame.map_err(|e| NetError::Protocol(format!("reading body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if (buf.len() + data.len()) as u64 > req.max_body_bytes {
@@ -321,24 +323,56 @@ async fn exchange(
     })
 }
 
-/// Aborts the spawned connection driver when the exchange is over.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// What drives a connection while its response is read.
+///
+/// HTTP/1.1: the connection future itself, polled by the task that reads the
+/// response ([`Driver::drive`]), so a plain exchange never leaves that task:
+/// with the connection on a task of its own, every read woke another worker
+/// thread (a futex call and a context switch each time), which cost more
+/// than the rest of a loopback probe. HTTP/2 multiplexes its streams behind
+/// the scenes and keeps a spawned task, aborted when the exchange is over.
+enum Driver {
+    Inline(Option<Pin<Box<dyn Future<Output = ()> + Send>>>),
+    Spawned(tokio::task::JoinHandle<()>),
+}
 
-impl Drop for AbortOnDrop {
+impl Driver {
+    /// Await `work` while driving the connection.
+    async fn drive<F: Future>(&mut self, work: F) -> F::Output {
+        let Driver::Inline(conn) = self else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        loop {
+            let Some(c) = conn.as_mut() else {
+                return work.await;
+            };
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                () = c.as_mut() => *conn = None,
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Driver::Spawned(task) = self {
+            task.abort();
+        }
     }
 }
 
 /// Send the request over an established (possibly TLS) connection and wait
 /// for the response head. Returns the response with its body still to read,
-/// and the guard of the task driving the connection.
+/// and what drives the connection until the body is read ([`Driver`]).
 async fn send<IO>(
     io: IO,
     h2: bool,
     req: &FetchRequest,
     timings: &mut Timings,
-) -> Result<(http::Response<hyper::body::Incoming>, AbortOnDrop), NetError>
+) -> Result<(http::Response<hyper::body::Incoming>, Driver), NetError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -372,7 +406,7 @@ where
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(proto)?;
-        let driver = AbortOnDrop(tokio::spawn(async move {
+        let driver = Driver::Spawned(tokio::spawn(async move {
             let _ = conn.await;
         }));
         (sender.send_request(request).await.map_err(proto)?, driver)
@@ -380,10 +414,11 @@ where
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(proto)?;
-        let driver = AbortOnDrop(tokio::spawn(async move {
+        let mut driver = Driver::Inline(Some(Box::pin(async move {
             let _ = conn.await;
-        }));
-        (sender.send_request(request).await.map_err(proto)?, driver)
+        })));
+        let response = driver.drive(sender.send_request(request)).await;
+        (response.map_err(proto)?, driver)
     };
     timings.processing_ms += ms(t.elapsed());
     Ok((response, driver))
