@@ -532,8 +532,11 @@ pub fn format_bytes(n: u64) -> String {
 /// A run id unique within this host: start time, process id, counter (hex).
 pub fn next_run_id(unix_ms: u64) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `process::id` is a system call each time; the pid does not change.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{unix_ms:x}-{:x}-{n:x}", std::process::id())
+    let pid = PID.get_or_init(std::process::id);
+    format!("{unix_ms:x}-{pid:x}-{n:x}")
 }
 
 /// When a component imports `vantage:check` interfaces of another version
