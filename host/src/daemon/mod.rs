@@ -12,6 +12,11 @@
 //! - [`board`]: the live view of every check, for the API and status page.
 //! - [`reload`]: SIGHUP and config-file watching.
 //!
+//! Threads: the scheduler, sinks and web server run on the caller's Tokio
+//! runtime; guest code (every run, every compile and `describe`) runs on the
+//! [`GuestPool`], so a check that computes flat out delays no timer and no
+//! API request.
+//!
 //! Lifecycle: SIGHUP or a change of the configuration file reloads it (an
 //! invalid file is rejected and the running configuration kept); SIGTERM or
 //! SIGINT stop it gracefully (no new runs, runs in flight get
