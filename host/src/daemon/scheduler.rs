@@ -63,16 +63,21 @@ impl Shared {
     /// while serving the run becomes an error result.
     pub async fn run_guest(&self, check: &Arc<LoadedCheck>, spec: &Arc<RunSpec>) -> CheckResult {
         let started = plan::unix_ms(SystemTime::now());
-        let (runtime, check, spec) = (self.runtime.clone(), check.clone(), spec.clone());
-        let (name, location) = (spec.check_name.clone(), spec.location.clone());
+        let run = {
+            let (runtime, check, spec) = (self.runtime.clone(), check.clone(), spec.clone());
+            async move { runtime.run(&check, &spec).await }
+        };
         self.sinks.metrics.in_flight(1);
-        let result = self
-            .guests
-            .run(async move { runtime.run(&check, &spec).await })
-            .await;
+        let result = self.guests.run(run).await;
         self.sinks.metrics.in_flight(-1);
         result.unwrap_or_else(|why| {
-            CheckResult::host_error(&name, &location, started, ErrorKind::Host, why)
+            CheckResult::host_error(
+                &spec.check_name,
+                &spec.location,
+                started,
+                ErrorKind::Host,
+                why,
+            )
         })
     }
 }
