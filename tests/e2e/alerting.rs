@@ -526,3 +526,65 @@ async fn maintenance_suppresses_new_alerts_and_holds_firing_ones() {
     assert!(am.am_alerts("cron").is_empty() && hook.documents("cron").is_empty());
     assert_eq!(alerts.stats().failed, 0);
 }
+
+/// A restarted daemon hands the sink the alerts that were active before the
+/// restart: a check still down carries its episode on (Alertmanager gets it
+/// at once with the original `startsAt`, webhooks hear nothing new), one
+/// that recovers is resolved, and one a window suppressed stays suppressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_resumed_after_a_restart_are_not_fired_again() {
+    use vantage::sinks::alerts::ResumedAlert;
+    let (am, am_base) = Recorder::start("/api/v2/alerts", 0).await;
+    let (hook, hook_base) = Recorder::start("/hook", 0).await;
+    let alerts = Alerts::start(config(&[am_base], &[format!("{hook_base}/hook")], 60_000));
+    let t0 = now_ms() - 60_000;
+    let since = DateTime::<Utc>::from_timestamp_millis(t0 as i64).unwrap();
+    let resumed = |check: &str, sent: bool, in_maintenance: bool| ResumedAlert {
+        check: check.into(),
+        location: LOCATION.into(),
+        since,
+        sent,
+        in_maintenance,
+    };
+    alerts
+        .resume(vec![
+            resumed("web", true, false),
+            resumed("api", true, false),
+            resumed("batch", false, true),
+        ])
+        .await;
+
+    // The first runs after the restart: web and batch still down (batch in
+    // its window), api up.
+    let t1 = now_ms();
+    alerts.observe(still_down("web", t1, None));
+    alerts.observe(up("api", t1, None));
+    alerts.observe(still_down("batch", t1, Some("db upgrade")));
+
+    // web: resent to Alertmanager at once (resend is 60 s), startsAt kept.
+    let web = eventually("web at Alertmanager", Duration::from_secs(5), || async {
+        am.am_alerts("web").first().cloned()
+    })
+    .await;
+    assert_eq!(web["startsAt"], rfc3339(t0), "{web:#}");
+    assert_eq!(web["annotations"]["run_id"], format!("web-{t1}"));
+    // api: resolved, as the episode from before the restart.
+    let api = eventually("api's resolution", Duration::from_secs(5), || async {
+        hook.documents("api").first().cloned()
+    })
+    .await;
+    assert_eq!(api["status"], "resolved");
+    assert_eq!(api["started_at"], rfc3339(t0));
+
+    // Nothing announced anew.
+    alerts.observe(still_down("web", t1 + 1000, None));
+    alerts.clone().shutdown(Duration::from_secs(1)).await;
+    assert!(
+        hook.documents("web").is_empty(),
+        "{:?}",
+        hook.documents("web")
+    );
+    assert!(am.am_alerts("batch").is_empty() && hook.documents("batch").is_empty());
+    assert_eq!(hook.documents("api").len(), 1);
+    assert_eq!(alerts.stats().dropped, 0);
+}

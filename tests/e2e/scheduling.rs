@@ -166,7 +166,7 @@ async fn many_checks_are_spread_never_overlap_and_lateness_is_measured() {
     let metrics = sinks.metrics.render();
     assert!(
         metrics.contains(&format!(
-            "vantage_scheduler_lateness_seconds_count {total_runs}"
+            "vantage_scheduler_lateness_seconds_count{{location=\"test\"}} {total_runs}"
         )),
         "lateness count should be {total_runs}:\n{}",
         metrics

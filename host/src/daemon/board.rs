@@ -33,7 +33,9 @@ pub struct CheckView {
     pub last: Option<Arc<RunRecord>>,
     /// The most recent run that was bad (fail or error).
     pub last_failure: Option<Arc<RunRecord>>,
-    /// Runs finished since the daemon started (or the check was added).
+    /// Runs finished: at start-up, the check's runs kept in the history
+    /// (see [`super::state::resume`]), then one more per run; a check added
+    /// or changed by a reload starts from 0.
     pub runs: u64,
     /// Runs skipped because the previous one was still going.
     pub skipped_overlap: u64,

@@ -55,7 +55,6 @@ use crate::audit::log::AuditLog;
 use board::Board;
 use restores::{PreparedRestore, RestoreTask};
 use scheduler::{CheckTask, Prepared, Shared};
-use state::Tracker;
 
 /// How the daemon is started (the command line).
 #[derive(Debug, Clone)]
@@ -97,6 +96,9 @@ struct Daemon {
     components: HashMap<String, Arc<LoadedCheck>>,
     config: Config,
     resolver: Arc<crate::capabilities::net::HostResolver>,
+    /// State read back from the history at start-up, taken by each check
+    /// when it is first added (see [`state::resume`]).
+    carried: HashMap<String, state::Carried>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -220,6 +222,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     let janitor = tokio::spawn(restores::janitor_loop(clusters, janitor_stopped));
 
+    let names = config
+        .checks
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(config.restores.iter().map(|r| r.name.clone()))
+        .collect();
+    let carried = state::resume(&history, &alerts, &location, names).await;
     let mut daemon = Daemon {
         shared,
         tasks: BTreeMap::new(),
@@ -228,6 +237,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         components: HashMap::new(),
         config: config.clone(),
         resolver: Arc::default(),
+        carried,
     };
     daemon.apply(config).await;
     info!(
@@ -347,7 +357,8 @@ impl Daemon {
                 }
                 None => {
                     added += 1;
-                    Arc::new(Mutex::new(Tracker::default()))
+                    let tracker = self.carried.get(&name).map(|c| c.tracker.clone());
+                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
                 }
             };
             if let Err(why) = &component {
@@ -361,6 +372,11 @@ impl Daemon {
                 self.resolver.clone(),
             );
             let task = CheckTask::spawn(self.shared.clone(), Arc::new(prepared), tracker);
+            state::carry_runs(
+                &self.shared.sinks.board,
+                &name,
+                self.carried.remove(&name).as_ref(),
+            );
             self.tasks.insert(name, task);
         }
         let removed = old.len();
@@ -435,7 +451,8 @@ impl Daemon {
                 }
                 None => {
                     added += 1;
-                    Arc::new(Mutex::new(Tracker::default()))
+                    let tracker = self.carried.get(&spec.name).map(|c| c.tracker.clone());
+                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
                 }
             };
             let prepared = PreparedRestore {
@@ -454,6 +471,8 @@ impl Daemon {
                 tracker,
                 self.resolver.clone(),
             );
+            let carried = self.carried.remove(&spec.name);
+            state::carry_runs(&self.shared.sinks.board, &spec.name, carried.as_ref());
             self.restores.insert(spec.name.clone(), task);
         }
         let removed = old.len();

@@ -1,9 +1,91 @@
 //! [`Tracker`]: a check's alerting state, moved by run statuses with
 //! thresholds so one bad run does not page anyone unless configured to.
+//!
+//! [`resume`] carries the state over a restart: at start-up the daemon reads
+//! each configured check's last state, streaks and run count back from the
+//! history, and the alerts of the checks that were down go to the alerts
+//! sink, so a restart neither re-fires nor hides an alert.
+
+use std::collections::HashMap;
 
 use crate::result::Status;
+use crate::sinks::alerts::{Alerts, ResumedAlert};
+use crate::sinks::history::History;
 
+use super::board::Board;
 use super::record::{CheckState, Transition};
+
+/// What a check carries over a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// Its state and streaks.
+    pub tracker: Tracker,
+    /// Its runs kept in the history (the board's `runs` starts from them).
+    pub runs: u64,
+}
+
+/// Read the state of each of `checks` back from `history` and hand the
+/// alerts of those that were down to `alerts` (keyed by `location`, this
+/// daemon's label). A check without stored runs is not in the map (it starts
+/// `pending`); if the history cannot be read, that is logged and every check
+/// starts `pending`.
+pub async fn resume(
+    history: &History,
+    alerts: &Alerts,
+    location: &str,
+    checks: Vec<String>,
+) -> HashMap<String, Carried> {
+    let resumed = match history.resume(checks).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not read the checks' state from the history: every check starts pending"
+            );
+            return HashMap::new();
+        }
+    };
+    let mut down = Vec::new();
+    let carried = resumed
+        .into_iter()
+        .map(|(name, r)| {
+            if let Some(since) = r
+                .down_since_unix_ms
+                .and_then(|ms| i64::try_from(ms).ok())
+                .and_then(chrono::DateTime::from_timestamp_millis)
+            {
+                down.push(ResumedAlert {
+                    check: name.clone(),
+                    location: location.to_string(),
+                    since,
+                    sent: r.alert_sent,
+                    in_maintenance: r.in_maintenance,
+                });
+            }
+            let carried = Carried {
+                tracker: Tracker::resumed(r.state, r.good_streak, r.bad_streak),
+                runs: r.runs,
+            };
+            (name, carried)
+        })
+        .collect::<HashMap<_, _>>();
+    if !carried.is_empty() {
+        tracing::info!(
+            checks = carried.len(),
+            down = down.len(),
+            "check states carried over from the history"
+        );
+    }
+    alerts.resume(down).await;
+    carried
+}
+
+/// Add the runs `carried` over a restart to `name`'s board entry.
+pub fn carry_runs(board: &Board, name: &str, carried: Option<&Carried>) {
+    if let Some(c) = carried.filter(|c| c.runs > 0) {
+        board.update(name, |v| v.runs += c.runs);
+    }
+}
 
 /// Whether a run's status counts as good (pass, degraded) or bad (fail,
 /// error) for the state.
@@ -20,6 +102,16 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// A tracker that carries on from a state and streaks read back from
+    /// the history (see [`resume`]).
+    pub fn resumed(state: CheckState, good_streak: u32, bad_streak: u32) -> Tracker {
+        Tracker {
+            state,
+            good_streak,
+            bad_streak,
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> CheckState {
         self.state

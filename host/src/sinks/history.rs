@@ -7,9 +7,21 @@
 //!   capped at [`QUEUE_LIMIT`] records: beyond that (the disk has stalled for
 //!   a long time) new records are dropped and counted
 //!   ([`HistoryStats::dropped`]) rather than growing memory without bound.
-//! - The writer also prunes by [`Retention`] (age and runs per check) when
-//!   it starts, every [`PRUNE_EVERY_INSERTS`] inserts and at least every
+//! - Runs per check are capped on insert: the transaction that inserts a
+//!   check's run deletes its oldest runs beyond
+//!   [`Retention::max_runs_per_check`], so the cap holds at every commit.
+//!   Runs older than [`Retention::max_age`] are deleted when the writer
+//!   starts, every [`PRUNE_EVERY_INSERTS`] inserts and at least every
 //!   [`PRUNE_INTERVAL`].
+//! - A stored run is at most about [`MAX_STORED_BYTES`] (its JSON) plus
+//!   [`MAX_COLUMN_BYTES`] each for the `summary` and `reason` columns:
+//!   larger results are cut with a [`TRUNCATED_MARKER`] (see
+//!   [`stored_json`]). Results are redacted before they reach any sink, so
+//!   cutting never shows more of a secret.
+//! - Space is given back: the file uses `auto_vacuum = INCREMENTAL`, and
+//!   the writer runs `incremental_vacuum` when more than [`SPARE_PAGES_MAX`]
+//!   pages (and a quarter of the file) are free. A file created before this
+//!   (without auto-vacuum) is converted by one `VACUUM` when opened.
 //! - Reads use their own connections (WAL mode lets them run while the
 //!   writer writes), on tokio's blocking pool.
 //!
@@ -33,7 +45,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::daemon::record::RunRecord;
+use crate::daemon::record::{CheckState, RunRecord};
 use crate::result::Status;
 
 /// The file name inside the data dir.
@@ -58,6 +70,25 @@ pub const LOG_EXCERPT_LINES: usize = 50;
 
 /// ...and at most this many bytes of log messages.
 pub const LOG_EXCERPT_BYTES: usize = 8 * 1024;
+
+/// The most bytes of JSON stored for one run; a larger record is shrunk
+/// (long texts cut, long lists shortened) until it fits, see
+/// [`stored_json`].
+pub const MAX_STORED_BYTES: usize = 64 * 1024;
+
+/// The most bytes stored in the `summary` and `reason` columns of a run.
+pub const MAX_COLUMN_BYTES: usize = 4 * 1024;
+
+/// What a cut text ends with.
+pub const TRUNCATED_MARKER: &str = "…[truncated]";
+
+/// Free pages tolerated in the file before the writer gives them back
+/// (`incremental_vacuum`): 1 MiB of 4 KiB pages, and only once they are
+/// also a quarter of the file. Below that, SQLite reuses them for new runs.
+pub const SPARE_PAGES_MAX: u64 = 256;
+
+/// The most bytes the write-ahead log keeps on disk after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
 /// Read connections kept open between queries.
 const READ_POOL: usize = 4;
@@ -133,6 +164,30 @@ pub struct Summary {
     pub last_failure: Option<Value>,
 }
 
+/// What the history says about a check when the daemon starts, so a
+/// restart carries on from where the check was ([`History::resume`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The state after the last stored run.
+    pub state: CheckState,
+    /// Good runs (pass, degraded) in a row at the end of the history.
+    pub good_streak: u32,
+    /// Bad runs (fail, error) in a row at the end of the history.
+    pub bad_streak: u32,
+    /// Runs stored for the check.
+    pub runs: u64,
+    /// When the check is down: the start (unix ms) of the first stored run
+    /// of the current down episode, i.e. the run that went down (unless
+    /// retention deleted it).
+    pub down_since_unix_ms: Option<u64>,
+    /// When the check is down: whether a run of the episode was outside a
+    /// maintenance window, i.e. its alert was sent (else it was only
+    /// suppressed).
+    pub alert_sent: bool,
+    /// Whether the last stored run was in a maintenance window.
+    pub in_maintenance: bool,
+}
+
 /// Counters of the writer, since [`History::open`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct HistoryStats {
@@ -205,8 +260,15 @@ impl History {
         let path = dir.join(FILE_NAME);
         let mut conn = open_connection(&path)
             .with_context(|| format!("opening the history database {}", path.display()))?;
+        ensure_incremental_vacuum(&conn).with_context(|| {
+            format!(
+                "turning on incremental vacuum in the history database {}",
+                path.display()
+            )
+        })?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
             .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|_| conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT))
             .with_context(|| format!("setting up the history database {}", path.display()))?;
         migrate(&mut conn)
             .with_context(|| format!("migrating the history database {}", path.display()))?;
@@ -222,6 +284,7 @@ impl History {
             counters: counters.clone(),
             since_prune: 0,
             last_prune: Instant::now(),
+            counts: std::collections::HashMap::new(),
         };
         let writer = std::thread::Builder::new()
             .name("vantage-history".into())
@@ -304,6 +367,24 @@ impl History {
             .await
     }
 
+    /// Where each of `checks` stood at its last stored run, for the checks
+    /// with stored runs (one blocking task, one connection).
+    pub async fn resume(
+        &self,
+        checks: Vec<String>,
+    ) -> anyhow::Result<std::collections::HashMap<String, Resumed>> {
+        self.read(move |conn| {
+            let mut out = std::collections::HashMap::new();
+            for check in checks {
+                if let Some(r) = query_resumed(conn, &check)? {
+                    out.insert(check, r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// [`History::summary`] of several checks in one go (one blocking task,
     /// one connection), in the order given.
     pub async fn summaries(
@@ -370,6 +451,33 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Make the file use `auto_vacuum = INCREMENTAL`. A new file gets it before
+/// its first table; an existing file without it (written by an older
+/// Vantage) is rebuilt once with `VACUUM`, outside WAL mode (the mode is set
+/// again by the caller). The rebuild needs as much free disk as the file's
+/// live data and takes a moment on a large file; it is logged.
+fn ensure_incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    if tables == 0 {
+        // Empty: the setting applies when the first table is created.
+        return conn.pragma_update(None, "auto_vacuum", INCREMENTAL);
+    }
+    let started = Instant::now();
+    conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))?;
+    conn.pragma_update(None, "auto_vacuum", INCREMENTAL)?;
+    conn.execute_batch("VACUUM")?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "history database converted to incremental auto-vacuum (one VACUUM)"
+    );
+    Ok(())
+}
+
 /// Bring the schema to [`SCHEMA_VERSION`], one transaction per migration.
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -405,16 +513,128 @@ fn now_unix_ms() -> u64 {
 /// ([`RunRecord::reason`]), with `result.logs` cut to the last lines that fit
 /// [`LOG_EXCERPT_LINES`] and [`LOG_EXCERPT_BYTES`]; `result.logs_omitted`
 /// then says how many lines were left out.
+///
+/// A record still larger than [`MAX_STORED_BYTES`] is shrunk until it fits:
+/// texts are cut (ending with [`TRUNCATED_MARKER`]) and lists shortened (a
+/// sibling `<name>_omitted` counts what was left out), with ever smaller
+/// budgets; as a last resort only the run's status, summary, error and
+/// identity are kept. A shrunk record has `"truncated": true`.
 pub fn stored_json(record: &RunRecord) -> anyhow::Result<Value> {
     let mut value = serde_json::to_value(record)?;
     if let Value::Object(map) = &mut value {
         map.insert("reason".into(), Value::String(record.reason()));
     }
+    excerpt_logs(&mut value);
+    shrink_to_fit(&mut value, MAX_STORED_BYTES);
+    Ok(value)
+}
+
+/// Cut `s` to at most `max` bytes, on a character boundary, ending with
+/// [`TRUNCATED_MARKER`]; true if it was cut.
+pub fn cut_text(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut at = max.saturating_sub(TRUNCATED_MARKER.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    s.truncate(at);
+    s.push_str(TRUNCATED_MARKER);
+    true
+}
+
+fn json_len(v: &Value) -> usize {
+    serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
+}
+
+/// Shrink `value` (a stored record) until its JSON is at most `max` bytes;
+/// see [`stored_json`].
+fn shrink_to_fit(value: &mut Value, max: usize) {
+    if json_len(value) <= max {
+        return;
+    }
+    // Room for the `truncated` flag.
+    let max = max.saturating_sub(32);
+    let (mut text, mut items) = (4096, 64);
+    loop {
+        shrink(value, text, items);
+        if json_len(value) <= max {
+            break;
+        }
+        if text == 64 && items == 2 {
+            // Last resort: the run's identity, verdict and why.
+            if let Some(Value::Object(result)) = value.get_mut("result") {
+                result.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "check"
+                            | "status"
+                            | "summary"
+                            | "duration_ms"
+                            | "location"
+                            | "run_id"
+                            | "started_unix_ms"
+                            | "error"
+                    )
+                });
+            }
+            if let Value::Object(map) = value {
+                map.remove("retries");
+            }
+            shrink(value, 64, 2);
+            break;
+        }
+        text = (text / 2).max(64);
+        items = (items / 2).max(2);
+    }
+    if let Value::Object(map) = value {
+        map.insert("truncated".into(), Value::Bool(true));
+    }
+}
+
+/// Cut every text in `v` to `text` bytes and every list to `items`
+/// entries (the first ones; the last ones of `logs`), counting what lists
+/// lose in a sibling `<name>_omitted`.
+fn shrink(v: &mut Value, text: usize, items: usize) {
+    match v {
+        Value::String(s) => {
+            cut_text(s, text);
+        }
+        Value::Array(list) => list.iter_mut().for_each(|x| shrink(x, text, items)),
+        Value::Object(map) => {
+            let mut omitted = Vec::new();
+            for (key, x) in map.iter_mut() {
+                if let Value::Array(list) = x
+                    && list.len() > items
+                {
+                    let n = list.len() - items;
+                    if key == "logs" {
+                        list.drain(..n);
+                    } else {
+                        list.truncate(items);
+                    }
+                    omitted.push((format!("{key}_omitted"), n as u64));
+                }
+                shrink(x, text, items);
+            }
+            for (key, n) in omitted {
+                let before = map.get(&key).and_then(Value::as_u64).unwrap_or(0);
+                map.insert(key, Value::from(before + n));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Cut `result.logs` to the last lines that fit [`LOG_EXCERPT_LINES`] and
+/// [`LOG_EXCERPT_BYTES`], counting the others in `result.logs_omitted`.
+fn excerpt_logs(value: &mut Value) {
     let Some(logs) = value
         .pointer_mut("/result/logs")
         .and_then(Value::as_array_mut)
     else {
-        return Ok(value);
+        return;
     };
     let total = logs.len();
     let mut kept = Vec::new();
@@ -447,7 +667,6 @@ pub fn stored_json(record: &RunRecord) -> anyhow::Result<Value> {
     if omitted > 0 {
         value["result"]["logs_omitted"] = Value::from(omitted);
     }
-    Ok(value)
 }
 
 struct Writer {
@@ -457,10 +676,17 @@ struct Writer {
     counters: Arc<Counters>,
     since_prune: u64,
     last_prune: Instant,
+    /// Stored runs per check, kept in step with the table so the per-check
+    /// cap is applied on insert without counting rows.
+    counts: std::collections::HashMap<String, u64>,
 }
 
 impl Writer {
     fn run(mut self) {
+        match count_runs(&self.conn) {
+            Ok(counts) => self.counts = counts,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "could not count stored runs"),
+        }
         self.prune_logged();
         loop {
             let first = match self.rx.recv_timeout(PRUNE_INTERVAL) {
@@ -512,10 +738,15 @@ impl Writer {
 
     fn insert(&mut self, records: &[Arc<RunRecord>]) {
         let n = records.len() as u64;
-        match insert_batch(&mut self.conn, records) {
-            Ok(()) => {
+        let max_runs = self.retention.max_runs_per_check;
+        match insert_batch(&mut self.conn, records, &mut self.counts, max_runs) {
+            Ok(deleted) => {
                 self.counters.written.fetch_add(n, Ordering::Relaxed);
+                self.counters.pruned.fetch_add(deleted, Ordering::Relaxed);
                 self.since_prune += n;
+                if deleted > 0 {
+                    self.reclaim_logged();
+                }
             }
             Err(e) => {
                 self.counters.failed.fetch_add(n, Ordering::Relaxed);
@@ -531,9 +762,26 @@ impl Writer {
     fn prune(&mut self) -> anyhow::Result<u64> {
         self.since_prune = 0;
         self.last_prune = Instant::now();
-        let deleted = prune(&mut self.conn, &self.retention, now_unix_ms())?;
+        let deleted = prune(
+            &mut self.conn,
+            &self.retention,
+            now_unix_ms(),
+            &mut self.counts,
+        )?;
         self.counters.pruned.fetch_add(deleted, Ordering::Relaxed);
+        if deleted > 0 {
+            self.reclaim_logged();
+        }
         Ok(deleted)
+    }
+
+    fn reclaim_logged(&mut self) {
+        if let Err(e) = reclaim(&self.conn) {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not give back free space of the run history"
+            );
+        }
     }
 
     fn prune_logged(&mut self) {
@@ -543,8 +791,54 @@ impl Writer {
     }
 }
 
-fn insert_batch(conn: &mut Connection, records: &[Arc<RunRecord>]) -> anyhow::Result<()> {
+/// Stored runs per check.
+fn count_runs(conn: &Connection) -> rusqlite::Result<std::collections::HashMap<String, u64>> {
+    conn.prepare("SELECT check_name, COUNT(*) FROM runs GROUP BY check_name")?
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+        .collect()
+}
+
+/// Delete `check`'s oldest `n` runs; returns how many were deleted.
+fn delete_oldest(tx: &rusqlite::Transaction<'_>, check: &str, n: u64) -> rusqlite::Result<u64> {
+    Ok(tx.execute(
+        "DELETE FROM runs WHERE id IN (
+            SELECT id FROM runs WHERE check_name = ?1
+            ORDER BY started_unix_ms ASC, id ASC LIMIT ?2)",
+        params![check, to_i64(n)],
+    )? as u64)
+}
+
+/// Give free pages back to the file system when there are many
+/// ([`SPARE_PAGES_MAX`] and a quarter of the file), then checkpoint the
+/// write-ahead log so the file shrinks now.
+fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    if (free as u64) < SPARE_PAGES_MAX || free.saturating_mul(4) < pages {
+        return Ok(());
+    }
+    // The pragma frees one page per step (it yields a row for each): step
+    // it to the end.
+    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    tracing::debug!(pages = free, "history: free pages given back");
+    Ok(())
+}
+
+/// Insert `records` in one transaction, deleting in it the oldest runs of
+/// each check beyond `max_runs`; `counts` (runs per check) is updated when
+/// the transaction commits. Returns how many runs were deleted.
+fn insert_batch(
+    conn: &mut Connection,
+    records: &[Arc<RunRecord>],
+    counts: &mut std::collections::HashMap<String, u64>,
+    max_runs: u64,
+) -> anyhow::Result<u64> {
     let tx = conn.transaction()?;
+    let mut added: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO runs (check_name, location, run_id, started_unix_ms, planned_unix_ms,
@@ -554,6 +848,11 @@ fn insert_batch(conn: &mut Connection, records: &[Arc<RunRecord>]) -> anyhow::Re
         )?;
         for r in records {
             let json = serde_json::to_string(&stored_json(r)?)?;
+            let mut summary = r.result.summary.clone();
+            cut_text(&mut summary, MAX_COLUMN_BYTES);
+            let mut reason = r.reason();
+            cut_text(&mut reason, MAX_COLUMN_BYTES);
+            *added.entry(r.check()).or_default() += 1;
             stmt.execute(params![
                 r.check(),
                 r.location(),
@@ -564,40 +863,66 @@ fn insert_batch(conn: &mut Connection, records: &[Arc<RunRecord>]) -> anyhow::Re
                 r.result.status.as_str(),
                 r.state.as_str(),
                 r.result.duration_ms,
-                r.result.summary,
-                r.reason(),
+                summary,
+                reason,
                 (r.retries.len() + 1) as i64,
                 r.maintenance,
                 json,
             ])?;
         }
     }
-    tx.commit()?;
-    Ok(())
-}
-
-/// Delete what the retention no longer keeps; returns how many runs.
-fn prune(conn: &mut Connection, retention: &Retention, now_unix_ms: u64) -> anyhow::Result<u64> {
-    let tx = conn.transaction()?;
-    let cutoff = now_unix_ms.saturating_sub(retention.max_age.as_millis() as u64);
-    let mut deleted = tx.execute(
-        "DELETE FROM runs WHERE started_unix_ms < ?1",
-        params![to_i64(cutoff)],
-    )? as u64;
-    let keep = to_i64(retention.max_runs_per_check);
-    let over: Vec<String> = tx
-        .prepare("SELECT check_name FROM runs GROUP BY check_name HAVING COUNT(*) > ?1")?
-        .query_map(params![keep], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for check in over {
-        deleted += tx.execute(
-            "DELETE FROM runs WHERE id IN (
-                SELECT id FROM runs WHERE check_name = ?1
-                ORDER BY started_unix_ms DESC, id DESC LIMIT -1 OFFSET ?2)",
-            params![check, keep],
-        )? as u64;
+    let mut deleted = 0;
+    let mut after = Vec::with_capacity(added.len());
+    for (check, n) in added {
+        let total = counts.get(check).copied().unwrap_or(0) + n;
+        let over = total.saturating_sub(max_runs);
+        if over > 0 {
+            deleted += delete_oldest(&tx, check, over)?;
+        }
+        after.push((check, total - over));
     }
     tx.commit()?;
+    for (check, n) in after {
+        counts.insert(check.to_string(), n);
+    }
+    Ok(deleted)
+}
+
+/// Delete what the retention no longer keeps: runs older than its age, and
+/// per check the oldest runs beyond its count (by `counts`, the runs per
+/// check, updated when the transaction commits). Returns how many runs.
+fn prune(
+    conn: &mut Connection,
+    retention: &Retention,
+    now_unix_ms: u64,
+    counts: &mut std::collections::HashMap<String, u64>,
+) -> anyhow::Result<u64> {
+    let tx = conn.transaction()?;
+    let cutoff = now_unix_ms.saturating_sub(retention.max_age.as_millis() as u64);
+    let mut after = counts.clone();
+    let mut deleted = 0;
+    {
+        let mut stmt =
+            tx.prepare("DELETE FROM runs WHERE started_unix_ms < ?1 RETURNING check_name")?;
+        let mut rows = stmt.query(params![to_i64(cutoff)])?;
+        while let Some(row) = rows.next()? {
+            let check: String = row.get(0)?;
+            if let Some(n) = after.get_mut(&check) {
+                *n = n.saturating_sub(1);
+            }
+            deleted += 1;
+        }
+    }
+    for (check, n) in after.iter_mut() {
+        let over = n.saturating_sub(retention.max_runs_per_check);
+        if over > 0 {
+            deleted += delete_oldest(&tx, check, over)?;
+            *n -= over;
+        }
+    }
+    tx.commit()?;
+    after.retain(|_, n| *n > 0);
+    *counts = after;
     Ok(deleted)
 }
 
@@ -605,6 +930,73 @@ fn parse_json(text: String) -> rusqlite::Result<Value> {
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
     })
+}
+
+fn parse_state(s: &str) -> Option<CheckState> {
+    CheckState::ALL.into_iter().find(|c| c.as_str() == s)
+}
+
+/// [`Resumed`] of `check`: walks its runs newest first, only as far as the
+/// last streak and the last down episode reach.
+fn query_resumed(conn: &Connection, check: &str) -> anyhow::Result<Option<Resumed>> {
+    let runs: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM runs WHERE check_name = ?1")?
+        .query_row(params![check], |r| r.get(0))?;
+    if runs == 0 {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, state, maintenance IS NOT NULL, started_unix_ms FROM runs
+         WHERE check_name = ?1 ORDER BY started_unix_ms DESC, id DESC",
+    )?;
+    let mut rows = stmt.query(params![check])?;
+    let mut resumed: Option<Resumed> = None;
+    let (mut streak_open, mut episode_open) = (true, true);
+    while let Some(row) = rows.next()? {
+        let status: String = row.get(0)?;
+        let state: String = row.get(1)?;
+        let in_window: bool = row.get(2)?;
+        let started = row.get::<_, i64>(3)?.max(0) as u64;
+        let good = status == Status::Pass.as_str() || status == Status::Degraded.as_str();
+        let state = parse_state(&state)
+            .with_context(|| format!("unknown state {state:?} in a stored run of {check}"))?;
+        let r = match &mut resumed {
+            Some(r) => r,
+            None => resumed.insert(Resumed {
+                state,
+                good_streak: 0,
+                bad_streak: 0,
+                runs: runs as u64,
+                down_since_unix_ms: None,
+                alert_sent: false,
+                in_maintenance: in_window,
+            }),
+        };
+        if streak_open {
+            let (same, streak) = if good {
+                (r.bad_streak == 0, &mut r.good_streak)
+            } else {
+                (r.good_streak == 0, &mut r.bad_streak)
+            };
+            if same {
+                *streak = streak.saturating_add(1);
+            } else {
+                streak_open = false;
+            }
+        }
+        if episode_open {
+            if r.state == CheckState::Down && state == CheckState::Down {
+                r.down_since_unix_ms = Some(started);
+                r.alert_sent |= !in_window;
+            } else {
+                episode_open = false;
+            }
+        }
+        if !streak_open && !episode_open {
+            break;
+        }
+    }
+    Ok(resumed)
 }
 
 fn query_runs(conn: &Connection, check: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
@@ -871,7 +1263,9 @@ mod tests {
             h.record(record("a", NOW + i * MIN, Status::Pass, 1.0));
         }
         h.record(record("b", NOW, Status::Pass, 1.0));
-        assert_eq!(h.prune().await.unwrap(), 2);
+        // The cap is applied as runs are written: nothing is left to prune.
+        h.flush().await;
+        assert_eq!(h.prune().await.unwrap(), 0);
         let runs = h.runs("a", 10).await.unwrap();
         let t = |i: u64| format!("a-{}", NOW + i * MIN);
         assert_eq!(run_ids(&runs), [t(4), t(3), t(2)]);
@@ -1016,3 +1410,11 @@ mod tests {
         assert_eq!(v, serde_json::to_value(&r).unwrap());
     }
 }
+
+#[cfg(test)]
+#[path = "history_size_tests.rs"]
+mod size_tests;
+
+#[cfg(test)]
+#[path = "history_resume_tests.rs"]
+mod resume_tests;

@@ -24,7 +24,8 @@
 //! | `vantage_check_retries_total` | retried attempts |
 //! | `vantage_check_skipped_overlap_total` | planned runs skipped because the previous run was still going |
 //! | `vantage_sandbox_limit_hits_total{limit}` | runs stopped by a sandbox limit (`deadline`, `memory`, `fuel`, `trap`, `result`: a result too large to keep) |
-//! | `vantage_scheduler_lateness_seconds` | histogram of actual start − planned start |
+//! | `vantage_check_start_lateness_seconds` | actual start − planned start of the last run |
+//! | `vantage_scheduler_lateness_seconds` | histogram of actual start − planned start of every scheduled run (label `location` only, see below) |
 //! | `vantage_runs_in_flight` | runs going on now |
 //! | `vantage_checks_configured` | checks in the running configuration |
 //! | `vantage_config_last_reload_successful` | 0 after a rejected reload, 1 otherwise |
@@ -40,6 +41,14 @@
 //! | `vantage_restore_rto_target_seconds` | the configured RTO target |
 //! | `vantage_restore_backup_age_seconds` | age of the backup the last run restored, when it ran |
 //! | `vantage_backup_last_validated_timestamp` | unix time of the last run that passed (absent until one does) |
+//!
+//! Every per-check series above carries `check` and `location`. The
+//! daemon-wide ones do not carry `check`: `vantage_scheduler_lateness_seconds`
+//! carries `location` only, and `vantage_runs_in_flight`,
+//! `vantage_checks_configured` and `vantage_config_last_reload_successful`
+//! no label. A lateness histogram per check would be 16 series per check
+//! (160,000 at 10,000 checks), so the histogram is daemon-wide and the gauge
+//! `vantage_check_start_lateness_seconds` gives each check's last lateness.
 //!
 //! Gauges describing the last run are rendered at scrape time from the
 //! [`Board`], so a check removed by a reload disappears from `/metrics`
@@ -156,12 +165,18 @@ impl Metrics {
             "Runs stopped by a sandbox limit",
             limit_hits.clone(),
         );
-        let lateness = Histogram::new(LATENESS_BUCKETS);
+        let lateness_family: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(LATENESS_BUCKETS));
         registry.register(
             "vantage_scheduler_lateness_seconds",
             "Actual start minus planned start of scheduled runs",
-            lateness.clone(),
+            lateness_family.clone(),
         );
+        // One series, labelled with the location: the histogram is
+        // daemon-wide (see the module docs).
+        let lateness = lateness_family
+            .get_or_create(&vec![("location".to_string(), location.to_string())])
+            .clone();
         let in_flight = Gauge::default();
         registry.register(
             "vantage_runs_in_flight",
@@ -466,6 +481,10 @@ impl LastRun {
             "vantage_check_maintenance",
             "1 while a maintenance window covers the check",
         );
+        let mut lateness = GaugeFamily::new(
+            "vantage_check_start_lateness_seconds",
+            "Actual start minus planned start of the last run in seconds",
+        );
 
         for view in views {
             let base = || -> Labels {
@@ -494,6 +513,11 @@ impl LastRun {
             last_run
                 .samples
                 .push((base(), r.started_unix_ms as f64 / 1000.0));
+            if last.lateness_ms.is_finite() {
+                lateness
+                    .samples
+                    .push((base(), last.lateness_ms.max(0.0) / 1000.0));
+            }
             if !r.timings.http.is_empty() {
                 let mut sums = [0.0f64; 5];
                 for t in &r.timings.http {
@@ -561,6 +585,7 @@ impl LastRun {
             measurement,
             last_run,
             maintenance,
+            lateness,
         ]
     }
 }
@@ -657,7 +682,8 @@ mod tests {
     fn renders_blackbox_names_and_vantage_counters() {
         let board = Board::default();
         let metrics = Metrics::new(board.clone(), "fra1");
-        let ok = record("api", Status::Pass);
+        let mut ok = record("api", Status::Pass);
+        ok.lateness_ms = 250.0;
         let bad = record("db", Status::Error);
         metrics.observe(&ok);
         metrics.observe(&bad);
@@ -677,7 +703,8 @@ mod tests {
             r#"vantage_check_measurement{check="api",location="fra1",measurement="tls_cert_days_left",unit="days"} 42"#,
             r#"vantage_sandbox_limit_hits_total{check="db",location="fra1",limit="deadline"} 1"#,
             r#"vantage_check_skipped_overlap_total{check="db",location="fra1"} 1"#,
-            "vantage_scheduler_lateness_seconds_count 1",
+            r#"vantage_scheduler_lateness_seconds_count{location="fra1"} 1"#,
+            r#"vantage_check_start_lateness_seconds{check="api",location="fra1"} 0.25"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

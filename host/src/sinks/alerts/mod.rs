@@ -24,6 +24,19 @@
 //! Since every record carries the check's state, a dropped record is caught
 //! up by the next one.
 //!
+//! ## Restarts
+//!
+//! The daemon reads each check's state back from the history when it starts
+//! (see [`crate::daemon::state::resume`]) and hands the alerts of checks
+//! that were down to [`Alerts::resume`]. The first run after the restart
+//! then carries the episode on instead of starting a new one: still down,
+//! the alert keeps its `startsAt` (when the check went down before the
+//! restart), is resent to Alertmanager at once and is **not** announced to
+//! webhooks again; up, it is resolved (its annotations then describe the
+//! run that recovered: the failing runs from before the restart are in the
+//! history only). An alert a maintenance window had suppressed stays
+//! suppressed.
+//!
 //! ## Maintenance windows
 //!
 //! While a record's `maintenance` names a window, no firing alert is sent:
@@ -129,7 +142,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -193,11 +206,28 @@ pub struct AlertStats {
     pub dropped: u64,
 }
 
+/// An alert that was firing (or suppressed) when the daemon last stopped,
+/// read back from the history at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumedAlert {
+    /// The check's name.
+    pub check: String,
+    /// This daemon's location label.
+    pub location: String,
+    /// When the check went down: the alert's `startsAt`.
+    pub since: DateTime<Utc>,
+    /// Whether it was sent; false if a maintenance window suppressed it.
+    pub sent: bool,
+    /// Whether the check's last run was in a maintenance window.
+    pub in_maintenance: bool,
+}
+
 /// What [`Alerts`] hands its task.
 #[derive(Debug)]
 enum Msg {
     Record(Arc<RunRecord>),
     Forget(String),
+    Resume(Vec<ResumedAlert>),
 }
 
 /// The running alerts sink. Cheap to clone; every clone talks to the same
@@ -289,6 +319,20 @@ impl Alerts {
         }
     }
 
+    /// Carry on alerts from before a restart (see the [module
+    /// docs](self#restarts)): each is taken up by the first record of its
+    /// check. Call it before the first record; waits only if the queue is
+    /// full.
+    pub async fn resume(&self, alerts: Vec<ResumedAlert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        if self.shared.inbox.send(Msg::Resume(alerts)).await.is_err() {
+            Counters::add(&self.shared.counters.dropped, 1);
+            tracing::warn!("alerts sink stopped: alerts from before the restart not resumed");
+        }
+    }
+
     /// Stop the sink: process the records already queued, then deliver what
     /// is pending, retrying until `grace` has passed. Firing alerts are not
     /// resolved (see the [module docs](self)). Calling it from a second clone
@@ -332,6 +376,8 @@ struct Engine {
     client: reqwest::Client,
     receivers: Vec<(Receiver, Arc<Outbox>)>,
     alerts: HashMap<AlertKey, Tracked>,
+    /// Alerts from before a restart, waiting for their check's first record.
+    resumed: HashMap<AlertKey, ResumedAlert>,
 }
 
 impl Engine {
@@ -361,6 +407,7 @@ impl Engine {
             client,
             receivers,
             alerts: HashMap::new(),
+            resumed: HashMap::new(),
         }
     }
 
@@ -431,11 +478,52 @@ impl Engine {
         match msg {
             Msg::Record(record) => self.observe(record),
             Msg::Forget(check) => self.forget(&check),
+            Msg::Resume(alerts) => {
+                for a in alerts {
+                    let key = AlertKey {
+                        check: a.check.clone(),
+                        location: a.location.clone(),
+                    };
+                    self.resumed.insert(key, a);
+                }
+            }
         }
+    }
+
+    /// Take up the alert resumed for `key`, if any, with the check's first
+    /// record after the restart: tracked as it was before the restart, and
+    /// due for a resend to Alertmanager now if it was firing.
+    fn take_resumed(&mut self, key: &AlertKey, record: &Arc<RunRecord>) {
+        if self.resumed.is_empty() || self.alerts.contains_key(key) {
+            return;
+        }
+        let Some(r) = self.resumed.remove(key) else {
+            return;
+        };
+        let phase = if r.sent {
+            Phase::Firing
+        } else {
+            Phase::Suppressed
+        };
+        tracing::info!(
+            check = %key.check, location = %key.location, since = %payload::rfc3339(r.since),
+            sent = r.sent, "alert carried on from before the restart"
+        );
+        self.alerts.insert(
+            key.clone(),
+            Tracked {
+                phase,
+                since: r.since,
+                record: record.clone(),
+                in_maintenance: r.in_maintenance,
+                next_resend: (r.sent && !r.in_maintenance).then(Instant::now),
+            },
+        );
     }
 
     fn observe(&mut self, record: Arc<RunRecord>) {
         let key = AlertKey::of(&record);
+        self.take_resumed(&key, &record);
         let prev = self.alerts.get(&key);
         let action = decide::decide(prev, &record);
         let (check, location) = (&key.check, &key.location);
@@ -514,6 +602,7 @@ impl Engine {
     }
 
     fn forget(&mut self, check: &str) {
+        self.resumed.retain(|k, _| k.check != check);
         let keys: Vec<AlertKey> = self
             .alerts
             .keys()

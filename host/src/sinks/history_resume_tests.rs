@@ -1,0 +1,150 @@
+//! Tests of [`History::resume`]: a check's state, streaks, run count and
+//! down episode read back at start-up.
+
+use super::*;
+use crate::daemon::record::CheckState;
+use crate::result::{CheckResult, RunTimings};
+
+const NOW: u64 = 1_750_000_000_000;
+
+fn run(check: &str, i: u64, status: Status, state: CheckState, window: bool) -> Arc<RunRecord> {
+    Arc::new(RunRecord {
+        result: CheckResult {
+            check: check.into(),
+            status,
+            summary: status.as_str().into(),
+            duration_ms: 1.0,
+            location: "test".into(),
+            run_id: format!("{check}-{i}"),
+            started_unix_ms: NOW + i * 1000,
+            assertions: vec![],
+            measurements: vec![],
+            labels: vec![],
+            timings: RunTimings::default(),
+            logs: vec![],
+            error: None,
+        },
+        planned_unix_ms: NOW + i * 1000,
+        lateness_ms: 0.0,
+        retries: vec![],
+        state,
+        transition: None,
+        maintenance: window.then(|| "upgrade".to_string()),
+        severity: "critical".into(),
+    })
+}
+
+fn open(dir: &Path) -> History {
+    History::open(
+        dir,
+        Retention {
+            max_age: Duration::from_secs(100 * 365 * 24 * 3600),
+            ..Retention::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn resume_reads_state_streaks_runs_and_the_down_episode() {
+    use CheckState::*;
+    use Status::*;
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    // "web": up, then down after 2 bad runs (failure_threshold 2); the
+    // first down run was in a window, the second not: the alert was sent.
+    for (i, (status, state, window)) in [
+        (Pass, Up, false),
+        (Pass, Up, false),
+        (Fail, Up, false),
+        (Fail, Down, true),
+        (Error, Down, false),
+        (Fail, Down, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.record(run("web", i as u64, status, state, window));
+    }
+    // "db": down, then two good runs that are not yet enough to be up
+    // (success_threshold 3), all of it in a window: suppressed only.
+    for (i, (status, state)) in [(Fail, Down), (Pass, Down), (Degraded, Down)]
+        .into_iter()
+        .enumerate()
+    {
+        h.record(run("db", i as u64, status, state, true));
+    }
+    // "pending": bad runs below the threshold.
+    h.record(run("pending", 0, Fail, Pending, false));
+    h.record(run("pending", 1, Error, Pending, false));
+    h.record(run("ok", 0, Pass, Up, false));
+    h.flush().await;
+
+    let names = ["web", "db", "pending", "ok", "never-ran"];
+    let r = h
+        .resume(names.iter().map(|s| s.to_string()).collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        r["web"],
+        Resumed {
+            state: Down,
+            good_streak: 0,
+            bad_streak: 4,
+            runs: 6,
+            down_since_unix_ms: Some(NOW + 3000),
+            alert_sent: true,
+            in_maintenance: false,
+        }
+    );
+    assert_eq!(
+        r["db"],
+        Resumed {
+            state: Down,
+            good_streak: 2,
+            bad_streak: 0,
+            runs: 3,
+            down_since_unix_ms: Some(NOW),
+            alert_sent: false,
+            in_maintenance: true,
+        }
+    );
+    assert_eq!(r["pending"].state, Pending);
+    assert_eq!(r["pending"].bad_streak, 2);
+    assert_eq!(r["pending"].down_since_unix_ms, None);
+    assert_eq!(r["ok"].state, Up);
+    assert_eq!((r["ok"].good_streak, r["ok"].runs), (1, 1));
+    assert!(!r.contains_key("never-ran"));
+}
+
+/// The resumed tracker carries on exactly: with failure_threshold 3 and
+/// two bad runs before the restart, the first bad run after it goes down.
+#[tokio::test]
+async fn a_resumed_tracker_keeps_counting_its_streak() {
+    use crate::daemon::state::Tracker;
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    h.record(run("web", 0, Status::Pass, CheckState::Up, false));
+    h.record(run("web", 1, Status::Fail, CheckState::Up, false));
+    h.record(run("web", 2, Status::Fail, CheckState::Up, false));
+    h.flush().await;
+    let r = h
+        .resume(vec!["web".into()])
+        .await
+        .unwrap()
+        .remove("web")
+        .unwrap();
+    let mut t = Tracker::resumed(r.state, r.good_streak, r.bad_streak);
+    let (state, transition) = t.observe(Status::Fail, 3, 1);
+    assert_eq!(state, CheckState::Down);
+    assert_eq!(
+        transition.map(|t| (t.from, t.to)),
+        Some((CheckState::Up, CheckState::Down))
+    );
+    // A fresh tracker (today's behaviour before resuming) would still be
+    // pending after that run.
+    assert_eq!(
+        Tracker::default().observe(Status::Fail, 3, 1).0,
+        CheckState::Pending
+    );
+}
