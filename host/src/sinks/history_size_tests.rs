@@ -23,7 +23,7 @@ fn large(check: &str, started: u64, text_bytes: usize) -> Arc<RunRecord> {
                 .map(|i| Assertion {
                     name: format!("assertion {i}"),
                     passed: false,
-                    detail: "d".repeat(text_bytes / 50),
+                    detail: "d".repeat(text_bytes / 200),
                     duration_ms: None,
                 })
                 .collect(),
@@ -122,9 +122,9 @@ async fn large_results_keep_the_row_cap_and_the_file_small() {
     let h = History::open(dir.path(), retention(5)).unwrap();
     let check = Connection::open(dir.path().join(FILE_NAME)).unwrap();
     let mut peak = 0;
-    for i in 0..60u64 {
-        h.record(large("a", NOW + i, 400 * 1024));
-        h.record(large("b", NOW + i, 400 * 1024));
+    for i in 0..24u64 {
+        h.record(large("a", NOW + i, 128 * 1024));
+        h.record(large("b", NOW + i, 128 * 1024));
         if i % 3 == 2 {
             h.flush().await;
             assert!(count(&check, "a") <= 5, "run {i}: {}", count(&check, "a"));
@@ -136,13 +136,13 @@ async fn large_results_keep_the_row_cap_and_the_file_small() {
     assert_eq!(count(&check, "a"), 5);
     // The newest runs are the ones kept.
     let runs = h.runs("a", 10).await.unwrap();
-    assert_eq!(runs[0]["result"]["run_id"], format!("a-{}", NOW + 59));
-    assert_eq!(runs[4]["result"]["run_id"], format!("a-{}", NOW + 55));
+    assert_eq!(runs[0]["result"]["run_id"], format!("a-{}", NOW + 23));
+    assert_eq!(runs[4]["result"]["run_id"], format!("a-{}", NOW + 19));
     assert_eq!(runs[0]["truncated"], true);
-    // ~100 MB of results went in; 10 rows of at most ~72 KiB stay.
+    // ~18 MB of results went in; 10 rows of at most ~72 KiB stay.
     assert!(peak < 8 * 1024 * 1024, "file peaked at {peak} bytes");
-    assert_eq!(h.stats().written, 120);
-    assert_eq!(h.stats().pruned, 110);
+    assert_eq!(h.stats().written, 48);
+    assert_eq!(h.stats().pruned, 38);
     // The summary and reason columns are capped too.
     let (summary, reason): (String, String) = check
         .query_row(
@@ -159,14 +159,14 @@ async fn large_results_keep_the_row_cap_and_the_file_small() {
 async fn new_files_use_incremental_vacuum_and_give_pruned_space_back() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(dir.path(), retention(1_000)).unwrap();
-    for i in 0..200 {
-        h.record(large("a", NOW + i, 40 * 1024));
+    for i in 0..100 {
+        h.record(large("a", NOW + i, 64 * 1024));
     }
     h.flush().await;
     let full = disk_bytes(dir.path());
-    assert!(full > 4 * 1024 * 1024, "{full}");
+    assert!(full > 2 * 1024 * 1024, "{full}");
     drop(h);
-    // Reopen with a smaller cap: the start-up prune deletes 195 runs and
+    // Reopen with a smaller cap: the start-up prune deletes 95 runs and
     // the file shrinks.
     let h = History::open(dir.path(), retention(5)).unwrap();
     h.flush().await;
@@ -195,11 +195,11 @@ async fn an_old_file_is_converted_once_and_keeps_its_runs() {
         tx.pragma_update(None, "user_version", 1).unwrap();
         tx.commit().unwrap();
         let mut counts = std::collections::HashMap::new();
-        let records: Vec<_> = (0..100).map(|i| large("a", NOW + i, 40 * 1024)).collect();
+        let records: Vec<_> = (0..80).map(|i| large("a", NOW + i, 64 * 1024)).collect();
         insert_batch(&mut conn, &records, &mut counts, 1_000).unwrap();
         conn.execute(
             "DELETE FROM runs WHERE started_unix_ms < ?1",
-            params![to_i64(NOW + 97)],
+            params![to_i64(NOW + 77)],
         )
         .unwrap();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -210,11 +210,11 @@ async fn an_old_file_is_converted_once_and_keeps_its_runs() {
         assert_eq!(mode, 0);
     }
     let before = disk_bytes(dir.path());
-    assert!(before > 4 * 1024 * 1024, "{before}");
+    assert!(before > 2 * 1024 * 1024, "{before}");
     let h = History::open(dir.path(), retention(1_000)).unwrap();
     let runs = h.runs("a", 10).await.unwrap();
     assert_eq!(runs.len(), 3);
-    assert_eq!(runs[0]["result"]["run_id"], format!("a-{}", NOW + 99));
+    assert_eq!(runs[0]["result"]["run_id"], format!("a-{}", NOW + 79));
     let after = disk_bytes(dir.path());
     assert!(after < before / 4, "{before} -> {after} bytes");
     // Still WAL, now incremental, and writable.
@@ -227,7 +227,7 @@ async fn an_old_file_is_converted_once_and_keeps_its_runs() {
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
     assert_eq!(journal, "wal");
-    h.record(large("a", NOW + 100, 10));
+    h.record(large("a", NOW + 80, 10));
     h.flush().await;
     assert_eq!(h.runs("a", 10).await.unwrap().len(), 4);
 }
