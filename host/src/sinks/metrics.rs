@@ -41,6 +41,8 @@
 //! | `vantage_restore_backup_age_seconds` | age of the backup the last run restored, when it ran |
 //! | `vantage_backup_last_validated_timestamp` | unix time of the last run that passed (absent until one does) |
 //!
+//! and the audit log's, listed in [`crate::audit::metrics`].
+//!
 //! Gauges describing the last run are rendered at scrape time from the
 //! [`Board`], so a check removed by a reload disappears from `/metrics`
 //! without leftovers; counters are removed explicitly ([`Metrics::forget`]).
@@ -92,6 +94,8 @@ pub struct Metrics {
     configured: Gauge,
     reload_ok: Gauge,
     restore: RestoreFamilies,
+    /// The audit shipper's metrics (see [`crate::audit::metrics`]).
+    audit: crate::audit::metrics::AuditGauges,
 }
 
 /// A float gauge family.
@@ -220,6 +224,7 @@ impl Metrics {
             board,
             location: location.to_string(),
         }));
+        let audit = crate::audit::metrics::AuditGauges::register(&mut registry);
         Metrics {
             registry,
             location: location.to_string(),
@@ -232,7 +237,13 @@ impl Metrics {
             configured,
             reload_ok,
             restore,
+            audit,
         }
+    }
+
+    /// The audit shipper's metrics, for [`crate::audit::log::AuditLog::open`].
+    pub fn audit(&self) -> &crate::audit::metrics::AuditGauges {
+        &self.audit
     }
 
     fn restore_labels(&self, test: &str, extra: &[(&str, &str)]) -> Labels {
