@@ -196,7 +196,9 @@ async fn records_ship_with_object_lock_and_the_chain_verifies() {
         "the object is the canonical record"
     );
 
-    let report = verify_log(&sink, &VerifyOptions::new(Keyring::of([key.public_key()]))).await.unwrap();
+    let report = verify_log(&sink, &VerifyOptions::new(Keyring::of([key.public_key()])))
+        .await
+        .unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.records, records);
     assert_eq!(report.last_seq(), Some(3));
@@ -405,7 +407,9 @@ async fn verify_reports_edits_deletions_gaps_and_foreign_signatures() {
     sign(&mut forged, &AuditKey::from_seed([99; 32]));
     sink.put_record(6, &forged.canonical_bytes()).await.unwrap();
 
-    let report = verify_log(&sink, &VerifyOptions::new(Keyring::of([key.public_key()]))).await.unwrap();
+    let report = verify_log(&sink, &VerifyOptions::new(Keyring::of([key.public_key()])))
+        .await
+        .unwrap();
     assert!(!report.is_ok());
     let issues = &report.issues;
     assert!(
@@ -435,7 +439,9 @@ async fn verify_reports_edits_deletions_gaps_and_foreign_signatures() {
         "the chain uses the original versions: {report}"
     );
     assert!(
-        issues.iter().any(|i| matches!(i, Issue::NoRetention { seq: 2, .. })),
+        issues
+            .iter()
+            .any(|i| matches!(i, Issue::NoRetention { seq: 2, .. })),
         "the attacker's version carries no retention: {report}"
     );
     assert_eq!(issues.len(), 6, "{report}");
@@ -571,9 +577,18 @@ async fn verify_passes_on_a_daemon_written_log_and_fails_naming_each_problem() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("5 records, seq 1 to 5"), "{out}");
     assert!(out.contains("newest checkpoint: record 5 at"), "{out}");
-    assert!(out.contains("NOT CHECKED: whether records newer than record 5"), "{out}");
+    assert!(
+        out.contains("NOT CHECKED: whether records newer than record 5"),
+        "{out}"
+    );
     assert!(!out.contains("chain intact"), "{out}");
-    let (code, out, err) = cli(verify_args(&moto, "floats", &public_key, &["--max-age", "1h"])).await;
+    let (code, out, err) = cli(verify_args(
+        &moto,
+        "floats",
+        &public_key,
+        &["--max-age", "1h"],
+    ))
+    .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("within --max-age 1h"), "{out}");
     let last: serde_json::Value =
@@ -600,7 +615,10 @@ async fn verify_passes_on_a_daemon_written_log_and_fails_naming_each_problem() {
         .unwrap();
     let (code, out, _) = cli(verify_args(&moto, "edited", &public_key, &[])).await;
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("edit: record 2 has 2 versions with different contents"), "{out}");
+    assert!(
+        out.contains("edit: record 2 has 2 versions with different contents"),
+        "{out}"
+    );
 
     // 3. A deleted middle record (GOVERNANCE, removed with the bypass).
     let middle = locked_sink(&moto, "middle", LockMode::Governance).await;
@@ -620,22 +638,27 @@ async fn verify_passes_on_a_daemon_written_log_and_fails_naming_each_problem() {
     // 5. A record signed by a key not in the keyring, chained correctly.
     let foreign = locked_sink(&moto, "foreign", LockMode::Compliance).await;
     daemon_writes(&foreign, dir.path(), &key, "spool-foreign", 2).await;
-    let head = AuditRecord::from_canonical_bytes(&foreign.get(&foreign.key(3), None).await.unwrap())
-        .unwrap();
+    let head =
+        AuditRecord::from_canonical_bytes(&foreign.get(&foreign.key(3), None).await.unwrap())
+            .unwrap();
     let stranger = AuditKey::from_seed([66; 32]);
     let mut forged = head.clone();
     forged.seq = 4;
     forged.prev_hash = hash(&head);
     forged.kind = KIND_RESTORE_TEST.into();
     sign(&mut forged, &stranger);
-    foreign.put_record(4, &forged.canonical_bytes()).await.unwrap();
+    foreign
+        .put_record(4, &forged.canonical_bytes())
+        .await
+        .unwrap();
     let (code, out, _) = cli(verify_args(&moto, "foreign", &public_key, &[])).await;
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("bad signature: record 4") && out.contains(&format!(
-            "signed by key {}, which is not in the keyring",
-            stranger.key_id()
-        )),
+        out.contains("bad signature: record 4")
+            && out.contains(&format!(
+                "signed by key {}, which is not in the keyring",
+                stranger.key_id()
+            )),
         "{out}"
     );
 }
@@ -644,7 +667,13 @@ async fn verify_passes_on_a_daemon_written_log_and_fails_naming_each_problem() {
 /// the chain alone cannot see when it is the newest.
 async fn remove_version(sink: &S3Sink, seq: u64) {
     let key = sink.key(seq);
-    for v in sink.list_versions().await.unwrap().iter().filter(|v| v.key == key) {
+    for v in sink
+        .list_versions()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|v| v.key == key)
+    {
         sink.client()
             .delete_object()
             .bucket(&sink.config().bucket)
@@ -703,7 +732,13 @@ async fn a_deleted_tail_is_reported_by_max_age_and_never_called_intact() {
     for r in &records {
         sink.put_record(r.seq, &r.canonical_bytes()).await.unwrap();
     }
-    let (code, out, _) = cli(verify_args(&moto, "tail", &public_key, &["--max-age", "1h"])).await;
+    let (code, out, _) = cli(verify_args(
+        &moto,
+        "tail",
+        &public_key,
+        &["--max-age", "1h"],
+    ))
+    .await;
     assert_eq!(code, 0, "{out}");
 
     // The attacker removes the newest two records (a verdict and the
@@ -711,16 +746,28 @@ async fn a_deleted_tail_is_reported_by_max_age_and_never_called_intact() {
     remove_version(&sink, 4).await;
     remove_version(&sink, 3).await;
     let (code, out, _) = cli(verify_args(&moto, "tail", &public_key, &[])).await;
-    assert_eq!(code, 0, "without --max-age the chain that is left verifies: {out}");
+    assert_eq!(
+        code, 0,
+        "without --max-age the chain that is left verifies: {out}"
+    );
     assert!(!out.contains("chain intact"), "{out}");
     assert!(
         out.contains("NOT CHECKED: whether records newer than record 2 were removed"),
         "it says what it cannot know: {out}"
     );
     assert!(out.contains("newest checkpoint: record 2 at"), "{out}");
-    let (code, out, _) = cli(verify_args(&moto, "tail", &public_key, &["--max-age", "1h"])).await;
+    let (code, out, _) = cli(verify_args(
+        &moto,
+        "tail",
+        &public_key,
+        &["--max-age", "1h"],
+    ))
+    .await;
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("stale: the newest checkpoint (record 2"), "{out}");
+    assert!(
+        out.contains("stale: the newest checkpoint (record 2"),
+        "{out}"
+    );
     assert!(out.contains("more than --max-age 1h"), "{out}");
     let mut json_args = verify_args(&moto, "tail", &public_key, &["--max-age", "1h"]);
     json_args.push("--json".into());
@@ -734,8 +781,16 @@ async fn a_deleted_tail_is_reported_by_max_age_and_never_called_intact() {
     // A log without any checkpoint cannot prove its age.
     let bare = locked_sink(&moto, "bare", LockMode::Governance).await;
     let records = past_chain(&key, &[(KIND_RESTORE_TEST, now)]);
-    bare.put_record(1, &records[0].canonical_bytes()).await.unwrap();
-    let (code, out, _) = cli(verify_args(&moto, "bare", &public_key, &["--max-age", "1h"])).await;
+    bare.put_record(1, &records[0].canonical_bytes())
+        .await
+        .unwrap();
+    let (code, out, _) = cli(verify_args(
+        &moto,
+        "bare",
+        &public_key,
+        &["--max-age", "1h"],
+    ))
+    .await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("no checkpoint"), "{out}");
 }
@@ -769,9 +824,15 @@ async fn a_lost_spool_continues_the_chain_and_a_second_writer_stalls_visibly() {
     // stalls and says so (status, metrics); nothing is overwritten.
     let b_gauges = AuditGauges::default();
     let b_config = audit_config(dir.path(), &key, "spool-b");
-    let b = AuditLog::open_with(&b_config, sink.clone(), dir.path(), "other", b_gauges.clone())
-        .await
-        .unwrap();
+    let b = AuditLog::open_with(
+        &b_config,
+        sink.clone(),
+        dir.path(),
+        "other",
+        b_gauges.clone(),
+    )
+    .await
+    .unwrap();
     wait_shipped(&b).await; // its startup checkpoint, record 6
     a.append(float_entry(10)).unwrap(); // record 6 in a's spool: conflict
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -784,7 +845,11 @@ async fn a_lost_spool_continues_the_chain_and_a_second_writer_stalls_visibly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(
-        status.last_error.as_deref().unwrap().contains("already exists with different contents"),
+        status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("already exists with different contents"),
         "{status:?}"
     );
     assert_eq!(status.pending, 1);
@@ -795,7 +860,13 @@ async fn a_lost_spool_continues_the_chain_and_a_second_writer_stalls_visibly() {
     b.shutdown(Duration::from_secs(10)).await;
 
     // The log in S3 is still one valid chain.
-    let (code, out, err) = cli(verify_args(&moto, "recover", &public_key, &["--max-age", "1h"])).await;
+    let (code, out, err) = cli(verify_args(
+        &moto,
+        "recover",
+        &public_key,
+        &["--max-age", "1h"],
+    ))
+    .await;
     assert_eq!(code, 0, "{out}\n{err}");
 }
 
@@ -820,7 +891,10 @@ async fn a_record_edited_in_the_spool_is_not_shipped() {
     let err = format!("{:#}", sink.ship_pending(&mut spool).await.unwrap_err());
     assert!(err.contains("spooled audit record 2"), "{err}");
     assert!(err.contains("refusing to ship it"), "{err}");
-    assert!(sink.get(&sink.key(2), None).await.is_err(), "record 2 reached S3");
+    assert!(
+        sink.get(&sink.key(2), None).await.is_err(),
+        "record 2 reached S3"
+    );
     assert_eq!(spool.pending().unwrap().len(), 1, "kept for inspection");
 }
 
@@ -836,9 +910,15 @@ async fn a_rotated_key_verifies_with_a_keyring() {
     let mut config = audit_config(dir.path(), &new, "spool");
     let previous = audit_config(dir.path(), &old, "unused").signing_key;
     config.previous_signing_key = Some(previous);
-    let log = AuditLog::open_with(&config, sink.clone(), dir.path(), "e2e", AuditGauges::default())
-        .await
-        .unwrap();
+    let log = AuditLog::open_with(
+        &config,
+        sink.clone(),
+        dir.path(),
+        "e2e",
+        AuditGauges::default(),
+    )
+    .await
+    .unwrap();
     log.append(float_entry(2)).unwrap();
     wait_shipped(&log).await;
     log.shutdown(Duration::from_secs(10)).await; // 3 rotation, 4 startup, 5 verdict, 6 shutdown
@@ -858,16 +938,31 @@ async fn a_rotated_key_verifies_with_a_keyring() {
     let both = dir.path().join("keyring.pub");
     std::fs::write(
         &both,
-        format!("# old\n{}\n# new\n{}\n", old.public_key_hex(), new.public_key_hex()),
+        format!(
+            "# old\n{}\n# new\n{}\n",
+            old.public_key_hex(),
+            new.public_key_hex()
+        ),
     )
     .unwrap();
-    let (code, out, _) = cli(verify_args(&moto, "rotated", &both.display().to_string(), &[])).await;
+    let (code, out, _) = cli(verify_args(
+        &moto,
+        "rotated",
+        &both.display().to_string(),
+        &[],
+    ))
+    .await;
     assert_eq!(code, 0, "{out}");
     // Only the new key: records 1 to 3 are signed by an unknown key.
     let new_only = dir.path().join("new.pub");
     std::fs::write(&new_only, new.public_key_hex()).unwrap();
-    let (code, out, _) =
-        cli(verify_args(&moto, "rotated", &new_only.display().to_string(), &[])).await;
+    let (code, out, _) = cli(verify_args(
+        &moto,
+        "rotated",
+        &new_only.display().to_string(),
+        &[],
+    ))
+    .await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("bad signature: record 1"), "{out}");
 }

@@ -82,7 +82,10 @@ fn keys_sort_by_utf16_and_values_print_as_jcs() {
 #[test]
 fn the_reported_float_round_trips() {
     let key = AuditKey::from_seed([5; 32]);
-    let record = record_with(&key, json!({"timings": {"total_seconds": 2.2504560000000002}}));
+    let record = record_with(
+        &key,
+        json!({"timings": {"total_seconds": 2.2504560000000002}}),
+    );
     let bytes = record.canonical_bytes();
     let back = AuditRecord::from_canonical_bytes(&bytes).expect("canonical");
     verify(&back, &key.public_key()).unwrap();

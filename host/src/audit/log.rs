@@ -126,7 +126,12 @@ impl AuditLog {
             info!(seq = rotation.seq, key_id = %rotation.subject["new_key_id"], "audit signing key rotated");
         }
         if spool.state().last_seq > 0 {
-            spool.append(checkpoint(&spool, location, "startup", config.checkpoint_every))?;
+            spool.append(checkpoint(
+                &spool,
+                location,
+                "startup",
+                config.checkpoint_every,
+            ))?;
         }
         gauges
             .spool_records

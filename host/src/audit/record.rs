@@ -372,7 +372,9 @@ pub enum SignatureError {
         known: String,
     },
     /// The record is signed by a key that a key-rotation record retired.
-    #[error("signed by key {found}, retired by the key rotation in record {rotated_at} (the active key is {active})")]
+    #[error(
+        "signed by key {found}, retired by the key rotation in record {rotated_at} (the active key is {active})"
+    )]
     RetiredKey {
         /// The key id the record names.
         found: String,

@@ -438,7 +438,11 @@ impl S3Sink {
         let record = AuditRecord::from_canonical_bytes(&bytes)
             .with_context(|| format!("the newest audit object {}", self.key(seq)))?;
         if record.seq != seq {
-            bail!("the newest audit object {} says seq {}", self.key(seq), record.seq);
+            bail!(
+                "the newest audit object {} says seq {}",
+                self.key(seq),
+                record.seq
+            );
         }
         Ok(Some((record, super::record::hash_bytes(&bytes))))
     }
@@ -459,10 +463,15 @@ impl S3Sink {
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("reading the retention of {key}: {}", sdk_message(&e)))?;
-        Ok(match (head.object_lock_mode(), head.object_lock_retain_until_date()) {
-            (Some(mode), Some(until)) => Some((mode.as_str().to_lowercase(), until.secs())),
-            _ => None,
-        })
+        Ok(
+            match (
+                head.object_lock_mode(),
+                head.object_lock_retain_until_date(),
+            ) {
+                (Some(mode), Some(until)) => Some((mode.as_str().to_lowercase(), until.secs())),
+                _ => None,
+            },
+        )
     }
 
     /// Read an object (a given version, or the current one).

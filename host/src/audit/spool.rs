@@ -287,7 +287,8 @@ impl Spool {
                 self.pending_dir().join(file_name(seq)).display()
             )
         };
-        let record = AuditRecord::from_canonical_bytes(bytes).map_err(|e| refuse(format!("{e:#}")))?;
+        let record =
+            AuditRecord::from_canonical_bytes(bytes).map_err(|e| refuse(format!("{e:#}")))?;
         if record.seq != seq {
             return Err(refuse(format!("it says seq {}", record.seq)));
         }

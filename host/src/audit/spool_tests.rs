@@ -53,7 +53,13 @@ fn a_record_edited_in_the_spool_is_refused() {
     // Pretty-printed (not canonical), or another seq.
     let pretty = serde_json::to_vec_pretty(&r2).unwrap();
     assert!(spool.check(2, &pretty, None).is_err());
-    assert!(spool.check(3, &bytes, None).unwrap_err().to_string().contains("says seq 2"));
+    assert!(
+        spool
+            .check(3, &bytes, None)
+            .unwrap_err()
+            .to_string()
+            .contains("says seq 2")
+    );
 
     // A chain link that does not match the record before.
     let err = spool
@@ -77,10 +83,13 @@ fn a_spooled_record_that_does_not_verify_stops_the_crash_repair() {
     spool.append(entry(1)).unwrap();
     drop(spool);
     // A record 2 written by someone else, newer than state.json.
-    let mut forged = Spool::open(tempfile::tempdir().unwrap().path(), AuditKey::from_seed([7; 32]))
-        .unwrap()
-        .append(entry(1))
-        .unwrap();
+    let mut forged = Spool::open(
+        tempfile::tempdir().unwrap().path(),
+        AuditKey::from_seed([7; 32]),
+    )
+    .unwrap()
+    .append(entry(1))
+    .unwrap();
     forged.seq = 2;
     sign(&mut forged, &AuditKey::from_seed([7; 32]));
     std::fs::write(
@@ -89,7 +98,10 @@ fn a_spooled_record_that_does_not_verify_stops_the_crash_repair() {
     )
     .unwrap();
     let err = format!("{:#}", Spool::open(dir.path(), key).unwrap_err());
-    assert!(err.contains("spooled audit record 2 does not verify"), "{err}");
+    assert!(
+        err.contains("spooled audit record 2 does not verify"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -104,7 +116,10 @@ fn rotation_records_are_signed_by_the_old_key_and_name_the_new_one() {
     // The new key alone: refused, naming both keys and the fix.
     let mut spool = Spool::open(dir.path(), new.clone()).unwrap();
     let err = spool.rotate_if_needed("here").unwrap_err().to_string();
-    assert!(err.contains(&old.key_id()) && err.contains(&new.key_id()), "{err}");
+    assert!(
+        err.contains(&old.key_id()) && err.contains(&new.key_id()),
+        "{err}"
+    );
     assert!(err.contains("previous_signing_key"), "{err}");
     drop(spool);
 
@@ -131,7 +146,9 @@ fn rotation_records_are_signed_by_the_old_key_and_name_the_new_one() {
     // The pre-ship check accepts both keys' records.
     let b2 = spool.read_bytes(2).unwrap();
     spool.check(2, &b2, None).unwrap();
-    spool.check(3, &spool.read_bytes(3).unwrap(), Some(&hash_bytes(&b2))).unwrap();
+    spool
+        .check(3, &spool.read_bytes(3).unwrap(), Some(&hash_bytes(&b2)))
+        .unwrap();
 }
 
 #[test]

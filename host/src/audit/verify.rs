@@ -359,8 +359,7 @@ pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Resul
         let mut bodies: Vec<Vec<u8>> = Vec::new();
         for v in versions.iter().filter(|v| !v.delete_marker) {
             let bytes = sink.get(&key, Some(&v.version_id)).await?;
-            if options.require_retention
-                && sink.retention_of(&key, &v.version_id).await?.is_none()
+            if options.require_retention && sink.retention_of(&key, &v.version_id).await?.is_none()
             {
                 issues.push(Issue::NoRetention {
                     seq,
@@ -540,7 +539,10 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("OK: records 1 to 0 verify"), "{text}");
         assert!(!text.contains("chain intact"), "{text}");
-        assert!(text.contains("NOT CHECKED: whether records newer"), "{text}");
+        assert!(
+            text.contains("NOT CHECKED: whether records newer"),
+            "{text}"
+        );
         report.issues = vec![
             Issue::Gap { from: 3, to: 3 },
             Issue::Edited {

@@ -171,7 +171,10 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&report.records)?);
             } else {
                 for r in &report.records {
-                    let verdict = r.verdict.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+                    let verdict = r
+                        .verdict
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into());
                     println!(
                         "{:>6}  {}  {:<5}  {:<14}  {}",
                         r.seq, r.recorded_at, verdict, r.kind, r.run_id

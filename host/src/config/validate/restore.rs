@@ -207,17 +207,15 @@ impl Validator<'_> {
         });
         let checkpoint_every = match &raw.checkpoint_every {
             None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
-            Some(d) => {
-                match self.parse_text(d, AUDIT, "checkpoint_every", "1h", parse_timeout) {
-                    Some(every) if (1..=7 * 86_400).contains(&every.as_secs()) => every,
-                    Some(_) => {
-                        let msg = "checkpoint_every must be between 1s and 7d".to_string();
-                        self.error(d.span(), AUDIT, Some("checkpoint_every"), msg);
-                        crate::audit::log::DEFAULT_CHECKPOINT_EVERY
-                    }
-                    None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
+            Some(d) => match self.parse_text(d, AUDIT, "checkpoint_every", "1h", parse_timeout) {
+                Some(every) if (1..=7 * 86_400).contains(&every.as_secs()) => every,
+                Some(_) => {
+                    let msg = "checkpoint_every must be between 1s and 7d".to_string();
+                    self.error(d.span(), AUDIT, Some("checkpoint_every"), msg);
+                    crate::audit::log::DEFAULT_CHECKPOINT_EVERY
                 }
-            }
+                None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
+            },
         };
         let prefix = match &raw.prefix {
             Some(p) => {
