@@ -323,8 +323,10 @@ async fn ship_loop(
 ) {
     let mut last_logged: Option<(String, Instant)> = None;
     loop {
-        let outcome = ship_once(&sink, &spool).await;
+        // Read before the pass: a shutdown appends its checkpoint before it
+        // signals stop, so a pass that starts after the signal sees it.
         let stopping = *stop.borrow();
+        let outcome = ship_once(&sink, &spool).await;
         let pending = {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             let pass = match outcome {
