@@ -92,6 +92,12 @@ async fn a_restore_test_runs_in_the_daemon_and_its_verdict_reaches_every_sink() 
     let key = AuditKey::from_seed([42; 32]);
     let key_file = dir.path().join("audit.key");
     std::fs::write(&key_file, hex::encode([42u8; 32])).unwrap();
+    // The daemon refuses a signing key file readable by group or others.
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let public_key = dir.path().join("audit.pub");
     std::fs::write(&public_key, key.public_key_hex()).unwrap();
 

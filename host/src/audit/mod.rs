@@ -10,6 +10,8 @@
 //! - [`spool`]: the local spool; [`Spool::append`] assigns sequence numbers.
 //! - [`s3`]: shipping to S3 ([`S3Sink::ship_pending`]).
 //! - [`verify`]: [`verify_log`] and its [`VerifyReport`].
+//! - [`log`]: the daemon's audit log: spool, shipper, checkpoints.
+//! - [`metrics`]: the shipper's metrics.
 //!
 //! Typical use: `Spool::open(dir, key)` and `S3Sink::new(config)` at
 //! start-up, then `sink.ship_pending(&spool)` (replay); after each run
@@ -17,12 +19,18 @@
 //! leaves the records spooled for the next call.
 
 pub mod log;
+pub mod metrics;
 pub mod record;
 pub mod s3;
 pub mod spool;
 pub mod verify;
 
-pub use record::{AuditKey, AuditRecord, Verdict};
+#[cfg(test)]
+mod canonical_tests;
+#[cfg(test)]
+mod spool_tests;
+
+pub use record::{AuditKey, AuditRecord, Keyring, Verdict};
 pub use s3::{S3Config, S3Sink};
 pub use spool::{Entry, Spool};
 pub use verify::{Issue, VerifyReport, verify_log};

@@ -3,11 +3,20 @@
 //!
 //! # Canonical JSON
 //!
-//! [`canonical_json`] writes a JSON value with the keys of every object
-//! sorted (by their UTF-8 bytes, i.e. by code point), recursively, and no
-//! whitespace; strings and numbers are written as `serde_json` writes them.
-//! The same record therefore always gives the same bytes, whatever the order
-//! its fields were built in.
+//! [`canonical_json`] writes a JSON value in the form of RFC 8785 (the JSON
+//! Canonicalization Scheme, JCS): no whitespace, the keys of every object
+//! sorted by their UTF-16 code units, recursively, strings escaped as
+//! ECMAScript's `JSON.stringify` escapes them, and numbers written as
+//! ECMAScript writes an IEEE 754 double (`1` not `1.0`, `1e+21`, `1e-7`,
+//! shortest round-trip digits). Any JCS implementation in another language
+//! therefore gives the same bytes for the same record.
+//!
+//! One step more than JCS: a number is written in the form that reads back
+//! as itself through the JSON parser the verifier uses (serde_json's default
+//! parser is not correctly rounded for every 17-digit float; such a value
+//! is replaced by the nearest one that is, at most a few units in the last
+//! place away). So re-canonicalising stored bytes always gives the same
+//! bytes: every record the daemon writes verifies.
 //!
 //! # Hash and signature
 //!
@@ -23,9 +32,12 @@
 //! The signing key is an Ed25519 secret seed of 32 bytes, written as 64 hex
 //! digits or as standard base64 (44 characters with padding), surrounding
 //! whitespace ignored, read from a secret (`env:VARIABLE` or
-//! `file:/path`). A public key file holds the 32-byte public key in the same
-//! two encodings ([`AuditKey::public_key_hex`] prints it). `key_id` is the
-//! hex of the first 8 bytes of SHA-256(public key).
+//! `file:/path`; a file must not be readable by group or others). A public
+//! key file holds one or more 32-byte public keys in the same two encodings,
+//! one a line ([`AuditKey::public_key_hex`] prints one; a [`Keyring`] reads
+//! several). `key_id` is the hex of the first 8 bytes of SHA-256(public
+//! key). A key is replaced by a [`KIND_KEY_ROTATION`] record signed by the
+//! old key that names the new one.
 
 use std::fmt;
 use std::str::FromStr;
@@ -44,6 +56,19 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// The `kind` of a restore-test record.
 pub const KIND_RESTORE_TEST: &str = "restore-test";
+
+/// The `kind` of a checkpoint: written at start-up and on a fixed cadence
+/// even without verdicts, so that a log whose newest records were removed
+/// shows a stale newest checkpoint (`vantage audit verify --max-age`). Its
+/// subject is `{"head_seq": N, "head_hash": "<hash of record N>",
+/// "reason": "startup"|"interval"|"shutdown", "every_seconds": S}`; it has
+/// no verdict.
+pub const KIND_CHECKPOINT: &str = "checkpoint";
+
+/// The `kind` of a key rotation: signed by the old key, its subject names
+/// the new one (`{"old_key_id", "new_key_id", "new_public_key"}`); every
+/// later record is signed by the new key. It has no verdict.
+pub const KIND_KEY_ROTATION: &str = "key-rotation";
 
 /// The outcome a record states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +122,10 @@ pub struct AuditRecord {
     /// What the run found: for restore tests the backup, the Restore,
     /// timings and RTO, every check's result.
     pub subject: Value,
-    /// The outcome.
-    pub verdict: Verdict,
+    /// The outcome; None for records that state none (checkpoints, key
+    /// rotations), and then absent from the JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
     /// The Vantage version that wrote the record.
     pub vantage_version: String,
     /// When the record was written, RFC 3339 UTC.
@@ -109,8 +136,7 @@ pub struct AuditRecord {
     pub signature: String,
 }
 
-/// Write `value` as canonical JSON: object keys sorted recursively, no
-/// whitespace.
+/// Write `value` as canonical JSON (RFC 8785, see the module docs).
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     write_canonical(value, &mut out);
@@ -121,14 +147,14 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            // RFC 8785 3.2.3: by UTF-16 code units.
+            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
             out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                // Writing a string to a Vec cannot fail.
-                serde_json::to_writer(&mut *out, k).expect("writing JSON to memory");
+                write_string(k, out);
                 out.push(b':');
                 write_canonical(v, out);
             }
@@ -144,8 +170,129 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing JSON to memory"),
+        Value::String(s) => write_string(s, out),
+        Value::Number(n) => out.extend_from_slice(canonical_number(n).as_bytes()),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Null => out.extend_from_slice(b"null"),
     }
+}
+
+/// A JSON string as RFC 8785 3.2.2.2 writes it: `"` and `\\` escaped, the
+/// control characters as `\b \t \n \f \r` or `\u00xx` (lowercase hex),
+/// everything else as is (UTF-8).
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// The canonical text of a number: its ECMAScript form, made a fixed point
+/// of "parse with serde_json, then write" (see the module docs).
+pub fn canonical_number(n: &serde_json::Number) -> String {
+    let mut text = es_number(n);
+    // serde_json's parser is off by at most a few units in the last place;
+    // two rounds reach the fixed point in practice, a few more are cheap.
+    for _ in 0..8 {
+        let Ok(parsed) = serde_json::from_str::<serde_json::Number>(&text) else {
+            break;
+        };
+        let again = es_number(&parsed);
+        if again == text {
+            break;
+        }
+        text = again;
+    }
+    text
+}
+
+/// 2^53: integers up to this magnitude are exact as doubles.
+const MAX_EXACT: u64 = 1 << 53;
+
+/// A number as ECMAScript's `Number.prototype.toString` writes the double
+/// it denotes (RFC 8785 3.2.2.3).
+fn es_number(n: &serde_json::Number) -> String {
+    if let Some(u) = n.as_u64()
+        && u <= MAX_EXACT
+    {
+        return u.to_string();
+    }
+    if let Some(i) = n.as_i64()
+        && i.unsigned_abs() <= MAX_EXACT
+    {
+        return i.to_string();
+    }
+    es_double(n.as_f64().unwrap_or(0.0))
+}
+
+/// ECMAScript's `Number::toString(x)` (ECMA-262 6.1.6.1.20) on ryu's
+/// shortest round-trip digits.
+pub fn es_double(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        // -0 is "0"; JSON has no NaN or infinities (serde_json writes null
+        // for them and never parses them).
+        return "0".into();
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(x.abs());
+    let (mantissa, exp) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // x = 0.DIGITS * 10^n
+    let mut digits = format!("{int_part}{frac_part}");
+    let mut n = int_part.len() as i32 + exp;
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    digits.drain(..leading);
+    n -= leading as i32;
+    let kept = digits.trim_end_matches('0').len();
+    digits.truncate(kept);
+    let k = digits.len() as i32;
+    let mut out = String::with_capacity(k as usize + 8);
+    if x < 0.0 {
+        out.push('-');
+    }
+    if k <= n && n <= 21 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.push_str(&digits[..n as usize]);
+        out.push('.');
+        out.push_str(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-n) as usize));
+        out.push_str(&digits);
+    } else {
+        out.push_str(&digits[..1]);
+        if k > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let e = n - 1;
+        out.push('e');
+        out.push(if e >= 0 { '+' } else { '-' });
+        out.push_str(&e.unsigned_abs().to_string());
+    }
+    out
 }
 
 impl AuditRecord {
@@ -215,6 +362,125 @@ pub enum SignatureError {
     /// The signature does not match the record's contents.
     #[error("the signature does not match the record (contents changed, or another key)")]
     Mismatch,
+    /// The record names a key that is neither in the keyring nor introduced
+    /// by a valid key-rotation record.
+    #[error("signed by key {found}, which is not in the keyring ({known})")]
+    UnknownKey {
+        /// The key id the record names.
+        found: String,
+        /// The key ids known, comma-separated.
+        known: String,
+    },
+    /// The record is signed by a key that a key-rotation record retired.
+    #[error(
+        "signed by key {found}, retired by the key rotation in record {rotated_at} (the active key is {active})"
+    )]
+    RetiredKey {
+        /// The key id the record names.
+        found: String,
+        /// The sequence number of the rotation record.
+        rotated_at: u64,
+        /// The key that should have signed.
+        active: String,
+    },
+}
+
+/// A set of public keys that may sign records (`vantage audit verify
+/// --public-key`, repeatable, each file one key a line).
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    keys: std::collections::BTreeMap<String, VerifyingKey>,
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A keyring with these keys.
+    pub fn of(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
+        let mut ring = Self::new();
+        for k in keys {
+            ring.insert(k);
+        }
+        ring
+    }
+
+    /// Add a key.
+    pub fn insert(&mut self, key: VerifyingKey) {
+        self.keys.insert(key_id(&key), key);
+    }
+
+    /// The key with this id.
+    pub fn get(&self, id: &str) -> Option<&VerifyingKey> {
+        self.keys.get(id)
+    }
+
+    /// Whether the keyring has no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key ids, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        self.keys.keys().cloned().collect()
+    }
+
+    /// Add every key of a public key file's text: one key a line (hex or
+    /// base64), blank lines and `#` comments ignored.
+    pub fn add_text(&mut self, text: &str) -> anyhow::Result<usize> {
+        let mut added = 0;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = parse_public_key(line).with_context(|| format!("line {}", i + 1))?;
+            self.insert(key);
+            added += 1;
+        }
+        if added == 0 {
+            bail!("no public key in it");
+        }
+        Ok(added)
+    }
+
+    /// Check `record`'s signature with the key it names.
+    pub fn verify(&self, record: &AuditRecord) -> Result<(), SignatureError> {
+        match self.get(&record.key_id) {
+            Some(key) => verify(record, key),
+            None => Err(SignatureError::UnknownKey {
+                found: record.key_id.clone(),
+                known: self.ids().join(", "),
+            }),
+        }
+    }
+}
+
+/// The subject of a key-rotation record from `old` to `new`.
+pub fn rotation_subject(old: &AuditKey, new: &AuditKey) -> Value {
+    serde_json::json!({
+        "old_key_id": old.key_id(),
+        "new_key_id": new.key_id(),
+        "new_public_key": new.public_key_hex(),
+    })
+}
+
+/// The new key a key-rotation record introduces, checked against the key
+/// id it states.
+pub fn rotation_new_key(record: &AuditRecord) -> anyhow::Result<VerifyingKey> {
+    let text = record
+        .subject
+        .get("new_public_key")
+        .and_then(Value::as_str)
+        .context("the key rotation has no new_public_key")?;
+    let key = parse_public_key(text)?;
+    let stated = record.subject.get("new_key_id").and_then(Value::as_str);
+    if stated != Some(key_id(&key).as_str()) {
+        bail!("the key rotation's new_key_id does not match its new_public_key");
+    }
+    Ok(key)
 }
 
 /// Check `record`'s signature against `public_key`.
@@ -261,6 +527,30 @@ pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes).context("not a valid Ed25519 public key")
 }
 
+/// Refuse a key file readable or writable by group or others. Symbolic
+/// links are followed (a Kubernetes Secret volume's files are links into
+/// `..data/`), so the mode checked is the file's own.
+pub fn check_key_file_mode(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("reading the audit signing key file {}", path.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "the audit signing key file {} has mode {mode:04o}: it must not be readable by \
+                 group or others (chmod 0400 or 0600; on a Kubernetes Secret volume set \
+                 defaultMode: 0400, since the default is 0644)",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The Ed25519 key that signs audit records.
 #[derive(Clone)]
 pub struct AuditKey {
@@ -295,9 +585,12 @@ impl AuditKey {
         let text = match source {
             SecretSource::Env(var) => std::env::var(var)
                 .with_context(|| format!("reading the audit signing key from env:{var}"))?,
-            SecretSource::File(path) => std::fs::read_to_string(path).with_context(|| {
-                format!("reading the audit signing key from {}", path.display())
-            })?,
+            SecretSource::File(path) => {
+                check_key_file_mode(path)?;
+                std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the audit signing key from {}", path.display())
+                })?
+            }
         };
         Self::parse_seed(&text).with_context(|| format!("the audit signing key ({source})"))
     }
@@ -331,7 +624,7 @@ mod tests {
             location: "eu-west".into(),
             kind: KIND_RESTORE_TEST.into(),
             subject: json!({"backup": {"name": "daily-1", "age_s": 3600}, "rto_s": 12.5}),
-            verdict: Verdict::Pass,
+            verdict: Some(Verdict::Pass),
             vantage_version: "0.1.0".into(),
             recorded_at: "2025-01-02T03:04:05Z".into(),
             key_id: String::new(),
@@ -427,7 +720,8 @@ mod tests {
             |r| r.kind = "other".into(),
             |r| r.subject["rto_s"] = json!(1.0),
             |r| r.subject["backup"]["extra"] = json!(true),
-            |r| r.verdict = Verdict::Fail,
+            |r| r.verdict = Some(Verdict::Fail),
+            |r| r.verdict = None,
             |r| r.vantage_version = "9.9.9".into(),
             |r| r.recorded_at = "2025-01-02T03:04:06Z".into(),
         ];

@@ -32,6 +32,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectLockMode, ServerSideEncryption}
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use super::record::AuditRecord;
 use super::spool::{Spool, file_name};
 
 /// The default key prefix of audit objects.
@@ -366,20 +367,111 @@ impl S3Sink {
         }
     }
 
-    /// Ship every spooled record, in sequence order, removing each from the
-    /// spool once S3 has it. Stops at the first failure (the rest stay
-    /// spooled, in order, for the next call). Returns how many were shipped
-    /// (written or found already present).
-    pub async fn ship_pending(&self, spool: &Spool) -> anyhow::Result<usize> {
+    /// Ship every spooled record, in sequence order, each checked first
+    /// ([`Spool::check`]: a record edited in the spool is refused, not
+    /// shipped) and removed from the spool once S3 has it. Stops at the
+    /// first failure (the rest stay spooled, in order, for the next call).
+    /// Returns how many were shipped (written or found already present).
+    pub async fn ship_pending(&self, spool: &mut Spool) -> anyhow::Result<usize> {
         let mut shipped = 0;
         for (seq, _) in spool.pending()? {
             let bytes = spool.read_bytes(seq)?;
+            let prev = match spool.known_prev_hash(seq) {
+                Some(h) => h,
+                None => self.hash_of(seq - 1).await?,
+            };
+            spool.check(seq, &bytes, Some(&prev))?;
             let outcome = self.put_record(seq, &bytes).await?;
             tracing::debug!(seq, ?outcome, "audit record shipped");
-            spool.remove(seq)?;
+            spool.mark_shipped(seq, &super::record::hash_bytes(&bytes))?;
             shipped += 1;
         }
         Ok(shipped)
+    }
+
+    /// The chain hash of record `seq` as S3 holds it (its current version).
+    pub async fn hash_of(&self, seq: u64) -> anyhow::Result<String> {
+        let bytes = self
+            .get(&self.key(seq), None)
+            .await
+            .with_context(|| format!("reading audit record {seq} to check the chain link"))?;
+        Ok(super::record::hash_bytes(&bytes))
+    }
+
+    /// The newest record in the bucket (the highest sequence number under
+    /// the prefix) and its hash, None when there is none: how a daemon whose
+    /// spool was lost continues the chain instead of forking it.
+    pub async fn head(&self) -> anyhow::Result<Option<(AuditRecord, String)>> {
+        let mut newest: Option<u64> = None;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.config.bucket)
+                .prefix(&self.config.prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "listing s3://{}/{}: {}",
+                        self.config.bucket,
+                        self.config.prefix,
+                        sdk_message(&e)
+                    )
+                })?;
+            for object in page.contents() {
+                if let Some(seq) = object.key().and_then(|k| self.seq_of_key(k)) {
+                    newest = newest.max(Some(seq));
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        let Some(seq) = newest else {
+            return Ok(None);
+        };
+        let bytes = self.get(&self.key(seq), None).await?;
+        let record = AuditRecord::from_canonical_bytes(&bytes)
+            .with_context(|| format!("the newest audit object {}", self.key(seq)))?;
+        if record.seq != seq {
+            bail!(
+                "the newest audit object {} says seq {}",
+                self.key(seq),
+                record.seq
+            );
+        }
+        Ok(Some((record, super::record::hash_bytes(&bytes))))
+    }
+
+    /// The Object Lock retention of one object version (from HeadObject),
+    /// None when it has none.
+    pub async fn retention_of(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> anyhow::Result<Option<(String, i64)>> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .version_id(version_id)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the retention of {key}: {}", sdk_message(&e)))?;
+        Ok(
+            match (
+                head.object_lock_mode(),
+                head.object_lock_retain_until_date(),
+            ) {
+                (Some(mode), Some(until)) => Some((mode.as_str().to_lowercase(), until.secs())),
+                _ => None,
+            },
+        )
     }
 
     /// Read an object (a given version, or the current one).

@@ -3,32 +3,45 @@
 //! cannot hide behind the current version.
 //!
 //! Checked, and reported as [`Issue`]s:
+//! - that there is a log at all (an empty or wholly deleted log fails);
 //! - sequence continuity from 1 to the highest sequence number (gaps);
 //! - more than one version of a key (an edit) and delete markers (a
 //!   deletion);
 //! - each version's bytes: canonical JSON of a record whose `seq` matches
-//!   its key, with a valid signature by the given public key;
+//!   its key, with a valid signature by a key of the [`Keyring`] or a key
+//!   introduced by a valid key-rotation record (after which the old key may
+//!   sign nothing more);
 //! - the hash chain: record N's `prev_hash` is the hash of record N-1's
-//!   bytes (the zero hash for record 1).
+//!   bytes (the zero hash for record 1);
+//! - Object Lock retention on every version (unless not required);
+//! - with a maximum age: that the newest checkpoint record is not older.
 //!
 //! The chain is checked on the *oldest* version of each key: the one written
-//! by Vantage and protected by Object Lock. What this cannot see: records
-//! removed from the end of the log by someone allowed to delete object
-//! versions (a GOVERNANCE bypass, or after retention expired) — use
-//! COMPLIANCE retention, and compare the last sequence number with the
-//! spool's `state.json` or the daemon's metrics.
+//! by Vantage and protected by Object Lock.
+//!
+//! What the chain alone cannot show: records removed from the *end* of the
+//! log (by someone allowed to delete object versions: a GOVERNANCE bypass,
+//! or after retention expired). The daemon writes a checkpoint record at
+//! least every `checkpoint_every`, so a newest checkpoint older than that
+//! (plus slack) means records were removed or the daemon stopped writing;
+//! [`VerifyOptions::max_age`] turns that into a failure, and the report
+//! always states what it could not check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::time::Duration;
 
-use ed25519_dalek::VerifyingKey;
-
-use super::record::{AuditRecord, GENESIS_HASH, SignatureError, hash_bytes, key_id, verify};
+use super::record::{
+    AuditRecord, GENESIS_HASH, KIND_CHECKPOINT, KIND_KEY_ROTATION, Keyring, SignatureError,
+    hash_bytes, rotation_new_key,
+};
 use super::s3::{ObjectVersion, S3Sink};
 
 /// One problem found in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Issue {
+    /// No record at all: the log is empty, or was deleted entirely.
+    Empty,
     /// Sequence numbers `from..=to` have no object at all.
     Gap {
         /// First missing sequence number.
@@ -84,11 +97,36 @@ pub enum Issue {
         /// The object key.
         key: String,
     },
+    /// A version carries no Object Lock retention: it could be deleted.
+    NoRetention {
+        /// The sequence number.
+        seq: u64,
+        /// The version id.
+        version_id: String,
+    },
+    /// A maximum age was asked for and the log has no checkpoint record.
+    NoCheckpoint,
+    /// The newest checkpoint is older than the maximum age: the newest
+    /// records may have been removed (or the daemon stopped writing).
+    Stale {
+        /// The newest checkpoint's sequence number.
+        seq: u64,
+        /// Its `recorded_at`.
+        at: String,
+        /// Its age, seconds.
+        age_seconds: u64,
+        /// The maximum age, seconds.
+        max_age_seconds: u64,
+    },
 }
 
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Issue::Empty => write!(
+                f,
+                "empty: there is no audit record under the prefix (never written, or the whole log was deleted)"
+            ),
             Issue::Gap { from, to } if from == to => write!(f, "gap: record {from} is missing"),
             Issue::Gap { from, to } => write!(f, "gap: records {from} to {to} are missing"),
             Issue::Edited {
@@ -129,8 +167,62 @@ impl fmt::Display for Issue {
             Issue::UnexpectedObject { key } => {
                 write!(f, "unexpected object {key} under the audit prefix")
             }
+            Issue::NoRetention { seq, version_id } => write!(
+                f,
+                "no retention: record {seq} (version {version_id}) has no Object Lock retention and could be deleted"
+            ),
+            Issue::NoCheckpoint => write!(
+                f,
+                "no checkpoint: the log has no checkpoint record, so its age is unknown"
+            ),
+            Issue::Stale {
+                seq,
+                at,
+                age_seconds,
+                max_age_seconds,
+            } => write!(
+                f,
+                "stale: the newest checkpoint (record {seq}, {at}) is {} old, more than --max-age {}: \
+                 the newest records may have been removed, or the daemon stopped writing",
+                humantime::format_duration(Duration::from_secs(*age_seconds)),
+                humantime::format_duration(Duration::from_secs(*max_age_seconds)),
+            ),
         }
     }
+}
+
+/// How [`verify_log`] verifies.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The keys that may sign (None: signatures are not checked).
+    pub keyring: Option<Keyring>,
+    /// Fail when the newest checkpoint is older than this.
+    pub max_age: Option<Duration>,
+    /// Require Object Lock retention on every version.
+    pub require_retention: bool,
+}
+
+impl VerifyOptions {
+    /// Check signatures with `keyring` and require retention; no maximum
+    /// age.
+    pub fn new(keyring: Keyring) -> Self {
+        VerifyOptions {
+            keyring: Some(keyring),
+            max_age: None,
+            require_retention: true,
+        }
+    }
+}
+
+/// The newest checkpoint of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When it was written (RFC 3339).
+    pub at: String,
+    /// Its age when verified, seconds (None: `recorded_at` unreadable).
+    pub age_seconds: Option<u64>,
 }
 
 /// What [`verify_log`] found.
@@ -143,8 +235,15 @@ pub struct VerifyReport {
     pub records: Vec<AuditRecord>,
     /// How many object versions and delete markers were listed.
     pub versions_listed: usize,
-    /// The key id signatures were checked against (None: not checked).
-    pub key_id: Option<String>,
+    /// The key ids signatures were checked against, keys introduced by
+    /// rotation records included (empty: not checked).
+    pub key_ids: Vec<String>,
+    /// The newest checkpoint record, if any.
+    pub newest_checkpoint: Option<Checkpoint>,
+    /// The maximum age asked for.
+    pub max_age: Option<Duration>,
+    /// Whether Object Lock retention was required on every version.
+    pub retention_checked: bool,
     /// The problems found, in sequence order.
     pub issues: Vec<Issue>,
 }
@@ -174,36 +273,69 @@ impl fmt::Display for VerifyReport {
             self.records.len(),
             self.versions_listed
         )?;
-        let signatures = match &self.key_id {
-            Some(id) => format!("signatures checked with key {id}"),
-            None => "signatures NOT checked (no public key)".to_string(),
+        let signatures = if self.key_ids.is_empty() {
+            "signatures NOT checked (no public key)".to_string()
+        } else {
+            format!("signatures checked with key {}", self.key_ids.join(", "))
+        };
+        let retention = if self.retention_checked {
+            "Object Lock retention on every version"
+        } else {
+            "Object Lock retention NOT checked"
         };
         if self.is_ok() {
             writeln!(
                 f,
-                "OK: chain intact, no gaps, edits or deletions; {signatures}"
-            )
+                "OK: records 1 to {} verify: hashes chained, no gaps, edits or deletions; {signatures}; {retention}",
+                self.last_seq().unwrap_or(0)
+            )?;
         } else {
             writeln!(
                 f,
-                "FAILED: {} problem{}; {signatures}",
+                "FAILED: {} problem{}; {signatures}; {retention}",
                 self.issues.len(),
                 if self.issues.len() == 1 { "" } else { "s" }
             )?;
             for issue in &self.issues {
                 writeln!(f, "  - {issue}")?;
             }
-            Ok(())
+        }
+        match &self.newest_checkpoint {
+            Some(c) => writeln!(
+                f,
+                "newest checkpoint: record {} at {}{}",
+                c.seq,
+                c.at,
+                c.age_seconds
+                    .map(|a| format!(
+                        " ({} ago)",
+                        humantime::format_duration(Duration::from_secs(a))
+                    ))
+                    .unwrap_or_default()
+            )?,
+            None => writeln!(f, "newest checkpoint: none")?,
+        }
+        match (self.max_age, &self.newest_checkpoint) {
+            (None, _) => writeln!(
+                f,
+                "NOT CHECKED: whether records newer than record {} were removed from the end of \
+                 the log; pass --max-age (longer than [audit] checkpoint_every) to check",
+                self.last_seq().unwrap_or(0)
+            ),
+            (Some(max), Some(c)) if c.age_seconds.is_some_and(|a| a <= max.as_secs()) => writeln!(
+                f,
+                "truncation: the newest checkpoint is within --max-age {}; records written after it \
+                 (at most that long ago) cannot be proven present",
+                humantime::format_duration(max)
+            ),
+            (Some(_), _) => Ok(()),
         }
     }
 }
 
-/// Read every version under the sink's prefix and verify the chain (and the
-/// signatures, when `public_key` is given).
-pub async fn verify_log(
-    sink: &S3Sink,
-    public_key: Option<&VerifyingKey>,
-) -> anyhow::Result<VerifyReport> {
+/// Read every version under the sink's prefix and verify the log (see the
+/// module docs).
+pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Result<VerifyReport> {
     let listed = sink.list_versions().await?;
     let versions_listed = listed.len();
     let mut by_key: BTreeMap<String, Vec<ObjectVersion>> = BTreeMap::new();
@@ -211,8 +343,11 @@ pub async fn verify_log(
         by_key.entry(v.key.clone()).or_default().push(v);
     }
     let mut issues = Vec::new();
-    // seq -> (record, hash of its bytes) of the chain.
-    let mut chain: BTreeMap<u64, (AuditRecord, String)> = BTreeMap::new();
+    // seq -> (record, hash of its bytes, version id) of the chain.
+    let mut chain: BTreeMap<u64, (AuditRecord, String, String)> = BTreeMap::new();
+    // Later versions of a key: (seq, version id, record), checked once the
+    // keys are known.
+    let mut others: Vec<(u64, String, AuditRecord)> = Vec::new();
     for (key, versions) in by_key {
         let Some(seq) = sink.seq_of_key(&key) else {
             issues.push(Issue::UnexpectedObject { key });
@@ -224,6 +359,13 @@ pub async fn verify_log(
         let mut bodies: Vec<Vec<u8>> = Vec::new();
         for v in versions.iter().filter(|v| !v.delete_marker) {
             let bytes = sink.get(&key, Some(&v.version_id)).await?;
+            if options.require_retention && sink.retention_of(&key, &v.version_id).await?.is_none()
+            {
+                issues.push(Issue::NoRetention {
+                    seq,
+                    version_id: v.version_id.clone(),
+                });
+            }
             let invalid = |reason: String| Issue::Invalid {
                 key: key.clone(),
                 version_id: v.version_id.clone(),
@@ -235,18 +377,11 @@ pub async fn verify_log(
                     issues.push(invalid(format!("its seq is {}", record.seq)))
                 }
                 Ok(record) => {
-                    if let Some(pk) = public_key
-                        && let Err(reason) = verify(&record, pk)
-                    {
-                        issues.push(Issue::BadSignature {
-                            seq,
-                            version_id: v.version_id.clone(),
-                            reason,
-                        });
+                    if let std::collections::btree_map::Entry::Vacant(slot) = chain.entry(seq) {
+                        slot.insert((record, hash_bytes(&bytes), v.version_id.clone()));
+                    } else {
+                        others.push((seq, v.version_id.clone(), record));
                     }
-                    chain
-                        .entry(seq)
-                        .or_insert_with(|| (record, hash_bytes(&bytes)));
                 }
             }
             bodies.push(bytes);
@@ -259,10 +394,15 @@ pub async fn verify_log(
             });
         }
     }
-    // Gaps and the hash chain.
+    if chain.is_empty() {
+        issues.push(Issue::Empty);
+    }
+    // Gaps, the hash chain, signatures and key rotations, in order.
+    let mut trusted = options.keyring.clone();
+    let mut retired: HashMap<String, (u64, String)> = HashMap::new();
     let mut expected_next = 1;
     let mut prev_hash: Option<String> = Some(GENESIS_HASH.to_string());
-    for (&seq, (record, record_hash)) in &chain {
+    for (&seq, (record, record_hash, version_id)) in &chain {
         if seq > expected_next {
             issues.push(Issue::Gap {
                 from: expected_next,
@@ -281,13 +421,86 @@ pub async fn verify_log(
         }
         prev_hash = Some(record_hash.clone());
         expected_next = seq + 1;
+        if let Some(ring) = &mut trusted {
+            let checked = match retired.get(&record.key_id) {
+                Some((rotated_at, active)) => Err(SignatureError::RetiredKey {
+                    found: record.key_id.clone(),
+                    rotated_at: *rotated_at,
+                    active: active.clone(),
+                }),
+                None => ring.verify(record),
+            };
+            match checked {
+                Err(reason) => issues.push(Issue::BadSignature {
+                    seq,
+                    version_id: version_id.clone(),
+                    reason,
+                }),
+                Ok(()) if record.kind == KIND_KEY_ROTATION => match rotation_new_key(record) {
+                    Ok(new_key) => {
+                        let new_id = super::record::key_id(&new_key);
+                        retired.insert(record.key_id.clone(), (seq, new_id));
+                        ring.insert(new_key);
+                    }
+                    Err(e) => issues.push(Issue::Invalid {
+                        key: sink.key(seq),
+                        version_id: version_id.clone(),
+                        reason: format!("{e:#}"),
+                    }),
+                },
+                Ok(()) => {}
+            }
+        }
+    }
+    if let Some(ring) = &trusted {
+        for (seq, version_id, record) in &others {
+            if let Err(reason) = ring.verify(record) {
+                issues.push(Issue::BadSignature {
+                    seq: *seq,
+                    version_id: version_id.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    // The newest checkpoint and its age.
+    let now = chrono::Utc::now();
+    let newest_checkpoint = chain
+        .values()
+        .rev()
+        .find(|(r, _, _)| r.kind == KIND_CHECKPOINT)
+        .map(|(r, _, _)| Checkpoint {
+            seq: r.seq,
+            at: r.recorded_at.clone(),
+            age_seconds: chrono::DateTime::parse_from_rfc3339(&r.recorded_at)
+                .ok()
+                .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0) as u64),
+        });
+    if let Some(max_age) = options.max_age {
+        match &newest_checkpoint {
+            None => issues.push(Issue::NoCheckpoint),
+            Some(c) => {
+                let age = c.age_seconds.unwrap_or(u64::MAX);
+                if age > max_age.as_secs() {
+                    issues.push(Issue::Stale {
+                        seq: c.seq,
+                        at: c.at.clone(),
+                        age_seconds: age,
+                        max_age_seconds: max_age.as_secs(),
+                    });
+                }
+            }
+        }
     }
     issues.sort_by_key(issue_seq);
     Ok(VerifyReport {
         location: format!("s3://{}/{}", sink.config().bucket, sink.config().prefix),
-        records: chain.into_values().map(|(r, _)| r).collect(),
+        records: chain.into_values().map(|(r, _, _)| r).collect(),
         versions_listed,
-        key_id: public_key.map(key_id),
+        key_ids: trusted.map(|r| r.ids()).unwrap_or_default(),
+        newest_checkpoint,
+        max_age: options.max_age,
+        retention_checked: options.require_retention,
         issues,
     })
 }
@@ -298,8 +511,11 @@ fn issue_seq(issue: &Issue) -> u64 {
         | Issue::Edited { seq, .. }
         | Issue::Deleted { seq }
         | Issue::BadSignature { seq, .. }
+        | Issue::NoRetention { seq, .. }
+        | Issue::Stale { seq, .. }
         | Issue::ChainBreak { seq, .. } => *seq,
-        Issue::Invalid { .. } | Issue::UnexpectedObject { .. } => u64::MAX,
+        Issue::Empty => 0,
+        Issue::Invalid { .. } | Issue::UnexpectedObject { .. } | Issue::NoCheckpoint => u64::MAX,
     }
 }
 
@@ -313,11 +529,20 @@ mod tests {
             location: "s3://b/audit/".into(),
             records: vec![],
             versions_listed: 0,
-            key_id: Some("0011223344556677".into()),
+            key_ids: vec!["0011223344556677".into()],
+            newest_checkpoint: None,
+            max_age: None,
+            retention_checked: true,
             issues: vec![],
         };
         assert!(report.is_ok());
-        assert!(report.to_string().contains("OK: chain intact"));
+        let text = report.to_string();
+        assert!(text.contains("OK: records 1 to 0 verify"), "{text}");
+        assert!(!text.contains("chain intact"), "{text}");
+        assert!(
+            text.contains("NOT CHECKED: whether records newer"),
+            "{text}"
+        );
         report.issues = vec![
             Issue::Gap { from: 3, to: 3 },
             Issue::Edited {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::audit::record::parse_public_key;
+use crate::audit::record::Keyring;
 use crate::audit::s3::{DEFAULT_PREFIX, S3Config, S3Sink};
-use crate::audit::verify::verify_log;
+use crate::audit::verify::{VerifyOptions, verify_log};
 
 /// Arguments of `vantage audit`.
 #[derive(Debug, clap::Args)]
@@ -23,8 +23,22 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
     /// Walk the chain (every object version): hashes, signatures, gaps,
-    /// edits, deletions. Exit code 0 when it verifies, 2 when not.
-    Verify(BucketArgs),
+    /// edits, deletions, Object Lock retention, and (with --max-age) the age
+    /// of the newest checkpoint. Exit code 0 when it verifies, 2 when not.
+    Verify {
+        /// Where the log is.
+        #[command(flatten)]
+        bucket: BucketArgs,
+        /// Fail when the newest checkpoint record is older than this (e.g.
+        /// "2h"; longer than `[audit] checkpoint_every`): without it, records
+        /// removed from the end of the log cannot be detected.
+        #[arg(long, value_name = "DURATION", value_parser = parse_max_age)]
+        max_age: Option<std::time::Duration>,
+        /// Do not require Object Lock retention on every version (a bucket
+        /// without Object Lock).
+        #[arg(long)]
+        no_retention_check: bool,
+    },
     /// One line per record: sequence number, time, verdict, kind, run id.
     List(BucketArgs),
     /// Make a new Ed25519 signing key: the secret seed goes to FILE (mode
@@ -65,11 +79,12 @@ pub struct BucketArgs {
     /// Key prefix of the audit objects.
     #[arg(long, default_value = DEFAULT_PREFIX)]
     pub prefix: String,
-    /// File with the Ed25519 public key (64 hex digits or base64 of 32
-    /// bytes). Required by `verify`; `list` and `show` check signatures
-    /// when given.
+    /// File with Ed25519 public keys (64 hex digits or base64 of 32 bytes,
+    /// one a line): the keyring. Repeatable. Required by `verify`; `list`
+    /// and `show` check signatures when given. Keys introduced by a
+    /// key-rotation record signed by a key of the keyring are trusted too.
     #[arg(long, value_name = "FILE")]
-    pub public_key: Option<PathBuf>,
+    pub public_key: Vec<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -85,33 +100,63 @@ impl BucketArgs {
         S3Sink::new(config).await
     }
 
-    fn public_key(&self) -> anyhow::Result<Option<ed25519_dalek::VerifyingKey>> {
-        let Some(path) = &self.public_key else {
+    fn keyring(&self) -> anyhow::Result<Option<Keyring>> {
+        if self.public_key.is_empty() {
             return Ok(None);
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the public key {}", path.display()))?;
-        parse_public_key(&text)
-            .with_context(|| format!("the public key {}", path.display()))
-            .map(Some)
+        }
+        let mut ring = Keyring::new();
+        for path in &self.public_key {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the public key file {}", path.display()))?;
+            ring.add_text(&text)
+                .with_context(|| format!("the public key file {}", path.display()))?;
+        }
+        Ok(Some(ring))
     }
+
+    fn options(&self) -> anyhow::Result<VerifyOptions> {
+        Ok(VerifyOptions {
+            keyring: self.keyring()?,
+            max_age: None,
+            require_retention: false,
+        })
+    }
+}
+
+fn parse_max_age(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_timeout(text).map_err(|e| e.0)
 }
 
 /// Run the command; returns the exit code.
 pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
     match args.command {
-        AuditCommand::Verify(b) => {
-            let key = b
-                .public_key()?
+        AuditCommand::Verify {
+            bucket: b,
+            max_age,
+            no_retention_check,
+        } => {
+            let keyring = b
+                .keyring()?
                 .context("`vantage audit verify` needs --public-key FILE")?;
-            let report = verify_log(&b.sink().await?, Some(&key)).await?;
+            let options = VerifyOptions {
+                keyring: Some(keyring),
+                max_age,
+                require_retention: !no_retention_check,
+            };
+            let report = verify_log(&b.sink().await?, &options).await?;
             if b.json {
                 let out = serde_json::json!({
                     "ok": report.is_ok(),
                     "location": report.location,
                     "records": report.records.len(),
                     "last_seq": report.last_seq(),
-                    "key_id": report.key_id,
+                    "key_ids": report.key_ids,
+                    "newest_checkpoint": report.newest_checkpoint.as_ref().map(|c| serde_json::json!({
+                        "seq": c.seq, "at": c.at, "age_seconds": c.age_seconds,
+                    })),
+                    "max_age_seconds": report.max_age.map(|d| d.as_secs()),
+                    "truncation_checked": report.max_age.is_some(),
+                    "retention_checked": report.retention_checked,
                     "issues": report.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
@@ -121,15 +166,18 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
             Ok(if report.is_ok() { 0 } else { 2 })
         }
         AuditCommand::List(b) => {
-            let key = b.public_key()?;
-            let report = verify_log(&b.sink().await?, key.as_ref()).await?;
+            let report = verify_log(&b.sink().await?, &b.options()?).await?;
             if b.json {
                 println!("{}", serde_json::to_string_pretty(&report.records)?);
             } else {
                 for r in &report.records {
+                    let verdict = r
+                        .verdict
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into());
                     println!(
                         "{:>6}  {}  {:<5}  {:<14}  {}",
-                        r.seq, r.recorded_at, r.verdict, r.kind, r.run_id
+                        r.seq, r.recorded_at, verdict, r.kind, r.run_id
                     );
                 }
                 if !report.is_ok() {
@@ -167,8 +215,7 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         AuditCommand::Show { seq, bucket: b } => {
-            let key = b.public_key()?;
-            let report = verify_log(&b.sink().await?, key.as_ref()).await?;
+            let report = verify_log(&b.sink().await?, &b.options()?).await?;
             let Some(record) = report.records.iter().find(|r| r.seq == seq) else {
                 eprintln!("no audit record {seq} in {}", report.location);
                 return Ok(2);

@@ -132,6 +132,10 @@ pub(super) struct RawAudit {
     pub sse_kms_key_id: Option<Spanned<String>>,
     /// The local spool directory (default `{data_dir}/audit-spool`).
     pub spool_dir: Option<Spanned<String>>,
+    /// The key being rotated away from, `"env:VAR"` or `"file:PATH"`.
+    pub previous_signing_key: Option<Spanned<String>>,
+    /// Cadence of checkpoint records (default `"1h"`).
+    pub checkpoint_every: Option<Spanned<toml::Value>>,
 }
 
 /// `[alerts]`; every key is optional.

@@ -264,6 +264,11 @@ pub struct AuditConfig {
     pub sse: Option<Sse>,
     /// The local spool (default `{data_dir}/audit-spool`).
     pub spool_dir: Option<PathBuf>,
+    /// The key being rotated away from: it signs the key-rotation record
+    /// when the chain head was signed by it.
+    pub previous_signing_key: Option<SecretSource>,
+    /// Cadence of checkpoint records (1s to 7 days, default 1h).
+    pub checkpoint_every: std::time::Duration,
 }
 
 #[cfg(test)]

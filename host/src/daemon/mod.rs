@@ -160,7 +160,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
 
     let audit = match &config.audit {
-        Some(a) => Some(Arc::new(AuditLog::open(a, &data_dir).await?)),
+        Some(a) => Some(Arc::new(
+            AuditLog::open(a, &data_dir, &location, metrics.audit().clone()).await?,
+        )),
         None => None,
     };
     let restore_limits = config

@@ -242,10 +242,16 @@ fn publish(
             location: report.location.clone(),
             kind: KIND_RESTORE_TEST.to_string(),
             subject: serde_json::to_value(&report).unwrap_or_default(),
-            verdict: report.verdict,
+            verdict: Some(report.verdict),
         };
         match audit.append(entry) {
-            Ok(record) => info!(seq = record.seq, "verdict recorded in the audit log"),
+            Ok(record) => match audit.status().last_error {
+                None => info!(seq = record.seq, "verdict recorded in the audit log"),
+                Some(stalled) => error!(
+                    seq = record.seq,
+                    "verdict spooled but the audit log is not reaching S3 (shipping stalled): {stalled}"
+                ),
+            },
             Err(e) => error!("cannot record the verdict in the audit log: {e:#}"),
         }
     }

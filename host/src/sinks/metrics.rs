@@ -42,6 +42,8 @@
 //! | `vantage_restore_backup_age_seconds` | age of the backup the last run restored, when it ran |
 //! | `vantage_backup_last_validated_timestamp` | unix time of the last run that passed (absent until one does) |
 //!
+//! The audit log's metrics are listed in [`crate::audit::metrics`].
+//!
 //! Every per-check series above carries `check` and `location`. The
 //! daemon-wide ones do not carry `check`: `vantage_scheduler_lateness_seconds`
 //! carries `location` only, and `vantage_runs_in_flight`,
@@ -101,6 +103,8 @@ pub struct Metrics {
     configured: Gauge,
     reload_ok: Gauge,
     restore: RestoreFamilies,
+    /// The audit shipper's metrics (see [`crate::audit::metrics`]).
+    audit: crate::audit::metrics::AuditGauges,
 }
 
 /// A float gauge family.
@@ -235,6 +239,7 @@ impl Metrics {
             board,
             location: location.to_string(),
         }));
+        let audit = crate::audit::metrics::AuditGauges::register(&mut registry);
         Metrics {
             registry,
             location: location.to_string(),
@@ -247,7 +252,13 @@ impl Metrics {
             configured,
             reload_ok,
             restore,
+            audit,
         }
+    }
+
+    /// The audit shipper's metrics, for [`crate::audit::log::AuditLog::open`].
+    pub fn audit(&self) -> &crate::audit::metrics::AuditGauges {
+        &self.audit
     }
 
     fn restore_labels(&self, test: &str, extra: &[(&str, &str)]) -> Labels {

@@ -171,4 +171,34 @@ fn audit_errors_name_line_and_key() {
         "lock_mode",
         "expected \"compliance\" or \"governance\"",
     );
+    one_error(
+        "[audit]\nbucket = \"b\"\nsigning_key = \"env:K\"\ncheckpoint_every = \"30d\"\n",
+        4,
+        "checkpoint_every",
+        "between 1s and 7d",
+    );
+    one_error(
+        "[audit]\nbucket = \"b\"\nsigning_key = \"env:K\"\nprevious_signing_key = \"K\"\n",
+        4,
+        "previous_signing_key",
+        "env:",
+    );
+}
+
+#[test]
+fn audit_checkpoints_and_previous_key_load() {
+    let config = load_ok(&format!(
+        "{AUDIT}checkpoint_every = \"10m\"\nprevious_signing_key = \"env:OLD_KEY\"\n"
+    ));
+    let audit = config.audit.as_ref().expect("audit");
+    assert_eq!(audit.checkpoint_every, Duration::from_secs(600));
+    assert_eq!(
+        audit.previous_signing_key,
+        Some(SecretSource::Env("OLD_KEY".into()))
+    );
+    let config = load_ok(AUDIT);
+    assert_eq!(
+        config.audit.as_ref().unwrap().checkpoint_every,
+        Duration::from_secs(3600)
+    );
 }

@@ -193,6 +193,30 @@ impl Validator<'_> {
                 }
             },
         };
+        let previous_signing_key = raw.previous_signing_key.as_ref().and_then(|k| {
+            match k.get_ref().parse::<SecretSource>() {
+                Ok(SecretSource::File(p)) => {
+                    Some(SecretSource::File(self.resolve(&p.to_string_lossy())))
+                }
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.error(k.span(), AUDIT, Some("previous_signing_key"), e.0);
+                    None
+                }
+            }
+        });
+        let checkpoint_every = match &raw.checkpoint_every {
+            None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
+            Some(d) => match self.parse_text(d, AUDIT, "checkpoint_every", "1h", parse_timeout) {
+                Some(every) if (1..=7 * 86_400).contains(&every.as_secs()) => every,
+                Some(_) => {
+                    let msg = "checkpoint_every must be between 1s and 7d".to_string();
+                    self.error(d.span(), AUDIT, Some("checkpoint_every"), msg);
+                    crate::audit::log::DEFAULT_CHECKPOINT_EVERY
+                }
+                None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
+            },
+        };
         let prefix = match &raw.prefix {
             Some(p) => {
                 let mut text = p.get_ref().trim().trim_start_matches('/').to_string();
@@ -219,6 +243,8 @@ impl Validator<'_> {
             retention,
             sse,
             spool_dir: raw.spool_dir.map(|d| self.resolve(d.get_ref())),
+            previous_signing_key,
+            checkpoint_every,
         })
     }
 
