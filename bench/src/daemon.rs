@@ -65,10 +65,24 @@ impl Daemon {
         checks: &[CheckEntry],
         log_name: &str,
     ) -> anyhow::Result<Daemon> {
+        Self::start_with(vantage, dir, cache_dir, log_name, |listen, data_dir| {
+            config(listen, data_dir, checks)
+        })
+    }
+
+    /// [`start`](Self::start) with the configuration `make_config(listen,
+    /// data_dir)` writes.
+    pub fn start_with(
+        vantage: &Path,
+        dir: &Path,
+        cache_dir: &Path,
+        log_name: &str,
+        make_config: impl FnOnce(&str, &Path) -> String,
+    ) -> anyhow::Result<Daemon> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let config_file = dir.join("vantage.toml");
-        std::fs::write(&config_file, config(&listen, &dir.join("data"), checks))?;
+        std::fs::write(&config_file, make_config(&listen, &dir.join("data")))?;
         let log = std::fs::File::create(dir.join(log_name))?;
         let mut command = Command::new(vantage);
         command

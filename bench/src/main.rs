@@ -10,6 +10,8 @@
 //! 3. `blackbox`: vs blackbox_exporter, probes per CPU-second (HTTP, HTTPS).
 //! 4. `scale`: the real daemon with 10,000 one-minute checks for 3 minutes.
 //! 5. `coldstart`: the real daemon with 100 distinct components, cold and warm.
+//! 6. `loopers`: the real daemon with 2,000 checks every 10 s beside 0 and 8
+//!    checks that loop until their deadline: start lateness.
 //!
 //! `profile` (one check in a loop, for perf and what-ifs) and `floor`
 //! (wasmtime alone under an engine variant) are for digging, not in `all`.
@@ -22,6 +24,7 @@ mod blackbox;
 mod coldstart;
 mod daemon;
 mod floor;
+mod loopers;
 mod native;
 mod overhead;
 mod probe;
@@ -55,7 +58,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Every measurement, in one run (about 8 minutes).
+    /// Every measurement, in one run (about 11 minutes).
     All,
     /// 1. Per-run overhead of a trivial check.
     Overhead,
@@ -67,6 +70,24 @@ enum Cmd {
     Scale,
     /// 5. The daemon with many distinct components: cold and warm start.
     Coldstart,
+    /// 6. The daemon with many checks beside N loopers: start lateness.
+    Loopers {
+        /// Numbers of loopers, one daemon run each.
+        #[arg(long, value_delimiter = ',', default_value = "0,8")]
+        loopers: Vec<usize>,
+        /// Well-behaved `http` checks.
+        #[arg(long = "well-behaved", default_value_t = 2_000)]
+        well_behaved: usize,
+        /// Interval of every check.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        every: Duration,
+        /// Timeout of the loopers (each of their runs computes this long).
+        #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+        looper_timeout: Duration,
+        /// How long each daemon runs once ready.
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        window: Duration,
+    },
     /// Run one check in a loop and print its CPU per run (for perf,
     /// callgrind and what-if comparisons; not part of `all`).
     Profile {
@@ -183,7 +204,7 @@ fn components(opts: &Opts) -> anyhow::Result<Components> {
     }
     let checks = repo().join("checks");
     let components = Components(checks.join("target/wasm32-wasip2/release"));
-    let needed = ["http", "fixture_noop", "fixture_echo"];
+    let needed = ["http", "fixture_noop", "fixture_echo", "fixture_loop"];
     if needed.iter().any(|n| !components.path(n).exists()) {
         eprintln!("building the checks (cd checks && cargo build --release)");
         let status = cargo()
@@ -196,6 +217,8 @@ fn components(opts: &Opts) -> anyhow::Result<Components> {
                 "fixture-noop",
                 "-p",
                 "fixture-echo",
+                "-p",
+                "fixture-loop",
             ])
             .current_dir(&checks)
             .status()?;
@@ -276,7 +299,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let needs_daemon = matches!(cli.command, Cmd::All | Cmd::Scale | Cmd::Coldstart);
+    let needs_daemon = matches!(
+        cli.command,
+        Cmd::All | Cmd::Scale | Cmd::Coldstart | Cmd::Loopers { .. }
+    );
     let vantage = if needs_daemon {
         Some(vantage_binary(opts)?)
     } else {
@@ -355,6 +381,34 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         sections.push(outcome.section);
     }
     sections.extend(cold);
+    let default_loopers = [0, 8];
+    let looper_args = match &cli.command {
+        Cmd::Loopers {
+            loopers,
+            well_behaved,
+            every,
+            looper_timeout,
+            window,
+        } => Some(loopers::Args {
+            counts: loopers,
+            checks: *well_behaved,
+            every: *every,
+            looper_timeout: *looper_timeout,
+            window: *window,
+        }),
+        Cmd::All => Some(loopers::Args {
+            counts: &default_loopers,
+            checks: 2_000,
+            every: Duration::from_secs(10),
+            looper_timeout: Duration::from_secs(8),
+            window: Duration::from_secs(60),
+        }),
+        _ => None,
+    };
+    if let Some(args) = looper_args {
+        let vantage = vantage.as_deref().context("vantage binary")?;
+        sections.push(loopers::run(vantage, &components, &target, args).await?);
+    }
     let markdown = report::document(&header, &sections);
     println!("{markdown}");
     if let Some(out) = &opts.out {

@@ -76,6 +76,7 @@ pub fn http_spec(url: &str, insecure: bool) -> anyhow::Result<RunSpec> {
             timeout: Duration::from_secs(10),
             memory: DEFAULT_MEMORY,
             fuel: None,
+            cpu: None,
         },
         location: "bench".into(),
         mode: vantage::config::Mode::Edge,

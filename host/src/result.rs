@@ -88,6 +88,8 @@ pub enum ErrorKind {
     Memory,
     /// The guest used up its fuel (instruction budget).
     Fuel,
+    /// The run used more CPU time than its `cpu` limit.
+    Cpu,
     /// The guest returned a verdict larger than the host keeps (too many
     /// assertions, measurements or labels, or too much text).
     ResultTooLarge,

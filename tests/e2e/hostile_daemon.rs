@@ -411,3 +411,79 @@ async fn hostile_checks_in_the_daemon_leave_the_others_on_time() {
         names.len() + corpus.len()
     );
 }
+
+/// Pure loopers in the fair-share scenario (issue 12): checks that compute
+/// until their deadline, every run.
+const LOOPERS: usize = 8;
+/// Well-behaved checks beside them, every 1 s.
+const MANY_NOOP_CHECKS: usize = 60;
+/// How long the fair-share daemon runs its checks once started.
+const FAIR_SHARE_PHASE: Duration = Duration::from_secs(12);
+/// The bound on the well-behaved checks' lateness p99 beside the loopers
+/// (issue 12: 100 ms with 8 loopers on 2 cores).
+const FAIR_SHARE_P99_BOUND_MS: f64 = 100.0;
+
+/// Eight checks that loop until their deadline, every run, beside many
+/// well-behaved ones, under a concurrency cap of 16 (so the low lane's
+/// budget is 2 runs). Before the guest pool had lanes, the loopers took turns with
+/// everyone else on the guest threads in 10 ms slices and held 8 of the 16
+/// slots under the cap: the others waited to start. Now a looper's run
+/// moves to the low-priority lane after 50 ms of CPU, gives its slot under
+/// the cap back, and its later runs start there; the others keep starting
+/// on time. A ninth looper has a `cpu` limit and ends on it, not on its
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopers_in_the_daemon_do_not_make_the_others_late() {
+    let target = start_target().await;
+    let (mut text, mut names) = well_behaved(&target);
+    for i in 0..MANY_NOOP_CHECKS {
+        let name = format!("many-{i}");
+        text += &check(&name, "fixture_noop", "1s", "1s", "");
+        names.push(name);
+    }
+    let loopers: Vec<String> = (0..LOOPERS).map(|i| format!("looper-{i}")).collect();
+    for name in &loopers {
+        text += &check(name, "fixture_loop", "1s", "1s", "");
+    }
+    text += &check("looper-cpu", "fixture_loop", "2s", "30s", "cpu = \"200ms\"");
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(dir.path(), &format!("concurrency = 16\n{text}"));
+    tokio::time::sleep(FAIR_SHARE_PHASE).await;
+    daemon.assert_up();
+
+    for name in &loopers {
+        let runs = daemon.runs(name);
+        // They queue for the low lane's 2 slots: a few runs each.
+        assert!(!runs.is_empty(), "{name} never ran");
+        for run in &runs {
+            assert_eq!(run["result"]["error"]["kind"], "deadline", "{name}: {run}");
+        }
+    }
+    let runs = daemon.runs("looper-cpu");
+    assert!(!runs.is_empty(), "looper-cpu never ran");
+    for run in &runs {
+        let result = &run["result"];
+        assert_eq!(result["error"]["kind"], "cpu", "{result}");
+        let message = result["error"]["message"].as_str().unwrap();
+        assert!(message.contains("CPU limit of 200ms exceeded"), "{message}");
+    }
+    let log = daemon.log();
+    assert!(
+        log.contains("low-priority lane"),
+        "no looper was moved to the low-priority lane"
+    );
+
+    let lateness = well_behaved_lateness(&daemon, &names, 8);
+    let p99 = p99(lateness.clone());
+    eprintln!(
+        "start lateness of {} well-behaved checks beside {LOOPERS} loopers (concurrency 16): \
+         p99 {p99:.1} ms, max {:.1} ms, {} runs; bound {FAIR_SHARE_P99_BOUND_MS:.0} ms",
+        names.len(),
+        lateness.iter().copied().fold(0.0, f64::max),
+        lateness.len()
+    );
+    assert!(
+        p99 <= FAIR_SHARE_P99_BOUND_MS,
+        "the loopers delayed the others: lateness p99 {p99:.1} ms (bound {FAIR_SHARE_P99_BOUND_MS:.0} ms)"
+    );
+}

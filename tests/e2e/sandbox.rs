@@ -66,6 +66,17 @@ async fn fuel_budget_stops_a_busy_check() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cpu_limit_stops_a_busy_check_before_its_timeout() {
+    let (out, r) = run_json("fixture_loop", &["--cpu", "300ms", "--timeout", "20s"]).await;
+    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert_eq!(r["error"]["kind"], "cpu", "{r:#}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("CPU limit of 300ms exceeded"), "{message}");
+    // Ended on its CPU time (within a few epoch ticks), not its timeout.
+    assert!(r["duration_ms"].as_f64().unwrap() < 5000.0, "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn host_outside_the_allow_list_is_denied() {
     let (out, r) = run_json("fixture_denied", &[]).await;
     assert_eq!(out.code, 2, "{}", out.stdout);
@@ -95,6 +106,7 @@ fn spec(name: &str, targets: Vec<String>, allow: &[&str], timeout: Duration) -> 
             timeout,
             memory: 32 << 20,
             fuel: None,
+            cpu: None,
         },
         location: "test".into(),
         mode: Mode::Edge,

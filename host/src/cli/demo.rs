@@ -85,6 +85,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
         timeout: Duration::from_secs(10),
         memory: 64 << 20,
         fuel: None,
+        cpu: None,
     };
     let set = |pairs: &[(&str, &str)]| {
         pairs

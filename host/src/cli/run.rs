@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Instruction budget (fuel); unlimited when absent.
     #[arg(long)]
     pub fuel: Option<u64>,
+    /// CPU time the run may use (e.g. `2s`), apart from `--timeout`;
+    /// unlimited when absent.
+    #[arg(long, value_parser = parse_duration)]
+    pub cpu: Option<Duration>,
     /// Location label reported with the result.
     #[arg(long, default_value = "local", env = "VANTAGE_LOCATION")]
     pub location: String,
@@ -162,6 +166,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
             timeout: args.timeout,
             memory: args.memory,
             fuel: args.fuel,
+            cpu: args.cpu,
         },
         location: args.location.clone(),
         mode: match args.mode {

@@ -32,6 +32,7 @@
 //! timeout = "10s"               # default 10s
 //! memory = "64MiB"              # B, KiB, MiB, GiB, KB, MB, GB; 1MiB..4GiB; default 64MiB
 //! fuel = 1000000000             # instruction budget; default none
+//! cpu = "2s"                    # CPU time per run (computing, not waiting); default none
 //!
 //! [[check]]
 //! name = "api-health"           # required, unique, [a-z0-9][a-z0-9_-]*
@@ -44,6 +45,7 @@
 //! timeout = "5s"                # overrides [defaults]
 //! memory = "32MiB"
 //! fuel = 500000000
+//! cpu = "500ms"                 # below `timeout`; a run over it ends with error kind `cpu`
 //! mode = "edge"                 # edge (default) | restore
 //! timezone = "Europe/Berlin"    # for cron (default UTC)
 //! failure_threshold = 3         # bad runs in a row before the state is down (default 1)

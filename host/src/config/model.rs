@@ -266,15 +266,19 @@ pub struct Limits {
     pub memory: u64,
     /// Instruction budget (fuel); `None` for no budget.
     pub fuel: Option<u64>,
+    /// CPU time one run may use (time computing on a guest thread, as
+    /// opposed to the wall-clock `timeout`); `None` for no limit.
+    pub cpu: Option<Duration>,
 }
 
 impl Default for Limits {
-    /// 10s, 64MiB, no fuel budget.
+    /// 10s, 64MiB, no fuel budget, no CPU limit.
     fn default() -> Self {
         Limits {
             timeout: DEFAULT_TIMEOUT,
             memory: DEFAULT_MEMORY,
             fuel: None,
+            cpu: None,
         }
     }
 }

@@ -205,6 +205,8 @@ pub(super) struct RawDefaults {
     pub memory: Option<Spanned<toml::Value>>,
     /// Instruction budget; default: none.
     pub fuel: Option<Spanned<u64>>,
+    /// CPU time per run, e.g. `"2s"`; default: none (only `timeout`).
+    pub cpu: Option<Spanned<toml::Value>>,
 }
 
 /// One `[[check]]`.
@@ -233,6 +235,8 @@ pub(super) struct RawCheck {
     pub memory: Option<Spanned<toml::Value>>,
     /// Overrides `defaults.fuel`.
     pub fuel: Option<Spanned<u64>>,
+    /// Overrides `defaults.cpu`.
+    pub cpu: Option<Spanned<toml::Value>>,
     /// `"edge"` (default) or `"restore"`.
     pub mode: Option<Spanned<Mode>>,
     /// `[check.secrets]`: name = `"env:VAR"` or `"file:PATH"`.

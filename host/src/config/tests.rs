@@ -113,6 +113,7 @@ fn a_full_example_loads_into_the_model() {
             timeout: Duration::from_secs(10),
             memory: 64 << 20,
             fuel: Some(1_000_000_000),
+            cpu: None,
         }
     );
     assert!(c.warnings.is_empty(), "{}", shown(&c.warnings));
@@ -145,6 +146,7 @@ fn a_full_example_loads_into_the_model() {
             timeout: Duration::from_secs(5),
             memory: 32 << 20,
             fuel: Some(500_000_000),
+            cpu: None,
         }
     );
     assert_eq!(api.mode, Mode::Edge);
@@ -955,4 +957,5 @@ fn daemon_setting_errors_name_line_and_key() {
     );
 }
 
+mod cpu;
 mod restore;

@@ -519,6 +519,10 @@ impl Validator<'_> {
         if let Some(f) = &raw.fuel {
             limits.fuel = self.fuel(f, DEFAULTS);
         }
+        if let Some(c) = &raw.cpu {
+            limits.cpu = self.parse_text(c, DEFAULTS, "cpu", "2s", parse_cpu);
+        }
+        self.cpu_within_timeout(raw.cpu.as_ref(), &limits, DEFAULTS);
         limits
     }
 
@@ -674,7 +678,8 @@ impl Validator<'_> {
         })
     }
 
-    /// A check's `timeout`, `memory` and `fuel` over `defaults`.
+    /// A check's `timeout`, `memory`, `fuel` and `cpu` over `defaults`: the
+    /// one parser of limits, for checks and restore checks alike.
     fn limits(&mut self, raw: &RawCheck, defaults: &Limits, ctx: Option<&str>) -> Limits {
         let mut limits = defaults.clone();
         if let Some(t) = &raw.timeout {
@@ -690,7 +695,34 @@ impl Validator<'_> {
         if let Some(f) = &raw.fuel {
             limits.fuel = self.fuel(f, ctx);
         }
+        if let Some(c) = &raw.cpu {
+            limits.cpu = self
+                .parse_text(c, ctx, "cpu", "2s", parse_cpu)
+                .or(limits.cpu);
+        }
+        self.cpu_within_timeout(raw.cpu.as_ref().or(raw.timeout.as_ref()), &limits, ctx);
         limits
+    }
+
+    /// Warn when a `cpu` limit can never be reached because the wall-clock
+    /// `timeout` ends the run first (`at` is the key that made it so).
+    fn cpu_within_timeout(
+        &mut self,
+        at: Option<&Spanned<toml::Value>>,
+        limits: &Limits,
+        ctx: Option<&str>,
+    ) {
+        let (Some(at), Some(cpu)) = (at, limits.cpu) else {
+            return;
+        };
+        if cpu >= limits.timeout {
+            let msg = format!(
+                "cpu {} is not below timeout {}: the timeout always ends the run first",
+                humantime::format_duration(cpu),
+                humantime::format_duration(limits.timeout)
+            );
+            self.warn(at.span(), ctx, Some("cpu"), msg);
+        }
     }
 
     fn check_name(
@@ -982,6 +1014,18 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Parse a `cpu` limit: a [duration](parse_duration) greater than zero.
+/// Enforced to within one epoch tick (10 ms).
+fn parse_cpu(s: &str) -> Result<Duration, ValueError> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(ValueError(format!(
+            "cpu {s:?} must be greater than zero, e.g. \"2s\" (leave it out for no CPU limit)"
+        )));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

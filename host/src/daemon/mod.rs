@@ -43,7 +43,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, ComponentRef, Config, DEFAULT_LISTEN};
 use crate::runtime::engine::EngineOptions;
-use crate::runtime::pool::GuestPool;
+use crate::runtime::pool::{GuestPool, low_lane_permits_for};
 use crate::runtime::{LoadedCheck, Runtime};
 use crate::sinks::Sinks;
 use crate::sinks::alerts::{AlertConfig, Alerts};
@@ -185,10 +185,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .chain([config.defaults.memory])
             .max()
             .unwrap_or(config::DEFAULT_MEMORY),
-        pool_instances: u32::try_from(global.concurrency + 16).unwrap_or(u32::MAX),
+        pool_instances: u32::try_from(
+            global.concurrency + low_lane_permits_for(global.concurrency) + 16,
+        )
+        .unwrap_or(u32::MAX),
     };
     let runtime = Arc::new(Runtime::new(&engine, options.cache_dir.clone())?);
-    let guests = GuestPool::per_core().context("cannot start the guest threads")?;
+    // Runs in the low-priority lane have their own budget beside the cap.
+    let guests = GuestPool::per_core()
+        .context("cannot start the guest threads")?
+        .with_low_lane_permits(low_lane_permits_for(global.concurrency));
     let shared = Arc::new(Shared {
         runtime,
         guests,

@@ -7,19 +7,27 @@
 //! and planned starts that pass while a run is still going are skipped and
 //! counted. Start lateness (actual start − planned start, after waiting for
 //! a concurrency slot) is measured for every run.
+//!
+//! Each check task keeps its guest [`Lane`]: a check whose runs compute
+//! flat out runs in the guest pool's low-priority lane (see
+//! [`GuestPool`]). A run in the low lane takes a slot of that lane's own
+//! small budget of runs in flight instead of one under the concurrency
+//! cap, and a run moved there mid-run gives its slot under the cap back
+//! (then waits for a low-lane slot): heavy checks cannot fill the cap.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::capabilities::net::HostResolver;
 use crate::config::{CheckSpec, Maintenance};
 use crate::result::{CheckResult, ErrorKind};
-use crate::runtime::pool::GuestPool;
+use crate::runtime::limits::CpuMeter;
+use crate::runtime::pool::{GuestPool, Lane};
 use crate::runtime::{LoadedCheck, RunSpec, Runtime};
 use crate::sinks::Sinks;
 
@@ -59,16 +67,49 @@ impl Shared {
             .map(|m| m.name.clone())
     }
 
-    /// Run `check` once with `spec` on the guest pool. A panic of the host
-    /// while serving the run becomes an error result.
+    /// Run `check` once with `spec` on the guest pool, starting in the
+    /// normal lane (it moves to the low lane if it computes flat out, still
+    /// holding the caller's concurrency slot). A panic of the host while
+    /// serving the run becomes an error result.
     pub async fn run_guest(&self, check: &Arc<LoadedCheck>, spec: &Arc<RunSpec>) -> CheckResult {
+        self.run_guest_in_lane(check, spec, &Lane::default(), None)
+            .await
+    }
+
+    /// [`run_guest`](Self::run_guest) in the lane `lane` says, which then
+    /// learns what the run used. `slot` is the run's slot (under the
+    /// concurrency cap in the normal lane, of the low lane's budget in the
+    /// low lane), held until the run ends; a run moved to the low lane
+    /// mid-run gives its slot under the cap back and waits for one of the
+    /// low lane's.
+    pub async fn run_guest_in_lane(
+        &self,
+        check: &Arc<LoadedCheck>,
+        spec: &Arc<RunSpec>,
+        lane: &Lane,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> CheckResult {
         let started = plan::unix_ms(SystemTime::now());
+        let meter = Arc::new(CpuMeter::new());
         let run = {
             let (runtime, check, spec) = (self.runtime.clone(), check.clone(), spec.clone());
-            async move { runtime.run(&check, &spec).await }
+            let meter = meter.clone();
+            async move { runtime.run_metered(&check, &spec, meter).await }
         };
         self.sinks.metrics.in_flight(1);
-        let result = self.guests.run(run).await;
+        let trade_slot = {
+            let low = self.guests.low_lane_permits().clone();
+            async move {
+                match slot {
+                    Some(slot) => {
+                        drop(slot);
+                        low.acquire_owned().await.ok()
+                    }
+                    None => None,
+                }
+            }
+        };
+        let (result, _) = self.guests.run_in_lane(lane, meter, run, trade_slot).await;
         self.sinks.metrics.in_flight(-1);
         result.unwrap_or_else(|why| {
             CheckResult::host_error(
@@ -267,6 +308,7 @@ async fn check_loop(
     let spec = &prepared.spec;
     let name = spec.name.as_str();
     let board = &shared.sinks.board;
+    let lane = Lane::default();
     let mut after = SystemTime::now();
     loop {
         let Some(slot) = plan::next_after(&spec.schedule, spec.timezone, name, after) else {
@@ -279,7 +321,8 @@ async fn check_loop(
             return;
         }
         // `None`: stopped while waiting for a concurrency slot; nothing ran.
-        let Some(record) = run_scheduled(&shared, &prepared, &tracker, planned, &mut stop).await
+        let Some(record) =
+            run_scheduled(&shared, &prepared, &tracker, &lane, planned, &mut stop).await
         else {
             return;
         };
@@ -341,12 +384,13 @@ async fn run_scheduled(
     shared: &Shared,
     prepared: &Prepared,
     tracker: &Mutex<Tracker>,
+    lane: &Lane,
     planned: SystemTime,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<RunRecord> {
     let spec = &prepared.spec;
     let mut retries = Vec::new();
-    let (mut result, lateness) = attempt(shared, prepared, Some(planned), stop).await?;
+    let (mut result, lateness) = attempt(shared, prepared, lane, Some(planned), stop).await?;
     while !is_good(result.status) && (retries.len() as u32) < spec.retries {
         info!(
             status = result.status.as_str(),
@@ -364,7 +408,7 @@ async fn run_scheduled(
             retries.pop();
             break;
         }
-        match attempt(shared, prepared, None, stop).await {
+        match attempt(shared, prepared, lane, None, stop).await {
             Some((r, _)) => result = r,
             None => {
                 retries.pop();
@@ -427,20 +471,27 @@ fn log_run(record: &RunRecord) {
     }
 }
 
-/// Wait for a concurrency slot and run once. Returns the result and, when
+/// Wait for a concurrency slot (a slot of the low lane's budget instead if
+/// the check's runs start there) and run once. Returns the result and, when
 /// `planned` is given, the start lateness; `None` if asked to stop while
 /// waiting for the slot.
 async fn attempt(
     shared: &Shared,
     prepared: &Prepared,
+    lane: &Lane,
     planned: Option<SystemTime>,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<(CheckResult, Duration)> {
     if *stop.borrow() {
         return None;
     }
-    let _permit = tokio::select! {
-        permit = shared.permits.acquire() => permit.ok()?,
+    let permits = if lane.is_low() {
+        shared.guests.low_lane_permits()
+    } else {
+        &shared.permits
+    };
+    let slot = tokio::select! {
+        permit = permits.clone().acquire_owned() => permit.ok()?,
         _ = stop.wait_for(|s| *s) => return None,
     };
     let started = SystemTime::now();
@@ -452,7 +503,11 @@ async fn attempt(
     }
     let spec = &prepared.spec;
     let result = match &prepared.component {
-        Ok(check) => shared.run_guest(check, &prepared.run_spec).await,
+        Ok(check) => {
+            shared
+                .run_guest_in_lane(check, &prepared.run_spec, lane, Some(slot))
+                .await
+        }
         Err(why) => CheckResult::host_error(
             &spec.name,
             &shared.location,

@@ -1,7 +1,109 @@
 //! Per-run resource limits: memory (with a record of the attempt that broke
-//! the cap, so the result can name it).
+//! the cap, so the result can name it) and CPU time (a [`CpuMeter`] fed by
+//! [`Metered`], read by the epoch callback).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
+
+/// The CPU time one run has used so far: the time its future spent being
+/// polled on a guest thread (the guest computing, and the host calls it
+/// makes doing their synchronous work: parsing, TLS records, copying),
+/// including the poll going on now.
+///
+/// Why poll time and not a count of epoch ticks: a guest sees an epoch tick
+/// whenever the epoch has moved since its last yield, also when it spent
+/// that time waiting in the run queue behind other guests, so ticks count
+/// the waiting of a busy machine against every check. Time inside `poll` is
+/// time the run held a thread; it is CPU time unless the kernel takes the
+/// thread away (an overloaded machine), and it costs two clock reads per
+/// poll (a few polls per run of a well-behaved check).
+#[derive(Debug)]
+pub struct CpuMeter {
+    origin: Instant,
+    /// Nanoseconds of finished polls.
+    busy: AtomicU64,
+    /// When the poll going on began (nanoseconds since `origin`), or
+    /// [`IDLE`] between polls.
+    polling_since: AtomicU64,
+}
+
+const IDLE: u64 = u64::MAX;
+
+impl Default for CpuMeter {
+    fn default() -> Self {
+        CpuMeter {
+            origin: Instant::now(),
+            busy: AtomicU64::new(0),
+            polling_since: AtomicU64::new(IDLE),
+        }
+    }
+}
+
+impl CpuMeter {
+    /// A meter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// CPU time used so far, the poll going on included.
+    pub fn used(&self) -> Duration {
+        let mut nanos = self.busy.load(Ordering::Relaxed);
+        let since = self.polling_since.load(Ordering::Relaxed);
+        if since != IDLE {
+            nanos = nanos.saturating_add(self.now().saturating_sub(since));
+        }
+        Duration::from_nanos(nanos)
+    }
+
+    fn begin(&self) {
+        self.polling_since.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        let since = self.polling_since.swap(IDLE, Ordering::Relaxed);
+        if since != IDLE {
+            let spent = self.now().saturating_sub(since);
+            self.busy.fetch_add(spent, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A future whose polls are timed into a [`CpuMeter`].
+pub struct Metered<'m, F> {
+    inner: Pin<Box<F>>,
+    meter: &'m CpuMeter,
+}
+
+impl<'m, F: Future> Metered<'m, F> {
+    /// Time every poll of `inner` into `meter`.
+    pub fn new(inner: F, meter: &'m CpuMeter) -> Self {
+        Metered {
+            inner: Box::pin(inner),
+            meter,
+        }
+    }
+}
+
+impl<F: Future> Future for Metered<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let meter = self.meter;
+        meter.begin();
+        let polled = self.inner.as_mut().poll(cx);
+        meter.end();
+        polled
+    }
+}
 
 /// Caps linear memory growth and remembers whether the cap was hit.
 #[derive(Debug)]
@@ -141,6 +243,39 @@ pub fn oversized_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_meter_counts_time_in_poll_not_time_waiting() {
+        let meter = CpuMeter::new();
+        let run = async {
+            // 30 ms computing, then 100 ms waiting, then 30 ms computing.
+            let spin = |ms| {
+                let end = Instant::now() + Duration::from_millis(ms);
+                while Instant::now() < end {}
+            };
+            spin(30);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            spin(30);
+        };
+        Metered::new(run, &meter).await;
+        let used = meter.used();
+        assert!(
+            used >= Duration::from_millis(60) && used < Duration::from_millis(100),
+            "{used:?}"
+        );
+    }
+
+    #[test]
+    fn the_poll_going_on_counts() {
+        let meter = CpuMeter::new();
+        meter.begin();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(meter.used() >= Duration::from_millis(20));
+        meter.end();
+        let after = meter.used();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(meter.used(), after, "idle time counted");
+    }
 
     fn sizes(n: usize, a: usize, b: usize) -> std::vec::IntoIter<(usize, usize)> {
         vec![(a, b); n].into_iter()

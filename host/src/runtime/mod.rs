@@ -29,7 +29,7 @@ use self::bindings::CheckPre;
 use self::bindings::types as wit;
 use self::cache::{CacheOutcome, ComponentCache};
 use self::engine::{EngineOptions, EpochTicker};
-use self::limits::MemoryLimiter;
+use self::limits::{CpuMeter, MemoryLimiter, Metered};
 use self::metadata::Metadata;
 use self::wasi::Capture;
 use crate::capabilities::net::{HostResolver, NetLimits};
@@ -50,6 +50,9 @@ pub struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
+    /// The CPU time the run had used when its `cpu` limit (the second)
+    /// stopped it.
+    cpu_exceeded: Option<(Duration, Duration)>,
     /// Per-run state of every capability.
     pub caps: Capabilities,
 }
@@ -110,7 +113,7 @@ pub struct RunSpec {
     pub allow: Arc<AllowList>,
     /// Granted secrets.
     pub secrets: Vec<(String, SecretSource)>,
-    /// Deadline, memory and fuel.
+    /// Deadline, memory, fuel and CPU time.
     pub limits: Limits,
     /// Location label.
     pub location: String,
@@ -136,6 +139,7 @@ impl RunSpec {
                 timeout,
                 memory: 64 << 20,
                 fuel: None,
+                cpu: None,
             },
             location: String::new(),
             mode: Mode::Edge,
@@ -208,7 +212,7 @@ impl Runtime {
         // `describe` runs with nothing granted, under small limits.
         let spec = RunSpec::deny_all("describe", Duration::from_secs(5));
         let limits = &spec.limits;
-        let (mut store, _out, err) = self.new_store(&spec);
+        let (mut store, _out, err) = self.new_store(&spec, Arc::new(CpuMeter::new()));
         let described = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -230,8 +234,13 @@ impl Runtime {
     }
 
     /// A fresh store for one call of `spec`'s check, with its limits,
-    /// deadline and capabilities.
-    fn new_store(&self, spec: &RunSpec) -> (Store<RunState>, Capture, Capture) {
+    /// deadline and capabilities; `meter` is the call's CPU time, held to
+    /// the `cpu` limit.
+    fn new_store(
+        &self,
+        spec: &RunSpec,
+        meter: Arc<CpuMeter>,
+    ) -> (Store<RunState>, Capture, Capture) {
         let limits = &spec.limits;
         let check_name = spec.check_name.as_str();
         let deadline = Instant::now() + limits.timeout;
@@ -249,6 +258,7 @@ impl Runtime {
             wasi: wasi::context(&stdout, &stderr),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
+            cpu_exceeded: None,
             caps: Capabilities::new(&grant),
         };
         let mut store = Store::new(&self.engine, state);
@@ -267,16 +277,24 @@ impl Runtime {
             }
             (false, None) => {}
         }
-        // The deadline is enforced here, once, for every call: the guest
-        // yields to the executor every epoch tick and is interrupted once the
-        // deadline has passed.
+        // The deadline and the CPU limit are enforced here, once, for every
+        // call: the guest yields to the executor every epoch tick and is
+        // interrupted once the deadline has passed or it has computed for
+        // longer than its `cpu` limit (so within one tick of either).
+        let cpu_limit = limits.cpu;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |mut store| {
             if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+                return Ok(UpdateDeadline::Interrupt);
             }
+            if let Some(limit) = cpu_limit {
+                let used = meter.used();
+                if used >= limit {
+                    store.data_mut().cpu_exceeded = Some((used, limit));
+                    return Ok(UpdateDeadline::Interrupt);
+                }
+            }
+            Ok(UpdateDeadline::Yield(1))
         });
         (store, stdout, stderr)
     }
@@ -284,13 +302,27 @@ impl Runtime {
     /// Run a loaded check once. Never fails: every host-side problem becomes
     /// a result with [`Status::Error`] and a reason.
     pub async fn run(&self, check: &LoadedCheck, spec: &RunSpec) -> CheckResult {
+        self.run_metered(check, spec, Arc::new(CpuMeter::new()))
+            .await
+    }
+
+    /// [`run`](Self::run), accounting the run's CPU time in `meter` (a new
+    /// one per run), which the caller may read while the run goes on (the
+    /// guest pool does, to move a check that computes flat out to its
+    /// low-priority lane).
+    pub async fn run_metered(
+        &self,
+        check: &LoadedCheck,
+        spec: &RunSpec,
+        meter: Arc<CpuMeter>,
+    ) -> CheckResult {
         let started = Instant::now();
         let started_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let run_id = next_run_id(started_unix_ms);
-        let (mut store, stdout, stderr) = self.new_store(spec);
+        let (mut store, stdout, stderr) = self.new_store(spec, meter.clone());
         let mut instantiate_ms = 0.0;
         let mut run_started = None;
         let (verdict, error) = match capabilities::secrets::expand_config(
@@ -324,6 +356,7 @@ impl Runtime {
                     run_started = Some(Instant::now());
                     instance.call_run(&mut store, &context).await
                 };
+                let call = Metered::new(call, &meter);
                 match tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await {
                     Ok(Ok(verdict)) => match oversized(&verdict) {
                         None => (Some(verdict), None),
@@ -467,6 +500,16 @@ fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -
             ),
         };
     }
+    if let Some((used, limit)) = store.data().cpu_exceeded {
+        return RunError {
+            kind: ErrorKind::Cpu,
+            message: format!(
+                "CPU limit of {} exceeded: the check computed for {} (wall-clock timeout not reached)",
+                humantime::format_duration(limit),
+                humantime::format_duration(round_ms(used))
+            ),
+        };
+    }
     if let Some(panic) = panic_message(&stderr.text()) {
         return RunError {
             kind: ErrorKind::Panic,
@@ -498,6 +541,11 @@ impl RunState {
     fn limiter_max(&self) -> u64 {
         self.limiter.max_bytes() as u64
     }
+}
+
+/// `d` to whole milliseconds, for messages.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Extract the message of a Rust panic from what the guest wrote to stderr:

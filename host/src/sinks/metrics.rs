@@ -87,7 +87,7 @@ const STATUSES: [Status; 4] = [Status::Pass, Status::Degraded, Status::Fail, Sta
 pub const RESTORE_PHASES: [&str; 5] = ["setup", "restore", "ready", "checks", "cleanup"];
 
 /// Sandbox limits counted by `vantage_sandbox_limit_hits_total`.
-const LIMITS: [&str; 5] = ["deadline", "memory", "fuel", "trap", "result"];
+const LIMITS: [&str; 6] = ["deadline", "memory", "fuel", "trap", "result", "cpu"];
 
 /// The daemon's metrics registry and the handles the scheduler updates.
 #[derive(Debug)]
@@ -421,6 +421,7 @@ fn limit_name(kind: ErrorKind) -> Option<&'static str> {
         ErrorKind::Fuel => Some("fuel"),
         ErrorKind::Trap => Some("trap"),
         ErrorKind::ResultTooLarge => Some("result"),
+        ErrorKind::Cpu => Some("cpu"),
         _ => None,
     }
 }
