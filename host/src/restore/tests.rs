@@ -155,7 +155,13 @@ struct World {
     unvalidated_statuses: bool,
     /// (method, path prefix) never answered (the caller hangs).
     hang: Vec<(&'static str, String)>,
+    /// Answers requests before the routes above (tests of one feature add
+    /// the API it needs); None: not handled here.
+    extra: Option<Extra>,
 }
+
+/// See [`World::extra`].
+type Extra = Box<dyn FnMut(&Recorded) -> Option<(u16, Value)> + Send>;
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -207,6 +213,9 @@ impl World {
                 500,
                 status(500, "InternalError", "etcdserver: request timed out"),
             );
+        }
+        if let Some(answer) = self.extra.as_mut().and_then(|extra| extra(r)) {
+            return answer;
         }
         let path = r.path.as_str();
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -1721,3 +1730,6 @@ fn the_crd_schemas_reject_wrong_objects() {
         "template is required"
     );
 }
+
+mod isolation;
+mod admission;
