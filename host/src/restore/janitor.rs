@@ -81,10 +81,9 @@ pub async fn sweep(
     {
         Ok(list) => Some(list.items),
         Err(e) => {
-            report.errors.push(format!(
-                "listing restores: {}",
-                describe_kube_error(&e)
-            ));
+            report
+                .errors
+                .push(format!("listing restores: {}", describe_kube_error(&e)));
             None
         }
     };
@@ -93,7 +92,10 @@ pub async fn sweep(
         let phase = phase_of(r);
         if !phase.is_terminal() {
             for target in r.spec.namespace_mapping.values() {
-                running.insert(target.clone(), format!("restore {} is {phase}", r.name_any()));
+                running.insert(
+                    target.clone(),
+                    format!("restore {} is {phase}", r.name_any()),
+                );
             }
         }
     }
@@ -122,7 +124,9 @@ pub async fn sweep(
         let phase = phase_of(restore);
         let not_started = matches!(phase, RestorePhase::Unset | RestorePhase::New);
         if !phase.is_terminal() && !not_started {
-            report.waiting.push(format!("restore/{name}: phase {phase}"));
+            report
+                .waiting
+                .push(format!("restore/{name}: phase {phase}"));
             continue;
         }
         if not_started {
@@ -209,7 +213,10 @@ fn phase_of(restore: &Restore) -> RestorePhase {
 }
 
 /// Whether `meta`'s expiry annotation is before `now`.
-fn is_expired(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, now: DateTime<Utc>) -> bool {
+fn is_expired(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    now: DateTime<Utc>,
+) -> bool {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get(EXPIRES_AT_ANNOTATION))

@@ -214,12 +214,10 @@ pub fn build_network_policy(
         port: Some(IntOrString::Int(i32::from(port))),
         ..NetworkPolicyPort::default()
     };
-    let mut egress = vec![
-        NetworkPolicyEgressRule {
-            to: Some(vec![same_namespace]),
-            ports: None,
-        },
-    ];
+    let mut egress = vec![NetworkPolicyEgressRule {
+        to: Some(vec![same_namespace]),
+        ports: None,
+    }];
     for dns in &isolation.dns {
         let peer = match &dns.peer {
             DnsPeer::Pods { namespace, labels } => NetworkPolicyPeer {

@@ -115,7 +115,11 @@ pub fn build_probe_pod(
             containers: vec![Container {
                 name: "probe".to_string(),
                 image: Some(image.to_string()),
-                command: Some(vec!["/bin/sh".to_string(), "-c".to_string(), SCRIPT.to_string()]),
+                command: Some(vec![
+                    "/bin/sh".to_string(),
+                    "-c".to_string(),
+                    SCRIPT.to_string(),
+                ]),
                 args: Some(args),
                 env: Some(vec![k8s_openapi::api::core::v1::EnvVar {
                     name: "TIMEOUT".to_string(),
@@ -233,7 +237,10 @@ pub async fn run(
             Err(e) => {
                 errors += 1;
                 if errors >= super::restore_object::MAX_POLL_ERRORS {
-                    break failed(format!("reading the probe pod: {}", describe_kube_error(&e)));
+                    break failed(format!(
+                        "reading the probe pod: {}",
+                        describe_kube_error(&e)
+                    ));
                 }
             }
         }

@@ -184,7 +184,10 @@ fn isolation_settings_load() {
         probe_image = \"registry.example.com/busybox:1.37\"\n";
     let config = load_ok(text);
     let i = &config.restores[0].isolation;
-    assert_eq!(i.exclude_kinds, ["secrets", "podmonitors.monitoring.coreos.com"]);
+    assert_eq!(
+        i.exclude_kinds,
+        ["secrets", "podmonitors.monitoring.coreos.com"]
+    );
     assert_eq!(i.keep_kinds, ["httpproxies.projectcontour.io"]);
     assert!(!i.neutralize_services);
     assert_eq!(
@@ -217,7 +220,8 @@ fn isolation_settings_load() {
 
 #[test]
 fn isolation_errors_name_line_and_key() {
-    let base = "[[restore]]\nname = \"r\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\nschedule = \"s\"\n";
+    let base =
+        "[[restore]]\nname = \"r\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\nschedule = \"s\"\n";
     // A ttl the janitor would act on while the run still uses the namespace.
     one_error(
         &format!("{base}restore_timeout = \"2h\"\nready_timeout = \"30m\"\nttl = \"2h\"\n"),
@@ -275,5 +279,9 @@ fn egress_to_everything_is_warned_about() {
         .collect();
     assert_eq!(w.len(), 2, "{w:#?}");
     assert!(w[0].starts_with(&format!("{FILE}:6:")), "{}", w[0]);
-    assert!(w[0].contains("\"0.0.0.0/0\" lets the restored app"), "{}", w[0]);
+    assert!(
+        w[0].contains("\"0.0.0.0/0\" lets the restored app"),
+        "{}",
+        w[0]
+    );
 }

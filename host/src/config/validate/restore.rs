@@ -89,7 +89,11 @@ fn parse_dns(text: &str) -> Result<DnsRule, String> {
         Some((b, p)) if !b.contains("::") && p.chars().all(|c| c.is_ascii_digit()) => {
             match p.parse::<u16>() {
                 Ok(n) if n > 0 => (b, n),
-                _ => return Err(format!("invalid dns {text:?}: {p:?} is not a port (1-65535)")),
+                _ => {
+                    return Err(format!(
+                        "invalid dns {text:?}: {p:?} is not a port (1-65535)"
+                    ));
+                }
             }
         }
         _ => (text, 53),
@@ -114,7 +118,9 @@ fn parse_dns(text: &str) -> Result<DnsRule, String> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
             };
             if k.is_empty() || !ok(k) || !ok(v) || v.contains('/') {
-                return Err(format!("invalid dns {text:?}: {term:?} is not a label KEY=VALUE"));
+                return Err(format!(
+                    "invalid dns {text:?}: {term:?} is not a label KEY=VALUE"
+                ));
             }
             labels.push((k.to_string(), v.to_string()));
         }
@@ -139,9 +145,12 @@ fn parse_dns(text: &str) -> Result<DnsRule, String> {
 fn is_resource_name(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 253
-        && text
-            .split('.')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        && text.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }
 
 impl Validator<'_> {
@@ -444,7 +453,9 @@ impl Validator<'_> {
                 "ttl ({}) must be longer than restore_timeout + ready_timeout ({}): the janitor \
                  would delete the namespace while the run still uses it",
                 crate::restore::human_seconds(ttl.as_secs_f64()),
-                crate::restore::human_seconds(restore_timeout.saturating_add(ready_timeout).as_secs_f64()),
+                crate::restore::human_seconds(
+                    restore_timeout.saturating_add(ready_timeout).as_secs_f64()
+                ),
             );
             self.error(span, ctx, Some("ttl"), msg);
         }
@@ -588,7 +599,11 @@ impl Validator<'_> {
         let defaults = crate::restore::restore_object::DEFAULT_EXCLUDED;
         let mut extra = Isolation::default();
         for (list, key, target) in [
-            (&raw.exclude_kinds, "exclude_kinds", &mut extra.exclude_kinds),
+            (
+                &raw.exclude_kinds,
+                "exclude_kinds",
+                &mut extra.exclude_kinds,
+            ),
             (&raw.keep_kinds, "keep_kinds", &mut extra.keep_kinds),
         ] {
             for k in list.iter().flat_map(|l| l.get_ref()) {
@@ -613,7 +628,11 @@ impl Validator<'_> {
         }
         for k in &extra.keep_kinds {
             if k.starts_with("networkpolicies.") || k.contains("networkpolicies.") {
-                let span = raw.keep_kinds.as_ref().map(Spanned::span).unwrap_or_default();
+                let span = raw
+                    .keep_kinds
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or_default();
                 let msg = format!(
                     "keep_kinds restores {k}: NetworkPolicies are additive, a restored one can \
                      let the restored app reach production"

@@ -259,7 +259,8 @@ fn network_policies_and_probe_pods_only_in_vantage_namespaces() {
     r.namespace_object = ns_object;
     allow(r);
 
-    let prod_ns = json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}});
+    let prod_ns =
+        json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}});
     for (resource, object) in [("networkpolicies", np), ("pods", pod)] {
         let mut elsewhere = object.clone();
         elsewhere["metadata"]["namespace"] = json!("shop");
@@ -380,15 +381,14 @@ fn volumes_only_of_vantage_restores() {
         pv(json!({"velero.io/restore-name": NS}), None),
     ));
     // Provisioned for a restored claim: no Velero label, bound in our namespace.
-    allow(req(
-        "DELETE",
-        "persistentvolumes",
-        pv(json!({}), Some(NS)),
-    ));
+    allow(req("DELETE", "persistentvolumes", pv(json!({}), Some(NS))));
     deny(req(
         "DELETE",
         "persistentvolumes",
-        pv(json!({"velero.io/restore-name": "prod-migration"}), Some("shop")),
+        pv(
+            json!({"velero.io/restore-name": "prod-migration"}),
+            Some("shop"),
+        ),
     ));
     deny(req("DELETE", "persistentvolumes", pv(json!({}), None)));
     deny(req(

@@ -182,10 +182,8 @@ async fn network_policies_and_routing_kinds_are_not_restored_and_the_report_name
 fn keep_kinds_and_exclude_kinds_adjust_the_defaults() {
     let mut spec = spec();
     spec.isolation.keep_kinds = vec!["httpproxies.projectcontour.io".into()];
-    spec.isolation.exclude_kinds = vec![
-        "secrets".into(),
-        "networkpolicies.networking.k8s.io".into(),
-    ];
+    spec.isolation.exclude_kinds =
+        vec!["secrets".into(), "networkpolicies.networking.k8s.io".into()];
     spec.isolation.ingresses = IngressPolicy::RewriteHost {
         suffix: "restore.example.com".into(),
     };
@@ -221,7 +219,10 @@ fn load_balancer_and_node_port_services_become_cluster_ip_without_external_dns()
                "selector": {"app": "web"}, "ports": [{"port": 443, "targetPort": 8443}]}),
         dns.clone(),
     );
-    assert_eq!(velero_apply(&rules, "services", &mut lb), Vec::<String>::new());
+    assert_eq!(
+        velero_apply(&rules, "services", &mut lb),
+        Vec::<String>::new()
+    );
     assert_eq!(lb["spec"]["type"], "ClusterIP");
     for gone in [
         "externalTrafficPolicy",
@@ -340,9 +341,16 @@ fn rewrite_leaves_no_production_host_whatever_the_ingress_shape() {
         "tls": [{"hosts": ["shop.example.com", "api.example.com"], "secretName": "shop-tls"}],
         "defaultBackend": backend("web"),
     }));
-    assert_eq!(velero_apply(&rules, INGRESSES, &mut multi), Vec::<String>::new());
+    assert_eq!(
+        velero_apply(&rules, INGRESSES, &mut multi),
+        Vec::<String>::new()
+    );
     assert_eq!(hosts(&multi), [rewritten]);
-    assert_eq!(multi["spec"]["rules"][0]["http"], http("web"), "the first rule's paths kept");
+    assert_eq!(
+        multi["spec"]["rules"][0]["http"],
+        http("web"),
+        "the first rule's paths kept"
+    );
     assert_eq!(multi["spec"]["ingressClassName"], "nginx");
     assert!(multi["spec"].get("vantageRule").is_none());
     assert_eq!(
@@ -380,7 +388,11 @@ fn modifiers_validate_as_velero_requires() {
             .filter(|k| rule.get(**k).is_some())
             .count();
         assert_eq!(kinds, 1, "{rule:#}");
-        assert!(rule["conditions"]["groupResource"].as_str().is_some_and(|g| !g.is_empty()));
+        assert!(
+            rule["conditions"]["groupResource"]
+                .as_str()
+                .is_some_and(|g| !g.is_empty())
+        );
         for op in rule["patches"].as_array().into_iter().flatten() {
             assert!(
                 ["add", "remove", "replace", "test", "move", "copy"]
@@ -538,7 +550,13 @@ async fn a_probe_that_reaches_production_makes_the_verdict_error() {
     );
     let fake = Fake::new(world);
     let runner = ScriptedRunner::default();
-    let report = run(&fake.client, &probe_spec(), &options("run-probe-open"), &runner).await;
+    let report = run(
+        &fake.client,
+        &probe_spec(),
+        &options("run-probe-open"),
+        &runner,
+    )
+    .await;
     assert_eq!(report.verdict, Verdict::Error, "{}", report.reason);
     assert!(
         report.reason.contains("CNI does not enforce NetworkPolicy")
@@ -559,16 +577,28 @@ async fn a_probe_that_reaches_production_makes_the_verdict_error() {
     let pod = created.lock().unwrap()[0].clone();
     let ns = report.namespace.clone().unwrap();
     assert_eq!(pod["metadata"]["namespace"], ns.as_str());
-    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/managed-by"], "vantage");
+    assert_eq!(
+        pod["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "vantage"
+    );
     assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
     assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["spec"]["restartPolicy"], "Never");
     assert_eq!(
         pod["spec"]["containers"][0]["args"],
-        json!(["probe", "postgres.shop-prod.svc.cluster.local", "5432", "10.20.0.5", "6379"])
+        json!([
+            "probe",
+            "postgres.shop-prod.svc.cluster.local",
+            "5432",
+            "10.20.0.5",
+            "6379"
+        ])
     );
     let script = pod["spec"]["containers"][0]["command"][2].as_str().unwrap();
-    assert!(!script.contains("postgres"), "endpoints are never in the script");
+    assert!(
+        !script.contains("postgres"),
+        "endpoints are never in the script"
+    );
 }
 
 #[tokio::test]
@@ -655,9 +685,13 @@ async fn a_restore_timeout_leaves_the_namespace_until_velero_is_done() {
     assert!(!c.namespace_deleted && !c.restore_deleted, "{c:?}");
     assert!(c.configmap_deleted, "{c:?}");
     assert_eq!(c.left_to_janitor.len(), 2, "{c:?}");
-    assert!(c.left_to_janitor[1].starts_with(&format!("namespace/{ns}: Velero may still be restoring")));
     assert!(
-        !fake.calls().contains(&format!("DELETE /api/v1/namespaces/{ns}")),
+        c.left_to_janitor[1].starts_with(&format!("namespace/{ns}: Velero may still be restoring"))
+    );
+    assert!(
+        !fake
+            .calls()
+            .contains(&format!("DELETE /api/v1/namespaces/{ns}")),
         "the namespace must not be deleted while Velero restores into it"
     );
 
@@ -687,7 +721,9 @@ async fn a_restore_timeout_leaves_the_namespace_until_velero_is_done() {
     {
         let mut world = fake.world.lock().unwrap();
         world.namespaces.retain(|n| name_of(n) != ns);
-        world.namespaces.push(json!({"apiVersion": "v1", "kind": "Namespace",
+        world
+            .namespaces
+            .push(json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": ns, "labels": {"team": "shop"}}}));
     }
     let swept = sweep(&fake.client, "velero", later).await;
