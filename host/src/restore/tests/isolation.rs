@@ -729,8 +729,8 @@ async fn a_restore_timeout_leaves_the_namespace_until_velero_is_done() {
     }
     let swept = sweep(&fake.client, "velero", later).await;
     assert_eq!(swept.errors, Vec::<String>::new());
-    assert_eq!(swept.namespaces_deleted, [ns.clone()]);
-    assert_eq!(swept.restores_deleted, [ns.clone()]);
+    assert_eq!(swept.namespaces_deleted, std::slice::from_ref(&ns));
+    assert_eq!(swept.restores_deleted, std::slice::from_ref(&ns));
     assert!(swept.waiting.is_empty());
     let world = fake.world.lock().unwrap();
     let left: Vec<&str> = world.namespaces.iter().map(name_of).collect();
