@@ -96,6 +96,7 @@ pub use restore::{
     Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload,
     WorkloadKind,
 };
+pub use restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
 pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,
     TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name, parse_duration, parse_memory,

@@ -104,6 +104,20 @@ pub(super) struct RawRestore {
     /// `[[restore.check]]`: the restore-validation checks.
     #[serde(default)]
     pub check: Vec<Spanned<RawCheck>>,
+    /// Resources (`plural.group`) not restored, on top of the defaults.
+    pub exclude_kinds: Option<SpannedList>,
+    /// Default-excluded resources restored anyway.
+    pub keep_kinds: Option<SpannedList>,
+    /// LoadBalancer/NodePort Services become ClusterIP (default true).
+    pub neutralize_services: Option<Spanned<bool>>,
+    /// DNS servers restored pods may use: `"NAMESPACE/LABEL=VALUE[:PORT]"`
+    /// or `"CIDR[:PORT]"` (default `["kube-system/k8s-app=kube-dns"]`).
+    pub dns: Option<SpannedList>,
+    /// `host:port` endpoints a probe pod in the volatile namespace must not
+    /// reach.
+    pub isolation_probe: Option<SpannedList>,
+    /// The probe pod's image (default `busybox:1.37`).
+    pub probe_image: Option<Spanned<String>>,
 }
 
 /// `[audit]`: the tamper-evident audit log on S3.

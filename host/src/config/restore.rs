@@ -144,6 +144,22 @@ pub struct Isolation {
     pub ingresses: IngressPolicy,
     /// Whether restored CronJobs are suspended (default true).
     pub suspend_cronjobs: bool,
+    /// Resources (`plural.group`, as Velero names them) not restored on top
+    /// of the defaults (`exclude_kinds`).
+    pub exclude_kinds: Vec<String>,
+    /// Default-excluded resources restored anyway (`keep_kinds`).
+    pub keep_kinds: Vec<String>,
+    /// Whether restored `LoadBalancer`/`NodePort` Services become
+    /// `ClusterIP` and lose their external-dns annotations (default true).
+    pub neutralize_services: bool,
+    /// Where restored pods may resolve names (default: kube-dns pods in
+    /// `kube-system`, port 53).
+    pub dns: Vec<DnsRule>,
+    /// `host:port` endpoints (e.g. the production database) a probe pod in
+    /// the volatile namespace must fail to reach; empty: no probe.
+    pub isolation_probe: Vec<String>,
+    /// The probe pod's image (needs `/bin/sh` and `nc`).
+    pub probe_image: String,
 }
 
 impl Default for Isolation {
@@ -152,8 +168,54 @@ impl Default for Isolation {
             egress: Vec::new(),
             ingresses: IngressPolicy::Exclude,
             suspend_cronjobs: true,
+            exclude_kinds: Vec::new(),
+            keep_kinds: Vec::new(),
+            neutralize_services: true,
+            dns: vec![DnsRule::default()],
+            isolation_probe: Vec::new(),
+            probe_image: DEFAULT_PROBE_IMAGE.to_string(),
         }
     }
+}
+
+/// The default probe image.
+pub const DEFAULT_PROBE_IMAGE: &str = "busybox:1.37";
+
+/// One DNS egress destination of restored pods (UDP and TCP on `port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRule {
+    /// Which peers.
+    pub peer: DnsPeer,
+    /// The port the DNS server listens on (53; OpenShift's pods: 5353).
+    pub port: u16,
+}
+
+impl Default for DnsRule {
+    fn default() -> Self {
+        DnsRule {
+            peer: DnsPeer::Pods {
+                namespace: "kube-system".to_string(),
+                labels: vec![("k8s-app".to_string(), "kube-dns".to_string())],
+            },
+            port: 53,
+        }
+    }
+}
+
+/// DNS servers: pods selected by labels in a namespace, or an address
+/// block (NodeLocal DNSCache listens on a link-local address, e.g.
+/// `169.254.20.10/32`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsPeer {
+    /// Pods matching every label in `namespace`.
+    Pods {
+        /// Their namespace.
+        namespace: String,
+        /// `key=value` labels they all carry.
+        labels: Vec<(String, String)>,
+    },
+    /// A CIDR block.
+    Cidr(String),
 }
 
 /// One allowed egress destination of restored pods.

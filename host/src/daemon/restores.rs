@@ -222,6 +222,7 @@ fn not_started(spec: &RestoreSpec, options: &RunOptions, reason: String) -> Rest
         verdict: crate::audit::Verdict::Error,
         reason,
         cleanup: restore::CleanupInfo::default(),
+        isolation_probe: None,
     }
 }
 

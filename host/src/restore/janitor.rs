@@ -1,5 +1,6 @@
-//! The janitor: deletes what runs that crashed (or were cancelled) left
-//! behind, once it has expired.
+//! The janitor: deletes what runs that crashed (or were cancelled, or
+//! timed out while Velero was still restoring) left behind, once it has
+//! expired.
 //!
 //! Everything a run creates carries `app.kubernetes.io/managed-by=vantage`,
 //! `vantage.dev/run-id` and the annotation `vantage.dev/expires-at` (start
@@ -9,16 +10,34 @@
 //! `velero.io/restore-name=<each expired Restore>`. Objects without a
 //! parseable expiry are left alone. Run it at start-up and periodically,
 //! once per (cluster, Velero namespace).
+//!
+//! # Velero still restoring
+//!
+//! A namespace is never deleted while a managed Restore mapping into it is
+//! not terminal: Velero would re-create it from the source namespace's
+//! labels, without isolation (`restoreContext.restoreItem` →
+//! `getNamespace`, pkg/restore/restore.go). Such a Restore and its
+//! namespace wait (listed in [`JanitorReport::waiting`]); Velero ends every
+//! restore, and marks those a restart interrupted `Failed`
+//! (`markInProgressCRsFailed`, pkg/cmd/server/server.go). A Restore Velero
+//! has not started (`New` or no phase) is deleted first, so it never
+//! starts. An expired Restore's mapping target is deleted even without
+//! Vantage's labels (a namespace Velero re-created after the run deleted
+//! it), but only when it is the Restore's own name, as every run names
+//! them: a labelled Restore mapping into another namespace (written by
+//! someone else) never makes the janitor delete that namespace.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolume};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::namespace::{EXPIRES_AT_ANNOTATION, managed_selector};
-use super::velero::{RESTORE_NAME_LABEL, Restore};
+use super::velero::{RESTORE_NAME_LABEL, Restore, RestorePhase};
 use super::{delete_ignoring_absent, describe_kube_error};
 
 /// What one sweep deleted and what failed.
@@ -34,6 +53,10 @@ pub struct JanitorReport {
     pub volumes_deleted: Vec<String>,
     /// Each listing or deletion that failed.
     pub errors: Vec<String>,
+    /// Expired objects kept because Velero is still restoring
+    /// (`restore/NAME: phase P`, `namespace/NAME: restore R is P`).
+    #[serde(default)]
+    pub waiting: Vec<String>,
 }
 
 /// Delete every expired object a restore test created (see the module
@@ -49,16 +72,97 @@ pub async fn sweep(
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
 
-    for name in expired(&namespaces, now, &mut report.errors).await {
-        match delete_ignoring_absent(&namespaces, &name).await {
-            Ok(()) => report.namespaces_deleted.push(name),
-            Err(e) => report.errors.push(format!(
-                "deleting namespace {name}: {}",
-                describe_kube_error(&e)
-            )),
+    // Which namespaces Velero may still be restoring into: the mapping
+    // targets of every managed Restore that is not terminal. Unknown (the
+    // list failed): no namespace is deleted this time.
+    let managed_restores = match restores
+        .list(&ListParams::default().labels(&managed_selector()))
+        .await
+    {
+        Ok(list) => Some(list.items),
+        Err(e) => {
+            report
+                .errors
+                .push(format!("listing restores: {}", describe_kube_error(&e)));
+            None
+        }
+    };
+    let mut running: BTreeMap<String, String> = BTreeMap::new();
+    for r in managed_restores.iter().flatten() {
+        let phase = phase_of(r);
+        if !phase.is_terminal() {
+            for target in r.spec.namespace_mapping.values() {
+                running.insert(
+                    target.clone(),
+                    format!("restore {} is {phase}", r.name_any()),
+                );
+            }
         }
     }
-    for name in expired(&restores, now, &mut report.errors).await {
+
+    if managed_restores.is_some() {
+        for name in expired(&namespaces, now, &mut report.errors).await {
+            if let Some(why) = running.get(&name) {
+                report.waiting.push(format!("namespace/{name}: {why}"));
+                continue;
+            }
+            match delete_ignoring_absent(&namespaces, &name).await {
+                Ok(()) => report.namespaces_deleted.push(name),
+                Err(e) => report.errors.push(format!(
+                    "deleting namespace {name}: {}",
+                    describe_kube_error(&e)
+                )),
+            }
+        }
+    }
+    for restore in managed_restores
+        .iter()
+        .flatten()
+        .filter(|r| is_expired(r.meta(), now))
+    {
+        let name = restore.name_any();
+        let phase = phase_of(restore);
+        let not_started = matches!(phase, RestorePhase::Unset | RestorePhase::New);
+        if !phase.is_terminal() && !not_started {
+            report
+                .waiting
+                .push(format!("restore/{name}: phase {phase}"));
+            continue;
+        }
+        if not_started {
+            // Delete it before its namespace, so Velero never starts it.
+            match delete_ignoring_absent(&restores, &name).await {
+                Ok(()) => report.restores_deleted.push(name.clone()),
+                Err(e) => {
+                    report.errors.push(format!(
+                        "deleting restore {name}: {}",
+                        describe_kube_error(&e)
+                    ));
+                    continue;
+                }
+            }
+        }
+        // Its namespace, labelled or (re-created by Velero) not.
+        let mut targets_gone = true;
+        for target in restore.spec.namespace_mapping.values() {
+            if *target != name || report.namespaces_deleted.contains(target) {
+                continue;
+            }
+            match delete_existing(&namespaces, target).await {
+                Ok(true) => report.namespaces_deleted.push(target.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    targets_gone = false;
+                    report.errors.push(format!(
+                        "deleting namespace {target} (mapping target of restore {name}): {}",
+                        describe_kube_error(&e)
+                    ));
+                }
+            }
+        }
+        if not_started {
+            continue;
+        }
         let selector = format!("{RESTORE_NAME_LABEL}={name}");
         match volumes.list(&ListParams::default().labels(&selector)).await {
             Ok(list) => {
@@ -78,6 +182,11 @@ pub async fn sweep(
                 describe_kube_error(&e)
             )),
         }
+        // The Restore is the record of its namespace: kept until that is
+        // gone, so the next sweep retries.
+        if !targets_gone {
+            continue;
+        }
         match delete_ignoring_absent(&restores, &name).await {
             Ok(()) => report.restores_deleted.push(name),
             Err(e) => report.errors.push(format!(
@@ -96,6 +205,35 @@ pub async fn sweep(
         }
     }
     report
+}
+
+/// A Restore's phase.
+fn phase_of(restore: &Restore) -> RestorePhase {
+    RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()))
+}
+
+/// Whether `meta`'s expiry annotation is before `now`.
+fn is_expired(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    now: DateTime<Utc>,
+) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(EXPIRES_AT_ANNOTATION))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t < now)
+}
+
+/// Delete `name`: Ok(true) if it existed, Ok(false) if already absent.
+async fn delete_existing<K>(api: &Api<K>, name: &str) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Names of the managed objects of `api` whose expiry is before `now`.
@@ -119,14 +257,7 @@ where
     };
     list.items
         .iter()
-        .filter(|o| {
-            o.meta()
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(EXPIRES_AT_ANNOTATION))
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| t < now)
-        })
+        .filter(|o| is_expired(o.meta(), now))
         .filter_map(|o| o.meta().name.clone())
         .collect()
 }

@@ -31,6 +31,7 @@ pub mod backup;
 pub mod cluster;
 pub mod janitor;
 pub mod namespace;
+pub mod probe;
 pub mod readiness;
 pub mod report;
 pub mod restore_object;
@@ -238,6 +239,9 @@ struct Attempted {
     namespace: bool,
     configmap: Option<String>,
     restore: Option<String>,
+    /// The Restore was created and not seen in a terminal phase: Velero may
+    /// still be restoring into the namespace.
+    restore_running: bool,
 }
 
 /// Run the restore test `spec` once (steps 1–7, see the module docs) and
@@ -274,6 +278,7 @@ pub async fn run(
         verdict: Verdict::Error,
         reason: String::new(),
         cleanup: CleanupInfo::default(),
+        isolation_probe: None,
     };
     let mut attempted = Attempted::default();
 
@@ -405,9 +410,11 @@ async fn steps(
     );
     let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
     attempted.restore = Some(restore_name.clone());
+    let excluded = restore.spec.excluded_resources.clone();
     report.restore = Some(RestoreInfo {
         name: restore_name.clone(),
         phase: RestorePhase::Unset.to_string(),
+        excluded_resources: excluded.clone(),
         ..RestoreInfo::default()
     });
     let t = Instant::now();
@@ -418,6 +425,9 @@ async fn steps(
             step: Step::CreateRestore,
             source,
         })?;
+    // Until a terminal phase is seen, Velero may be restoring into the
+    // namespace (see `cleanup_while_restoring`).
+    attempted.restore_running = true;
     let waited = restore_object::wait(
         &restores,
         &restore_name,
@@ -425,8 +435,10 @@ async fn steps(
         &options.pacing,
     )
     .await?;
+    attempted.restore_running = !waited.phase.is_terminal();
     report.timings.restore_seconds = Some(t.elapsed().as_secs_f64());
-    let info = waited.info.clone();
+    let mut info = waited.info.clone();
+    info.excluded_resources = excluded;
     report.restore = Some(info.clone());
     if info.timed_out {
         return Err(Stop::Fail(format!(
@@ -460,6 +472,25 @@ async fn steps(
             human_seconds(spec.readiness.timeout.as_secs_f64()),
             ready.info.not_ready.join(", ")
         )));
+    }
+
+    // 4b. The isolation probe.
+    if !spec.isolation.isolation_probe.is_empty() {
+        let probed = probe::run(
+            client,
+            &ns,
+            &spec.isolation.isolation_probe,
+            &spec.isolation.probe_image,
+            &labels,
+            &options.pacing,
+            probe::PROBE_TIMEOUT,
+        )
+        .await;
+        let failure = probe::failure(&probed);
+        report.isolation_probe = Some(probed);
+        if let Some(reason) = failure {
+            return Err(Stop::Error(reason));
+        }
     }
 
     // 5. The checks.
@@ -567,6 +598,9 @@ async fn cleanup(
         configmap_deleted: attempted.configmap.is_none(),
         ..CleanupInfo::default()
     };
+    if attempted.restore_running {
+        return cleanup_while_restoring(client, spec, namespace, attempted, info).await;
+    }
     if let Some(name) = &attempted.restore {
         let restores: Api<velero::Restore> =
             Api::namespaced(client.clone(), &spec.velero_namespace);
@@ -621,6 +655,45 @@ async fn cleanup(
                 describe_kube_error(&e)
             )),
         }
+    }
+    info
+}
+
+/// Cleanup while Velero may still be restoring (the run timed out, or lost
+/// sight of the Restore): only the modifier ConfigMap goes (Velero reads it
+/// once, when it validates the Restore). The namespace stays: Velero
+/// re-creates a missing target namespace for every item it still restores,
+/// from the *source* namespace's labels and annotations, so without
+/// Vantage's labels and isolation (`restoreContext.restoreItem` →
+/// `getNamespace` + `kube.EnsureNamespaceExistsAndIsReady`, pkg/restore/
+/// restore.go). The Restore stays too: deleting it does not stop the
+/// restore in flight (the finalizer only deletes its files,
+/// `restoreReconciler.deleteExternalResources`, pkg/controller/
+/// restore_controller.go), and the janitor needs it to see when Velero is
+/// done. [`janitor::sweep`] deletes both once the Restore is terminal.
+async fn cleanup_while_restoring(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    namespace: Option<&str>,
+    attempted: &Attempted,
+    mut info: CleanupInfo,
+) -> CleanupInfo {
+    if let Some(name) = &attempted.configmap {
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
+        match delete_ignoring_absent(&configmaps, name).await {
+            Ok(()) => info.configmap_deleted = true,
+            Err(e) => info.errors.push(format!(
+                "deleting configmap {name}: {}",
+                describe_kube_error(&e)
+            )),
+        }
+    }
+    let why = "Velero may still be restoring; the janitor deletes it once the Restore is terminal";
+    if let Some(name) = &attempted.restore {
+        info.left_to_janitor.push(format!("restore/{name}: {why}"));
+    }
+    if let (true, Some(ns)) = (attempted.namespace, namespace) {
+        info.left_to_janitor.push(format!("namespace/{ns}: {why}"));
     }
     info
 }

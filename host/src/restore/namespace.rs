@@ -13,12 +13,18 @@
 //!   restore-validation checks can reach the app. Without a Vantage
 //!   namespace (Vantage runs outside the cluster) only same-namespace
 //!   ingress is allowed;
-//! - **egress** to pods of the same namespace, DNS (UDP and TCP 53) to
-//!   kube-dns (`k8s-app=kube-dns` in `kube-system`), and each configured
+//! - **egress** to pods of the same namespace, DNS (UDP and TCP, port 53
+//!   unless configured) to the `dns` peers (default: kube-dns,
+//!   `k8s-app=kube-dns` in `kube-system`; NodeLocal DNSCache and OpenShift
+//!   need their own, see [`crate::config::DnsRule`]), and each configured
 //!   `egress` CIDR (on its TCP ports, or all ports when none are given).
+//!   An egress block containing a cloud metadata address
+//!   ([`METADATA_ADDRESSES`]) always excepts it: a restored pod must not
+//!   fetch the node's cloud credentials.
 //!
 //! So restored workloads cannot talk to production. Enforcement needs a
-//! CNI that implements NetworkPolicy (Calico, Cilium, ...).
+//! CNI that implements NetworkPolicy (Calico, Cilium, ...): the isolation
+//! probe ([`crate::restore::probe`]) checks that it does.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +38,46 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
-use crate::config::Isolation;
+use crate::config::{DnsPeer, Isolation};
+use crate::policy::IpNet;
+
+/// Cloud instance-metadata addresses (AWS, GCP, Azure, ...: IPv4; AWS
+/// Nitro: IPv6), excepted from every egress block containing them.
+pub const METADATA_ADDRESSES: [&str; 2] = ["169.254.169.254/32", "fd00:ec2::254/128"];
+
+/// The metadata addresses inside `cidr` (to except from it). A block that
+/// does not parse yields none (validation has refused it already).
+pub fn metadata_inside(cidr: &str) -> Vec<String> {
+    let Some(net) = parse_net(cidr) else {
+        return Vec::new();
+    };
+    METADATA_ADDRESSES
+        .iter()
+        .filter(|m| parse_net(m).is_some_and(|m| net.contains_net(&m)))
+        .map(|m| m.to_string())
+        .collect()
+}
+
+/// `addr/prefix` as a network (host bits cleared).
+fn parse_net(cidr: &str) -> Option<IpNet> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let (addr, prefix) = cidr.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    let network = match addr {
+        IpAddr::V4(a) => {
+            let host_bits = 32u32.checked_sub(prefix)?;
+            let mask = u32::MAX.checked_shl(host_bits).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let host_bits = 128u32.checked_sub(prefix)?;
+            let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+        }
+    };
+    IpNet::new(network, u8::try_from(prefix).ok()?).ok()
+}
 
 /// `app.kubernetes.io/managed-by`: on everything a restore test creates.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -169,33 +214,34 @@ pub fn build_network_policy(
         port: Some(IntOrString::Int(i32::from(port))),
         ..NetworkPolicyPort::default()
     };
-    let mut egress = vec![
-        NetworkPolicyEgressRule {
-            to: Some(vec![same_namespace]),
-            ports: None,
-        },
-        NetworkPolicyEgressRule {
-            to: Some(vec![NetworkPolicyPeer {
-                namespace_selector: Some(namespace_named("kube-system")),
+    let mut egress = vec![NetworkPolicyEgressRule {
+        to: Some(vec![same_namespace]),
+        ports: None,
+    }];
+    for dns in &isolation.dns {
+        let peer = match &dns.peer {
+            DnsPeer::Pods { namespace, labels } => NetworkPolicyPeer {
+                namespace_selector: Some(namespace_named(namespace)),
                 pod_selector: Some(LabelSelector {
-                    match_labels: Some(BTreeMap::from([(
-                        "k8s-app".to_string(),
-                        "kube-dns".to_string(),
-                    )])),
+                    match_labels: Some(labels.iter().cloned().collect()),
                     ..LabelSelector::default()
                 }),
                 ..NetworkPolicyPeer::default()
-            }]),
-            ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
-        },
-    ];
+            },
+            DnsPeer::Cidr(cidr) => NetworkPolicyPeer {
+                ip_block: Some(ip_block(cidr)),
+                ..NetworkPolicyPeer::default()
+            },
+        };
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![peer]),
+            ports: Some(vec![port("UDP", dns.port), port("TCP", dns.port)]),
+        });
+    }
     for rule in &isolation.egress {
         egress.push(NetworkPolicyEgressRule {
             to: Some(vec![NetworkPolicyPeer {
-                ip_block: Some(IPBlock {
-                    cidr: rule.cidr.clone(),
-                    except: None,
-                }),
+                ip_block: Some(ip_block(&rule.cidr)),
                 ..NetworkPolicyPeer::default()
             }]),
             ports: (!rule.ports.is_empty())
@@ -219,6 +265,15 @@ pub fn build_network_policy(
             }]),
             egress: Some(egress),
         }),
+    }
+}
+
+/// An `ipBlock` for `cidr`, excepting the metadata addresses inside it.
+fn ip_block(cidr: &str) -> IPBlock {
+    let except = metadata_inside(cidr);
+    IPBlock {
+        cidr: cidr.to_string(),
+        except: (!except.is_empty()).then_some(except),
     }
 }
 

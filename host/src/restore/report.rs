@@ -41,6 +41,9 @@ pub struct RestoreReport {
     pub reason: String,
     /// What cleanup did.
     pub cleanup: CleanupInfo,
+    /// The isolation probe's outcome, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation_probe: Option<super::probe::ProbeInfo>,
 }
 
 /// The selected backup.
@@ -86,6 +89,10 @@ pub struct RestoreInfo {
     pub completion_timestamp: Option<String>,
     /// Whether the run gave up waiting for it.
     pub timed_out: bool,
+    /// The resources it did not restore (`spec.excludedResources`: the
+    /// NetworkPolicy and routing kinds, Ingresses unless rewritten).
+    #[serde(default)]
+    pub excluded_resources: Vec<String>,
 }
 
 /// Readiness of the restored workloads.
@@ -133,6 +140,11 @@ pub struct CleanupInfo {
     pub leftovers_deleted: Vec<String>,
     /// Each deletion that failed, with the API's answer.
     pub errors: Vec<String>,
+    /// Objects left for the janitor, with why (a Restore Velero is still
+    /// running, and its namespace: deleting that namespace now would make
+    /// Velero re-create it without isolation).
+    #[serde(default)]
+    pub left_to_janitor: Vec<String>,
 }
 
 impl RestoreReport {

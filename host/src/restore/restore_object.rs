@@ -2,27 +2,47 @@
 //! waiting for it to finish.
 //!
 //! The Restore restores the source namespaces of the backup into the
-//! volatile namespace: `namespaceMapping {source: volatile}`, no
-//! cluster-scoped resources, persistent volumes restored, node ports not
-//! preserved (they would clash with production), Ingresses excluded unless
-//! their hosts are rewritten.
+//! volatile namespace: `namespaceMapping {source: volatile}`, persistent
+//! volumes restored, node ports not preserved (they would clash with
+//! production), and nothing with effects outside the namespace (see
+//! [`DEFAULT_EXCLUDED`]).
+//!
+//! # What is not restored
+//!
+//! [`excluded_resources`]: the NetworkPolicies of the app and of the CNIs
+//! (policies are additive: a restored `allow-egress-to-db` would open the
+//! sandbox; Velero restores NetworkPolicies like any other namespaced
+//! resource), routing objects that publish the app or steer production
+//! traffic (Gateway API, Istio, Traefik, Contour, AWS TargetGroupBinding)
+//! and, unless rewritten, Ingresses. `exclude_kinds` adds to the list,
+//! `keep_kinds` removes from it. A resource the cluster does not know is
+//! harmless in the list: Velero keeps unresolvable names as they are
+//! (`collections.GetResourceIncludesExcludes`, pkg/util/collections/
+//! includes_excludes.go).
 //!
 //! # Resource modifiers
 //!
-//! When CronJobs are suspended or Ingress hosts rewritten, a ConfigMap
-//! `<restore>-modifiers` in the Velero namespace holds Velero resource
-//! modifier rules (JSON, which is valid YAML; one data key, as Velero
-//! requires):
+//! A ConfigMap `<restore>-modifiers` in the Velero namespace holds Velero
+//! resource modifier rules (JSON, which is valid YAML; one data key, as
+//! Velero requires):
 //!
-//! - `cronjobs.batch` of the source namespaces: `add /spec/suspend "true"`
-//!   (`add` replaces an existing member, so it works whether or not the
-//!   field was set);
-//! - `ingresses.networking.k8s.io` of the source namespaces:
-//!   `replace /spec/rules/0/host` with `<volatile namespace>.<suffix>`.
-//!   Only the first rule's host is rewritten (a JSON patch cannot address
-//!   "every element"); an Ingress without rules makes Velero record an
-//!   error (the restore ends `PartiallyFailed`, so the run fails rather than
-//!   exposing production hosts). Use `Exclude` for multi-host Ingresses.
+//! - `cronjobs.batch`: `add /spec/suspend "true"` (`add` replaces an
+//!   existing member, so it works whether or not the field was set);
+//! - `services` of type `LoadBalancer` or `NodePort` (unless
+//!   `neutralize_services = false`): a JSON merge patch making them
+//!   `ClusterIP` and dropping the fields only external Services may have,
+//!   and the external-dns annotations of every Service ([`EXTERNAL_DNS`]);
+//! - with `ingress = "rewrite"`, every Ingress: see [`ingress_rules`].
+//!
+//! **Velero fails open**: when a modifier fails, it records an error and
+//! still creates the object as far as it was modified
+//! (`restoreContext.restoreItem`, pkg/restore/restore.go: the errors of
+//! `ApplyResourceModifierRules` are added to the restore's errors and the
+//! item is created; `ApplyResourceModifierRules`, internal/
+//! resourcemodifiers/resource_modifiers.go, skips only the failing rule).
+//! So every rule here either cannot fail on a valid object (merge patches,
+//! `add` on a member of an existing object) or, when it fails, leaves the
+//! object in a state the API server rejects (see [`ingress_rules`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -57,6 +77,169 @@ pub fn modifiers_name(restore: &str) -> String {
     format!("{restore}-modifiers")
 }
 
+/// Resources never restored unless named in `keep_kinds`: objects whose
+/// effect reaches outside the volatile namespace. Velero's `plural.group`
+/// names.
+pub const DEFAULT_EXCLUDED: &[&str] = &[
+    // NetworkPolicies: additive, a restored one can open the sandbox.
+    "networkpolicies.networking.k8s.io",
+    "ciliumnetworkpolicies.cilium.io",
+    "ciliumclusterwidenetworkpolicies.cilium.io",
+    "networkpolicies.crd.projectcalico.org",
+    "globalnetworkpolicies.crd.projectcalico.org",
+    "networkpolicies.projectcalico.org",
+    "globalnetworkpolicies.projectcalico.org",
+    // Gateway API: routes attach to shared (production) Gateways.
+    "httproutes.gateway.networking.k8s.io",
+    "grpcroutes.gateway.networking.k8s.io",
+    "tlsroutes.gateway.networking.k8s.io",
+    "tcproutes.gateway.networking.k8s.io",
+    "udproutes.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    // Istio: routing of mesh and edge traffic, outside services.
+    "virtualservices.networking.istio.io",
+    "gateways.networking.istio.io",
+    "serviceentries.networking.istio.io",
+    // Traefik (current and pre-v3 groups).
+    "ingressroutes.traefik.io",
+    "ingressroutetcps.traefik.io",
+    "ingressrouteudps.traefik.io",
+    "ingressroutes.traefik.containo.us",
+    "ingressroutetcps.traefik.containo.us",
+    "ingressrouteudps.traefik.containo.us",
+    // Contour.
+    "httpproxies.projectcontour.io",
+    // AWS Load Balancer Controller: registers pods in production target groups.
+    "targetgroupbindings.elbv2.k8s.aws",
+];
+
+/// Annotations external-dns publishes DNS records from; removed from
+/// restored Services and Ingresses.
+pub const EXTERNAL_DNS: &[&str] = &[
+    "external-dns.alpha.kubernetes.io/hostname",
+    "external-dns.alpha.kubernetes.io/internal-hostname",
+    "external-dns.alpha.kubernetes.io/target",
+    "external-dns.alpha.kubernetes.io/alias",
+    "external-dns.alpha.kubernetes.io/ttl",
+    "external-dns.alpha.kubernetes.io/set-identifier",
+    "external-dns.alpha.kubernetes.io/controller",
+];
+
+/// What the Restore excludes (`spec.excludedResources`), in order:
+/// [`DEFAULT_EXCLUDED`] minus `keep_kinds`, Ingresses unless rewritten,
+/// then `exclude_kinds`; no duplicates.
+pub fn excluded_resources(spec: &RestoreSpec) -> Vec<String> {
+    let isolation = &spec.isolation;
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |r: &str| {
+        if !out.iter().any(|x| x == r) {
+            out.push(r.to_string());
+        }
+    };
+    for r in DEFAULT_EXCLUDED {
+        if !isolation.keep_kinds.iter().any(|k| k == r) {
+            push(r);
+        }
+    }
+    if isolation.ingresses == IngressPolicy::Exclude {
+        push(INGRESSES);
+    }
+    for r in &isolation.exclude_kinds {
+        push(r);
+    }
+    out
+}
+
+/// The merge patch removing [`EXTERNAL_DNS`] annotations.
+fn external_dns_patch() -> serde_json::Value {
+    let nulls: serde_json::Map<String, serde_json::Value> = EXTERNAL_DNS
+        .iter()
+        .map(|a| (a.to_string(), serde_json::Value::Null))
+        .collect();
+    json!({"metadata": {"annotations": nulls}})
+}
+
+/// Rules for Services: `LoadBalancer` and `NodePort` become `ClusterIP`
+/// (a merge patch: it cannot fail), without the fields the API server
+/// allows only on external Services; every Service loses its external-dns
+/// annotations. Conditions match the original type (`matches` is a JSON
+/// patch `test`; a missing path just does not match:
+/// `matchConditions`, internal/resourcemodifiers/resource_modifiers.go).
+///
+/// Ports with an explicitly set `nodePort` keep it through Velero's
+/// service action even with `preserveNodePorts: false`
+/// (`deleteNodePorts`, pkg/restore/actions/service_action.go): the API
+/// server then refuses the ClusterIP Service, the restore ends
+/// `PartiallyFailed` and the run fails (closed: no node port is opened).
+fn service_rules(namespaces: &[String]) -> Vec<serde_json::Value> {
+    let mut rules = Vec::new();
+    for kind in ["LoadBalancer", "NodePort"] {
+        let patch = json!({"spec": {
+            "type": "ClusterIP",
+            "externalTrafficPolicy": null,
+            "healthCheckNodePort": null,
+            "loadBalancerIP": null,
+            "loadBalancerSourceRanges": null,
+            "loadBalancerClass": null,
+            "allocateLoadBalancerNodePorts": null,
+            "externalIPs": null,
+        }});
+        rules.push(json!({
+            "conditions": {
+                "groupResource": "services",
+                "namespaces": namespaces,
+                "matches": [{"path": "/spec/type", "value": kind}],
+            },
+            "mergePatches": [{"patchData": patch.to_string()}],
+        }));
+    }
+    rules.push(json!({
+        "conditions": {"groupResource": "services", "namespaces": namespaces},
+        "mergePatches": [{"patchData": external_dns_patch().to_string()}],
+    }));
+    rules
+}
+
+/// Rules for Ingresses with `ingress = "rewrite"`. A JSON patch cannot
+/// address "every element" and Velero creates an object whose patch failed
+/// (see the module docs), so instead of rewriting hosts one index at a time
+/// (which fails, open, on any other shape) every Ingress is reduced to a
+/// shape the rewrite covers completely:
+///
+/// 1. a merge patch (cannot fail) drops `spec.tls` (production host names
+///    and certificate), `spec.defaultBackend` (a catch-all) and the
+///    external-dns annotations;
+/// 2. a JSON patch keeps only the first rule and sets its host: `copy`
+///    rules/0 aside, `replace` the rules with an empty list, `move` the
+///    copy back, `add` its host (`add` also sets a host the rule did not
+///    have: a host-less rule would match every host). Extra rules (other
+///    production hosts) are gone.
+///
+/// An Ingress without rules (defaultBackend only) makes step 2 fail: Velero
+/// records the error and creates the object of step 1, with neither rules
+/// nor a default backend, which the API server refuses (an Ingress needs
+/// one of them). Either way no production host or catch-all is restored,
+/// and the restore ends `PartiallyFailed` (the run fails, naming it).
+pub fn ingress_rules(namespaces: &[String], host: &str) -> Vec<serde_json::Value> {
+    let mut neutral = external_dns_patch();
+    neutral["spec"] = json!({"tls": null, "defaultBackend": null});
+    vec![
+        json!({
+            "conditions": {"groupResource": INGRESSES, "namespaces": namespaces},
+            "mergePatches": [{"patchData": neutral.to_string()}],
+        }),
+        json!({
+            "conditions": {"groupResource": INGRESSES, "namespaces": namespaces},
+            "patches": [
+                {"operation": "copy", "from": "/spec/rules/0", "path": "/spec/vantageRule"},
+                {"operation": "replace", "path": "/spec/rules", "value": "[]"},
+                {"operation": "move", "from": "/spec/vantageRule", "path": "/spec/rules/-"},
+                {"operation": "add", "path": "/spec/rules/0/host", "value": host},
+            ],
+        }),
+    ]
+}
+
 /// The Velero resource-modifier rules for `spec`, or None when there is
 /// nothing to modify.
 pub fn modifier_rules(spec: &RestoreSpec, volatile_namespace: &str) -> Option<serde_json::Value> {
@@ -70,18 +253,14 @@ pub fn modifier_rules(spec: &RestoreSpec, volatile_namespace: &str) -> Option<se
             "patches": [{"operation": "add", "path": "/spec/suspend", "value": "true"}],
         }));
     }
+    if spec.isolation.neutralize_services {
+        rules.extend(service_rules(&spec.source_namespaces));
+    }
     if let IngressPolicy::RewriteHost { suffix } = &spec.isolation.ingresses {
-        rules.push(json!({
-            "conditions": {
-                "groupResource": INGRESSES,
-                "namespaces": spec.source_namespaces,
-            },
-            "patches": [{
-                "operation": "replace",
-                "path": "/spec/rules/0/host",
-                "value": format!("{volatile_namespace}.{suffix}"),
-            }],
-        }));
+        rules.extend(ingress_rules(
+            &spec.source_namespaces,
+            &format!("{volatile_namespace}.{suffix}"),
+        ));
     }
     (!rules.is_empty()).then(|| json!({"version": "v1", "resourceModifierRules": rules}))
 }
@@ -119,10 +298,7 @@ pub fn build_restore(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) -> Restore {
-    let excluded_resources = match spec.isolation.ingresses {
-        IngressPolicy::Exclude => vec![INGRESSES.to_string()],
-        IngressPolicy::RewriteHost { .. } => Vec::new(),
-    };
+    let excluded_resources = excluded_resources(spec);
     Restore {
         api_version: API_VERSION.to_string(),
         kind: "Restore".to_string(),

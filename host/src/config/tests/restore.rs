@@ -202,3 +202,116 @@ fn audit_checkpoints_and_previous_key_load() {
         Duration::from_secs(3600)
     );
 }
+
+#[test]
+fn isolation_settings_load() {
+    let text = "[[restore]]\nname = \"r\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\nschedule = \"s\"\n\
+        exclude_kinds = [\"secrets\", \"podmonitors.monitoring.coreos.com\"]\n\
+        keep_kinds = [\"httpproxies.projectcontour.io\"]\n\
+        neutralize_services = false\n\
+        dns = [\"openshift-dns/dns.operator.openshift.io/daemonset-dns=default:5353\", \"169.254.20.10/32\"]\n\
+        isolation_probe = [\"postgres.shop-prod.svc.cluster.local:5432\", \"[fd00::5]:6379\"]\n\
+        probe_image = \"registry.example.com/busybox:1.37\"\n";
+    let config = load_ok(text);
+    let i = &config.restores[0].isolation;
+    assert_eq!(
+        i.exclude_kinds,
+        ["secrets", "podmonitors.monitoring.coreos.com"]
+    );
+    assert_eq!(i.keep_kinds, ["httpproxies.projectcontour.io"]);
+    assert!(!i.neutralize_services);
+    assert_eq!(
+        i.dns,
+        [
+            crate::config::DnsRule {
+                peer: crate::config::DnsPeer::Pods {
+                    namespace: "openshift-dns".into(),
+                    labels: vec![(
+                        "dns.operator.openshift.io/daemonset-dns".into(),
+                        "default".into()
+                    )],
+                },
+                port: 5353,
+            },
+            crate::config::DnsRule {
+                peer: crate::config::DnsPeer::Cidr("169.254.20.10/32".into()),
+                port: 53,
+            },
+        ]
+    );
+    assert_eq!(i.isolation_probe.len(), 2);
+    assert_eq!(i.probe_image, "registry.example.com/busybox:1.37");
+
+    // Defaults: kube-dns, services neutralised, no probe.
+    let d = &load_ok(&format!("{AUDIT}\n{RESTORE}")).restores[0].isolation;
+    assert_eq!(d.dns, [crate::config::DnsRule::default()]);
+    assert!(d.neutralize_services && d.isolation_probe.is_empty());
+}
+
+#[test]
+fn isolation_errors_name_line_and_key() {
+    let base =
+        "[[restore]]\nname = \"r\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\nschedule = \"s\"\n";
+    // A ttl the janitor would act on while the run still uses the namespace.
+    one_error(
+        &format!("{base}restore_timeout = \"2h\"\nready_timeout = \"30m\"\nttl = \"2h\"\n"),
+        8,
+        "ttl",
+        "must be longer than restore_timeout + ready_timeout (2 h 30 m)",
+    );
+    one_error(
+        &format!("{base}restore_timeout = \"7h\"\n"),
+        6,
+        "ttl",
+        "ttl (6 h 0 m) must be longer",
+    );
+    one_error(
+        &format!("{base}keep_kinds = [\"deployments.apps\"]\n"),
+        6,
+        "keep_kinds",
+        "is not excluded by default",
+    );
+    one_error(
+        &format!("{base}exclude_kinds = [\"HTTPRoute\"]\n"),
+        6,
+        "exclude_kinds",
+        "plural.group",
+    );
+    one_error(
+        &format!("{base}dns = [\"kube-system/k8s-app\"]\n"),
+        6,
+        "dns",
+        "invalid dns",
+    );
+    one_error(
+        &format!("{base}isolation_probe = [\"postgres.prod; rm -rf /:5432\"]\n"),
+        6,
+        "isolation_probe",
+        "write HOST:PORT",
+    );
+    one_error(
+        &format!("{base}egress = [\"169.254.169.254/32\"]\n"),
+        6,
+        "egress",
+        "cloud metadata address",
+    );
+}
+
+#[test]
+fn egress_to_everything_is_warned_about() {
+    let text = "[[restore]]\nname = \"r\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\nschedule = \"s\"\negress = [\"0.0.0.0/0\", \"10.0.0.0/8\", \"::/0\"]\n";
+    let config = load_ok(text);
+    let w: Vec<String> = config
+        .warnings
+        .iter()
+        .map(|d| d.to_string())
+        .filter(|w| w.contains("key `egress`"))
+        .collect();
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].starts_with(&format!("{FILE}:6:")), "{}", w[0]);
+    assert!(
+        w[0].contains("\"0.0.0.0/0\" lets the restored app"),
+        "{}",
+        w[0]
+    );
+}

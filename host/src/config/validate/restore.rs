@@ -16,6 +16,7 @@ use crate::config::restore::{
     AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, Readiness,
     RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
 };
+use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
 use crate::config::values::{SecretSource, flatten_config, parse_timeout};
 use crate::policy::AllowList;
 
@@ -77,6 +78,79 @@ fn parse_egress(text: &str) -> Result<EgressRule, String> {
         cidr: format!("{addr}/{prefix}"),
         ports,
     })
+}
+
+/// Parse a `dns` entry: `NAMESPACE/KEY=VALUE[,KEY=VALUE][:PORT]` (pods) or
+/// `CIDR[:PORT]`.
+fn parse_dns(text: &str) -> Result<DnsRule, String> {
+    let text = text.trim();
+    let example = "write \"kube-system/k8s-app=kube-dns\", \"openshift-dns/dns.operator.openshift.io/daemonset-dns=default:5353\" or \"169.254.20.10/32\"";
+    let (body, port) = match text.rsplit_once(':') {
+        Some((b, p)) if !b.contains("::") && p.chars().all(|c| c.is_ascii_digit()) => {
+            match p.parse::<u16>() {
+                Ok(n) if n > 0 => (b, n),
+                _ => {
+                    return Err(format!(
+                        "invalid dns {text:?}: {p:?} is not a port (1-65535)"
+                    ));
+                }
+            }
+        }
+        _ => (text, 53),
+    };
+    if body.contains('=') {
+        let (namespace, selector) = body
+            .split_once('/')
+            .ok_or_else(|| format!("invalid dns {text:?}: {example}"))?;
+        if !is_dns_label(namespace) {
+            return Err(format!(
+                "invalid dns {text:?}: {namespace:?} is not a namespace name"
+            ));
+        }
+        let mut labels = Vec::new();
+        for term in selector.split(',') {
+            let (k, v) = term
+                .split_once('=')
+                .ok_or_else(|| format!("invalid dns {text:?}: {term:?} is not KEY=VALUE"))?;
+            let (k, v) = (k.trim(), v.trim());
+            let ok = |s: &str| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+            };
+            if k.is_empty() || !ok(k) || !ok(v) || v.contains('/') {
+                return Err(format!(
+                    "invalid dns {text:?}: {term:?} is not a label KEY=VALUE"
+                ));
+            }
+            labels.push((k.to_string(), v.to_string()));
+        }
+        Ok(DnsRule {
+            peer: DnsPeer::Pods {
+                namespace: namespace.to_string(),
+                labels,
+            },
+            port,
+        })
+    } else {
+        let rule = parse_egress(body).map_err(|_| format!("invalid dns {text:?}: {example}"))?;
+        Ok(DnsRule {
+            peer: DnsPeer::Cidr(rule.cidr),
+            port,
+        })
+    }
+}
+
+/// Whether `text` names a resource as Velero does: `plural` (core) or
+/// `plural.group`, lowercase.
+fn is_resource_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }
 
 impl Validator<'_> {
@@ -386,10 +460,32 @@ impl Validator<'_> {
         let mut egress = Vec::new();
         for e in raw.egress.iter().flat_map(|l| l.get_ref()) {
             match parse_egress(e.get_ref()) {
-                Ok(rule) => egress.push(rule),
+                Ok(rule) => {
+                    self.egress_rule(&rule, e.span(), ctx);
+                    egress.push(rule);
+                }
                 Err(msg) => self.error(e.span(), ctx, Some("egress"), msg),
             }
         }
+        if ttl <= restore_timeout.saturating_add(ready_timeout) {
+            let span = raw
+                .ttl
+                .as_ref()
+                .or(raw.restore_timeout.as_ref())
+                .or(raw.ready_timeout.as_ref())
+                .map(Spanned::span)
+                .unwrap_or(header.clone());
+            let msg = format!(
+                "ttl ({}) must be longer than restore_timeout + ready_timeout ({}): the janitor \
+                 would delete the namespace while the run still uses it",
+                crate::restore::human_seconds(ttl.as_secs_f64()),
+                crate::restore::human_seconds(
+                    restore_timeout.saturating_add(ready_timeout).as_secs_f64()
+                ),
+            );
+            self.error(span, ctx, Some("ttl"), msg);
+        }
+        let extra = self.isolation_extras(&raw, ctx);
         let ingresses = match (&raw.ingress, &raw.ingress_host_suffix) {
             (None, None) => IngressPolicy::Exclude,
             (Some(i), suffix) => match (i.get_ref().trim(), suffix) {
@@ -489,11 +585,127 @@ impl Validator<'_> {
                     .suspend_cronjobs
                     .map(Spanned::into_inner)
                     .unwrap_or(true),
+                ..extra
             },
             ttl,
             audit,
             severity,
         })
+    }
+
+    /// Warnings and errors about one `egress` block: everything
+    /// (`0.0.0.0/0`, `::/0`) is allowed but warned about; a block inside a
+    /// cloud metadata address is refused (it is always excepted).
+    fn egress_rule(&mut self, rule: &EgressRule, span: Range<usize>, ctx: Option<&str>) {
+        if rule.cidr.ends_with("/0") {
+            let msg = format!(
+                "egress {:?} lets the restored app (with production Secrets) reach every address \
+                 outside the cluster, production included; name the blocks it needs",
+                rule.cidr
+            );
+            self.warn(span.clone(), ctx, Some("egress"), msg);
+        }
+        // A single address that is a metadata address: excepting it from
+        // itself is not a valid ipBlock, and it is never allowed anyway.
+        let inside = crate::restore::namespace::metadata_inside(&rule.cidr);
+        let single = rule.cidr.ends_with("/32") || rule.cidr.ends_with("/128");
+        if single && !inside.is_empty() {
+            let msg = format!(
+                "egress {:?} is the cloud metadata address: restored pods never get it \
+                 (it would hand them the node's cloud credentials)",
+                rule.cidr
+            );
+            self.error(span, ctx, Some("egress"), msg);
+        }
+    }
+
+    /// The isolation settings beyond `egress`, `ingress` and
+    /// `suspend_cronjobs` (errors recorded).
+    fn isolation_extras(&mut self, raw: &RawRestore, ctx: Option<&str>) -> Isolation {
+        let defaults = crate::restore::restore_object::DEFAULT_EXCLUDED;
+        let mut extra = Isolation::default();
+        for (list, key, target) in [
+            (
+                &raw.exclude_kinds,
+                "exclude_kinds",
+                &mut extra.exclude_kinds,
+            ),
+            (&raw.keep_kinds, "keep_kinds", &mut extra.keep_kinds),
+        ] {
+            for k in list.iter().flat_map(|l| l.get_ref()) {
+                let text = k.get_ref().trim();
+                if !is_resource_name(text) {
+                    let msg = format!(
+                        "invalid {key} entry {text:?}: a resource as Velero names it, \
+                         plural.group (e.g. \"httproutes.gateway.networking.k8s.io\")"
+                    );
+                    self.error(k.span(), ctx, Some(key), msg);
+                } else if key == "keep_kinds" && !defaults.contains(&text) {
+                    let msg = format!(
+                        "{text:?} is not excluded by default, so there is nothing to keep; \
+                         excluded by default: {}",
+                        defaults.join(", ")
+                    );
+                    self.error(k.span(), ctx, Some(key), msg);
+                } else {
+                    target.push(text.to_string());
+                }
+            }
+        }
+        for k in &extra.keep_kinds {
+            if k.starts_with("networkpolicies.") || k.contains("networkpolicies.") {
+                let span = raw
+                    .keep_kinds
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or_default();
+                let msg = format!(
+                    "keep_kinds restores {k}: NetworkPolicies are additive, a restored one can \
+                     let the restored app reach production"
+                );
+                self.warn(span, ctx, Some("keep_kinds"), msg);
+            }
+        }
+        if let Some(n) = &raw.neutralize_services {
+            extra.neutralize_services = *n.get_ref();
+        }
+        if let Some(list) = &raw.dns {
+            extra.dns.clear();
+            for d in list.get_ref() {
+                match parse_dns(d.get_ref()) {
+                    Ok(rule) => extra.dns.push(rule),
+                    Err(msg) => self.error(d.span(), ctx, Some("dns"), msg),
+                }
+            }
+            if list.get_ref().is_empty() {
+                let msg = "dns = []: restored pods cannot resolve names; omit `dns` for kube-dns"
+                    .to_string();
+                self.warn(list.span(), ctx, Some("dns"), msg);
+            }
+        }
+        for e in raw.isolation_probe.iter().flat_map(|l| l.get_ref()) {
+            match crate::restore::probe::split_endpoint(e.get_ref().trim()) {
+                Some(_) => extra.isolation_probe.push(e.get_ref().trim().to_string()),
+                None => {
+                    let msg = format!(
+                        "invalid isolation_probe endpoint {:?}: write HOST:PORT, e.g. \
+                         \"postgres.shop.svc.cluster.local:5432\"",
+                        e.get_ref()
+                    );
+                    self.error(e.span(), ctx, Some("isolation_probe"), msg);
+                }
+            }
+        }
+        extra.probe_image = match &raw.probe_image {
+            Some(i) if i.get_ref().trim().is_empty() => {
+                let msg = "probe_image is empty".to_string();
+                self.error(i.span(), ctx, Some("probe_image"), msg);
+                DEFAULT_PROBE_IMAGE.to_string()
+            }
+            Some(i) => i.get_ref().trim().to_string(),
+            None => DEFAULT_PROBE_IMAGE.to_string(),
+        };
+        extra
     }
 
     /// A Kubernetes name that defaults to `default`.
