@@ -20,6 +20,7 @@ mod hostile_daemon;
 mod http_check;
 mod kube_fake;
 mod policy;
+mod redaction;
 mod restore_cluster;
 mod restore_daemon;
 mod sandbox;
