@@ -1179,7 +1179,8 @@ mod tests {
     /// redaction covers, never reordered or interleaved with other text.
     #[test]
     fn excerpts_keep_one_contiguous_prefix() {
-        let token = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        let token =
+            "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
         for max in 0..token.len() + 2 {
             let cut = excerpt(token, max);
             match cut.strip_suffix('…') {

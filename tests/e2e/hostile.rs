@@ -743,7 +743,11 @@ async fn a_secret_sent_to_a_host_not_allowed_is_denied() {
 async fn a_secret_cut_and_split_leaves_no_fragment() {
     use crate::redaction::{assert_no_fragment, random_token, seed};
     let first = seed();
-    for seed in [first, first.wrapping_mul(31).wrapping_add(7), first ^ 0xfeed] {
+    for seed in [
+        first,
+        first.wrapping_mul(31).wrapping_add(7),
+        first ^ 0xfeed,
+    ] {
         let secret = random_token(seed, 72);
         let (_dir, grant) = secret_file("token", &secret);
         let (out, r) = run_json(
@@ -768,7 +772,10 @@ async fn a_secret_cut_and_split_leaves_no_fragment() {
         assert!(logs.contains("tail-out [redacted]"), "{logs}");
         assert!(logs.contains("tail-err [redacted]"), "{logs}");
         assert!(logs.contains("piece "), "{logs}");
-        assert!(r["summary"].as_str().unwrap().starts_with("leaking "), "{r:#}");
+        assert!(
+            r["summary"].as_str().unwrap().starts_with("leaking "),
+            "{r:#}"
+        );
         assert_eq!(r["assertions"].as_array().unwrap().len(), 5, "{r:#}");
     }
 }

@@ -428,7 +428,10 @@ async fn an_echoed_secret_cut_in_excerpts_leaves_no_fragment() {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("monitor:{token}"));
     // The characters that depend on the password alone.
     let core = &encoded[(8 * "monitor:".len()).div_ceil(6)..8 * (8 + token.len()) / 6];
-    for (what, text) in [("vantage run --json", &out.stdout), ("the host's log", &out.stderr)] {
+    for (what, text) in [
+        ("vantage run --json", &out.stdout),
+        ("the host's log", &out.stderr),
+    ] {
         assert_no_fragment(what, text, &token);
         assert_no_fragment(what, text, core);
     }

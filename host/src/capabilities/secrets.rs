@@ -143,7 +143,10 @@ impl Redactor {
         }
         if !self.short.is_empty() {
             for value in &self.short {
-                runs.extend(text.match_indices(value.as_str()).map(|(i, m)| (i, i + m.len())));
+                runs.extend(
+                    text.match_indices(value.as_str())
+                        .map(|(i, m)| (i, i + m.len())),
+                );
             }
             runs.sort_unstable();
         }
@@ -265,7 +268,9 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     for chunk in bytes.chunks(8) {
         let mut word = [0u8; 8];
         word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(29);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(29);
     }
     // splitmix64's finaliser: every output bit depends on every input bit.
     h ^= h >> 30;
@@ -630,7 +635,9 @@ mod tests {
         let token = &JWT[..108];
         // A typical failing HTTP check's texts: one carries a cut token.
         let mut texts: Vec<String> = (0..24)
-            .map(|i| format!("assertion {i}: got 200 OK in 12 ms from 127.0.0.1:8080, body 1.2 KiB"))
+            .map(|i| {
+                format!("assertion {i}: got 200 OK in 12 ms from 127.0.0.1:8080, body 1.2 KiB")
+            })
             .collect();
         texts.push(format!("got \"Bearer {}…\"", &token[..70]));
         let bytes: usize = texts.iter().map(String::len).sum();
@@ -665,7 +672,10 @@ mod tests {
         let redactor = Redactor::new([token]);
         let t = Instant::now();
         for _ in 0..20 {
-            assert!(matches!(redactor.redact(std::hint::black_box(&log)), Cow::Borrowed(_)));
+            assert!(matches!(
+                redactor.redact(std::hint::black_box(&log)),
+                Cow::Borrowed(_)
+            ));
         }
         let per_kib = t.elapsed() / 20 / 64;
         println!(
