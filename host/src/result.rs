@@ -5,10 +5,13 @@
 //! verdict (trap, panic, deadline, memory or fuel limit, host failure), with an
 //! [`RunError`] saying why.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::capabilities::http::HttpTrace;
 use crate::capabilities::log::LogLine;
+use crate::capabilities::secrets::Revealed;
 
 /// The outcome of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,22 +182,22 @@ impl CheckResult {
         }
     }
 
-    /// Replace every occurrence of each secret value with `[redacted]`, in
-    /// every string the result carries.
-    pub fn redact(&mut self, secrets: &[String]) {
-        let secrets: Vec<&str> = secrets
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if secrets.is_empty() {
+    /// Redact every fragment of the run's revealed secrets (see
+    /// [`Redactor`](crate::capabilities::secrets::Redactor)) from every
+    /// string the guest could have written: summary, assertions,
+    /// measurements, labels, logs, HTTP traces (method, URL, error) and the
+    /// error message. The runtime calls it once, as the result leaves the
+    /// sandbox, so every sink (API, history, status page, metrics, alerts,
+    /// audit) only ever sees redacted results. `check`, `location` and
+    /// `run_id` come from the host's configuration, not from the guest.
+    pub fn redact(&mut self, secrets: &Revealed) {
+        let redactor = secrets.redactor();
+        if redactor.is_empty() {
             return;
         }
         let scrub = |s: &mut String| {
-            for secret in &secrets {
-                if s.contains(secret) {
-                    *s = s.replace(secret, "[redacted]");
-                }
+            if let Cow::Owned(redacted) = redactor.redact(s) {
+                *s = redacted;
             }
         };
         scrub(&mut self.summary);
@@ -214,6 +217,7 @@ impl CheckResult {
             scrub(&mut line.message);
         }
         for t in &mut self.timings.http {
+            scrub(&mut t.method);
             scrub(&mut t.url);
             if let Some(e) = &mut t.error {
                 scrub(e);
@@ -269,7 +273,10 @@ mod tests {
                 message: "panicked on s3cr3t".into(),
             }),
         };
-        r.redact(&["s3cr3t".to_string(), String::new()]);
+        let secrets = Revealed::default();
+        secrets.add("s3cr3t");
+        secrets.add("");
+        r.redact(&secrets);
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("s3cr3t"), "{json}");
         assert_eq!(json.matches("[redacted]").count(), 6, "{json}");

@@ -786,6 +786,21 @@ fn render_json(value: &Value) -> String {
 }
 
 /// At most `max` characters of `text`, with `…` when shortened.
+///
+/// The text may hold a secret-derived value (a server echoing the
+/// `Authorization` header, a token in a JSON body), and this cut happens in
+/// the guest, before the host redacts. That is safe by design, and the SDK
+/// keeps the cut rather than leaving truncation to the host: the SDK cannot
+/// tell which strings are secret-derived (the host expands
+/// `{{secret.NAME}}` in config values before the check sees them), and
+/// uncut excerpts of large bodies and headers would make results too large
+/// to keep. The host redacts every fragment of a revealed secret of 6 or more
+/// characters, wherever it was cut (`vantage::capabilities::secrets::Redactor`),
+/// so a cut secret loses its kept part as surely as a whole one: only a piece
+/// shorter than 6 characters can remain before the `…`. What the host relies
+/// on is that the cut keeps one contiguous prefix (tested below; the host's
+/// redaction tests and the end-to-end `http` check test with a server that
+/// echoes the header test the rest).
 fn excerpt(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => text.into(),
@@ -1157,5 +1172,24 @@ mod tests {
     fn excerpts_are_char_safe() {
         assert_eq!(excerpt("héllo", 2), "hé…");
         assert_eq!(excerpt("hé", 2), "hé");
+    }
+
+    /// A cut keeps one contiguous prefix of the text and marks it: a secret
+    /// in the text reaches the host as one piece the host's fragment
+    /// redaction covers, never reordered or interleaved with other text.
+    #[test]
+    fn excerpts_keep_one_contiguous_prefix() {
+        let token =
+            "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        for max in 0..token.len() + 2 {
+            let cut = excerpt(token, max);
+            match cut.strip_suffix('…') {
+                Some(kept) => {
+                    assert!(token.starts_with(kept), "{cut}");
+                    assert_eq!(kept.chars().count(), max, "{cut}");
+                }
+                None => assert_eq!(cut, token),
+            }
+        }
     }
 }

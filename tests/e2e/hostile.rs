@@ -734,6 +734,63 @@ async fn a_secret_sent_to_a_host_not_allowed_is_denied() {
     );
 }
 
+/// A granted secret cut and split at random points (pieces logged one per
+/// line, prefixes ending in `…`, suffixes and middles in every field, stdout
+/// and stderr padded so the secret straddles the 64 KiB capture cap): no
+/// fragment of 6 characters reaches the JSON result or the host's log, for
+/// a few seeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_cut_and_split_leaves_no_fragment() {
+    use crate::redaction::{assert_no_fragment, random_token, seed};
+    let first = seed();
+    for seed in [
+        first,
+        first.wrapping_mul(31).wrapping_add(7),
+        first ^ 0xfeed,
+    ] {
+        let secret = random_token(seed, 72);
+        let (_dir, grant) = secret_file("token", &secret);
+        let (out, r) = run_json(
+            "fixture_hostile",
+            &[
+                "-vvv",
+                "--set",
+                "behaviour=secret-split",
+                "--set",
+                &format!("seed={seed}"),
+                "--secret",
+                &grant,
+            ],
+        )
+        .await;
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_no_fragment("vantage run --json", &out.stdout, &secret);
+        assert_no_fragment("the host's log", &out.stderr, &secret);
+        // The cuts reached the result: the lines cut at the capture caps,
+        // the pieces, the prefixes.
+        let logs = logs_of(&r);
+        assert!(logs.contains("tail-out [redacted]"), "{logs}");
+        assert!(logs.contains("tail-err [redacted]"), "{logs}");
+        assert!(logs.contains("piece "), "{logs}");
+        assert!(
+            r["summary"].as_str().unwrap().starts_with("leaking "),
+            "{r:#}"
+        );
+        assert_eq!(r["assertions"].as_array().unwrap().len(), 5, "{r:#}");
+    }
+}
+
+/// The messages of a JSON result's log, one per line.
+fn logs_of(r: &serde_json::Value) -> String {
+    r["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Minimal components built by hand: `(component (import NAME (instance
 /// (export FUNC (func (param "message" string))))))`.
 fn component_importing(name: &str, func: &str) -> Vec<u8> {

@@ -324,3 +324,120 @@ async fn several_targets_are_reported_each_under_its_own_name() {
         "{r:#}"
     );
 }
+
+/// A server on 127.0.0.1 that echoes the request's `Authorization` header
+/// back, in a JSON body and in a response header.
+async fn start_echo_server() -> String {
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/echo",
+        get(|headers: HeaderMap| async move {
+            let seen = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (
+                [("x-echo-authorization", seen.clone())],
+                axum::Json(serde_json::json!({ "authorization": seen, "ok": false })),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/echo")
+}
+
+/// Issue 12: the official `http` check sends a long bearer token from a
+/// secret to a server that echoes it back; the check's assertion details
+/// cut the echoed token at 60/80 characters (`…`) before the host redacts.
+/// No fragment of 6 characters of the token is left in the output, nor in
+/// the host's log; and the same with basic authentication, where the echo
+/// is the base64 of `user:password`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_echoed_secret_cut_in_excerpts_leaves_no_fragment() {
+    use crate::redaction::{assert_no_fragment, random_token, seed};
+    use crate::support::secret_file;
+    use base64::Engine as _;
+
+    let seed = seed();
+    // As long as the issue's token (108 characters), a JWT-like shape.
+    let token = format!(
+        "eyJ{}.{}.{}",
+        random_token(seed, 33),
+        random_token(seed ^ 1, 40),
+        random_token(seed ^ 2, 30)
+    );
+    assert_eq!(token.len(), 108);
+    let (_dir, grant) = secret_file("token", &token);
+    let url = start_echo_server().await;
+    let expectations = [
+        "expect.json./authorization=nope",
+        "expect.json./ok=true",
+        "expect.body_matches=Bearer [A-Za-z0-9._-]+",
+        "expect.body_not_matches=ey[A-Za-z0-9._-]+",
+        "expect.headers.x-echo-authorization=nope",
+    ];
+    let mut args = vec![
+        "-vvv",
+        "--target",
+        &url,
+        "--secret",
+        &grant,
+        "--set",
+        "headers.Authorization=Bearer {{secret.token}}",
+    ];
+    for e in &expectations {
+        args.extend(["--set", e]);
+    }
+    let (out, r) = run_json("http", &args).await;
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert_no_fragment("vantage run --json", &out.stdout, &token);
+    assert_no_fragment("the host's log", &out.stderr, &token);
+    // The excerpts were there, cut by the check and redacted by the host.
+    let detail = assertion(&r, "json /authorization")["detail"]
+        .as_str()
+        .unwrap();
+    assert_eq!(detail, "got \"Bearer [redacted]…", "{r:#}");
+    let matched = assertion(&r, "body matches")["detail"].as_str().unwrap();
+    assert_eq!(matched, "matched \"Bearer [redacted]…\"", "{r:#}");
+
+    // Basic authentication: the server echoes base64 of `user:password`.
+    let (out, r) = run_json(
+        "http",
+        &[
+            "-vvv",
+            "--target",
+            &url,
+            "--secret",
+            &grant,
+            "--set",
+            "basic_auth.username=monitor",
+            "--set",
+            "basic_auth.password={{secret.token}}",
+            "--set",
+            "expect.json./authorization=nope",
+            "--set",
+            "expect.headers.x-echo-authorization=nope",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("monitor:{token}"));
+    // The characters that depend on the password alone.
+    let core = &encoded[(8 * "monitor:".len()).div_ceil(6)..8 * (8 + token.len()) / 6];
+    for (what, text) in [
+        ("vantage run --json", &out.stdout),
+        ("the host's log", &out.stderr),
+    ] {
+        assert_no_fragment(what, text, &token);
+        assert_no_fragment(what, text, core);
+    }
+    let detail = assertion(&r, "json /authorization")["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.starts_with("got \"Basic "), "{r:#}");
+    assert!(detail.contains("[redacted]"), "{r:#}");
+}

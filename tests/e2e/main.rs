@@ -20,6 +20,7 @@ mod hostile_daemon;
 mod http_check;
 mod kube_fake;
 mod policy;
+mod redaction;
 mod restart;
 mod restore_cluster;
 mod restore_daemon;

@@ -181,7 +181,7 @@ mod tests {
             "token".into(),
             crate::config::SecretSource::File(file),
         )]);
-        let mut log = LogState::new("t").redacting(secrets.revealed_handle());
+        let mut log = LogState::new("t").redacting(secrets.revealed());
         log.push(Level::Info, "before: hunter2");
         secrets.read("token").unwrap();
         log.push(Level::Info, "after: hunter2");

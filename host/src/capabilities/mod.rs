@@ -80,7 +80,7 @@ impl Capabilities {
         };
         let secrets = secrets::SecretsState::new(&grant.secrets);
         Capabilities {
-            log: log::LogState::new(&grant.check_name).redacting(secrets.revealed_handle()),
+            log: log::LogState::new(&grant.check_name).redacting(secrets.revealed()),
             clock: clock::ClockState::new(grant.deadline),
             secrets,
             http: http::HttpState::new(net.clone(), &grant.secrets, grant.allow_insecure),

@@ -3,7 +3,11 @@
 //! be redacted.
 
 use std::borrow::Cow;
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use base64::Engine as _;
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -11,35 +15,319 @@ use crate::config::SecretSource;
 use crate::runtime::RunState;
 use crate::runtime::bindings::vantage::check::secrets as wit;
 
-/// The secret values handed to one run so far, shared with every capability
-/// that sends guest text out of the run while it is still going (the `log`
-/// lines forwarded to the host's own log), so they can be redacted there too.
+/// Fragments of a secret this long (in characters) or longer are redacted
+/// wherever they appear; a secret shorter than this is redacted only whole.
+pub const MIN_FRAGMENT_CHARS: usize = 6;
+
+/// What replaces each redacted stretch of text.
+pub const REDACTED: &str = "[redacted]";
+
+/// The redaction index of a set of secret values: masks, in any text, every
+/// stretch covered by fragments of [`MIN_FRAGMENT_CHARS`] characters of a
+/// value, so a secret cut anywhere (an excerpt ending in `…`, a line cut at a
+/// capture cap, a value logged in pieces) loses every fragment that long, not
+/// only its whole occurrences.
+///
+/// Indexed for each value: every window of [`MIN_FRAGMENT_CHARS`] characters
+/// of the value itself and of the forms text built from it takes on the way
+/// out: the URL-encoded forms (query, path, user info, form encoding; what
+/// the host's own URL handling writes in traces), the escaped forms (Rust
+/// `{:?}` and JSON string escapes, as in assertion details) and base64 at
+/// each of the three byte alignments (HTTP basic authentication encodes
+/// `user:password`, so the password starts at any offset). A value shorter
+/// than [`MIN_FRAGMENT_CHARS`] is matched whole, in its raw form only.
+///
+/// Redacting scans the text once: a two-byte prefilter, then a set lookup of
+/// the window's fingerprint, for each character position. Text that shares a
+/// window with a secret is masked even when it is not the secret (a
+/// fingerprint collision, or a common fragment such as `passwo`): redaction
+/// errs on the side of hiding.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// The values, in the order they were added (to skip repeats).
+    values: Vec<String>,
+    /// Values shorter than [`MIN_FRAGMENT_CHARS`], matched whole.
+    short: Vec<String>,
+    /// Fingerprints of every window of every indexed form.
+    windows: HashSet<u64, BuildHasherDefault<Premixed>>,
+    /// One bit per possible first two bytes of a window (empty while
+    /// `windows` is).
+    pairs: Vec<u64>,
+}
+
+impl std::fmt::Debug for Redactor {
+    // Never the values: a `Debug` print of a run's state must not leak them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("values", &self.values.len())
+            .field("windows", &self.windows.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// An index of `values` (empty ones are ignored).
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut redactor = Redactor::default();
+        for value in values {
+            redactor.add(value);
+        }
+        redactor
+    }
+
+    /// Whether there is nothing to redact.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The values indexed, in the order they were first added.
+    pub fn values(&self) -> &[String] {
+        &self.values
+    }
+
+    /// Index `value` (and the forms derived from it); empty values and
+    /// repeats are ignored.
+    pub fn add(&mut self, value: &str) {
+        if value.is_empty() || self.values.iter().any(|v| v == value) {
+            return;
+        }
+        self.values.push(value.to_string());
+        if value.chars().nth(MIN_FRAGMENT_CHARS - 1).is_none() {
+            self.short.push(value.to_string());
+            return;
+        }
+        if self.pairs.is_empty() {
+            self.pairs = vec![0; (1 << 16) / 64];
+        }
+        for form in derived_forms(value) {
+            self.index(&form);
+        }
+        self.index(value);
+    }
+
+    /// Index every window of `form`.
+    fn index(&mut self, form: &str) {
+        let bounds: Vec<usize> = form
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(form.len()))
+            .collect();
+        let bytes = form.as_bytes();
+        for w in bounds.windows(MIN_FRAGMENT_CHARS + 1) {
+            let window = &bytes[w[0]..w[MIN_FRAGMENT_CHARS]];
+            let pair = pair_index(window);
+            self.pairs[pair / 64] |= 1 << (pair % 64);
+            self.windows.insert(fingerprint(window));
+        }
+    }
+
+    /// Whether the window starting with `window`'s first two bytes may be
+    /// indexed, and then whether it is.
+    #[inline]
+    fn is_indexed(&self, window: &[u8]) -> bool {
+        let pair = pair_index(window);
+        self.pairs[pair / 64] & (1 << (pair % 64)) != 0
+            && self.windows.contains(&fingerprint(window))
+    }
+
+    /// `text` with every stretch covered by an indexed window (and every
+    /// whole short value) replaced by [`REDACTED`]. Borrows `text` when
+    /// there is nothing to redact.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        if !self.windows.is_empty() {
+            self.covered(text, &mut runs);
+        }
+        if !self.short.is_empty() {
+            for value in &self.short {
+                runs.extend(
+                    text.match_indices(value.as_str())
+                        .map(|(i, m)| (i, i + m.len())),
+                );
+            }
+            runs.sort_unstable();
+        }
+        if runs.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut kept = 0;
+        let mut runs = runs.into_iter().peekable();
+        while let Some((start, mut end)) = runs.next() {
+            while let Some(&(next_start, next_end)) = runs.peek() {
+                if next_start > end {
+                    break;
+                }
+                end = end.max(next_end);
+                runs.next();
+            }
+            out.push_str(&text[kept..start]);
+            out.push_str(REDACTED);
+            kept = end;
+        }
+        out.push_str(&text[kept..]);
+        Cow::Owned(out)
+    }
+
+    /// Push to `runs`, in order and merged, the stretches of `text` covered
+    /// by indexed windows.
+    fn covered(&self, text: &str, runs: &mut Vec<(usize, usize)>) {
+        let bytes = text.as_bytes();
+        if bytes.len() < MIN_FRAGMENT_CHARS {
+            return;
+        }
+        let mut cover = |start: usize, end: usize| match runs.last_mut() {
+            Some(last) if start <= last.1 => last.1 = end,
+            _ => runs.push((start, end)),
+        };
+        if text.is_ascii() {
+            for start in 0..=bytes.len() - MIN_FRAGMENT_CHARS {
+                let end = start + MIN_FRAGMENT_CHARS;
+                if self.is_indexed(&bytes[start..end]) {
+                    cover(start, end);
+                }
+            }
+        } else {
+            let bounds: Vec<usize> = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(text.len()))
+                .collect();
+            for w in bounds.windows(MIN_FRAGMENT_CHARS + 1) {
+                let (start, end) = (w[0], w[MIN_FRAGMENT_CHARS]);
+                if self.is_indexed(&bytes[start..end]) {
+                    cover(start, end);
+                }
+            }
+        }
+    }
+}
+
+/// The forms of `value` that text may carry instead of the value itself,
+/// other than the value (each once).
+fn derived_forms(value: &str) -> Vec<String> {
+    let mut forms: Vec<String> = Vec::new();
+    let mut push = |form: String| {
+        if form != value && !forms.contains(&form) {
+            forms.push(form);
+        }
+    };
+    // URL encodings, as the `url` crate writes them (the host's traces of
+    // requested URLs); a value of unreserved characters only has none.
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    if !value.bytes().all(unreserved)
+        && let Ok(mut url) = url::Url::parse("http://h/")
+    {
+        url.set_query(Some(value));
+        push(url.query().unwrap_or_default().to_string());
+        url.set_path(value);
+        push(url.path().trim_start_matches('/').to_string());
+        if url.set_password(Some(value)).is_ok() {
+            push(url.password().unwrap_or_default().to_string());
+        }
+        push(url::form_urlencoded::byte_serialize(value.as_bytes()).collect());
+    }
+    // Escaped, as in `{:?}` and JSON strings.
+    let debug = format!("{value:?}");
+    push(debug[1..debug.len() - 1].to_string());
+    if let Ok(json) = serde_json::to_string(value) {
+        push(json[1..json.len() - 1].to_string());
+    }
+    // base64, standard and URL-safe, at each alignment: the characters
+    // that depend on the value's bytes only.
+    for offset in 0..3usize {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(value.as_bytes());
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+        let first = (8 * offset).div_ceil(6);
+        let last = (8 * bytes.len() / 6).min(encoded.len());
+        if last > first {
+            let core = &encoded[first..last];
+            push(core.to_string());
+            push(core.replace('+', "-").replace('/', "_"));
+        }
+    }
+    forms
+}
+
+/// The prefilter bit of a window: its first two bytes.
+#[inline]
+fn pair_index(window: &[u8]) -> usize {
+    (usize::from(window[0]) << 8) | usize::from(window[1])
+}
+
+/// A 64-bit fingerprint of a window's bytes (already mixed: the set uses it
+/// as its hash). A collision only redacts more.
+#[inline]
+fn fingerprint(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = bytes.len() as u64;
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+    // splitmix64's finaliser: every output bit depends on every input bit.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^ (h >> 31)
+}
+
+/// A hasher for keys that are already well-mixed `u64`s (fingerprints).
+#[derive(Default)]
+struct Premixed(u64);
+
+impl Hasher for Premixed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; fold anything else in anyway.
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The secret values handed to one run so far, indexed for redaction and
+/// shared with every capability that sends guest text out of the run while
+/// it is still going (the `log` lines forwarded to the host's own log), and
+/// with the runtime, which redacts the run's result with it.
 #[derive(Debug, Clone, Default)]
-pub struct Revealed(Arc<RwLock<Vec<String>>>);
+pub struct Revealed(Arc<RwLock<Redactor>>);
 
 impl Revealed {
-    fn add(&self, value: &str) {
-        let mut values = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if !value.is_empty() && !values.iter().any(|v| v == value) {
-            values.push(value.to_string());
-        }
+    /// Remember `value` as revealed: from now on it is redacted.
+    pub fn add(&self, value: &str) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).add(value);
     }
 
     /// The values, in the order they were first revealed.
     pub fn values(&self) -> Vec<String> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.redactor().values().to_vec()
     }
 
-    /// `text` with every revealed value replaced by `[redacted]`.
+    /// The redaction index, for redacting several texts under one lock.
+    pub fn redactor(&self) -> RwLockReadGuard<'_, Redactor> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `text` with every fragment of a revealed value redacted (see
+    /// [`Redactor::redact`]).
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let values = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let mut text = Cow::Borrowed(text);
-        for value in values.iter() {
-            if text.contains(value.as_str()) {
-                text = Cow::Owned(text.replace(value.as_str(), "[redacted]"));
-            }
-        }
-        text
+        self.redactor().redact(text)
     }
 }
 
@@ -59,11 +347,6 @@ impl SecretsState {
         }
     }
 
-    /// The run's revealed values, to share with capabilities that redact.
-    pub fn revealed_handle(&self) -> Revealed {
-        self.revealed.clone()
-    }
-
     /// Read the secret called `name`, if granted.
     pub fn read(&mut self, name: &str) -> Result<String, wit::SecretError> {
         let Some((_, source)) = self.granted.iter().find(|(n, _)| n == name) else {
@@ -76,9 +359,11 @@ impl SecretsState {
         Ok(value)
     }
 
-    /// Every value handed to the guest during this run (for redaction).
-    pub fn revealed(&self) -> Vec<String> {
-        self.revealed.values()
+    /// Every value handed to the guest during this run, indexed for
+    /// redaction: a handle that sees the values revealed later too, to share
+    /// with capabilities that redact.
+    pub fn revealed(&self) -> Revealed {
+        self.revealed.clone()
     }
 }
 
@@ -169,7 +454,7 @@ mod tests {
             s.read("other"),
             Err(wit::SecretError::NotGranted(_))
         ));
-        assert_eq!(s.revealed(), ["hunter2".to_string()]);
+        assert_eq!(s.revealed().values(), ["hunter2".to_string()]);
     }
 
     #[test]
@@ -196,7 +481,7 @@ mod tests {
         let expanded = expand_config(&config, &mut s).unwrap();
         assert_eq!(expanded[0].1, "Bearer t0k3n");
         assert_eq!(expanded[1].1, "value");
-        assert_eq!(s.revealed(), ["t0k3n".to_string()]);
+        assert_eq!(s.revealed().values(), ["t0k3n".to_string()]);
 
         let bad = vec![("k".to_string(), "{{secret.other}}".to_string())];
         let err = expand_config(&bad, &mut s).unwrap_err();
@@ -219,5 +504,184 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// The first fragment of `secret` of [`MIN_FRAGMENT_CHARS`] characters
+    /// found in `text`.
+    fn leak<'a>(text: &str, secret: &'a str) -> Option<&'a str> {
+        let bounds: Vec<usize> = secret
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(secret.len()))
+            .collect();
+        bounds
+            .windows(MIN_FRAGMENT_CHARS + 1)
+            .map(|w| &secret[w[0]..w[MIN_FRAGMENT_CHARS]])
+            .find(|fragment| text.contains(fragment))
+    }
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+
+    /// The issue's case: an excerpt cut the secret at some point and added
+    /// `…`; whatever the cut, no fragment of 6 characters is left, and a cut
+    /// leaving fewer than 6 keeps them (nothing else to match).
+    #[test]
+    fn a_secret_cut_at_any_point_loses_every_fragment() {
+        let redactor = Redactor::new([JWT]);
+        for (cut, _) in JWT.char_indices().chain(std::iter::once((JWT.len(), ' '))) {
+            let text = format!("got \"Bearer {}…\"", &JWT[..cut]);
+            let redacted = redactor.redact(&text);
+            assert_eq!(leak(&redacted, JWT), None, "cut at {cut}: {redacted}");
+            if cut >= MIN_FRAGMENT_CHARS {
+                assert_eq!(redacted, "got \"Bearer [redacted]…\"", "cut at {cut}");
+            } else {
+                assert_eq!(redacted, text);
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_suffixes_and_middles_are_redacted_and_runs_merge() {
+        let secret = "correct-horse-battery-staple";
+        let redactor = Redactor::new([secret]);
+        assert_eq!(redactor.redact("a correct-hor b"), "a [redacted] b");
+        assert_eq!(redactor.redact("a ery-staple b"), "a [redacted] b");
+        assert_eq!(redactor.redact("a horse-bat b"), "a [redacted] b");
+        assert_eq!(
+            redactor.redact("correct-horse-battery-staplecorrect-horse"),
+            "[redacted]"
+        );
+        // Pieces shorter than 6 characters are left; text not from the
+        // secret is untouched and borrowed.
+        assert_eq!(redactor.redact("staple"), "[redacted]");
+        assert_eq!(redactor.redact("taple horse"), "taple horse");
+        assert!(matches!(
+            redactor.redact("nothing to see"),
+            Cow::Borrowed("nothing to see")
+        ));
+    }
+
+    #[test]
+    fn a_short_secret_is_redacted_whole_only() {
+        let redactor = Redactor::new(["pin42", "correct-horse"]);
+        assert_eq!(redactor.redact("pin42 pin4 horse"), "[redacted] pin4 horse");
+        // Adjacent matches of both kinds make one stretch.
+        assert_eq!(redactor.redact("pin42correct-h"), "[redacted]");
+    }
+
+    #[test]
+    fn non_ascii_secrets_and_text_are_redacted_by_character() {
+        let secret = "pässwörd-ünïcödé-😀-Ωmega";
+        let redactor = Redactor::new([secret]);
+        for (cut, _) in secret.char_indices().skip(MIN_FRAGMENT_CHARS) {
+            let text = format!("é {}… ü", &secret[..cut]);
+            let redacted = redactor.redact(&text);
+            assert_eq!(redacted, "é [redacted]… ü", "cut at {cut}");
+        }
+        assert_eq!(redactor.redact("x ünïcödé y"), "x [redacted] y");
+    }
+
+    /// The forms other text takes of a secret: basic authentication's base64
+    /// of `user:password` (any user name, so any alignment), URL encodings
+    /// and escapes.
+    #[test]
+    fn derived_forms_are_redacted() {
+        let secret = "p@ss w0rd/with?odd#chars\"and\\quotes";
+        let redactor = Redactor::new([secret]);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for user in ["u", "ab", "abc", "admin", "operator"] {
+            let encoded = b64.encode(format!("{user}:{secret}"));
+            let header = format!("Basic {encoded}");
+            let redacted = redactor.redact(&header);
+            // Only the characters that depend on the user name (and the
+            // last, partial one) are left.
+            let prefix = (8 * (user.len() + 1)).div_ceil(6);
+            let core = &encoded[prefix..(8 * (user.len() + 1 + secret.len())) / 6];
+            assert_eq!(leak(&redacted, core), None, "{user}: {redacted}");
+            assert!(
+                redacted.len() <= "Basic ".len() + prefix + 4 + REDACTED.len(),
+                "{user}: {redacted}"
+            );
+        }
+        let mut url = url::Url::parse("http://example.test/").unwrap();
+        url.query_pairs_mut().append_pair("token", secret);
+        url.set_path(secret);
+        let redacted = redactor.redact(url.as_str());
+        assert_eq!(redacted, "http://example.test/[redacted]?token=[redacted]");
+        let debug = format!("got {:?}…", &secret[..30]);
+        assert_eq!(redactor.redact(&debug), "got \"[redacted]\"…");
+        let json = serde_json::json!({ "password": secret }).to_string();
+        assert_eq!(redactor.redact(&json), "{\"password\":\"[redacted]\"}");
+    }
+
+    #[test]
+    fn values_never_show_in_debug_output() {
+        let revealed = Revealed::default();
+        revealed.add("hunter2-the-password");
+        let debug = format!("{revealed:?}");
+        assert!(!debug.contains("hunter"), "{debug}");
+        assert_eq!(revealed.values(), ["hunter2-the-password"]);
+    }
+
+    /// Micro-benchmark of redaction's cost per run (prints the figures; the
+    /// assertions are on the result, not on time): indexing a 108-character
+    /// token (the issue's), then redacting a typical result's texts, and
+    /// 64 KiB of log text. Run it optimised for figures that mean something:
+    /// `cargo test -p vantage --lib --config 'profile.dev.package.vantage.opt-level=3' redaction_cost -- --nocapture`.
+    #[test]
+    fn redaction_cost_per_run() {
+        use std::time::Instant;
+        const RUNS: u32 = 2_000;
+        let token = &JWT[..108];
+        // A typical failing HTTP check's texts: one carries a cut token.
+        let mut texts: Vec<String> = (0..24)
+            .map(|i| {
+                format!("assertion {i}: got 200 OK in 12 ms from 127.0.0.1:8080, body 1.2 KiB")
+            })
+            .collect();
+        texts.push(format!("got \"Bearer {}…\"", &token[..70]));
+        let bytes: usize = texts.iter().map(String::len).sum();
+
+        let t = Instant::now();
+        let mut redacted = 0;
+        for _ in 0..RUNS {
+            let revealed = Revealed::default();
+            revealed.add(token);
+            let redactor = revealed.redactor();
+            for text in &texts {
+                if let Cow::Owned(_) = redactor.redact(text) {
+                    redacted += 1;
+                }
+            }
+        }
+        let per_run = t.elapsed() / RUNS;
+        assert_eq!(redacted, RUNS);
+
+        let t = Instant::now();
+        for _ in 0..RUNS {
+            std::hint::black_box(Redactor::new([token]));
+        }
+        let index = t.elapsed() / RUNS;
+
+        let log: String = (0..1024)
+            .map(|i| format!("line {i:04} of a chatty check: status ok, 3 items\n"))
+            .collect::<String>()
+            .chars()
+            .take(64 * 1024)
+            .collect();
+        let redactor = Redactor::new([token]);
+        let t = Instant::now();
+        for _ in 0..20 {
+            assert!(matches!(
+                redactor.redact(std::hint::black_box(&log)),
+                Cow::Borrowed(_)
+            ));
+        }
+        let per_kib = t.elapsed() / 20 / 64;
+        println!(
+            "redaction, one 108-char secret: {per_run:?} per run ({} texts, {bytes} bytes; \
+             of which indexing {index:?}); {per_kib:?} per KiB of text without a match",
+            texts.len()
+        );
     }
 }
