@@ -114,9 +114,9 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
                     "key_id": report.key_id,
                     "issues": report.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
                 });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{report}");
+                out!("{report}");
             }
             Ok(if report.is_ok() { 0 } else { 2 })
         }
@@ -124,16 +124,16 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
             let key = b.public_key()?;
             let report = verify_log(&b.sink().await?, key.as_ref()).await?;
             if b.json {
-                println!("{}", serde_json::to_string_pretty(&report.records)?);
+                outln!("{}", serde_json::to_string_pretty(&report.records)?);
             } else {
                 for r in &report.records {
-                    println!(
+                    outln!(
                         "{:>6}  {}  {:<5}  {:<14}  {}",
                         r.seq, r.recorded_at, r.verdict, r.kind, r.run_id
                     );
                 }
                 if !report.is_ok() {
-                    eprint!("{report}");
+                    err!("{report}");
                 }
             }
             Ok(0)
@@ -154,33 +154,33 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
             writeln!(file, "{}", hex::encode(seed))?;
             file.sync_all()?;
             let key = crate::audit::AuditKey::from_seed(seed);
-            eprintln!(
+            errln!(
                 "secret signing key written to {} (keep it secret; [audit] signing_key = \"file:{}\")",
                 out.display(),
                 out.display()
             );
-            eprintln!(
+            errln!(
                 "public key (key id {}), for `vantage audit verify --public-key`:",
                 key.key_id()
             );
-            println!("{}", key.public_key_hex());
+            outln!("{}", key.public_key_hex());
             Ok(0)
         }
         AuditCommand::Show { seq, bucket: b } => {
             let key = b.public_key()?;
             let report = verify_log(&b.sink().await?, key.as_ref()).await?;
             let Some(record) = report.records.iter().find(|r| r.seq == seq) else {
-                eprintln!("no audit record {seq} in {}", report.location);
+                errln!("no audit record {seq} in {}", report.location);
                 return Ok(2);
             };
-            println!("{}", serde_json::to_string_pretty(record)?);
+            outln!("{}", serde_json::to_string_pretty(record)?);
             let related: Vec<_> = report
                 .issues
                 .iter()
                 .filter(|i| i.to_string().contains(&format!("record {seq}")))
                 .collect();
             for issue in related {
-                eprintln!("warning: {issue}");
+                errln!("warning: {issue}");
             }
             Ok(0)
         }
