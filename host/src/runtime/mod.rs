@@ -580,8 +580,8 @@ mod tests {
 
     #[test]
     fn component_magic_is_recognised() {
-        assert!(wasmparser_is_component(b"\0asm\x0d\0\x01\0rest"));
-        assert!(!wasmparser_is_component(b"\0asm\x01\0\0\0rest"));
-        assert!(!wasmparser_is_component(b"hello"));
+        assert!(cache::check_component_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(cache::check_component_header(b"\0asm\x01\0\0\0rest").is_err());
+        assert!(cache::check_component_header(b"hello").is_err());
     }
 }
