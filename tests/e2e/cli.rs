@@ -246,7 +246,10 @@ fn validate_reads_every_component() {
             .position(|l| l == format!("name = \"{name}\""))
             .unwrap()
             + 2;
-        let prefix = format!("{}:{line}:13: check \"{name}\": key `component`: ", config.display());
+        let prefix = format!(
+            "{}:{line}:13: check \"{name}\": key `component`: ",
+            config.display()
+        );
         out.stderr
             .lines()
             .find(|l| l.starts_with(&prefix))
@@ -261,12 +264,24 @@ fn validate_reads_every_component() {
     assert_eq!(out.stderr.lines().count(), 5, "{}", out.stderr);
 
     // The cap is the configuration's.
-    let small = format!("[global]\nmax_component_size = \"64KiB\"\n\n{}", check("good", http.to_str().unwrap()));
+    let small = format!(
+        "[global]\nmax_component_size = \"64KiB\"\n\n{}",
+        check("good", http.to_str().unwrap())
+    );
     std::fs::write(&config, &small).unwrap();
     let out = vantage(&["validate", config.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains(":6:13: check \"good\": key `component`: "), "{}", out.stderr);
-    assert!(out.stderr.contains("larger than the limit of 64KiB"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(":6:13: check \"good\": key `component`: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("larger than the limit of 64KiB"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// `run` and `inspect` read a component only up to the cap: `/dev/zero`
@@ -277,22 +292,49 @@ fn component_files_are_read_up_to_a_cap() {
     let out = vantage(&["run", "/dev/zero"]);
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
-        out.stderr.contains("component /dev/zero is larger than the limit of 64MiB"),
+        out.stderr
+            .contains("component /dev/zero is larger than the limit of 64MiB"),
         "{}",
         out.stderr
     );
     let out = vantage(&["inspect", "/dev/zero", "--max-component-size", "1MiB"]);
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("larger than the limit of 1MiB"), "{}", out.stderr);
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        out.stderr.contains("larger than the limit of 1MiB"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     // A real component over a smaller cap; the flag's range is checked.
     let http = wasm("http");
-    let out = vantage(&["run", http.to_str().unwrap(), "--max-component-size", "64KiB"]);
+    let out = vantage(&[
+        "run",
+        http.to_str().unwrap(),
+        "--max-component-size",
+        "64KiB",
+    ]);
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("larger than the limit of 64KiB"), "{}", out.stderr);
-    let out = vantage(&["run", http.to_str().unwrap(), "--max-component-size", "1KiB"]);
+    assert!(
+        out.stderr.contains("larger than the limit of 64KiB"),
+        "{}",
+        out.stderr
+    );
+    let out = vantage(&[
+        "run",
+        http.to_str().unwrap(),
+        "--max-component-size",
+        "1KiB",
+    ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("between 64KiB and 4GiB"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("between 64KiB and 4GiB"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Run `vantage args` with stdout (or stderr) a pipe whose reading end is
@@ -359,7 +401,11 @@ fn a_closed_pipe_ends_every_command_quietly() {
     // (not 101, a panic's).
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("vantage.toml");
-    std::fs::write(&bad, "[[check]]\nname = \"api\"\ncomponent = \"x.wasm\"\nevery = \"1x\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[[check]]\nname = \"api\"\ncomponent = \"x.wasm\"\nevery = \"1x\"\n",
+    )
+    .unwrap();
     let (code, stdout) = with_closed("stderr", &["validate", bad.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{stdout}");
     let (code, _) = with_closed("stderr", &["run", "/nonexistent.wasm"]);

@@ -734,10 +734,10 @@ async fn a_reload_with_a_broken_component_keeps_the_working_one() {
             let reports = stderr.matches("reload incomplete").count();
             ((reports > i).then(|| stderr.clone()), stderr)
         });
+        // The newest report (the log has each one too).
         let report = stderr
             .lines()
-            .filter(|l| l.starts_with(&located))
-            .nth(i)
+            .rfind(|l| l.starts_with(&located))
             .unwrap_or_else(|| panic!("no error at {located} in stderr:\n{stderr}"));
         assert!(report.contains(why), "{report}");
         assert_eq!(
@@ -761,10 +761,19 @@ async fn a_reload_with_a_broken_component_keeps_the_working_one() {
     let b = http_check("b", "1s", &healthz, "").replace(&http, &bogus.display().to_string());
     daemon.rewrite(&format!("{a}{b}"));
     daemon.sighup();
+    wait_until("b listed", timeout, || {
+        let names = daemon.check_names();
+        (
+            names.contains(&"b".to_string()).then_some(()),
+            format!("{names:?}"),
+        )
+    });
     wait_runs(&daemon, "b", 1, timeout);
     let b_now = check_of(&daemon, "b");
     assert!(
-        b_now["last"]["result"].to_string().contains("not a WebAssembly component"),
+        b_now["last"]["result"]
+            .to_string()
+            .contains("not a WebAssembly component"),
         "{b_now}"
     );
     assert_eq!(check_of(&daemon, "a")["state"], "up");

@@ -129,7 +129,11 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
                 for r in &report.records {
                     outln!(
                         "{:>6}  {}  {:<5}  {:<14}  {}",
-                        r.seq, r.recorded_at, r.verdict, r.kind, r.run_id
+                        r.seq,
+                        r.recorded_at,
+                        r.verdict,
+                        r.kind,
+                        r.run_id
                     );
                 }
                 if !report.is_ok() {

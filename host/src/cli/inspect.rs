@@ -50,7 +50,8 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     outln!("  {}", m.description);
     outln!(
         "component: {} ({size} bytes, sha256:{})",
-        check.source, check.digest
+        check.source,
+        check.digest
     );
     outln!("world:     {WORLD}");
     outln!("modes:     {}", m.modes.join(", "));

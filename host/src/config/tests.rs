@@ -955,5 +955,5 @@ fn daemon_setting_errors_name_line_and_key() {
     );
 }
 
-mod restore;
 mod limits;
+mod restore;

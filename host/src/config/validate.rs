@@ -310,7 +310,13 @@ impl Validator<'_> {
         }
         if let Some(age) = &raw.history_max_age {
             global.history_max_age = self
-                .duration(age, GLOBAL, "history_max_age", "30d", DurationRange::HISTORY_MAX_AGE)
+                .duration(
+                    age,
+                    GLOBAL,
+                    "history_max_age",
+                    "30d",
+                    DurationRange::HISTORY_MAX_AGE,
+                )
                 .unwrap_or(global.history_max_age);
         }
         if let Some(n) = raw.history_max_runs {
@@ -323,12 +329,24 @@ impl Validator<'_> {
         }
         if let Some(m) = &raw.max_component_size {
             global.max_component_size = self
-                .parse_text(m, GLOBAL, "max_component_size", "64MiB", parse_component_size)
+                .parse_text(
+                    m,
+                    GLOBAL,
+                    "max_component_size",
+                    "64MiB",
+                    parse_component_size,
+                )
                 .unwrap_or(global.max_component_size);
         }
         if let Some(g) = &raw.shutdown_grace {
             global.shutdown_grace = self
-                .duration(g, GLOBAL, "shutdown_grace", "30s", DurationRange::SHUTDOWN_GRACE)
+                .duration(
+                    g,
+                    GLOBAL,
+                    "shutdown_grace",
+                    "30s",
+                    DurationRange::SHUTDOWN_GRACE,
+                )
                 .unwrap_or(global.shutdown_grace);
         }
         global
@@ -436,7 +454,13 @@ impl Validator<'_> {
             }
             (None, None, Some(cron), Some(duration)) => {
                 let parsed = self.cron(cron, ctx);
-                let d = self.duration(duration, ctx, "duration", "2h", DurationRange::WINDOW_DURATION);
+                let d = self.duration(
+                    duration,
+                    ctx,
+                    "duration",
+                    "2h",
+                    DurationRange::WINDOW_DURATION,
+                );
                 match (parsed, d, timezone) {
                     (Some(c), Some(d), Some(tz)) => Some(Window::Recurring {
                         expr: cron.get_ref().trim().to_string(),
@@ -854,7 +878,11 @@ impl Validator<'_> {
     /// by binary search in the line index, since one is made per check.
     fn place(&self, offset: usize, context: Option<&str>, key: &str) -> Diagnostic {
         let line = self.line_starts.partition_point(|&start| start <= offset);
-        let start = self.line_starts.get(line.wrapping_sub(1)).copied().unwrap_or(0);
+        let start = self
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
         let column = self
             .src
             .text

@@ -124,20 +124,22 @@ fn whole_units(d: Duration) -> String {
     [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (1, "s")]
         .iter()
         .find(|(unit, _)| secs % unit == 0)
-        .map_or_else(|| format!("{secs}s"), |(unit, name)| format!("{}{name}", secs / unit))
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, name)| format!("{}{name}", secs / unit),
+        )
 }
 
 /// Parse a duration: a number followed by a unit, like `500ms`, `30s`, `1m`,
 /// `2h`, `1d`; parts may be combined (`1m 30s`). At most [`MAX_DURATION`]
 /// (10 years); each key narrows this with its [`DurationRange`].
 pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| match e {
-            humantime::DurationError::NumberOverflow => ValueError(format!(
-                "duration {s:?} is too long: the maximum of any duration is 3650d (10 years)"
-            )),
-            _ => ValueError(format!("invalid duration {s:?}: {DURATION_FORM}")),
-        })?;
+    let d = humantime::parse_duration(s.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => ValueError(format!(
+            "duration {s:?} is too long: the maximum of any duration is 3650d (10 years)"
+        )),
+        _ => ValueError(format!("invalid duration {s:?}: {DURATION_FORM}")),
+    })?;
     if d > MAX_DURATION {
         return Err(ValueError(format!(
             "duration {s:?} is too long: the maximum of any duration is 3650d (10 years)"

@@ -344,10 +344,7 @@ impl Daemon {
         }
         let problems = self.apply(config).await;
         // The metric first: whoever reads the report below sees it set.
-        self.shared
-            .sinks
-            .metrics
-            .config_reload(problems.is_empty());
+        self.shared.sinks.metrics.config_reload(problems.is_empty());
         if !problems.is_empty() {
             let text = problems.join("\n");
             error!(

@@ -185,10 +185,16 @@ mod tests {
         assert_eq!(read_component(&path, 1000).unwrap().len(), 1000);
         let e = read_component(&path, 999).unwrap_err();
         assert!(matches!(e, ReadError::TooLarge { limit: 999, .. }), "{e}");
-        assert!(e.to_string().contains("larger than the limit of 999 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("larger than the limit of 999 bytes"),
+            "{e}"
+        );
         // A device without a size: read only up to the cap.
         let e = read_component(Path::new("/dev/zero"), 1 << 20).unwrap_err();
-        assert!(e.to_string().contains("larger than the limit of 1MiB"), "{e}");
+        assert!(
+            e.to_string().contains("larger than the limit of 1MiB"),
+            "{e}"
+        );
         let e = read_component(&dir.path().join("missing.wasm"), 10).unwrap_err();
         assert!(e.to_string().starts_with("cannot read component"), "{e}");
     }

@@ -177,7 +177,11 @@ impl Runtime {
 
     /// Load a component from a file, refusing one larger than `max_size`
     /// bytes (read no further than that).
-    pub async fn load_file_within(&self, path: &Path, max_size: u64) -> anyhow::Result<LoadedCheck> {
+    pub async fn load_file_within(
+        &self,
+        path: &Path,
+        max_size: u64,
+    ) -> anyhow::Result<LoadedCheck> {
         let bytes = cache::read_component(path, max_size)?;
         self.load_bytes(&path.display().to_string(), &bytes)
             .await

@@ -29,13 +29,21 @@ fn huge_intervals_are_errors_not_overflows() {
         "every",
         "the maximum is 366d",
     );
-    assert!(d.to_string().starts_with("conf/vantage.toml:4:9: check \"api\": key `every`"));
+    assert!(
+        d.to_string()
+            .starts_with("conf/vantage.toml:4:9: check \"api\": key `every`")
+    );
     assert_eq!(
         load_ok(&format!("{CHECK}every = \"366d\"\n")).checks[0].schedule,
         Schedule::Every(Duration::from_secs(366 * 86400))
     );
     // The minimum is unchanged.
-    one_error(&format!("{CHECK}every = \"500ms\"\n"), 4, "every", "too short: the minimum is 1s");
+    one_error(
+        &format!("{CHECK}every = \"500ms\"\n"),
+        4,
+        "every",
+        "too short: the minimum is 1s",
+    );
 }
 
 #[test]
@@ -51,16 +59,42 @@ fn every_duration_key_has_a_range() {
         one_error(&check_with(line), 5, key, needle);
     }
     let sections = [
-        ("[global]\nshutdown_grace = \"2h\"\n", "shutdown_grace", "the maximum is 1h"),
-        ("[global]\nhistory_max_age = \"3651d\"\n", "history_max_age", "too long"),
-        ("[defaults]\ntimeout = \"2d\"\n", "timeout", "the maximum is 1d"),
-        ("[alerts]\nresend = \"31d\"\n", "resend", "the maximum is 30d"),
+        (
+            "[global]\nshutdown_grace = \"2h\"\n",
+            "shutdown_grace",
+            "the maximum is 1h",
+        ),
+        (
+            "[global]\nhistory_max_age = \"3651d\"\n",
+            "history_max_age",
+            "too long",
+        ),
+        (
+            "[defaults]\ntimeout = \"2d\"\n",
+            "timeout",
+            "the maximum is 1d",
+        ),
+        (
+            "[alerts]\nresend = \"31d\"\n",
+            "resend",
+            "the maximum is 30d",
+        ),
     ];
     for (section, key, needle) in sections {
-        one_error(&format!("{section}\n{CHECK}every = \"1m\"\n"), 2, key, needle);
+        one_error(
+            &format!("{section}\n{CHECK}every = \"1m\"\n"),
+            2,
+            key,
+            needle,
+        );
     }
     let window = "[[maintenance]]\nname = \"m\"\ncron = \"0 2 * * *\"\nduration = \"400d\"\n";
-    one_error(&format!("{CHECK}every = \"1m\"\n{window}"), 8, "duration", "too long");
+    one_error(
+        &format!("{CHECK}every = \"1m\"\n{window}"),
+        8,
+        "duration",
+        "too long",
+    );
     // Any duration beyond 10 years is refused by the parser itself.
     let e = parse_duration("3651d").unwrap_err().0;
     assert!(e.contains("the maximum of any duration is 3650d"), "{e}");
@@ -72,13 +106,26 @@ fn every_duration_key_has_a_range() {
 
 #[test]
 fn restore_durations_have_ranges() {
-    let base = "[[restore]]\nname = \"r\"\nschedule = \"s\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\n";
+    let base =
+        "[[restore]]\nname = \"r\"\nschedule = \"s\"\nnamespaces = [\"shop\"]\nevery = \"24h\"\n";
     for (line, key, needle) in [
-        ("restore_timeout = \"8d\"", "restore_timeout", "the maximum is 7d"),
-        ("ready_timeout = \"8d\"", "ready_timeout", "the maximum is 7d"),
+        (
+            "restore_timeout = \"8d\"",
+            "restore_timeout",
+            "the maximum is 7d",
+        ),
+        (
+            "ready_timeout = \"8d\"",
+            "ready_timeout",
+            "the maximum is 7d",
+        ),
         ("ttl = \"31d\"", "ttl", "the maximum is 30d"),
         ("rto = \"31d\"", "rto", "the maximum is 30d"),
-        ("poll_interval = \"2h\"", "poll_interval", "the maximum is 1h"),
+        (
+            "poll_interval = \"2h\"",
+            "poll_interval",
+            "the maximum is 1h",
+        ),
         ("every = \"400d\"", "every", "too long"),
     ] {
         let text = if key == "every" {
@@ -117,10 +164,14 @@ fn a_cron_that_never_fires_is_an_error() {
 #[test]
 fn max_component_size_is_a_bounded_size() {
     assert_eq!(
-        load_ok(&format!("{CHECK}every = \"1m\"\n")).global.max_component_size,
+        load_ok(&format!("{CHECK}every = \"1m\"\n"))
+            .global
+            .max_component_size,
         64 << 20
     );
-    let c = load_ok(&format!("[global]\nmax_component_size = \"1MiB\"\n{CHECK}every = \"1m\"\n"));
+    let c = load_ok(&format!(
+        "[global]\nmax_component_size = \"1MiB\"\n{CHECK}every = \"1m\"\n"
+    ));
     assert_eq!(c.global.max_component_size, 1 << 20);
     for (value, needle) in [
         ("\"1KiB\"", "between 64KiB and 4GiB"),
