@@ -123,7 +123,7 @@ fn whole_units(d: Duration) -> String {
     }
     [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (1, "s")]
         .iter()
-        .find(|(unit, _)| secs % unit == 0)
+        .find(|(unit, _)| secs.is_multiple_of(*unit))
         .map_or_else(
             || format!("{secs}s"),
             |(unit, name)| format!("{}{name}", secs / unit),
