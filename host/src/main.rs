@@ -1,6 +1,7 @@
 //! The `vantage` command: parse, call, print. Everything else lives in the
 //! library (`vantage::cli` for the commands).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -17,16 +18,25 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(vantage::cli::EXIT_ERROR);
         }
     };
     match runtime.block_on(cli.command.execute()) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`vantage validate | head -1`): stop quietly.
+        Err(e) if vantage::cli::is_broken_pipe(&e) => {
+            ExitCode::from(vantage::cli::EXIT_BROKEN_PIPE)
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            // A closed stderr is no reason to panic.
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let _ = writeln!(stderr, "  caused by: {cause}");
             }
             ExitCode::from(vantage::cli::EXIT_ERROR)
         }

@@ -211,3 +211,203 @@ async fn secrets_are_granted_by_name_and_redacted_from_the_result() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(r["assertions"].to_string().contains("not granted"), "{r:#}");
 }
+
+/// `validate` reads every component, as the daemon will: a file that is
+/// missing, not WebAssembly, a core module, or endless (`/dev/zero`) is an
+/// error at its `component` key's line, and the exit code is 2.
+#[test]
+fn validate_reads_every_component() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("text.wasm"), b"#!/bin/sh\necho not wasm\n").unwrap();
+    // The header of a core module (version 1), not a component.
+    std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let http = wasm("http");
+    let check = |name: &str, component: &str| {
+        format!("[[check]]\nname = \"{name}\"\ncomponent = \"{component}\"\nevery = \"1m\"\n\n")
+    };
+    let config = dir.path().join("vantage.toml");
+    let text = [
+        check("good", http.to_str().unwrap()),
+        check("text", "text.wasm"),
+        check("core", "core.wasm"),
+        check("missing", "missing.wasm"),
+        check("zero", "/dev/zero"),
+        // The same broken file twice: reported at both keys.
+        check("text-again", "text.wasm"),
+    ]
+    .concat();
+    std::fs::write(&config, &text).unwrap();
+    let out = vantage(&["validate", config.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("valid"), "{}", out.stdout);
+    let at = |name: &str| {
+        let line = text
+            .lines()
+            .position(|l| l == format!("name = \"{name}\""))
+            .unwrap()
+            + 2;
+        let prefix = format!(
+            "{}:{line}:13: check \"{name}\": key `component`: ",
+            config.display()
+        );
+        out.stderr
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no error at {prefix}:\n{}", out.stderr))
+            .to_string()
+    };
+    assert!(at("text").contains("not WebAssembly at all"));
+    assert!(at("text-again").contains("not WebAssembly at all"));
+    assert!(at("core").contains("core WebAssembly module"));
+    assert!(at("missing").contains("cannot read component"));
+    assert!(at("zero").contains("larger than the limit of 64MiB"));
+    assert_eq!(out.stderr.lines().count(), 5, "{}", out.stderr);
+
+    // The cap is the configuration's.
+    let small = format!(
+        "[global]\nmax_component_size = \"64KiB\"\n\n{}",
+        check("good", http.to_str().unwrap())
+    );
+    std::fs::write(&config, &small).unwrap();
+    let out = vantage(&["validate", config.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(":6:13: check \"good\": key `component`: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("larger than the limit of 64KiB"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `run` and `inspect` read a component only up to the cap: `/dev/zero`
+/// is refused at once instead of being read until memory runs out.
+#[test]
+fn component_files_are_read_up_to_a_cap() {
+    let started = std::time::Instant::now();
+    let out = vantage(&["run", "/dev/zero"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("component /dev/zero is larger than the limit of 64MiB"),
+        "{}",
+        out.stderr
+    );
+    let out = vantage(&["inspect", "/dev/zero", "--max-component-size", "1MiB"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("larger than the limit of 1MiB"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // A real component over a smaller cap; the flag's range is checked.
+    let http = wasm("http");
+    let out = vantage(&[
+        "run",
+        http.to_str().unwrap(),
+        "--max-component-size",
+        "64KiB",
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("larger than the limit of 64KiB"),
+        "{}",
+        out.stderr
+    );
+    let out = vantage(&[
+        "run",
+        http.to_str().unwrap(),
+        "--max-component-size",
+        "1KiB",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("between 64KiB and 4GiB"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Run `vantage args` with stdout (or stderr) a pipe whose reading end is
+/// closed before the process writes anything; the other stream is kept.
+fn with_closed(stream: &str, args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vantage"));
+    command
+        .args(args)
+        .env("VANTAGE_CACHE_DIR", crate::support::cache_dir())
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("running vantage");
+    let (closed, mut kept): (Box<dyn std::any::Any>, Box<dyn std::io::Read>) = match stream {
+        "stdout" => (
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ),
+        _ => (
+            Box::new(child.stderr.take().unwrap()),
+            Box::new(child.stdout.take().unwrap()),
+        ),
+    };
+    drop(closed);
+    let mut text = String::new();
+    kept.read_to_string(&mut text).unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), text)
+}
+
+/// `vantage … | head -1`: a closed stdout ends the command quietly (exit
+/// 141, as a shell shows a tool stopped by SIGPIPE), without a panic or a
+/// backtrace; a closed stderr is ignored.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let demo = repo().join("examples/demo.toml");
+    let demo = demo.to_str().unwrap();
+    let http = wasm("http");
+    let http = http.to_str().unwrap();
+    for args in [
+        vec!["validate", demo],
+        vec!["inspect", http],
+        vec!["inspect", "--json", http],
+        vec!["--help"],
+        vec!["validate", "--help"],
+    ] {
+        let (code, stderr) = with_closed("stdout", &args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        assert!(
+            matches!(code, Some(0) | Some(141)),
+            "{args:?}: exit {code:?}"
+        );
+        if args[0] != "--help" && args.get(1) != Some(&"--help") {
+            assert_eq!(code, Some(141), "{args:?}");
+        }
+    }
+    // Errors go to a closed stderr: the exit code is still the command's
+    // (not 101, a panic's).
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("vantage.toml");
+    std::fs::write(
+        &bad,
+        "[[check]]\nname = \"api\"\ncomponent = \"x.wasm\"\nevery = \"1x\"\n",
+    )
+    .unwrap();
+    let (code, stdout) = with_closed("stderr", &["validate", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stdout}");
+    let (code, _) = with_closed("stderr", &["run", "/nonexistent.wasm"]);
+    assert_eq!(code, Some(3));
+}

@@ -689,6 +689,109 @@ async fn editing_the_file_reloads_it() {
     assert_on_grid(&daemon, "a");
 }
 
+/// 3d. A reload that points a working check at a component that cannot be
+///     loaded (not WebAssembly, missing, endless) is not accepted for that
+///     check: the working component keeps running, the error names the
+///     `component` key's file and line, and the reload metric says 0. A new
+///     check with a broken component is added and fails with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_broken_component_keeps_the_working_one() {
+    let target = start_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let healthz = format!("{target}/healthz");
+    let a = http_check("a", "1s", &healthz, "");
+    let mut daemon = Daemon::start(dir.path(), "", &a, &["--no-watch"]);
+    let timeout = Duration::from_secs(15);
+    wait_runs(&daemon, "a", 1, timeout);
+    assert_eq!(check_of(&daemon, "a")["state"], "up");
+
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"this is not WebAssembly\n").unwrap();
+    let http = wasm("http").display().to_string();
+    let cases = [
+        (bogus.display().to_string(), "not a WebAssembly component"),
+        (
+            dir.path().join("missing.wasm").display().to_string(),
+            "cannot read component",
+        ),
+        ("/dev/zero".to_string(), "larger than the limit of 64MiB"),
+    ];
+    for (i, (component, why)) in cases.iter().enumerate() {
+        let text = daemon.rewrite(&a.replace(&http, component));
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("component = "))
+            .unwrap()
+            + 1;
+        let runs = runs_of(&daemon, "a");
+        daemon.sighup();
+        let located = format!(
+            "{}:{line}:13: check \"a\": key `component`: ",
+            daemon.config().display()
+        );
+        let stderr = wait_until("the reload's report", timeout, || {
+            let stderr = daemon.stderr();
+            let reports = stderr.matches("reload incomplete").count();
+            ((reports > i).then(|| stderr.clone()), stderr)
+        });
+        // The newest report (the log has each one too).
+        let report = stderr
+            .lines()
+            .rfind(|l| l.starts_with(&located))
+            .unwrap_or_else(|| panic!("no error at {located} in stderr:\n{stderr}"));
+        assert!(report.contains(why), "{report}");
+        assert_eq!(
+            sample(
+                &daemon.metrics(),
+                "vantage_config_last_reload_successful",
+                &[]
+            ),
+            Some(0.0),
+            "{component}"
+        );
+        // The working component still runs, and passes.
+        wait_runs(&daemon, "a", runs + 2, timeout);
+        let now = check_of(&daemon, "a");
+        assert_eq!(now["state"], "up", "{component}: {now}");
+        assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
+        assert!(daemon.running());
+    }
+
+    // A new check with a broken component is added, and fails saying why.
+    let b = http_check("b", "1s", &healthz, "").replace(&http, &bogus.display().to_string());
+    daemon.rewrite(&format!("{a}{b}"));
+    daemon.sighup();
+    wait_until("b listed", timeout, || {
+        let names = daemon.check_names();
+        (
+            names.contains(&"b".to_string()).then_some(()),
+            format!("{names:?}"),
+        )
+    });
+    wait_runs(&daemon, "b", 1, timeout);
+    let b_now = check_of(&daemon, "b");
+    assert!(
+        b_now["last"]["result"]
+            .to_string()
+            .contains("not a WebAssembly component"),
+        "{b_now}"
+    );
+    assert_eq!(check_of(&daemon, "a")["state"], "up");
+
+    // Fixed: the reload succeeds.
+    daemon.rewrite(&a);
+    daemon.sighup();
+    wait_until("a successful reload", timeout, || {
+        let value = sample(
+            &daemon.metrics(),
+            "vantage_config_last_reload_successful",
+            &[],
+        );
+        ((value == Some(1.0)).then_some(()), format!("{value:?}"))
+    });
+    assert_eq!(daemon.check_names(), ["a"]);
+}
+
 /// 3c. A failing check removed by a reload while a run is in flight: the
 ///     run finishes (into the history), but the check's alert stays resolved
 ///     and its metrics stay gone.

@@ -159,29 +159,29 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
                     "retention_checked": report.retention_checked,
                     "issues": report.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
                 });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{report}");
+                out!("{report}");
             }
             Ok(if report.is_ok() { 0 } else { 2 })
         }
         AuditCommand::List(b) => {
             let report = verify_log(&b.sink().await?, &b.options()?).await?;
             if b.json {
-                println!("{}", serde_json::to_string_pretty(&report.records)?);
+                outln!("{}", serde_json::to_string_pretty(&report.records)?);
             } else {
                 for r in &report.records {
                     let verdict = r
                         .verdict
                         .map(|v| v.to_string())
                         .unwrap_or_else(|| "-".into());
-                    println!(
+                    outln!(
                         "{:>6}  {}  {:<5}  {:<14}  {}",
                         r.seq, r.recorded_at, verdict, r.kind, r.run_id
                     );
                 }
                 if !report.is_ok() {
-                    eprint!("{report}");
+                    err!("{report}");
                 }
             }
             Ok(0)
@@ -202,32 +202,32 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
             writeln!(file, "{}", hex::encode(seed))?;
             file.sync_all()?;
             let key = crate::audit::AuditKey::from_seed(seed);
-            eprintln!(
+            errln!(
                 "secret signing key written to {} (keep it secret; [audit] signing_key = \"file:{}\")",
                 out.display(),
                 out.display()
             );
-            eprintln!(
+            errln!(
                 "public key (key id {}), for `vantage audit verify --public-key`:",
                 key.key_id()
             );
-            println!("{}", key.public_key_hex());
+            outln!("{}", key.public_key_hex());
             Ok(0)
         }
         AuditCommand::Show { seq, bucket: b } => {
             let report = verify_log(&b.sink().await?, &b.options()?).await?;
             let Some(record) = report.records.iter().find(|r| r.seq == seq) else {
-                eprintln!("no audit record {seq} in {}", report.location);
+                errln!("no audit record {seq} in {}", report.location);
                 return Ok(2);
             };
-            println!("{}", serde_json::to_string_pretty(record)?);
+            outln!("{}", serde_json::to_string_pretty(record)?);
             let related: Vec<_> = report
                 .issues
                 .iter()
                 .filter(|i| i.to_string().contains(&format!("record {seq}")))
                 .collect();
             for issue in related {
-                eprintln!("warning: {issue}");
+                errln!("warning: {issue}");
             }
             Ok(0)
         }

@@ -76,7 +76,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
     let server = tokio::spawn(async move { axum::serve(listener, app()).await });
     let base = format!("http://{addr}");
     if !args.json {
-        println!("Demo application listening on {base}\n");
+        outln!("Demo application listening on {base}\n");
     }
 
     let runtime = Runtime::new(&EngineOptions::default(), args.cache.dir())?;
@@ -137,9 +137,9 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
         let check = runtime.load_file(wasm).await?;
         let result = runtime.run(&check, spec).await;
         if args.json {
-            println!("{}", serde_json::to_string(&output::json(&result))?);
+            outln!("{}", serde_json::to_string(&output::json(&result))?);
         } else {
-            println!("{}", output::human(&result));
+            outln!("{}", output::human(&result));
         }
         worst = worst.max(result.status.exit_code() as u8);
     }

@@ -13,6 +13,10 @@ use crate::runtime::{Runtime, WORLD};
 pub struct InspectArgs {
     /// The check component (`.wasm`).
     pub component: PathBuf,
+    /// Refuse a component file larger than this (B, KiB, MiB, GiB, KB, MB,
+    /// GB; 64KiB to 4GiB); it is read no further.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = super::parse_component_size)]
+    pub max_component_size: u64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -23,7 +27,9 @@ pub struct InspectArgs {
 /// Run the command.
 pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     let runtime = Runtime::new(&EngineOptions::default(), args.cache.dir())?;
-    let check = runtime.load_file(&args.component).await?;
+    let check = runtime
+        .load_file_within(&args.component, args.max_component_size)
+        .await?;
     let size = std::fs::metadata(&args.component)
         .map(|m| m.len())
         .unwrap_or(0);
@@ -37,20 +43,21 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
             "imports": check.imports,
             "metadata": m,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
-    println!("{} {}", m.name, m.version);
-    println!("  {}", m.description);
-    println!(
+    outln!("{} {}", m.name, m.version);
+    outln!("  {}", m.description);
+    outln!(
         "component: {} ({size} bytes, sha256:{})",
-        check.source, check.digest
+        check.source,
+        check.digest
     );
-    println!("world:     {WORLD}");
-    println!("modes:     {}", m.modes.join(", "));
-    println!("imports:   {}", check.imports.join(", "));
-    println!("capabilities:");
-    println!(
+    outln!("world:     {WORLD}");
+    outln!("modes:     {}", m.modes.join(", "));
+    outln!("imports:   {}", check.imports.join(", "));
+    outln!("capabilities:");
+    outln!(
         "  outbound: {}",
         if m.outbound.is_empty() {
             "(none)".to_string()
@@ -58,7 +65,7 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
             m.outbound.join(", ")
         }
     );
-    println!(
+    outln!(
         "  secrets:  {}",
         if m.secrets.is_empty() {
             "(none)".to_string()
@@ -67,7 +74,7 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
         }
     );
     if !m.config.is_empty() {
-        println!("config:");
+        outln!("config:");
         for k in &m.config {
             let default = k
                 .default
@@ -75,7 +82,7 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
                 .map(|d| format!(" (default: {d})"))
                 .unwrap_or_default();
             let required = if k.required { " [required]" } else { "" };
-            println!("  {}{required}{default}\n      {}", k.key, k.description);
+            outln!("  {}{required}{default}\n      {}", k.key, k.description);
         }
     }
     Ok(0)

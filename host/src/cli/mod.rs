@@ -1,4 +1,43 @@
 //! The `vantage` command line: one module per subcommand.
+//!
+//! Commands print with [`outln!`]/[`out!`] (stdout) and [`errln!`]/[`err!`]
+//! (stderr), never `println!`: when the reader goes away (`vantage validate
+//! | head -1`), stdout's write fails with a broken pipe, the command stops,
+//! and `main` exits quietly with [`EXIT_BROKEN_PIPE`]; a closed stderr is
+//! ignored.
+
+/// `println!` to stdout that returns the error (`?`) instead of panicking
+/// when stdout is closed.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` to stdout that returns the error (`?`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr instead of panicking.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that ignores a closed stderr instead of panicking.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 mod audit;
 mod daemon;
@@ -15,6 +54,20 @@ use clap::{Parser, Subcommand};
 
 /// Exit code for "the command itself failed" (Nagios UNKNOWN).
 pub const EXIT_ERROR: u8 = 3;
+
+/// Exit code when stdout was closed before the command finished writing
+/// (128 + SIGPIPE, what a shell shows for a tool killed by a broken pipe).
+/// Nothing is printed.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// Whether `error` (or one of its causes) is a write to a closed pipe.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// Vantage: prove from the outside that services work, with checks written as
 /// WebAssembly components.
@@ -120,6 +173,11 @@ impl CacheArgs {
                 .map(|d| d.cache_dir().join("components"))
         })
     }
+}
+
+/// `--max-component-size`.
+fn parse_component_size(s: &str) -> Result<u64, String> {
+    crate::config::parse_component_size(s).map_err(|e| e.to_string())
 }
 
 /// Log to stderr at `level` (`RUST_LOG` overrides), as text or JSON.

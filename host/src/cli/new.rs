@@ -95,13 +95,13 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let artifact = name.replace('-', "_");
-    println!("Created check `{name}` in {}", args.dir.display());
-    println!();
-    println!(
+    outln!("Created check `{name}` in {}", args.dir.display());
+    outln!();
+    outln!(
         "Build it:  cd {} && cargo build --release",
         args.dir.display()
     );
-    println!(
+    outln!(
         "Run it:    vantage run {}/target/wasm32-wasip2/release/{artifact}.wasm --target https://example.com/",
         args.dir.display()
     );

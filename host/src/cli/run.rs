@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Memory cap of the check.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub memory: u64,
+    /// Refuse a component file larger than this (B, KiB, MiB, GiB, KB, MB,
+    /// GB; 64KiB to 4GiB); it is read no further.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = super::parse_component_size)]
+    pub max_component_size: u64,
     /// Instruction budget (fuel); unlimited when absent.
     #[arg(long)]
     pub fuel: Option<u64>,
@@ -137,7 +141,9 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
         },
         args.cache.dir(),
     )?;
-    let check = runtime.load_file(&args.component).await?;
+    let check = runtime
+        .load_file_within(&args.component, args.max_component_size)
+        .await?;
     let mut patterns = target_patterns(&args.targets)?;
     patterns.extend(args.allow.iter().cloned());
     let allow =
@@ -178,9 +184,9 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     };
     let result = runtime.run(&check, &spec).await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&output::json(&result))?);
+        outln!("{}", serde_json::to_string_pretty(&output::json(&result))?);
     } else {
-        print!("{}", output::human(&result));
+        out!("{}", output::human(&result));
     }
     Ok(result.status.exit_code() as u8)
 }

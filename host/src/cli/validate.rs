@@ -1,8 +1,10 @@
 //! `vantage validate`: check a configuration file without running anything.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::config::{self, ComponentRef};
+use crate::config::{self, ComponentRef, Config, Diagnostic};
+use crate::runtime::cache;
 
 /// Arguments of `vantage validate`.
 #[derive(Debug, clap::Args)]
@@ -13,19 +15,28 @@ pub struct ValidateArgs {
 }
 
 /// Run the command: exit 0 if valid, 2 (with every error, each naming file,
-/// line and key) if not.
+/// line and key) if not. Every component file is read (up to
+/// `max_component_size`) and must be a WebAssembly component, as the
+/// daemon will need it.
 pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     let config = match config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             return Ok(2);
         }
     };
     for warning in &config.warnings {
-        eprintln!("{warning}");
+        errln!("{warning}");
     }
-    println!(
+    let problems = component_problems(&config);
+    if !problems.is_empty() {
+        for d in &problems {
+            errln!("{d}");
+        }
+        return Ok(2);
+    }
+    outln!(
         "{}: valid, {} check(s), location {:?}",
         args.config.display(),
         config.checks.len(),
@@ -33,27 +44,20 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     );
     for check in &config.checks {
         let component = match &check.component {
-            ComponentRef::Path(p) => {
-                let note = if p.exists() {
-                    ""
-                } else {
-                    "  (warning: file does not exist yet)"
-                };
-                format!("{}{note}", p.display())
-            }
+            ComponentRef::Path(p) => p.display().to_string(),
             ComponentRef::Oci(r) => r.clone(),
         };
-        println!(
+        outln!(
             "  {:<24} {:<14} {component}",
             check.name,
             check.schedule.to_string()
         );
     }
     if !config.restores.is_empty() {
-        println!("{} restore test(s):", config.restores.len());
+        outln!("{} restore test(s):", config.restores.len());
     }
     for r in &config.restores {
-        println!(
+        outln!(
             "  {:<24} {:<14} {}, {} check(s){}",
             r.name,
             r.schedule.to_string(),
@@ -63,4 +67,32 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// One diagnostic, at its `component` key, per component file that is
+/// missing, unreadable, larger than `max_component_size` or not a
+/// WebAssembly component. Each file is read once, however many checks use
+/// it. Registry references are not fetched.
+fn component_problems(config: &Config) -> Vec<Diagnostic> {
+    let mut by_path: HashMap<&PathBuf, Option<String>> = HashMap::new();
+    let mut problems = Vec::new();
+    for (reference, place) in &config.component_keys {
+        let ComponentRef::Path(path) = reference else {
+            continue;
+        };
+        let problem = by_path.entry(path).or_insert_with(|| {
+            match cache::read_component(path, config.global.max_component_size) {
+                Err(e) => Some(e.to_string()),
+                Ok(bytes) => cache::check_component_header(&bytes)
+                    .err()
+                    .map(|why| format!("{}: {why}", path.display())),
+            }
+        });
+        if let Some(why) = problem {
+            let mut d = place.clone();
+            d.message = why.clone();
+            problems.push(d);
+        }
+    }
+    problems
 }

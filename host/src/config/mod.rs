@@ -22,6 +22,7 @@
 //! history_max_age = "30d"       # history retention (default 30d)
 //! history_max_runs = 10000      # runs kept per check (default 10000)
 //! shutdown_grace = "30s"        # runs in flight get this long on SIGTERM
+//! max_component_size = "64MiB"  # larger component files are refused (64KiB..4GiB)
 //!
 //! [alerts]                      # all optional
 //! alertmanager = ["http://127.0.0.1:9093"]   # Alertmanager base URLs
@@ -70,6 +71,9 @@
 //! # or once: start = "2026-12-01T02:00:00Z", end = "2026-12-01T04:00:00Z"
 //! ```
 //!
+//! Every duration has a range ([`DurationRange`]; none beyond 3650d), and a
+//! `cron` expression must match within the next 5 years.
+//!
 //! Restore tests (`[[restore]]` with `[[restore.check]]`s) and the audit
 //! log (`[audit]`) are described in `examples/restore.toml` and validated
 //! the same way (see `config/restore.rs` for the model).
@@ -101,6 +105,9 @@ pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,
     TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name, parse_duration, parse_memory,
     parse_secret, parse_set, parse_size, parse_timeout, target_origin,
+};
+pub use values::{
+    DurationRange, MAX_COMPONENT_SIZE, MAX_DURATION, MIN_COMPONENT_SIZE, parse_component_size,
 };
 
 use error::Source;

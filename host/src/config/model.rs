@@ -33,6 +33,11 @@ pub struct Config {
     /// Non-fatal notes (each names file, line and key), e.g. a check with
     /// targets but no `allow`.
     pub warnings: Vec<Diagnostic>,
+    /// Every `component` key (checks and restore tests' checks), in file
+    /// order: the component and a diagnostic placed at the key, whose
+    /// message is empty. Problems found with the file later (it is missing,
+    /// too large, not a component) are reported at the key's line.
+    pub component_keys: Vec<(ComponentRef, Diagnostic)>,
 }
 
 /// The daemon's HTTP address when neither `--listen` nor `global.listen`
@@ -155,6 +160,9 @@ pub struct Global {
     pub history_max_runs: u64,
     /// On shutdown, runs in flight get this long to finish (default 30s).
     pub shutdown_grace: Duration,
+    /// Component files larger than this are refused, unread beyond it
+    /// (default 64 MiB).
+    pub max_component_size: u64,
 }
 
 impl Default for Global {
@@ -169,6 +177,7 @@ impl Default for Global {
             history_max_age: Duration::from_secs(30 * 24 * 3600),
             history_max_runs: 10_000,
             shutdown_grace: Duration::from_secs(30),
+            max_component_size: crate::runtime::cache::DEFAULT_MAX_COMPONENT_SIZE,
         }
     }
 }

@@ -207,6 +207,8 @@ pub(super) struct RawGlobal {
     pub history_max_runs: Option<Spanned<u64>>,
     /// On shutdown, wait this long for runs in flight, e.g. `"30s"`.
     pub shutdown_grace: Option<Spanned<toml::Value>>,
+    /// Refuse component files larger than this, e.g. `"64MiB"`.
+    pub max_component_size: Option<Spanned<toml::Value>>,
 }
 
 /// `[defaults]`; every key is optional.

@@ -958,4 +958,5 @@ fn daemon_setting_errors_name_line_and_key() {
 }
 
 mod cpu;
+mod limits;
 mod restore;

@@ -19,8 +19,8 @@ use super::raw::{
     RawAlerts, RawCheck, RawConfig, RawDefaults, RawGlobal, RawMaintenance, SpannedList,
 };
 use super::values::{
-    MIN_EVERY, SecretSource, TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name,
-    parse_duration, parse_memory, parse_timeout, target_origin,
+    DurationRange, MIN_EVERY, SecretSource, TARGET_PLACEHOLDER, ValueError, flatten_config,
+    is_secret_name, parse_component_size, parse_duration, parse_memory, target_origin,
 };
 use crate::policy::{AllowList, AllowPattern};
 
@@ -37,6 +37,10 @@ pub(super) fn validate(
         base,
         errors: Vec::new(),
         warnings: Vec::new(),
+        line_starts: std::iter::once(0)
+            .chain(src.text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
+        component_keys: Vec::new(),
     };
     let global = v.global(raw.global);
     let defaults = v.defaults(raw.defaults);
@@ -103,6 +107,7 @@ pub(super) fn validate(
         restores,
         audit,
         warnings: v.warnings,
+        component_keys: v.component_keys,
     })
 }
 
@@ -115,9 +120,16 @@ struct Validator<'a> {
     base: PathBuf,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Byte offset of each line's start, to place many keys cheaply.
+    line_starts: Vec<usize>,
+    /// See [`Config::component_keys`].
+    component_keys: Vec<(ComponentRef, Diagnostic)>,
 }
 
 const GLOBAL: Option<&str> = Some("[global]");
+/// A cron expression must match at least once this far ahead (5 years:
+/// every date, 29 February included, comes round within it).
+const CRON_HORIZON_DAYS: i64 = 5 * 366;
 const DEFAULTS: Option<&str> = Some("[defaults]");
 
 impl Validator<'_> {
@@ -185,6 +197,18 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// Parse a duration written as a string with a unit, within `range`.
+    fn duration(
+        &mut self,
+        value: &Spanned<toml::Value>,
+        context: Option<&str>,
+        key: &str,
+        example: &str,
+        range: DurationRange,
+    ) -> Option<Duration> {
+        self.parse_text(value, context, key, example, |s| range.parse(key, s))
     }
 
     fn fuel(&mut self, fuel: &Spanned<u64>, context: Option<&str>) -> Option<u64> {
@@ -286,7 +310,13 @@ impl Validator<'_> {
         }
         if let Some(age) = &raw.history_max_age {
             global.history_max_age = self
-                .parse_text(age, GLOBAL, "history_max_age", "30d", parse_timeout)
+                .duration(
+                    age,
+                    GLOBAL,
+                    "history_max_age",
+                    "30d",
+                    DurationRange::HISTORY_MAX_AGE,
+                )
                 .unwrap_or(global.history_max_age);
         }
         if let Some(n) = raw.history_max_runs {
@@ -297,9 +327,26 @@ impl Validator<'_> {
                 global.history_max_runs = *n.get_ref();
             }
         }
+        if let Some(m) = &raw.max_component_size {
+            global.max_component_size = self
+                .parse_text(
+                    m,
+                    GLOBAL,
+                    "max_component_size",
+                    "64MiB",
+                    parse_component_size,
+                )
+                .unwrap_or(global.max_component_size);
+        }
         if let Some(g) = &raw.shutdown_grace {
             global.shutdown_grace = self
-                .parse_text(g, GLOBAL, "shutdown_grace", "30s", parse_duration)
+                .duration(
+                    g,
+                    GLOBAL,
+                    "shutdown_grace",
+                    "30s",
+                    DurationRange::SHUTDOWN_GRACE,
+                )
                 .unwrap_or(global.shutdown_grace);
         }
         global
@@ -334,7 +381,7 @@ impl Validator<'_> {
         alerting.webhooks = urls(&raw.webhooks, "webhooks", self);
         if let Some(r) = &raw.resend {
             alerting.resend = self
-                .parse_text(r, ALERTS, "resend", "1m", parse_timeout)
+                .duration(r, ALERTS, "resend", "1m", DurationRange::RESEND)
                 .unwrap_or(alerting.resend);
         }
         alerting
@@ -407,7 +454,13 @@ impl Validator<'_> {
             }
             (None, None, Some(cron), Some(duration)) => {
                 let parsed = self.cron(cron, ctx);
-                let d = self.parse_text(duration, ctx, "duration", "2h", parse_timeout);
+                let d = self.duration(
+                    duration,
+                    ctx,
+                    "duration",
+                    "2h",
+                    DurationRange::WINDOW_DURATION,
+                );
                 match (parsed, d, timezone) {
                     (Some(c), Some(d), Some(tz)) => Some(Window::Recurring {
                         expr: cron.get_ref().trim().to_string(),
@@ -462,7 +515,25 @@ impl Validator<'_> {
     fn cron(&mut self, cron: &Spanned<String>, ctx: Option<&str>) -> Option<croner::Cron> {
         let text = cron.get_ref().trim();
         match croner::Cron::from_str(text) {
-            Ok(parsed) => Some(parsed),
+            Ok(parsed) => {
+                // An expression that parses may still never match (`* * 31 2
+                // *`): a check that would never run is an error, not a
+                // silent no-op.
+                let now = chrono::Utc::now();
+                let horizon = now + chrono::Duration::days(CRON_HORIZON_DAYS);
+                match parsed.find_next_occurrence(&now, false) {
+                    Ok(next) if next <= horizon => Some(parsed),
+                    _ => {
+                        let msg = format!(
+                            "cron expression {text:?} never matches within the next 5 years \
+                             (e.g. day 31 of February): it would never run; check the \
+                             day-of-month and month fields"
+                        );
+                        self.error(cron.span(), ctx, Some("cron"), msg);
+                        None
+                    }
+                }
+            }
             Err(e) => {
                 let reason = e.to_string();
                 let reason = reason.trim_end_matches('.');
@@ -508,7 +579,7 @@ impl Validator<'_> {
         };
         if let Some(t) = &raw.timeout {
             limits.timeout = self
-                .parse_text(t, DEFAULTS, "timeout", "10s", parse_timeout)
+                .duration(t, DEFAULTS, "timeout", "10s", DurationRange::TIMEOUT)
                 .unwrap_or(limits.timeout);
         }
         if let Some(m) = &raw.memory {
@@ -545,7 +616,7 @@ impl Validator<'_> {
         let component = self.component(&raw, header.clone(), ctx);
         let schedule = self.schedule(&raw, header.clone(), ctx);
         let jitter = match &raw.jitter {
-            Some(j) => self.parse_text(j, ctx, "jitter", "5s", parse_duration),
+            Some(j) => self.duration(j, ctx, "jitter", "5s", DurationRange::JITTER),
             None => Some(Duration::ZERO),
         };
 
@@ -585,7 +656,7 @@ impl Validator<'_> {
         let retries = self.count(raw.retries.as_ref(), ctx, "retries", 0..=10, 0);
         let retry_delay = match &raw.retry_delay {
             Some(d) => self
-                .parse_text(d, ctx, "retry_delay", "2s", parse_duration)
+                .duration(d, ctx, "retry_delay", "2s", DurationRange::RETRY_DELAY)
                 .unwrap_or(Duration::from_secs(1)),
             None => Duration::from_secs(1),
         };
@@ -684,7 +755,7 @@ impl Validator<'_> {
         let mut limits = defaults.clone();
         if let Some(t) = &raw.timeout {
             limits.timeout = self
-                .parse_text(t, ctx, "timeout", "10s", parse_timeout)
+                .duration(t, ctx, "timeout", "10s", DurationRange::TIMEOUT)
                 .unwrap_or(limits.timeout);
         }
         if let Some(m) = &raw.memory {
@@ -825,11 +896,39 @@ impl Validator<'_> {
             self.error(component.span(), ctx, Some("component"), message);
             return None;
         }
-        Some(if text.starts_with("oci://") {
+        let reference = if text.starts_with("oci://") {
             ComponentRef::Oci(text.clone())
         } else {
             ComponentRef::Path(self.resolve(text))
-        })
+        };
+        let place = self.place(component.span().start, ctx, "component");
+        self.component_keys.push((reference.clone(), place));
+        Some(reference)
+    }
+
+    /// A diagnostic with an empty message at byte `offset`, for `key`: found
+    /// by binary search in the line index, since one is made per check.
+    fn place(&self, offset: usize, context: Option<&str>, key: &str) -> Diagnostic {
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = self
+            .src
+            .text
+            .get(start..offset)
+            .map_or(1, |t| t.chars().count() + 1);
+        Diagnostic {
+            file: self.src.file.to_path_buf(),
+            line: line.max(1),
+            column,
+            context: context.map(str::to_string),
+            key: Some(key.to_string()),
+            message: String::new(),
+            severity: Severity::Error,
+        }
     }
 
     fn schedule(
@@ -867,15 +966,16 @@ impl Validator<'_> {
                 None
             }
             (Some(every), None) => {
-                let d = self.parse_text(every, ctx, "every", "1m", parse_duration)?;
-                if d < MIN_EVERY {
-                    let msg = format!(
-                        "the interval {} is too short: the minimum is 1s",
-                        humantime::format_duration(d)
-                    );
-                    self.error(every.span(), ctx, Some("every"), msg);
-                    return None;
-                }
+                let d = self.parse_text(every, ctx, "every", "1m", |s| {
+                    let d = parse_duration(s)?;
+                    if d < MIN_EVERY {
+                        return Err(ValueError(format!(
+                            "the interval {} is too short: the minimum is 1s",
+                            humantime::format_duration(d)
+                        )));
+                    }
+                    DurationRange::EVERY.parse("every", s)
+                })?;
                 Some(Schedule::Every(d))
             }
             (None, Some(cron)) => {

@@ -32,22 +32,126 @@ const GIB: u64 = 1024 * MIB;
 
 const DURATION_FORM: &str = "expected a number followed by a unit like 30s, 1m, 2h";
 
-/// Parse a duration: a number followed by a unit, like `500ms`, `30s`, `1m`,
-/// `2h`, `1d`; parts may be combined (`1m 30s`).
-pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
-    humantime::parse_duration(s.trim())
-        .map_err(|_| ValueError(format!("invalid duration {s:?}: {DURATION_FORM}")))
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+/// The longest duration any key accepts: 10 years (3650d). Longer values
+/// mean nothing to a monitor and would overflow the millisecond arithmetic
+/// of schedules (`every = "2305843009213693957s"` used to run every 5s).
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * DAY);
+
+/// The range a duration key accepts, both ends included. `min` of
+/// [`DurationRange::POSITIVE`] means "greater than zero".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    /// The shortest value accepted.
+    pub min: Duration,
+    /// The longest value accepted.
+    pub max: Duration,
 }
 
-/// Parse a check timeout: a [duration](parse_duration) greater than zero.
-pub fn parse_timeout(s: &str) -> Result<Duration, ValueError> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
+impl DurationRange {
+    /// The smallest positive duration: as `min`, "greater than zero".
+    pub const POSITIVE: Duration = Duration::from_nanos(1);
+
+    /// `every` of a check or restore test: 1s to 366d.
+    pub const EVERY: Self = Self::new(MIN_EVERY, Duration::from_secs(366 * DAY));
+    /// `jitter`: 0 to 366d (and a warning when not shorter than `every`).
+    pub const JITTER: Self = Self::new(Duration::ZERO, Duration::from_secs(366 * DAY));
+    /// A run's `timeout` (checks, `[defaults]`, `vantage run --timeout`):
+    /// greater than zero, at most 24h.
+    pub const TIMEOUT: Self = Self::new(Self::POSITIVE, Duration::from_secs(DAY));
+    /// `retry_delay`: 0 to 1h.
+    pub const RETRY_DELAY: Self = Self::new(Duration::ZERO, Duration::from_secs(HOUR));
+    /// `[global] shutdown_grace`: 0 to 1h.
+    pub const SHUTDOWN_GRACE: Self = Self::new(Duration::ZERO, Duration::from_secs(HOUR));
+    /// `[global] history_max_age`: greater than zero, at most 3650d.
+    pub const HISTORY_MAX_AGE: Self = Self::new(Self::POSITIVE, MAX_DURATION);
+    /// `[alerts] resend`: greater than zero, at most 30d.
+    pub const RESEND: Self = Self::new(Self::POSITIVE, Duration::from_secs(30 * DAY));
+    /// A recurring `[[maintenance]]` window's `duration`: greater than zero,
+    /// at most 366d.
+    pub const WINDOW_DURATION: Self = Self::new(Self::POSITIVE, Duration::from_secs(366 * DAY));
+    /// `[[restore]]` `restore_timeout` and `ready_timeout`: greater than
+    /// zero, at most 7d.
+    pub const RESTORE_TIMEOUT: Self = Self::new(Self::POSITIVE, Duration::from_secs(7 * DAY));
+    /// `[[restore]]` `ttl` and `rto`: greater than zero, at most 30d.
+    pub const RESTORE_TTL: Self = Self::new(Self::POSITIVE, Duration::from_secs(30 * DAY));
+    /// `[[restore]]` `poll_interval`: greater than zero, at most 1h.
+    pub const POLL_INTERVAL: Self = Self::new(Self::POSITIVE, Duration::from_secs(HOUR));
+    /// `[[restore]]` `window` (random selection): greater than zero, at most
+    /// 3650d.
+    pub const SELECTION_WINDOW: Self = Self::new(Self::POSITIVE, MAX_DURATION);
+
+    /// A range from `min` to `max`, both included.
+    pub const fn new(min: Duration, max: Duration) -> Self {
+        DurationRange { min, max }
+    }
+
+    /// Parse a [duration](parse_duration) for `key` and check it is in range.
+    pub fn parse(&self, key: &str, s: &str) -> Result<Duration, ValueError> {
+        let d = parse_duration(s)?;
+        if d < self.min {
+            let msg = if self.min == Self::POSITIVE {
+                format!("{key} {s:?} must be greater than zero")
+            } else {
+                format!(
+                    "{key} {s:?} is too short: the minimum is {}",
+                    whole_units(self.min)
+                )
+            };
+            return Err(ValueError(msg));
+        }
+        if d > self.max {
+            return Err(ValueError(format!(
+                "{key} {s:?} is too long: the maximum is {}",
+                whole_units(self.max)
+            )));
+        }
+        Ok(d)
+    }
+}
+
+/// A limit as written in the configuration: `366d`, `24h`... in the
+/// largest unit that divides it (humantime would show 366d as
+/// "1year 18h", its years being 365.25 days).
+fn whole_units(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs == 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (1, "s")]
+        .iter()
+        .find(|(unit, _)| secs.is_multiple_of(*unit))
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, name)| format!("{}{name}", secs / unit),
+        )
+}
+
+/// Parse a duration: a number followed by a unit, like `500ms`, `30s`, `1m`,
+/// `2h`, `1d`; parts may be combined (`1m 30s`). At most [`MAX_DURATION`]
+/// (10 years); each key narrows this with its [`DurationRange`].
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => ValueError(format!(
+            "duration {s:?} is too long: the maximum of any duration is 3650d (10 years)"
+        )),
+        _ => ValueError(format!("invalid duration {s:?}: {DURATION_FORM}")),
+    })?;
+    if d > MAX_DURATION {
         return Err(ValueError(format!(
-            "timeout {s:?} must be greater than zero, e.g. \"10s\""
+            "duration {s:?} is too long: the maximum of any duration is 3650d (10 years)"
         )));
     }
     Ok(d)
+}
+
+/// Parse a check timeout: a [duration](parse_duration) greater than zero and
+/// at most 24h ([`DurationRange::TIMEOUT`]).
+pub fn parse_timeout(s: &str) -> Result<Duration, ValueError> {
+    DurationRange::TIMEOUT.parse("timeout", s)
 }
 
 /// Parse a size in bytes: a whole number followed by a unit, `B`, `KiB`,
@@ -94,6 +198,23 @@ pub fn parse_memory(s: &str) -> Result<u64, ValueError> {
     if bytes > MAX_MEMORY {
         return Err(ValueError(format!(
             "memory {s:?} is above the maximum of 4GiB (all a 32-bit WebAssembly memory can use)"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The smallest `max_component_size` accepted (a minimal check is ~100KiB).
+pub const MIN_COMPONENT_SIZE: u64 = 64 * KIB;
+/// The largest `max_component_size` accepted.
+pub const MAX_COMPONENT_SIZE: u64 = 4 * GIB;
+
+/// Parse a cap on component files (`max_component_size`,
+/// `--max-component-size`): a [size](parse_size) from 64KiB to 4GiB.
+pub fn parse_component_size(s: &str) -> Result<u64, ValueError> {
+    let bytes = parse_size(s)?;
+    if !(MIN_COMPONENT_SIZE..=MAX_COMPONENT_SIZE).contains(&bytes) {
+        return Err(ValueError(format!(
+            "max_component_size {s:?} must be between 64KiB and 4GiB"
         )));
     }
     Ok(bytes)

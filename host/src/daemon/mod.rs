@@ -76,12 +76,30 @@ pub struct Options {
 type Loaded = (Result<Arc<LoadedCheck>, String>, Option<String>);
 
 /// The component loads of one apply pass.
-#[derive(Default)]
 struct LoadPass {
     /// What each source gave, so each is read, hashed and loaded once.
     by_source: HashMap<ComponentRef, Loaded>,
     /// The components in use, by sha256.
     used: HashMap<String, Arc<LoadedCheck>>,
+    /// Component files larger than this are refused (`max_component_size`).
+    max_size: u64,
+}
+
+impl LoadPass {
+    fn new(config: &Config) -> Self {
+        LoadPass {
+            by_source: HashMap::new(),
+            used: HashMap::new(),
+            max_size: config.global.max_component_size,
+        }
+    }
+
+    /// Keep `component` (of a task kept running) among those in use.
+    fn keep(&mut self, component: &Result<Arc<LoadedCheck>, String>) {
+        if let Ok(c) = component {
+            self.used.insert(c.digest.clone(), c.clone());
+        }
+    }
 }
 
 /// The running daemon: the shared run context and one task per check.
@@ -247,7 +265,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         resolver: Arc::default(),
         carried,
     };
-    daemon.apply(config).await;
+    let problems = daemon.apply(config).await;
+    if !problems.is_empty() {
+        say(&format!(
+            "vantage daemon: these checks cannot load their component and fail every run:\n{}",
+            problems.join("\n")
+        ));
+    }
     info!(
         %location,
         checks = daemon.tasks.len(),
@@ -256,10 +280,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         data_dir = %data_dir.display(),
         "vantage daemon started: status page at http://{bound}/"
     );
-    eprintln!(
+    say(&format!(
         "vantage daemon: {} check(s), location {location}, status page http://{bound}/ (metrics at /metrics); SIGHUP reloads, Ctrl-C stops",
         daemon.tasks.len()
-    );
+    ));
 
     let reason = loop {
         match reloads.next().await {
@@ -268,10 +292,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
     };
     info!("{reason}: shutting down");
-    eprintln!(
+    say(&format!(
         "vantage daemon: {reason}, stopping (grace {})",
         humantime::format_duration(global.shutdown_grace)
-    );
+    ));
     let grace = global.shutdown_grace;
     daemon.shutdown(grace).await;
     let _ = janitor_stop.send(true);
@@ -290,6 +314,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// A line on stderr for the operator; a closed stderr is not an error (the
+/// log has it too, and the daemon keeps running).
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// Load the configuration, printing its warnings; errors carry every
@@ -312,26 +343,47 @@ impl Daemon {
             Err(e) => {
                 self.shared.sinks.metrics.config_reload(false);
                 error!("configuration rejected, the running one is kept:\n{e:#}");
-                eprintln!(
+                say(&format!(
                     "vantage daemon: configuration rejected, the running one is kept:\n{e:#}"
-                );
+                ));
                 return;
             }
         };
-        if config.global != self.config.global
+        // `max_component_size` applies to the components this reload loads.
+        let restart_only = |c: &Config| config::Global {
+            max_component_size: 0,
+            ..c.global.clone()
+        };
+        if restart_only(&config) != restart_only(&self.config)
             || config.alerts != self.config.alerts
             || config.audit != self.config.audit
         {
             warn!("changes to [global], [alerts] and [audit] take effect at the next restart");
         }
-        self.apply(config).await;
-        self.shared.sinks.metrics.config_reload(true);
+        let problems = self.apply(config).await;
+        // The metric first: whoever reads the report below sees it set.
+        self.shared.sinks.metrics.config_reload(problems.is_empty());
+        if !problems.is_empty() {
+            let text = problems.join("\n");
+            error!(
+                "configuration applied except components that cannot be loaded; checks that had a working one keep running it:\n{text}"
+            );
+            say(&format!(
+                "vantage daemon: reload incomplete: components cannot be loaded; checks that had a working one keep running it:\n{text}"
+            ));
+        }
     }
 
     /// Make the running checks match `config`: unchanged checks keep their
     /// task (and so their schedule); changed checks are restarted with
     /// their alerting state; removed checks are stopped and forgotten.
-    async fn apply(&mut self, config: Config) {
+    ///
+    /// A check (or restore test) whose new component cannot be loaded keeps
+    /// its running task when that one has a working component; a new one
+    /// runs and fails with the reason. Returns one line per `component` key
+    /// whose file cannot be loaded (`file:line:col: check "x": key
+    /// `component`: why`); empty when all loaded.
+    async fn apply(&mut self, config: Config) -> Vec<String> {
         *self
             .shared
             .maintenance
@@ -341,7 +393,8 @@ impl Daemon {
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut stopping = Vec::new();
         let mut stopping_restores = Vec::new();
-        let mut pass = LoadPass::default();
+        let mut pass = LoadPass::new(&config);
+        let mut held = 0;
         for spec in config.checks.clone() {
             let (component, digest) = self.load_once(&mut pass, &spec.component).await;
             let name = spec.name.clone();
@@ -353,6 +406,20 @@ impl Daemon {
                         && !task.is_finished() =>
                 {
                     kept += 1;
+                    self.tasks.insert(name, task);
+                    continue;
+                }
+                // The new component cannot be loaded: the working one runs on.
+                Some(task)
+                    if component.is_err()
+                        && task.prepared.component.is_ok()
+                        && !task.is_finished() =>
+                {
+                    held += 1;
+                    if let Err(why) = &component {
+                        error!(check = %name, "{why}; the check keeps running its previous component");
+                    }
+                    pass.keep(&task.prepared.component);
                     self.tasks.insert(name, task);
                     continue;
                 }
@@ -396,6 +463,18 @@ impl Daemon {
         let (r_added, r_changed, r_removed) = self
             .apply_restores(&config, &mut pass, &mut stopping_restores)
             .await;
+        let problems: Vec<String> = config
+            .component_keys
+            .iter()
+            .filter_map(|(reference, place)| match pass.by_source.get(reference) {
+                Some((Err(why), _)) => {
+                    let mut d = place.clone();
+                    d.message = why.clone();
+                    Some(d.to_string())
+                }
+                _ => None,
+            })
+            .collect();
         // Components no check uses any more are dropped.
         self.components = pass.used;
         self.shared.sinks.metrics.configured(self.tasks.len());
@@ -405,6 +484,7 @@ impl Daemon {
             changed,
             removed,
             kept,
+            kept_previous_component = held,
             restore_tests_added = r_added,
             restore_tests_changed = r_changed,
             restore_tests_removed = r_removed,
@@ -418,6 +498,7 @@ impl Daemon {
         for task in stopping_restores {
             tokio::spawn(task.join(Duration::from_secs(3600)));
         }
+        problems
     }
 
     /// Make the running restore tests match `config`, as [`Daemon::apply`]
@@ -441,12 +522,29 @@ impl Daemon {
                 components.insert(check.name.clone(), component);
                 digests.insert(check.name.clone(), digest);
             }
+            let broken = components.values().any(Result::is_err);
             let tracker = match old.remove(&spec.name) {
                 Some(task)
                     if task.prepared.spec == *spec
                         && task.prepared.digests == digests
                         && !task.is_finished() =>
                 {
+                    for c in task.prepared.components.values() {
+                        pass.keep(c);
+                    }
+                    self.restores.insert(spec.name.clone(), task);
+                    continue;
+                }
+                // A new component cannot be loaded: the working test runs on.
+                Some(task)
+                    if broken
+                        && task.prepared.components.values().all(Result::is_ok)
+                        && !task.is_finished() =>
+                {
+                    error!(restore_test = %spec.name, "keeps running its previous components");
+                    for c in task.prepared.components.values() {
+                        pass.keep(c);
+                    }
                     self.restores.insert(spec.name.clone(), task);
                     continue;
                 }
@@ -500,7 +598,7 @@ impl Daemon {
         if let Some(loaded) = pass.by_source.get(component) {
             return loaded.clone();
         }
-        let loaded = self.load(component).await;
+        let loaded = self.load(component, pass.max_size).await;
         if let Ok(c) = &loaded.0 {
             pass.used.insert(c.digest.clone(), c.clone());
         }
@@ -510,7 +608,7 @@ impl Daemon {
 
     /// Load a check's component, reusing one already loaded with the same
     /// bytes. Returns the component (or why not) and the bytes' sha256.
-    async fn load(&mut self, component: &ComponentRef) -> Loaded {
+    async fn load(&mut self, component: &ComponentRef, max_size: u64) -> Loaded {
         let path = match component {
             ComponentRef::Path(p) => p,
             ComponentRef::Oci(r) => {
@@ -523,14 +621,10 @@ impl Daemon {
                 );
             }
         };
-        let bytes = match std::fs::read(path) {
+        // A bounded read: `/dev/zero` or a huge file is refused at the cap.
+        let bytes = match crate::runtime::cache::read_component(path, max_size) {
             Ok(b) => b,
-            Err(e) => {
-                return (
-                    Err(format!("cannot read component {}: {e}", path.display())),
-                    None,
-                );
-            }
+            Err(e) => return (Err(e.to_string()), None),
         };
         let digest = hex::encode(Sha256::digest(&bytes));
         if let Some(loaded) = self.components.get(&digest) {

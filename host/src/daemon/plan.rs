@@ -18,7 +18,7 @@ use crate::config::Schedule;
 /// The fixed offset of a check's runs within its interval, from a hash of
 /// its name: stable across restarts, spread evenly over many names.
 pub fn offset(name: &str, every: Duration) -> Duration {
-    let period = every.as_millis().max(1) as u64;
+    let period = millis(every).max(1);
     let hash = Sha256::digest(name.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&hash[..8]);
@@ -27,8 +27,15 @@ pub fn offset(name: &str, every: Duration) -> Duration {
 
 /// Milliseconds since the unix epoch.
 pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH).map_or(0, millis)
+}
+
+/// Whole milliseconds of `d`, saturating instead of losing the high bits
+/// (`as u64` of `as_millis()` wrapped an `every` of 2^61 s to ~5 s). The
+/// configuration caps durations far below this; the saturation is the last
+/// line of defence.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The first planned start strictly after `after`, or `None` if the cron
@@ -41,8 +48,8 @@ pub fn next_after(
 ) -> Option<SystemTime> {
     match schedule {
         Schedule::Every(every) => {
-            let period = every.as_millis().max(1) as u64;
-            let offset = offset(name, *every).as_millis() as u64;
+            let period = millis(*every).max(1);
+            let offset = millis(offset(name, *every));
             let now = unix_ms(after);
             // Slots are offset + k * period; take the first one after `now`.
             let k = if now < offset {
@@ -50,7 +57,8 @@ pub fn next_after(
             } else {
                 (now - offset) / period + 1
             };
-            Some(UNIX_EPOCH + Duration::from_millis(offset + k * period))
+            let at = k.checked_mul(period)?.checked_add(offset)?;
+            UNIX_EPOCH.checked_add(Duration::from_millis(at))
         }
         Schedule::Cron(_, cron) => {
             let at: DateTime<Utc> = after.into();
@@ -74,7 +82,7 @@ pub fn missed_between(
     match schedule {
         Schedule::Every(every) => {
             let elapsed = until.duration_since(planned).unwrap_or_default();
-            (elapsed.as_millis() / every.as_millis().max(1)) as u64
+            millis(elapsed) / millis(*every).max(1)
         }
         Schedule::Cron(..) => {
             let mut n = 0;
@@ -115,6 +123,22 @@ mod tests {
         // Exactly at a slot: the next one, a period later.
         let again = next_after(&s, chrono_tz::UTC, "api", next).unwrap();
         assert_eq!(unix_ms(again), unix_ms(next) + 60_000);
+    }
+
+    #[test]
+    fn huge_intervals_saturate_instead_of_wrapping() {
+        // 2^61 + 5 s: `as_millis() as u64` kept the low bits, ~5 s.
+        let every = Duration::from_secs(2_305_843_009_213_693_957);
+        let s = Schedule::Every(every);
+        let now = at(1_800_000_000_000);
+        if let Some(next) = next_after(&s, chrono_tz::UTC, "api", now) {
+            assert!(
+                next > now + Duration::from_secs(365 * 86400),
+                "{:?}",
+                next.duration_since(now)
+            );
+        }
+        assert_eq!(missed_between(&s, chrono_tz::UTC, "api", at(0), now), 0);
     }
 
     #[test]

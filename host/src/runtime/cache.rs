@@ -2,11 +2,100 @@
 //! the engine's compatibility hash, so a restart does not recompile.
 
 use std::hash::{Hash, Hasher};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// The largest component file read when nothing else is configured
+/// (`[global] max_component_size`, `--max-component-size`): 64 MiB.
+pub const DEFAULT_MAX_COMPONENT_SIZE: u64 = 64 << 20;
+
+/// The largest compiled component read from the cache: 1 GiB. Compiled code
+/// is larger than the component; a bigger cache file is ignored (and the
+/// component compiled again).
+pub const MAX_CACHED_SIZE: u64 = 1 << 30;
+
+/// Why a component file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    #[error("cannot read component {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file has more bytes than the cap; only the cap (plus one byte)
+    /// was read.
+    #[error(
+        "component {} is larger than the limit of {} (max_component_size): refused \
+         without reading further; raise the limit if the component is really this large",
+        path.display(),
+        format_size(*limit)
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+}
+
+/// Read a component file, at most `max` bytes: a larger file (or a device
+/// such as `/dev/zero`, whose size metadata says nothing) is refused once
+/// `max + 1` bytes have been read, so memory use is bounded by the cap.
+pub fn read_component(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let bytes = read_bounded(file, max).map_err(io)?;
+    bytes.ok_or_else(|| ReadError::TooLarge {
+        path: path.to_path_buf(),
+        limit: max,
+    })
+}
+
+/// Read all of `reader` if it holds at most `max` bytes; `None` if it holds
+/// more (then `max + 1` bytes were read).
+fn read_bounded(reader: impl std::io::Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
+/// Whether `bytes` start like a WebAssembly component (magic `\0asm`,
+/// component layer), with the reason when not: a core module or not
+/// WebAssembly at all. Checks the header only; compiling checks the rest.
+pub fn check_component_header(bytes: &[u8]) -> Result<(), String> {
+    let is_component = bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [1, 0];
+    if is_component {
+        return Ok(());
+    }
+    let what = if bytes.starts_with(b"\0asm") {
+        "it is a core WebAssembly module (wrap it with `wasm-tools component new`)"
+    } else {
+        "the file is not WebAssembly at all"
+    };
+    Err(format!(
+        "not a WebAssembly component: {what}; build checks for wasm32-wasip2"
+    ))
+}
+
+/// `64MiB`, `512KiB`, or `1000 bytes`: sizes in the unit they are written in.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    UNITS
+        .iter()
+        .find(|(unit, _)| bytes >= *unit && bytes.is_multiple_of(*unit))
+        .map(|(unit, name)| format!("{}{name}", bytes / unit))
+        .unwrap_or_else(|| format!("{bytes} bytes"))
+}
 
 /// A directory of `<sha256>-<engine>.cwasm` files.
 #[derive(Debug, Clone)]
@@ -53,7 +142,8 @@ impl ComponentCache {
         let path = dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()));
         // Read into memory rather than mmap the file: a cache file replaced or
         // truncated while mapped would crash the process (SIGBUS).
-        if let Ok(compiled) = std::fs::read(&path) {
+        let cached = std::fs::File::open(&path).and_then(|f| read_bounded(f, MAX_CACHED_SIZE));
+        if let Ok(Some(compiled)) = cached {
             // SAFETY: the bytes were written by `Component::serialize` of an
             // engine with the same compatibility hash, into a directory this
             // process owns; foreign or corrupt bytes fail the header checks
@@ -81,4 +171,49 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
     std::fs::write(&tmp, component.serialize()?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_reads_stop_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.wasm");
+        std::fs::write(&path, vec![7u8; 1000]).unwrap();
+        assert_eq!(read_component(&path, 1000).unwrap().len(), 1000);
+        let e = read_component(&path, 999).unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { limit: 999, .. }), "{e}");
+        assert!(
+            e.to_string().contains("larger than the limit of 999 bytes"),
+            "{e}"
+        );
+        // A device without a size: read only up to the cap.
+        let e = read_component(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(
+            e.to_string().contains("larger than the limit of 1MiB"),
+            "{e}"
+        );
+        let e = read_component(&dir.path().join("missing.wasm"), 10).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read component"), "{e}");
+    }
+
+    #[test]
+    fn component_headers() {
+        assert!(check_component_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        let core = check_component_header(b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(core.contains("core WebAssembly module"), "{core}");
+        let text = check_component_header(b"#!/bin/sh\necho hi").unwrap_err();
+        assert!(text.contains("not WebAssembly at all"), "{text}");
+        assert!(check_component_header(b"").is_err());
+    }
+
+    #[test]
+    fn sizes_are_shown_in_their_unit() {
+        assert_eq!(format_size(64 << 20), "64MiB");
+        assert_eq!(format_size(512 << 10), "512KiB");
+        assert_eq!(format_size(2 << 30), "2GiB");
+        assert_eq!(format_size(1000), "1000 bytes");
+    }
 }

@@ -172,10 +172,21 @@ impl Runtime {
         &self.engine
     }
 
-    /// Load a component from a file.
+    /// Load a component from a file of at most
+    /// [`DEFAULT_MAX_COMPONENT_SIZE`](cache::DEFAULT_MAX_COMPONENT_SIZE).
     pub async fn load_file(&self, path: &Path) -> anyhow::Result<LoadedCheck> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read component {}", path.display()))?;
+        self.load_file_within(path, cache::DEFAULT_MAX_COMPONENT_SIZE)
+            .await
+    }
+
+    /// Load a component from a file, refusing one larger than `max_size`
+    /// bytes (read no further than that).
+    pub async fn load_file_within(
+        &self,
+        path: &Path,
+        max_size: u64,
+    ) -> anyhow::Result<LoadedCheck> {
+        let bytes = cache::read_component(path, max_size)?;
         self.load_bytes(&path.display().to_string(), &bytes)
             .await
             .with_context(|| format!("cannot load component {}", path.display()))
@@ -184,14 +195,7 @@ impl Runtime {
     /// Load a component from bytes: compile (or take from the cache), link
     /// against the host's capabilities, and ask it to describe itself.
     pub async fn load_bytes(&self, source: &str, bytes: &[u8]) -> anyhow::Result<LoadedCheck> {
-        if !wasmparser_is_component(bytes) {
-            let what = if bytes.starts_with(b"\0asm") {
-                "it is a core WebAssembly module (wrap it with `wasm-tools component new`)"
-            } else {
-                "the file is not WebAssembly at all"
-            };
-            anyhow::bail!("not a WebAssembly component: {what}; build checks for wasm32-wasip2");
-        }
+        cache::check_component_header(bytes).map_err(anyhow::Error::msg)?;
         let (component, cache, digest) = self
             .cache
             .load(&self.engine, bytes)
@@ -605,10 +609,6 @@ fn other_version_hint(imports: &[String]) -> String {
 }
 
 /// Components start with the wasm magic and a layer/version word whose layer is 1.
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [1, 0]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -632,8 +632,8 @@ mod tests {
 
     #[test]
     fn component_magic_is_recognised() {
-        assert!(wasmparser_is_component(b"\0asm\x0d\0\x01\0rest"));
-        assert!(!wasmparser_is_component(b"\0asm\x01\0\0\0rest"));
-        assert!(!wasmparser_is_component(b"hello"));
+        assert!(cache::check_component_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(cache::check_component_header(b"\0asm\x01\0\0\0rest").is_err());
+        assert!(cache::check_component_header(b"hello").is_err());
     }
 }

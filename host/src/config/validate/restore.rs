@@ -17,7 +17,7 @@ use crate::config::restore::{
     RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
-use crate::config::values::{SecretSource, flatten_config, parse_timeout};
+use crate::config::values::{DurationRange, SecretSource, flatten_config, parse_timeout};
 use crate::policy::AllowList;
 
 const AUDIT: Option<&str> = Some("[audit]");
@@ -401,10 +401,9 @@ impl Validator<'_> {
                         raw: &Option<Spanned<toml::Value>>,
                         key: &str,
                         example: &str,
+                        range: DurationRange,
                         default: Duration| match raw {
-            Some(d) => v
-                .parse_text(d, ctx, key, example, parse_timeout)
-                .unwrap_or(default),
+            Some(d) => v.duration(d, ctx, key, example, range).unwrap_or(default),
             None => default,
         };
         let restore_timeout = duration(
@@ -412,6 +411,7 @@ impl Validator<'_> {
             &raw.restore_timeout,
             "restore_timeout",
             "30m",
+            DurationRange::RESTORE_TIMEOUT,
             Duration::from_secs(1800),
         );
         let ready_timeout = duration(
@@ -419,20 +419,29 @@ impl Validator<'_> {
             &raw.ready_timeout,
             "ready_timeout",
             "10m",
+            DurationRange::RESTORE_TIMEOUT,
             Duration::from_secs(600),
         );
-        let ttl = duration(self, &raw.ttl, "ttl", "6h", Duration::from_secs(6 * 3600));
+        let ttl = duration(
+            self,
+            &raw.ttl,
+            "ttl",
+            "6h",
+            DurationRange::RESTORE_TTL,
+            Duration::from_secs(6 * 3600),
+        );
         let poll_interval = duration(
             self,
             &raw.poll_interval,
             "poll_interval",
             "2s",
+            DurationRange::POLL_INTERVAL,
             Duration::from_secs(2),
         );
         let rto_target = raw
             .rto
             .as_ref()
-            .and_then(|r| self.parse_text(r, ctx, "rto", "45m", parse_timeout));
+            .and_then(|r| self.duration(r, ctx, "rto", "45m", DurationRange::RESTORE_TTL));
         let mut workloads = Vec::new();
         for w in raw.ready.iter().flat_map(|l| l.get_ref()) {
             let parsed = w.get_ref().split_once('/').and_then(|(kind, name)| {
@@ -770,7 +779,7 @@ impl Validator<'_> {
                         Selection::Latest
                     }
                     (Some("random"), Some(w)) => Selection::RandomWithin(
-                        self.parse_text(w, ctx, "window", "7d", parse_timeout)
+                        self.duration(w, ctx, "window", "7d", DurationRange::SELECTION_WINDOW)
                             .unwrap_or(Duration::from_secs(7 * 86400)),
                     ),
                     (Some("random"), None) => {
