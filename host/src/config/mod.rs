@@ -90,9 +90,9 @@ pub use model::{
     Schedule, Window,
 };
 pub use restore::{
-    AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, PLACEHOLDERS,
-    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload,
-    WorkloadKind,
+    Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
+    JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,
+    TemplateVars, Workload, WorkloadKind,
 };
 pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,

@@ -956,3 +956,4 @@ fn daemon_setting_errors_name_line_and_key() {
 }
 
 mod restore;
+mod restore_stateful;
