@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Resource plurals the fake knows, with their kinds.
-const KINDS: [(&str, &str); 11] = [
+const KINDS: [(&str, &str); 13] = [
     ("namespaces", "Namespace"),
     ("networkpolicies", "NetworkPolicy"),
     ("configmaps", "ConfigMap"),
@@ -37,6 +37,8 @@ const KINDS: [(&str, &str); 11] = [
     ("statefulsets", "StatefulSet"),
     ("pods", "Pod"),
     ("persistentvolumes", "PersistentVolume"),
+    ("persistentvolumeclaims", "PersistentVolumeClaim"),
+    ("services", "Service"),
 ];
 
 /// The fake's state, shared with the test.

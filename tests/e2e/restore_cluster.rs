@@ -43,6 +43,54 @@
 //!   VANTAGE_E2E_SOURCE_NAMESPACE=shop cargo nextest run -p vantage --test e2e restore_cluster
 //! ```
 //!
+//! # A stateful app: a StatefulSet with a volume, and a data job
+//!
+//! `restore_cluster_statefulset_volume_and_data_job` runs when
+//! `VANTAGE_E2E_STATEFUL_SCHEDULE` is set too: it restores a PostgreSQL
+//! StatefulSet whose claim is backed up by file-system backup, requires the
+//! claim to be Bound to a new volume, runs a `psql` data job (password from
+//! the restored Secret) and checks that the restored volume is gone after
+//! cleanup.
+//!
+//! ```sh
+//! kubectl create namespace shopdb
+//! kubectl -n shopdb create secret generic db-credentials --from-literal=password=s3cret
+//! kubectl -n shopdb apply -f - <<'EOF'
+//! apiVersion: v1
+//! kind: Service
+//! metadata: {name: db}
+//! spec: {clusterIP: None, selector: {app: db}, ports: [{port: 5432}]}
+//! ---
+//! apiVersion: apps/v1
+//! kind: StatefulSet
+//! metadata: {name: db}
+//! spec:
+//!   serviceName: db
+//!   replicas: 1
+//!   selector: {matchLabels: {app: db}}
+//!   template:
+//!     metadata: {labels: {app: db}}
+//!     spec:
+//!       containers:
+//!       - name: postgres
+//!         image: postgres:17
+//!         env:
+//!         - {name: POSTGRES_PASSWORD, valueFrom: {secretKeyRef: {name: db-credentials, key: password}}}
+//!         - {name: PGDATA, value: /var/lib/postgresql/data/pgdata}
+//!         ports: [{containerPort: 5432}]
+//!         readinessProbe: {exec: {command: [pg_isready, -U, postgres]}}
+//!         volumeMounts: [{name: data, mountPath: /var/lib/postgresql/data}]
+//!   volumeClaimTemplates:
+//!   - metadata: {name: data}
+//!     spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+//! EOF
+//! kubectl -n shopdb rollout status statefulset/db
+//! kubectl -n shopdb exec db-0 -- psql -U postgres -c //!   "create table orders (id serial, created_at timestamptz default now()); insert into orders default values;"
+//! velero schedule create shopdb-daily --schedule "0 3 * * *" --include-namespaces shopdb //!   --default-volumes-to-fs-backup
+//! velero backup create --from-schedule shopdb-daily --wait
+//! KUBECONFIG=$HOME/.kube/config VANTAGE_E2E_VELERO_SCHEDULE=shop-daily //!   VANTAGE_E2E_STATEFUL_SCHEDULE=shopdb-daily cargo nextest run -p vantage --test e2e restore_cluster
+//! ```
+//!
 //! The test prints the whole report (per-phase timings included). Leftovers of
 //! an interrupted run carry `app.kubernetes.io/managed-by=vantage`; the janitor
 //! (`vantage::restore::sweep`) removes them after their expiry (1 h here).
@@ -51,12 +99,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
 use kube::api::Api;
 use vantage::audit::record::Verdict;
 use vantage::config::{
-    BackupSource, ClusterAccess, ComponentRef, Isolation, Limits, Readiness, RestoreCheck,
-    RestoreSpec, Schedule, Selection, Template, TemplateVars,
+    Acceptance, BackupSource, ClusterAccess, ComponentRef, Isolation, JobEnv, Limits, Readiness,
+    RestoreCheck, RestoreJob, RestoreSpec, Schedule, Selection, Template, TemplateVars,
 };
 use vantage::restore::{Pacing, RunInfo, RunOptions, ValidationRunner};
 use vantage::result::{Assertion, CheckResult, ErrorKind, Status};
@@ -150,6 +198,7 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
         ttl: Duration::from_secs(3600),
         audit: false,
         severity: "critical".into(),
+        acceptance: Acceptance::default(),
     };
     let client = vantage::restore::client(&spec.cluster)
         .await
@@ -188,6 +237,128 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
                 "namespace {namespace} still there after 5 min: {:?}",
                 ns.status
             ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_cluster_statefulset_volume_and_data_job() {
+    let (Ok(_), Ok(schedule)) = (
+        std::env::var("KUBECONFIG"),
+        std::env::var("VANTAGE_E2E_STATEFUL_SCHEDULE"),
+    ) else {
+        println!(
+            "skipped: set KUBECONFIG and VANTAGE_E2E_STATEFUL_SCHEDULE to restore a StatefulSet \
+             with a volume and run a data job on a real cluster (see tests/e2e/restore_cluster.rs)"
+        );
+        return;
+    };
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let velero_namespace =
+        std::env::var("VANTAGE_E2E_VELERO_NAMESPACE").unwrap_or_else(|_| "velero".into());
+    let spec = RestoreSpec {
+        name: "e2e-db".into(),
+        cluster: ClusterAccess::default(),
+        velero_namespace,
+        backup: BackupSource::Schedule {
+            name: schedule,
+            selection: Selection::Latest,
+        },
+        accept_partially_failed: false,
+        source_namespaces: vec!["shopdb".into()],
+        namespace_prefix: "vantage-restore-".into(),
+        schedule: Schedule::Every(Duration::from_secs(86_400)),
+        timezone: chrono_tz::UTC,
+        restore_timeout: Duration::from_secs(900),
+        poll_interval: Duration::from_secs(2),
+        readiness: Readiness {
+            workloads: Vec::new(),
+            timeout: Duration::from_secs(600),
+        },
+        checks: Vec::new(),
+        edge_target: None,
+        rto_target: None,
+        isolation: Isolation::default(),
+        ttl: Duration::from_secs(3600),
+        audit: false,
+        severity: "critical".into(),
+        acceptance: Acceptance {
+            jobs: vec![RestoreJob {
+                name: "orders-recent".into(),
+                image: "postgres:17".into(),
+                command: vec![
+                    Template("psql".into()),
+                    Template("-h".into()),
+                    Template("db".into()),
+                    Template("-U".into()),
+                    Template("postgres".into()),
+                    Template("-tAc".into()),
+                    Template("select count(*) > 0 from orders".into()),
+                ],
+                env: vec![(
+                    "PGPASSWORD".into(),
+                    JobEnv::Secret {
+                        name: "db-credentials".into(),
+                        key: "password".into(),
+                    },
+                )],
+                timeout: Duration::from_secs(300),
+                expect_output: Some("t".into()),
+            }],
+            ..Acceptance::default()
+        },
+    };
+    let client = vantage::restore::client(&spec.cluster)
+        .await
+        .expect("a client from KUBECONFIG");
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let options = RunOptions {
+        run_id: format!("e2e-db-{started:x}"),
+        location: "e2e".into(),
+        vantage_namespace: None,
+        pacing: Pacing::default(),
+    };
+    let report = vantage::restore::run(&client, &spec, &options, &ContextCheck).await;
+    println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+    assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    let ready = report.readiness.as_ref().expect("readiness");
+    assert!(
+        ready
+            .ready
+            .iter()
+            .any(|r| r.starts_with("persistentvolumeclaim/data-db-0")),
+        "{ready:?}"
+    );
+    let job = &report.jobs[0];
+    assert!(job.passed && job.exit_code == Some(0), "{job:?}");
+    let evidence = report.evidence.as_ref().expect("evidence");
+    assert!(
+        evidence.log.is_some() && evidence.results.is_some(),
+        "{evidence:?}"
+    );
+    let volumes: Vec<String> = report
+        .cleanup
+        .leftovers_deleted
+        .iter()
+        .filter_map(|l| l.strip_prefix("persistentvolume/").map(str::to_string))
+        .collect();
+    assert!(
+        !volumes.is_empty(),
+        "the restored volume is deleted: {:?}",
+        report.cleanup
+    );
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for name in volumes {
+        while pvs.get_opt(&name).await.expect("get pv").is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "volume {name} still there after 5 min"
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
 }

@@ -96,9 +96,9 @@ pub use model::{
     Schedule, Window,
 };
 pub use restore::{
-    AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, PLACEHOLDERS,
-    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload,
-    WorkloadKind,
+    Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
+    JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,
+    TemplateVars, Workload, WorkloadKind,
 };
 pub use restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
 pub use values::{

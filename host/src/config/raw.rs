@@ -101,6 +101,11 @@ pub(super) struct RawRestore {
     pub audit: Option<Spanned<bool>>,
     /// Alert severity label (default `"critical"`).
     pub severity: Option<Spanned<String>>,
+    /// Fail the verdict when the Restore has more warnings than this.
+    pub max_warnings: Option<Spanned<u64>>,
+    /// Fail the verdict when the newest completed backup is older, e.g.
+    /// `"26h"`.
+    pub max_backup_age: Option<Spanned<toml::Value>>,
     /// `[[restore.check]]`: the restore-validation checks.
     #[serde(default)]
     pub check: Vec<Spanned<RawCheck>>,
@@ -118,6 +123,27 @@ pub(super) struct RawRestore {
     pub isolation_probe: Option<SpannedList>,
     /// The probe pod's image (default `busybox:1.37`).
     pub probe_image: Option<Spanned<String>>,
+    /// `[[restore.job]]`: data checks run as Jobs in the volatile namespace.
+    #[serde(default)]
+    pub job: Vec<Spanned<RawJob>>,
+}
+
+/// One `[[restore.job]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJob {
+    /// Required, unique within the restore test.
+    pub name: Option<Spanned<String>>,
+    /// Required: the container image.
+    pub image: Option<Spanned<String>>,
+    /// Required: command and arguments.
+    pub command: Option<SpannedList>,
+    /// Environment: `"value"` or `"secret:SECRET/KEY"` (a restored Secret).
+    pub env: Option<Spanned<toml::Table>>,
+    /// How long the Job may run (default `"5m"`).
+    pub timeout: Option<Spanned<toml::Value>>,
+    /// Text the last lines of the log must contain.
+    pub expect_output: Option<Spanned<String>>,
 }
 
 /// `[audit]`: the tamper-evident audit log on S3.

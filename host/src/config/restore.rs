@@ -60,6 +60,56 @@ pub struct RestoreSpec {
     pub audit: bool,
     /// Alert severity label (default `critical`).
     pub severity: String,
+    /// What the verdict demands beyond a completed restore and a ready app.
+    pub acceptance: Acceptance,
+}
+
+/// Bounds on the backup and the restore that fail the verdict
+/// (`max_warnings`, `max_backup_age`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acceptance {
+    /// The Restore may end `Completed` with at most this many warnings;
+    /// None: any number.
+    pub max_warnings: Option<u64>,
+    /// The newest completed backup (of the Schedule, or the named backup)
+    /// must be at most this old; None: no bound.
+    pub max_backup_age: Option<Duration>,
+    /// Data checks (`[[restore.job]]`), in file order: each must exit 0.
+    pub jobs: Vec<RestoreJob>,
+}
+
+/// One `[[restore.job]]`: a container run as a Kubernetes Job in the
+/// volatile namespace once the app is ready; it proves the data (exit code
+/// 0, and `expect_output` in the last lines of its log if set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreJob {
+    /// Unique within the restore test, `[a-z0-9][a-z0-9-]*`.
+    pub name: String,
+    /// The container image, e.g. `postgres:17`.
+    pub image: String,
+    /// The command and its arguments (templated).
+    pub command: Vec<Template>,
+    /// Environment, in file order.
+    pub env: Vec<(String, JobEnv)>,
+    /// How long the Job may run (its `activeDeadlineSeconds`).
+    pub timeout: Duration,
+    /// Text the last lines of its log must contain.
+    pub expect_output: Option<String>,
+}
+
+/// The value of one environment variable of a data job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnv {
+    /// A plain (templated) value.
+    Value(Template),
+    /// A key of a Secret restored into the volatile namespace
+    /// (`secretKeyRef`): the value never passes through Vantage.
+    Secret {
+        /// The Secret's name.
+        name: String,
+        /// The key in it.
+        key: String,
+    },
 }
 
 /// How to reach the Kubernetes API.

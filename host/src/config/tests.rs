@@ -960,3 +960,4 @@ fn daemon_setting_errors_name_line_and_key() {
 mod cpu;
 mod limits;
 mod restore;
+mod restore_stateful;

@@ -223,6 +223,8 @@ fn not_started(spec: &RestoreSpec, options: &RunOptions, reason: String) -> Rest
         reason,
         cleanup: restore::CleanupInfo::default(),
         isolation_probe: None,
+        jobs: Vec::new(),
+        evidence: None,
     }
 }
 
@@ -351,7 +353,9 @@ impl ValidationRunner for SandboxRunner {
 }
 
 /// The inputs of one restore check's run: templates rendered, the allow
-/// list parsed and held to the ceiling, the run context's reserved keys.
+/// list parsed and held to the ceiling, plus exactly the addresses of the
+/// volatile namespace's Services ([`RunInfo::reachable`]), the run
+/// context's reserved keys.
 pub fn run_spec(
     check: &RestoreCheck,
     vars: &TemplateVars,
@@ -388,6 +392,14 @@ pub fn run_spec(
             if !patterns.contains(&p) {
                 patterns.push(p);
             }
+        }
+    }
+    // The restored app's Services: their exact addresses and ports, read
+    // from the API for this run. Not held to the ceiling: they are the
+    // volatile namespace's own, which the run created.
+    for p in info.reachable.iter().filter_map(|r| r.pattern()) {
+        if !patterns.contains(&p) {
+            patterns.push(p);
         }
     }
     let mut config: Vec<(String, String)> = check

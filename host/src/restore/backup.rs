@@ -3,7 +3,10 @@
 //! A backup is usable when its phase is `Completed` (or `PartiallyFailed`
 //! with `accept_partially_failed`), it has a completion timestamp, it
 //! includes every source namespace, and its BackupStorageLocation is
-//! `Available`.
+//! `Available`. With `max_backup_age`, the newest completed backup (of the
+//! Schedule, or the named backup) must also be recent enough, whatever the
+//! selection picks: a stale backup chain fails the run even when an old
+//! backup would still restore.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::api::{Api, ListParams};
@@ -44,6 +47,7 @@ pub async fn select(
         source,
     };
 
+    let newest: Option<DateTime<Utc>>;
     let (backup, schedule) = match &spec.backup {
         BackupSource::Schedule { name, selection } => {
             let schedules: Api<Schedule> = Api::namespaced(client.clone(), ns);
@@ -57,6 +61,12 @@ pub async fn select(
                 .list(&ListParams::default().labels(&format!("{SCHEDULE_NAME_LABEL}={name}")))
                 .await
                 .map_err(api_error)?;
+            newest = listed
+                .items
+                .iter()
+                .filter(|b| usable_phase(b, spec.accept_partially_failed))
+                .filter_map(completion)
+                .max();
             match pick(
                 listed.items,
                 *selection,
@@ -87,6 +97,7 @@ pub async fn select(
         }
         BackupSource::Named(name) => match backups.get_opt(name).await.map_err(api_error)? {
             Some(b) => {
+                newest = completion(&b);
                 let schedule = b
                     .metadata
                     .labels
@@ -105,6 +116,8 @@ pub async fn select(
     };
 
     let mut info = info_of(&backup, schedule, now);
+    info.newest_completion_timestamp = newest.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    info.newest_age_seconds = newest.map(|t| age_seconds(now, t));
     let unusable = |info: BackupInfo, reason: String| {
         Ok(BackupChoice::Unusable {
             info: Some(info),
@@ -117,6 +130,20 @@ pub async fn select(
             .clone()
             .unwrap_or_else(|| "without a phase".into());
         let reason = format!("backup {} is {phase}, not Completed", info.name);
+        return unusable(info, reason);
+    }
+    if let (Some(max), Some(age)) = (spec.acceptance.max_backup_age, info.newest_age_seconds)
+        && age > max.as_secs_f64()
+    {
+        let reason = format!(
+            "the newest completed backup{} is {} old, more than max_backup_age {}",
+            info.schedule
+                .as_deref()
+                .map(|s| format!(" of schedule {s}"))
+                .unwrap_or_default(),
+            super::human_seconds(age),
+            super::human_seconds(max.as_secs_f64()),
+        );
         return unusable(info, reason);
     }
     let missing = missing_namespaces(&backup, &spec.source_namespaces);
@@ -229,8 +256,14 @@ fn info_of(b: &Backup, schedule: Option<String>, now: DateTime<Utc>) -> BackupIn
         schedule,
         phase: status.phase,
         completion_timestamp: status.completion_timestamp,
-        age_seconds: completion(b).map(|done| (now - done).num_milliseconds() as f64 / 1000.0),
+        age_seconds: completion(b).map(|done| age_seconds(now, done)),
         storage_location: b.spec.storage_location.clone(),
         storage_location_phase: None,
+        newest_completion_timestamp: None,
+        newest_age_seconds: None,
     }
+}
+
+fn age_seconds(now: DateTime<Utc>, done: DateTime<Utc>) -> f64 {
+    (now - done).num_milliseconds() as f64 / 1000.0
 }

@@ -15,11 +15,14 @@
 //! 4. [`readiness`]: poll the restored workloads until ready or the
 //!    readiness timeout.
 //! 5. Run the restore-validation checks through the daemon's
-//!    [`ValidationRunner`] (same sandbox as edge checks).
+//!    [`ValidationRunner`] (same sandbox as edge checks), allowed to reach
+//!    exactly the Services of the volatile namespace ([`services`]).
 //! 6. The verdict ([`RestoreReport::verdict`]), see [`run`].
-//! 7. Cleanup, on every path (errors included): delete the Restore, the
-//!    ConfigMap, the namespace and PersistentVolumes labelled
-//!    `velero.io/restore-name=<restore>`. A run that is cancelled or whose
+//! 7. Cleanup, on every path (errors included): keep the finished
+//!    Restore's log and results digests ([`evidence`]), delete the Restore, the
+//!    ConfigMap, the namespace, the volumes its claims were bound to
+//!    ([`volumes`]: dynamically provisioned ones carry no Velero label) and
+//!    PersistentVolumes labelled `velero.io/restore-name=<restore>`. A run that is cancelled or whose
 //!    process dies leaves objects behind: [`janitor::sweep`] deletes them
 //!    once expired.
 //!
@@ -29,13 +32,17 @@
 
 pub mod backup;
 pub mod cluster;
+pub mod evidence;
 pub mod janitor;
+pub mod job;
 pub mod namespace;
 pub mod probe;
 pub mod readiness;
 pub mod report;
 pub mod restore_object;
+pub mod services;
 pub mod velero;
+pub mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -124,6 +131,9 @@ pub struct RunInfo {
     pub backup: String,
     /// Seconds since the backup completed.
     pub backup_age_seconds: Option<f64>,
+    /// The ClusterIPs and pod IPs of the Services in the volatile namespace
+    /// ([`services`]): the only private addresses checks may reach.
+    pub reachable: Vec<services::Reachable>,
 }
 
 /// Runs one restore-validation check (step 5); the daemon implements it
@@ -156,6 +166,10 @@ pub enum Step {
     WatchRestore,
     /// Step 4.
     Readiness,
+    /// Step 5: reading the Services checks may reach.
+    ReadServices,
+    /// Step 5b: the data jobs.
+    DataJobs,
 }
 
 impl fmt::Display for Step {
@@ -168,6 +182,8 @@ impl fmt::Display for Step {
             Step::CreateRestore => "creating the Restore",
             Step::WatchRestore => "watching the Restore",
             Step::Readiness => "waiting for readiness",
+            Step::ReadServices => "reading the Services of the volatile namespace",
+            Step::DataJobs => "running the data jobs",
         })
     }
 }
@@ -248,12 +264,16 @@ struct Attempted {
 /// report. Never fails and never skips cleanup: API errors make the verdict
 /// `error` naming the step.
 ///
-/// Verdict `pass` only if a backup was usable, the Restore `Completed`,
-/// every workload became ready, every check passed (`degraded` counts as
+/// Verdict `pass` only if a backup was usable (and, with `max_backup_age`,
+/// the newest one recent enough), the Restore `Completed` (with at most
+/// `max_warnings` warnings), every workload became ready, every check passed (`degraded` counts as
 /// passed, with a note in the reason) and, when an RTO target is set, the
 /// measured total (run start → checks done) is within it. A check that
 /// could not be loaded or configured (error kinds `load`, `config`, `host`)
 /// makes the verdict `error`; any other failing or erroring check `fail`.
+/// A Restore that fails Velero's validation (`FailedValidation`) is
+/// `error` too: Vantage built something Velero refuses, the backup is not
+/// at fault.
 pub async fn run(
     client: &kube::Client,
     spec: &RestoreSpec,
@@ -279,6 +299,8 @@ pub async fn run(
         reason: String::new(),
         cleanup: CleanupInfo::default(),
         isolation_probe: None,
+        jobs: Vec::new(),
+        evidence: None,
     };
     let mut attempted = Attempted::default();
 
@@ -305,6 +327,18 @@ pub async fn run(
             report.verdict = Verdict::Error;
             report.reason = reason;
         }
+    }
+
+    // Before the Restore goes (Velero's finalizer deletes its log and
+    // results with it): keep their sha256 and the failed items.
+    if let (Some(name), Some(info)) = (&attempted.restore, &report.restore)
+        && matches!(
+            RestorePhase::parse(Some(&info.phase)),
+            RestorePhase::Completed | RestorePhase::PartiallyFailed | RestorePhase::Failed
+        )
+    {
+        report.evidence =
+            Some(evidence::fetch(client, &spec.velero_namespace, name, &options.pacing).await);
     }
 
     let cleanup_start = Instant::now();
@@ -448,6 +482,17 @@ async fn steps(
             progress_text(&info)
         )));
     }
+    if waited.phase == RestorePhase::FailedValidation {
+        // Velero refused the Restore we built (unknown resource modifier,
+        // missing storage location, ...): our problem, not the backup's.
+        return Err(Stop::Error(format!(
+            "restore {restore_name} FailedValidation: Velero rejected the Restore Vantage created{}",
+            info.failure_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )));
+    }
     if waited.phase != RestorePhase::Completed {
         return Err(Stop::Fail(format!(
             "restore {restore_name} {} (warnings {}, errors {}){}",
@@ -458,6 +503,15 @@ async fn steps(
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
+        )));
+    }
+
+    if let Some(max) = spec.acceptance.max_warnings
+        && info.warnings > i64::try_from(max).unwrap_or(i64::MAX)
+    {
+        return Err(Stop::Fail(format!(
+            "restore {restore_name} Completed with {} warning(s), more than max_warnings {max}",
+            info.warnings
         )));
     }
 
@@ -498,6 +552,12 @@ async fn steps(
         namespace: ns.clone(),
         backup: backup.name.clone(),
     };
+    let reachable = services::reachable(client, &ns)
+        .await
+        .map_err(|source| RestoreError::Api {
+            step: Step::ReadServices,
+            source,
+        })?;
     let run_info = RunInfo {
         test: spec.name.clone(),
         run_id: options.run_id.clone(),
@@ -505,6 +565,7 @@ async fn steps(
         namespace: ns.clone(),
         backup: backup.name.clone(),
         backup_age_seconds: backup.age_seconds,
+        reachable,
     };
     let t = Instant::now();
     let mut failed = Vec::new();
@@ -532,6 +593,30 @@ async fn steps(
     let total = started.elapsed().as_secs_f64();
     report.timings.total_seconds = Some(total);
 
+    // 5b. The data jobs (after the RTO: they verify, they do not recover).
+    let t = Instant::now();
+    let mut failed_jobs = Vec::new();
+    for job in &spec.acceptance.jobs {
+        let outcome = job::run(client, &ns, job, &vars, &labels, &options.pacing)
+            .await
+            .map_err(|source| RestoreError::Api {
+                step: Step::DataJobs,
+                source,
+            })?;
+        if !outcome.passed {
+            let last = outcome
+                .log_tail
+                .last()
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default();
+            failed_jobs.push(format!("{} ({}{last})", outcome.name, outcome.reason));
+        }
+        report.jobs.push(outcome);
+    }
+    if !spec.acceptance.jobs.is_empty() {
+        report.timings.jobs_seconds = Some(t.elapsed().as_secs_f64());
+    }
+
     // 6. The verdict.
     if !broken.is_empty() {
         return Err(Stop::Error(format!(
@@ -543,6 +628,12 @@ async fn steps(
         return Err(Stop::Fail(format!(
             "check(s) failed: {}",
             failed.join("; ")
+        )));
+    }
+    if !failed_jobs.is_empty() {
+        return Err(Stop::Fail(format!(
+            "data job(s) failed: {}",
+            failed_jobs.join("; ")
         )));
     }
     let rto = match spec.rto_target {
@@ -571,6 +662,12 @@ async fn steps(
         ready.info.ready.len(),
         spec.checks.len(),
     );
+    if !spec.acceptance.jobs.is_empty() {
+        reason.push_str(&format!(
+            "; {} data job(s) passed",
+            spec.acceptance.jobs.len()
+        ));
+    }
     if !degraded.is_empty() {
         reason.push_str(&format!("; degraded: {}", degraded.join("; ")));
     }
@@ -622,6 +719,12 @@ async fn cleanup(
             )),
         }
     }
+    // Before the namespace goes: its claims name the volumes to delete.
+    let claimed = match (attempted.namespace, namespace) {
+        (true, Some(ns)) => volumes::prepare(client, ns).await,
+        _ => volumes::ClaimedVolumes::default(),
+    };
+    info.errors.extend(claimed.errors);
     if let (true, Some(ns)) = (attempted.namespace, namespace) {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         match delete_ignoring_absent(&namespaces, ns).await {
@@ -632,6 +735,9 @@ async fn cleanup(
             )),
         }
     }
+    let (deleted, errors) = volumes::delete(client, &claimed.volumes).await;
+    info.leftovers_deleted.extend(deleted);
+    info.errors.extend(errors);
     if let Some(name) = &attempted.restore {
         let volumes: Api<PersistentVolume> = Api::all(client.clone());
         let selector = format!("{}={name}", velero::RESTORE_NAME_LABEL);
@@ -639,6 +745,9 @@ async fn cleanup(
             Ok(list) => {
                 for pv in list.items {
                     let pv_name = pv.name_any();
+                    if claimed.volumes.contains(&pv_name) {
+                        continue;
+                    }
                     match delete_ignoring_absent(&volumes, &pv_name).await {
                         Ok(()) => info
                             .leftovers_deleted

@@ -4,17 +4,20 @@
 //!   other pods are not looked at.
 //! - Otherwise every Deployment and StatefulSet in the namespace must be
 //!   ready (at least one must exist: an empty restore is not a ready app),
-//!   and every pod that is not finished (`Succeeded`/`Failed`) must have the
-//!   `Ready` condition.
+//!   every pod that is not finished (`Succeeded`/`Failed`) must have the
+//!   `Ready` condition, and every PersistentVolumeClaim must be `Bound` (a
+//!   Pending claim is a volume the restore did not bring back).
 //!
 //! A Deployment is ready when its controller observed its current
 //! generation and `availableReplicas` and `updatedReplicas` reach
 //! `spec.replicas` (default 1); a StatefulSet when `readyReplicas` does.
+//! A workload scaled to zero replicas is never ready: nothing of it runs,
+//! so nothing proves the restored app works.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 
 use super::report::ReadinessInfo;
@@ -141,11 +144,43 @@ pub async fn probe(
             pod_ready(&p),
         );
     }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    for c in claims.list(&all).await?.items {
+        record(
+            format!(
+                "persistentvolumeclaim/{}",
+                c.metadata.name.as_deref().unwrap_or("?")
+            ),
+            claim_bound(&c),
+        );
+    }
     Ok(info)
 }
 
+/// A claim is usable once `Bound`.
+fn claim_bound(c: &PersistentVolumeClaim) -> Result<(), String> {
+    let phase = c.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase == Some(super::volumes::BOUND) {
+        return Ok(());
+    }
+    let volume = c
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.as_deref())
+        .filter(|v| !v.is_empty())
+        .map(|v| format!(", volume {v}"))
+        .unwrap_or_default();
+    Err(format!("{}{volume}", phase.unwrap_or("Pending")))
+}
+
+/// Zero desired replicas: nothing runs, so nothing is proven.
+const SCALED_TO_ZERO: &str = "scaled to 0 replicas: nothing runs to prove the restore";
+
 fn deployment_ready(d: &Deployment) -> Result<(), String> {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if want <= 0 {
+        return Err(SCALED_TO_ZERO.to_string());
+    }
     let status = d.status.clone().unwrap_or_default();
     if let (Some(generation), Some(observed)) = (d.metadata.generation, status.observed_generation)
         && observed < generation
@@ -165,6 +200,9 @@ fn deployment_ready(d: &Deployment) -> Result<(), String> {
 
 fn statefulset_ready(s: &StatefulSet) -> Result<(), String> {
     let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if want <= 0 {
+        return Err(SCALED_TO_ZERO.to_string());
+    }
     let ready = s
         .status
         .as_ref()

@@ -44,6 +44,13 @@ pub struct RestoreReport {
     /// The isolation probe's outcome, when one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation_probe: Option<super::probe::ProbeInfo>,
+    /// Each data job's outcome (`[[restore.job]]`), in configuration order.
+    #[serde(default)]
+    pub jobs: Vec<super::job::JobOutcome>,
+    /// The finished Restore's log and results (sha256, failed items),
+    /// fetched before it was deleted.
+    #[serde(default)]
+    pub evidence: Option<super::evidence::Evidence>,
 }
 
 /// The selected backup.
@@ -63,6 +70,14 @@ pub struct BackupInfo {
     pub storage_location: Option<String>,
     /// That location's phase (`Available`, `Unavailable`), once checked.
     pub storage_location_phase: Option<String>,
+    /// Completion of the newest usable backup of the Schedule (the named
+    /// backup's own), RFC 3339: what `max_backup_age` and
+    /// `vantage_backup_age_seconds` measure.
+    #[serde(default)]
+    pub newest_completion_timestamp: Option<String>,
+    /// Its age when the run selected, seconds.
+    #[serde(default)]
+    pub newest_age_seconds: Option<f64>,
 }
 
 /// The Velero Restore of the run.
@@ -124,6 +139,9 @@ pub struct Timings {
     pub total_seconds: Option<f64>,
     /// Deleting what the run created.
     pub cleanup_seconds: Option<f64>,
+    /// Running the data jobs (after the RTO's end).
+    #[serde(default)]
+    pub jobs_seconds: Option<f64>,
 }
 
 /// What cleanup deleted, and what it failed to.
@@ -145,6 +163,17 @@ pub struct CleanupInfo {
     /// Velero re-create it without isolation).
     #[serde(default)]
     pub left_to_janitor: Vec<String>,
+}
+
+impl BackupInfo {
+    /// Seconds from the newest completed backup to `now` (None: no usable
+    /// backup was seen, or its timestamp does not parse).
+    pub fn newest_age_at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<f64> {
+        let done =
+            chrono::DateTime::parse_from_rfc3339(self.newest_completion_timestamp.as_deref()?)
+                .ok()?;
+        Some((now - done.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
+    }
 }
 
 impl RestoreReport {
@@ -236,6 +265,18 @@ impl RestoreReport {
                 });
             }
         }
+        for j in &self.jobs {
+            let last = j
+                .log_tail
+                .last()
+                .map(|l| format!("; {l}"))
+                .unwrap_or_default();
+            assertions.push(assert(
+                &format!("data job {}", j.name),
+                j.passed,
+                format!("{}{last}", j.reason),
+            ));
+        }
         if let (Some(target), Some(total)) = (self.rto_target_seconds, self.timings.total_seconds) {
             assertions.push(assert(
                 "rto within target",
@@ -257,6 +298,7 @@ impl RestoreReport {
             ("checks_seconds", t.checks_seconds),
             ("total_seconds", t.total_seconds),
             ("cleanup_seconds", t.cleanup_seconds),
+            ("jobs_seconds", t.jobs_seconds),
             ("rto_target_seconds", self.rto_target_seconds),
             (
                 "backup_age_seconds",

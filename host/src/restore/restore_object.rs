@@ -2,10 +2,11 @@
 //! waiting for it to finish.
 //!
 //! The Restore restores the source namespaces of the backup into the
-//! volatile namespace: `namespaceMapping {source: volatile}`, persistent
-//! volumes restored, node ports not preserved (they would clash with
-//! production), and nothing with effects outside the namespace (see
-//! [`DEFAULT_EXCLUDED`]).
+//! volatile namespace: `namespaceMapping {source: volatile}`,
+//! `includeClusterResources` unset (Velero's "auto": only the volumes the
+//! restored claims bring along), persistent volumes restored, node ports not
+//! preserved (they would clash with production), and nothing with effects
+//! outside the namespace (see [`DEFAULT_EXCLUDED`]).
 //!
 //! # What is not restored
 //!
@@ -318,7 +319,19 @@ pub fn build_restore(
                 .map(|source| (source.clone(), volatile_namespace.to_string()))
                 .collect(),
             excluded_resources,
-            include_cluster_resources: Some(false),
+            // Unset is Velero's "auto": cluster-scoped objects that
+            // namespaced items bring along as additional items (the PV of a
+            // bound PVC, the VolumeSnapshotContent of a CSI VolumeSnapshot)
+            // are restored, nothing else cluster-scoped is (Velero
+            // `pkg/restore/restore.go`, `getOrderedResourceCollection`: a
+            // cluster-scoped resource is skipped unless
+            // `IsSetToTrue(IncludeClusterResources)` when namespaces are
+            // selected). `false` would make `restoreItem` return early for
+            // those additional items ("Not restoring item because it's
+            // cluster-scoped"), before the PV is renamed or put in
+            // `pvsToProvision`: the claim keeps pointing at the production
+            // volume and stays Pending. See `volumes` for the proof.
+            include_cluster_resources: None,
             restore_pvs: Some(true),
             preserve_node_ports: Some(false),
             resource_modifier: modifiers.map(|name| TypedLocalObjectReference {

@@ -23,6 +23,8 @@ use crate::config::{
 };
 use crate::result::{Assertion, CheckResult, ErrorKind, Status};
 
+mod stateful;
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/velero");
 const V: &str = "/apis/velero.io/v1/namespaces/velero";
 
@@ -158,6 +160,9 @@ struct World {
     /// Answers requests before the routes above (tests of one feature add
     /// the API it needs); None: not handled here.
     extra: Option<Extra>,
+    /// The volumes of the backup and how Velero restores them; claims and
+    /// provisioned volumes (see `tests/stateful.rs`).
+    stateful: stateful::Volumes,
 }
 
 /// See [`World::extra`].
@@ -215,6 +220,9 @@ impl World {
             );
         }
         if let Some(answer) = self.extra.as_mut().and_then(|extra| extra(r)) {
+            return answer;
+        }
+        if let Some(answer) = stateful::answer(self, r) {
             return answer;
         }
         let path = r.path.as_str();
@@ -498,10 +506,20 @@ impl Fake {
                 }
                 let (code, answer) = world.answer(&recorded);
                 drop(world);
+                // Pod logs are plain text.
+                let (content_type, bytes) = match &answer {
+                    Value::String(text) if recorded.path.ends_with("/log") => {
+                        ("text/plain", text.clone().into_bytes())
+                    }
+                    _ => (
+                        "application/json",
+                        serde_json::to_vec(&answer).expect("JSON"),
+                    ),
+                };
                 let response = Response::builder()
                     .status(code)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).expect("JSON")))
+                    .header("content-type", content_type)
+                    .body(Body::from(bytes))
                     .expect("response");
                 send.send_response(response);
             }
@@ -513,8 +531,8 @@ impl Fake {
         self.log.lock().unwrap().clone()
     }
 
-    /// `METHOD path` of every request except polls (GETs of the Restore and
-    /// of workloads), in order.
+    /// `METHOD path` of every request except polls (GETs of the Restore, of
+    /// workloads and of claims), in order.
     fn calls(&self) -> Vec<String> {
         self.requests()
             .iter()
@@ -522,7 +540,9 @@ impl Fake {
                 !(r.method == "GET"
                     && (r.path.contains("/restores/")
                         || r.path.contains("/apis/apps/")
-                        || r.path.ends_with("/pods")))
+                        || r.path.ends_with("/pods")
+                        || r.path.ends_with("/persistentvolumeclaims")
+                        || r.path.contains("/downloadrequests/")))
             })
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
@@ -648,6 +668,7 @@ fn spec() -> RestoreSpec {
         ttl: Duration::from_secs(6 * 3600),
         audit: true,
         severity: "critical".into(),
+        acceptance: crate::config::Acceptance::default(),
     }
 }
 
@@ -789,6 +810,11 @@ async fn success_restores_the_newest_backup_isolated_and_cleans_up() {
         format!("POST /apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"),
         "POST /api/v1/namespaces/velero/configmaps".to_string(),
         format!("POST {V}/restores"),
+        format!("GET /api/v1/namespaces/{ns}/services"),
+        format!("POST {V}/downloadrequests"),
+        format!("DELETE {V}/downloadrequests/{ns}-log"),
+        format!("POST {V}/downloadrequests"),
+        format!("DELETE {V}/downloadrequests/{ns}-results"),
         format!("DELETE {V}/restores/{ns}"),
         format!("DELETE /api/v1/namespaces/velero/configmaps/{ns}-modifiers"),
         format!("DELETE /api/v1/namespaces/{ns}"),
@@ -865,7 +891,7 @@ async fn success_restores_the_newest_backup_isolated_and_cleans_up() {
             "includedNamespaces": ["shop"],
             "namespaceMapping": {"shop": ns},
             "excludedResources": restore_object::excluded_resources(&spec()),
-            "includeClusterResources": false,
+            // No includeClusterResources: Velero's "auto" (see tests/stateful.rs).
             "restorePVs": true,
             "preserveNodePorts": false,
             "resourceModifier": {"kind": "ConfigMap", "name": format!("{ns}-modifiers")},
@@ -1046,7 +1072,9 @@ async fn failed_restore_fails_naming_the_reason() {
         &ScriptedRunner::default(),
     )
     .await;
-    assert_eq!(report.verdict, Verdict::Fail);
+    // Velero refused what Vantage built: our problem (error), not the
+    // backup's (fail).
+    assert_eq!(report.verdict, Verdict::Error);
     assert!(
         report.reason.contains("FailedValidation") && report.reason.contains("excludes list"),
         "{}",

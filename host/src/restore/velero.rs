@@ -61,6 +61,67 @@ velero_resource!(
     "backupstoragelocations"
 );
 velero_resource!(Schedule, "Schedule", "schedules");
+velero_resource!(DownloadRequest, "DownloadRequest", "downloadrequests");
+
+/// A `DownloadRequest`: asks Velero for a pre-signed URL of a file it keeps
+/// in the backup storage location (a restore's log or results).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadRequest {
+    /// `velero.io/v1`.
+    #[serde(default)]
+    pub api_version: String,
+    /// `DownloadRequest`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// What to download.
+    #[serde(default)]
+    pub spec: DownloadRequestSpec,
+    /// Set by Velero's DownloadRequest controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DownloadRequestStatus>,
+}
+
+/// A DownloadRequest's `spec`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadRequestSpec {
+    /// The file.
+    pub target: DownloadTarget,
+}
+
+/// Which file: `kind` (`RestoreLog`, `RestoreResults`, ...) of the object
+/// `name`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadTarget {
+    /// e.g. `RestoreLog`.
+    pub kind: String,
+    /// The Restore's (or Backup's) name.
+    pub name: String,
+}
+
+/// A DownloadRequest's `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadRequestStatus {
+    /// `New` or `Processed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The pre-signed URL of the file (gzip-compressed).
+    #[serde(
+        rename = "downloadURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub download_url: Option<String>,
+    /// RFC 3339: when Velero deletes the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+}
 
 /// A `Backup` (read only).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

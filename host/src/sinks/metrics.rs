@@ -41,6 +41,7 @@
 //! | `vantage_restore_rto_target_seconds` | the configured RTO target |
 //! | `vantage_restore_backup_age_seconds` | age of the backup the last run restored, when it ran |
 //! | `vantage_backup_last_validated_timestamp` | unix time of the last run that passed (absent until one does) |
+//! | `vantage_backup_age_seconds` | age, at scrape time, of the newest completed backup the last run saw (pass or not) |
 //!
 //! The audit log's metrics are listed in [`crate::audit::metrics`].
 //!
@@ -605,7 +606,8 @@ impl LastRun {
 impl Collector for LastRun {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let views = self.board.snapshot();
-        for family in self.families(&views) {
+        let backup_age = backup_age_family(&views, &self.location);
+        for family in self.families(&views).into_iter().chain([backup_age]) {
             if family.samples.is_empty() {
                 continue;
             }
@@ -618,6 +620,35 @@ impl Collector for LastRun {
         }
         Ok(())
     }
+}
+
+/// `vantage_backup_age_seconds`: per restore test, now minus the completion
+/// of the newest completed backup its last run saw. Grows between runs, so
+/// an alert fires on a backup chain that stopped even while restores pass.
+fn backup_age_family(views: &[CheckView], location: &str) -> GaugeFamily {
+    let mut family = GaugeFamily::new(
+        "vantage_backup_age_seconds",
+        "Age of the newest completed backup the last restore test saw, at scrape time",
+    );
+    let now = chrono::Utc::now();
+    for view in views {
+        let Some(age) = view
+            .restore
+            .as_ref()
+            .and_then(|r| r.backup.as_ref())
+            .and_then(|b| b.newest_age_at(now))
+        else {
+            continue;
+        };
+        family.samples.push((
+            vec![
+                ("restore_test".to_string(), view.name.clone()),
+                ("location".to_string(), location.to_string()),
+            ],
+            age,
+        ));
+    }
+    family
 }
 
 #[cfg(test)]

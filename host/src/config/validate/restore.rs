@@ -13,12 +13,15 @@ use crate::audit::s3::{LockMode, Retention, Sse, check_endpoint};
 use crate::config::model::Limits;
 use crate::config::raw::{RawAudit, RawCheck, RawRestore};
 use crate::config::restore::{
-    AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, Readiness,
-    RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
+    Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
+    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload,
+    WorkloadKind,
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
 use crate::config::values::{DurationRange, SecretSource, flatten_config, parse_timeout};
 use crate::policy::AllowList;
+
+mod job;
 
 const AUDIT: Option<&str> = Some("[audit]");
 
@@ -39,6 +42,37 @@ fn is_dns_label(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !text.starts_with('-')
         && !text.ends_with('-')
+}
+
+/// Why the sandbox would refuse `target` (rendered with `namespace` as the
+/// volatile namespace) in restore mode, if it names a cluster address the
+/// run does not open: checks reach exactly the Services of the volatile
+/// namespace (`restore::services`), so a Service or pod name in another
+/// namespace (production's!) resolves to a private address that is
+/// refused.
+fn unreachable_cluster_target(target: &str, namespace: &str) -> Option<String> {
+    let url = url::Url::parse(target.trim()).ok()?;
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let kind = labels.get(2).copied()?;
+    if !matches!(kind, "svc" | "pod") {
+        return None;
+    }
+    let tail = &labels[3..];
+    if !(tail.is_empty() || tail.len() >= 2) {
+        return None;
+    }
+    let target_ns = labels[1];
+    if target_ns == namespace {
+        return None;
+    }
+    Some(format!(
+        "target {target:?} names a {} in namespace {target_ns:?}, not in the volatile namespace: \
+         in restore mode the sandbox reaches only the Services restored into {{{{namespace}}}} and \
+         refuses this cluster address; write e.g. \"http://{}.{{{{namespace}}}}.svc.cluster.local\"",
+        if kind == "svc" { "Service" } else { "pod" },
+        labels[0]
+    ))
 }
 
 /// Parse `CIDR` or `CIDR:PORT`.
@@ -442,6 +476,13 @@ impl Validator<'_> {
             .rto
             .as_ref()
             .and_then(|r| self.duration(r, ctx, "rto", "45m", DurationRange::RESTORE_TTL));
+        let mut acceptance = Acceptance {
+            max_warnings: raw.max_warnings.as_ref().map(|w| *w.get_ref()),
+            max_backup_age: raw.max_backup_age.as_ref().and_then(|a| {
+                self.duration(a, ctx, "max_backup_age", "26h", DurationRange::SELECTION_WINDOW)
+            }),
+            jobs: Vec::new(),
+        };
         let mut workloads = Vec::new();
         for w in raw.ready.iter().flat_map(|l| l.get_ref()) {
             let parsed = w.get_ref().split_once('/').and_then(|(kind, name)| {
@@ -546,6 +587,7 @@ impl Validator<'_> {
             None => "critical".to_string(),
         };
 
+        acceptance.jobs = self.restore_jobs(raw.job, ctx);
         let mut local = HashMap::new();
         let checks: Vec<RestoreCheck> = raw
             .check
@@ -555,7 +597,7 @@ impl Validator<'_> {
                 self.restore_check(index, ci, c, &label, defaults, ceiling, &mut local)
             })
             .collect();
-        if local.is_empty() && self.errors.len() == errors_before {
+        if local.is_empty() && acceptance.jobs.is_empty() && self.errors.len() == errors_before {
             let msg = "the restore test has no [[restore.check]]: only the restore and readiness \
                        are proven, nothing checks that the application works"
                 .to_string();
@@ -599,6 +641,7 @@ impl Validator<'_> {
             ttl,
             audit,
             severity,
+            acceptance,
         })
     }
 
@@ -895,6 +938,11 @@ impl Validator<'_> {
             .unwrap_or(header.clone());
         let rendered_allow = Spanned::new(list_span, rendered_allow);
         self.allow(Some(&rendered_allow), &rendered_targets, ceiling, ctx);
+        for t in &rendered_targets {
+            if let Some(msg) = unreachable_cluster_target(t.get_ref(), &sample.namespace) {
+                self.warn(t.span(), ctx, Some("targets"), msg);
+            }
+        }
 
         let limits = self.limits(&raw, defaults, ctx);
         let secrets = self.secrets(&raw, ctx);
