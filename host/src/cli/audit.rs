@@ -177,7 +177,11 @@ pub async fn execute(args: AuditArgs) -> anyhow::Result<u8> {
                         .unwrap_or_else(|| "-".into());
                     outln!(
                         "{:>6}  {}  {:<5}  {:<14}  {}",
-                        r.seq, r.recorded_at, verdict, r.kind, r.run_id
+                        r.seq,
+                        r.recorded_at,
+                        verdict,
+                        r.kind,
+                        r.run_id
                     );
                 }
                 if !report.is_ok() {

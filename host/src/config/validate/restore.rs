@@ -479,7 +479,13 @@ impl Validator<'_> {
         let mut acceptance = Acceptance {
             max_warnings: raw.max_warnings.as_ref().map(|w| *w.get_ref()),
             max_backup_age: raw.max_backup_age.as_ref().and_then(|a| {
-                self.duration(a, ctx, "max_backup_age", "26h", DurationRange::SELECTION_WINDOW)
+                self.duration(
+                    a,
+                    ctx,
+                    "max_backup_age",
+                    "26h",
+                    DurationRange::SELECTION_WINDOW,
+                )
             }),
             jobs: Vec::new(),
         };
