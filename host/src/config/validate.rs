@@ -1116,8 +1116,9 @@ impl Validator<'_> {
     }
 }
 
-/// Parse a `cpu` limit: a [duration](parse_duration) greater than zero.
-/// Enforced to within one epoch tick (10 ms).
+/// Parse a `cpu` limit: a [duration](parse_duration) in the range of a
+/// `timeout` (greater than zero, at most 24h). Enforced to within one epoch
+/// tick (10 ms).
 fn parse_cpu(s: &str) -> Result<Duration, ValueError> {
     let d = parse_duration(s)?;
     if d.is_zero() {
@@ -1125,7 +1126,7 @@ fn parse_cpu(s: &str) -> Result<Duration, ValueError> {
             "cpu {s:?} must be greater than zero, e.g. \"2s\" (leave it out for no CPU limit)"
         )));
     }
-    Ok(d)
+    DurationRange::TIMEOUT.parse("cpu", s)
 }
 
 #[cfg(test)]

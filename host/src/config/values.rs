@@ -83,6 +83,9 @@ impl DurationRange {
     /// `[[restore]]` `window` (random selection): greater than zero, at most
     /// 3650d.
     pub const SELECTION_WINDOW: Self = Self::new(Self::POSITIVE, MAX_DURATION);
+    /// `[audit] checkpoint_every`: 1s to 7d.
+    pub const CHECKPOINT_EVERY: Self =
+        Self::new(Duration::from_secs(1), Duration::from_secs(7 * DAY));
 
     /// A range from `min` to `max`, both included.
     pub const fn new(min: Duration, max: Duration) -> Self {

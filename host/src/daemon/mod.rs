@@ -209,7 +209,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .unwrap_or(u32::MAX),
     };
     let runtime = Arc::new(Runtime::new(&engine, options.cache_dir.clone())?);
-    // Runs in the low-priority lane have their own budget beside the cap.
+    // Runs in the low-priority lane hold at most this many slots of the cap.
     let guests = GuestPool::per_core()
         .context("cannot start the guest threads")?
         .with_low_lane_permits(low_lane_permits_for(global.concurrency));

@@ -10,10 +10,12 @@
 //!
 //! Each check task keeps its guest [`Lane`]: a check whose runs compute
 //! flat out runs in the guest pool's low-priority lane (see
-//! [`GuestPool`]). A run in the low lane takes a slot of that lane's own
-//! small budget of runs in flight instead of one under the concurrency
-//! cap, and a run moved there mid-run gives its slot under the cap back
-//! (then waits for a low-lane slot): heavy checks cannot fill the cap.
+//! [`GuestPool`]). A run that starts in the low lane first waits for a
+//! slot of that lane's small budget of runs in flight, then for its slot
+//! under the concurrency cap, so heavy checks hold at most that budget of
+//! the cap; a run moved to the low lane mid-run keeps the slot it has (it
+//! is in flight: pausing it would hold its instance and memory outside the
+//! cap). The cap stays the most runs in flight.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -72,22 +74,16 @@ impl Shared {
     /// holding the caller's concurrency slot). A panic of the host while
     /// serving the run becomes an error result.
     pub async fn run_guest(&self, check: &Arc<LoadedCheck>, spec: &Arc<RunSpec>) -> CheckResult {
-        self.run_guest_in_lane(check, spec, &Lane::default(), None)
-            .await
+        self.run_guest_in_lane(check, spec, &Lane::default()).await
     }
 
     /// [`run_guest`](Self::run_guest) in the lane `lane` says, which then
-    /// learns what the run used. `slot` is the run's slot (under the
-    /// concurrency cap in the normal lane, of the low lane's budget in the
-    /// low lane), held until the run ends; a run moved to the low lane
-    /// mid-run gives its slot under the cap back and waits for one of the
-    /// low lane's.
+    /// learns what the run used (the caller holds the run's [`Slot`]).
     pub async fn run_guest_in_lane(
         &self,
         check: &Arc<LoadedCheck>,
         spec: &Arc<RunSpec>,
         lane: &Lane,
-        slot: Option<OwnedSemaphorePermit>,
     ) -> CheckResult {
         let started = plan::unix_ms(SystemTime::now());
         let meter = Arc::new(CpuMeter::new());
@@ -97,19 +93,8 @@ impl Shared {
             async move { runtime.run_metered(&check, &spec, meter).await }
         };
         self.sinks.metrics.in_flight(1);
-        let trade_slot = {
-            let low = self.guests.low_lane_permits().clone();
-            async move {
-                match slot {
-                    Some(slot) => {
-                        drop(slot);
-                        low.acquire_owned().await.ok()
-                    }
-                    None => None,
-                }
-            }
-        };
-        let (result, _) = self.guests.run_in_lane(lane, meter, run, trade_slot).await;
+        let keep_slot = std::future::ready(());
+        let (result, _) = self.guests.run_in_lane(lane, meter, run, keep_slot).await;
         self.sinks.metrics.in_flight(-1);
         result.unwrap_or_else(|why| {
             CheckResult::host_error(
@@ -471,7 +456,30 @@ fn log_run(record: &RunRecord) {
     }
 }
 
-/// Wait for a concurrency slot (a slot of the low lane's budget instead if
+/// A run's place under the concurrency cap and, in the low lane, in that
+/// lane's budget; both are given back when it drops.
+struct Slot {
+    _cap: OwnedSemaphorePermit,
+    _low: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// Wait for a slot of `low`'s budget (when given), then for one under
+    /// the cap `cap`. `None` if a semaphore was closed.
+    async fn acquire(cap: &Arc<Semaphore>, low: Option<&Arc<Semaphore>>) -> Option<Slot> {
+        let low = match low {
+            Some(low) => Some(low.clone().acquire_owned().await.ok()?),
+            None => None,
+        };
+        let cap = cap.clone().acquire_owned().await.ok()?;
+        Some(Slot {
+            _cap: cap,
+            _low: low,
+        })
+    }
+}
+
+/// Wait for a concurrency slot (and first a slot of the low lane's budget if
 /// the check's runs start there) and run once. Returns the result and, when
 /// `planned` is given, the start lateness; `None` if asked to stop while
 /// waiting for the slot.
@@ -485,13 +493,9 @@ async fn attempt(
     if *stop.borrow() {
         return None;
     }
-    let permits = if lane.is_low() {
-        shared.guests.low_lane_permits()
-    } else {
-        &shared.permits
-    };
-    let slot = tokio::select! {
-        permit = permits.clone().acquire_owned() => permit.ok()?,
+    let low = lane.is_low().then(|| shared.guests.low_lane_permits());
+    let _slot = tokio::select! {
+        slot = Slot::acquire(&shared.permits, low) => slot?,
         _ = stop.wait_for(|s| *s) => return None,
     };
     let started = SystemTime::now();
@@ -505,7 +509,7 @@ async fn attempt(
     let result = match &prepared.component {
         Ok(check) => {
             shared
-                .run_guest_in_lane(check, &prepared.run_spec, lane, Some(slot))
+                .run_guest_in_lane(check, &prepared.run_spec, lane)
                 .await
         }
         Err(why) => CheckResult::host_error(

@@ -27,10 +27,9 @@
 //! together get at most those threads, and the kernel prefers the normal
 //! lane's threads when both want a core. The check's later runs start in
 //! the low lane ([`Lane`]) until [`RECOVER_AFTER`] runs in a row stay under
-//! [`HEAVY_RUN`]. The daemon's scheduler also gives low-lane runs their
-//! own small budget of runs in flight ([`GuestPool::low_lane_permits`])
-//! instead of slots under the concurrency cap, so heavy checks cannot fill
-//! that cap.
+//! [`HEAVY_RUN`]. The daemon's scheduler also holds low-lane runs to a
+//! small budget of runs in flight ([`GuestPool::low_lane_permits`]) within
+//! the concurrency cap, so heavy checks cannot fill that cap.
 //!
 //! What runs here: compiling and describing components, and every run (the
 //! guest and the host calls it makes: the connections and DNS lookups of a
@@ -168,7 +167,7 @@ impl GuestPool {
     }
 
     /// The runs in flight the low lane allows: the scheduler takes one of
-    /// these instead of a slot under the concurrency cap for a run in the
+    /// these, besides a slot under the concurrency cap, for a run in the
     /// low lane.
     pub fn low_lane_permits(&self) -> &Arc<Semaphore> {
         &self.low_permits
@@ -189,8 +188,8 @@ impl GuestPool {
     /// Run one run of a check, `future`, whose CPU time goes into `meter`,
     /// in the lane `lane` says; a run that starts in the normal lane moves
     /// to the low lane once it has used [`HEAVY_RUN`], after awaiting
-    /// `on_move` (the scheduler trades its concurrency slot for a low-lane
-    /// slot there; what it returns is held until the run ends). Afterwards
+    /// `on_move` (what it returns is held until the run ends; the daemon's
+    /// scheduler passes a ready future: the run keeps its slot). Afterwards
     /// `lane` learns what the run used; a change of lane is returned (and
     /// logged). Waiting and errors as in [`run`](Self::run).
     pub async fn run_in_lane<F, M>(

@@ -175,7 +175,7 @@ fn audit_errors_name_line_and_key() {
         "[audit]\nbucket = \"b\"\nsigning_key = \"env:K\"\ncheckpoint_every = \"30d\"\n",
         4,
         "checkpoint_every",
-        "between 1s and 7d",
+        "the maximum is 7d",
     );
     one_error(
         "[audit]\nbucket = \"b\"\nsigning_key = \"env:K\"\nprevious_signing_key = \"K\"\n",

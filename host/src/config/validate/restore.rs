@@ -18,7 +18,7 @@ use crate::config::restore::{
     WorkloadKind,
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
-use crate::config::values::{DurationRange, SecretSource, flatten_config, parse_timeout};
+use crate::config::values::{DurationRange, SecretSource, flatten_config};
 use crate::policy::AllowList;
 
 mod job;
@@ -313,18 +313,19 @@ impl Validator<'_> {
                 }
             }
         });
-        let checkpoint_every = match &raw.checkpoint_every {
-            None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
-            Some(d) => match self.parse_text(d, AUDIT, "checkpoint_every", "1h", parse_timeout) {
-                Some(every) if (1..=7 * 86_400).contains(&every.as_secs()) => every,
-                Some(_) => {
-                    let msg = "checkpoint_every must be between 1s and 7d".to_string();
-                    self.error(d.span(), AUDIT, Some("checkpoint_every"), msg);
-                    crate::audit::log::DEFAULT_CHECKPOINT_EVERY
-                }
-                None => crate::audit::log::DEFAULT_CHECKPOINT_EVERY,
-            },
-        };
+        let checkpoint_every = raw
+            .checkpoint_every
+            .as_ref()
+            .and_then(|d| {
+                self.duration(
+                    d,
+                    AUDIT,
+                    "checkpoint_every",
+                    "1h",
+                    DurationRange::CHECKPOINT_EVERY,
+                )
+            })
+            .unwrap_or(crate::audit::log::DEFAULT_CHECKPOINT_EVERY);
         let prefix = match &raw.prefix {
             Some(p) => {
                 let mut text = p.get_ref().trim().trim_start_matches('/').to_string();

@@ -231,7 +231,7 @@ fn namespaces_only_vantage_ones() {
 }
 
 #[test]
-fn network_policies_and_probe_pods_only_in_vantage_namespaces() {
+fn network_policies_probe_pods_and_jobs_only_in_vantage_namespaces() {
     let annotations = namespace::run_annotations(Utc::now());
     let ns_object =
         serde_json::to_value(namespace::build_namespace(NS, &labels(), &annotations)).unwrap();
@@ -256,12 +256,17 @@ fn network_policies_and_probe_pods_only_in_vantage_namespaces() {
     r.namespace_object = ns_object.clone();
     allow(r);
     let mut r = req("DELETE", "pods", pod.clone());
+    r.namespace_object = ns_object.clone();
+    allow(r);
+    // A data job ([[restore.job]]) in the volatile namespace.
+    let job = json!({"metadata": {"name": "vantage-job-orders", "namespace": NS}});
+    let mut r = req("CREATE", "jobs", job.clone());
     r.namespace_object = ns_object;
     allow(r);
 
     let prod_ns =
         json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}});
-    for (resource, object) in [("networkpolicies", np), ("pods", pod)] {
+    for (resource, object) in [("networkpolicies", np), ("pods", pod), ("jobs", job)] {
         let mut elsewhere = object.clone();
         elsewhere["metadata"]["namespace"] = json!("shop");
         let mut r = req("CREATE", resource, elsewhere);
@@ -391,6 +396,25 @@ fn volumes_only_of_vantage_restores() {
         ),
     ));
     deny(req("DELETE", "persistentvolumes", pv(json!({}), None)));
+    // Cleanup's switch of the reclaim policy (restore/volumes.rs) before the
+    // delete: allowed for a volume bound in our namespace, which stays there.
+    let update = |old: Value, new: Value| Req {
+        old_object: old,
+        ..req("UPDATE", "persistentvolumes", new)
+    };
+    let mut switched = pv(json!({}), Some(NS));
+    switched["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
+    allow(update(pv(json!({}), Some(NS)), switched.clone()));
+    // Not a production volume, not one labelled by one of our Restores only,
+    // and never by moving its claim.
+    let mut prod = pv(json!({}), Some("shop"));
+    prod["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
+    deny(update(pv(json!({}), Some("shop")), prod));
+    deny(update(
+        pv(json!({"velero.io/restore-name": NS}), None),
+        pv(json!({"velero.io/restore-name": NS}), None),
+    ));
+    deny(update(pv(json!({}), Some(NS)), pv(json!({}), Some("shop"))));
     deny(req(
         "CREATE",
         "persistentvolumes",
