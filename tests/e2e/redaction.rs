@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use vantage::capabilities::http::HttpTrace;
 use vantage::capabilities::log::{Level, LogLine};
-use vantage::capabilities::secrets::{MIN_FRAGMENT_CHARS, REDACTED, Revealed};
+use vantage::capabilities::secrets::{REDACTED, Revealed, fragments};
 use vantage::result::{
     Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status,
 };
@@ -35,18 +35,10 @@ use crate::daemon::Daemon;
 use crate::servers::{http_get, wait_until};
 use crate::support::wasm;
 
-/// The first fragment of `secret` of [`MIN_FRAGMENT_CHARS`] characters that
+/// The first fragment of `secret` of `MIN_FRAGMENT_CHARS` (6) characters that
 /// `text` contains.
 pub(crate) fn leaked_fragment<'a>(text: &str, secret: &'a str) -> Option<&'a str> {
-    let bounds: Vec<usize> = secret
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(secret.len()))
-        .collect();
-    bounds
-        .windows(MIN_FRAGMENT_CHARS + 1)
-        .map(|w| &secret[w[0]..w[MIN_FRAGMENT_CHARS]])
-        .find(|fragment| text.contains(fragment))
+    fragments(secret).find(|fragment| text.contains(fragment))
 }
 
 /// Panic, showing the lines concerned, if `text` (named `what`) holds a

@@ -104,14 +104,8 @@ impl WindowIndex {
 
     /// Index every window of `form`.
     fn add_form(&mut self, form: &str) {
-        let bounds: Vec<usize> = form
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain(std::iter::once(form.len()))
-            .collect();
-        let bytes = form.as_bytes();
-        for w in bounds.windows(MIN_FRAGMENT_CHARS + 1) {
-            let window = &bytes[w[0]..w[MIN_FRAGMENT_CHARS]];
+        for (start, end) in fragment_spans(form) {
+            let window = &form.as_bytes()[start..end];
             let pair = pair_index(window);
             self.pairs[pair / 64] |= 1 << (pair % 64);
             self.windows.insert(fingerprint(window));
@@ -242,13 +236,7 @@ impl Redactor {
                 }
             }
         } else {
-            let bounds: Vec<usize> = text
-                .char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(text.len()))
-                .collect();
-            for w in bounds.windows(MIN_FRAGMENT_CHARS + 1) {
-                let (start, end) = (w[0], w[MIN_FRAGMENT_CHARS]);
+            for (start, end) in fragment_spans(text) {
                 if self.is_indexed(&bytes[start..end]) {
                     cover(start, end);
                 }
@@ -302,6 +290,24 @@ fn derived_forms(value: &str) -> Vec<String> {
         }
     }
     forms
+}
+
+/// The byte spans of every run of [`MIN_FRAGMENT_CHARS`] characters of
+/// `text`, in order.
+fn fragment_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let bounds: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    (0..bounds.len().saturating_sub(MIN_FRAGMENT_CHARS))
+        .map(move |i| (bounds[i], bounds[i + MIN_FRAGMENT_CHARS]))
+}
+
+/// Every fragment of [`MIN_FRAGMENT_CHARS`] characters of `secret`: what
+/// redaction removes wherever it appears (tests search outputs for them).
+pub fn fragments(secret: &str) -> impl Iterator<Item = &str> {
+    fragment_spans(secret).map(move |(start, end)| &secret[start..end])
 }
 
 /// The prefilter bit of a window: its first two bytes.
@@ -560,15 +566,7 @@ mod tests {
     /// The first fragment of `secret` of [`MIN_FRAGMENT_CHARS`] characters
     /// found in `text`.
     fn leak<'a>(text: &str, secret: &'a str) -> Option<&'a str> {
-        let bounds: Vec<usize> = secret
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain(std::iter::once(secret.len()))
-            .collect();
-        bounds
-            .windows(MIN_FRAGMENT_CHARS + 1)
-            .map(|w| &secret[w[0]..w[MIN_FRAGMENT_CHARS]])
-            .find(|fragment| text.contains(fragment))
+        fragments(secret).find(|fragment| text.contains(fragment))
     }
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
