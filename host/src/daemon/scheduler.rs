@@ -93,8 +93,7 @@ impl Shared {
             async move { runtime.run_metered(&check, &spec, meter).await }
         };
         self.sinks.metrics.in_flight(1);
-        let keep_slot = std::future::ready(());
-        let (result, _) = self.guests.run_in_lane(lane, meter, run, keep_slot).await;
+        let (result, _) = self.guests.run_in_lane(lane, meter, run).await;
         self.sinks.metrics.in_flight(-1);
         result.unwrap_or_else(|why| {
             CheckResult::host_error(

@@ -187,22 +187,19 @@ impl GuestPool {
 
     /// Run one run of a check, `future`, whose CPU time goes into `meter`,
     /// in the lane `lane` says; a run that starts in the normal lane moves
-    /// to the low lane once it has used [`HEAVY_RUN`], after awaiting
-    /// `on_move` (what it returns is held until the run ends; the daemon's
-    /// scheduler passes a ready future: the run keeps its slot). Afterwards
+    /// to the low lane once it has used [`HEAVY_RUN`] (keeping whatever
+    /// concurrency slot its caller holds). Afterwards
     /// `lane` learns what the run used; a change of lane is returned (and
     /// logged). Waiting and errors as in [`run`](Self::run).
-    pub async fn run_in_lane<F, M>(
+    pub async fn run_in_lane<F>(
         &self,
         lane: &Lane,
         meter: Arc<CpuMeter>,
         future: F,
-        on_move: M,
     ) -> (Result<F::Output, String>, Option<LaneChange>)
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
-        M: Future,
     {
         let output = if lane.is_low() {
             wait(&self.low_handle, future).await
@@ -213,10 +210,7 @@ impl GuestPool {
             };
             match wait(&self.normal_handle, watched).await {
                 Ok(Step::Done(output)) => Ok(output),
-                Ok(Step::Heavy(rest)) => {
-                    let _held = on_move.await;
-                    wait(&self.low_handle, rest).await
-                }
+                Ok(Step::Heavy(rest)) => wait(&self.low_handle, rest).await,
                 Err(e) => Err(e),
             }
         };
@@ -427,7 +421,6 @@ mod tests {
                 &lane,
                 meter.clone(),
                 looper(Duration::from_millis(300), meter),
-                async {},
             )
             .await;
         // Moved mid-run, once it had computed for HEAVY_RUN.
@@ -440,7 +433,6 @@ mod tests {
                 &lane,
                 meter.clone(),
                 looper(Duration::from_millis(100), meter),
-                async {},
             )
             .await;
         assert_eq!(threads.unwrap(), ["vantage-guest-low"]);
@@ -479,10 +471,7 @@ mod tests {
             loopers.push(tokio::spawn(async move {
                 let (lane, meter) = (Lane::default(), Arc::new(CpuMeter::new()));
                 let run = looper(Duration::from_millis(1500), meter.clone());
-                pool.run_in_lane(&lane, meter, run, async {})
-                    .await
-                    .0
-                    .unwrap()
+                pool.run_in_lane(&lane, meter, run).await.0.unwrap()
             }));
         }
         // Let them all be moved (each needs 50 ms of CPU), then measure.
@@ -493,7 +482,7 @@ mod tests {
             let lane = Lane::default();
             let meter = Arc::new(CpuMeter::new());
             let (started, _) = pool
-                .run_in_lane(&lane, meter, async move { asked.elapsed() }, async {})
+                .run_in_lane(&lane, meter, async move { asked.elapsed() })
                 .await;
             waits.push(started.unwrap());
             tokio::time::sleep(Duration::from_millis(15)).await;
