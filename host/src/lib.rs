@@ -27,3 +27,4 @@ pub mod restore;
 pub mod result;
 pub mod runtime;
 pub mod sinks;
+pub mod units;

@@ -39,8 +39,7 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(15);
 /// How often a stalled shipper repeats its error log line.
 pub const STALL_LOG_EVERY: Duration = Duration::from_secs(600);
 
-/// The default cadence of checkpoint records.
-pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(3600);
+pub use crate::config::s3::DEFAULT_CHECKPOINT_EVERY;
 
 /// An open audit log: the spool, its shipper and its checkpoints.
 pub struct AuditLog {

@@ -2,6 +2,7 @@
 //! granted it, by name. Every value read is remembered so the run's result can
 //! be redacted.
 
+pub use crate::config::secret_references as references;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -438,28 +439,6 @@ pub fn read_source(source: &SecretSource) -> Result<String, String> {
     }
 }
 
-/// The opening of a secret reference in a config value: `{{secret.NAME}}`.
-const REF_OPEN: &str = "{{secret.";
-/// The close of a secret reference.
-const REF_CLOSE: &str = "}}";
-
-/// The names in the `{{secret.NAME}}` references of a value, in order.
-pub fn references(value: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut rest = value;
-    while let Some(start) = rest.find(REF_OPEN) {
-        let after = &rest[start + REF_OPEN.len()..];
-        match after.find(REF_CLOSE) {
-            Some(end) => {
-                names.push(&after[..end]);
-                rest = &after[end + REF_CLOSE.len()..];
-            }
-            None => break,
-        }
-    }
-    names
-}
-
 /// Replace every `{{secret.NAME}}` in the config values with the secret's
 /// value, reading it through `secrets` (so only granted secrets resolve and
 /// every value read is remembered for redaction). Errors name the key and
@@ -478,7 +457,7 @@ pub fn expand_config(
                         format!("config key `{key}` refers to {{{{secret.{name}}}}}: {m}")
                     }
                 })?;
-                expanded = expanded.replace(&format!("{REF_OPEN}{name}{REF_CLOSE}"), &secret);
+                expanded = expanded.replace(&format!("{{{{secret.{name}}}}}"), &secret);
             }
             Ok((key.clone(), expanded))
         })

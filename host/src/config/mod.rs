@@ -85,6 +85,7 @@ mod error;
 mod model;
 mod raw;
 mod restore;
+pub mod s3;
 mod validate;
 mod values;
 
@@ -100,14 +101,15 @@ pub use restore::{
     JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,
     TemplateVars, Workload, WorkloadKind,
 };
-pub use restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
+pub use restore::{DEFAULT_EXCLUDED, DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule, split_endpoint};
+pub use values::{
+    DEFAULT_MAX_COMPONENT_SIZE, DurationRange, MAX_COMPONENT_SIZE, MAX_DURATION,
+    MIN_COMPONENT_SIZE, parse_component_size,
+};
 pub use values::{
     DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,
     TARGET_PLACEHOLDER, ValueError, flatten_config, is_secret_name, parse_duration, parse_memory,
-    parse_secret, parse_set, parse_size, parse_timeout, target_origin,
-};
-pub use values::{
-    DurationRange, MAX_COMPONENT_SIZE, MAX_DURATION, MIN_COMPONENT_SIZE, parse_component_size,
+    parse_secret, parse_set, parse_size, parse_timeout, secret_references, target_origin,
 };
 
 use error::Source;

@@ -177,7 +177,7 @@ impl Default for Global {
             history_max_age: Duration::from_secs(30 * 24 * 3600),
             history_max_runs: 10_000,
             shutdown_grace: Duration::from_secs(30),
-            max_component_size: crate::runtime::cache::DEFAULT_MAX_COMPONENT_SIZE,
+            max_component_size: super::values::DEFAULT_MAX_COMPONENT_SIZE,
         }
     }
 }

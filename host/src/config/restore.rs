@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::model::{ComponentRef, Limits, Schedule};
 use super::values::SecretSource;
-use crate::audit::s3::{Retention, Sse};
+use crate::config::s3::{Retention, Sse};
 
 /// One `[[restore]]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -381,6 +381,59 @@ pub struct AuditConfig {
     pub previous_signing_key: Option<SecretSource>,
     /// Cadence of checkpoint records (1s to 7 days, default 1h).
     pub checkpoint_every: std::time::Duration,
+}
+
+/// Resources never restored unless named in `keep_kinds`: objects whose
+/// effect reaches outside the volatile namespace. Velero's `plural.group`
+/// names.
+pub const DEFAULT_EXCLUDED: &[&str] = &[
+    // NetworkPolicies: additive, a restored one can open the sandbox.
+    "networkpolicies.networking.k8s.io",
+    "ciliumnetworkpolicies.cilium.io",
+    "ciliumclusterwidenetworkpolicies.cilium.io",
+    "networkpolicies.crd.projectcalico.org",
+    "globalnetworkpolicies.crd.projectcalico.org",
+    "networkpolicies.projectcalico.org",
+    "globalnetworkpolicies.projectcalico.org",
+    // Gateway API: routes attach to shared (production) Gateways.
+    "httproutes.gateway.networking.k8s.io",
+    "grpcroutes.gateway.networking.k8s.io",
+    "tlsroutes.gateway.networking.k8s.io",
+    "tcproutes.gateway.networking.k8s.io",
+    "udproutes.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    // Istio: routing of mesh and edge traffic, outside services.
+    "virtualservices.networking.istio.io",
+    "gateways.networking.istio.io",
+    "serviceentries.networking.istio.io",
+    // Traefik (current and pre-v3 groups).
+    "ingressroutes.traefik.io",
+    "ingressroutetcps.traefik.io",
+    "ingressrouteudps.traefik.io",
+    "ingressroutes.traefik.containo.us",
+    "ingressroutetcps.traefik.containo.us",
+    "ingressrouteudps.traefik.containo.us",
+    // Contour.
+    "httpproxies.projectcontour.io",
+    // AWS Load Balancer Controller: registers pods in production target groups.
+    "targetgroupbindings.elbv2.k8s.aws",
+];
+
+/// Split `host:port` (`[v6]:port` too) into host and port.
+pub fn split_endpoint(endpoint: &str) -> Option<(String, u16)> {
+    let (host, port) = endpoint.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        && !host.starts_with('-');
+    ok.then(|| (host.to_string(), port))
 }
 
 #[cfg(test)]

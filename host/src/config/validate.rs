@@ -1,7 +1,7 @@
 //! Stage two: check every raw value and build the [`Config`] model. All
 //! problems are collected (not just the first), each pointing at its key.
 
-use crate::capabilities::secrets::references as secret_references;
+use crate::config::secret_references;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};

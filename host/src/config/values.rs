@@ -206,6 +206,10 @@ pub fn parse_memory(s: &str) -> Result<u64, ValueError> {
     Ok(bytes)
 }
 
+/// The largest component file read when nothing else is configured
+/// (`[global] max_component_size`, `--max-component-size`): 64 MiB.
+pub const DEFAULT_MAX_COMPONENT_SIZE: u64 = 64 << 20;
+
 /// The smallest `max_component_size` accepted (a minimal check is ~100KiB).
 pub const MIN_COMPONENT_SIZE: u64 = 64 * KIB;
 /// The largest `max_component_size` accepted.
@@ -421,6 +425,28 @@ pub fn target_origin(target: &str) -> Result<String, ValueError> {
             ))
         })?;
     Ok(format!("{scheme}://{host}:{port}"))
+}
+
+/// The opening of a secret reference in a config value: `{{secret.NAME}}`.
+const REF_OPEN: &str = "{{secret.";
+/// The close of a secret reference.
+const REF_CLOSE: &str = "}}";
+
+/// The names in the `{{secret.NAME}}` references of a value, in order.
+pub fn secret_references(value: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find(REF_OPEN) {
+        let after = &rest[start + REF_OPEN.len()..];
+        match after.find(REF_CLOSE) {
+            Some(end) => {
+                names.push(&after[..end]);
+                rest = &after[end + REF_CLOSE.len()..];
+            }
+            None => break,
+        }
+    }
+    names
 }
 
 #[cfg(test)]

@@ -13,10 +13,12 @@
 //! `{target}` is not handled here: configuration expands it to each target's
 //! `scheme://host:port` before parsing.
 
+mod cidr;
 mod list;
 mod pattern;
 mod special;
 
+pub use cidr::{METADATA_ADDRESSES, metadata_inside, parse_net};
 pub use list::{AllowList, Denied};
 pub use pattern::{AllowPattern, HostPattern, PatternError, PortPattern, Scheme};
 pub use special::{IpNet, is_special};

@@ -30,6 +30,7 @@
 //! watches: simpler to test against a scripted API server and robust to
 //! dropped watch connections.
 
+pub use crate::units::human_seconds;
 pub mod backup;
 pub mod cluster;
 pub mod evidence;
@@ -217,21 +218,6 @@ pub fn describe_kube_error(e: &kube::Error) -> String {
                 .to_string()
         }
         other => other.to_string(),
-    }
-}
-
-/// `seconds` for humans: `850 ms`, `42.1 s`, `12 m 5 s`, `3 h 20 m`.
-pub fn human_seconds(seconds: f64) -> String {
-    if seconds < 1.0 {
-        format!("{:.0} ms", seconds * 1000.0)
-    } else if seconds < 60.0 {
-        format!("{seconds:.1} s")
-    } else if seconds < 3600.0 {
-        let s = seconds.round() as u64;
-        format!("{} m {} s", s / 60, s % 60)
-    } else {
-        let m = (seconds / 60.0).round() as u64;
-        format!("{} h {} m", m / 60, m % 60)
     }
 }
 

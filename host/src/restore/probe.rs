@@ -16,6 +16,7 @@
 //! Exit 0: nothing reached; 1: something reached; anything else: the probe
 //! could not run (no `nc` in the image, ...), also verdict `error`.
 
+pub use crate::config::split_endpoint;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -59,23 +60,6 @@ pub struct ProbeInfo {
     pub isolated: bool,
     /// Why the probe could not run, when it could not.
     pub error: Option<String>,
-}
-
-/// Split `host:port` (`[v6]:port` too) into host and port.
-pub fn split_endpoint(endpoint: &str) -> Option<(String, u16)> {
-    let (host, port) = endpoint.rsplit_once(':')?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
-    let ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
-        && !host.starts_with('-');
-    ok.then(|| (host.to_string(), port))
 }
 
 /// The probe pod for `endpoints` (each valid per [`split_endpoint`]).

@@ -45,6 +45,7 @@
 //! `add` on a member of an existing object) or, when it fails, leaves the
 //! object in a state the API server rejects (see [`ingress_rules`]).
 
+pub use crate::config::DEFAULT_EXCLUDED;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -77,42 +78,6 @@ pub fn restore_name(volatile_namespace: &str) -> String {
 pub fn modifiers_name(restore: &str) -> String {
     format!("{restore}-modifiers")
 }
-
-/// Resources never restored unless named in `keep_kinds`: objects whose
-/// effect reaches outside the volatile namespace. Velero's `plural.group`
-/// names.
-pub const DEFAULT_EXCLUDED: &[&str] = &[
-    // NetworkPolicies: additive, a restored one can open the sandbox.
-    "networkpolicies.networking.k8s.io",
-    "ciliumnetworkpolicies.cilium.io",
-    "ciliumclusterwidenetworkpolicies.cilium.io",
-    "networkpolicies.crd.projectcalico.org",
-    "globalnetworkpolicies.crd.projectcalico.org",
-    "networkpolicies.projectcalico.org",
-    "globalnetworkpolicies.projectcalico.org",
-    // Gateway API: routes attach to shared (production) Gateways.
-    "httproutes.gateway.networking.k8s.io",
-    "grpcroutes.gateway.networking.k8s.io",
-    "tlsroutes.gateway.networking.k8s.io",
-    "tcproutes.gateway.networking.k8s.io",
-    "udproutes.gateway.networking.k8s.io",
-    "gateways.gateway.networking.k8s.io",
-    // Istio: routing of mesh and edge traffic, outside services.
-    "virtualservices.networking.istio.io",
-    "gateways.networking.istio.io",
-    "serviceentries.networking.istio.io",
-    // Traefik (current and pre-v3 groups).
-    "ingressroutes.traefik.io",
-    "ingressroutetcps.traefik.io",
-    "ingressrouteudps.traefik.io",
-    "ingressroutes.traefik.containo.us",
-    "ingressroutetcps.traefik.containo.us",
-    "ingressrouteudps.traefik.containo.us",
-    // Contour.
-    "httpproxies.projectcontour.io",
-    // AWS Load Balancer Controller: registers pods in production target groups.
-    "targetgroupbindings.elbv2.k8s.aws",
-];
 
 /// Annotations external-dns publishes DNS records from; removed from
 /// restored Services and Ingresses.

@@ -9,9 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The largest component file read when nothing else is configured
-/// (`[global] max_component_size`, `--max-component-size`): 64 MiB.
-pub const DEFAULT_MAX_COMPONENT_SIZE: u64 = 64 << 20;
+pub use crate::config::DEFAULT_MAX_COMPONENT_SIZE;
 
 /// The largest compiled component read from the cache: 1 GiB. Compiled code
 /// is larger than the component; a bigger cache file is ignored (and the

@@ -36,8 +36,8 @@ fn a_full_restore_test_loads() {
     assert!(audit.path_style, "path style defaults on with an endpoint");
     assert_eq!(
         audit.retention,
-        Some(crate::audit::s3::Retention {
-            mode: crate::audit::s3::LockMode::Compliance,
+        Some(crate::config::s3::Retention {
+            mode: crate::config::s3::LockMode::Compliance,
             days: 30
         })
     );

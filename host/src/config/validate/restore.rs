@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 use super::Validator;
-use crate::audit::s3::{LockMode, Retention, Sse, check_endpoint};
 use crate::config::model::Limits;
 use crate::config::raw::{RawAudit, RawCheck, RawRestore};
 use crate::config::restore::{
@@ -18,6 +17,7 @@ use crate::config::restore::{
     WorkloadKind,
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
+use crate::config::s3::{DEFAULT_PREFIX, LockMode, Retention, Sse, check_endpoint};
 use crate::config::values::{DurationRange, SecretSource, flatten_config};
 use crate::policy::AllowList;
 
@@ -325,7 +325,7 @@ impl Validator<'_> {
                     DurationRange::CHECKPOINT_EVERY,
                 )
             })
-            .unwrap_or(crate::audit::log::DEFAULT_CHECKPOINT_EVERY);
+            .unwrap_or(crate::config::s3::DEFAULT_CHECKPOINT_EVERY);
         let prefix = match &raw.prefix {
             Some(p) => {
                 let mut text = p.get_ref().trim().trim_start_matches('/').to_string();
@@ -334,7 +334,7 @@ impl Validator<'_> {
                 }
                 text
             }
-            None => crate::audit::s3::DEFAULT_PREFIX.to_string(),
+            None => DEFAULT_PREFIX.to_string(),
         };
         if self.errors.len() > errors_before {
             return None;
@@ -535,8 +535,8 @@ impl Validator<'_> {
             let msg = format!(
                 "ttl ({}) must be longer than restore_timeout + ready_timeout ({}): the janitor \
                  would delete the namespace while the run still uses it",
-                crate::restore::human_seconds(ttl.as_secs_f64()),
-                crate::restore::human_seconds(
+                crate::units::human_seconds(ttl.as_secs_f64()),
+                crate::units::human_seconds(
                     restore_timeout.saturating_add(ready_timeout).as_secs_f64()
                 ),
             );
@@ -666,7 +666,7 @@ impl Validator<'_> {
         }
         // A single address that is a metadata address: excepting it from
         // itself is not a valid ipBlock, and it is never allowed anyway.
-        let inside = crate::restore::namespace::metadata_inside(&rule.cidr);
+        let inside = crate::policy::metadata_inside(&rule.cidr);
         let single = rule.cidr.ends_with("/32") || rule.cidr.ends_with("/128");
         if single && !inside.is_empty() {
             let msg = format!(
@@ -681,7 +681,7 @@ impl Validator<'_> {
     /// The isolation settings beyond `egress`, `ingress` and
     /// `suspend_cronjobs` (errors recorded).
     fn isolation_extras(&mut self, raw: &RawRestore, ctx: Option<&str>) -> Isolation {
-        let defaults = crate::restore::restore_object::DEFAULT_EXCLUDED;
+        let defaults = crate::config::DEFAULT_EXCLUDED;
         let mut extra = Isolation::default();
         for (list, key, target) in [
             (
@@ -743,7 +743,7 @@ impl Validator<'_> {
             }
         }
         for e in raw.isolation_probe.iter().flat_map(|l| l.get_ref()) {
-            match crate::restore::probe::split_endpoint(e.get_ref().trim()) {
+            match crate::config::split_endpoint(e.get_ref().trim()) {
                 Some(_) => extra.isolation_probe.push(e.get_ref().trim().to_string()),
                 None => {
                     let msg = format!(
