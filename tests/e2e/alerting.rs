@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use vantage::daemon::record::{CheckState, RunRecord, Transition};
 use vantage::result::{Assertion, CheckResult, RunTimings, Status};
+use vantage::result::{CheckState, RunRecord, Transition};
 use vantage::sinks::alerts::{AlertConfig, Alerts};
 
 use crate::servers::{Alertmanager, free_port};

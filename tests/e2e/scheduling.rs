@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use vantage::config;
-use vantage::daemon::board::Board;
 use vantage::daemon::scheduler::{CheckTask, Prepared, Shared};
 use vantage::daemon::state::Tracker;
 use vantage::runtime::Runtime;
 use vantage::runtime::engine::EngineOptions;
 use vantage::sinks::Sinks;
 use vantage::sinks::alerts::{AlertConfig, Alerts};
+use vantage::sinks::board::Board;
 use vantage::sinks::history::{History, Retention};
 use vantage::sinks::metrics::Metrics;
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vantage::daemon::board::{Board, CheckView};
-use vantage::daemon::record::{CheckState, RunRecord, Transition};
 use vantage::result::{Assertion, CheckResult, RunTimings, Status};
+use vantage::result::{CheckState, RunRecord, Transition};
+use vantage::sinks::board::{Board, CheckView};
 use vantage::sinks::history::{History, Retention};
 use vantage::sinks::web::{self, WebState};
 
@@ -57,7 +57,7 @@ fn run(check: &str, started: u64, status: Status, summary: &str, duration_ms: f6
 
 fn view(name: &str, schedule: &str, target: &str, state: CheckState, now: u64) -> CheckView {
     CheckView {
-        kind: vantage::daemon::board::Kind::Check,
+        kind: vantage::sinks::board::Kind::Check,
         name: name.into(),
         component: "checks/http.wasm".into(),
         schedule: schedule.into(),

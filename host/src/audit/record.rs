@@ -40,7 +40,6 @@
 //! old key that names the new one.
 
 use std::fmt;
-use std::str::FromStr;
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -70,40 +69,7 @@ pub const KIND_CHECKPOINT: &str = "checkpoint";
 /// later record is signed by the new key. It has no verdict.
 pub const KIND_KEY_ROTATION: &str = "key-rotation";
 
-/// The outcome a record states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Everything the run was to prove was proven.
-    Pass,
-    /// The run completed and something failed.
-    Fail,
-    /// The run could not complete.
-    Error,
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Error => "error",
-        })
-    }
-}
-
-impl FromStr for Verdict {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "pass" => Ok(Verdict::Pass),
-            "fail" => Ok(Verdict::Fail),
-            "error" => Ok(Verdict::Error),
-            _ => bail!("invalid verdict {s:?}: expected pass, fail or error"),
-        }
-    }
-}
+pub use crate::result::Verdict;
 
 /// One audit record, as stored (canonical JSON) in the spool and in S3.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::clock as wit;
+use crate::bindings::vantage::check::clock as wit;
+use crate::capabilities::CapabilitiesView;
 
 /// Per-run clock state.
 #[derive(Debug)]
@@ -45,6 +45,6 @@ impl wit::Host for ClockState {
 }
 
 /// Register the `clock` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<ClockState>>(linker, |s| &mut s.caps.clock)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<ClockState>>(linker, |s| &mut s.caps().clock)
 }

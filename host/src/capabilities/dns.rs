@@ -49,10 +49,10 @@ use tokio::net::{TcpStream, UdpSocket};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, NetBudget};
+use crate::bindings::vantage::check::dns as wit;
+use crate::bindings::vantage::check::types::NetError;
+use crate::capabilities::CapabilitiesView;
 use crate::policy::AllowList;
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::dns as wit;
-use crate::runtime::bindings::vantage::check::types::NetError;
 
 /// Timeout of a query that does not ask for one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,8 +85,8 @@ impl wit::Host for DnsState {
 }
 
 /// Register the `dns` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<DnsState>>(linker, |s| &mut s.caps.dns)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<DnsState>>(linker, |s| &mut s.caps().dns)
 }
 
 /// Parse a nameserver as written by a check or an operator: `ip`, `ip:port`,

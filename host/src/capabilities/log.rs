@@ -1,46 +1,17 @@
 //! The `log` interface: lines a check writes, captured per run (bounded) and
 //! forwarded to `tracing` with the check's name.
 
-use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::secrets::Revealed;
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::log as wit;
+use crate::bindings::vantage::check::log as wit;
+use crate::capabilities::CapabilitiesView;
+pub use crate::result::log::{Level, LogLine};
 
 /// Most lines kept per run.
 pub const MAX_LINES: usize = 256;
 /// Most bytes of messages kept per run.
 pub const MAX_BYTES: usize = 64 * 1024;
-
-/// Severity of a captured line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Very detailed tracing.
-    Trace,
-    /// Debugging detail.
-    Debug,
-    /// Normal information.
-    Info,
-    /// Something unexpected but not fatal.
-    Warn,
-    /// A failure.
-    Error,
-}
-
-impl Level {
-    /// Lowercase name, as in JSON output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        }
-    }
-}
 
 impl From<wit::Level> for Level {
     fn from(level: wit::Level) -> Self {
@@ -52,15 +23,6 @@ impl From<wit::Level> for Level {
             wit::Level::Error => Level::Error,
         }
     }
-}
-
-/// One captured log line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogLine {
-    /// Severity.
-    pub level: Level,
-    /// The message.
-    pub message: String,
 }
 
 /// Per-run log capture.
@@ -147,8 +109,8 @@ impl wit::Host for LogState {
 }
 
 /// Register the `log` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<LogState>>(linker, |s| &mut s.caps.log)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<LogState>>(linker, |s| &mut s.caps().log)
 }
 
 #[cfg(test)]

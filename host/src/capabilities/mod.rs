@@ -21,9 +21,11 @@ use std::time::Instant;
 
 use wasmtime::component::Linker;
 
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi_http::WasiHttpView;
+
 use crate::config::SecretSource;
 use crate::policy::AllowList;
-use crate::runtime::RunState;
 
 /// What the operator granted one run: the inputs every capability builds
 /// its per-run state from.
@@ -93,10 +95,21 @@ impl Capabilities {
     }
 }
 
+/// How a capability reaches its per-run state in the store's data, without
+/// knowing the runtime that owns the store (as wasmtime's `WasiView`): the
+/// runtime's per-run state implements it, and every capability's
+/// `add_to_linker` is generic over it.
+pub trait CapabilitiesView: WasiView + WasiHttpView + Send + 'static {
+    /// The run's capability state.
+    fn caps(&mut self) -> &mut Capabilities;
+}
+
 /// Register every capability (and the WASI basics guests' standard libraries
-/// need) with the linker. This is the one place capabilities are registered.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    crate::runtime::wasi::add_to_linker(linker)?;
+/// need: clocks, random, the bounded stdio of the store's `WasiCtx`) with the
+/// linker. This is the one place capabilities are registered: a new
+/// capability adds its module above and one line here.
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     log::add_to_linker(linker)?;
     clock::add_to_linker(linker)?;
     secrets::add_to_linker(linker)?;

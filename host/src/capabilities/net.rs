@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use crate::bindings::vantage::check::types::NetError;
 use crate::policy::AllowList;
-use crate::runtime::bindings::vantage::check::types::NetError;
 
 /// The phase an exchange is in; named in timeout errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! be redacted.
 
 pub use crate::config::secret_references as references;
+use crate::result::CheckResult;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -12,9 +13,9 @@ use base64::Engine as _;
 
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::bindings::vantage::check::secrets as wit;
+use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::secrets as wit;
 
 /// Fragments of a secret this long (in characters) or longer are redacted
 /// wherever they appear; a secret shorter than this is redacted only whole.
@@ -367,6 +368,16 @@ impl Hasher for Premixed {
 pub struct Revealed(Arc<RwLock<Redactor>>);
 
 impl Revealed {
+    /// Redact every fragment of the revealed values from every string of
+    /// `result` the guest could have written (see
+    /// [`CheckResult::redact_with`]); nothing to do when none was revealed.
+    pub fn redact_result(&self, result: &mut CheckResult) {
+        let redactor = self.redactor();
+        if !redactor.is_empty() {
+            result.redact_with(|s| redactor.redact(s));
+        }
+    }
+
     /// Remember `value` as revealed: from now on it is redacted.
     pub fn add(&self, value: &str) {
         self.0.write().unwrap_or_else(|e| e.into_inner()).add(value);
@@ -471,8 +482,8 @@ impl wit::Host for SecretsState {
 }
 
 /// Register the `secrets` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<SecretsState>>(linker, |s| &mut s.caps.secrets)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<SecretsState>>(linker, |s| &mut s.caps().secrets)
 }
 
 #[cfg(test)]

@@ -29,11 +29,11 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, Phase};
 use super::tls::{TlsOptions, handshake};
+use crate::bindings::vantage::check::tcp as wit;
+use crate::bindings::vantage::check::tls::TlsInfo;
+use crate::bindings::vantage::check::types::NetError;
+use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::tcp as wit;
-use crate::runtime::bindings::vantage::check::tls::TlsInfo;
-use crate::runtime::bindings::vantage::check::types::NetError;
 
 /// Timeout of a probe when the request does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -308,8 +308,8 @@ impl wit::Host for TcpState {
 }
 
 /// Register the `tcp` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<TcpState>>(linker, |s| &mut s.caps.tcp)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<TcpState>>(linker, |s| &mut s.caps().tcp)
 }
 
 #[cfg(test)]

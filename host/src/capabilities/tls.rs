@@ -36,11 +36,11 @@ use tokio_rustls::client::TlsStream;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, Phase};
+use crate::bindings::vantage::check::tls as wit;
+use crate::bindings::vantage::check::tls::{Certificate, TlsInfo, Verdict};
+use crate::bindings::vantage::check::types::NetError;
+use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::tls as wit;
-use crate::runtime::bindings::vantage::check::tls::{Certificate, TlsInfo, Verdict};
-use crate::runtime::bindings::vantage::check::types::NetError;
 
 /// Timeout of an inspection when the request does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,8 +116,8 @@ impl wit::Host for TlsState {
 }
 
 /// Register the `tls` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<TlsState>>(linker, |s| &mut s.caps.tls)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<TlsState>>(linker, |s| &mut s.caps().tls)
 }
 
 /// A client certificate chain and its key.

@@ -22,8 +22,8 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
 use super::net::{Net, NetBudget, Phase};
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::types::NetError;
+use crate::bindings::vantage::check::types::NetError;
+use crate::capabilities::CapabilitiesView;
 
 /// Per-run `wasi:http` state.
 pub struct WasiHttpState {
@@ -206,6 +206,6 @@ impl Drop for AbortOnDrop {
 }
 
 /// Register `wasi:http` (types and outgoing-handler).
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }

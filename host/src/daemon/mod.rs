@@ -2,7 +2,7 @@
 //! and hands each result to the sinks.
 //!
 //! The flow is one way: [`config`](crate::config) → [`plan`] and
-//! [`scheduler`] → [`runtime`](crate::runtime) → [`RunRecord`](record::RunRecord)
+//! [`scheduler`] → [`runtime`](crate::runtime) → [`RunRecord`](crate::result::RunRecord)
 //! → [`sinks`](crate::sinks).
 //!
 //! - [`plan`]: when a check runs next (spread offsets, cron with time zones).
@@ -22,9 +22,7 @@
 //! SIGINT stop it gracefully (no new runs, runs in flight get
 //! `shutdown_grace`, history flushed, alerts delivered).
 
-pub mod board;
 pub mod plan;
-pub mod record;
 pub mod reload;
 pub mod restores;
 pub mod scheduler;
@@ -52,7 +50,7 @@ use crate::sinks::metrics::Metrics;
 use crate::sinks::web::{self, WebState};
 
 use crate::audit::log::AuditLog;
-use board::Board;
+use crate::sinks::board::Board;
 use restores::{PreparedRestore, RestoreTask};
 use scheduler::{CheckTask, Prepared, Shared};
 

@@ -33,11 +33,11 @@ use crate::result::{CheckResult, ErrorKind};
 use crate::runtime::{LoadedCheck, RunSpec};
 use crate::sinks::metrics::RestoreSample;
 
-use super::board::CheckView;
 use super::plan;
-use super::record::RunRecord;
 use super::scheduler::{Shared, TaskHandle, sleep_until};
 use super::state::Tracker;
+use crate::result::RunRecord;
+use crate::sinks::board::CheckView;
 
 /// How often the janitor sweeps expired volatile namespaces.
 pub const JANITOR_EVERY: Duration = Duration::from_secs(600);
@@ -80,7 +80,7 @@ impl RestoreTask {
         let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
         shared.sinks.board.insert(CheckView {
             name: spec.name.clone(),
-            kind: super::board::Kind::Restore,
+            kind: crate::sinks::board::Kind::Restore,
             component: format!("restore of {}", describe_backup(spec)),
             schedule: spec.schedule.to_string(),
             targets: spec

@@ -33,10 +33,10 @@ use crate::runtime::pool::{GuestPool, Lane};
 use crate::runtime::{LoadedCheck, RunSpec, Runtime};
 use crate::sinks::Sinks;
 
-use super::board::CheckView;
 use super::plan;
-use super::record::{Attempt, RunRecord};
 use super::state::{Tracker, is_good};
+use crate::result::{Attempt, RunRecord};
+use crate::sinks::board::CheckView;
 
 /// What every check task shares.
 pub struct Shared {
@@ -216,7 +216,7 @@ impl CheckTask {
         let state = tracker.lock().unwrap_or_else(|e| e.into_inner()).state();
         shared.sinks.board.insert(CheckView {
             name: spec.name.clone(),
-            kind: super::board::Kind::Check,
+            kind: crate::sinks::board::Kind::Check,
             component: spec.component.to_string(),
             schedule: spec.schedule.to_string(),
             targets: spec.targets.clone(),
@@ -429,7 +429,7 @@ fn log_run(record: &RunRecord) {
         } else {
             record.reason()
         };
-        if t.to == super::record::CheckState::Down {
+        if t.to == crate::result::CheckState::Down {
             warn!(
                 run_id = %r.run_id,
                 status = fields.0,

@@ -12,8 +12,8 @@ use crate::result::Status;
 use crate::sinks::alerts::{Alerts, ResumedAlert};
 use crate::sinks::history::History;
 
-use super::board::Board;
-use super::record::{CheckState, Transition};
+use crate::result::{CheckState, Transition};
+use crate::sinks::board::Board;
 
 /// What a check carries over a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

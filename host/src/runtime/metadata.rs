@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::bindings::types as wit;
+use crate::bindings::types as wit;
 
 /// One configuration key a check understands.
 #[derive(Debug, Clone, PartialEq, Serialize)]

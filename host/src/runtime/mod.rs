@@ -7,7 +7,6 @@
 //! allocator) costs tens of microseconds.
 
 #[allow(missing_docs)] // generated from the WIT, documented there
-pub mod bindings;
 pub mod cache;
 pub mod engine;
 pub mod limits;
@@ -15,9 +14,9 @@ pub mod metadata;
 pub mod pool;
 pub mod wasi;
 
+pub use crate::result::next_run_id;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -25,13 +24,13 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use self::bindings::CheckPre;
-use self::bindings::types as wit;
 use self::cache::{CacheOutcome, ComponentCache};
 use self::engine::{EngineOptions, EpochTicker};
 use self::limits::{CpuMeter, MemoryLimiter, Metered};
 use self::metadata::Metadata;
 use self::wasi::Capture;
+use crate::bindings::CheckPre;
+use crate::bindings::types as wit;
 use crate::capabilities::net::{HostResolver, NetLimits};
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
@@ -63,6 +62,12 @@ impl WasiView for RunState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl crate::capabilities::CapabilitiesView for RunState {
+    fn caps(&mut self) -> &mut Capabilities {
+        &mut self.caps
     }
 }
 
@@ -477,7 +482,7 @@ impl Runtime {
             }
             (None, None) => unreachable!("a run either returns a verdict or fails"),
         }
-        result.redact(&revealed);
+        revealed.redact_result(&mut result);
         result
     }
 }
@@ -579,16 +584,6 @@ pub fn format_bytes(n: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
-}
-
-/// A run id unique within this host: start time, process id, counter (hex).
-pub fn next_run_id(unix_ms: u64) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // `process::id` is a system call each time; the pid does not change.
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let pid = PID.get_or_init(std::process::id);
-    format!("{unix_ms:x}-{pid:x}-{n:x}")
 }
 
 /// When a component imports `vantage:check` interfaces of another version

@@ -8,11 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::component::Linker;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
-
-use super::RunState;
 
 /// Bytes of stdout/stderr kept per run; the rest is dropped silently (a full
 /// pipe must not make `println!` panic in the guest).
@@ -71,9 +68,4 @@ pub fn context(stdout: &Capture, stderr: &Capture) -> WasiCtx {
         .allow_tcp(false)
         .allow_udp(false)
         .build()
-}
-
-/// Register the WASI 0.2 interfaces.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)
 }

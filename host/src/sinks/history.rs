@@ -45,8 +45,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::daemon::record::{CheckState, RunRecord};
 use crate::result::Status;
+use crate::result::{CheckState, RunRecord};
 
 /// The file name inside the data dir.
 pub const FILE_NAME: &str = "history.sqlite";
@@ -1070,7 +1070,7 @@ fn query_summary(conn: &Connection, check: &str, now_unix_ms: u64) -> anyhow::Re
 mod tests {
     use super::*;
     use crate::capabilities::log::{Level, LogLine};
-    use crate::daemon::record::CheckState;
+    use crate::result::CheckState;
     use crate::result::{CheckResult, RunTimings};
 
     const NOW: u64 = 1_750_000_000_000;

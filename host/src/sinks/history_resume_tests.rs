@@ -2,7 +2,7 @@
 //! down episode read back at start-up.
 
 use super::*;
-use crate::daemon::record::CheckState;
+use crate::result::CheckState;
 use crate::result::{CheckResult, RunTimings};
 
 const NOW: u64 = 1_750_000_000_000;

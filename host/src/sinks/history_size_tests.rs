@@ -2,7 +2,7 @@
 //! on insert, and giving free space back (incremental vacuum).
 
 use super::*;
-use crate::daemon::record::CheckState;
+use crate::result::CheckState;
 use crate::result::{Assertion, CheckResult, RunTimings};
 
 const NOW: u64 = 1_750_000_000_000;

@@ -69,9 +69,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::daemon::board::{Board, CheckView};
-use crate::daemon::record::{CheckState, RunRecord};
+use crate::result::{CheckState, RunRecord};
 use crate::result::{ErrorKind, Status};
+use crate::sinks::board::{Board, CheckView};
 
 /// Labels of a per-check series, plus extra pairs.
 type Labels = Vec<(String, String)>;
@@ -656,7 +656,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::daemon::record::RunRecord;
+    use crate::result::RunRecord;
     use crate::result::{Assertion, CheckResult, Measurement};
 
     fn record(check: &str, status: Status) -> RunRecord {
@@ -703,7 +703,7 @@ mod tests {
 
     fn view(record: RunRecord) -> CheckView {
         CheckView {
-            kind: crate::daemon::board::Kind::Check,
+            kind: crate::sinks::board::Kind::Check,
             name: record.check().to_string(),
             component: "http.wasm".into(),
             schedule: "every 1m".into(),

@@ -8,14 +8,15 @@
 //! - [`web`]: the HTTP API and the status page.
 
 pub mod alerts;
+pub mod board;
 pub mod history;
 pub mod metrics;
 pub mod web;
 
 use std::sync::Arc;
 
-use crate::daemon::board::Board;
-use crate::daemon::record::RunRecord;
+use crate::result::RunRecord;
+use crate::sinks::board::Board;
 
 /// Every sink, as the scheduler sees them.
 #[derive(Clone)]

@@ -6,6 +6,7 @@
 //! Built on hyper's connection-level API rather than a pooled client: a probe
 //! wants a fresh connection every time, and the timings of each step.
 
+pub use crate::result::http::Timings;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 
 use super::super::net::{Net, Phase};
-use crate::runtime::bindings::vantage::check::types::NetError;
+use crate::bindings::vantage::check::types::NetError;
 
 /// Largest body any request may accept, whatever it asks for.
 pub const HOST_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -33,23 +34,6 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Redirects followed when the request does not set a maximum.
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
-
-/// Per-phase durations in milliseconds, summed over redirect hops.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Timings {
-    /// Name resolution.
-    pub resolve_ms: f64,
-    /// TCP connect.
-    pub connect_ms: f64,
-    /// TLS handshake.
-    pub tls_ms: f64,
-    /// Request sent to response headers received.
-    pub processing_ms: f64,
-    /// Reading the body.
-    pub transfer_ms: f64,
-    /// The whole exchange.
-    pub total_ms: f64,
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -95,7 +79,7 @@ pub struct Redirect {
 /// What the TLS handshake of the final hop showed: version, cipher suite,
 /// ALPN, the presented chain (parsed) and its verdict (always `valid` in a
 /// completed exchange: a bad certificate fails it with `net-error::tls`).
-pub type TlsSession = crate::runtime::bindings::vantage::check::tls::TlsInfo;
+pub type TlsSession = crate::bindings::vantage::check::tls::TlsInfo;
 
 /// A completed exchange.
 #[derive(Debug, Clone)]

@@ -5,41 +5,18 @@
 
 pub mod client;
 
+pub use crate::result::http::HttpTrace;
+
 use bytes::Bytes;
-use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
 use self::client::{FetchRequest, Timings};
 use super::net::{self, Net};
+use crate::bindings::vantage::check::http as wit;
+use crate::bindings::vantage::check::types::NetError;
+use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
-use crate::runtime::RunState;
-use crate::runtime::bindings::vantage::check::http as wit;
-use crate::runtime::bindings::vantage::check::types::NetError;
 use std::sync::Arc;
-
-/// One exchange as the host saw it, for the run's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HttpTrace {
-    /// Method.
-    pub method: String,
-    /// Requested URL.
-    pub url: String,
-    /// Final status, if a response arrived.
-    pub status: Option<u16>,
-    /// Address of the final hop, if connected.
-    pub remote_addr: Option<String>,
-    /// Redirects followed.
-    pub redirects: u32,
-    /// Per-phase timings (summed over redirects).
-    #[serde(flatten)]
-    pub timings: Timings,
-    /// Why the exchange failed, if it did.
-    pub error: Option<String>,
-    /// Expiry of the earliest-expiring certificate the server presented
-    /// (unix ms), for HTTPS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_earliest_expiry_unix_ms: Option<i64>,
-}
 
 /// Per-run HTTP state.
 #[derive(Debug)]
@@ -213,6 +190,6 @@ impl wit::Host for HttpState {
 }
 
 /// Register the `http` interface.
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<RunState, HasSelf<HttpState>>(linker, |s| &mut s.caps.http)
+pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<HttpState>>(linker, |s| &mut s.caps().http)
 }

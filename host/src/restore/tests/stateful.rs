@@ -794,8 +794,8 @@ async fn a_stale_newest_backup_fails_selection_whatever_is_picked() {
 
 #[tokio::test]
 async fn backup_age_gauge_follows_the_newest_backup_whatever_the_verdict() {
-    use crate::daemon::board::{Board, CheckView, Kind};
-    use crate::daemon::record::CheckState;
+    use crate::result::CheckState;
+    use crate::sinks::board::{Board, CheckView, Kind};
     use crate::sinks::metrics::Metrics;
 
     let gauge = |report: RestoreReport| -> f64 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::daemon::record::{CheckState, RunRecord};
+use crate::result::{CheckState, RunRecord};
 
 /// Where a tracked alert stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub(super) fn decide(prev: Option<&Tracked>, record: &RunRecord) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::record::Transition;
+    use crate::result::Transition;
     use crate::sinks::alerts::payload::tests::down;
 
     const T0: u64 = 1_700_000_000_000;

@@ -8,7 +8,7 @@
 //! # When alerts fire and resolve
 //!
 //! An alert is one check at one location (the daemon's location label). It
-//! follows the check's [`CheckState`](crate::daemon::record::CheckState),
+//! follows the check's [`CheckState`](crate::result::CheckState),
 //! which already applies the failure and success thresholds:
 //!
 //! - **Down**: the alert fires. It is sent when the check goes down and then
@@ -147,7 +147,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::daemon::record::RunRecord;
+use crate::result::RunRecord;
 use decide::{Action, Phase, Tracked};
 use deliver::{Counters, Outbox, Receiver, Settings};
 use payload::{AlertKey, Notification};

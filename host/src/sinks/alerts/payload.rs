@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::daemon::record::RunRecord;
+use crate::result::RunRecord;
 
 /// The `alertname` label of every alert Vantage sends.
 pub(super) const ALERTNAME: &str = "VantageCheckFailing";
@@ -192,8 +192,8 @@ pub(super) fn webhook_payload(n: &Notification, generator_base: &str) -> Webhook
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::daemon::record::{CheckState, Transition};
     use crate::result::{Assertion, CheckResult, RunTimings, Status};
+    use crate::result::{CheckState, Transition};
     use serde_json::json;
 
     /// A failing (Down) record of `check` at `location`, started at `ms`.

@@ -40,8 +40,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{WebState, error, no_store, now_unix_ms};
-use crate::daemon::board::CheckView;
-use crate::daemon::record::RunRecord;
+use crate::result::RunRecord;
+use crate::sinks::board::CheckView;
 use crate::sinks::history::{Summary, stored_json};
 
 /// Runs answered by `/runs` without `limit`.
@@ -166,7 +166,7 @@ pub fn check_detail_json(view: &CheckView, summary: &Summary) -> Value {
     map.insert("uptime_7d".into(), json!(summary.uptime_7d));
     map.insert("runs_24h".into(), json!(summary.runs_24h));
     map.insert("summary".into(), json!(summary));
-    if view.kind == crate::daemon::board::Kind::Restore {
+    if view.kind == crate::sinks::board::Kind::Restore {
         map.insert("restore".into(), json!(view.restore.as_deref()));
     }
     Value::Object(map)

@@ -29,7 +29,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::daemon::board::Board;
+use crate::sinks::board::Board;
 use crate::sinks::history::History;
 
 /// Everything the handlers read. Cheap to clone (shared handles).

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::api::{RunBrief, last_failure_brief, summaries};
 use super::{WebState, now_unix_ms};
-use crate::daemon::board::CheckView;
-use crate::daemon::record::CheckState;
+use crate::result::CheckState;
+use crate::sinks::board::CheckView;
 use crate::sinks::history::Summary;
 
 const STYLE: &str = include_str!("assets/status.css");
@@ -266,7 +266,7 @@ fn check_row(h: &mut String, view: &CheckView, summary: &Summary, now: u64) {
             esc(m)
         );
     }
-    if view.kind == crate::daemon::board::Kind::Restore {
+    if view.kind == crate::sinks::board::Kind::Restore {
         h.push_str(
             r#"<span class="tag tag-restore" title="Restores a Velero backup into a volatile namespace and checks the app">restore test</span>"#,
         );

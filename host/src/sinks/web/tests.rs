@@ -10,9 +10,9 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::*;
-use crate::daemon::board::CheckView;
-use crate::daemon::record::{CheckState, RunRecord, Transition};
 use crate::result::{Assertion, CheckResult, ErrorKind, RunError, RunTimings, Status};
+use crate::result::{CheckState, RunRecord, Transition};
+use crate::sinks::board::CheckView;
 use crate::sinks::history::Retention;
 
 const MIN: u64 = 60_000;
@@ -46,7 +46,7 @@ fn run(check: &str, started: u64, status: Status, summary: &str, state: CheckSta
 
 fn view(name: &str, state: CheckState) -> CheckView {
     CheckView {
-        kind: crate::daemon::board::Kind::Check,
+        kind: crate::sinks::board::Kind::Check,
         name: name.into(),
         component: "checks/http.wasm".into(),
         schedule: "every 1m".into(),

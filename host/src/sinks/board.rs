@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use super::record::{CheckState, RunRecord};
+use crate::result::{CheckState, RunRecord};
 
 /// What the API and the status page show of one check right now.
 #[derive(Debug, Clone, Serialize)]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::result::{CheckResult, Status};
+use super::{CheckResult, Status};
 
 /// The alerting state of a check. It changes only after
 /// `failure_threshold` consecutive bad runs (fail or error), and back after

@@ -9,9 +9,17 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::capabilities::http::HttpTrace;
-use crate::capabilities::log::LogLine;
-use crate::capabilities::secrets::Revealed;
+pub mod http;
+pub mod log;
+pub mod record;
+pub mod verdict;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use http::HttpTrace;
+pub use log::{Level, LogLine};
+pub use record::{Attempt, CheckState, RunRecord, Transition};
+pub use verdict::Verdict;
 
 /// The outcome of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -170,7 +178,7 @@ impl CheckResult {
             status: Status::Error,
             summary: message.clone(),
             location: location.to_string(),
-            run_id: crate::runtime::next_run_id(started_unix_ms),
+            run_id: next_run_id(started_unix_ms),
             started_unix_ms,
             duration_ms: 0.0,
             assertions: Vec::new(),
@@ -182,21 +190,17 @@ impl CheckResult {
         }
     }
 
-    /// Redact every fragment of the run's revealed secrets (see
-    /// [`Redactor`](crate::capabilities::secrets::Redactor)) from every
-    /// string the guest could have written: summary, assertions,
-    /// measurements, labels, logs, HTTP traces (method, URL, error) and the
-    /// error message. The runtime calls it once, as the result leaves the
-    /// sandbox, so every sink (API, history, status page, metrics, alerts,
-    /// audit) only ever sees redacted results. `check`, `location` and
-    /// `run_id` come from the host's configuration, not from the guest.
-    pub fn redact(&mut self, secrets: &Revealed) {
-        let redactor = secrets.redactor();
-        if redactor.is_empty() {
-            return;
-        }
+    /// Pass every string the guest could have written through `redact`:
+    /// summary, assertions, measurements, labels, logs, HTTP traces (method,
+    /// URL, error) and the error message. The runtime calls it once with the
+    /// run's secret redactor (`Revealed::redact_result` in
+    /// `capabilities::secrets`), as the result leaves the sandbox, so every
+    /// sink (API, history, status page, metrics, alerts, audit) only ever
+    /// sees redacted results. `check`, `location` and `run_id` come from the
+    /// host's configuration, not from the guest.
+    pub fn redact_with(&mut self, redact: impl for<'a> Fn(&'a str) -> Cow<'a, str>) {
         let scrub = |s: &mut String| {
-            if let Cow::Owned(redacted) = redactor.redact(s) {
+            if let Cow::Owned(redacted) = redact(s) {
                 *s = redacted;
             }
         };
@@ -227,6 +231,16 @@ impl CheckResult {
             scrub(&mut e.message);
         }
     }
+}
+
+/// A run id unique within this host: start time, process id, counter (hex).
+pub fn next_run_id(unix_ms: u64) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `process::id` is a system call each time; the pid does not change.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = PID.get_or_init(std::process::id);
+    format!("{unix_ms:x}-{pid:x}-{n:x}")
 }
 
 #[cfg(test)]
@@ -265,7 +279,7 @@ mod tests {
             labels: vec![("k".into(), "xs3cr3tx".into())],
             timings: RunTimings::default(),
             logs: vec![LogLine {
-                level: crate::capabilities::log::Level::Info,
+                level: Level::Info,
                 message: "using s3cr3t".into(),
             }],
             error: Some(RunError {
@@ -273,10 +287,13 @@ mod tests {
                 message: "panicked on s3cr3t".into(),
             }),
         };
-        let secrets = Revealed::default();
-        secrets.add("s3cr3t");
-        secrets.add("");
-        r.redact(&secrets);
+        r.redact_with(|s| {
+            if s.contains("s3cr3t") {
+                Cow::Owned(s.replace("s3cr3t", "[redacted]"))
+            } else {
+                Cow::Borrowed(s)
+            }
+        });
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("s3cr3t"), "{json}");
         assert_eq!(json.matches("[redacted]").count(), 6, "{json}");
