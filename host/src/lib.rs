@@ -24,6 +24,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod pace;
 pub mod policy;
 pub mod restore;
 pub mod result;

@@ -50,6 +50,7 @@ async fn start(config_text: &str, concurrency: usize) -> Harness {
         sinks: sinks.clone(),
         location: "test".into(),
         maintenance: RwLock::new(Arc::new(Vec::new())),
+        clock: vantage::pace::Clock::system(),
     });
     let mut loaded = BTreeMap::new();
     let mut tasks = Vec::new();

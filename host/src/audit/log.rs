@@ -18,9 +18,10 @@
 //! `vantage_audit_spool_records`, `vantage_audit_last_shipped_timestamp_seconds`
 //! and an error log line repeated at most every [`STALL_LOG_EVERY`].
 
+use crate::pace::LogLimiter;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
@@ -320,7 +321,7 @@ async fn ship_loop(
     gauges: AuditGauges,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut last_logged: Option<(String, Instant)> = None;
+    let stalled = LogLimiter::new(STALL_LOG_EVERY);
     loop {
         // Read before the pass: a shutdown appends its checkpoint before it
         // signals stop, so a pass that starts after the signal sees it.
@@ -330,7 +331,7 @@ async fn ship_loop(
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             let pass = match outcome {
                 Ok(pass) => {
-                    if last_logged.take().is_some() {
+                    if stalled.reset() {
                         info!("audit shipping recovered");
                     }
                     if pass.shipped > 0 {
@@ -341,16 +342,11 @@ async fn ship_loop(
                 }
                 Err((message, pass)) => {
                     gauges.ship_failures.inc();
-                    let repeat = match &last_logged {
-                        Some((m, at)) => *m != message || at.elapsed() >= STALL_LOG_EVERY,
-                        None => true,
-                    };
-                    if repeat {
+                    if let Some(suppressed) = stalled.check(&message) {
                         error!(
                             pending = pass.pending,
-                            "audit shipping stalled, records stay spooled: {message}"
+                            suppressed, "audit shipping stalled, records stay spooled: {message}"
                         );
-                        last_logged = Some((message.clone(), Instant::now()));
                     }
                     s.last_error = Some(message);
                     pass

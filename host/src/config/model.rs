@@ -216,7 +216,9 @@ pub struct CheckSpec {
     pub success_threshold: u32,
     /// Retries of a bad run before it counts.
     pub retries: u32,
-    /// Delay before each retry.
+    /// Delay before the first retry; each further retry waits twice the
+    /// previous delay, capped at the check's interval, and up to 20% less at
+    /// random (see `daemon::scheduler`).
     pub retry_delay: Duration,
     /// Alert severity label (default `critical`).
     pub severity: String,

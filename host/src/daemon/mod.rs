@@ -218,6 +218,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         sinks: sinks.clone(),
         location: location.clone(),
         maintenance: RwLock::new(Arc::new(Vec::new())),
+        clock: crate::pace::Clock::system(),
     });
 
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -159,7 +159,8 @@ async fn restore_loop(
 ) {
     let spec = &prepared.spec;
     let name = spec.name.as_str();
-    let mut after = SystemTime::now();
+    let clock = shared.clock;
+    let mut after = clock.now();
     loop {
         let Some(planned) = plan::next_after(&spec.schedule, spec.timezone, name, after) else {
             info!(schedule = %spec.schedule, "the schedule has no future start: the restore test will not run again");
@@ -169,16 +170,16 @@ async fn restore_loop(
             .sinks
             .board
             .update(name, |v| v.next_unix_ms = Some(plan::unix_ms(planned)));
-        if !sleep_until(planned, &mut stop).await {
+        if !sleep_until(&clock, planned, &mut stop).await {
             return;
         }
-        let started = SystemTime::now();
+        let started = clock.now();
         let lateness = started.duration_since(planned).unwrap_or_default();
         let run_id = crate::runtime::next_run_id(plan::unix_ms(started));
         info!(%run_id, "restore test starting: {}", describe_backup(spec));
         let report = run_once(&shared, &prepared, &resolver, &run_id).await;
         publish(&shared, &prepared, &tracker, planned, lateness, report);
-        after = SystemTime::now().max(planned);
+        after = clock.now().max(planned);
     }
 }
 

@@ -17,8 +17,6 @@
 //! is in flight: pausing it would hold its instance and memory outside the
 //! cap). The cap stays the most runs in flight.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -26,7 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::capabilities::net::HostResolver;
-use crate::config::{CheckSpec, Maintenance};
+use crate::config::{CheckSpec, Maintenance, Schedule};
+use crate::pace::{self, Clock};
 use crate::result::{CheckResult, ErrorKind};
 use crate::runtime::limits::CpuMeter;
 use crate::runtime::pool::{GuestPool, Lane};
@@ -52,12 +51,15 @@ pub struct Shared {
     pub location: String,
     /// Maintenance windows of the running configuration (replaced on reload).
     pub maintenance: RwLock<Arc<Vec<Maintenance>>>,
+    /// Where the scheduler reads the time (the system clock in the daemon;
+    /// tokio's, possibly paused, in tests).
+    pub clock: Clock,
 }
 
 impl Shared {
     /// The maintenance window covering `check` now, if any.
     pub fn maintenance_for(&self, check: &str) -> Option<String> {
-        let now = chrono::Utc::now();
+        let now = chrono::DateTime::<chrono::Utc>::from(self.clock.now());
         let windows = self
             .maintenance
             .read()
@@ -85,7 +87,7 @@ impl Shared {
         spec: &Arc<RunSpec>,
         lane: &Lane,
     ) -> CheckResult {
-        let started = plan::unix_ms(SystemTime::now());
+        let started = plan::unix_ms(self.clock.now());
         let meter = Arc::new(CpuMeter::new());
         let run = {
             let (runtime, check, spec) = (self.runtime.clone(), check.clone(), spec.clone());
@@ -260,27 +262,39 @@ impl CheckTask {
     }
 }
 
-/// Sleep until `planned`, or return false if asked to stop first.
-pub(super) async fn sleep_until(planned: SystemTime, stop: &mut watch::Receiver<bool>) -> bool {
-    let delay = planned
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
+/// Sleep until `planned` on `clock`, or return false if asked to stop first.
+pub(super) async fn sleep_until(
+    clock: &Clock,
+    planned: SystemTime,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     if *stop.borrow() {
         return false;
     }
     tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
+        _ = clock.sleep_until(planned) => true,
         _ = stop.wait_for(|s| *s) => false,
     }
 }
 
-/// A random delay of up to `max` (zero when `max` is zero).
-fn jitter(max: Duration) -> Duration {
-    if max.is_zero() {
-        return Duration::ZERO;
-    }
-    let r = RandomState::new().hash_one(SystemTime::now());
-    Duration::from_millis(r % (max.as_millis() as u64 + 1))
+/// The delay before retry number `attempt` (from 1) of a run planned at
+/// `planned`: `retry_delay` doubled for each earlier retry, capped at the
+/// check's interval (for a cron schedule, the gap to the next planned
+/// start), and up to 20% lower at random so checks that failed together do
+/// not retry in lockstep.
+fn retry_delay(spec: &CheckSpec, planned: SystemTime, attempt: u32) -> Duration {
+    let interval = match &spec.schedule {
+        Schedule::Every(every) => *every,
+        Schedule::Cron(..) => plan::next_after(&spec.schedule, spec.timezone, &spec.name, planned)
+            .and_then(|next| next.duration_since(planned).ok())
+            .unwrap_or(spec.retry_delay),
+    };
+    pace::backoff(
+        attempt,
+        spec.retry_delay,
+        interval.max(spec.retry_delay),
+        0.2,
+    )
 }
 
 async fn check_loop(
@@ -293,15 +307,16 @@ async fn check_loop(
     let name = spec.name.as_str();
     let board = &shared.sinks.board;
     let lane = Lane::default();
-    let mut after = SystemTime::now();
+    let clock = shared.clock;
+    let mut after = clock.now();
     loop {
         let Some(slot) = plan::next_after(&spec.schedule, spec.timezone, name, after) else {
             info!(schedule = %spec.schedule, "the schedule has no future start: the check will not run again");
             return;
         };
-        let planned = slot + jitter(spec.jitter);
+        let planned = slot + pace::up_to(spec.jitter);
         board.update(name, |v| v.next_unix_ms = Some(plan::unix_ms(planned)));
-        if !sleep_until(planned, &mut stop).await {
+        if !sleep_until(&clock, planned, &mut stop).await {
             return;
         }
         // `None`: stopped while waiting for a concurrency slot; nothing ran.
@@ -310,7 +325,7 @@ async fn check_loop(
         else {
             return;
         };
-        let finished = SystemTime::now();
+        let finished = clock.now();
         let missed = plan::missed_between(&spec.schedule, spec.timezone, name, planned, finished);
         if missed > 0 {
             warn!(
@@ -376,18 +391,20 @@ async fn run_scheduled(
     let mut retries = Vec::new();
     let (mut result, lateness) = attempt(shared, prepared, lane, Some(planned), stop).await?;
     while !is_good(result.status) && (retries.len() as u32) < spec.retries {
+        let attempt_no = retries.len() as u32 + 1;
+        let delay = retry_delay(spec, planned, attempt_no);
         info!(
             status = result.status.as_str(),
-            attempt = retries.len() + 1,
+            attempt = attempt_no,
             "bad run: retrying in {}",
-            humantime::format_duration(spec.retry_delay)
+            humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
         );
         retries.push(Attempt {
             status: result.status,
             summary: result.summary.clone(),
             duration_ms: result.duration_ms,
         });
-        if !sleep_until(SystemTime::now() + spec.retry_delay, stop).await {
+        if !sleep_until(&shared.clock, shared.clock.now() + delay, stop).await {
             // Stopping: the last attempt counts, with the retries so far.
             retries.pop();
             break;
@@ -497,7 +514,7 @@ async fn attempt(
         slot = Slot::acquire(&shared.permits, low) => slot?,
         _ = stop.wait_for(|s| *s) => return None,
     };
-    let started = SystemTime::now();
+    let started = shared.clock.now();
     let lateness = planned
         .and_then(|p| started.duration_since(p).ok())
         .unwrap_or_default();

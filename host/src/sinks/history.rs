@@ -55,6 +55,9 @@ pub const FILE_NAME: &str = "history.sqlite";
 /// records (and counts them) instead of queueing them.
 pub const QUEUE_LIMIT: usize = 100_000;
 
+/// "Queue full" lines: at most one a minute, with the count suppressed.
+static DROP_LOG: crate::pace::LogLimiter = crate::pace::LogLimiter::new(Duration::from_secs(60));
+
 /// The most records the writer inserts in one transaction.
 const BATCH_MAX: usize = 512;
 
@@ -313,8 +316,8 @@ impl History {
         if c.queued.fetch_add(1, Ordering::AcqRel) >= QUEUE_LIMIT {
             c.queued.fetch_sub(1, Ordering::AcqRel);
             let dropped = c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if dropped.is_power_of_two() {
-                tracing::warn!(dropped, "history queue full: dropping runs");
+            if let Some(suppressed) = DROP_LOG.check("history queue full") {
+                tracing::warn!(dropped, suppressed, "history queue full: dropping runs");
             }
             return;
         }

@@ -3,7 +3,6 @@
 //! that is down delays nobody else.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -120,21 +119,6 @@ impl Outbox {
     }
 }
 
-/// Delay before retry number `failures` (1 for the first retry): `initial`
-/// doubling up to `max`, minus up to 10% jitter (`jitter` in `[0, 1)`), so
-/// daemons that failed together do not retry in lockstep.
-pub(super) fn backoff(failures: u32, initial: Duration, max: Duration, jitter: f64) -> Duration {
-    let doublings = failures.saturating_sub(1).min(31);
-    let base = initial.saturating_mul(1u32 << doublings).min(max);
-    base.mul_f64(1.0 - 0.1 * jitter.clamp(0.0, 1.0))
-}
-
-/// A number in `[0, 1)`, different on every call.
-fn jitter() -> f64 {
-    let bits = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// A failed delivery: why, and which notifications did not get through.
 struct Failure {
     error: String,
@@ -185,11 +169,13 @@ pub(super) async fn run(
         };
         Counters::add(&counters.failed, 1);
         failures = failures.saturating_add(1);
-        let delay = backoff(
+        // Up to 10% lower at random: daemons that failed together do not
+        // retry in lockstep.
+        let delay = crate::pace::backoff(
             failures,
             settings.backoff_initial,
             settings.backoff_max,
-            jitter(),
+            0.1,
         );
         let undelivered = failure.undelivered.len();
         outbox.requeue(failure.undelivered);
@@ -339,25 +325,6 @@ mod tests {
     use super::*;
     use crate::sinks::alerts::payload::tests::down;
     use chrono::DateTime;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_small_jitter() {
-        let s = Duration::from_secs;
-        let b = |n, j| backoff(n, s(1), s(60), j);
-        assert_eq!(b(1, 0.0), s(1));
-        assert_eq!(b(2, 0.0), s(2));
-        assert_eq!(b(3, 0.0), s(4));
-        assert_eq!(b(6, 0.0), s(32));
-        assert_eq!(b(7, 0.0), s(60));
-        assert_eq!(b(1000, 0.0), s(60));
-        assert_eq!(b(1, 0.5), Duration::from_millis(950));
-        let jittered = b(7, 0.999_999);
-        assert!(jittered > s(54) && jittered < s(60), "{jittered:?}");
-        for _ in 0..100 {
-            let j = jitter();
-            assert!((0.0..1.0).contains(&j));
-        }
-    }
 
     fn notification(check: &str, resolved: bool) -> Arc<Notification> {
         let record = Arc::new(down(check, "l", 0));

@@ -155,6 +155,11 @@ use payload::{AlertKey, Notification};
 /// How many records [`Alerts::observe`] can queue before dropping.
 pub const QUEUE_CAPACITY: usize = 1024;
 
+/// "Dropped a run record" lines: at most one a minute per reason, with the
+/// count suppressed.
+static DROP_LOG: crate::pace::LogLimiter =
+    crate::pace::LogLimiter::new(std::time::Duration::from_secs(60));
+
 /// Where and how to send alerts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertConfig {
@@ -282,11 +287,14 @@ impl Alerts {
                 mpsc::error::TrySendError::Closed(msg) => ("sink stopped", msg),
             };
             Counters::add(&self.shared.counters.dropped, 1);
-            if let Msg::Record(r) = msg {
+            if let Msg::Record(r) = msg
+                && let Some(suppressed) = DROP_LOG.check(why)
+            {
                 tracing::warn!(
                     check = %r.check(),
                     location = %r.location(),
                     why,
+                    suppressed,
                     "alerts sink dropped a run record"
                 );
             }
