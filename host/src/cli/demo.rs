@@ -12,7 +12,7 @@ use axum::routing::get;
 
 use super::CacheArgs;
 use super::output;
-use crate::config::{Limits, Mode};
+use crate::config::Limits;
 use crate::policy::AllowList;
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::{RunSpec, Runtime};
@@ -96,40 +96,27 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<u8> {
     let runs = [
         (
             &http_wasm,
-            RunSpec {
-                check_name: "demo-api".into(),
-                targets: vec![format!("{base}/api/items")],
-                config: set(&[
+            RunSpec::deny_all("demo-api", limits.timeout)
+                .with_targets(vec![format!("{base}/api/items")])
+                .with_config(set(&[
                     ("expect.status.0", "200"),
                     ("expect.headers.content-type", "application/json"),
                     ("expect.json./total", "1"),
                     ("expect.body_contains.0", "first"),
                     ("latency.degraded", "500ms"),
                     ("latency.max", "2s"),
-                ]),
-                allow: allow.clone(),
-                secrets: Vec::new(),
-                limits: limits.clone(),
-                location: "demo".into(),
-                mode: Mode::Edge,
-                resolver: Arc::default(),
-                allow_insecure: false,
-            },
+                ]))
+                .with_allow(allow.clone())
+                .with_limits(limits.clone())
+                .with_location("demo"),
         ),
         (
             &healthz_wasm,
-            RunSpec {
-                check_name: "demo-health".into(),
-                targets: vec![format!("{base}/healthz")],
-                config: Vec::new(),
-                allow: allow.clone(),
-                secrets: Vec::new(),
-                limits: limits.clone(),
-                location: "demo".into(),
-                mode: Mode::Edge,
-                resolver: Arc::default(),
-                allow_insecure: false,
-            },
+            RunSpec::deny_all("demo-health", limits.timeout)
+                .with_targets(vec![format!("{base}/healthz")])
+                .with_allow(allow.clone())
+                .with_limits(limits.clone())
+                .with_location("demo"),
         ),
     ];
     let mut worst = 0u8;

@@ -5,13 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use super::CacheArgs;
 use super::output;
 use crate::capabilities::net::HostResolver;
 use crate::config::{self, Limits, Mode, SecretSource};
-use crate::policy::AllowList;
+use crate::policy::{AllowList, TARGET_PLACEHOLDER};
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::{RunSpec, Runtime};
 
@@ -123,15 +121,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
     config::parse_memory(s).map_err(|e| e.to_string())
 }
 
-/// The allow patterns implied by the targets: `scheme://host:port` of each
-/// target URL (targets on the command line are an explicit grant).
-pub fn target_patterns(targets: &[String]) -> anyhow::Result<Vec<String>> {
-    targets
-        .iter()
-        .map(|t| config::target_origin(t).map_err(|e| anyhow::anyhow!("--target: {e}")))
-        .collect()
-}
-
 /// Run the command.
 pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let runtime = Runtime::new(
@@ -144,10 +133,10 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let check = runtime
         .load_file_within(&args.component, args.max_component_size)
         .await?;
-    let mut patterns = target_patterns(&args.targets)?;
-    patterns.extend(args.allow.iter().cloned());
-    let allow =
-        AllowList::parse(patterns.iter().map(String::as_str)).context("invalid --allow pattern")?;
+    // Targets on the command line are an explicit grant: `{target}` first.
+    let entries = std::iter::once(TARGET_PLACEHOLDER).chain(args.allow.iter().map(String::as_str));
+    let allow = AllowList::expand(entries, &args.targets, None)
+        .map_err(|e| anyhow::anyhow!("--target/--allow: {e}"))?;
     let mut resolver = HostResolver {
         nameserver: args.resolver,
         ..HostResolver::default()
@@ -159,29 +148,25 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
             .or_default()
             .push(*addr);
     }
-    let spec = RunSpec {
-        check_name: args
-            .name
-            .clone()
-            .unwrap_or_else(|| check.metadata.name.clone()),
-        targets: args.targets.clone(),
-        config: args.set.clone(),
-        allow: Arc::new(allow),
-        secrets: args.secrets.clone(),
-        limits: Limits {
+    let name = args.name.as_deref().unwrap_or(&check.metadata.name);
+    let spec = RunSpec::deny_all(name, args.timeout)
+        .with_targets(args.targets.clone())
+        .with_config(args.set.clone())
+        .with_allow(allow)
+        .with_secrets(args.secrets.clone())
+        .with_limits(Limits {
             timeout: args.timeout,
             memory: args.memory,
             fuel: args.fuel,
             cpu: args.cpu,
-        },
-        location: args.location.clone(),
-        mode: match args.mode {
+        })
+        .with_location(args.location.clone())
+        .with_mode(match args.mode {
             ModeArg::Edge => Mode::Edge,
             ModeArg::Restore => Mode::Restore,
-        },
-        resolver: Arc::new(resolver),
-        allow_insecure: args.allow_insecure,
-    };
+        })
+        .with_resolver(Arc::new(resolver))
+        .with_insecure(args.allow_insecure);
     let result = runtime.run(&check, &spec).await;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&output::json(&result))?);

@@ -19,10 +19,10 @@ use super::raw::{
     RawAlerts, RawCheck, RawConfig, RawDefaults, RawGlobal, RawMaintenance, SpannedList,
 };
 use super::values::{
-    DurationRange, MIN_EVERY, SecretSource, TARGET_PLACEHOLDER, ValueError, flatten_config,
-    is_secret_name, parse_component_size, parse_duration, parse_memory, target_origin,
+    DurationRange, MIN_EVERY, SecretSource, ValueError, flatten_config, is_secret_name,
+    parse_component_size, parse_duration, parse_memory,
 };
-use crate::policy::{AllowList, AllowPattern};
+use crate::policy::{AllowList, AllowPattern, TARGET_PLACEHOLDER, expand_entry};
 
 /// Turn the raw file into the model, or every problem found.
 pub(super) fn validate(
@@ -1000,40 +1000,30 @@ impl Validator<'_> {
         let mut patterns: Vec<AllowPattern> = Vec::new();
         let mut expanded = false;
         for entry in raw.iter().flat_map(|l| l.get_ref()) {
-            if entry.get_ref().trim() != TARGET_PLACEHOLDER {
-                match entry.get_ref().parse::<AllowPattern>() {
-                    Ok(p) => self.admit(p, entry.span(), None, ceiling, ctx, &mut patterns),
-                    Err(e) => self.error(entry.span(), ctx, Some("allow"), e.to_string()),
-                }
-                continue;
-            }
-            if targets.is_empty() {
+            let is_placeholder = entry.get_ref().trim() == TARGET_PLACEHOLDER;
+            if is_placeholder && targets.is_empty() {
                 let msg = "`{target}` stands for each target's scheme://host:port, \
                            but the check has no `targets`, so it allows nothing"
                     .to_string();
                 self.warn(entry.span(), ctx, Some("allow"), msg);
             }
-            // An empty target is reported on its own; it expands to nothing.
-            for target in targets.iter().filter(|t| !t.get_ref().trim().is_empty()) {
-                let origin = target_origin(target.get_ref()).and_then(|o| {
-                    o.parse::<AllowPattern>()
-                        .map_err(|e| ValueError(e.to_string()))
-                });
-                match origin {
-                    Ok(p) => self.admit(
-                        p,
-                        entry.span(),
-                        Some(target.get_ref()),
-                        ceiling,
-                        ctx,
-                        &mut patterns,
-                    ),
+            let texts: Vec<&str> = targets.iter().map(|t| t.get_ref().as_str()).collect();
+            for (target, pattern) in expand_entry(entry.get_ref(), &texts) {
+                match (pattern, target) {
+                    (Ok(p), t) => self.admit(p, entry.span(), t, ceiling, ctx, &mut patterns),
+                    (Err(e), None) => self.error(entry.span(), ctx, Some("allow"), e),
                     // Report a bad target once, even if `{target}` is repeated.
-                    Err(e) if !expanded => self.error(target.span(), ctx, Some("targets"), e.0),
-                    Err(_) => {}
+                    (Err(e), Some(t)) if !expanded => {
+                        let span = targets
+                            .iter()
+                            .find(|s| s.get_ref() == t)
+                            .map_or(entry.span(), |s| s.span());
+                        self.error(span, ctx, Some("targets"), e)
+                    }
+                    (Err(_), Some(_)) => {}
                 }
             }
-            expanded = true;
+            expanded |= is_placeholder;
         }
         AllowList::from(patterns)
     }

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::policy::Scheme;
-
 /// A value that could not be parsed; the message names the value and shows
 /// the correct form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -379,54 +377,6 @@ fn flatten_value(key: String, value: &toml::Value, out: &mut Vec<(String, String
     }
 }
 
-/// The placeholder that, in a check's `allow` list, stands for each
-/// target's `scheme://host:port`.
-pub const TARGET_PLACEHOLDER: &str = "{target}";
-
-/// The allow pattern a target URL needs: its `scheme://host:port`
-/// (`https://api.example.com/healthz` → `https://api.example.com:443`).
-/// Used to expand [`TARGET_PLACEHOLDER`]. The scheme must be one the
-/// policy knows (http, https, tcp, tls, dns); `tcp` targets must name a
-/// port.
-pub fn target_origin(target: &str) -> Result<String, ValueError> {
-    let not_a_url = |why: &str| {
-        let t = target.trim();
-        let looks_like_host_port = t
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && !h.contains("//") && p.parse::<u16>().is_ok());
-        let fix = if looks_like_host_port {
-            format!("tcp://{t}")
-        } else {
-            format!("https://{}", t.split("://").last().unwrap_or(t))
-        };
-        ValueError(format!(
-            "target {target:?} {why}, so `{{target}}` cannot stand for it; write it as a URL, e.g. {fix}"
-        ))
-    };
-    let url = url::Url::parse(target.trim()).map_err(|_| not_a_url("is not a URL"))?;
-    let Some(scheme) = Scheme::parse(url.scheme()) else {
-        return Err(not_a_url(
-            "is not a URL with scheme http, https, tcp, tls or dns",
-        ));
-    };
-    let host = match url.host() {
-        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
-        Some(url::Host::Ipv4(a)) => a.to_string(),
-        Some(url::Host::Ipv6(a)) => format!("[{a}]"),
-        _ => return Err(not_a_url("has no host")),
-    };
-    let port = url
-        .port()
-        .or_else(|| scheme.default_port())
-        .ok_or_else(|| {
-            ValueError(format!(
-                "target {target:?} has no port, so `{{target}}` cannot stand for it; \
-             write {scheme}://{host}:PORT, e.g. {scheme}://{host}:5432"
-            ))
-        })?;
-    Ok(format!("{scheme}://{host}:{port}"))
-}
-
 /// The opening of a secret reference in a config value: `{{secret.NAME}}`.
 const REF_OPEN: &str = "{{secret.";
 /// The close of a secret reference.
@@ -651,51 +601,5 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
-    }
-
-    #[test]
-    fn target_origins() {
-        assert_eq!(
-            target_origin("https://api.example.com/healthz").unwrap(),
-            "https://api.example.com:443"
-        );
-        assert_eq!(
-            target_origin("http://API.example.com:8080/x?y").unwrap(),
-            "http://api.example.com:8080"
-        );
-        assert_eq!(
-            target_origin("https://user:pw@x.com/").unwrap(),
-            "https://x.com:443"
-        );
-        assert_eq!(
-            target_origin("http://[::1]:8080/").unwrap(),
-            "http://[::1]:8080"
-        );
-        assert_eq!(
-            target_origin("http://127.0.0.1/").unwrap(),
-            "http://127.0.0.1:80"
-        );
-        assert_eq!(
-            target_origin("tcp://db.internal:5432").unwrap(),
-            "tcp://db.internal:5432"
-        );
-        assert_eq!(
-            target_origin("tls://mail.example.com").unwrap(),
-            "tls://mail.example.com:443"
-        );
-        assert_eq!(target_origin("dns://9.9.9.9").unwrap(), "dns://9.9.9.9:53");
-        let e = target_origin("db.internal:5432").unwrap_err().0;
-        assert!(
-            e.contains("write it as a URL, e.g. tcp://db.internal:5432"),
-            "{e}"
-        );
-        let e = target_origin("api.example.com").unwrap_err().0;
-        assert!(e.contains("is not a URL"), "{e}");
-        assert!(e.contains("e.g. https://api.example.com"), "{e}");
-        let e = target_origin("ftp://files.example.com").unwrap_err().0;
-        assert!(e.contains("scheme http, https, tcp, tls or dns"), "{e}");
-        let e = target_origin("tcp://db.internal").unwrap_err().0;
-        assert!(e.contains("has no port"), "{e}");
-        assert!(e.contains("tcp://db.internal:5432"), "{e}");
     }
 }

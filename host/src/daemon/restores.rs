@@ -24,9 +24,7 @@ use crate::audit::log::AuditLog;
 use crate::audit::record::KIND_RESTORE_TEST;
 use crate::audit::spool::Entry;
 use crate::capabilities::net::HostResolver;
-use crate::config::{
-    ClusterAccess, Mode, RestoreCheck, RestoreSpec, TARGET_PLACEHOLDER, TemplateVars, target_origin,
-};
+use crate::config::{ClusterAccess, Mode, RestoreCheck, RestoreSpec, TemplateVars};
 use crate::policy::{AllowList, AllowPattern};
 use crate::restore::{self, RestoreReport, RunInfo, RunOptions, ValidationRunner};
 use crate::result::{CheckResult, ErrorKind};
@@ -365,36 +363,10 @@ pub fn run_spec(
     resolver: &Arc<HostResolver>,
 ) -> Result<RunSpec, String> {
     let targets: Vec<String> = check.targets.iter().map(|t| t.render(vars)).collect();
-    let mut patterns: Vec<AllowPattern> = Vec::new();
-    for entry in &check.allow {
-        let text = entry.render(vars);
-        let parsed: Vec<Result<AllowPattern, String>> = if text.trim() == TARGET_PLACEHOLDER {
-            targets
-                .iter()
-                .map(|t| {
-                    target_origin(t)
-                        .map_err(|e| e.0)
-                        .and_then(|o| o.parse::<AllowPattern>().map_err(|e| e.to_string()))
-                })
-                .collect()
-        } else {
-            vec![text.parse::<AllowPattern>().map_err(|e| e.to_string())]
-        };
-        for p in parsed {
-            let p = p.map_err(|e| {
-                format!(
-                    "allow entry {:?} rendered to an invalid pattern: {e}",
-                    entry.0
-                )
-            })?;
-            if let Some(Err(e)) = ceiling.map(|c| c.covers(&p)) {
-                return Err(format!("allow entry {:?}: {e}", entry.0));
-            }
-            if !patterns.contains(&p) {
-                patterns.push(p);
-            }
-        }
-    }
+    let entries: Vec<String> = check.allow.iter().map(|e| e.render(vars)).collect();
+    let allow = AllowList::expand(entries.iter().map(String::as_str), &targets, ceiling)
+        .map_err(|e| format!("{e} (rendered from the templates)"))?;
+    let mut patterns: Vec<AllowPattern> = allow.patterns().to_vec();
     // The restored app's Services: their exact addresses and ports, read
     // from the API for this run. Not held to the ceiling: they are the
     // volatile namespace's own, which the run created.
@@ -416,18 +388,16 @@ pub fn run_spec(
             format!("{age:.0}"),
         ));
     }
-    Ok(RunSpec {
-        check_name: check.name.clone(),
-        targets,
-        config,
-        allow: Arc::new(AllowList::from(patterns)),
-        secrets: check.secrets.clone(),
-        limits: check.limits.clone(),
-        location: info.location.clone(),
-        mode: Mode::Restore,
-        resolver: resolver.clone(),
-        allow_insecure: check.allow_insecure,
-    })
+    Ok(RunSpec::deny_all(&check.name, check.limits.timeout)
+        .with_targets(targets)
+        .with_config(config)
+        .with_allow(AllowList::from(patterns))
+        .with_secrets(check.secrets.clone())
+        .with_limits(check.limits.clone())
+        .with_location(info.location.clone())
+        .with_mode(Mode::Restore)
+        .with_resolver(resolver.clone())
+        .with_insecure(check.allow_insecure))
 }
 
 /// Sweep expired volatile namespaces of every cluster the restore tests

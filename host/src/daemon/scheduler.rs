@@ -133,18 +133,7 @@ impl Prepared {
         location: &str,
         resolver: Arc<HostResolver>,
     ) -> Self {
-        let run_spec = Arc::new(RunSpec {
-            check_name: spec.name.clone(),
-            targets: spec.targets.clone(),
-            config: spec.config.clone(),
-            allow: Arc::new(spec.allow.clone()),
-            secrets: spec.secrets.clone(),
-            limits: spec.limits.clone(),
-            location: location.to_string(),
-            mode: spec.mode,
-            resolver,
-            allow_insecure: spec.allow_insecure,
-        });
+        let run_spec = Arc::new(RunSpec::for_check(&spec, location, resolver));
         Prepared {
             spec,
             run_spec,

@@ -17,8 +17,10 @@ mod cidr;
 mod list;
 mod pattern;
 mod special;
+mod target;
 
 pub use cidr::{METADATA_ADDRESSES, metadata_inside, parse_net};
 pub use list::{AllowList, Denied};
 pub use pattern::{AllowPattern, HostPattern, PatternError, PortPattern, Scheme};
 pub use special::{IpNet, is_special};
+pub use target::{TARGET_PLACEHOLDER, expand_entry, target_origin};

@@ -132,7 +132,18 @@ pub struct RunSpec {
 
 impl RunSpec {
     /// A spec that grants nothing: no outbound access, no secrets, no config,
-    /// 64 MiB, the given deadline.
+    /// no targets, 64 MiB, the given deadline, edge mode. The `with_*`
+    /// methods add what a run is granted:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use vantage::runtime::RunSpec;
+    /// let spec = RunSpec::deny_all("api", Duration::from_secs(10))
+    ///     .with_targets(vec!["https://api.example.com/healthz".into()])
+    ///     .with_config(vec![("expect.status.0".into(), "200".into())])
+    ///     .with_location("eu-west");
+    /// assert!(spec.allow.is_empty());
+    /// ```
     pub fn deny_all(check_name: &str, timeout: Duration) -> Self {
         RunSpec {
             check_name: check_name.to_string(),
@@ -151,6 +162,79 @@ impl RunSpec {
             resolver: Arc::default(),
             allow_insecure: false,
         }
+    }
+
+    /// The spec of a configured check: its targets, config, allow list,
+    /// secrets, limits and mode, run at `location` with `resolver`.
+    pub fn for_check(
+        spec: &crate::config::CheckSpec,
+        location: &str,
+        resolver: Arc<HostResolver>,
+    ) -> Self {
+        RunSpec::deny_all(&spec.name, spec.limits.timeout)
+            .with_targets(spec.targets.clone())
+            .with_config(spec.config.clone())
+            .with_allow(spec.allow.clone())
+            .with_secrets(spec.secrets.clone())
+            .with_limits(spec.limits.clone())
+            .with_location(location)
+            .with_mode(spec.mode)
+            .with_resolver(resolver)
+            .with_insecure(spec.allow_insecure)
+    }
+
+    /// The targets.
+    pub fn with_targets(mut self, targets: Vec<String>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// The flattened config (dotted keys).
+    pub fn with_config(mut self, config: Vec<(String, String)>) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The outbound allow list (already held to the operator's ceiling).
+    pub fn with_allow(mut self, allow: impl Into<Arc<AllowList>>) -> Self {
+        self.allow = allow.into();
+        self
+    }
+
+    /// The granted secrets.
+    pub fn with_secrets(mut self, secrets: Vec<(String, SecretSource)>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Deadline, memory, fuel and CPU time.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The location label.
+    pub fn with_location(mut self, location: impl Into<String>) -> Self {
+        self.location = location.into();
+        self
+    }
+
+    /// Why the check runs.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How host names are resolved.
+    pub fn with_resolver(mut self, resolver: Arc<HostResolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Whether the operator allows `insecure` TLS requests.
+    pub fn with_insecure(mut self, allow_insecure: bool) -> Self {
+        self.allow_insecure = allow_insecure;
+        self
     }
 }
 
