@@ -95,6 +95,48 @@ impl Capabilities {
     }
 }
 
+/// What a finished run's capabilities hand to its result.
+pub struct Finished {
+    /// The captured log: the guest's lines, then its stdout (info) and
+    /// stderr (warn, when given), then every refused connection and a note
+    /// of untraced HTTP exchanges.
+    pub logs: Vec<log::LogLine>,
+    /// The traced HTTP exchanges.
+    pub http: Vec<crate::result::HttpTrace>,
+    /// The secret values the run read, to redact the result with.
+    pub revealed: secrets::Revealed,
+}
+
+impl Capabilities {
+    /// End the run: gather what the result needs from every capability.
+    /// `stderr` is `None` when it was already used to explain a panic.
+    pub fn finish(mut self, stdout: &str, stderr: Option<&str>) -> Finished {
+        for line in stdout.lines() {
+            self.log.push(log::Level::Info, line);
+        }
+        for line in stderr.unwrap_or_default().lines() {
+            self.log.push(log::Level::Warn, line);
+        }
+        for denial in &self.net.denials() {
+            self.log
+                .push(log::Level::Warn, &format!("denied: {denial}"));
+        }
+        if self.http.trace_dropped > 0 {
+            let message = format!(
+                "{} more HTTP exchanges not traced (limit {} per run)",
+                self.http.trace_dropped,
+                http::MAX_TRACE
+            );
+            self.log.push(log::Level::Warn, &message);
+        }
+        Finished {
+            logs: self.log.finish(),
+            http: std::mem::take(&mut self.http.trace),
+            revealed: self.secrets.revealed(),
+        }
+    }
+}
+
 /// How a capability reaches its per-run state in the store's data, without
 /// knowing the runtime that owns the store (as wasmtime's `WasiView`): the
 /// runtime's per-run state implements it, and every capability's

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
@@ -126,87 +127,25 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut reloads = reload::Triggers::new(&options.config, options.watch)?;
     let global = config.global.clone();
     let location = global.location.clone();
-
-    let data_dir = options
-        .data_dir
-        .clone()
-        .or_else(|| global.data_dir.clone())
-        .or_else(|| {
-            directories::ProjectDirs::from("dev", "vantage", "vantage")
-                .map(|d| d.data_dir().to_path_buf())
-        })
-        .context("no data directory: set global.data_dir or --data-dir")?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-
-    let listen = options
-        .listen
-        .or(global.listen)
-        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let data_dir = data_dir(&options, &global)?;
+    let listener = bind(&options, &global).await?;
     let bound = listener.local_addr()?;
     let public_url = global
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
 
-    let board = Board::default();
-    let metrics = Arc::new(Metrics::new(board.clone(), &location));
-    let history = History::open(
-        &data_dir,
-        Retention {
-            max_age: global.history_max_age,
-            max_runs_per_check: global.history_max_runs,
-        },
-    )?;
-    let alerts = Alerts::start(AlertConfig {
-        alertmanagers: config.alerts.alertmanagers.clone(),
-        webhooks: config.alerts.webhooks.clone(),
-        resend: config.alerts.resend,
-        generator_base: public_url.clone(),
-        ..AlertConfig::default()
-    });
-    let sinks = Sinks {
-        board: board.clone(),
-        metrics: metrics.clone(),
-        history: history.clone(),
-        alerts: alerts.clone(),
-    };
-
+    let sinks = open_sinks(&config, &data_dir, &public_url)?;
     let audit = match &config.audit {
         Some(a) => Some(Arc::new(
-            AuditLog::open(a, &data_dir, &location, metrics.audit().clone()).await?,
+            AuditLog::open(a, &data_dir, &location, sinks.metrics.audit().clone()).await?,
         )),
         None => None,
     };
-    let restore_limits = config
-        .restores
-        .iter()
-        .flat_map(|r| r.checks.iter().map(|c| &c.limits));
-    let engine = EngineOptions {
-        fuel: config
-            .checks
-            .iter()
-            .map(|c| &c.limits)
-            .chain(restore_limits.clone())
-            .any(|l| l.fuel.is_some()),
-        max_memory: config
-            .checks
-            .iter()
-            .map(|c| &c.limits)
-            .chain(restore_limits)
-            .map(|l| l.memory)
-            .chain([config.defaults.memory])
-            .max()
-            .unwrap_or(config::DEFAULT_MEMORY),
-        pool_instances: u32::try_from(
-            global.concurrency + low_lane_permits_for(global.concurrency) + 16,
-        )
-        .unwrap_or(u32::MAX),
-    };
-    let runtime = Arc::new(Runtime::new(&engine, options.cache_dir.clone())?);
+    let runtime = Arc::new(Runtime::new(
+        &engine_options(&config),
+        options.cache_dir.clone(),
+    )?);
     // Runs in the low-priority lane hold at most this many slots of the cap.
     let guests = GuestPool::per_core()
         .context("cannot start the guest threads")?
@@ -220,32 +159,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         maintenance: RwLock::new(Arc::new(Vec::new())),
         clock: crate::pace::Clock::system(),
     });
-
-    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
-    let render = {
-        let metrics = metrics.clone();
-        Arc::new(move || metrics.render())
-    };
-    let router = web::router(WebState {
-        board: board.clone(),
-        history: history.clone(),
-        metrics: render,
-        location: location.clone(),
-        version: env!("CARGO_PKG_VERSION"),
-    });
-    let web_task = tokio::spawn(web::serve(listener, router, async move {
-        let _ = web_stopped.await;
-    }));
-
-    let (janitor_stop, janitor_stopped) = tokio::sync::watch::channel(false);
-    let mut clusters: Vec<(config::ClusterAccess, String)> = Vec::new();
-    for r in &config.restores {
-        let key = (r.cluster.clone(), r.velero_namespace.clone());
-        if !clusters.contains(&key) {
-            clusters.push(key);
-        }
-    }
-    let janitor = tokio::spawn(restores::janitor_loop(clusters, janitor_stopped));
+    let web = Web::start(listener, &sinks, &location);
+    let janitor = Janitor::start(&config);
 
     let names = config
         .checks
@@ -253,7 +168,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .map(|c| c.name.clone())
         .chain(config.restores.iter().map(|r| r.name.clone()))
         .collect();
-    let carried = state::resume(&history, &alerts, &location, names).await;
+    let carried = state::resume(&sinks.history, &sinks.alerts, &location, names).await;
     let mut daemon = Daemon {
         shared,
         tasks: BTreeMap::new(),
@@ -297,22 +212,160 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     ));
     let grace = global.shutdown_grace;
     daemon.shutdown(grace).await;
-    let _ = janitor_stop.send(true);
-    janitor.abort();
+    janitor.stop();
     drop(daemon);
     if let Some(audit) = audit.and_then(Arc::into_inner) {
         audit.shutdown(Duration::from_secs(10)).await;
     }
-    history.flush().await;
-    alerts.shutdown(grace).await;
-    let _ = web_stop.send(());
-    match tokio::time::timeout(Duration::from_secs(5), web_task).await {
-        Ok(Ok(Err(e))) => warn!("web server: {e:#}"),
-        Ok(_) => {}
-        Err(_) => warn!("web server did not stop within 5s"),
-    }
+    sinks.history.flush().await;
+    sinks.alerts.shutdown(grace).await;
+    web.stop().await;
     info!("stopped");
     Ok(())
+}
+
+/// The data directory (`--data-dir`, else `[global] data_dir`, else the
+/// platform's), created if missing.
+fn data_dir(options: &Options, global: &config::Global) -> anyhow::Result<PathBuf> {
+    let data_dir = options
+        .data_dir
+        .clone()
+        .or_else(|| global.data_dir.clone())
+        .or_else(|| {
+            directories::ProjectDirs::from("dev", "vantage", "vantage")
+                .map(|d| d.data_dir().to_path_buf())
+        })
+        .context("no data directory: set global.data_dir or --data-dir")?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    Ok(data_dir)
+}
+
+/// Listen where `--listen`, else `[global] listen`, else the default says.
+async fn bind(options: &Options, global: &config::Global) -> anyhow::Result<TcpListener> {
+    let listen = options
+        .listen
+        .or(global.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// The sinks every run goes to: board, metrics, history, alerts.
+fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Result<Sinks> {
+    let global = &config.global;
+    let board = Board::default();
+    let metrics = Arc::new(Metrics::new(board.clone(), &global.location));
+    let history = History::open(
+        data_dir,
+        Retention {
+            max_age: global.history_max_age,
+            max_runs_per_check: global.history_max_runs,
+        },
+    )?;
+    let alerts = Alerts::start(AlertConfig {
+        alertmanagers: config.alerts.alertmanagers.clone(),
+        webhooks: config.alerts.webhooks.clone(),
+        resend: config.alerts.resend,
+        generator_base: public_url.to_string(),
+        ..AlertConfig::default()
+    });
+    Ok(Sinks {
+        board,
+        metrics,
+        history,
+        alerts,
+    })
+}
+
+/// The engine's settings for every check and restore check configured:
+/// fuel if any uses it, the largest memory limit, and pooled instances for
+/// the concurrency cap plus the low lane.
+fn engine_options(config: &Config) -> EngineOptions {
+    let limits = || {
+        config.checks.iter().map(|c| &c.limits).chain(
+            config
+                .restores
+                .iter()
+                .flat_map(|r| r.checks.iter().map(|c| &c.limits)),
+        )
+    };
+    let concurrency = config.global.concurrency;
+    EngineOptions {
+        fuel: limits().any(|l| l.fuel.is_some()),
+        max_memory: limits()
+            .map(|l| l.memory)
+            .chain([config.defaults.memory])
+            .max()
+            .unwrap_or(config::DEFAULT_MEMORY),
+        pool_instances: u32::try_from(concurrency + low_lane_permits_for(concurrency) + 16)
+            .unwrap_or(u32::MAX),
+    }
+}
+
+/// The status page, API and `/metrics`, served until stopped.
+struct Web {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Web {
+    fn start(listener: TcpListener, sinks: &Sinks, location: &str) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let render = {
+            let metrics = sinks.metrics.clone();
+            Arc::new(move || metrics.render())
+        };
+        let router = web::router(WebState {
+            board: sinks.board.clone(),
+            history: sinks.history.clone(),
+            metrics: render,
+            location: location.to_string(),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        let task = tokio::spawn(web::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        Web { stop, task }
+    }
+
+    /// Stop serving; wait at most 5 s.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+            Ok(Ok(Err(e))) => warn!("web server: {e:#}"),
+            Ok(_) => {}
+            Err(_) => warn!("web server did not stop within 5s"),
+        }
+    }
+}
+
+/// The janitor of the clusters the restore tests use (see
+/// [`restores::janitor_loop`]).
+struct Janitor {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Janitor {
+    fn start(config: &Config) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut clusters: Vec<(config::ClusterAccess, String)> = Vec::new();
+        for r in &config.restores {
+            let key = (r.cluster.clone(), r.velero_namespace.clone());
+            if !clusters.contains(&key) {
+                clusters.push(key);
+            }
+        }
+        let task = tokio::spawn(restores::janitor_loop(clusters, stopped));
+        Janitor { stop, task }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+    }
 }
 
 /// A line on stderr for the operator; a closed stderr is not an error (the

@@ -416,102 +416,28 @@ impl Runtime {
             .unwrap_or(0);
         let run_id = next_run_id(started_unix_ms);
         let (mut store, stdout, stderr) = self.new_store(spec, meter.clone());
-        let mut instantiate_ms = 0.0;
-        let mut run_started = None;
-        let (verdict, error) = match capabilities::secrets::expand_config(
+        let mut timings = RunTimings::default();
+        let outcome = match capabilities::secrets::expand_config(
             &spec.config,
             &mut store.data_mut().caps.secrets,
         ) {
-            Err(message) => (
-                None,
-                Some(RunError {
-                    kind: ErrorKind::Config,
-                    message,
-                }),
-            ),
+            Err(message) => Err(RunError {
+                kind: ErrorKind::Config,
+                message,
+            }),
             Ok(config) => {
-                let context = wit::RunContext {
-                    check_name: spec.check_name.clone(),
-                    targets: spec.targets.clone(),
-                    config,
-                    location: spec.location.clone(),
-                    mode: match spec.mode {
-                        Mode::Edge => wit::Mode::Edge,
-                        Mode::Restore => wit::Mode::Restore,
-                    },
-                    timeout_ms: spec.limits.timeout.as_millis() as u64,
-                    run_id: run_id.clone(),
-                };
-                let call = async {
-                    let t = Instant::now();
-                    let instance = check.pre.instantiate_async(&mut store).await?;
-                    instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
-                    run_started = Some(Instant::now());
-                    instance.call_run(&mut store, &context).await
-                };
-                let call = Metered::new(call, &meter);
-                match tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await {
-                    Ok(Ok(verdict)) => match oversized(&verdict) {
-                        None => (Some(verdict), None),
-                        Some(message) => (
-                            None,
-                            Some(RunError {
-                                kind: ErrorKind::ResultTooLarge,
-                                message,
-                            }),
-                        ),
-                    },
-                    Ok(Err(e)) => (None, Some(explain(&store, &e, &stderr))),
-                    Err(_) => (
-                        None,
-                        Some(RunError {
-                            kind: ErrorKind::Deadline,
-                            message: format!(
-                                "deadline of {} exceeded",
-                                humantime::format_duration(spec.limits.timeout)
-                            ),
-                        }),
-                    ),
-                }
+                let context = run_context(spec, config, &run_id);
+                call_guest(check, &mut store, &context, spec, &meter, &mut timings)
+                    .await
+                    .map_err(|e| e.explain(&store, &stderr))
             }
         };
-        let run_ms = run_started
-            .map(|t| t.elapsed().as_secs_f64() * 1000.0)
-            .unwrap_or(0.0);
-
-        let mut state = store.into_data();
-        for line in stdout.text().lines() {
-            state
-                .caps
-                .log
-                .push(crate::capabilities::log::Level::Info, line);
-        }
-        if error.as_ref().is_none_or(|e| e.kind != ErrorKind::Panic) {
-            for line in stderr.text().lines() {
-                state
-                    .caps
-                    .log
-                    .push(crate::capabilities::log::Level::Warn, line);
-            }
-        }
-        for denial in &state.caps.net.denials() {
-            state.caps.log.push(
-                crate::capabilities::log::Level::Warn,
-                &format!("denied: {denial}"),
-            );
-        }
-        if state.caps.http.trace_dropped > 0 {
-            let message = format!(
-                "{} more HTTP exchanges not traced (limit {} per run)",
-                state.caps.http.trace_dropped,
-                crate::capabilities::http::MAX_TRACE
-            );
-            state
-                .caps
-                .log
-                .push(crate::capabilities::log::Level::Warn, &message);
-        }
-        let revealed = state.caps.secrets.revealed();
+        let panicked = outcome.as_ref().is_err_and(|e| e.kind == ErrorKind::Panic);
+        let finished = store.into_data().caps.finish(
+            &stdout.text(),
+            (!panicked).then(|| stderr.text()).as_deref(),
+        );
+        timings.http = finished.http;
         let mut result = CheckResult {
             check: spec.check_name.clone(),
             status: Status::Error,
@@ -523,52 +449,126 @@ impl Runtime {
             assertions: Vec::new(),
             measurements: Vec::new(),
             labels: Vec::new(),
-            timings: RunTimings {
-                instantiate_ms,
-                run_ms,
-                http: std::mem::take(&mut state.caps.http.trace),
-            },
-            logs: state.caps.log.finish(),
+            timings,
+            logs: finished.logs,
             error: None,
         };
-        match (verdict, error) {
-            (Some(v), _) => {
-                result.status = match v.status {
-                    wit::Status::Pass => Status::Pass,
-                    wit::Status::Degraded => Status::Degraded,
-                    wit::Status::Fail => Status::Fail,
-                };
-                result.summary = v.summary;
-                result.assertions = v
-                    .assertions
-                    .into_iter()
-                    .map(|a| Assertion {
-                        name: a.name,
-                        passed: a.passed,
-                        detail: a.detail,
-                        duration_ms: a.duration_ms,
-                    })
-                    .collect();
-                result.measurements = v
-                    .measurements
-                    .into_iter()
-                    .map(|m| Measurement {
-                        name: m.name,
-                        value: m.value,
-                        unit: m.unit,
-                    })
-                    .collect();
-                result.labels = v.labels;
-            }
-            (None, Some(e)) => {
+        match outcome {
+            Ok(verdict) => set_verdict(&mut result, verdict),
+            Err(e) => {
                 result.summary = e.message.clone();
                 result.error = Some(e);
             }
-            (None, None) => unreachable!("a run either returns a verdict or fails"),
         }
-        revealed.redact_result(&mut result);
+        finished.revealed.redact_result(&mut result);
         result
     }
+}
+
+/// What the guest's `run` export receives.
+fn run_context(spec: &RunSpec, config: Vec<(String, String)>, run_id: &str) -> wit::RunContext {
+    wit::RunContext {
+        check_name: spec.check_name.clone(),
+        targets: spec.targets.clone(),
+        config,
+        location: spec.location.clone(),
+        mode: match spec.mode {
+            Mode::Edge => wit::Mode::Edge,
+            Mode::Restore => wit::Mode::Restore,
+        },
+        timeout_ms: spec.limits.timeout.as_millis() as u64,
+        run_id: run_id.to_string(),
+    }
+}
+
+/// Why a guest call gave no verdict, before it is explained.
+enum CallError {
+    /// The call trapped or failed (explained from the store and stderr).
+    Trap(wasmtime::Error),
+    /// Already explained.
+    Known(RunError),
+}
+
+impl CallError {
+    fn explain(self, store: &Store<RunState>, stderr: &Capture) -> RunError {
+        match self {
+            CallError::Trap(e) => explain(store, &e, stderr),
+            CallError::Known(e) => e,
+        }
+    }
+}
+
+/// Instantiate the check and call its `run` export under the run's
+/// deadline (plus [`DEADLINE_GRACE`]), metering its CPU time; record the
+/// instantiation and run times in `timings`.
+async fn call_guest(
+    check: &LoadedCheck,
+    store: &mut Store<RunState>,
+    context: &wit::RunContext,
+    spec: &RunSpec,
+    meter: &Arc<CpuMeter>,
+    timings: &mut RunTimings,
+) -> Result<wit::CheckResult, CallError> {
+    let mut run_started = None;
+    let call = async {
+        let t = Instant::now();
+        let instance = check.pre.instantiate_async(&mut *store).await?;
+        timings.instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
+        run_started = Some(Instant::now());
+        instance.call_run(&mut *store, context).await
+    };
+    let call = Metered::new(call, meter);
+    let outcome = tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await;
+    timings.run_ms = run_started
+        .map(|t| t.elapsed().as_secs_f64() * 1000.0)
+        .unwrap_or(0.0);
+    match outcome {
+        Ok(Ok(verdict)) => match oversized(&verdict) {
+            None => Ok(verdict),
+            Some(message) => Err(CallError::Known(RunError {
+                kind: ErrorKind::ResultTooLarge,
+                message,
+            })),
+        },
+        Ok(Err(e)) => Err(CallError::Trap(e)),
+        Err(_) => Err(CallError::Known(RunError {
+            kind: ErrorKind::Deadline,
+            message: format!(
+                "deadline of {} exceeded",
+                humantime::format_duration(spec.limits.timeout)
+            ),
+        })),
+    }
+}
+
+/// Copy the guest's verdict into `result`.
+fn set_verdict(result: &mut CheckResult, v: wit::CheckResult) {
+    result.status = match v.status {
+        wit::Status::Pass => Status::Pass,
+        wit::Status::Degraded => Status::Degraded,
+        wit::Status::Fail => Status::Fail,
+    };
+    result.summary = v.summary;
+    result.assertions = v
+        .assertions
+        .into_iter()
+        .map(|a| Assertion {
+            name: a.name,
+            passed: a.passed,
+            detail: a.detail,
+            duration_ms: a.duration_ms,
+        })
+        .collect();
+    result.measurements = v
+        .measurements
+        .into_iter()
+        .map(|m| Measurement {
+            name: m.name,
+            value: m.value,
+            unit: m.unit,
+        })
+        .collect();
+    result.labels = v.labels;
 }
 
 /// Why a verdict is too large to keep (see [`limits::oversized_result`]).
