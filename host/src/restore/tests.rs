@@ -1790,4 +1790,5 @@ fn the_crd_schemas_reject_wrong_objects() {
 }
 
 mod admission;
+mod evidence_items;
 mod isolation;

@@ -73,7 +73,7 @@ pub(super) struct Volumes {
     /// DownloadRequests, and the base URL of the "object storage" their
     /// pre-signed URLs point at (None: an unreachable one).
     download_requests: Vec<Value>,
-    download_base: Option<String>,
+    pub(super) download_base: Option<String>,
 }
 
 /// How a data job's container ends: exit code (None: runs forever) and
@@ -1172,16 +1172,17 @@ async fn data_jobs_run_in_the_namespace_and_their_exit_and_log_decide() {
     }
 }
 
-/// Bytes as Velero stores them (gzip; the content does not matter here,
-/// only that the digest is of the stored bytes).
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
-    out.extend_from_slice(bytes);
-    out
+/// Bytes as Velero stores them: one gzip stream (`gzip.NewWriter` in
+/// `putResults`, pkg/controller/restore_controller.go).
+pub(super) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
 }
 
 /// "Object storage" on loopback serving `files` by path.
-async fn object_storage(files: BTreeMap<String, Vec<u8>>) -> String {
+pub(super) async fn object_storage(files: BTreeMap<String, Vec<u8>>) -> String {
     let files = Arc::new(files);
     let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
         let files = files.clone();
