@@ -115,7 +115,12 @@ impl VeleroResult {
             .iter()
             .flatten()
             .map(|m| ("velero".to_string(), m))
-            .chain(self.cluster.iter().flatten().map(|m| ("cluster".to_string(), m)))
+            .chain(
+                self.cluster
+                    .iter()
+                    .flatten()
+                    .map(|m| ("cluster".to_string(), m)),
+            )
             .chain(self.namespaces.iter().flatten().flat_map(|(ns, list)| {
                 list.iter()
                     .flatten()

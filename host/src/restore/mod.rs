@@ -328,7 +328,9 @@ pub async fn run(
         if let Some(first) = kept.failed_items.as_ref().and_then(|i| i.first_error())
             && report.verdict != Verdict::Pass
         {
-            report.reason.push_str(&format!("; first failed item: {first}"));
+            report
+                .reason
+                .push_str(&format!("; first failed item: {first}"));
         }
         report.evidence = Some(kept);
     }

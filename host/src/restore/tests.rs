@@ -1792,3 +1792,4 @@ fn the_crd_schemas_reject_wrong_objects() {
 mod admission;
 mod evidence_items;
 mod isolation;
+mod job_redaction;

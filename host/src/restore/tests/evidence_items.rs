@@ -49,7 +49,8 @@ fn results_list_errors_by_scope_bounded_and_count_all() {
         format!("namespace billing: {}…", "x".repeat(MAX_MESSAGE_CHARS))
     );
     assert!(
-        items.errors[3].starts_with("namespace shop: error restoring persistentvolumeclaims/shop/data-db-0:"),
+        items.errors[3]
+            .starts_with("namespace shop: error restoring persistentvolumeclaims/shop/data-db-0:"),
         "{items:?}"
     );
     assert_eq!(items.warnings_total, 3);
@@ -64,8 +65,10 @@ fn results_list_errors_by_scope_bounded_and_count_all() {
     assert_eq!(clean, evidence::FailedItems::default());
     assert!(clean.first_error().is_none());
     // Go encodes a nil list inside a map as null.
-    let nulls = failed_items(&gzip(br#"{"errors":{"namespaces":{"shop":null}},"warnings":{}}"#))
-        .unwrap();
+    let nulls = failed_items(&gzip(
+        br#"{"errors":{"namespaces":{"shop":null}},"warnings":{}}"#,
+    ))
+    .unwrap();
     assert_eq!(nulls.errors_total, 0);
 }
 
@@ -131,8 +134,10 @@ async fn partially_failed_run(run_id: &str, results: Vec<u8>) -> (Fake, RestoreR
     .await;
     let mut world = healthy_world();
     world.stateful.download_base = Some(base);
-    world.restore_statuses = vec![json!({"phase": "PartiallyFailed", "warnings": 1, "errors": 2,
-        "startTimestamp": ts(Utc::now()), "completionTimestamp": ts(Utc::now())})];
+    world.restore_statuses = vec![
+        json!({"phase": "PartiallyFailed", "warnings": 1, "errors": 2,
+        "startTimestamp": ts(Utc::now()), "completionTimestamp": ts(Utc::now())}),
+    ];
     let fake = Fake::new(world);
     let report = run(
         &fake.client,
@@ -215,7 +220,11 @@ async fn a_corrupt_or_oversized_results_file_is_named_and_its_digest_kept() {
     ] {
         let (fake, report) = partially_failed_run(run_id, body.clone()).await;
         assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
-        assert!(!report.reason.contains("first failed item"), "{}", report.reason);
+        assert!(
+            !report.reason.contains("first failed item"),
+            "{}",
+            report.reason
+        );
         let e = report.evidence.clone().expect("evidence");
         assert_eq!(e.fetch_errors.len(), 1, "{e:?}");
         assert!(e.fetch_errors[0].starts_with(needle), "{e:?}");
