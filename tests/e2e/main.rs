@@ -24,6 +24,7 @@ mod redaction;
 mod restart;
 mod restore_cluster;
 mod restore_daemon;
+mod restore_daemon_isolation;
 mod sandbox;
 mod scheduling;
 mod servers;
