@@ -195,7 +195,7 @@ pub async fn run(
     let exit_code = pod.as_ref().and_then(exit_code);
     // The log as the container wrote it: decides `expect_output`, never
     // reported as is (see `log_tail` below).
-    let raw_tail = match &pod {
+    let (raw_tail, log_error) = match &pod {
         Some(p) => {
             let params = LogParams {
                 container: Some(CONTAINER.to_string()),
@@ -207,14 +207,17 @@ pub async fn run(
                 .logs(p.metadata.name.as_deref().unwrap_or_default(), &params)
                 .await
             {
-                Ok(text) => tail(&text),
-                Err(e) => vec![format!(
-                    "(log unavailable: {})",
-                    super::describe_kube_error(&e)
-                )],
+                Ok(text) => (tail(&text), None),
+                Err(e) => (
+                    Vec::new(),
+                    Some(format!(
+                        "(log unavailable: {})",
+                        super::describe_kube_error(&e)
+                    )),
+                ),
             }
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     let seconds = start.elapsed().as_secs_f64();
     let (passed, reason) = match finished {
@@ -246,7 +249,9 @@ pub async fn run(
             (None, _) => (true, "exit 0".to_string()),
         },
     };
-    let log_tail = if raw_tail.is_empty() {
+    let log_tail = if let Some(unavailable) = log_error {
+        vec![unavailable]
+    } else if raw_tail.is_empty() {
         raw_tail
     } else {
         match secrets::redactor(client, namespace, job, labels, pacing).await {
