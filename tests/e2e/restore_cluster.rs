@@ -65,8 +65,8 @@
 //! `VANTAGE_E2E_STATEFUL_SCHEDULE` is set too: it restores a PostgreSQL
 //! StatefulSet whose claim is backed up by file-system backup, requires the
 //! claim to be Bound to a new volume, runs a `psql` data job (password from
-//! the restored Secret) and checks that the restored volume is gone after
-//! cleanup.
+//! the restored Secret; it also prints it, and the report must hold it
+//! redacted) and checks that the restored volume is gone after cleanup.
 //!
 //! ```sh
 //! kubectl create namespace shopdb
@@ -408,14 +408,15 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
             jobs: vec![RestoreJob {
                 name: "orders-recent".into(),
                 image: "postgres:17".into(),
+                // It prints its password first: the report must not.
                 command: vec![
-                    Template("psql".into()),
-                    Template("-h".into()),
-                    Template("db".into()),
-                    Template("-U".into()),
-                    Template("postgres".into()),
-                    Template("-tAc".into()),
-                    Template("select count(*) > 0 from orders".into()),
+                    Template("sh".into()),
+                    Template("-c".into()),
+                    Template(
+                        "echo \"password: $PGPASSWORD\"; \
+                         psql -h db -U postgres -tAc 'select count(*) > 0 from orders'"
+                            .into(),
+                    ),
                 ],
                 env: vec![(
                     "PGPASSWORD".into(),
@@ -456,6 +457,26 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
     );
     let job = &report.jobs[0];
     assert!(job.passed && job.exit_code == Some(0), "{job:?}");
+    // Redacted of the restored Secret's value (read here from the source).
+    assert!(
+        job.log_tail.iter().any(|l| l == "password: [redacted]"),
+        "{job:?}"
+    );
+    let source = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "shopdb")
+        .get("db-credentials")
+        .await
+        .expect("the source Secret");
+    let password = source
+        .data
+        .and_then(|d| {
+            d.get("password")
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+        .expect("its password");
+    let subject = serde_json::to_string(&report).expect("JSON");
+    for fragment in vantage::capabilities::secrets::fragments(password.trim()) {
+        assert!(!subject.contains(fragment), "the report holds {fragment:?}");
+    }
     let evidence = report.evidence.as_ref().expect("evidence");
     assert!(
         evidence.log.is_some() && evidence.results.is_some(),
