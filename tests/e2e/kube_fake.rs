@@ -10,12 +10,24 @@
 //! `Completed` on the next read, with the app (a ready Deployment and its
 //! Pod) "restored" into the namespace its `namespaceMapping` names.
 //!
+//! It plays the kubelet and the CNI for the isolation probe pod too: on its
+//! first read after creation the pod "runs" its `host port` argument pairs
+//! the way its script does, and ends with the script's exit code and
+//! termination message. A connection is refused when the CNI enforces
+//! NetworkPolicy ([`Store::cni_enforces_network_policy`]) and no egress rule
+//! of a policy selecting the pod admits the address and port (Kubernetes'
+//! semantics: ipBlock CIDR minus `except`, ports; selector peers never match
+//! an address outside the cluster); otherwise a real TCP connection to it
+//! is tried. A Restore named in [`Store::stuck_restores`] stays
+//! `InProgress` (Velero still restoring, for the janitor).
+//!
 //! Every request is logged, so tests can assert what was created and that
 //! cleanup deleted it.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -49,7 +61,15 @@ pub struct Store {
     /// `METHOD path` of every request, in order.
     pub log: Vec<String>,
     next_version: u64,
+    /// Whether the CNI enforces NetworkPolicy (Calico, Cilium) or not
+    /// (flannel): decides what the isolation probe reaches.
+    pub cni_enforces_network_policy: bool,
+    /// Restores Velero never finishes (they stay `InProgress`).
+    pub stuck_restores: BTreeSet<String>,
 }
+
+/// The isolation probe pod's name (`restore::probe::PROBE_POD`).
+const PROBE_POD: &str = "vantage-isolation-probe";
 
 /// A running fake API server.
 pub struct FakeKube {
@@ -224,6 +244,9 @@ async fn handle(State(store): State<Arc<Mutex<Store>>>, request: Request) -> Res
             if kind_of(&collection) == "Restore" {
                 progress_restore(&mut store, &collection, &name);
             }
+            if kind_of(&collection) == "Pod" && name == PROBE_POD {
+                run_probe(&mut store, &collection);
+            }
             match store.objects.get(&collection).and_then(|c| c.get(&name)) {
                 Some(o) => ok(StatusCode::OK, o.clone()),
                 None => status(
@@ -257,6 +280,9 @@ async fn handle(State(store): State<Arc<Mutex<Store>>>, request: Request) -> Res
             object["metadata"]["creationTimestamp"] = json!(now_rfc3339());
             if kind_of(&collection) == "Restore" {
                 object["status"] = json!({"phase": "InProgress", "startTimestamp": now_rfc3339()});
+            }
+            if kind_of(&collection) == "Pod" {
+                object["status"] = json!({"phase": "Pending"});
             }
             store
                 .objects
@@ -301,7 +327,7 @@ fn progress_restore(store: &mut Store, collection: &str, name: &str) {
     else {
         return;
     };
-    if restore["status"]["phase"] != "InProgress" {
+    if restore["status"]["phase"] != "InProgress" || store.stuck_restores.contains(name) {
         return;
     }
     restore["status"] = json!({
@@ -352,5 +378,148 @@ fn progress_restore(store: &mut Store, collection: &str, name: &str) {
             .entry(format!("/api/v1/namespaces/{ns}/pods"))
             .or_default()
             .insert("api-7d9f-x2x".into(), pod);
+    }
+}
+
+/// The kubelet and the CNI for the probe pod in `collection` (a pods
+/// collection): a Pending probe runs once and terminates as its script
+/// would (exit 0 "refused", exit 1 "reached: h:p ...").
+fn run_probe(store: &mut Store, collection: &str) {
+    let Some(pod) = store.objects.get(collection).and_then(|c| c.get(PROBE_POD)) else {
+        return;
+    };
+    if pod["status"]["phase"] != "Pending" {
+        return;
+    }
+    let namespace = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let labels = pod["metadata"]["labels"].clone();
+    let args: Vec<String> = pod["spec"]["containers"][0]["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let policies: Vec<Value> = store
+        .objects
+        .get(&format!(
+            "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+        ))
+        .map(|c| c.values().cloned().collect())
+        .unwrap_or_default();
+    // args: "probe" ($0), then host port pairs.
+    let mut reached = Vec::new();
+    for pair in args.get(1..).unwrap_or(&[]).chunks(2) {
+        let [host, port] = pair else { continue };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        let Some(addr) = (host.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+        else {
+            continue;
+        };
+        let admitted = !store.cni_enforces_network_policy
+            || egress_admits(&policies, &labels, addr.ip(), port);
+        if admitted && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            reached.push(format!("{host}:{port}"));
+        }
+    }
+    let (code, message) = if reached.is_empty() {
+        (0, "refused\n".to_string())
+    } else {
+        (1, format!("reached: {}\n", reached.join(" ")))
+    };
+    let pod = store
+        .objects
+        .get_mut(collection)
+        .and_then(|c| c.get_mut(PROBE_POD))
+        .expect("the probe pod");
+    pod["status"] = json!({
+        "phase": if code == 0 { "Succeeded" } else { "Failed" },
+        "containerStatuses": [{"name": "probe", "ready": false, "restartCount": 0,
+            "image": pod["spec"]["containers"][0]["image"], "imageID": "",
+            "state": {"terminated": {"exitCode": code, "message": message,
+                "reason": if code == 0 { "Completed" } else { "Error" }}}}],
+    });
+}
+
+/// Whether the NetworkPolicies of a namespace let a pod with `labels`
+/// connect to `ip:port` (TCP): allowed when no policy with Egress selects
+/// the pod, else when one selecting policy's egress rule admits it.
+fn egress_admits(policies: &[Value], labels: &Value, ip: IpAddr, port: u16) -> bool {
+    let selecting: Vec<&Value> = policies
+        .iter()
+        .filter(|p| {
+            let types = p["spec"]["policyTypes"].as_array();
+            let egress = types.is_some_and(|t| t.iter().any(|t| t == "Egress"))
+                || (types.is_none() && p["spec"]["egress"].is_array());
+            egress && selector_selects(&p["spec"]["podSelector"], labels)
+        })
+        .collect();
+    if selecting.is_empty() {
+        return true;
+    }
+    selecting.iter().any(|p| {
+        p["spec"]["egress"].as_array().is_some_and(|rules| {
+            rules.iter().any(|rule| {
+                let ports_ok = match rule["ports"].as_array() {
+                    None => true,
+                    Some(ports) if ports.is_empty() => true,
+                    Some(ports) => ports.iter().any(|p| {
+                        p["protocol"].as_str().unwrap_or("TCP") == "TCP"
+                            && (p["port"].is_null() || p["port"] == json!(port))
+                    }),
+                };
+                let peers_ok = match rule["to"].as_array() {
+                    None => true,
+                    Some(peers) if peers.is_empty() => true,
+                    // Selector peers are pods; only an ipBlock can match an
+                    // address outside the cluster.
+                    Some(peers) => peers.iter().any(|peer| {
+                        let block = &peer["ipBlock"];
+                        block["cidr"].as_str().is_some_and(|c| cidr_contains(c, ip))
+                            && !block["except"].as_array().is_some_and(|e| {
+                                e.iter()
+                                    .any(|x| x.as_str().is_some_and(|c| cidr_contains(c, ip)))
+                            })
+                    }),
+                };
+                ports_ok && peers_ok
+            })
+        })
+    })
+}
+
+/// A podSelector with `matchLabels` only (what Vantage writes).
+fn selector_selects(selector: &Value, labels: &Value) -> bool {
+    selector["matchLabels"]
+        .as_object()
+        .is_none_or(|m| m.iter().all(|(k, v)| labels[k] == *v))
+}
+
+fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
     }
 }

@@ -25,6 +25,7 @@ mod redaction;
 mod restart;
 mod restore_cluster;
 mod restore_daemon;
+mod restore_daemon_isolation;
 mod sandbox;
 mod schedule_paused;
 mod scheduling;

@@ -1,12 +1,28 @@
 //! A restore test against a REAL cluster with Velero: the newest backup of a
 //! Velero Schedule is restored into a volatile namespace, the app must become
-//! ready, a check runs, and everything is cleaned up.
+//! ready, the official `http` check (the real Wasm component, in the same
+//! sandbox and restore mode as the daemon's) must get 200 from
+//! `http://api.{{namespace}}.svc.cluster.local/`, and everything is cleaned
+//! up.
 //!
 //! Runs only when `KUBECONFIG` and `VANTAGE_E2E_VELERO_SCHEDULE` are set
 //! (optional: `VANTAGE_E2E_VELERO_NAMESPACE`, default `velero`;
-//! `VANTAGE_E2E_SOURCE_NAMESPACE`, default `shop`); otherwise it prints why it
-//! is skipped and passes. The kubeconfig's user needs the rights of
+//! `VANTAGE_E2E_SOURCE_NAMESPACE`, default `shop`;
+//! `VANTAGE_E2E_CLUSTER_DOMAIN`, default `cluster.local`); otherwise it prints
+//! why it is skipped and passes. The kubeconfig's user needs the rights of
 //! `deploy/rbac.yaml` (kind's admin user has them).
+//!
+//! The check connects from this process to the restored Service's ClusterIP,
+//! resolved through the cluster's DNS (the `kube-dns` Service of
+//! `kube-system`). So before anything is restored the test checks that this
+//! process can do that: resolve `kubernetes.default.svc.<domain>` through
+//! kube-dns and open a TCP connection to it. If it cannot, the test FAILS
+//! saying so (it never passes without having run the check): run it where
+//! ClusterIPs are routable, e.g. in a pod of the cluster, on a node, or with
+//! a route to the service CIDR through a node (kind on Linux:
+//! `sudo ip route add 10.96.0.0/12 via $(docker inspect -f
+//! '{{.NetworkSettings.Networks.kind.IPAddress}}' vantage-e2e-control-plane)`,
+//! with kube-proxy in iptables mode).
 //!
 //! # Setting up kind (or k3d), Velero and an S3 server
 //!
@@ -49,8 +65,8 @@
 //! `VANTAGE_E2E_STATEFUL_SCHEDULE` is set too: it restores a PostgreSQL
 //! StatefulSet whose claim is backed up by file-system backup, requires the
 //! claim to be Bound to a new volume, runs a `psql` data job (password from
-//! the restored Secret) and checks that the restored volume is gone after
-//! cleanup.
+//! the restored Secret; it also prints it, and the report must hold it
+//! redacted) and checks that the restored volume is gone after cleanup.
 //!
 //! ```sh
 //! kubectl create namespace shopdb
@@ -96,18 +112,23 @@
 //! (`vantage::restore::sweep`) removes them after their expiry (1 h here).
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Service};
 use kube::api::Api;
 use vantage::audit::record::Verdict;
+use vantage::capabilities::net::HostResolver;
 use vantage::config::{
     Acceptance, BackupSource, ClusterAccess, ComponentRef, Isolation, JobEnv, Limits, Readiness,
     RestoreCheck, RestoreJob, RestoreSpec, Schedule, Selection, Template, TemplateVars,
 };
 use vantage::restore::{Pacing, RunInfo, RunOptions, ValidationRunner};
 use vantage::result::{Assertion, CheckResult, ErrorKind, Status};
+use vantage::runtime::engine::EngineOptions;
+use vantage::runtime::{LoadedCheck, Runtime};
 
 /// A check that passes when it was given the run's namespace and backup.
 struct ContextCheck;
@@ -144,6 +165,71 @@ impl ValidationRunner for ContextCheck {
     }
 }
 
+/// Runs restore checks with the real Wasm runtime, as the daemon does
+/// (`vantage::daemon::restores::run_spec`: templates, allow list plus the
+/// volatile namespace's Service addresses, restore mode), resolving names
+/// through the cluster's DNS.
+struct WasmRunner {
+    runtime: Runtime,
+    http: LoadedCheck,
+    resolver: Arc<HostResolver>,
+}
+
+impl ValidationRunner for WasmRunner {
+    fn run<'a>(
+        &'a self,
+        check: &'a RestoreCheck,
+        vars: &'a TemplateVars,
+        info: &'a RunInfo,
+    ) -> Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>> {
+        Box::pin(async move {
+            match vantage::daemon::restores::run_spec(check, vars, info, None, &self.resolver) {
+                Ok(spec) => self.runtime.run(&self.http, &spec).await,
+                Err(why) => {
+                    CheckResult::host_error(&check.name, &info.location, 0, ErrorKind::Config, why)
+                }
+            }
+        })
+    }
+}
+
+/// Whether this process reaches the cluster's Services: the address of
+/// the `kube-dns` Service (port 53), once `kubernetes.default.svc.<domain>`
+/// resolved through it and accepted a TCP connection. Err: what failed.
+async fn cluster_services_reachable(
+    client: &kube::Client,
+    domain: &str,
+) -> Result<SocketAddr, String> {
+    let dns = Api::<Service>::namespaced(client.clone(), "kube-system")
+        .get("kube-dns")
+        .await
+        .map_err(|e| format!("reading Service kube-system/kube-dns: {e}"))?;
+    let ip: IpAddr = dns
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .and_then(|ip| ip.parse().ok())
+        .ok_or("Service kube-system/kube-dns has no ClusterIP")?;
+    let nameserver = SocketAddr::new(ip, 53);
+    let resolver = HostResolver {
+        nameserver: Some(nameserver),
+        ..HostResolver::default()
+    };
+    let name = format!("kubernetes.default.svc.{domain}");
+    let addrs = tokio::time::timeout(Duration::from_secs(3), resolver.lookup(&name))
+        .await
+        .map_err(|_| format!("no DNS answer for {name} from kube-dns at {nameserver} within 3 s"))?
+        .map_err(|e| format!("resolving {name} through kube-dns at {nameserver}: {e}"))?;
+    let target = SocketAddr::new(addrs[0], 443);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    .map_err(|_| format!("connecting to {name} ({target}): no answer within 5 s"))?
+    .map_err(|e| format!("connecting to {name} ({target}): {e}"))?;
+    Ok(nameserver)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn restore_cluster_latest_backup_passes_and_cleans_up() {
     let (Ok(_), Ok(schedule)) = (
@@ -160,6 +246,8 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
     let velero_namespace =
         std::env::var("VANTAGE_E2E_VELERO_NAMESPACE").unwrap_or_else(|_| "velero".into());
     let source = std::env::var("VANTAGE_E2E_SOURCE_NAMESPACE").unwrap_or_else(|_| "shop".into());
+    let domain =
+        std::env::var("VANTAGE_E2E_CLUSTER_DOMAIN").unwrap_or_else(|_| "cluster.local".into());
 
     let spec = RestoreSpec {
         name: "e2e".into(),
@@ -181,13 +269,13 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
             timeout: Duration::from_secs(300),
         },
         checks: vec![RestoreCheck {
-            name: "context".into(),
-            component: ComponentRef::Path("unused.wasm".into()),
-            targets: vec![Template(
-                "http://api.{{namespace}}.svc.cluster.local/".into(),
-            )],
-            config: Vec::new(),
-            allow: Vec::new(),
+            name: "api".into(),
+            component: ComponentRef::Path(crate::support::wasm("http")),
+            targets: vec![Template(format!(
+                "http://api.{{{{namespace}}}}.svc.{domain}/"
+            ))],
+            config: vec![("expect.status.0".into(), Template("200".into()))],
+            allow: vec![Template("{target}".into())],
             secrets: Vec::new(),
             limits: Limits::default(),
             allow_insecure: false,
@@ -203,6 +291,31 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
     let client = vantage::restore::client(&spec.cluster)
         .await
         .expect("a client from KUBECONFIG");
+    // The check must really connect: refuse to go on (and fail) where this
+    // process cannot reach the cluster's Services.
+    let nameserver = match cluster_services_reachable(&client, &domain).await {
+        Ok(ns) => ns,
+        Err(why) => panic!(
+            "KUBECONFIG is set, but this process cannot reach the cluster's Services ({why}). \
+             The real `http` check connects to the restored app's ClusterIP, resolved through \
+             kube-dns: run this suite where ClusterIPs are routable (in a pod, on a node, or with \
+             a route to the service CIDR; see tests/e2e/restore_cluster.rs)"
+        ),
+    };
+    let runtime = Runtime::new(&EngineOptions::default(), Some(crate::support::cache_dir()))
+        .expect("the Wasm runtime");
+    let http = runtime
+        .load_file(&crate::support::wasm("http"))
+        .await
+        .expect("the http check");
+    let runner = WasmRunner {
+        runtime,
+        http,
+        resolver: Arc::new(HostResolver {
+            nameserver: Some(nameserver),
+            ..HostResolver::default()
+        }),
+    };
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -214,9 +327,18 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
         pacing: Pacing::default(),
     };
 
-    let report = vantage::restore::run(&client, &spec, &options, &ContextCheck).await;
+    let report = vantage::restore::run(&client, &spec, &options, &runner).await;
     println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+    // The real check connected to the restored Service and got 200.
+    let check = &report.checks[0];
+    assert_eq!(check["status"], "pass", "{check:#}");
+    assert!(
+        check["measurements"].as_array().is_some_and(|m| m
+            .iter()
+            .any(|m| m["name"] == "http_status_code" && m["value"] == 200.0)),
+        "{check:#}"
+    );
     let c = &report.cleanup;
     assert!(
         c.namespace_deleted && c.restore_deleted && c.configmap_deleted && c.errors.is_empty(),
@@ -286,14 +408,15 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
             jobs: vec![RestoreJob {
                 name: "orders-recent".into(),
                 image: "postgres:17".into(),
+                // It prints its password first: the report must not.
                 command: vec![
-                    Template("psql".into()),
-                    Template("-h".into()),
-                    Template("db".into()),
-                    Template("-U".into()),
-                    Template("postgres".into()),
-                    Template("-tAc".into()),
-                    Template("select count(*) > 0 from orders".into()),
+                    Template("sh".into()),
+                    Template("-c".into()),
+                    Template(
+                        "echo \"password: $PGPASSWORD\"; \
+                         psql -h db -U postgres -tAc 'select count(*) > 0 from orders'"
+                            .into(),
+                    ),
                 ],
                 env: vec![(
                     "PGPASSWORD".into(),
@@ -334,6 +457,26 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
     );
     let job = &report.jobs[0];
     assert!(job.passed && job.exit_code == Some(0), "{job:?}");
+    // Redacted of the restored Secret's value (read here from the source).
+    assert!(
+        job.log_tail.iter().any(|l| l == "password: [redacted]"),
+        "{job:?}"
+    );
+    let source = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "shopdb")
+        .get("db-credentials")
+        .await
+        .expect("the source Secret");
+    let password = source
+        .data
+        .and_then(|d| {
+            d.get("password")
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+        .expect("its password");
+    let subject = serde_json::to_string(&report).expect("JSON");
+    for fragment in vantage::capabilities::secrets::fragments(password.trim()) {
+        assert!(!subject.contains(fragment), "the report holds {fragment:?}");
+    }
     let evidence = report.evidence.as_ref().expect("evidence");
     assert!(
         evidence.log.is_some() && evidence.results.is_some(),
@@ -361,4 +504,48 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
+}
+
+/// The gate of the real-cluster check is honest: against an API (the
+/// in-memory fake) whose Services this process cannot reach, the
+/// precondition fails naming what failed, so the suite would fail rather
+/// than pass without having run the check.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_cluster_reachability_precondition_names_what_failed() {
+    let kube = crate::kube_fake::FakeKube::start().await;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&kube.kubeconfig()).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+
+    // No cluster DNS Service at all.
+    let e = cluster_services_reachable(&client, "cluster.local")
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("reading Service kube-system/kube-dns"), "{e}");
+
+    // A cluster DNS whose ClusterIP answers nothing from here (nothing
+    // listens on port 53 of this address).
+    kube.insert(
+        "/api/v1/namespaces/kube-system/services",
+        serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": "127.0.0.254", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}}),
+    );
+    let started = Instant::now();
+    let e = cluster_services_reachable(&client, "cluster.local")
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with(
+            "resolving kubernetes.default.svc.cluster.local through kube-dns at 127.0.0.254:53"
+        ) || e.starts_with(
+            "no DNS answer for kubernetes.default.svc.cluster.local from kube-dns at 127.0.0.254:53"
+        ),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

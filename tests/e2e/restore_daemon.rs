@@ -26,12 +26,12 @@ use crate::support::{repo, wasm};
 const BACKUPS: &str = "/apis/velero.io/v1/namespaces/velero/backups";
 const LOCATIONS: &str = "/apis/velero.io/v1/namespaces/velero/backupstoragelocations";
 const SCHEDULES: &str = "/apis/velero.io/v1/namespaces/velero/schedules";
-const RESTORES: &str = "/apis/velero.io/v1/namespaces/velero/restores";
-const NAMESPACES: &str = "/api/v1/namespaces";
+pub(crate) const RESTORES: &str = "/apis/velero.io/v1/namespaces/velero/restores";
+pub(crate) const NAMESPACES: &str = "/api/v1/namespaces";
 
 /// A target that answers 200 with its path for `/app/{namespace}/{backup}`
 /// only when the namespace is a volatile one.
-async fn start_app() -> String {
+pub(crate) async fn start_app() -> String {
     let app = Router::new().route(
         "/app/{namespace}/{backup}",
         get(
@@ -56,7 +56,7 @@ async fn start_app() -> String {
 /// Velero's objects, from the fixtures the schema tests validate against
 /// Velero's CRDs: the Schedule, its storage location, and a backup that
 /// completed three hours ago.
-fn seed_velero(kube: &FakeKube) {
+pub(crate) fn seed_velero(kube: &FakeKube) {
     let fixture = |name: &str| -> serde_json::Value {
         let path = repo().join("tests/fixtures/velero").join(name);
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()

@@ -9,11 +9,18 @@
 //! the file is gzip-compressed). The report (and so the audit record) keeps
 //! each file's sha256 and size as stored.
 //!
-//! Not done yet: listing the failed items from the results (Velero's
-//! `pkg/util/results.Result`: `velero`, `cluster`, `namespaces` lists) needs
-//! a gzip decoder; `flate2` is not in the dependency graph and adding it
-//! changes `crc32fast`'s features under wasmtime (a full rebuild).
+//! The results file is also read ([`failed_items`]): Velero writes it in
+//! `putResults` (pkg/controller/restore_controller.go) as one gzip stream of
+//! the JSON of `map[string]results.Result{"warnings": …, "errors": …}`,
+//! where `results.Result` (pkg/util/results/result.go) holds `velero`,
+//! `cluster` and `namespaces` (namespace → messages) lists, each omitted
+//! when empty. The report keeps the first [`MAX_LISTED`] errors and
+//! warnings and their counts. Decompression is bounded
+//! ([`MAX_RESULTS_JSON`]): a larger (or corrupt) file is named in
+//! `fetch_errors`, its digest still kept.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, PostParams};
@@ -27,6 +34,13 @@ use super::{Pacing, delete_ignoring_absent, describe_kube_error};
 pub const URL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest file read (a restore log is usually kilobytes).
 pub const MAX_FILE: usize = 64 << 20;
+/// Largest decompressed results file read (Velero's results of a restore
+/// with thousands of failed items are a few hundred KiB).
+pub const MAX_RESULTS_JSON: u64 = 8 << 20;
+/// Errors (and warnings) listed in the report; the rest are counted.
+pub const MAX_LISTED: usize = 20;
+/// Characters kept of each listed message.
+pub const MAX_MESSAGE_CHARS: usize = 500;
 
 /// What was kept of the Restore's log and results.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,8 +49,128 @@ pub struct Evidence {
     pub log: Option<StoredFile>,
     /// The results as stored (gzip), when fetched.
     pub results: Option<StoredFile>,
-    /// What could not be fetched, and why.
+    /// What could not be fetched (or read), and why.
     pub fetch_errors: Vec<String>,
+    /// The errors and warnings of the results file, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_items: Option<FailedItems>,
+}
+
+/// What the Restore's results file says failed, bounded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailedItems {
+    /// The first [`MAX_LISTED`] errors, each `SCOPE: message` (scope
+    /// `velero`, `cluster` or `namespace NAME`).
+    pub errors: Vec<String>,
+    /// How many errors the file holds (Velero's `status.errors`).
+    pub errors_total: usize,
+    /// The first [`MAX_LISTED`] warnings, likewise.
+    pub warnings: Vec<String>,
+    /// How many warnings the file holds.
+    pub warnings_total: usize,
+}
+
+impl FailedItems {
+    /// The first error and how many more, one line (None: no errors).
+    pub fn first_error(&self) -> Option<String> {
+        let first = self.errors.first()?;
+        let more = self.errors_total.saturating_sub(1);
+        Some(if more == 0 {
+            first.clone()
+        } else {
+            format!("{first} (and {more} more)")
+        })
+    }
+}
+
+/// Velero's `results.Result` (pkg/util/results/result.go).
+#[derive(Debug, Default, Deserialize)]
+struct VeleroResult {
+    #[serde(default)]
+    velero: Option<Vec<String>>,
+    #[serde(default)]
+    cluster: Option<Vec<String>>,
+    #[serde(default)]
+    namespaces: Option<BTreeMap<String, Option<Vec<String>>>>,
+}
+
+/// The results file: `{"warnings": Result, "errors": Result}`.
+#[derive(Debug, Default, Deserialize)]
+struct VeleroResults {
+    #[serde(default)]
+    errors: Option<VeleroResult>,
+    #[serde(default)]
+    warnings: Option<VeleroResult>,
+}
+
+impl VeleroResult {
+    /// Every message with its scope, in Velero's order (velero, cluster,
+    /// namespaces by name), and how many there are; at most `MAX_LISTED`
+    /// kept.
+    fn listed(&self) -> (Vec<String>, usize) {
+        let mut kept = Vec::new();
+        let mut total = 0;
+        let scoped = self
+            .velero
+            .iter()
+            .flatten()
+            .map(|m| ("velero".to_string(), m))
+            .chain(
+                self.cluster
+                    .iter()
+                    .flatten()
+                    .map(|m| ("cluster".to_string(), m)),
+            )
+            .chain(self.namespaces.iter().flatten().flat_map(|(ns, list)| {
+                list.iter()
+                    .flatten()
+                    .map(move |m| (format!("namespace {ns}"), m))
+            }));
+        for (scope, message) in scoped {
+            total += 1;
+            if kept.len() < MAX_LISTED {
+                kept.push(format!("{scope}: {}", clip(message)));
+            }
+        }
+        (kept, total)
+    }
+}
+
+/// `message` cut to [`MAX_MESSAGE_CHARS`] characters (`…` marks a cut).
+fn clip(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}…", &message[..at]),
+        None => message.to_string(),
+    }
+}
+
+/// Read the results file as Velero stores it (`gz`: gzip of JSON). Errors
+/// say what is wrong with the file: not gzip, larger than
+/// [`MAX_RESULTS_JSON`] once decompressed (a gzip bomb is refused after
+/// that many bytes), or not Velero's JSON.
+pub fn failed_items(gz: &[u8]) -> Result<FailedItems, String> {
+    let mut json = Vec::new();
+    flate2::read::MultiGzDecoder::new(gz)
+        .take(MAX_RESULTS_JSON + 1)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("not gzip-compressed as Velero writes it: {e}"))?;
+    if json.len() as u64 > MAX_RESULTS_JSON {
+        return Err(format!(
+            "decompresses to more than {} MiB ({} bytes stored): refused, not read further",
+            MAX_RESULTS_JSON >> 20,
+            gz.len()
+        ));
+    }
+    let results: VeleroResults = serde_json::from_slice(&json)
+        .map_err(|e| format!("not Velero's restore results JSON: {e}"))?;
+    let (errors, errors_total) = results.errors.unwrap_or_default().listed();
+    let (warnings, warnings_total) = results.warnings.unwrap_or_default().listed();
+    Ok(FailedItems {
+        errors,
+        errors_total,
+        warnings,
+        warnings_total,
+    })
 }
 
 /// One file of the backup storage location.
@@ -79,6 +213,10 @@ pub async fn fetch(
                 if kind == "RestoreLog" {
                     evidence.log = Some(file);
                 } else {
+                    match failed_items(&bytes) {
+                        Ok(items) => evidence.failed_items = Some(items),
+                        Err(e) => evidence.fetch_errors.push(format!("{kind}: {e}")),
+                    }
                     evidence.results = Some(file);
                 }
             }

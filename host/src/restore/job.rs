@@ -10,8 +10,10 @@
 //!
 //! The job passes when the Job succeeded, its container exited 0 and, if
 //! `expect_output` is set, the last [`LOG_LINES`] lines of its log contain
-//! it. Exit code and those lines go into the report (and the audit record):
-//! do not make the job print secrets. Jobs are deleted with the namespace.
+//! it. Exit code and those lines go into the report (and the audit record),
+//! redacted of every Secret value the job's environment references
+//! ([`secrets`]; withheld if those cannot be read). Jobs are deleted with
+//! the namespace.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use super::restore_object::MAX_POLL_ERRORS;
 use super::{Pacing, human_seconds};
 use crate::config::{JobEnv, RestoreJob, TemplateVars};
+
+pub mod secrets;
 
 /// Prefix of the Job's name (`vantage-job-NAME`).
 pub const JOB_PREFIX: &str = "vantage-job-";
@@ -189,7 +193,9 @@ pub async fn run(
                 .cmp(&b.metadata.creation_timestamp)
         });
     let exit_code = pod.as_ref().and_then(exit_code);
-    let log_tail = match &pod {
+    // The log as the container wrote it: decides `expect_output`, never
+    // reported as is (see `log_tail` below).
+    let (raw_tail, log_error) = match &pod {
         Some(p) => {
             let params = LogParams {
                 container: Some(CONTAINER.to_string()),
@@ -201,14 +207,17 @@ pub async fn run(
                 .logs(p.metadata.name.as_deref().unwrap_or_default(), &params)
                 .await
             {
-                Ok(text) => tail(&text),
-                Err(e) => vec![format!(
-                    "(log unavailable: {})",
-                    super::describe_kube_error(&e)
-                )],
+                Ok(text) => (tail(&text), None),
+                Err(e) => (
+                    Vec::new(),
+                    Some(format!(
+                        "(log unavailable: {})",
+                        super::describe_kube_error(&e)
+                    )),
+                ),
             }
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     let seconds = start.elapsed().as_secs_f64();
     let (passed, reason) = match finished {
@@ -229,7 +238,7 @@ pub async fn run(
         ),
         Some(End::Succeeded) => match (&job.expect_output, exit_code) {
             (_, Some(code)) if code != 0 => (false, format!("exit {code}")),
-            (Some(expect), _) if !log_tail.iter().any(|l| l.contains(expect.as_str())) => (
+            (Some(expect), _) if !raw_tail.iter().any(|l| l.contains(expect.as_str())) => (
                 false,
                 format!(
                     "exit {}, but the last {LOG_LINES} log lines lack {expect:?}",
@@ -239,6 +248,19 @@ pub async fn run(
             (Some(expect), _) => (true, format!("exit 0, output has {expect:?}")),
             (None, _) => (true, "exit 0".to_string()),
         },
+    };
+    let log_tail = if let Some(unavailable) = log_error {
+        vec![unavailable]
+    } else if raw_tail.is_empty() {
+        raw_tail
+    } else {
+        match secrets::redactor(client, namespace, job, labels, pacing).await {
+            Ok(redactor) => raw_tail
+                .iter()
+                .map(|line| redactor.redact(line).into_owned())
+                .collect(),
+            Err(why) => vec![format!("({} log line(s) withheld: {why})", raw_tail.len())],
+        }
     };
     Ok(JobOutcome {
         name: job.name.clone(),

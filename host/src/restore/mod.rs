@@ -323,8 +323,16 @@ pub async fn run(
             RestorePhase::Completed | RestorePhase::PartiallyFailed | RestorePhase::Failed
         )
     {
-        report.evidence =
-            Some(evidence::fetch(client, &spec.velero_namespace, name, &options.pacing).await);
+        let kept = evidence::fetch(client, &spec.velero_namespace, name, &options.pacing).await;
+        // A failed verdict names the first failed item the results list.
+        if let Some(first) = kept.failed_items.as_ref().and_then(|i| i.first_error())
+            && report.verdict != Verdict::Pass
+        {
+            report
+                .reason
+                .push_str(&format!("; first failed item: {first}"));
+        }
+        report.evidence = Some(kept);
     }
 
     let cleanup_start = Instant::now();

@@ -277,6 +277,35 @@ impl RestoreReport {
                 format!("{}{last}", j.reason),
             ));
         }
+        if let Some(items) = self.evidence.as_ref().and_then(|e| e.failed_items.as_ref()) {
+            let listed = items
+                .errors
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            let more = items.errors_total.saturating_sub(3.min(items.errors.len()));
+            assertions.push(assert(
+                "restore results: no failed items",
+                items.errors_total == 0,
+                format!(
+                    "{} error(s), {} warning(s){}{}",
+                    items.errors_total,
+                    items.warnings_total,
+                    if listed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {listed}")
+                    },
+                    if more > 0 {
+                        format!(" (and {more} more)")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
         if let (Some(target), Some(total)) = (self.rto_target_seconds, self.timings.total_seconds) {
             assertions.push(assert(
                 "rto within target",

@@ -1790,4 +1790,6 @@ fn the_crd_schemas_reject_wrong_objects() {
 }
 
 mod admission;
+mod evidence_items;
 mod isolation;
+mod job_redaction;

@@ -421,3 +421,48 @@ fn volumes_only_of_vantage_restores() {
         pv(json!({"velero.io/restore-name": NS}), Some(NS)),
     ));
 }
+
+#[test]
+fn role_bindings_only_of_the_secret_reader_to_vantage_in_its_namespaces() {
+    let annotations = namespace::run_annotations(Utc::now());
+    let ns_object =
+        serde_json::to_value(namespace::build_namespace(NS, &labels(), &annotations)).unwrap();
+    let binding =
+        serde_json::to_value(job::secrets::build_binding(NS, VANTAGE, &labels())).unwrap();
+    let with = |operation: &'static str, object: Value, ns: &Value| {
+        let mut r = req(operation, "rolebindings", object);
+        r.namespace_object = ns.clone();
+        r
+    };
+    allow(with("CREATE", binding.clone(), &ns_object));
+
+    // Another role, a wider role, another subject, a second subject, an
+    // update or a delete: refused.
+    let mut other_role = binding.clone();
+    other_role["roleRef"]["name"] = json!("cluster-admin");
+    let mut a_role = binding.clone();
+    a_role["roleRef"]["kind"] = json!("Role");
+    let mut other_user = binding.clone();
+    other_user["subjects"][0]["name"] = json!("system:serviceaccount:shop:default");
+    let mut service_account = binding.clone();
+    service_account["subjects"] =
+        json!([{"kind": "ServiceAccount", "name": "default", "namespace": NS}]);
+    let mut two = binding.clone();
+    two["subjects"] = json!([binding["subjects"][0], {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"}]);
+    let mut none = binding.clone();
+    none.as_object_mut().unwrap().remove("subjects");
+    for object in [other_role, a_role, other_user, service_account, two, none] {
+        deny(with("CREATE", object, &ns_object));
+    }
+    deny(with("UPDATE", binding.clone(), &ns_object));
+    deny(with("DELETE", binding.clone(), &ns_object));
+
+    // The same binding in a production namespace (it would read its Secrets).
+    let mut elsewhere = binding.clone();
+    elsewhere["metadata"]["namespace"] = json!("shop");
+    deny(with(
+        "CREATE",
+        elsewhere,
+        &json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}}),
+    ));
+}

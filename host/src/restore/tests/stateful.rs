@@ -65,7 +65,7 @@ pub(super) struct Volumes {
     /// Services of the volatile namespace.
     services: Vec<Value>,
     /// How each data job's container ends (by `vantage.dev/job`).
-    job_scripts: BTreeMap<String, JobScript>,
+    pub(super) job_scripts: BTreeMap<String, JobScript>,
     /// Jobs created, with when (the Job controller's clock).
     jobs: Vec<(Value, std::time::Instant)>,
     /// Pods the Job controller made.
@@ -73,15 +73,106 @@ pub(super) struct Volumes {
     /// DownloadRequests, and the base URL of the "object storage" their
     /// pre-signed URLs point at (None: an unreachable one).
     download_requests: Vec<Value>,
-    download_base: Option<String>,
+    pub(super) download_base: Option<String>,
+    /// Secrets restored into volatile namespaces (readable only through a
+    /// RoleBinding of `vantage-job-secrets` to the caller, see
+    /// `secrets_rbac`).
+    pub(super) secrets: Vec<Value>,
+    /// RoleBindings created, and how many Secret reads each has already
+    /// been refused while "propagating".
+    pub(super) role_bindings: Vec<Value>,
+    binding_lag: u32,
+}
+
+/// The user the fake API authenticates Vantage as.
+pub(super) const FAKE_USER: &str = "system:serviceaccount:monitoring:vantage";
+
+/// SelfSubjectReview, RoleBindings and Secrets with RBAC: a Secret of a
+/// namespace is readable only once a RoleBinding there grants the
+/// `vantage-job-secrets` ClusterRole to [`FAKE_USER`]; the first read after
+/// the binding is still refused (the authorizer's cache lags).
+fn secrets_rbac(world: &mut World, r: &Recorded) -> Option<(u16, Value)> {
+    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let forbidden = |what: &str| {
+        (
+            403,
+            status(
+                403,
+                "Forbidden",
+                &format!(
+                    "{what} is forbidden: User \"{FAKE_USER}\" cannot get resource \"secrets\""
+                ),
+            ),
+        )
+    };
+    let v = &mut world.stateful;
+    match (r.method.as_str(), parts.as_slice()) {
+        ("POST", ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]) => Some((
+            201,
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                   "metadata": {"creationTimestamp": null},
+                   "status": {"userInfo": {"username": FAKE_USER, "uid": "4b7c",
+                              "groups": ["system:serviceaccounts", "system:authenticated"]}}}),
+        )),
+        (
+            "POST",
+            [
+                "apis",
+                "rbac.authorization.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "rolebindings",
+            ],
+        ) => {
+            let binding = r.body.clone().unwrap_or_default();
+            if binding["metadata"]["namespace"] != json!(ns) {
+                return Some((400, status(400, "BadRequest", "namespace mismatch")));
+            }
+            if v.role_bindings
+                .iter()
+                .any(|b| b["metadata"]["namespace"] == json!(ns) && name_of(b) == name_of(&binding))
+            {
+                return Some((409, status(409, "AlreadyExists", "rolebinding exists")));
+            }
+            v.role_bindings.push(binding.clone());
+            v.binding_lag = 1;
+            Some((201, binding))
+        }
+        ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            let granted = v.role_bindings.iter().any(|b| {
+                b["metadata"]["namespace"] == json!(ns)
+                    && b["roleRef"] == json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "vantage-job-secrets"})
+                    && b["subjects"].as_array().is_some_and(|s| {
+                        s.iter().any(|s| s["kind"] == "User" && s["name"] == FAKE_USER)
+                    })
+            });
+            if !granted {
+                return Some(forbidden(&format!("secrets \"{name}\"")));
+            }
+            if v.binding_lag > 0 {
+                v.binding_lag -= 1;
+                return Some(forbidden(&format!("secrets \"{name}\"")));
+            }
+            Some(v.secrets.iter().find(|s| name_of(s) == *name).map_or_else(
+                || not_found("secret"),
+                |s| {
+                    let mut s = s.clone();
+                    s["metadata"]["namespace"] = json!(ns);
+                    (200, s)
+                },
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// How a data job's container ends: exit code (None: runs forever) and
 /// what it logs.
 #[derive(Debug, Clone)]
 pub(super) struct JobScript {
-    exit: Option<i32>,
-    log: String,
+    pub(super) exit: Option<i32>,
+    pub(super) log: String,
 }
 
 fn claim_namespace(c: &Value) -> &str {
@@ -91,6 +182,9 @@ fn claim_namespace(c: &Value) -> &str {
 /// Routes the stateful model answers, and Velero's side effects of a new
 /// Restore (then None: the ordinary route stores it).
 pub(super) fn answer(world: &mut World, r: &Recorded) -> Option<(u16, Value)> {
+    if let Some(answer) = secrets_rbac(world, r) {
+        return Some(answer);
+    }
     let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
     match (r.method.as_str(), parts.as_slice()) {
         (
@@ -983,7 +1077,7 @@ async fn checks_reach_exactly_the_services_of_the_volatile_namespace() {
     );
 }
 
-fn data_job(name: &str, expect: Option<&str>) -> crate::config::RestoreJob {
+pub(super) fn data_job(name: &str, expect: Option<&str>) -> crate::config::RestoreJob {
     use crate::config::{JobEnv, RestoreJob, Template};
     RestoreJob {
         name: name.into(),
@@ -1172,16 +1266,17 @@ async fn data_jobs_run_in_the_namespace_and_their_exit_and_log_decide() {
     }
 }
 
-/// Bytes as Velero stores them (gzip; the content does not matter here,
-/// only that the digest is of the stored bytes).
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
-    out.extend_from_slice(bytes);
-    out
+/// Bytes as Velero stores them: one gzip stream (`gzip.NewWriter` in
+/// `putResults`, pkg/controller/restore_controller.go).
+pub(super) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
 }
 
 /// "Object storage" on loopback serving `files` by path.
-async fn object_storage(files: BTreeMap<String, Vec<u8>>) -> String {
+pub(super) async fn object_storage(files: BTreeMap<String, Vec<u8>>) -> String {
     let files = Arc::new(files);
     let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
         let files = files.clone();
