@@ -138,7 +138,7 @@ pub mod tls;
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "check",
         pub_export_macro: true,
         export_macro_name: "__export_check_world",
