@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use vantage_sdk::{http, log, Check, ConfigKey, Context, Metadata, Outcome};
+//! use vantage_sdk::{http, log, Check, ConfigKey, Context, Error, Metadata, Outcome};
 //!
 //! struct ApiHealth;
 //!
@@ -27,20 +27,16 @@
 //!             )
 //!     }
 //!
-//!     fn run(ctx: &Context) -> Outcome {
-//!         let mut outcome = Outcome::new();
-//!         let Some(url) = ctx.targets().first() else {
-//!             return Outcome::failed("no target: configure the API URL as the check's target");
-//!         };
-//!         let budget = match ctx.config_duration("latency.max") {
-//!             Ok(budget) => budget.unwrap_or(Duration::from_secs(1)),
-//!             Err(e) => return Outcome::failed(e.to_string()),
-//!         };
+//!     // Configuration keys not declared above were refused before this runs.
+//!     fn run(ctx: &Context) -> Result<Outcome, Error> {
+//!         let url = &ctx.require_targets("configure the API URL as the check's target")?[0];
+//!         let budget = ctx.config_duration("latency.max")?.unwrap_or(Duration::from_secs(1));
 //!
 //!         let mut request = http::get(url).header("accept", "application/json");
 //!         if let Some(token) = ctx.config("token") {
 //!             request = request.bearer_auth(token);
 //!         }
+//!         let mut outcome = Outcome::new();
 //!         match request.send() {
 //!             Ok(response) => {
 //!                 log::info!("{url} answered {}", response.status());
@@ -56,7 +52,7 @@
 //!                 outcome.assert("request succeeded", false, error.to_string());
 //!             }
 //!         }
-//!         outcome
+//!         Ok(outcome)
 //!     }
 //! }
 //!
@@ -75,7 +71,10 @@
 //!
 //! # What is in the box
 //!
-//! - [`Check`] and [`export_check!`]: the entry points.
+//! - [`Check`] and [`export_check!`]: the entry points. `run` returns
+//!   `Result<Outcome, Error>`: [`Error`] takes configuration, network and
+//!   secret errors with `?`, and becomes a failed result with its message as
+//!   the summary.
 //! - [`Metadata`] / [`ConfigKey`]: the self-description the host reads when it
 //!   loads the check (capabilities it needs, configuration it understands).
 //! - [`Context`]: the run context, with helpers over the flattened, dotted
@@ -148,7 +147,7 @@ pub mod bindings {
 }
 
 pub use context::{ConfigError, Context, ContextBuilder, RestoreContext};
-pub use error::{NetError, SecretError};
+pub use error::{Error, ErrorKind, NetError, SecretError};
 pub use metadata::{ConfigKey, TARGET};
 pub use outcome::{Expect, Outcome, TargetHeadlines, json_loose_eq};
 pub use pattern::Pattern;
@@ -202,10 +201,21 @@ pub trait Check {
 
     /// Do one run and return its outcome.
     ///
-    /// A panic (or an allocation failure, or running past the deadline) is
-    /// reported by the host as status `error` with the reason; prefer
-    /// returning [`Outcome::failed`] for anything you can explain.
-    fn run(ctx: &Context) -> Outcome;
+    /// Before it is called, [`export_check!`] checks the configuration
+    /// against [`describe`](Check::describe) when that declares at least one
+    /// key (see [`Context::check_config_keys`]): a key it does not declare (a
+    /// typo such as `expect.stauts`) or a [`required`](ConfigKey::required)
+    /// key that is missing fails the run with a message naming the key, and
+    /// `run` is not called. A check that declares no key gets its
+    /// configuration as is.
+    ///
+    /// Return `Err` when the run cannot go on (bad configuration, no target,
+    /// a secret that cannot be read): every [`Error`] becomes status `fail`
+    /// with the error's message as the summary. A panic (or an allocation
+    /// failure, or running past the deadline) is reported by the host as
+    /// status `error` with the reason; prefer an `Err` for anything you can
+    /// explain.
+    fn run(ctx: &Context) -> Result<Outcome, Error>;
 }
 
 /// Export a [`Check`] implementation as the component's `describe` and `run`.
@@ -213,10 +223,12 @@ pub trait Check {
 /// Invoke it exactly once per crate, at module level:
 ///
 /// ```no_run
+/// use vantage_sdk::{Context, Error, Outcome};
+///
 /// struct MyCheck;
 /// impl vantage_sdk::Check for MyCheck {
-///     fn run(ctx: &vantage_sdk::Context) -> vantage_sdk::Outcome {
-///         vantage_sdk::Outcome::new()
+///     fn run(ctx: &Context) -> Result<Outcome, Error> {
+///         Ok(Outcome::new())
 ///     }
 /// }
 /// vantage_sdk::export_check!(MyCheck);
@@ -253,15 +265,123 @@ macro_rules! export_check {
 /// Implementation details of [`export_check!`]. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::{Check, CheckResult, Context, Metadata, RunContext};
+    use crate::{Check, CheckResult, Context, Metadata, Outcome, RunContext};
 
     /// `describe`, with the user crate's Cargo metadata as defaults.
     pub fn describe<C: Check + ?Sized>(name: &str, version: &str, description: &str) -> Metadata {
         C::describe().with_package_defaults(name, version, description)
     }
 
-    /// `run`: wrap the context, run, convert the outcome.
+    /// `run`: wrap the context, check the configuration against the
+    /// declared keys (when the check declares any), run, and convert the
+    /// outcome or the error.
     pub fn run<C: Check + ?Sized>(context: RunContext) -> CheckResult {
-        C::run(&Context::new(context)).into_result()
+        let ctx = Context::new(context);
+        let metadata = C::describe();
+        let checked = if metadata.config.is_empty() {
+            Ok(())
+        } else {
+            ctx.check_config_keys(&metadata)
+        };
+        checked
+            .and_then(|()| C::run(&ctx))
+            .unwrap_or_else(Outcome::from)
+            .into_result()
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use crate::{Check, ConfigKey, Context, Error, Metadata, Outcome, RunContext, Status};
+
+    /// Declares `method` and a required `url`; passes with one assertion
+    /// naming each configuration key it saw, or fails with `Err` when
+    /// `method` is `BREW`.
+    struct Strict;
+
+    impl Check for Strict {
+        fn describe() -> Metadata {
+            Metadata::new("strict")
+                .config_key(ConfigKey::new("method", "HTTP method."))
+                .config_key(ConfigKey::new("url", "What to fetch.").required())
+        }
+
+        fn run(ctx: &Context) -> Result<Outcome, Error> {
+            if ctx.config("method") == Some("BREW") {
+                return Err(Error::config("method BREW is for teapots"));
+            }
+            Ok(echo(ctx))
+        }
+    }
+
+    /// Declares no key: takes any configuration.
+    struct Lenient;
+
+    impl Check for Lenient {
+        fn run(ctx: &Context) -> Result<Outcome, Error> {
+            Ok(echo(ctx))
+        }
+    }
+
+    fn echo(ctx: &Context) -> Outcome {
+        let mut outcome = Outcome::new();
+        for (key, _) in ctx.config_entries() {
+            outcome.assert(format!("saw {key}"), true, "");
+        }
+        outcome
+    }
+
+    fn raw(config: &[(&str, &str)]) -> RunContext {
+        config
+            .iter()
+            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
+            .build()
+            .raw()
+            .clone()
+    }
+
+    #[test]
+    fn declared_keys_are_enforced_before_run() {
+        let ok = crate::__private::run::<Strict>(raw(&[("url", "u"), ("method", "GET")]));
+        assert_eq!(ok.status, Status::Pass);
+        assert_eq!(ok.assertions.len(), 2);
+
+        let typo = crate::__private::run::<Strict>(raw(&[("url", "u"), ("methd", "GET")]));
+        assert_eq!(typo.status, Status::Fail);
+        assert!(typo.assertions.is_empty(), "run was not called");
+        assert!(
+            typo.summary.starts_with(
+                "invalid config `methd` = \"GET\": unknown key; this check understands method, url"
+            ),
+            "{}",
+            typo.summary
+        );
+
+        let missing = crate::__private::run::<Strict>(raw(&[("method", "GET")]));
+        assert_eq!(missing.status, Status::Fail);
+        assert_eq!(missing.summary, "missing config `url`");
+        assert!(missing.assertions.is_empty());
+
+        // Reserved host keys are never unknown.
+        let restore = crate::__private::run::<Strict>(raw(&[
+            ("url", "u"),
+            ("vantage.restore.namespace", "ns"),
+        ]));
+        assert_eq!(restore.status, Status::Pass);
+    }
+
+    #[test]
+    fn an_error_from_run_is_a_failed_result_with_its_message() {
+        let r = crate::__private::run::<Strict>(raw(&[("url", "u"), ("method", "BREW")]));
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.summary, "method BREW is for teapots");
+        assert!(r.assertions.is_empty());
+    }
+
+    #[test]
+    fn a_check_declaring_no_keys_takes_any_configuration() {
+        let r = crate::__private::run::<Lenient>(raw(&[("anything", "1"), ("else.0", "2")]));
+        assert_eq!(r.status, Status::Pass);
+        assert_eq!(r.assertions.len(), 2);
     }
 }

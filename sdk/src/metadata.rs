@@ -191,8 +191,8 @@ mod tests {
     fn default_describe_asks_for_targets_only() {
         struct Minimal;
         impl Check for Minimal {
-            fn run(_: &crate::Context) -> crate::Outcome {
-                crate::Outcome::new()
+            fn run(_: &crate::Context) -> Result<crate::Outcome, crate::Error> {
+                Ok(crate::Outcome::new())
             }
         }
         let m = crate::__private::describe::<Minimal>("minimal", "0.1.0", "A minimal check.");

@@ -21,7 +21,7 @@ use crate::{Assertion, CheckResult, Measurement, Status, format_duration};
 /// The summary is `<headline>, <passed>/<total> assertions passed`, followed
 /// by the first failure (or the degradation reasons); set
 /// [`headline`](Outcome::headline) to lead with what was observed, or replace
-/// the whole line with [`summary`](Outcome::summary).
+/// the whole line with [`set_summary`](Outcome::set_summary).
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,14 +31,14 @@ use crate::{Assertion, CheckResult, Measurement, Status, format_duration};
 /// outcome
 ///     .headline("200 OK in 812 ms")
 ///     .assert("status is 200", true, "got 200 OK")
-///     .latency_below("total latency", Duration::from_millis(812), Duration::from_secs(2))
+///     .assert_duration_below("total latency", Duration::from_millis(812), Duration::from_secs(2))
 ///     .measure("http_total_ms", 812.0, "ms");
 /// if !outcome.check("cache hit", false, "x-cache: MISS") {
 ///     // react to a failed assertion…
 /// }
 /// assert_eq!(outcome.status(), Status::Fail);
 /// assert_eq!(
-///     outcome.summary_text(),
+///     outcome.summary(),
 ///     "200 OK in 812 ms, 2/3 assertions passed; failed: cache hit (x-cache: MISS)"
 /// );
 /// ```
@@ -60,15 +60,6 @@ impl Outcome {
     /// An empty outcome: status pass until something fails.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// An outcome that fails with `summary` as its summary, for runs that
-    /// cannot go on (no target, bad configuration, …).
-    pub fn failed(summary: impl Into<String>) -> Self {
-        let summary = summary.into();
-        let mut outcome = Self::new();
-        outcome.fail(summary.clone()).summary(summary);
-        outcome
     }
 
     /// Record an assertion named `name` that held (`passed`) or not, with what
@@ -107,9 +98,16 @@ impl Outcome {
         self
     }
 
-    /// Assert that `measured` is below `budget`: named `<name> below <budget>`,
-    /// detail `took <measured>`.
-    pub fn latency_below(&mut self, name: &str, measured: Duration, budget: Duration) -> &mut Self {
+    /// Assert that the duration `measured` is below `budget`: named
+    /// `<name> below <budget>`, detail `took <measured>`. (For an HTTP
+    /// response's whole exchange, [`Expect::latency_below`] names it
+    /// `latency`.)
+    pub fn assert_duration_below(
+        &mut self,
+        name: &str,
+        measured: Duration,
+        budget: Duration,
+    ) -> &mut Self {
         let passed = measured < budget;
         self.assert(
             format!("{name} below {}", format_duration(duration_ms(budget))),
@@ -150,7 +148,9 @@ impl Outcome {
     }
 
     /// Mark the run failed, with a reason shown in the summary, without
-    /// recording an assertion.
+    /// recording an assertion. (A run that cannot go on at all returns an
+    /// [`Error`](crate::Error) from [`Check::run`](crate::Check::run)
+    /// instead.)
     pub fn fail(&mut self, reason: impl Into<String>) -> &mut Self {
         self.fail_reasons.push(reason.into());
         self
@@ -162,8 +162,9 @@ impl Outcome {
         self
     }
 
-    /// Replace the computed summary with `text`.
-    pub fn summary(&mut self, text: impl Into<String>) -> &mut Self {
+    /// Replace the computed summary with `text` (see
+    /// [`summary`](Outcome::summary)).
+    pub fn set_summary(&mut self, text: impl Into<String>) -> &mut Self {
         self.summary = Some(text.into());
         self
     }
@@ -233,7 +234,7 @@ impl Outcome {
     ///     outcome.labels()[1],
     ///     ("target1".to_string(), "https://down.example".to_string())
     /// );
-    /// assert!(outcome.summary_text().starts_with(
+    /// assert!(outcome.summary().starts_with(
     ///     "2 targets (https://a.example: 200 OK; https://down.example: connect failed)"
     /// ));
     /// ```
@@ -343,9 +344,9 @@ impl Outcome {
         self.assertions.len() - self.passed_count()
     }
 
-    /// The summary line: the one set with [`summary`](Outcome::summary), or
-    /// the computed one.
-    pub fn summary_text(&self) -> String {
+    /// The summary line: the one set with
+    /// [`set_summary`](Outcome::set_summary), or the computed one.
+    pub fn summary(&self) -> String {
         if let Some(summary) = &self.summary {
             return summary.clone();
         }
@@ -389,7 +390,7 @@ impl Outcome {
     pub fn into_result(self) -> CheckResult {
         CheckResult {
             status: self.status(),
-            summary: self.summary_text(),
+            summary: self.summary(),
             assertions: self.assertions,
             measurements: self.measurements,
             labels: self.labels,
@@ -680,10 +681,12 @@ impl Expect<'_> {
         self.record(assertion, passed, detail)
     }
 
-    /// The whole exchange took less than `budget`.
+    /// The whole exchange took less than `budget`: named `latency below
+    /// <budget>` (see [`Outcome::assert_duration_below`]).
     pub fn latency_below(&mut self, budget: Duration) -> &mut Self {
         let measured = self.response.elapsed();
-        self.outcome.latency_below("latency", measured, budget);
+        self.outcome
+            .assert_duration_below("latency", measured, budget);
         self
     }
 
@@ -890,7 +893,7 @@ mod tests {
     fn empty_outcome_passes() {
         let o = Outcome::new();
         assert_eq!(o.status(), Status::Pass);
-        assert_eq!(o.summary_text(), "no assertions recorded");
+        assert_eq!(o.summary(), "no assertions recorded");
     }
 
     #[test]
@@ -900,20 +903,17 @@ mod tests {
         assert_eq!(o.status(), Status::Pass);
         o.degrade("slow");
         assert_eq!(o.status(), Status::Degraded);
-        assert_eq!(o.summary_text(), "1/1 assertions passed; degraded: slow");
+        assert_eq!(o.summary(), "1/1 assertions passed; degraded: slow");
         assert!(!o.check("b", false, "broken"));
         assert_eq!(o.status(), Status::Fail, "a failure beats degraded");
-        assert_eq!(
-            o.summary_text(),
-            "1/2 assertions passed; failed: b (broken)"
-        );
+        assert_eq!(o.summary(), "1/2 assertions passed; failed: b (broken)");
 
         let mut o = Outcome::new();
         o.fail("no targets");
         assert_eq!(o.status(), Status::Fail);
-        assert_eq!(o.summary_text(), "no targets");
+        assert_eq!(o.summary(), "no targets");
 
-        let o = Outcome::failed("bad config");
+        let o = Outcome::from(crate::Error::other("bad config"));
         let r = o.into_result();
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.summary, "bad config");
@@ -928,11 +928,11 @@ mod tests {
             .assert("body contains \"ok\"", false, "")
             .assert("latency below 1 s", true, "took 12.3 ms");
         assert_eq!(
-            o.summary_text(),
+            o.summary(),
             "503 Service Unavailable in 12.3 ms, 1/3 assertions passed; failed: status is 200 (got 503) and 1 more"
         );
-        o.summary("custom");
-        assert_eq!(o.summary_text(), "custom");
+        o.set_summary("custom");
+        assert_eq!(o.summary(), "custom");
         assert_eq!(o.passed_count(), 1);
         assert_eq!(o.failed_count(), 2);
     }
@@ -964,7 +964,7 @@ mod tests {
     #[test]
     fn latency_assertion() {
         let mut o = Outcome::new();
-        o.latency_below(
+        o.assert_duration_below(
             "total latency",
             Duration::from_millis(1200),
             Duration::from_secs(1),

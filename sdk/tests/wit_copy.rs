@@ -24,8 +24,8 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                let bytes =
-                    fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                let bytes = fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
                 let relative = path.strip_prefix(root).expect("under root").to_path_buf();
                 out.insert(relative, bytes);
             }
