@@ -53,3 +53,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+
+step "SDK with its opt-in regex engine (both engines' assertions agree)"
+cargo test -p vantage-sdk --all-features --lib

@@ -1046,7 +1046,7 @@ mod tests {
         assert!(a.detail.contains("<html>oops</html>"), "{}", a.detail);
     }
 
-    #[cfg(feature = "regex")]
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
     #[test]
     fn regex_expectations() {
         let r = Response::mock(

@@ -87,8 +87,8 @@ impl Pattern for regex_lite::Regex {
 }
 
 /// The engine the `&str` assertions ([`body_matches`](crate::Expect::body_matches), …)
-/// compile their pattern with: `regex` when its feature is on (the behaviour
-/// those methods have always had), else `regex-lite`.
+/// compile their pattern with: `regex` when its opt-in feature is on, else
+/// `regex-lite` (the default).
 #[cfg(feature = "regex")]
 pub(crate) fn compile(pattern: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(pattern).map_err(|e| e.to_string())
