@@ -5,22 +5,13 @@
 //! expressions, JSON values), headers, protocol version, TLS, latency and
 //! certificate expiry. In the spirit of blackbox_exporter's `http` module and
 //! Gatus conditions. Every configuration key is documented in [`describe`]
-//! (`vantage describe http`).
+//! (`vantage inspect http.wasm`).
 //!
-//! ```toml
-//! [[checks]]
-//! name = "api"
-//! check = "http"
-//! targets = ["https://api.example.com/healthz"]
-//! [checks.config]
-//! headers.Accept = "application/json"
-//! expect.status = [200]
-//! expect.body_contains = ["\"status\""]
-//! expect.json."/status" = "ok"
-//! expect.json."/db/latency_ms" = "< 50"
-//! latency.degraded = "300ms"
-//! latency.max = "2s"
-//! ```
+//! In a configuration file (`example.toml` in this crate; the end-to-end test
+//! `check_examples` proves `vantage validate` accepts it and the check takes
+//! its configuration):
+//!
+#![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
 mod condition;
 mod spec;

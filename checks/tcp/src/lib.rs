@@ -5,16 +5,11 @@
 //! expression, and speaks TLS from the first byte or upgrades with STARTTLS
 //! (SMTP, IMAP, POP3), reporting the certificate verdict.
 //!
-//! ```toml
-//! [[checks]]
-//! name = "mail"
-//! check = "tcp"
-//! targets = ["tcp://mail.example.com:25"]
-//! [checks.config]
-//! read_banner = true
-//! expect = "^220 "
-//! starttls = "smtp"
-//! ```
+//! In a configuration file (`example.toml` in this crate; the end-to-end test
+//! `check_examples` proves `vantage validate` accepts it and the check takes
+//! its configuration):
+//!
+#![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
 use vantage_sdk::tcp::{self, Starttls, TcpRequest};
 use vantage_sdk::{Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, format_duration};

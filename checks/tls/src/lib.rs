@@ -6,15 +6,11 @@
 //! chain (intermediates included). Degraded under `days.degraded` days,
 //! failed under `days.fail` days or for any verdict other than `valid`.
 //!
-//! ```toml
-//! [[checks]]
-//! name = "certs"
-//! check = "tls"
-//! targets = ["tls://mail.example.com:465", "https://www.example.com"]
-//! [checks.config]
-//! days.degraded = 21
-//! days.fail = 7
-//! ```
+//! In a configuration file (`example.toml` in this crate; the end-to-end test
+//! `check_examples` proves `vantage validate` accepts it and the check takes
+//! its configuration):
+//!
+#![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
 use vantage_sdk::tls::{self, TlsReport, TlsRequest};
 use vantage_sdk::{
