@@ -387,6 +387,18 @@ impl ContextBuilder {
         self
     }
 
+    /// Add several flattened configuration entries, in order.
+    pub fn configs<K, V>(mut self, entries: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.raw
+            .config
+            .extend(entries.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
     /// Set the location label.
     pub fn location(mut self, location: impl Into<String>) -> Self {
         self.raw.location = location.into();
@@ -454,10 +466,7 @@ mod tests {
     use super::*;
 
     fn ctx(entries: &[(&str, &str)]) -> Context {
-        entries
-            .iter()
-            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
-            .build()
+        Context::builder().configs(entries.iter().copied()).build()
     }
 
     #[test]

@@ -342,9 +342,8 @@ mod run_tests {
     }
 
     fn raw(config: &[(&str, &str)]) -> RunContext {
-        config
-            .iter()
-            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
+        Context::builder()
+            .configs(config.iter().copied())
             .build()
             .raw()
             .clone()

@@ -509,22 +509,12 @@ impl Expect<'_> {
 
     /// The body contains `needle` (case-sensitive).
     pub fn body_contains(&mut self, needle: &str) -> &mut Self {
-        let text = self.response.text();
-        let (passed, detail) = match text.find(needle) {
-            Some(at) => (true, format!("found at byte {at}")),
-            None => (false, format!("not found in {}", self.body_size())),
-        };
-        self.record(format!("body contains {needle:?}"), passed, detail)
+        self.body_find(format!("body contains {needle:?}"), needle, true)
     }
 
     /// The body does not contain `needle` (case-sensitive).
     pub fn body_not_contains(&mut self, needle: &str) -> &mut Self {
-        let text = self.response.text();
-        let (passed, detail) = match text.find(needle) {
-            Some(at) => (false, format!("found at byte {at}")),
-            None => (true, format!("not found in {}", self.body_size())),
-        };
-        self.record(format!("body does not contain {needle:?}"), passed, detail)
+        self.body_find(format!("body does not contain {needle:?}"), needle, false)
     }
 
     /// The body matches the regular expression `pattern` (an invalid pattern
@@ -535,26 +525,15 @@ impl Expect<'_> {
     /// compile them once and use [`body_matches_regex`](Self::body_matches_regex).
     #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn body_matches(&mut self, pattern: &str) -> &mut Self {
-        match crate::pattern::compile(pattern) {
-            Ok(re) => self.body_matches_regex(&re),
-            Err(e) => self.record(
-                format!("body matches /{pattern}/"),
-                false,
-                format!("invalid regex: {e}"),
-            ),
-        }
+        self.compiled(pattern, format!("body matches /{pattern}/"), |e, re| {
+            e.body_matches_regex(re)
+        })
     }
 
     /// The body matches the compiled regular expression `re` (a
     /// `regex::Regex` or a `regex_lite::Regex`; see [`Pattern`]).
     pub fn body_matches_regex(&mut self, re: &impl Pattern) -> &mut Self {
-        let name = format!("body matches /{}/", re.pattern());
-        let text = self.response.text();
-        let (passed, detail) = match re.find_range(&text) {
-            Some(m) => (true, format!("matched {:?}", excerpt(&text[m], 60))),
-            None => (false, format!("no match in {}", self.body_size())),
-        };
-        self.record(name, passed, detail)
+        self.body_match(format!("body matches /{}/", re.pattern()), re, true)
     }
 
     /// The body does not match the regular expression `pattern` (an invalid
@@ -563,33 +542,17 @@ impl Expect<'_> {
     /// [`body_not_matches_regex`](Self::body_not_matches_regex).
     #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn body_not_matches(&mut self, pattern: &str) -> &mut Self {
-        match crate::pattern::compile(pattern) {
-            Ok(re) => self.body_not_matches_regex(&re),
-            Err(e) => self.record(
-                format!("body does not match /{pattern}/"),
-                false,
-                format!("invalid regex: {e}"),
-            ),
-        }
+        self.compiled(
+            pattern,
+            format!("body does not match /{pattern}/"),
+            |e, re| e.body_not_matches_regex(re),
+        )
     }
 
     /// The body does not match the compiled regular expression `re` (see
     /// [`Pattern`]).
     pub fn body_not_matches_regex(&mut self, re: &impl Pattern) -> &mut Self {
-        let name = format!("body does not match /{}/", re.pattern());
-        let text = self.response.text();
-        let (passed, detail) = match re.find_range(&text) {
-            Some(m) => (
-                false,
-                format!(
-                    "matched {:?} at byte {}",
-                    excerpt(&text[m.clone()], 60),
-                    m.start
-                ),
-            ),
-            None => (true, format!("no match in {}", self.body_size())),
-        };
-        self.record(name, passed, detail)
+        self.body_match(format!("body does not match /{}/", re.pattern()), re, false)
     }
 
     /// The body is JSON and the value at `pointer` (RFC 6901, e.g.
@@ -658,14 +621,8 @@ impl Expect<'_> {
     /// [`header_matches_regex`](Self::header_matches_regex).
     #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn header_matches(&mut self, name: &str, pattern: &str) -> &mut Self {
-        match crate::pattern::compile(pattern) {
-            Ok(re) => self.header_matches_regex(name, &re),
-            Err(e) => self.record(
-                format!("header {} matches /{pattern}/", name.to_ascii_lowercase()),
-                false,
-                format!("invalid regex: {e}"),
-            ),
-        }
+        let assertion = format!("header {} matches /{pattern}/", name.to_ascii_lowercase());
+        self.compiled(pattern, assertion, |e, re| e.header_matches_regex(name, re))
     }
 
     /// Header `name` (case-insensitive) has a value matching the compiled
@@ -725,6 +682,51 @@ impl Expect<'_> {
     fn record(&mut self, name: String, passed: bool, detail: String) -> &mut Self {
         self.outcome.push_assertion(name, passed, detail, None);
         self
+    }
+
+    /// Compile `pattern` and `assert` with it; an invalid pattern records
+    /// the assertion `name` as failed, with the compile error.
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
+    fn compiled(
+        &mut self,
+        pattern: &str,
+        name: String,
+        assert: impl for<'s> FnOnce(&'s mut Self, &crate::pattern::Compiled) -> &'s mut Self,
+    ) -> &mut Self {
+        match crate::pattern::compile(pattern) {
+            Ok(re) => assert(self, &re),
+            Err(e) => self.record(name, false, format!("invalid regex: {e}")),
+        }
+    }
+
+    /// Record whether the body contains `needle`, passing when that is
+    /// `wanted`.
+    fn body_find(&mut self, name: String, needle: &str, wanted: bool) -> &mut Self {
+        let at = self.response.text().find(needle);
+        let detail = match at {
+            Some(at) => format!("found at byte {at}"),
+            None => format!("not found in {}", self.body_size()),
+        };
+        self.record(name, at.is_some() == wanted, detail)
+    }
+
+    /// Record whether `re` matches the body, passing when that is `wanted`;
+    /// an unwanted match shows where it is.
+    fn body_match(&mut self, name: String, re: &impl Pattern, wanted: bool) -> &mut Self {
+        let text = self.response.text();
+        let (found, detail) = match re.find_range(&text) {
+            Some(m) if wanted => (true, format!("matched {:?}", excerpt(&text[m], 60))),
+            Some(m) => (
+                true,
+                format!(
+                    "matched {:?} at byte {}",
+                    excerpt(&text[m.clone()], 60),
+                    m.start
+                ),
+            ),
+            None => (false, format!("no match in {}", self.body_size())),
+        };
+        self.record(name, found == wanted, detail)
     }
 
     fn status_detail(&self) -> String {

@@ -476,10 +476,7 @@ mod tests {
     use vantage_sdk::serde_json::json;
 
     fn spec(entries: &[(&str, &str)]) -> Spec {
-        let ctx = entries
-            .iter()
-            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
-            .build();
+        let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Healthz::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }
