@@ -34,7 +34,8 @@ impl RawConfigKey {
         self
     }
 
-    /// Mark the key as required: the check fails without it.
+    /// Mark the key as required: without it, the run fails with
+    /// ``missing config `<key>` `` before the check's `run` is called.
     pub fn required(mut self) -> Self {
         self.required = true;
         self
@@ -106,6 +107,12 @@ impl Metadata {
     }
 
     /// Declare a configuration key the check understands.
+    ///
+    /// Once a check declares a key, the SDK refuses, before each run, every
+    /// configuration key that is not declared and every
+    /// [`required`](ConfigKey::required) key that is missing (see
+    /// [`Check::run`](crate::Check::run)); a check that declares none takes
+    /// any configuration.
     pub fn config_key(mut self, key: ConfigKey) -> Self {
         self.config.push(key);
         self
