@@ -53,3 +53,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+
+step "SDK with its opt-in regex engine (both engines' assertions agree)"
+cargo test -p vantage-sdk --all-features --lib
+
+step "official checks' unit tests, natively (checks/ builds for wasm32-wasip2 by default)"
+(cd checks && cargo test --target "$(rustc -vV | sed -n 's/^host: //p')" \
+    -p http -p healthz -p tls -p tcp -p dns -p api-flow)

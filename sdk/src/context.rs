@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{Metadata, Mode, RunContext};
+use crate::{Error, Metadata, Mode, RunContext};
 
 /// Everything a check is told about the run it is asked to do.
 ///
@@ -276,20 +276,65 @@ impl Context {
             .collect()
     }
 
+    /// The keys `metadata` marks [`required`](crate::ConfigKey::required)
+    /// that the configuration does not set (as a scalar, a list or a table).
+    pub fn missing_config_keys<'m>(&self, metadata: &'m Metadata) -> Vec<&'m str> {
+        metadata
+            .config
+            .iter()
+            .filter(|declared| declared.required)
+            .filter(|declared| {
+                !self.has_config(&declared.key)
+                    && !self
+                        .raw
+                        .config
+                        .iter()
+                        .any(|(k, _)| key_matches(&declared.key, k))
+            })
+            .map(|declared| declared.key.as_str())
+            .collect()
+    }
+
     /// Fail on the first configuration key that `metadata` does not declare
-    /// (see [`unknown_config_keys`](Context::unknown_config_keys)); the error
-    /// lists the keys that are understood.
-    pub fn check_config_keys(&self, metadata: &Metadata) -> Result<(), ConfigError> {
-        match self.unknown_config_keys(metadata).first() {
+    /// (see [`unknown_config_keys`](Context::unknown_config_keys)), with the
+    /// keys that are understood, then on the first required key that is
+    /// missing (see [`missing_config_keys`](Context::missing_config_keys)).
+    ///
+    /// [`export_check!`](crate::export_check) does this before every run of
+    /// a check whose [`describe`](crate::Check::describe) declares at least
+    /// one key, so a check does not call it itself.
+    pub fn check_config_keys(&self, metadata: &Metadata) -> Result<(), Error> {
+        if let Some(key) = self.unknown_config_keys(metadata).first() {
+            let known: Vec<&str> = metadata.config.iter().map(|c| c.key.as_str()).collect();
+            return Err(ConfigError::new(
+                *key,
+                self.config(key).unwrap_or_default(),
+                format!("unknown key; this check understands {}", known.join(", ")),
+            )
+            .into());
+        }
+        match self.missing_config_keys(metadata).first() {
             None => Ok(()),
-            Some(key) => {
-                let known: Vec<&str> = metadata.config.iter().map(|c| c.key.as_str()).collect();
-                Err(ConfigError::new(
-                    *key,
-                    self.config(key).unwrap_or_default(),
-                    format!("unknown key; this check understands {}", known.join(", ")),
-                ))
-            }
+            Some(key) => Err(Error::config(format!("missing config `{key}`"))),
+        }
+    }
+
+    /// The targets, or an [`ErrorKind::NoTarget`](crate::ErrorKind::NoTarget)
+    /// error `no target: <hint>` when there is none; `hint` says what to
+    /// configure.
+    ///
+    /// ```
+    /// use vantage_sdk::Context;
+    /// let none = Context::builder().build();
+    /// let error = none.require_targets("configure the URL to fetch").unwrap_err();
+    /// assert_eq!(error.to_string(), "no target: configure the URL to fetch");
+    /// let one = Context::builder().target("https://example.com/").build();
+    /// assert_eq!(one.require_targets("…").unwrap(), ["https://example.com/"]);
+    /// ```
+    pub fn require_targets(&self, hint: &str) -> Result<&[String], Error> {
+        match self.targets() {
+            [] => Err(Error::no_target(hint)),
+            targets => Ok(targets),
         }
     }
 }
@@ -339,6 +384,18 @@ impl ContextBuilder {
     /// Add a flattened configuration entry.
     pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.raw.config.push((key.into(), value.into()));
+        self
+    }
+
+    /// Add several flattened configuration entries, in order.
+    pub fn configs<K, V>(mut self, entries: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.raw
+            .config
+            .extend(entries.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
@@ -409,10 +466,7 @@ mod tests {
     use super::*;
 
     fn ctx(entries: &[(&str, &str)]) -> Context {
-        entries
-            .iter()
-            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
-            .build()
+        Context::builder().configs(entries.iter().copied()).build()
     }
 
     #[test]
@@ -534,13 +588,52 @@ mod tests {
             vec!["expect.stauts", "expect.status.x", "headers"]
         );
         let err = c.check_config_keys(&m).unwrap_err();
-        assert_eq!(err.key, "expect.stauts");
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
         assert!(
-            err.message
-                .contains("method, expect.status, headers.<name>"),
+            err.message().starts_with("invalid config `expect.stauts` = \"200\": unknown key; this check understands method, expect.status, headers.<name>"),
             "{err}"
         );
         assert!(ctx(&[("method", "GET")]).check_config_keys(&m).is_ok());
+    }
+
+    #[test]
+    fn required_keys_must_be_set() {
+        use crate::ConfigKey;
+        let m = Metadata::new("x")
+            .config_key(ConfigKey::new("login.username", "").required())
+            .config_key(ConfigKey::new("expect.json.<pointer>", "").required())
+            .config_key(ConfigKey::new("method", ""));
+        let both = ctx(&[("login.username", "monitor"), ("expect.json./a", "1")]);
+        assert!(both.missing_config_keys(&m).is_empty());
+        assert!(both.check_config_keys(&m).is_ok());
+        let none = ctx(&[("method", "GET")]);
+        assert_eq!(
+            none.missing_config_keys(&m),
+            ["login.username", "expect.json.<pointer>"]
+        );
+        let err = none.check_config_keys(&m).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert_eq!(err.message(), "missing config `login.username`");
+        // An unknown key is reported first: it may be the required one, mistyped.
+        let typo = ctx(&[("login.usrename", "monitor"), ("expect.json./a", "1")]);
+        assert!(
+            typo.check_config_keys(&m)
+                .unwrap_err()
+                .message()
+                .contains("`login.usrename`")
+        );
+    }
+
+    #[test]
+    fn targets_are_required_with_a_hint() {
+        let err = Context::builder()
+            .build()
+            .require_targets("set one")
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NoTarget);
+        assert_eq!(err.message(), "no target: set one");
+        let c = Context::builder().target("a:1").target("b:2").build();
+        assert_eq!(c.require_targets("set one").unwrap(), ["a:1", "b:2"]);
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Errors of host calls, with readable messages.
+//! Errors of host calls, with readable messages, and the error a run
+//! returns.
 
 use std::fmt;
+
+use crate::{ConfigError, Outcome};
 
 use crate::bindings::vantage::check::secrets::SecretError as RawSecretError;
 use crate::bindings::vantage::check::types::NetError as RawNetError;
@@ -129,6 +132,140 @@ impl From<RawSecretError> for SecretError {
     }
 }
 
+/// Why a run ended early, without a verdict of its own: the `Err` of
+/// [`Check::run`](crate::Check::run), so that a check can use `?` on
+/// configuration parsing ([`ConfigError`]), host calls ([`NetError`]) and
+/// secrets ([`SecretError`]).
+///
+/// # What the host sees
+///
+/// Every error, whatever its [`ErrorKind`], becomes a result with status
+/// `fail`, no assertions, and the error's message as its summary (exactly
+/// what [`Outcome::from`] gives). None becomes `error`: the contract's
+/// verdicts are `pass`, `degraded` and `fail`, and `error` is the host's word
+/// for a run it had to stop (a trap, a panic, a limit), which a returned
+/// error is not. The kind is for the check's own code and tests.
+///
+/// ```
+/// use vantage_sdk::{Context, Error, ErrorKind, Outcome, Status};
+///
+/// fn prepare(ctx: &Context) -> Result<u16, Error> {
+///     let port = ctx.config_parse::<u16>("port")?.unwrap_or(443);
+///     ctx.require_targets("configure the `host:port` to probe")?;
+///     Ok(port)
+/// }
+///
+/// let ctx = Context::builder().config("port", "https").build();
+/// let error = prepare(&ctx).unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::Config);
+/// let result = Outcome::from(error).into_result();
+/// assert_eq!(result.status, Status::Fail);
+/// assert!(result.summary.starts_with("invalid config `port` = \"https\": "));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+/// What an [`Error`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The operator's configuration: a key the check does not declare, a
+    /// required key missing, a value that does not parse.
+    Config,
+    /// Nothing to probe: no target (or name) is configured.
+    NoTarget,
+    /// A network call produced no answer (see [`NetError`]).
+    Net,
+    /// A secret could not be read (see [`SecretError`]).
+    Secret,
+    /// Anything else, explained by the message.
+    Other,
+}
+
+impl Error {
+    /// An error of `kind` with `message`, the summary the host will show.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A configuration error whose message is given whole (for one that is
+    /// not about a single key's value; those are a [`ConfigError`]).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    /// `no target: <hint>`, where `hint` says what to configure.
+    pub fn no_target(hint: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::NoTarget, format!("no target: {hint}"))
+    }
+
+    /// Any other reason the run cannot go on.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Other, message)
+    }
+
+    /// The same error with `<what>: ` before its message, e.g.
+    /// `cannot read the password: secret not granted: password`.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// What the error is about.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, as the summary will show it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Self::new(ErrorKind::Config, error.to_string())
+    }
+}
+
+impl From<NetError> for Error {
+    fn from(error: NetError) -> Self {
+        Self::new(ErrorKind::Net, error.to_string())
+    }
+}
+
+impl From<SecretError> for Error {
+    fn from(error: SecretError) -> Self {
+        Self::new(ErrorKind::Secret, error.to_string())
+    }
+}
+
+impl From<Error> for Outcome {
+    /// A failed outcome with the error's message as its summary (see
+    /// [`Error`]).
+    fn from(error: Error) -> Self {
+        let mut outcome = Outcome::new();
+        outcome
+            .fail(error.message.clone())
+            .set_summary(error.message);
+        outcome
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +284,46 @@ mod tests {
         assert_eq!(NetError::TooManyRedirects(10).kind(), "too-many-redirects");
         let s = SecretError::from(RawSecretError::NotGranted("token".into()));
         assert_eq!(s.to_string(), "secret not granted: token");
+    }
+
+    #[test]
+    fn run_errors_keep_the_message_and_name_the_kind() {
+        let e = Error::from(ConfigError::new("timeout", "5", "missing unit"));
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert_eq!(
+            e.to_string(),
+            "invalid config `timeout` = \"5\": missing unit"
+        );
+        let e = Error::from(NetError::Connect("refused".into()));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Net, "connect: refused")
+        );
+        let e = Error::from(SecretError::NotGranted("password".into()))
+            .context("cannot read the password");
+        assert_eq!(e.kind(), ErrorKind::Secret);
+        assert_eq!(
+            e.to_string(),
+            "cannot read the password: secret not granted: password"
+        );
+        let e = Error::no_target("configure the URL to fetch");
+        assert_eq!(e.kind(), ErrorKind::NoTarget);
+        assert_eq!(e.message(), "no target: configure the URL to fetch");
+    }
+
+    #[test]
+    fn every_kind_becomes_a_failed_result_with_the_message_as_summary() {
+        for e in [
+            Error::config("starttls = \"x\": expected smtp, imap or pop3"),
+            Error::no_target("configure one"),
+            Error::from(NetError::Denied("host x".into())),
+            Error::from(SecretError::Unavailable("env:X is empty".into())),
+            Error::other("unknown behaviour \"y\""),
+        ] {
+            let r = Outcome::from(e.clone()).into_result();
+            assert_eq!(r.status, crate::Status::Fail, "{e}");
+            assert_eq!(r.summary, e.message());
+            assert!(r.assertions.is_empty() && r.measurements.is_empty());
+        }
     }
 }

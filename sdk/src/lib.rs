@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use vantage_sdk::{http, log, Check, ConfigKey, Context, Metadata, Outcome};
+//! use vantage_sdk::{http, log, Check, ConfigKey, Context, Error, Metadata, Outcome};
 //!
 //! struct ApiHealth;
 //!
@@ -27,20 +27,16 @@
 //!             )
 //!     }
 //!
-//!     fn run(ctx: &Context) -> Outcome {
-//!         let mut outcome = Outcome::new();
-//!         let Some(url) = ctx.targets().first() else {
-//!             return Outcome::failed("no target: configure the API URL as the check's target");
-//!         };
-//!         let budget = match ctx.config_duration("latency.max") {
-//!             Ok(budget) => budget.unwrap_or(Duration::from_secs(1)),
-//!             Err(e) => return Outcome::failed(e.to_string()),
-//!         };
+//!     // Configuration keys not declared above were refused before this runs.
+//!     fn run(ctx: &Context) -> Result<Outcome, Error> {
+//!         let url = &ctx.require_targets("configure the API URL as the check's target")?[0];
+//!         let budget = ctx.config_duration("latency.max")?.unwrap_or(Duration::from_secs(1));
 //!
 //!         let mut request = http::get(url).header("accept", "application/json");
 //!         if let Some(token) = ctx.config("token") {
 //!             request = request.bearer_auth(token);
 //!         }
+//!         let mut outcome = Outcome::new();
 //!         match request.send() {
 //!             Ok(response) => {
 //!                 log::info!("{url} answered {}", response.status());
@@ -56,7 +52,7 @@
 //!                 outcome.assert("request succeeded", false, error.to_string());
 //!             }
 //!         }
-//!         outcome
+//!         Ok(outcome)
 //!     }
 //! }
 //!
@@ -75,7 +71,10 @@
 //!
 //! # What is in the box
 //!
-//! - [`Check`] and [`export_check!`]: the entry points.
+//! - [`Check`] and [`export_check!`]: the entry points. `run` returns
+//!   `Result<Outcome, Error>`: [`Error`] takes configuration, network and
+//!   secret errors with `?`, and becomes a failed result with its message as
+//!   the summary.
 //! - [`Metadata`] / [`ConfigKey`]: the self-description the host reads when it
 //!   loads the check (capabilities it needs, configuration it understands).
 //! - [`Context`]: the run context, with helpers over the flattened, dotted
@@ -92,20 +91,30 @@
 //!
 //! # Features
 //!
-//! - `regex` (default): regular-expression assertions
-//!   ([`Expect::body_matches`], [`Expect::header_matches`], …) and a re-export
-//!   of the [`regex`](https://docs.rs/regex) crate as `vantage_sdk::regex`.
-//!   Regex code is only linked into checks that call these (it adds about
-//!   350 KB to a release component); turning the feature off drops the
-//!   dependency altogether and builds faster.
-//! - `regex-lite` (default): a re-export of the
-//!   [`regex-lite`](https://docs.rs/regex-lite) crate as
-//!   `vantage_sdk::regex_lite`. Its compiled `Regex` works with the `*_regex`
-//!   assertions ([`Expect::body_matches_regex`], …; see [`Pattern`]) and
-//!   compiles a pattern many times faster in Wasm, where a check pays every
-//!   compile on every run (its `\d`, `\w`, `\s` and case folding are
-//!   ASCII-only, and it has no `\p{…}` classes). With only this feature, the
-//!   `&str` assertions ([`Expect::body_matches`], …) compile with it too.
+//! One regular-expression engine is on by default; the other is opt-in.
+//!
+//! - `regex-lite` (default): the regular-expression assertions
+//!   ([`Expect::body_matches`], [`Expect::header_matches`], …) compile their
+//!   pattern with the [`regex-lite`](https://docs.rs/regex-lite) crate, whose
+//!   compiled `Regex` the `*_regex` assertions ([`Expect::body_matches_regex`],
+//!   …; see [`Pattern`]) also take, re-exported as `vantage_sdk::regex_lite`.
+//!   Rust `regex` syntax, except that `\d`, `\w`, `\s` and case folding are
+//!   ASCII-only and there are no `\p{…}` classes. It is the default for its
+//!   size and speed in a guest: the `http` check is a 290 KB component with
+//!   it and 578 KB with `regex`, and a pattern compiles many times faster in
+//!   Wasm, where a check pays every compile on every run.
+//! - `regex` (opt-in): the full [`regex`](https://docs.rs/regex) crate
+//!   (Unicode classes and case folding), re-exported as `vantage_sdk::regex`;
+//!   its compiled `Regex` works with the `*_regex` assertions, and with this
+//!   feature on, the `&str` assertions compile with it instead of
+//!   `regex-lite`:
+//!
+//!   ```toml
+//!   vantage-sdk = { version = "0.1", features = ["regex"] }
+//!   ```
+//!
+//! With neither (`default-features = false`), the `&str` regex assertions are
+//! not compiled in; the `*_regex` ones take any [`Pattern`].
 //!
 //! # Testing checks natively
 //!
@@ -138,7 +147,7 @@ pub mod tls;
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "check",
         pub_export_macro: true,
         export_macro_name: "__export_check_world",
@@ -148,7 +157,7 @@ pub mod bindings {
 }
 
 pub use context::{ConfigError, Context, ContextBuilder, RestoreContext};
-pub use error::{NetError, SecretError};
+pub use error::{Error, ErrorKind, NetError, SecretError};
 pub use metadata::{ConfigKey, TARGET};
 pub use outcome::{Expect, Outcome, TargetHeadlines, json_loose_eq};
 pub use pattern::Pattern;
@@ -202,10 +211,21 @@ pub trait Check {
 
     /// Do one run and return its outcome.
     ///
-    /// A panic (or an allocation failure, or running past the deadline) is
-    /// reported by the host as status `error` with the reason; prefer
-    /// returning [`Outcome::failed`] for anything you can explain.
-    fn run(ctx: &Context) -> Outcome;
+    /// Before it is called, [`export_check!`] checks the configuration
+    /// against [`describe`](Check::describe) when that declares at least one
+    /// key (see [`Context::check_config_keys`]): a key it does not declare (a
+    /// typo such as `expect.stauts`) or a [`required`](ConfigKey::required)
+    /// key that is missing fails the run with a message naming the key, and
+    /// `run` is not called. A check that declares no key gets its
+    /// configuration as is.
+    ///
+    /// Return `Err` when the run cannot go on (bad configuration, no target,
+    /// a secret that cannot be read): every [`Error`] becomes status `fail`
+    /// with the error's message as the summary. A panic (or an allocation
+    /// failure, or running past the deadline) is reported by the host as
+    /// status `error` with the reason; prefer an `Err` for anything you can
+    /// explain.
+    fn run(ctx: &Context) -> Result<Outcome, Error>;
 }
 
 /// Export a [`Check`] implementation as the component's `describe` and `run`.
@@ -213,10 +233,12 @@ pub trait Check {
 /// Invoke it exactly once per crate, at module level:
 ///
 /// ```no_run
+/// use vantage_sdk::{Context, Error, Outcome};
+///
 /// struct MyCheck;
 /// impl vantage_sdk::Check for MyCheck {
-///     fn run(ctx: &vantage_sdk::Context) -> vantage_sdk::Outcome {
-///         vantage_sdk::Outcome::new()
+///     fn run(ctx: &Context) -> Result<Outcome, Error> {
+///         Ok(Outcome::new())
 ///     }
 /// }
 /// vantage_sdk::export_check!(MyCheck);
@@ -253,15 +275,30 @@ macro_rules! export_check {
 /// Implementation details of [`export_check!`]. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::{Check, CheckResult, Context, Metadata, RunContext};
+    use crate::{Check, CheckResult, Context, Metadata, Outcome, RunContext};
 
     /// `describe`, with the user crate's Cargo metadata as defaults.
     pub fn describe<C: Check + ?Sized>(name: &str, version: &str, description: &str) -> Metadata {
         C::describe().with_package_defaults(name, version, description)
     }
 
-    /// `run`: wrap the context, run, convert the outcome.
+    /// `run`: wrap the context, check the configuration against the
+    /// declared keys (when the check declares any), run, and convert the
+    /// outcome or the error.
     pub fn run<C: Check + ?Sized>(context: RunContext) -> CheckResult {
-        C::run(&Context::new(context)).into_result()
+        let ctx = Context::new(context);
+        let metadata = C::describe();
+        let checked = if metadata.config.is_empty() {
+            Ok(())
+        } else {
+            ctx.check_config_keys(&metadata)
+        };
+        checked
+            .and_then(|()| C::run(&ctx))
+            .unwrap_or_else(Outcome::from)
+            .into_result()
     }
 }
+
+#[cfg(test)]
+mod run_tests;

@@ -34,7 +34,8 @@ impl RawConfigKey {
         self
     }
 
-    /// Mark the key as required: the check fails without it.
+    /// Mark the key as required: without it, the run fails with
+    /// ``missing config `<key>` `` before the check's `run` is called.
     pub fn required(mut self) -> Self {
         self.required = true;
         self
@@ -106,6 +107,12 @@ impl Metadata {
     }
 
     /// Declare a configuration key the check understands.
+    ///
+    /// Once a check declares a key, the SDK refuses, before each run, every
+    /// configuration key that is not declared and every
+    /// [`required`](ConfigKey::required) key that is missing (see
+    /// [`Check::run`](crate::Check::run)); a check that declares none takes
+    /// any configuration.
     pub fn config_key(mut self, key: ConfigKey) -> Self {
         self.config.push(key);
         self
@@ -191,8 +198,8 @@ mod tests {
     fn default_describe_asks_for_targets_only() {
         struct Minimal;
         impl Check for Minimal {
-            fn run(_: &crate::Context) -> crate::Outcome {
-                crate::Outcome::new()
+            fn run(_: &crate::Context) -> Result<crate::Outcome, crate::Error> {
+                Ok(crate::Outcome::new())
             }
         }
         let m = crate::__private::describe::<Minimal>("minimal", "0.1.0", "A minimal check.");

@@ -21,7 +21,7 @@ use crate::{Assertion, CheckResult, Measurement, Status, format_duration};
 /// The summary is `<headline>, <passed>/<total> assertions passed`, followed
 /// by the first failure (or the degradation reasons); set
 /// [`headline`](Outcome::headline) to lead with what was observed, or replace
-/// the whole line with [`summary`](Outcome::summary).
+/// the whole line with [`set_summary`](Outcome::set_summary).
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,14 +31,14 @@ use crate::{Assertion, CheckResult, Measurement, Status, format_duration};
 /// outcome
 ///     .headline("200 OK in 812 ms")
 ///     .assert("status is 200", true, "got 200 OK")
-///     .latency_below("total latency", Duration::from_millis(812), Duration::from_secs(2))
+///     .assert_duration_below("total latency", Duration::from_millis(812), Duration::from_secs(2))
 ///     .measure("http_total_ms", 812.0, "ms");
 /// if !outcome.check("cache hit", false, "x-cache: MISS") {
 ///     // react to a failed assertion…
 /// }
 /// assert_eq!(outcome.status(), Status::Fail);
 /// assert_eq!(
-///     outcome.summary_text(),
+///     outcome.summary(),
 ///     "200 OK in 812 ms, 2/3 assertions passed; failed: cache hit (x-cache: MISS)"
 /// );
 /// ```
@@ -60,15 +60,6 @@ impl Outcome {
     /// An empty outcome: status pass until something fails.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// An outcome that fails with `summary` as its summary, for runs that
-    /// cannot go on (no target, bad configuration, …).
-    pub fn failed(summary: impl Into<String>) -> Self {
-        let summary = summary.into();
-        let mut outcome = Self::new();
-        outcome.fail(summary.clone()).summary(summary);
-        outcome
     }
 
     /// Record an assertion named `name` that held (`passed`) or not, with what
@@ -107,9 +98,16 @@ impl Outcome {
         self
     }
 
-    /// Assert that `measured` is below `budget`: named `<name> below <budget>`,
-    /// detail `took <measured>`.
-    pub fn latency_below(&mut self, name: &str, measured: Duration, budget: Duration) -> &mut Self {
+    /// Assert that the duration `measured` is below `budget`: named
+    /// `<name> below <budget>`, detail `took <measured>`. (For an HTTP
+    /// response's whole exchange, [`Expect::latency_below`] names it
+    /// `latency`.)
+    pub fn assert_duration_below(
+        &mut self,
+        name: &str,
+        measured: Duration,
+        budget: Duration,
+    ) -> &mut Self {
         let passed = measured < budget;
         self.assert(
             format!("{name} below {}", format_duration(duration_ms(budget))),
@@ -150,7 +148,9 @@ impl Outcome {
     }
 
     /// Mark the run failed, with a reason shown in the summary, without
-    /// recording an assertion.
+    /// recording an assertion. (A run that cannot go on at all returns an
+    /// [`Error`](crate::Error) from [`Check::run`](crate::Check::run)
+    /// instead.)
     pub fn fail(&mut self, reason: impl Into<String>) -> &mut Self {
         self.fail_reasons.push(reason.into());
         self
@@ -162,8 +162,9 @@ impl Outcome {
         self
     }
 
-    /// Replace the computed summary with `text`.
-    pub fn summary(&mut self, text: impl Into<String>) -> &mut Self {
+    /// Replace the computed summary with `text` (see
+    /// [`summary`](Outcome::summary)).
+    pub fn set_summary(&mut self, text: impl Into<String>) -> &mut Self {
         self.summary = Some(text.into());
         self
     }
@@ -233,7 +234,7 @@ impl Outcome {
     ///     outcome.labels()[1],
     ///     ("target1".to_string(), "https://down.example".to_string())
     /// );
-    /// assert!(outcome.summary_text().starts_with(
+    /// assert!(outcome.summary().starts_with(
     ///     "2 targets (https://a.example: 200 OK; https://down.example: connect failed)"
     /// ));
     /// ```
@@ -343,9 +344,9 @@ impl Outcome {
         self.assertions.len() - self.passed_count()
     }
 
-    /// The summary line: the one set with [`summary`](Outcome::summary), or
-    /// the computed one.
-    pub fn summary_text(&self) -> String {
+    /// The summary line: the one set with
+    /// [`set_summary`](Outcome::set_summary), or the computed one.
+    pub fn summary(&self) -> String {
         if let Some(summary) = &self.summary {
             return summary.clone();
         }
@@ -389,7 +390,7 @@ impl Outcome {
     pub fn into_result(self) -> CheckResult {
         CheckResult {
             status: self.status(),
-            summary: self.summary_text(),
+            summary: self.summary(),
             assertions: self.assertions,
             measurements: self.measurements,
             labels: self.labels,
@@ -508,22 +509,12 @@ impl Expect<'_> {
 
     /// The body contains `needle` (case-sensitive).
     pub fn body_contains(&mut self, needle: &str) -> &mut Self {
-        let text = self.response.text();
-        let (passed, detail) = match text.find(needle) {
-            Some(at) => (true, format!("found at byte {at}")),
-            None => (false, format!("not found in {}", self.body_size())),
-        };
-        self.record(format!("body contains {needle:?}"), passed, detail)
+        self.body_find(format!("body contains {needle:?}"), needle, true)
     }
 
     /// The body does not contain `needle` (case-sensitive).
     pub fn body_not_contains(&mut self, needle: &str) -> &mut Self {
-        let text = self.response.text();
-        let (passed, detail) = match text.find(needle) {
-            Some(at) => (false, format!("found at byte {at}")),
-            None => (true, format!("not found in {}", self.body_size())),
-        };
-        self.record(format!("body does not contain {needle:?}"), passed, detail)
+        self.body_find(format!("body does not contain {needle:?}"), needle, false)
     }
 
     /// The body matches the regular expression `pattern` (an invalid pattern
@@ -534,26 +525,15 @@ impl Expect<'_> {
     /// compile them once and use [`body_matches_regex`](Self::body_matches_regex).
     #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn body_matches(&mut self, pattern: &str) -> &mut Self {
-        match crate::pattern::compile(pattern) {
-            Ok(re) => self.body_matches_regex(&re),
-            Err(e) => self.record(
-                format!("body matches /{pattern}/"),
-                false,
-                format!("invalid regex: {e}"),
-            ),
-        }
+        self.compiled(pattern, format!("body matches /{pattern}/"), |e, re| {
+            e.body_matches_regex(re)
+        })
     }
 
     /// The body matches the compiled regular expression `re` (a
     /// `regex::Regex` or a `regex_lite::Regex`; see [`Pattern`]).
     pub fn body_matches_regex(&mut self, re: &impl Pattern) -> &mut Self {
-        let name = format!("body matches /{}/", re.pattern());
-        let text = self.response.text();
-        let (passed, detail) = match re.find_range(&text) {
-            Some(m) => (true, format!("matched {:?}", excerpt(&text[m], 60))),
-            None => (false, format!("no match in {}", self.body_size())),
-        };
-        self.record(name, passed, detail)
+        self.body_match(format!("body matches /{}/", re.pattern()), re, true)
     }
 
     /// The body does not match the regular expression `pattern` (an invalid
@@ -562,33 +542,17 @@ impl Expect<'_> {
     /// [`body_not_matches_regex`](Self::body_not_matches_regex).
     #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn body_not_matches(&mut self, pattern: &str) -> &mut Self {
-        match crate::pattern::compile(pattern) {
-            Ok(re) => self.body_not_matches_regex(&re),
-            Err(e) => self.record(
-                format!("body does not match /{pattern}/"),
-                false,
-                format!("invalid regex: {e}"),
-            ),
-        }
+        self.compiled(
+            pattern,
+            format!("body does not match /{pattern}/"),
+            |e, re| e.body_not_matches_regex(re),
+        )
     }
 
     /// The body does not match the compiled regular expression `re` (see
     /// [`Pattern`]).
     pub fn body_not_matches_regex(&mut self, re: &impl Pattern) -> &mut Self {
-        let name = format!("body does not match /{}/", re.pattern());
-        let text = self.response.text();
-        let (passed, detail) = match re.find_range(&text) {
-            Some(m) => (
-                false,
-                format!(
-                    "matched {:?} at byte {}",
-                    excerpt(&text[m.clone()], 60),
-                    m.start
-                ),
-            ),
-            None => (true, format!("no match in {}", self.body_size())),
-        };
-        self.record(name, passed, detail)
+        self.body_match(format!("body does not match /{}/", re.pattern()), re, false)
     }
 
     /// The body is JSON and the value at `pointer` (RFC 6901, e.g.
@@ -657,14 +621,8 @@ impl Expect<'_> {
     /// [`header_matches_regex`](Self::header_matches_regex).
     #[cfg(any(feature = "regex", feature = "regex-lite"))]
     pub fn header_matches(&mut self, name: &str, pattern: &str) -> &mut Self {
-        match crate::pattern::compile(pattern) {
-            Ok(re) => self.header_matches_regex(name, &re),
-            Err(e) => self.record(
-                format!("header {} matches /{pattern}/", name.to_ascii_lowercase()),
-                false,
-                format!("invalid regex: {e}"),
-            ),
-        }
+        let assertion = format!("header {} matches /{pattern}/", name.to_ascii_lowercase());
+        self.compiled(pattern, assertion, |e, re| e.header_matches_regex(name, re))
     }
 
     /// Header `name` (case-insensitive) has a value matching the compiled
@@ -680,10 +638,12 @@ impl Expect<'_> {
         self.record(assertion, passed, detail)
     }
 
-    /// The whole exchange took less than `budget`.
+    /// The whole exchange took less than `budget`: named `latency below
+    /// <budget>` (see [`Outcome::assert_duration_below`]).
     pub fn latency_below(&mut self, budget: Duration) -> &mut Self {
         let measured = self.response.elapsed();
-        self.outcome.latency_below("latency", measured, budget);
+        self.outcome
+            .assert_duration_below("latency", measured, budget);
         self
     }
 
@@ -722,6 +682,51 @@ impl Expect<'_> {
     fn record(&mut self, name: String, passed: bool, detail: String) -> &mut Self {
         self.outcome.push_assertion(name, passed, detail, None);
         self
+    }
+
+    /// Compile `pattern` and `assert` with it; an invalid pattern records
+    /// the assertion `name` as failed, with the compile error.
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
+    fn compiled(
+        &mut self,
+        pattern: &str,
+        name: String,
+        assert: impl for<'s> FnOnce(&'s mut Self, &crate::pattern::Compiled) -> &'s mut Self,
+    ) -> &mut Self {
+        match crate::pattern::compile(pattern) {
+            Ok(re) => assert(self, &re),
+            Err(e) => self.record(name, false, format!("invalid regex: {e}")),
+        }
+    }
+
+    /// Record whether the body contains `needle`, passing when that is
+    /// `wanted`.
+    fn body_find(&mut self, name: String, needle: &str, wanted: bool) -> &mut Self {
+        let at = self.response.text().find(needle);
+        let detail = match at {
+            Some(at) => format!("found at byte {at}"),
+            None => format!("not found in {}", self.body_size()),
+        };
+        self.record(name, at.is_some() == wanted, detail)
+    }
+
+    /// Record whether `re` matches the body, passing when that is `wanted`;
+    /// an unwanted match shows where it is.
+    fn body_match(&mut self, name: String, re: &impl Pattern, wanted: bool) -> &mut Self {
+        let text = self.response.text();
+        let (found, detail) = match re.find_range(&text) {
+            Some(m) if wanted => (true, format!("matched {:?}", excerpt(&text[m], 60))),
+            Some(m) => (
+                true,
+                format!(
+                    "matched {:?} at byte {}",
+                    excerpt(&text[m.clone()], 60),
+                    m.start
+                ),
+            ),
+            None => (false, format!("no match in {}", self.body_size())),
+        };
+        self.record(name, found == wanted, detail)
     }
 
     fn status_detail(&self) -> String {
@@ -890,7 +895,7 @@ mod tests {
     fn empty_outcome_passes() {
         let o = Outcome::new();
         assert_eq!(o.status(), Status::Pass);
-        assert_eq!(o.summary_text(), "no assertions recorded");
+        assert_eq!(o.summary(), "no assertions recorded");
     }
 
     #[test]
@@ -900,20 +905,17 @@ mod tests {
         assert_eq!(o.status(), Status::Pass);
         o.degrade("slow");
         assert_eq!(o.status(), Status::Degraded);
-        assert_eq!(o.summary_text(), "1/1 assertions passed; degraded: slow");
+        assert_eq!(o.summary(), "1/1 assertions passed; degraded: slow");
         assert!(!o.check("b", false, "broken"));
         assert_eq!(o.status(), Status::Fail, "a failure beats degraded");
-        assert_eq!(
-            o.summary_text(),
-            "1/2 assertions passed; failed: b (broken)"
-        );
+        assert_eq!(o.summary(), "1/2 assertions passed; failed: b (broken)");
 
         let mut o = Outcome::new();
         o.fail("no targets");
         assert_eq!(o.status(), Status::Fail);
-        assert_eq!(o.summary_text(), "no targets");
+        assert_eq!(o.summary(), "no targets");
 
-        let o = Outcome::failed("bad config");
+        let o = Outcome::from(crate::Error::other("bad config"));
         let r = o.into_result();
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.summary, "bad config");
@@ -928,11 +930,11 @@ mod tests {
             .assert("body contains \"ok\"", false, "")
             .assert("latency below 1 s", true, "took 12.3 ms");
         assert_eq!(
-            o.summary_text(),
+            o.summary(),
             "503 Service Unavailable in 12.3 ms, 1/3 assertions passed; failed: status is 200 (got 503) and 1 more"
         );
-        o.summary("custom");
-        assert_eq!(o.summary_text(), "custom");
+        o.set_summary("custom");
+        assert_eq!(o.summary(), "custom");
         assert_eq!(o.passed_count(), 1);
         assert_eq!(o.failed_count(), 2);
     }
@@ -964,7 +966,7 @@ mod tests {
     #[test]
     fn latency_assertion() {
         let mut o = Outcome::new();
-        o.latency_below(
+        o.assert_duration_below(
             "total latency",
             Duration::from_millis(1200),
             Duration::from_secs(1),
@@ -1046,7 +1048,7 @@ mod tests {
         assert!(a.detail.contains("<html>oops</html>"), "{}", a.detail);
     }
 
-    #[cfg(feature = "regex")]
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
     #[test]
     fn regex_expectations() {
         let r = Response::mock(

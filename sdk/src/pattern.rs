@@ -56,45 +56,39 @@ impl<P: Pattern + ?Sized> Pattern for &P {
     }
 }
 
-#[cfg(feature = "regex")]
-impl Pattern for regex::Regex {
-    fn pattern(&self) -> &str {
-        self.as_str()
-    }
+/// `Pattern` for an engine whose `Regex` has `as_str`, `find` and `is_match`.
+macro_rules! engine {
+    ($feature:literal, $regex:ty) => {
+        #[cfg(feature = $feature)]
+        impl Pattern for $regex {
+            fn pattern(&self) -> &str {
+                self.as_str()
+            }
 
-    fn find_range(&self, haystack: &str) -> Option<Range<usize>> {
-        self.find(haystack).map(|m| m.range())
-    }
+            fn find_range(&self, haystack: &str) -> Option<Range<usize>> {
+                self.find(haystack).map(|m| m.range())
+            }
 
-    fn matches(&self, haystack: &str) -> bool {
-        self.is_match(haystack)
-    }
+            fn matches(&self, haystack: &str) -> bool {
+                self.is_match(haystack)
+            }
+        }
+    };
 }
 
-#[cfg(feature = "regex-lite")]
-impl Pattern for regex_lite::Regex {
-    fn pattern(&self) -> &str {
-        self.as_str()
-    }
-
-    fn find_range(&self, haystack: &str) -> Option<Range<usize>> {
-        self.find(haystack).map(|m| m.range())
-    }
-
-    fn matches(&self, haystack: &str) -> bool {
-        self.is_match(haystack)
-    }
-}
+engine!("regex", regex::Regex);
+engine!("regex-lite", regex_lite::Regex);
 
 /// The engine the `&str` assertions ([`body_matches`](crate::Expect::body_matches), …)
-/// compile their pattern with: `regex` when its feature is on (the behaviour
-/// those methods have always had), else `regex-lite`.
+/// compile their pattern with: `regex` when its opt-in feature is on, else
+/// `regex-lite` (the default).
 #[cfg(feature = "regex")]
-pub(crate) fn compile(pattern: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(pattern).map_err(|e| e.to_string())
-}
-
+pub(crate) type Compiled = regex::Regex;
 #[cfg(all(feature = "regex-lite", not(feature = "regex")))]
-pub(crate) fn compile(pattern: &str) -> Result<regex_lite::Regex, String> {
-    regex_lite::Regex::new(pattern).map_err(|e| e.to_string())
+pub(crate) type Compiled = regex_lite::Regex;
+
+/// Compile `pattern` with the [`Compiled`] engine.
+#[cfg(any(feature = "regex", feature = "regex-lite"))]
+pub(crate) fn compile(pattern: &str) -> Result<Compiled, String> {
+    Compiled::new(pattern).map_err(|e| e.to_string())
 }

@@ -12,6 +12,7 @@
 //!
 //! A certificate problem is reported in [`TlsInfo::verdict`], not as an error.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::NetError;
@@ -84,5 +85,50 @@ impl Verdict {
     /// Whether the chain verified and the name matched.
     pub fn is_valid(&self) -> bool {
         matches!(self, Verdict::Valid)
+    }
+
+    /// The verdict's name in the contract: `valid`, `expired`,
+    /// `not-yet-valid`, `unknown-issuer`, `hostname-mismatch`,
+    /// `incomplete-chain`, `revoked` or `other` (see [`Display`](fmt::Display)
+    /// for the reason of an `other`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Expired => "expired",
+            Verdict::NotYetValid => "not-yet-valid",
+            Verdict::UnknownIssuer => "unknown-issuer",
+            Verdict::HostnameMismatch => "hostname-mismatch",
+            Verdict::IncompleteChain => "incomplete-chain",
+            Verdict::Revoked => "revoked",
+            Verdict::Other(_) => "other",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    /// The name from [`Verdict::as_str`]; `other: <reason>` for
+    /// [`Verdict::Other`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Other(why) => write!(f, "other: {why}"),
+            verdict => f.write_str(verdict.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_show_their_contract_names() {
+        assert_eq!(Verdict::Valid.to_string(), "valid");
+        assert_eq!(Verdict::NotYetValid.to_string(), "not-yet-valid");
+        assert_eq!(Verdict::UnknownIssuer.as_str(), "unknown-issuer");
+        assert_eq!(Verdict::HostnameMismatch.to_string(), "hostname-mismatch");
+        assert_eq!(Verdict::IncompleteChain.to_string(), "incomplete-chain");
+        let other = Verdict::Other("bad signature".into());
+        assert_eq!(other.as_str(), "other");
+        assert_eq!(other.to_string(), "other: bad signature");
     }
 }

@@ -9,6 +9,7 @@ mod support;
 mod alert_rules;
 mod alerting;
 mod audit;
+mod check_examples;
 mod cli;
 mod daemon;
 mod dns;

@@ -26,7 +26,8 @@
 
 use vantage_sdk::dns::{self, DnsAnswer, DnsQuery, DnsRecord, RecordType};
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Metadata, Outcome, TARGET, format_duration,
+    Check, ConfigError, ConfigKey, Context, Error, ErrorKind, Metadata, Outcome, TARGET,
+    format_duration,
 };
 
 struct Dns;
@@ -84,26 +85,21 @@ impl Check for Dns {
             ))
     }
 
-    fn run(ctx: &Context) -> Outcome {
-        if let Err(e) = ctx.check_config_keys(&Self::describe()) {
-            return Outcome::failed(e.to_string());
-        }
-        let spec = match Spec::from_context(ctx) {
-            Ok(spec) => spec,
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
+    fn run(ctx: &Context) -> Result<Outcome, Error> {
+        let spec = Spec::from_context(ctx)?;
         let names = names(ctx);
         if names.is_empty() {
-            return Outcome::failed(
+            return Err(Error::new(
+                ErrorKind::NoTarget,
                 "no name: set `name` or configure the names to look up as targets",
-            );
+            ));
         }
         let mut outcome = Outcome::new();
         // Each name's headline already starts with the name.
         let headlines =
             outcome.for_each_target("name", &names, |name, outcome| probe(&spec, name, outcome));
         outcome.headline(headlines.joined());
-        outcome
+        Ok(outcome)
     }
 }
 
@@ -420,10 +416,7 @@ mod tests {
     use vantage_sdk::Status;
 
     fn spec(entries: &[(&str, &str)]) -> Spec {
-        let ctx = entries
-            .iter()
-            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
-            .build();
+        let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Dns::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }

@@ -18,7 +18,8 @@
 use vantage_sdk::http::{self, StatusSet};
 use vantage_sdk::serde_json::{Map, Value};
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Expect, Metadata, Outcome, TARGET, format_duration,
+    Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome, TARGET,
+    format_duration,
 };
 
 const DEFAULT_HEALTHY: [&str; 4] = ["ok", "up", "pass", "healthy"];
@@ -109,25 +110,15 @@ impl Check for Healthz {
             ))
     }
 
-    fn run(ctx: &Context) -> Outcome {
-        if let Err(e) = ctx.check_config_keys(&Self::describe()) {
-            return Outcome::failed(e.to_string());
-        }
-        let spec = match Spec::from_context(ctx) {
-            Ok(spec) => spec,
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let targets = ctx.targets();
-        if targets.is_empty() {
-            return Outcome::failed(
-                "no target: configure the health endpoint URL(s) as this check's targets",
-            );
-        }
+    fn run(ctx: &Context) -> Result<Outcome, Error> {
+        let spec = Spec::from_context(ctx)?;
+        let targets =
+            ctx.require_targets("configure the health endpoint URL(s) as this check's targets")?;
         let mut outcome = Outcome::new();
         let headlines =
             outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
         outcome.headline(headlines.counted());
-        outcome
+        Ok(outcome)
     }
 }
 
@@ -485,10 +476,7 @@ mod tests {
     use vantage_sdk::serde_json::json;
 
     fn spec(entries: &[(&str, &str)]) -> Spec {
-        let ctx = entries
-            .iter()
-            .fold(Context::builder(), |b, (k, v)| b.config(*k, *v))
-            .build();
+        let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Healthz::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }
@@ -526,10 +514,10 @@ mod tests {
         assert_eq!(f.counts, [2, 1, 0]);
         assert_eq!(o.status(), Status::Degraded);
         assert!(
-            o.summary_text()
+            o.summary()
                 .ends_with("degraded: component cache is \"warn\""),
             "{}",
-            o.summary_text()
+            o.summary()
         );
     }
 

@@ -5,22 +5,13 @@
 //! expressions, JSON values), headers, protocol version, TLS, latency and
 //! certificate expiry. In the spirit of blackbox_exporter's `http` module and
 //! Gatus conditions. Every configuration key is documented in [`describe`]
-//! (`vantage describe http`).
+//! (`vantage inspect http.wasm`).
 //!
-//! ```toml
-//! [[checks]]
-//! name = "api"
-//! check = "http"
-//! targets = ["https://api.example.com/healthz"]
-//! [checks.config]
-//! headers.Accept = "application/json"
-//! expect.status = [200]
-//! expect.body_contains = ["\"status\""]
-//! expect.json."/status" = "ok"
-//! expect.json."/db/latency_ms" = "< 50"
-//! latency.degraded = "300ms"
-//! latency.max = "2s"
-//! ```
+//! In a configuration file (`example.toml` in this crate; the end-to-end test
+//! `check_examples` proves `vantage validate` accepts it and the check takes
+//! its configuration):
+//!
+#![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
 mod condition;
 mod spec;
@@ -29,7 +20,7 @@ use std::time::Duration;
 
 use vantage_sdk::http::{self, Response};
 use vantage_sdk::{
-    Check, ConfigKey, Context, Metadata, NetError, Outcome, TARGET, clock, format_duration,
+    Check, ConfigKey, Context, Error, Metadata, NetError, Outcome, TARGET, clock, format_duration,
 };
 
 use crate::spec::{DEFAULT_STATUS, Spec};
@@ -115,26 +106,16 @@ impl Check for Http {
             ))
     }
 
-    fn run(ctx: &Context) -> Outcome {
-        if let Err(e) = ctx.check_config_keys(&Self::describe()) {
-            return Outcome::failed(e.to_string());
-        }
-        let spec = match Spec::from_context(ctx) {
-            Ok(spec) => spec,
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let targets = ctx.targets();
-        if targets.is_empty() {
-            return Outcome::failed(
-                "no target: configure the URL(s) to fetch as this check's targets",
-            );
-        }
+    fn run(ctx: &Context) -> Result<Outcome, Error> {
+        let spec = Spec::from_context(ctx)?;
+        let targets =
+            ctx.require_targets("configure the URL(s) to fetch as this check's targets")?;
 
         let mut outcome = Outcome::new();
         let headlines =
             outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
         outcome.headline(headlines.counted());
-        outcome
+        Ok(outcome)
     }
 }
 

@@ -5,20 +5,14 @@
 //! expression, and speaks TLS from the first byte or upgrades with STARTTLS
 //! (SMTP, IMAP, POP3), reporting the certificate verdict.
 //!
-//! ```toml
-//! [[checks]]
-//! name = "mail"
-//! check = "tcp"
-//! targets = ["tcp://mail.example.com:25"]
-//! [checks.config]
-//! read_banner = true
-//! expect = "^220 "
-//! starttls = "smtp"
-//! ```
+//! In a configuration file (`example.toml` in this crate; the end-to-end test
+//! `check_examples` proves `vantage validate` accepts it and the check takes
+//! its configuration):
+//!
+#![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
 use vantage_sdk::tcp::{self, Starttls, TcpRequest};
-use vantage_sdk::tls::Verdict;
-use vantage_sdk::{Check, ConfigKey, Context, Metadata, Outcome, TARGET, format_duration};
+use vantage_sdk::{Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, format_duration};
 
 struct Tcp;
 
@@ -55,22 +49,10 @@ impl Check for Tcp {
             .config_key(key("timeout", "Timeout of each probe, e.g. `5s`.").default("10s"))
     }
 
-    fn run(ctx: &Context) -> Outcome {
-        if let Err(e) = ctx.check_config_keys(&Self::describe()) {
-            return Outcome::failed(e.to_string());
-        }
-        let read_banner = match ctx.config_bool("read_banner") {
-            Ok(v) => v.unwrap_or(false),
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let use_tls = match ctx.config_bool("tls") {
-            Ok(v) => v.unwrap_or(false),
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let timeout = match ctx.config_duration("timeout") {
-            Ok(v) => v,
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
+    fn run(ctx: &Context) -> Result<Outcome, Error> {
+        let read_banner = ctx.config_bool("read_banner")?.unwrap_or(false);
+        let use_tls = ctx.config_bool("tls")?.unwrap_or(false);
+        let timeout = ctx.config_duration("timeout")?;
         let starttls = match ctx
             .config("starttls")
             .map(|s| s.trim().to_ascii_lowercase())
@@ -80,17 +62,17 @@ impl Check for Tcp {
             Some(s) if s == "imap" => Some(Starttls::Imap),
             Some(s) if s == "pop3" => Some(Starttls::Pop3),
             Some(s) => {
-                return Outcome::failed(format!(
+                return Err(Error::config(format!(
                     "config starttls = {s:?}: expected smtp, imap or pop3"
-                ));
+                )));
             }
         };
         let mut targets: Vec<String> = ctx.targets().to_vec();
         targets.extend(ctx.config_list("targets").into_iter().map(str::to_string));
         if targets.is_empty() {
-            return Outcome::failed(
-                "no target: configure `host:port` or `tcp://host:port` targets",
-            );
+            return Err(Error::no_target(
+                "configure `host:port` or `tcp://host:port` targets",
+            ));
         }
         let mut outcome = Outcome::new();
         let several = targets.len() > 1;
@@ -158,12 +140,10 @@ impl Check for Tcp {
                     if let Some(info) = &report.tls {
                         outcome.assert(
                             "certificate chain is valid",
-                            matches!(info.verdict, Verdict::Valid),
+                            info.verdict.is_valid(),
                             format!(
                                 "verdict {}, {} {}",
-                                verdict_name(&info.verdict),
-                                info.version,
-                                info.cipher_suite
+                                info.verdict, info.version, info.cipher_suite
                             ),
                         );
                         outcome.label("tls_version", info.version.clone());
@@ -177,20 +157,7 @@ impl Check for Tcp {
             }
         });
         outcome.headline(headlines.per_target());
-        outcome
-    }
-}
-
-fn verdict_name(v: &Verdict) -> String {
-    match v {
-        Verdict::Valid => "valid".into(),
-        Verdict::Expired => "expired".into(),
-        Verdict::NotYetValid => "not-yet-valid".into(),
-        Verdict::UnknownIssuer => "unknown-issuer".into(),
-        Verdict::HostnameMismatch => "hostname-mismatch".into(),
-        Verdict::IncompleteChain => "incomplete-chain".into(),
-        Verdict::Revoked => "revoked".into(),
-        Verdict::Other(why) => format!("other: {why}"),
+        Ok(outcome)
     }
 }
 

@@ -6,18 +6,16 @@
 //! chain (intermediates included). Degraded under `days.degraded` days,
 //! failed under `days.fail` days or for any verdict other than `valid`.
 //!
-//! ```toml
-//! [[checks]]
-//! name = "certs"
-//! check = "tls"
-//! targets = ["tls://mail.example.com:465", "https://www.example.com"]
-//! [checks.config]
-//! days.degraded = 21
-//! days.fail = 7
-//! ```
+//! In a configuration file (`example.toml` in this crate; the end-to-end test
+//! `check_examples` proves `vantage validate` accepts it and the check takes
+//! its configuration):
+//!
+#![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
-use vantage_sdk::tls::{self, TlsReport, TlsRequest, Verdict};
-use vantage_sdk::{Check, ConfigKey, Context, Metadata, Outcome, TARGET, clock, format_duration};
+use vantage_sdk::tls::{self, TlsReport, TlsRequest};
+use vantage_sdk::{
+    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, clock, format_duration,
+};
 
 const DEFAULT_DEGRADED_DAYS: f64 = 21.0;
 const DEFAULT_FAIL_DAYS: f64 = 7.0;
@@ -66,28 +64,16 @@ impl Check for Tls {
             .config_key(key("timeout", "Timeout of each inspection, e.g. `5s`.").default("10s"))
     }
 
-    fn run(ctx: &Context) -> Outcome {
-        if let Err(e) = ctx.check_config_keys(&Self::describe()) {
-            return Outcome::failed(e.to_string());
-        }
-        let degraded_days = match ctx.config_parse::<f64>("days.degraded") {
-            Ok(v) => v.unwrap_or(DEFAULT_DEGRADED_DAYS),
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let fail_days = match ctx.config_parse::<f64>("days.fail") {
-            Ok(v) => v.unwrap_or(DEFAULT_FAIL_DAYS),
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let timeout = match ctx.config_duration("timeout") {
-            Ok(v) => v,
-            Err(e) => return Outcome::failed(e.to_string()),
-        };
-        let targets = ctx.targets();
-        if targets.is_empty() {
-            return Outcome::failed(
-                "no target: configure `host:port`, `tls://host:port` or `https://` targets",
-            );
-        }
+    fn run(ctx: &Context) -> Result<Outcome, Error> {
+        let degraded_days = ctx
+            .config_parse::<f64>("days.degraded")?
+            .unwrap_or(DEFAULT_DEGRADED_DAYS);
+        let fail_days = ctx
+            .config_parse::<f64>("days.fail")?
+            .unwrap_or(DEFAULT_FAIL_DAYS);
+        let timeout = ctx.config_duration("timeout")?;
+        let targets =
+            ctx.require_targets("configure `host:port`, `tls://host:port` or `https://` targets")?;
         let mut outcome = Outcome::new();
         let several = targets.len() > 1;
         let headlines = outcome.for_each_target("target", targets, |target, outcome| {
@@ -131,7 +117,7 @@ impl Check for Tls {
             }
         });
         outcome.headline(headlines.per_target());
-        outcome
+        Ok(outcome)
     }
 }
 
@@ -149,7 +135,7 @@ fn judge(report: &TlsReport, degraded_days: f64, fail_days: f64, outcome: &mut O
             format_duration(report.timings.handshake_ms)
         ),
     );
-    let verdict = verdict_name(&info.verdict);
+    let verdict = info.verdict.to_string();
     outcome.assert(
         "certificate chain is valid",
         info.verdict.is_valid(),
@@ -244,19 +230,6 @@ fn parse_target(target: &str) -> Option<(String, u16)> {
         return None;
     }
     Some((host, port))
-}
-
-fn verdict_name(v: &Verdict) -> String {
-    match v {
-        Verdict::Valid => "valid".into(),
-        Verdict::Expired => "expired".into(),
-        Verdict::NotYetValid => "not-yet-valid".into(),
-        Verdict::UnknownIssuer => "unknown-issuer".into(),
-        Verdict::HostnameMismatch => "hostname-mismatch".into(),
-        Verdict::IncompleteChain => "incomplete-chain".into(),
-        Verdict::Revoked => "revoked".into(),
-        Verdict::Other(why) => format!("other: {why}"),
-    }
 }
 
 /// A unix-ms timestamp as `YYYY-MM-DD` (UTC).
