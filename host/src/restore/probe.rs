@@ -263,6 +263,36 @@ pub async fn run(
     info
 }
 
+/// One outcome from the probes of several volatile namespaces (`(source
+/// namespace, outcome)` each, the probe runs in every one): isolated only
+/// if every probe ran and reached nothing; what was reached and what
+/// failed name the source namespace (`host:port from SOURCE`). A single
+/// probe's outcome is returned as it is.
+pub fn combine(mut probes: Vec<(String, ProbeInfo)>) -> ProbeInfo {
+    if probes.len() == 1 {
+        return probes.remove(0).1;
+    }
+    let mut out = ProbeInfo {
+        endpoints: probes
+            .first()
+            .map(|(_, p)| p.endpoints.clone())
+            .unwrap_or_default(),
+        isolated: !probes.is_empty(),
+        ..ProbeInfo::default()
+    };
+    let mut errors = Vec::new();
+    for (source, p) in probes {
+        out.isolated &= p.isolated;
+        out.reached
+            .extend(p.reached.iter().map(|r| format!("{r} from {source}")));
+        if let Some(e) = p.error {
+            errors.push(format!("{source}: {e}"));
+        }
+    }
+    out.error = (!errors.is_empty()).then(|| errors.join("; "));
+    out
+}
+
 /// The run's verdict reason when isolation did not hold (verdict `error`),
 /// or None when it did.
 pub fn failure(info: &ProbeInfo) -> Option<String> {

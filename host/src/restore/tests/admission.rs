@@ -169,12 +169,13 @@ fn labels() -> BTreeMap<String, String> {
 
 fn built_restore(spec: &RestoreSpec) -> Value {
     let annotations = namespace::run_annotations(Utc::now());
-    let modifiers = restore_object::build_modifiers(spec, NS, NS, &labels(), &annotations);
+    let targets = [mapping::NamespaceMapping::new("shop", NS)];
+    let modifiers = restore_object::build_modifiers(spec, NS, &targets, &labels(), &annotations);
     serde_json::to_value(restore_object::build_restore(
         spec,
         NS,
         "shop-daily-1",
-        NS,
+        &targets,
         modifiers.as_ref().and_then(|m| m.metadata.name.as_deref()),
         &labels(),
         &annotations,
@@ -361,7 +362,14 @@ fn restores_only_into_vantage_namespaces() {
 fn modifier_configmaps_only_labelled_ones() {
     let annotations = namespace::run_annotations(Utc::now());
     let cm = serde_json::to_value(
-        restore_object::build_modifiers(&spec(), NS, NS, &labels(), &annotations).unwrap(),
+        restore_object::build_modifiers(
+            &spec(),
+            NS,
+            &[mapping::NamespaceMapping::new("shop", NS)],
+            &labels(),
+            &annotations,
+        )
+        .unwrap(),
     )
     .unwrap();
     allow(req("CREATE", "configmaps", cm.clone()));

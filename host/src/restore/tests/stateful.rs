@@ -588,7 +588,7 @@ async fn excluding_cluster_resources_leaves_claims_pending_and_production_volume
         &spec(),
         "vol-false",
         "shop-daily-newest",
-        "vol-false",
+        &[mapping::NamespaceMapping::new("shop", "vol-false")],
         None,
         &labels,
         &BTreeMap::new(),
@@ -1011,6 +1011,7 @@ fn data_job(name: &str, expect: Option<&str>) -> crate::config::RestoreJob {
         ],
         timeout: Duration::from_secs(1),
         expect_output: expect.map(str::to_string),
+        namespace: None,
     }
 }
 
