@@ -41,6 +41,22 @@ fn sample_vars(sources: &[String]) -> TemplateVars {
     }
 }
 
+/// `t` rendered with `sample`; a `{{namespace:SOURCE}}` of an unknown
+/// source (already an error) renders as a sample namespace too, so it is
+/// reported once.
+fn render_sample(t: &Template, sample: &TemplateVars) -> String {
+    let mut vars = sample.clone();
+    for source in t.namespace_sources() {
+        if crate::restore::mapping::volatile_of(&vars.namespaces, source).is_none() {
+            vars.namespaces.push(crate::restore::mapping::NamespaceMapping::new(
+                source,
+                "vantage-restore-unknown-0a1b2c",
+            ));
+        }
+    }
+    t.render(&vars)
+}
+
 /// Why `t` cannot render: a `{{namespace:SOURCE}}` whose SOURCE is not one
 /// of the restore test's `sources`.
 fn unknown_source(t: &Template, sources: &[String]) -> Option<String> {
@@ -977,7 +993,7 @@ impl Validator<'_> {
         for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
             let template = Template(t.get_ref().clone());
             self.template(&template, sources, t.span(), ctx, "targets");
-            rendered_targets.push(Spanned::new(t.span(), template.render(&sample)));
+            rendered_targets.push(Spanned::new(t.span(), render_sample(&template, &sample)));
             targets.push(template);
         }
         let mut allow = Vec::new();
@@ -985,7 +1001,7 @@ impl Validator<'_> {
         for a in raw.allow.iter().flat_map(|l| l.get_ref()) {
             let template = Template(a.get_ref().clone());
             self.template(&template, sources, a.span(), ctx, "allow");
-            rendered_allow.push(Spanned::new(a.span(), template.render(&sample)));
+            rendered_allow.push(Spanned::new(a.span(), render_sample(&template, &sample)));
             allow.push(template);
         }
         // Check the rendered list once now (patterns, `{target}`, ceiling);

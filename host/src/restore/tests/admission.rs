@@ -73,7 +73,7 @@ fn policies() -> Vec<Policy> {
 }
 
 /// An admission request.
-struct Req {
+pub(super) struct Req {
     user: &'static str,
     operation: &'static str,
     resource: &'static str,
@@ -83,7 +83,7 @@ struct Req {
     namespace_object: Value,
 }
 
-fn req(operation: &'static str, resource: &'static str, object: Value) -> Req {
+pub(super) fn req(operation: &'static str, resource: &'static str, object: Value) -> Req {
     let namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
     let (object, old_object) = if operation == "DELETE" {
         (Value::Null, object)
@@ -146,14 +146,14 @@ fn admitted(r: &Req) -> Result<(), String> {
 }
 
 #[track_caller]
-fn allow(r: Req) {
+pub(super) fn allow(r: Req) {
     if let Err(e) = admitted(&r) {
         panic!("denied {} {}: {e}", r.operation, r.resource);
     }
 }
 
 #[track_caller]
-fn deny(r: Req) {
+pub(super) fn deny(r: Req) {
     assert!(
         admitted(&r).is_err(),
         "admitted {} {} {:#}",
@@ -163,7 +163,7 @@ fn deny(r: Req) {
     );
 }
 
-fn labels() -> BTreeMap<String, String> {
+pub(super) fn labels() -> BTreeMap<String, String> {
     namespace::run_labels("shop", "run-1")
 }
 
