@@ -188,7 +188,10 @@ mod tests {
             volatile_namespaces("vantage-restore-", &sources(&["shop", "shop-data"]), "r1")
         );
         let other = volatile_namespaces("vantage-restore-", &sources(&["shop", "shop-data"]), "r2");
-        assert!(m.iter().all(|a| other.iter().all(|b| a.volatile != b.volatile)));
+        assert!(
+            m.iter()
+                .all(|a| other.iter().all(|b| a.volatile != b.volatile))
+        );
         assert_eq!(volatile_of(&m, "shop-data"), Some(m[1].volatile.as_str()));
         assert_eq!(volatile_of(&m, "billing"), None);
         // The first source's name is the one a single-source run had.
@@ -242,7 +245,13 @@ mod tests {
             ));
         }
         // Someone else's mapping into production, or another run's names.
-        assert!(!is_run_target("vantage-restore-", &list, "r1", "shop", "shop"));
+        assert!(!is_run_target(
+            "vantage-restore-",
+            &list,
+            "r1",
+            "shop",
+            "shop"
+        ));
         assert!(!is_run_target(
             "vantage-restore-",
             &list,

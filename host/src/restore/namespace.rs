@@ -289,14 +289,18 @@ pub fn allow_run_namespaces(policy: &mut NetworkPolicy, run_labels: &BTreeMap<St
     let Some(spec) = policy.spec.as_mut() else {
         return;
     };
-    spec.ingress.get_or_insert_with(Vec::new).push(NetworkPolicyIngressRule {
-        from: Some(vec![peer.clone()]),
-        ports: None,
-    });
-    spec.egress.get_or_insert_with(Vec::new).push(NetworkPolicyEgressRule {
-        to: Some(vec![peer]),
-        ports: None,
-    });
+    spec.ingress
+        .get_or_insert_with(Vec::new)
+        .push(NetworkPolicyIngressRule {
+            from: Some(vec![peer.clone()]),
+            ports: None,
+        });
+    spec.egress
+        .get_or_insert_with(Vec::new)
+        .push(NetworkPolicyEgressRule {
+            to: Some(vec![peer]),
+            ports: None,
+        });
 }
 
 /// An `ipBlock` for `cidr`, excepting the metadata addresses inside it.

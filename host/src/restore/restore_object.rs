@@ -252,7 +252,10 @@ pub fn ingress_rules(namespaces: &[String], host: &str) -> Vec<serde_json::Value
 /// its target namespace (`restoreContext.restoreItem`,
 /// pkg/restore/restore.go: `ApplyResourceModifierRules`, then
 /// `obj.SetNamespace`).
-pub fn modifier_rules(spec: &RestoreSpec, mapping: &[NamespaceMapping]) -> Option<serde_json::Value> {
+pub fn modifier_rules(
+    spec: &RestoreSpec,
+    mapping: &[NamespaceMapping],
+) -> Option<serde_json::Value> {
     let mut rules = Vec::new();
     if spec.isolation.suspend_cronjobs {
         rules.push(json!({

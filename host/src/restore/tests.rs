@@ -1764,7 +1764,10 @@ fn fixtures_and_built_restores_validate_against_the_crds() {
                 json!({"operation": "add", "path": "/spec/rules/0/host", "value": "vol.restore.example.com"})
             );
             // Each source's Ingresses get its own namespace's host.
-            assert_eq!(ingress_rules[3]["conditions"]["namespaces"], json!(["shop-db"]));
+            assert_eq!(
+                ingress_rules[3]["conditions"]["namespaces"],
+                json!(["shop-db"])
+            );
             assert_eq!(
                 ingress_rules[3]["patches"][3]["value"],
                 "vol-db.restore.example.com"
@@ -1786,16 +1789,15 @@ fn fixtures_and_built_restores_validate_against_the_crds() {
 #[test]
 fn the_crd_schemas_reject_wrong_objects() {
     let labels = namespace::run_labels("shop", "r1");
-    let restore =
-        restore_object::build_restore(
-            &spec(),
-            "r",
-            "b",
-            &[mapping::NamespaceMapping::new("shop", "vol")],
-            None,
-            &labels,
-            &BTreeMap::new(),
-        );
+    let restore = restore_object::build_restore(
+        &spec(),
+        "r",
+        "b",
+        &[mapping::NamespaceMapping::new("shop", "vol")],
+        None,
+        &labels,
+        &BTreeMap::new(),
+    );
     let mut v = serde_json::to_value(&restore).unwrap();
     assert!(crd_validator("restores").is_valid(&v));
     v["spec"]["restorePVs"] = json!("yes");

@@ -22,7 +22,10 @@ fn multins_templates_and_jobs_may_name_a_source_namespace() {
     assert_eq!(jobs[1].namespace, None, "default: the first source's copy");
     // No warning: a target in any of the run's namespaces is reachable.
     assert!(
-        config.warnings.iter().all(|w| !w.to_string().contains("targets")),
+        config
+            .warnings
+            .iter()
+            .all(|w| !w.to_string().contains("targets")),
         "{:?}",
         config.warnings
     );
@@ -53,7 +56,9 @@ fn multins_an_unknown_source_in_a_template_is_refused_with_line_and_key() {
         "names \"billing\"",
     );
     one_error(
-        &format!("{BASE}{job}command = [\"true\"]\nenv = {{ PGHOST = \"db.{{{{namespace:data}}}}\" }}\n"),
+        &format!(
+            "{BASE}{job}command = [\"true\"]\nenv = {{ PGHOST = \"db.{{{{namespace:data}}}}\" }}\n"
+        ),
         10,
         "job.env.PGHOST",
         "names \"data\"",

@@ -48,10 +48,11 @@ fn render_sample(t: &Template, sample: &TemplateVars) -> String {
     let mut vars = sample.clone();
     for source in t.namespace_sources() {
         if crate::restore::mapping::volatile_of(&vars.namespaces, source).is_none() {
-            vars.namespaces.push(crate::restore::mapping::NamespaceMapping::new(
-                source,
-                "vantage-restore-unknown-0a1b2c",
-            ));
+            vars.namespaces
+                .push(crate::restore::mapping::NamespaceMapping::new(
+                    source,
+                    "vantage-restore-unknown-0a1b2c",
+                ));
         }
     }
     t.render(&vars)
@@ -986,8 +987,11 @@ impl Validator<'_> {
         let component = self.component(&raw, header.clone(), ctx);
 
         let sample = sample_vars(sources);
-        let sample_namespaces: Vec<&str> =
-            sample.namespaces.iter().map(|m| m.volatile.as_str()).collect();
+        let sample_namespaces: Vec<&str> = sample
+            .namespaces
+            .iter()
+            .map(|m| m.volatile.as_str())
+            .collect();
         let mut targets = Vec::new();
         let mut rendered_targets = Vec::new();
         for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
@@ -1047,7 +1051,13 @@ impl Validator<'_> {
             .into_iter()
             .map(|(k, v)| {
                 let t = Template(v);
-                self.template(&t, sources, config_span.clone(), ctx, &format!("config.{k}"));
+                self.template(
+                    &t,
+                    sources,
+                    config_span.clone(),
+                    ctx,
+                    &format!("config.{k}"),
+                );
                 (k, t)
             })
             .collect();

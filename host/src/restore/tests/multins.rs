@@ -219,7 +219,10 @@ fn two_namespace_spec() -> RestoreSpec {
     let mut spec = spec();
     spec.source_namespaces = SOURCES.iter().map(|s| s.to_string()).collect();
     spec.checks = vec![
-        check("api", "http://api.{{namespace}}.svc.cluster.local:8080/healthz"),
+        check(
+            "api",
+            "http://api.{{namespace}}.svc.cluster.local:8080/healthz",
+        ),
         check(
             "db",
             "http://db.{{namespace:shop-data}}.svc.cluster.local:5432/",
@@ -318,7 +321,10 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
     }
     let namespaces = fake.posted("/namespaces");
     assert_eq!(namespaces.len(), 2, "{namespaces:#?}");
-    for (posted, (source, ns)) in namespaces.iter().zip([("shop", &shop), ("shop-data", &data)]) {
+    for (posted, (source, ns)) in namespaces
+        .iter()
+        .zip([("shop", &shop), ("shop-data", &data)])
+    {
         assert_eq!(name_of(posted), ns.as_str());
         let labels = &posted["metadata"]["labels"];
         assert_eq!(labels["vantage.dev/run-id"], run_id);
@@ -356,7 +362,10 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
             assert!(!selects(selector, &other_run), "another run: {selector}");
             assert!(!selects(selector, &production), "production: {selector}");
             assert!(
-                !selects(selector, &json!({"app.kubernetes.io/managed-by": "vantage"})),
+                !selects(
+                    selector,
+                    &json!({"app.kubernetes.io/managed-by": "vantage"})
+                ),
                 "any Vantage namespace: {selector}"
             );
         }
@@ -387,14 +396,11 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
     assert_eq!(objects_of(&c, &shop, "Service").len(), 2);
     assert_eq!(objects_of(&c, &data, "Service").len(), 2);
     // The isolation probe ran in both namespaces; the jobs where they say.
-    assert_eq!(
-        c.probe_pods.keys().cloned().collect::<Vec<_>>(),
-        {
-            let mut v = vec![shop.clone(), data.clone()];
-            v.sort();
-            v
-        }
-    );
+    assert_eq!(c.probe_pods.keys().cloned().collect::<Vec<_>>(), {
+        let mut v = vec![shop.clone(), data.clone()];
+        v.sort();
+        v
+    });
     let jobs: Vec<(String, String)> = c
         .jobs
         .iter()
@@ -485,7 +491,9 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
     // output), labels, JSON (the audit record's subject).
     let mapping_text = format!("shop → {shop}, shop-data → {data}");
     assert!(
-        report.reason.contains(&format!("restored into {mapping_text}")),
+        report
+            .reason
+            .contains(&format!("restored into {mapping_text}")),
         "{}",
         report.reason
     );
@@ -573,12 +581,7 @@ async fn multins_a_probe_that_reaches_production_from_one_namespace_is_an_error_
 async fn multins_readiness_waits_for_every_namespace() {
     let (world, cluster) = world_of_two_namespaces();
     // The database never becomes ready.
-    cluster
-        .lock()
-        .unwrap()
-        .backup
-        .get_mut("shop-data")
-        .unwrap()[0] = statefulset("db", 1, 0);
+    cluster.lock().unwrap().backup.get_mut("shop-data").unwrap()[0] = statefulset("db", 1, 0);
     let fake = Fake::new(world);
     let mut spec = two_namespace_spec();
     spec.readiness.workloads = vec![
@@ -755,7 +758,10 @@ fn multins_the_admission_policy_admits_a_restore_per_source_and_refuses_an_unpre
     ))
     .unwrap();
     assert_eq!(
-        restore["spec"]["namespaceMapping"].as_object().unwrap().len(),
+        restore["spec"]["namespaceMapping"]
+            .as_object()
+            .unwrap()
+            .len(),
         2
     );
     allow(req("CREATE", "restores", restore.clone()));
