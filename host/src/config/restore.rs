@@ -289,7 +289,9 @@ pub enum IngressPolicy {
     /// production host names.
     Exclude,
     /// Restored with every host rewritten to `{{namespace}}.{suffix}`
-    /// (a Velero resource modifier), for the edge target.
+    /// (a Velero resource modifier), for the edge target; with several
+    /// source namespaces, each one's Ingresses get its own volatile
+    /// namespace's host.
     RewriteHost {
         /// e.g. `restore.example.com`.
         suffix: String,
@@ -298,7 +300,7 @@ pub enum IngressPolicy {
 
 /// One restore-validation check (`[[restore.check]]`). Like a `[[check]]`
 /// without a schedule; targets, config values and allow entries may use
-/// `{{namespace}}` and `{{backup}}`.
+/// `{{namespace}}`, `{{namespace:SOURCE}}` and `{{backup}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestoreCheck {
     /// Unique within the restore test.

@@ -109,9 +109,12 @@ pub fn run_suffix(run_id: &str) -> String {
     hex::encode(&digest[..3])
 }
 
-/// The volatile namespace's name: `{prefix}{test}-{suffix}` made a valid
-/// DNS label (lowercase, `_` → `-`, at most 63 characters, the prefix and
-/// test name cut to fit).
+/// `{prefix}{test}-{suffix}` made a valid DNS label (lowercase, `_` → `-`,
+/// at most 63 characters, the prefix and test name cut to fit): the run's
+/// Restore is named so ([`crate::restore::restore_object::restore_name`]).
+/// The volatile namespaces are named per source namespace by
+/// [`crate::restore::mapping::volatile_namespaces`] (the same name when the
+/// source is called like the test).
 pub fn volatile_name(prefix: &str, test: &str, run_id: &str) -> String {
     let suffix = run_suffix(run_id);
     let mut head: String = format!("{prefix}{test}")

@@ -2,7 +2,7 @@
 //! NetworkPolicy does nothing on a CNI that does not enforce it (flannel,
 //! kubenet, a misconfigured Cilium): the restored app, holding production
 //! Secrets, would reach production. So, once the app is ready, a
-//! short-lived pod in the volatile namespace (selected by the isolating
+//! short-lived pod in each volatile namespace (selected by the isolating
 //! policy like every pod there) tries to open a TCP connection to each
 //! `isolation_probe` endpoint (e.g. the production database service) and
 //! must fail. One that connects makes the verdict `error`: "CNI does not
