@@ -62,6 +62,12 @@ fn backup_of_two_namespaces() -> BTreeMap<String, Vec<Value>> {
                 pod("db-0", true),
                 service("db", "10.96.0.20", 5432),
                 service("metrics", "10.96.0.21", 9090),
+                // Restored by file-system backup: a new volume from the
+                // provisioner (see `restored_volume`).
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": {"name": "data-db-0"},
+                       "spec": {"volumeName": "pvc-restored-data", "accessModes": ["ReadWriteOnce"]},
+                       "status": {"phase": "Bound"}}),
             ],
         ),
     ])
@@ -145,6 +151,9 @@ fn namespaced_api(world: &mut World, cluster: Arc<Mutex<Cluster>>) {
             }
             ("GET", ["api", "v1", "namespaces", ns, "services"]) => {
                 listed(&c, "ServiceList", ns, "Service")
+            }
+            ("GET", ["api", "v1", "namespaces", ns, "persistentvolumeclaims"]) => {
+                listed(&c, "PersistentVolumeClaimList", ns, "PersistentVolumeClaim")
             }
             // The data jobs' pods: one per Job of the namespace, exit 0.
             ("GET", ["api", "v1", "namespaces", ns, "pods"])
@@ -267,6 +276,22 @@ fn world_of_two_namespaces() -> (World, Arc<Mutex<Cluster>>) {
     (world, cluster)
 }
 
+/// The volume the provisioner made for the claim restored into `ns`
+/// (`Retain`, no Velero label), and production's volume of `shop-data`.
+fn restored_volume(ns: &str) -> Vec<Value> {
+    let pv = |name: &str, claim_ns: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+               "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                        "persistentVolumeReclaimPolicy": "Retain",
+                        "claimRef": {"kind": "PersistentVolumeClaim", "namespace": claim_ns, "name": "data-db-0"}},
+               "status": {"phase": "Bound"}})
+    };
+    vec![
+        pv("pvc-restored-data", ns),
+        pv("pvc-prod-data", "shop-data"),
+    ]
+}
+
 fn expected_mapping(run_id: &str) -> Vec<NamespaceMapping> {
     let sources: Vec<String> = SOURCES.iter().map(|s| s.to_string()).collect();
     mapping::volatile_namespaces("vantage-restore-", &sources, run_id)
@@ -281,10 +306,11 @@ fn selects(selector: &Value, labels: &Value) -> bool {
 
 #[tokio::test]
 async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespace() {
-    let (world, cluster) = world_of_two_namespaces();
+    let (mut world, cluster) = world_of_two_namespaces();
+    let run_id = "18c2f9a0b11-4d2-7";
+    world.volumes = restored_volume(&expected_mapping(run_id)[1].volatile);
     let fake = Fake::new(world);
     let runner = ScriptedRunner::default();
-    let run_id = "18c2f9a0b11-4d2-7";
     let spec = two_namespace_spec();
     let report = run(&fake.client, &spec, &options(run_id), &runner).await;
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -430,7 +456,8 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
             "shop/deployment/api",
             "shop/pod/api-7d9f-1",
             "shop-data/statefulset/db",
-            "shop-data/pod/db-0"
+            "shop-data/pod/db-0",
+            "shop-data/persistentvolumeclaim/data-db-0"
         ]
     );
 
@@ -537,6 +564,25 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
         )));
     }
     assert!(report.cleanup.namespace_deleted, "{:?}", report.cleanup);
+    // The second namespace's volume went through its claim; production's
+    // stays.
+    assert!(
+        report
+            .cleanup
+            .leftovers_deleted
+            .contains(&"persistentvolume/pvc-restored-data".to_string()),
+        "{:?}",
+        report.cleanup
+    );
+    let volumes: Vec<String> = fake
+        .world
+        .lock()
+        .unwrap()
+        .volumes
+        .iter()
+        .map(|v| name_of(v).to_string())
+        .collect();
+    assert_eq!(volumes, ["pvc-prod-data"]);
     assert!(report.cleanup.errors.is_empty(), "{:?}", report.cleanup);
     let world = fake.world.lock().unwrap();
     assert!(world.namespaces.is_empty() && world.restores.is_empty());
