@@ -427,6 +427,7 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
                 )],
                 timeout: Duration::from_secs(300),
                 expect_output: Some("t".into()),
+                namespace: None,
             }],
             ..Acceptance::default()
         },

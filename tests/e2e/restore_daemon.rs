@@ -175,7 +175,7 @@ expect.body_contains = "restored {{{{backup}}}}"
     assert_eq!(report["restore"]["phase"], "Completed");
     let namespace = report["namespace"].as_str().unwrap().to_string();
     assert!(
-        namespace.starts_with("vantage-restore-shop-restore-"),
+        namespace.starts_with("vantage-restore-shop-"),
         "{namespace}"
     );
     let check = &report["checks"][0];

@@ -42,10 +42,10 @@ async fn production_db() -> (u16, Arc<AtomicUsize>) {
 
 /// What a run of test `test` with id `run_id` left behind, expired an hour
 /// ago: its namespace, Restore (in `phase`), modifier ConfigMap and a
-/// volume Velero restored. Returns the namespace (= the Restore's name).
-fn leftovers(kube: &FakeKube, test: &str, run_id: &str, phase: &str) -> String {
-    let ns = volatile_name("vantage-restore-", test, run_id);
-    let restore = restore_name(&ns);
+/// volume Velero restored. Returns the namespace and the Restore's name.
+fn leftovers(kube: &FakeKube, test: &str, run_id: &str, phase: &str) -> (String, String) {
+    let ns = volatile_name("vantage-restore-", "shop", run_id);
+    let restore = restore_name("vantage-restore-", test, run_id);
     let labels = serde_json::to_value(run_labels(test, run_id)).unwrap();
     let expired = chrono::Utc::now() - chrono::Duration::hours(1);
     let annotations = serde_json::to_value(run_annotations(expired)).unwrap();
@@ -78,7 +78,7 @@ fn leftovers(kube: &FakeKube, test: &str, run_id: &str, phase: &str) -> String {
                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                         "persistentVolumeReclaimPolicy": "Retain"}}),
     );
-    ns
+    (ns, restore)
 }
 
 fn restore_test(
@@ -122,14 +122,15 @@ async fn the_daemon_probes_isolation_and_its_janitor_sweeps_only_finished_leftov
     let enforced = FakeKube::start().await;
     enforced.store.lock().unwrap().cni_enforces_network_policy = true;
     seed_velero(&enforced);
-    let swept = leftovers(&enforced, "shop-isolated", "old-run-1", "Completed");
-    let running = leftovers(&enforced, "shop-isolated", "old-run-2", "InProgress");
+    let (swept, swept_restore) = leftovers(&enforced, "shop-isolated", "old-run-1", "Completed");
+    let (running, running_restore) =
+        leftovers(&enforced, "shop-isolated", "old-run-2", "InProgress");
     enforced
         .store
         .lock()
         .unwrap()
         .stuck_restores
-        .insert(restore_name(&running));
+        .insert(running_restore.clone());
     // flannel: NetworkPolicies stored, never enforced.
     let flannel = FakeKube::start().await;
     seed_velero(&flannel);
@@ -230,8 +231,8 @@ async fn the_daemon_probes_isolation_and_its_janitor_sweeps_only_finished_leftov
     janitor_done.await.unwrap();
     let log = enforced.log();
     for gone in [
-        format!("DELETE {RESTORES}/{}", restore_name(&swept)),
-        format!("DELETE {CONFIGMAPS}/{}-modifiers", restore_name(&swept)),
+        format!("DELETE {RESTORES}/{}", swept_restore),
+        format!("DELETE {CONFIGMAPS}/{}-modifiers", swept_restore),
         format!("DELETE {VOLUMES}/velero-clone-old-run-1"),
     ] {
         assert!(log.contains(&gone), "no {gone} in {log:#?}");
@@ -240,7 +241,7 @@ async fn the_daemon_probes_isolation_and_its_janitor_sweeps_only_finished_leftov
     // ConfigMap may go: Velero read it when it validated the Restore).
     for kept in [
         format!("DELETE {NAMESPACES}/{running}"),
-        format!("DELETE {RESTORES}/{}", restore_name(&running)),
+        format!("DELETE {RESTORES}/{}", running_restore),
         "DELETE /api/v1/persistentvolumes/velero-clone-old-run-2".to_string(),
     ] {
         assert!(
@@ -256,7 +257,7 @@ async fn the_daemon_probes_isolation_and_its_janitor_sweeps_only_finished_leftov
     );
     let restores = enforced.names(RESTORES);
     assert!(
-        restores.contains(&restore_name(&running)) && !restores.contains(&restore_name(&swept)),
+        restores.contains(&running_restore) && !restores.contains(&swept_restore),
         "{restores:?}"
     );
     assert_eq!(enforced.names(VOLUMES), ["velero-clone-old-run-2"]);

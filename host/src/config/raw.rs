@@ -144,6 +144,9 @@ pub(super) struct RawJob {
     pub timeout: Option<Spanned<toml::Value>>,
     /// Text the last lines of the log must contain.
     pub expect_output: Option<Spanned<String>>,
+    /// The source namespace whose volatile copy the Job runs in (default:
+    /// the first of `namespaces`).
+    pub namespace: Option<Spanned<String>>,
 }
 
 /// `[audit]`: the tamper-evident audit log on S3.

@@ -27,11 +27,13 @@ pub struct RestoreSpec {
     pub backup: BackupSource,
     /// Whether a `PartiallyFailed` backup may be restored (default false).
     pub accept_partially_failed: bool,
-    /// The namespaces of the backup to restore (`includedNamespaces`); all
-    /// are mapped into the one volatile namespace.
+    /// The namespaces of the backup to restore (`includedNamespaces`); each
+    /// is restored into its own volatile namespace
+    /// ([`crate::restore::mapping`]), the first one's is `{{namespace}}`.
     pub source_namespaces: Vec<String>,
-    /// Prefix of the volatile namespace's name (default `vantage-restore-`);
-    /// the rest is the test name and a short run suffix.
+    /// Prefix of the volatile namespaces' names (default
+    /// `vantage-restore-`); the rest is the source namespace and a short run
+    /// suffix.
     pub namespace_prefix: String,
     /// When to run.
     pub schedule: Schedule,
@@ -95,6 +97,9 @@ pub struct RestoreJob {
     pub timeout: Duration,
     /// Text the last lines of its log must contain.
     pub expect_output: Option<String>,
+    /// The source namespace whose volatile copy the Job runs in; None: the
+    /// first source namespace's.
+    pub namespace: Option<String>,
 }
 
 /// The value of one environment variable of a data job.
@@ -284,7 +289,9 @@ pub enum IngressPolicy {
     /// production host names.
     Exclude,
     /// Restored with every host rewritten to `{{namespace}}.{suffix}`
-    /// (a Velero resource modifier), for the edge target.
+    /// (a Velero resource modifier), for the edge target; with several
+    /// source namespaces, each one's Ingresses get its own volatile
+    /// namespace's host.
     RewriteHost {
         /// e.g. `restore.example.com`.
         suffix: String,
@@ -293,7 +300,7 @@ pub enum IngressPolicy {
 
 /// One restore-validation check (`[[restore.check]]`). Like a `[[check]]`
 /// without a schedule; targets, config values and allow entries may use
-/// `{{namespace}}` and `{{backup}}`.
+/// `{{namespace}}`, `{{namespace:SOURCE}}` and `{{backup}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestoreCheck {
     /// Unique within the restore test.
@@ -322,37 +329,75 @@ pub struct Template(pub String);
 /// The values placeholders are replaced with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateVars {
-    /// The volatile namespace.
+    /// The volatile namespace of the first source namespace.
     pub namespace: String,
     /// The restored backup's name.
     pub backup: String,
+    /// Every source namespace's volatile namespace (`{{namespace:SOURCE}}`).
+    pub namespaces: Vec<crate::restore::mapping::NamespaceMapping>,
 }
 
-/// The placeholders templates may use.
+/// The placeholders templates may use (besides `{{namespace:SOURCE}}` and
+/// `{{secret.NAME}}`).
 pub const PLACEHOLDERS: [&str; 2] = ["{{namespace}}", "{{backup}}"];
 
+/// `{{namespace:SOURCE}}`: the volatile namespace of source namespace
+/// SOURCE.
+const NAMESPACE_OF: &str = "{{namespace:";
+
 impl Template {
-    /// The text with every placeholder replaced.
+    /// The text with every placeholder replaced (a `{{namespace:SOURCE}}`
+    /// naming no source of the run is left as written; `validate` refuses
+    /// it).
     pub fn render(&self, vars: &TemplateVars) -> String {
-        self.0
+        let mut text = self
+            .0
             .replace("{{namespace}}", &vars.namespace)
-            .replace("{{backup}}", &vars.backup)
+            .replace("{{backup}}", &vars.backup);
+        for m in &vars.namespaces {
+            text = text.replace(&format!("{NAMESPACE_OF}{}}}}}", m.source), &m.volatile);
+        }
+        text
     }
 
-    /// The first `{{...}}` that is not a known placeholder, if any.
-    pub fn unknown_placeholder(&self) -> Option<&str> {
+    /// Every `{{...}}` of the text, in order.
+    fn placeholders(&self) -> Vec<&str> {
+        let mut out = Vec::new();
         let mut rest = self.0.as_str();
         while let Some(start) = rest.find("{{") {
             let tail = &rest[start..];
             let end = tail.find("}}").map(|e| e + 2).unwrap_or(tail.len());
-            let found = &tail[..end];
-            if !found.starts_with("{{secret.") && !PLACEHOLDERS.contains(&found) {
-                return Some(found);
-            }
+            out.push(&tail[..end]);
             rest = &tail[end..];
         }
-        None
+        out
     }
+
+    /// The first `{{...}}` that is not a known placeholder, if any.
+    pub fn unknown_placeholder(&self) -> Option<&str> {
+        self.placeholders().into_iter().find(|found| {
+            !found.starts_with("{{secret.")
+                && !PLACEHOLDERS.contains(found)
+                && namespace_source(found).is_none()
+        })
+    }
+
+    /// The SOURCE of every `{{namespace:SOURCE}}`, in order.
+    pub fn namespace_sources(&self) -> Vec<&str> {
+        self.placeholders()
+            .into_iter()
+            .filter_map(namespace_source)
+            .collect()
+    }
+}
+
+/// SOURCE, when `placeholder` is `{{namespace:SOURCE}}` with a non-empty
+/// SOURCE.
+fn namespace_source(placeholder: &str) -> Option<&str> {
+    placeholder
+        .strip_prefix(NAMESPACE_OF)?
+        .strip_suffix("}}")
+        .filter(|s| !s.is_empty())
 }
 
 /// `[audit]`: where restore-test verdicts are recorded.
@@ -445,6 +490,7 @@ mod tests {
         let vars = TemplateVars {
             namespace: "vantage-restore-shop-1a2b".into(),
             backup: "daily-20261127".into(),
+            namespaces: Vec::new(),
         };
         let t = Template("http://api.{{namespace}}.svc:8080/healthz?b={{backup}}".into());
         assert_eq!(
@@ -455,6 +501,36 @@ mod tests {
         assert_eq!(
             Template("{{secret.token}} {{namspace}}".into()).unknown_placeholder(),
             Some("{{namspace}}")
+        );
+    }
+
+    #[test]
+    fn multins_namespace_of_a_source_renders_to_its_volatile_namespace() {
+        use crate::restore::mapping::NamespaceMapping;
+        let vars = TemplateVars {
+            namespace: "vr-shop-1a2b3c".into(),
+            backup: "b".into(),
+            namespaces: vec![
+                NamespaceMapping::new("shop", "vr-shop-1a2b3c"),
+                NamespaceMapping::new("shop-data", "vr-shop-data-1a2b3c"),
+            ],
+        };
+        let t = Template(
+            "postgres://db.{{namespace:shop-data}}.svc:5432 http://api.{{namespace}}.svc {{namespace:shop}}"
+                .into(),
+        );
+        assert_eq!(
+            t.render(&vars),
+            "postgres://db.vr-shop-data-1a2b3c.svc:5432 http://api.vr-shop-1a2b3c.svc vr-shop-1a2b3c"
+        );
+        assert_eq!(t.unknown_placeholder(), None);
+        assert_eq!(t.namespace_sources(), ["shop-data", "shop"]);
+        let unknown = Template("{{namespace:billing}}".into());
+        assert_eq!(unknown.namespace_sources(), ["billing"]);
+        assert_eq!(unknown.render(&vars), "{{namespace:billing}}");
+        assert_eq!(
+            Template("{{namespace:}}".into()).unknown_placeholder(),
+            Some("{{namespace:}}")
         );
     }
 }

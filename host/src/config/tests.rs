@@ -959,5 +959,6 @@ fn daemon_setting_errors_name_line_and_key() {
 
 mod cpu;
 mod limits;
+mod multins;
 mod restore;
 mod restore_stateful;

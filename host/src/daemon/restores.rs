@@ -210,6 +210,7 @@ fn not_started(spec: &RestoreSpec, options: &RunOptions, reason: String) -> Rest
         run_id: options.run_id.clone(),
         location: options.location.clone(),
         namespace: None,
+        namespaces: Vec::new(),
         started_unix_ms: now,
         finished_unix_ms: now,
         backup: None,

@@ -21,11 +21,14 @@
 //! restore, and marks those a restart interrupted `Failed`
 //! (`markInProgressCRsFailed`, pkg/cmd/server/server.go). A Restore Velero
 //! has not started (`New` or no phase) is deleted first, so it never
-//! starts. An expired Restore's mapping target is deleted even without
+//! starts. An expired Restore's mapping targets are deleted even without
 //! Vantage's labels (a namespace Velero re-created after the run deleted
-//! it), but only when it is the Restore's own name, as every run names
-//! them: a labelled Restore mapping into another namespace (written by
-//! someone else) never makes the janitor delete that namespace.
+//! it), but only those a run named: the volatile namespace of each source
+//! namespace that [`crate::restore::mapping`] computes from the Restore's
+//! prefix annotation, included namespaces and run id (or, for a Restore of
+//! an older version, the Restore's own name). A labelled Restore mapping
+//! into another namespace (written by someone else) never makes the janitor
+//! delete that namespace.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +39,8 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::namespace::{EXPIRES_AT_ANNOTATION, managed_selector};
+use super::mapping::{PREFIX_ANNOTATION, is_run_target};
+use super::namespace::{EXPIRES_AT_ANNOTATION, RUN_ID_LABEL, managed_selector};
 use super::velero::{RESTORE_NAME_LABEL, Restore, RestorePhase};
 use super::{delete_ignoring_absent, describe_kube_error};
 
@@ -144,8 +148,9 @@ pub async fn sweep(
         }
         // Its namespace, labelled or (re-created by Velero) not.
         let mut targets_gone = true;
-        for target in restore.spec.namespace_mapping.values() {
-            if *target != name || report.namespaces_deleted.contains(target) {
+        for (source, target) in &restore.spec.namespace_mapping {
+            if !named_by_run(restore, source, target) || report.namespaces_deleted.contains(target)
+            {
                 continue;
             }
             match delete_existing(&namespaces, target).await {
@@ -205,6 +210,31 @@ pub async fn sweep(
         }
     }
     report
+}
+
+/// Whether `target`, the mapping target of `source` in `restore`, is a
+/// volatile namespace the run that made `restore` named (module docs).
+fn named_by_run(restore: &Restore, source: &str, target: &str) -> bool {
+    let meta = restore.meta();
+    // Before one namespace per source: the namespace was the Restore's name.
+    if meta.name.as_deref() == Some(target) {
+        return true;
+    }
+    let prefix = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PREFIX_ANNOTATION));
+    let run_id = meta.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL));
+    match (prefix, run_id) {
+        (Some(prefix), Some(run_id)) => is_run_target(
+            prefix,
+            &restore.spec.included_namespaces,
+            run_id,
+            source,
+            target,
+        ),
+        _ => false,
+    }
 }
 
 /// A Restore's phase.

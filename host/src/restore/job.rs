@@ -1,7 +1,8 @@
 //! Data checks (`[[restore.job]]`): a backup is valid only if its data is.
 //!
-//! Once the app is ready, each job runs as a Kubernetes Job in the volatile
-//! namespace: one pod (`backoffLimit: 0`, `restartPolicy: Never`), the
+//! Once the app is ready, each job runs as a Kubernetes Job in a volatile
+//! namespace (the copy of the source namespace its `namespace` names,
+//! default the first): one pod (`backoffLimit: 0`, `restartPolicy: Never`), the
 //! configured image and command, environment values or keys of Secrets
 //! restored into the namespace (`secretKeyRef`: the values never pass
 //! through Vantage), no service-account token, and the job's timeout as

@@ -6,21 +6,26 @@
 //! 1. [`backup`]: pick the backup (newest or random within a window of a
 //!    Schedule's, or a named one) and check its BackupStorageLocation is
 //!    `Available`. None usable → verdict `fail`, nothing created.
-//! 2. [`namespace`]: create the volatile namespace (labels with the test
-//!    and run id, an expiry annotation) and, before anything is restored
-//!    into it, a default-deny NetworkPolicy.
+//! 2. [`namespace`]: create one volatile namespace per source namespace
+//!    ([`mapping`]: labels with the test, run id and source namespace, an
+//!    expiry annotation) and, before anything is restored into it, a
+//!    default-deny NetworkPolicy (with several namespaces, open between
+//!    the run's own namespaces only).
 //! 3. [`restore_object`]: create the resource-modifier ConfigMap (CronJobs
-//!    suspended, Ingress hosts rewritten) and the Velero `Restore`; poll it
-//!    until a terminal phase or the restore timeout.
-//! 4. [`readiness`]: poll the restored workloads until ready or the
-//!    readiness timeout.
+//!    suspended, Ingress hosts rewritten) and the Velero `Restore` (each
+//!    source namespace mapped to its own volatile namespace); poll it until
+//!    a terminal phase or the restore timeout.
+//! 4. [`readiness`]: poll the restored workloads of every volatile
+//!    namespace until ready or the readiness timeout; then the isolation
+//!    probe ([`probe`]) from each volatile namespace.
 //! 5. Run the restore-validation checks through the daemon's
 //!    [`ValidationRunner`] (same sandbox as edge checks), allowed to reach
-//!    exactly the Services of the volatile namespace ([`services`]).
+//!    exactly the Services of the volatile namespaces ([`services`]); then
+//!    the data jobs ([`job`]), each in the namespace it names.
 //! 6. The verdict ([`RestoreReport::verdict`]), see [`run`].
 //! 7. Cleanup, on every path (errors included): keep the finished
 //!    Restore's log and results digests ([`evidence`]), delete the Restore, the
-//!    ConfigMap, the namespace, the volumes its claims were bound to
+//!    ConfigMap, the namespaces, the volumes their claims were bound to
 //!    ([`volumes`]: dynamically provisioned ones carry no Velero label) and
 //!    PersistentVolumes labelled `velero.io/restore-name=<restore>`. A run that is cancelled or whose
 //!    process dies leaves objects behind: [`janitor::sweep`] deletes them
@@ -36,6 +41,7 @@ pub mod cluster;
 pub mod evidence;
 pub mod janitor;
 pub mod job;
+pub mod mapping;
 pub mod namespace;
 pub mod probe;
 pub mod readiness;
@@ -126,14 +132,17 @@ pub struct RunInfo {
     pub run_id: String,
     /// The location label.
     pub location: String,
-    /// The volatile namespace.
+    /// The volatile namespace of the first source namespace.
     pub namespace: String,
+    /// Every source namespace's volatile namespace.
+    pub namespaces: Vec<mapping::NamespaceMapping>,
     /// The restored backup.
     pub backup: String,
     /// Seconds since the backup completed.
     pub backup_age_seconds: Option<f64>,
-    /// The ClusterIPs and pod IPs of the Services in the volatile namespace
-    /// ([`services`]): the only private addresses checks may reach.
+    /// The ClusterIPs and pod IPs of the Services in the volatile
+    /// namespaces ([`services`]): the only private addresses checks may
+    /// reach.
     pub reachable: Vec<services::Reachable>,
 }
 
@@ -183,7 +192,7 @@ impl fmt::Display for Step {
             Step::CreateRestore => "creating the Restore",
             Step::WatchRestore => "watching the Restore",
             Step::Readiness => "waiting for readiness",
-            Step::ReadServices => "reading the Services of the volatile namespace",
+            Step::ReadServices => "reading the Services of the volatile namespaces",
             Step::DataJobs => "running the data jobs",
         })
     }
@@ -238,7 +247,8 @@ impl From<RestoreError> for Stop {
 /// What the run tried to create, hence what cleanup deletes.
 #[derive(Debug, Default)]
 struct Attempted {
-    namespace: bool,
+    /// The volatile namespaces whose creation was attempted.
+    namespaces: Vec<String>,
     configmap: Option<String>,
     restore: Option<String>,
     /// The Restore was created and not seen in a terminal phase: Velero may
@@ -273,6 +283,7 @@ pub async fn run(
         run_id: options.run_id.clone(),
         location: options.location.clone(),
         namespace: None,
+        namespaces: Vec::new(),
         started_unix_ms,
         finished_unix_ms: started_unix_ms,
         backup: None,
@@ -336,7 +347,7 @@ pub async fn run(
     }
 
     let cleanup_start = Instant::now();
-    report.cleanup = cleanup(client, spec, report.namespace.as_deref(), &attempted).await;
+    report.cleanup = cleanup(client, spec, &attempted).await;
     report.timings.cleanup_seconds = Some(cleanup_start.elapsed().as_secs_f64());
     if !report.cleanup.errors.is_empty() {
         tracing::warn!(
@@ -374,10 +385,22 @@ async fn steps(
     };
     report.backup = Some(backup.clone());
 
-    // 2. The namespace, isolated before anything is restored into it.
-    let ns = namespace::volatile_name(&spec.namespace_prefix, &spec.name, &options.run_id);
+    // 2. The namespaces, one per source namespace, each isolated before
+    // anything is restored into it.
+    let mapping = mapping::volatile_namespaces(
+        &spec.namespace_prefix,
+        &spec.source_namespaces,
+        &options.run_id,
+    );
+    let Some(ns) = mapping.first().map(|m| m.volatile.clone()) else {
+        return Err(Stop::Error(
+            "no source namespaces to restore (validate refuses this)".to_string(),
+        ));
+    };
     report.namespace = Some(ns.clone());
-    let restore_name = restore_object::restore_name(&ns);
+    report.namespaces = mapping.clone();
+    let restore_name =
+        restore_object::restore_name(&spec.namespace_prefix, &spec.name, &options.run_id);
     let labels = namespace::run_labels(&spec.name, &options.run_id);
     let expires_at = chrono::Duration::from_std(spec.ttl)
         .ok()
@@ -386,32 +409,44 @@ async fn steps(
     let annotations = namespace::run_annotations(expires_at);
     let t = Instant::now();
     let create = PostParams::default();
-    attempted.namespace = true;
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &create,
-            &namespace::build_namespace(&ns, &labels, &annotations),
-        )
-        .await
-        .map_err(|source| RestoreError::Api {
-            step: Step::CreateNamespace,
-            source,
-        })?;
-    let policy = namespace::build_network_policy(
-        &ns,
-        &spec.isolation,
-        options.vantage_namespace.as_deref(),
-        &labels,
-    );
-    Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
-        .create(&create, &policy)
-        .await
-        .map_err(|source| RestoreError::Api {
-            step: Step::CreateNetworkPolicy,
-            source,
-        })?;
+    for m in &mapping {
+        let mut ns_labels = labels.clone();
+        ns_labels.insert(
+            mapping::SOURCE_NAMESPACE_LABEL.to_string(),
+            namespace::label_value(&m.source),
+        );
+        attempted.namespaces.push(m.volatile.clone());
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &create,
+                &namespace::build_namespace(&m.volatile, &ns_labels, &annotations),
+            )
+            .await
+            .map_err(|source| RestoreError::Api {
+                step: Step::CreateNamespace,
+                source,
+            })?;
+        let mut policy = namespace::build_network_policy(
+            &m.volatile,
+            &spec.isolation,
+            options.vantage_namespace.as_deref(),
+            &labels,
+        );
+        if mapping.len() > 1 {
+            // The app's own calls between its namespaces; every namespace
+            // of this run carries `labels`, no other run's does.
+            namespace::allow_run_namespaces(&mut policy, &labels);
+        }
+        Api::<NetworkPolicy>::namespaced(client.clone(), &m.volatile)
+            .create(&create, &policy)
+            .await
+            .map_err(|source| RestoreError::Api {
+                step: Step::CreateNetworkPolicy,
+                source,
+            })?;
+    }
     let modifiers =
-        restore_object::build_modifiers(spec, &restore_name, &ns, &labels, &annotations);
+        restore_object::build_modifiers(spec, &restore_name, &mapping, &labels, &annotations);
     if let Some(cm) = &modifiers {
         attempted.configmap = cm.metadata.name.clone();
         Api::<ConfigMap>::namespaced(client.clone(), &spec.velero_namespace)
@@ -424,17 +459,23 @@ async fn steps(
     }
     report.timings.setup_seconds = Some(t.elapsed().as_secs_f64());
 
-    // 3. The Restore.
+    // 3. The Restore. Its prefix annotation lets the janitor recompute
+    // its target namespaces (`mapping::is_run_target`).
+    let mut restore_annotations = annotations.clone();
+    restore_annotations.insert(
+        mapping::PREFIX_ANNOTATION.to_string(),
+        spec.namespace_prefix.clone(),
+    );
     let restore = restore_object::build_restore(
         spec,
         &restore_name,
         &backup.name,
-        &ns,
+        &mapping,
         modifiers
             .as_ref()
             .and_then(|cm| cm.metadata.name.as_deref()),
         &labels,
-        &annotations,
+        &restore_annotations,
     );
     let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
     attempted.restore = Some(restore_name.clone());
@@ -511,7 +552,7 @@ async fn steps(
 
     // 4. Readiness.
     let t = Instant::now();
-    let ready = readiness::wait(client, &ns, &spec.readiness, &options.pacing).await?;
+    let ready = readiness::wait(client, &mapping, &spec.readiness, &options.pacing).await?;
     report.timings.ready_seconds = Some(t.elapsed().as_secs_f64());
     report.readiness = Some(ready.info.clone());
     if !ready.info.not_ready.is_empty() {
@@ -522,18 +563,24 @@ async fn steps(
         )));
     }
 
-    // 4b. The isolation probe.
+    // 4b. The isolation probe, from every volatile namespace (each has its
+    // own NetworkPolicy, and pods of each may land on other nodes).
     if !spec.isolation.isolation_probe.is_empty() {
-        let probed = probe::run(
-            client,
-            &ns,
-            &spec.isolation.isolation_probe,
-            &spec.isolation.probe_image,
-            &labels,
-            &options.pacing,
-            probe::PROBE_TIMEOUT,
-        )
-        .await;
+        let mut probes = Vec::new();
+        for m in &mapping {
+            let probed = probe::run(
+                client,
+                &m.volatile,
+                &spec.isolation.isolation_probe,
+                &spec.isolation.probe_image,
+                &labels,
+                &options.pacing,
+                probe::PROBE_TIMEOUT,
+            )
+            .await;
+            probes.push((m.source.clone(), probed));
+        }
+        let probed = probe::combine(probes);
         let failure = probe::failure(&probed);
         report.isolation_probe = Some(probed);
         if let Some(reason) = failure {
@@ -545,8 +592,9 @@ async fn steps(
     let vars = TemplateVars {
         namespace: ns.clone(),
         backup: backup.name.clone(),
+        namespaces: mapping.clone(),
     };
-    let reachable = services::reachable(client, &ns)
+    let reachable = services::reachable_all(client, &mapping)
         .await
         .map_err(|source| RestoreError::Api {
             step: Step::ReadServices,
@@ -557,6 +605,7 @@ async fn steps(
         run_id: options.run_id.clone(),
         location: options.location.clone(),
         namespace: ns.clone(),
+        namespaces: mapping.clone(),
         backup: backup.name.clone(),
         backup_age_seconds: backup.age_seconds,
         reachable,
@@ -591,7 +640,14 @@ async fn steps(
     let t = Instant::now();
     let mut failed_jobs = Vec::new();
     for job in &spec.acceptance.jobs {
-        let outcome = job::run(client, &ns, job, &vars, &labels, &options.pacing)
+        // In the copy of the source namespace it names (validated), else
+        // the first.
+        let job_ns = job
+            .namespace
+            .as_deref()
+            .and_then(|source| mapping::volatile_of(&mapping, source))
+            .unwrap_or(&ns);
+        let outcome = job::run(client, job_ns, job, &vars, &labels, &options.pacing)
             .await
             .map_err(|source| RestoreError::Api {
                 step: Step::DataJobs,
@@ -649,8 +705,13 @@ async fn steps(
         .age_seconds
         .map(|a| format!(" ({} old)", human_seconds(a)))
         .unwrap_or_default();
+    let into = if mapping.len() > 1 {
+        report.mapping_text()
+    } else {
+        ns.clone()
+    };
     let mut reason = format!(
-        "backup {}{age} restored into {ns} in {}, {} workload(s)/pod(s) ready, {} check(s) passed; {rto}",
+        "backup {}{age} restored into {into} in {}, {} workload(s)/pod(s) ready, {} check(s) passed; {rto}",
         backup.name,
         human_seconds(report.timings.restore_seconds.unwrap_or(0.0)),
         ready.info.ready.len(),
@@ -677,20 +738,16 @@ fn progress_text(info: &RestoreInfo) -> String {
 
 /// Step 7: delete what the run tried to create. Absent objects count as
 /// deleted; failures are recorded, never raised.
-async fn cleanup(
-    client: &kube::Client,
-    spec: &RestoreSpec,
-    namespace: Option<&str>,
-    attempted: &Attempted,
-) -> CleanupInfo {
+async fn cleanup(client: &kube::Client, spec: &RestoreSpec, attempted: &Attempted) -> CleanupInfo {
     let mut info = CleanupInfo {
-        namespace_deleted: !attempted.namespace,
+        namespace_deleted: true,
         restore_deleted: attempted.restore.is_none(),
         configmap_deleted: attempted.configmap.is_none(),
         ..CleanupInfo::default()
     };
     if attempted.restore_running {
-        return cleanup_while_restoring(client, spec, namespace, attempted, info).await;
+        info.namespace_deleted = attempted.namespaces.is_empty();
+        return cleanup_while_restoring(client, spec, attempted, info).await;
     }
     if let Some(name) = &attempted.restore {
         let restores: Api<velero::Restore> =
@@ -713,20 +770,22 @@ async fn cleanup(
             )),
         }
     }
-    // Before the namespace goes: its claims name the volumes to delete.
-    let claimed = match (attempted.namespace, namespace) {
-        (true, Some(ns)) => volumes::prepare(client, ns).await,
-        _ => volumes::ClaimedVolumes::default(),
-    };
-    info.errors.extend(claimed.errors);
-    if let (true, Some(ns)) = (attempted.namespace, namespace) {
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        match delete_ignoring_absent(&namespaces, ns).await {
-            Ok(()) => info.namespace_deleted = true,
-            Err(e) => info.errors.push(format!(
+    // Before the namespaces go: their claims name the volumes to delete.
+    let mut claimed = volumes::ClaimedVolumes::default();
+    for ns in &attempted.namespaces {
+        let one = volumes::prepare(client, ns).await;
+        claimed.volumes.extend(one.volumes);
+        claimed.errors.extend(one.errors);
+    }
+    info.errors.extend(std::mem::take(&mut claimed.errors));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in &attempted.namespaces {
+        if let Err(e) = delete_ignoring_absent(&namespaces, ns).await {
+            info.namespace_deleted = false;
+            info.errors.push(format!(
                 "deleting namespace {ns}: {}",
                 describe_kube_error(&e)
-            )),
+            ));
         }
     }
     let (deleted, errors) = volumes::delete(client, &claimed.volumes).await;
@@ -777,7 +836,6 @@ async fn cleanup(
 async fn cleanup_while_restoring(
     client: &kube::Client,
     spec: &RestoreSpec,
-    namespace: Option<&str>,
     attempted: &Attempted,
     mut info: CleanupInfo,
 ) -> CleanupInfo {
@@ -795,7 +853,7 @@ async fn cleanup_while_restoring(
     if let Some(name) = &attempted.restore {
         info.left_to_janitor.push(format!("restore/{name}: {why}"));
     }
-    if let (true, Some(ns)) = (attempted.namespace, namespace) {
+    for ns in &attempted.namespaces {
         info.left_to_janitor.push(format!("namespace/{ns}: {why}"));
     }
     info

@@ -22,6 +22,12 @@
 //!   ([`METADATA_ADDRESSES`]) always excepts it: a restored pod must not
 //!   fetch the node's cloud credentials.
 //!
+//! With several source namespaces (one volatile namespace each, see
+//! [`crate::restore::mapping`]), [`allow_run_namespaces`] adds ingress from
+//! and egress to the pods of **this run's** other volatile namespaces
+//! (selected by the run's labels: managed-by, test and run id), so the app's
+//! own cross-namespace calls work; another run's namespaces stay out.
+//!
 //! So restored workloads cannot talk to production. Enforcement needs a
 //! CNI that implements NetworkPolicy (Calico, Cilium, ...): the isolation
 //! probe ([`crate::restore::probe`]) checks that it does.
@@ -65,9 +71,12 @@ pub fn run_suffix(run_id: &str) -> String {
     hex::encode(&digest[..3])
 }
 
-/// The volatile namespace's name: `{prefix}{test}-{suffix}` made a valid
-/// DNS label (lowercase, `_` → `-`, at most 63 characters, the prefix and
-/// test name cut to fit).
+/// `{prefix}{test}-{suffix}` made a valid DNS label (lowercase, `_` → `-`,
+/// at most 63 characters, the prefix and test name cut to fit): the run's
+/// Restore is named so ([`crate::restore::restore_object::restore_name`]).
+/// The volatile namespaces are named per source namespace by
+/// [`crate::restore::mapping::volatile_namespaces`] (the same name when the
+/// source is called like the test).
 pub fn volatile_name(prefix: &str, test: &str, run_id: &str) -> String {
     let suffix = run_suffix(run_id);
     let mut head: String = format!("{prefix}{test}")
@@ -228,6 +237,35 @@ pub fn build_network_policy(
             egress: Some(egress),
         }),
     }
+}
+
+/// Let the pods of `policy`'s namespace talk with the pods of every
+/// namespace labelled with all of `run_labels` (the run's labels, which
+/// each of its volatile namespaces carries), both ways. Used when a run has
+/// several volatile namespaces; nothing else is opened.
+pub fn allow_run_namespaces(policy: &mut NetworkPolicy, run_labels: &BTreeMap<String, String>) {
+    let peer = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(run_labels.clone()),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    let Some(spec) = policy.spec.as_mut() else {
+        return;
+    };
+    spec.ingress
+        .get_or_insert_with(Vec::new)
+        .push(NetworkPolicyIngressRule {
+            from: Some(vec![peer.clone()]),
+            ports: None,
+        });
+    spec.egress
+        .get_or_insert_with(Vec::new)
+        .push(NetworkPolicyEgressRule {
+            to: Some(vec![peer]),
+            ports: None,
+        });
 }
 
 /// An `ipBlock` for `cidr`, excepting the metadata addresses inside it.

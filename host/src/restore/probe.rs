@@ -2,7 +2,7 @@
 //! NetworkPolicy does nothing on a CNI that does not enforce it (flannel,
 //! kubenet, a misconfigured Cilium): the restored app, holding production
 //! Secrets, would reach production. So, once the app is ready, a
-//! short-lived pod in the volatile namespace (selected by the isolating
+//! short-lived pod in each volatile namespace (selected by the isolating
 //! policy like every pod there) tries to open a TCP connection to each
 //! `isolation_probe` endpoint (e.g. the production database service) and
 //! must fail. One that connects makes the verdict `error`: "CNI does not
@@ -245,6 +245,36 @@ pub async fn run(
         tracing::warn!(namespace, error = %describe_kube_error(&e), "deleting the isolation probe pod");
     }
     info
+}
+
+/// One outcome from the probes of several volatile namespaces (`(source
+/// namespace, outcome)` each, the probe runs in every one): isolated only
+/// if every probe ran and reached nothing; what was reached and what
+/// failed name the source namespace (`host:port from SOURCE`). A single
+/// probe's outcome is returned as it is.
+pub fn combine(mut probes: Vec<(String, ProbeInfo)>) -> ProbeInfo {
+    if probes.len() == 1 {
+        return probes.remove(0).1;
+    }
+    let mut out = ProbeInfo {
+        endpoints: probes
+            .first()
+            .map(|(_, p)| p.endpoints.clone())
+            .unwrap_or_default(),
+        isolated: !probes.is_empty(),
+        ..ProbeInfo::default()
+    };
+    let mut errors = Vec::new();
+    for (source, p) in probes {
+        out.isolated &= p.isolated;
+        out.reached
+            .extend(p.reached.iter().map(|r| format!("{r} from {source}")));
+        if let Some(e) = p.error {
+            errors.push(format!("{source}: {e}"));
+        }
+    }
+    out.error = (!errors.is_empty()).then(|| errors.join("; "));
+    out
 }
 
 /// The run's verdict reason when isolation did not hold (verdict `error`),

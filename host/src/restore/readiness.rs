@@ -13,6 +13,13 @@
 //! `spec.replicas` (default 1); a StatefulSet when `readyReplicas` does.
 //! A workload scaled to zero replicas is never ready: nothing of it runs,
 //! so nothing proves the restored app works.
+//!
+//! With several volatile namespaces (one per source namespace) every one is
+//! looked at and names are shown as `SOURCE/kind/name`: a named workload
+//! must exist in at least one of them (and be ready wherever it exists);
+//! otherwise at least one Deployment or StatefulSet must exist in the run
+//! (a namespace holding only Services or Secrets is fine), and every
+//! workload, pod and claim of every namespace must be ready.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +27,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 
+use super::mapping::NamespaceMapping;
 use super::report::ReadinessInfo;
 use super::restore_object::MAX_POLL_ERRORS;
 use super::{Pacing, RestoreError, Step};
@@ -35,12 +43,12 @@ pub struct ReadinessWait {
     pub elapsed: Duration,
 }
 
-/// Poll `namespace` until everything `readiness` asks for is ready or its
-/// timeout passes. Up to [`MAX_POLL_ERRORS`] consecutive API errors are
-/// tolerated.
+/// Poll the volatile namespaces of `mapping` until everything `readiness`
+/// asks for is ready or its timeout passes. Up to [`MAX_POLL_ERRORS`]
+/// consecutive API errors are tolerated.
 pub async fn wait(
     client: &kube::Client,
-    namespace: &str,
+    mapping: &[NamespaceMapping],
     readiness: &Readiness,
     pacing: &Pacing,
 ) -> Result<ReadinessWait, RestoreError> {
@@ -48,7 +56,7 @@ pub async fn wait(
     let mut errors = 0;
     let mut last = ReadinessInfo::default();
     loop {
-        match probe(client, namespace, &readiness.workloads).await {
+        match probe_all(client, mapping, &readiness.workloads).await {
             Ok(info) => {
                 errors = 0;
                 if info.not_ready.is_empty() {
@@ -79,6 +87,64 @@ pub async fn wait(
         let left = readiness.timeout.saturating_sub(start.elapsed());
         tokio::time::sleep(pacing.poll_interval.min(left)).await;
     }
+}
+
+/// Why an empty restore is not ready.
+const NO_WORKLOADS: &str = "workloads: no Deployment or StatefulSet was restored";
+
+/// One look at every volatile namespace of `mapping` (one namespace: the
+/// same as [`probe`]).
+pub async fn probe_all(
+    client: &kube::Client,
+    mapping: &[NamespaceMapping],
+    workloads: &[Workload],
+) -> Result<ReadinessInfo, kube::Error> {
+    if let [only] = mapping {
+        return probe(client, &only.volatile, workloads).await;
+    }
+    let mut info = ReadinessInfo::default();
+    if !workloads.is_empty() {
+        for w in workloads {
+            let mut found = false;
+            for m in mapping {
+                let one = probe(client, &m.volatile, std::slice::from_ref(w)).await?;
+                for name in one.ready {
+                    found = true;
+                    info.ready.push(format!("{}/{name}", m.source));
+                }
+                for why in one.not_ready {
+                    if why.ends_with(": not found") {
+                        continue;
+                    }
+                    found = true;
+                    info.not_ready.push(format!("{}/{why}", m.source));
+                }
+            }
+            if !found {
+                let sources: Vec<&str> = mapping.iter().map(|m| m.source.as_str()).collect();
+                info.not_ready
+                    .push(format!("{w}: not found in {}", sources.join(", ")));
+            }
+        }
+        return Ok(info);
+    }
+    let mut any_workload = false;
+    for m in mapping {
+        let one = probe(client, &m.volatile, &[]).await?;
+        any_workload |= !one.not_ready.iter().any(|w| w == NO_WORKLOADS);
+        info.ready
+            .extend(one.ready.into_iter().map(|r| format!("{}/{r}", m.source)));
+        info.not_ready.extend(
+            one.not_ready
+                .into_iter()
+                .filter(|w| w != NO_WORKLOADS)
+                .map(|w| format!("{}/{w}", m.source)),
+        );
+    }
+    if !any_workload {
+        info.not_ready.insert(0, NO_WORKLOADS.to_string());
+    }
+    Ok(info)
 }
 
 /// One look at the namespace.
@@ -116,6 +182,7 @@ pub async fn probe(
     let deployments = deployments.list(&all).await?.items;
     let statefulsets = statefulsets.list(&all).await?.items;
     if deployments.is_empty() && statefulsets.is_empty() {
+        // Shows as NO_WORKLOADS.
         record(
             "workloads".to_string(),
             Err("no Deployment or StatefulSet was restored".to_string()),

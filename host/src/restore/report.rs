@@ -16,8 +16,14 @@ pub struct RestoreReport {
     pub run_id: String,
     /// The location label of the host that ran it.
     pub location: String,
-    /// The volatile namespace (set once named, even if never created).
+    /// The volatile namespace of the first source namespace (set once
+    /// named, even if never created).
     pub namespace: Option<String>,
+    /// Every source namespace and the volatile namespace it is restored
+    /// into (`source → volatile`), in configuration order; set with
+    /// `namespace`.
+    #[serde(default)]
+    pub namespaces: Vec<super::mapping::NamespaceMapping>,
     /// Start of the run, unix milliseconds.
     pub started_unix_ms: u64,
     /// End of the run (cleanup included), unix milliseconds.
@@ -147,7 +153,7 @@ pub struct Timings {
 /// What cleanup deleted, and what it failed to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CleanupInfo {
-    /// The volatile namespace is deleted (or was never there).
+    /// Every volatile namespace is deleted (or was never there).
     pub namespace_deleted: bool,
     /// The Restore is deleted (or was never there).
     pub restore_deleted: bool,
@@ -177,6 +183,16 @@ impl BackupInfo {
 }
 
 impl RestoreReport {
+    /// The namespace mapping in one line: `shop → vantage-restore-shop-1a2b3c,
+    /// shop-data → vantage-restore-shop-data-1a2b3c`.
+    pub fn mapping_text(&self) -> String {
+        self.namespaces
+            .iter()
+            .map(|m| format!("{} → {}", m.source, m.volatile))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The run shown like a check result: status from the verdict, summary
     /// the reason, one assertion per step (then every check's assertions,
     /// prefixed with the check's name) and the timings as measurements.
@@ -224,12 +240,17 @@ impl RestoreReport {
                 "restore completed",
                 completed,
                 format!(
-                    "{} {}{} (warnings {}, errors {}{progress})",
+                    "{} {}{} (warnings {}, errors {}{progress}){}",
                     r.name,
                     r.phase,
                     if r.timed_out { ", timed out" } else { "" },
                     r.warnings,
-                    r.errors
+                    r.errors,
+                    if self.namespaces.len() > 1 {
+                        format!("; {}", self.mapping_text())
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         }
@@ -347,6 +368,11 @@ impl RestoreReport {
         let mut labels = Vec::new();
         if let Some(ns) = &self.namespace {
             labels.push(("namespace".to_string(), ns.clone()));
+        }
+        if self.namespaces.len() > 1 {
+            for m in &self.namespaces {
+                labels.push((format!("namespace:{}", m.source), m.volatile.clone()));
+            }
         }
         if let Some(b) = &self.backup {
             labels.push(("backup".to_string(), b.name.clone()));

@@ -1,8 +1,11 @@
 //! Step 3: the Velero `Restore` (and its resource-modifier ConfigMap), and
 //! waiting for it to finish.
 //!
-//! The Restore restores the source namespaces of the backup into the
-//! volatile namespace: `namespaceMapping {source: volatile}`,
+//! The Restore restores each source namespace of the backup into its own
+//! volatile namespace: `namespaceMapping {source: volatile}` per source
+//! ([`crate::restore::mapping`]; Velero maps every item by its own source
+//! namespace, `restoreContext.getSelectedRestoreableItems`,
+//! pkg/restore/restore.go),
 //! `includeClusterResources` unset (Velero's "auto": only the volumes the
 //! restored claims bring along), persistent volumes restored, node ports not
 //! preserved (they would clash with production), and nothing with effects
@@ -54,6 +57,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use serde_json::json;
 
+use super::mapping::NamespaceMapping;
 use super::report::RestoreInfo;
 use super::velero::{
     API_VERSION, Restore, RestorePhase, RestoreSpec as VeleroRestoreSpec, TypedLocalObjectReference,
@@ -68,10 +72,11 @@ pub const MODIFIERS_KEY: &str = "modifiers.yaml";
 /// Consecutive failed polls tolerated before the run stops with an error.
 pub const MAX_POLL_ERRORS: u32 = 3;
 
-/// The Restore's name: the volatile namespace's (unique per run, ≤ 63
-/// characters, so usable as the `velero.io/restore-name` label value).
-pub fn restore_name(volatile_namespace: &str) -> String {
-    volatile_namespace.to_string()
+/// The Restore's name: `{prefix}{test}-{run suffix}` (unique per run,
+/// ≤ 63 characters, so usable as the `velero.io/restore-name` label value;
+/// with the prefix, which the admission policy checks on volumes).
+pub fn restore_name(prefix: &str, test: &str, run_id: &str) -> String {
+    super::namespace::volatile_name(prefix, test, run_id)
 }
 
 /// The modifier ConfigMap's name.
@@ -206,9 +211,16 @@ pub fn ingress_rules(namespaces: &[String], host: &str) -> Vec<serde_json::Value
     ]
 }
 
-/// The Velero resource-modifier rules for `spec`, or None when there is
-/// nothing to modify.
-pub fn modifier_rules(spec: &RestoreSpec, volatile_namespace: &str) -> Option<serde_json::Value> {
+/// The Velero resource-modifier rules for `spec` restored as `mapping`
+/// says, or None when there is nothing to modify. Conditions name source
+/// namespaces: Velero applies the rules before it moves the object into
+/// its target namespace (`restoreContext.restoreItem`,
+/// pkg/restore/restore.go: `ApplyResourceModifierRules`, then
+/// `obj.SetNamespace`).
+pub fn modifier_rules(
+    spec: &RestoreSpec,
+    mapping: &[NamespaceMapping],
+) -> Option<serde_json::Value> {
     let mut rules = Vec::new();
     if spec.isolation.suspend_cronjobs {
         rules.push(json!({
@@ -223,10 +235,13 @@ pub fn modifier_rules(spec: &RestoreSpec, volatile_namespace: &str) -> Option<se
         rules.extend(service_rules(&spec.source_namespaces));
     }
     if let IngressPolicy::RewriteHost { suffix } = &spec.isolation.ingresses {
-        rules.extend(ingress_rules(
-            &spec.source_namespaces,
-            &format!("{volatile_namespace}.{suffix}"),
-        ));
+        // Each source's Ingresses get its own volatile namespace's host.
+        for m in mapping {
+            rules.extend(ingress_rules(
+                std::slice::from_ref(&m.source),
+                &format!("{}.{suffix}", m.volatile),
+            ));
+        }
     }
     (!rules.is_empty()).then(|| json!({"version": "v1", "resourceModifierRules": rules}))
 }
@@ -235,11 +250,11 @@ pub fn modifier_rules(spec: &RestoreSpec, volatile_namespace: &str) -> Option<se
 pub fn build_modifiers(
     spec: &RestoreSpec,
     restore: &str,
-    volatile_namespace: &str,
+    mapping: &[NamespaceMapping],
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) -> Option<ConfigMap> {
-    let rules = modifier_rules(spec, volatile_namespace)?;
+    let rules = modifier_rules(spec, mapping)?;
     let text = serde_json::to_string_pretty(&rules).ok()?;
     Some(ConfigMap {
         metadata: ObjectMeta {
@@ -254,12 +269,13 @@ pub fn build_modifiers(
     })
 }
 
-/// The Restore of `backup` into `volatile_namespace`.
+/// The Restore of `backup`, each source namespace into its volatile
+/// namespace per `mapping`.
 pub fn build_restore(
     spec: &RestoreSpec,
     name: &str,
     backup: &str,
-    volatile_namespace: &str,
+    mapping: &[NamespaceMapping],
     modifiers: Option<&str>,
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
@@ -278,10 +294,14 @@ pub fn build_restore(
         spec: VeleroRestoreSpec {
             backup_name: backup.to_string(),
             included_namespaces: spec.source_namespaces.clone(),
-            namespace_mapping: spec
-                .source_namespaces
+            // One target per source: Velero restores every item of a
+            // source namespace into `namespaceMapping[source]`
+            // (`getSelectedRestoreableItems` sets the item's
+            // `targetNamespace`, `processSelectedResource` creates it if
+            // missing, pkg/restore/restore.go).
+            namespace_mapping: mapping
                 .iter()
-                .map(|source| (source.clone(), volatile_namespace.to_string()))
+                .map(|m| (m.source.clone(), m.volatile.clone()))
                 .collect(),
             excluded_resources,
             // Unset is Velero's "auto": cluster-scoped objects that

@@ -1,5 +1,5 @@
 //! What restore-validation checks may reach: the Services restored into the
-//! volatile namespace, and nothing wider.
+//! run's volatile namespaces (one per source namespace), and nothing wider.
 //!
 //! The sandbox refuses private addresses unless the allow list names them
 //! literally, and ClusterIPs and pod IPs are private: the documented target
@@ -69,6 +69,21 @@ pub async fn reachable(
         .await?
         .items;
     Ok(reachable_from(&services, &pods))
+}
+
+/// [`reachable`] for every volatile namespace of a run (checks may reach
+/// the Services of all of them), sorted, without duplicates.
+pub async fn reachable_all(
+    client: &kube::Client,
+    mapping: &[super::mapping::NamespaceMapping],
+) -> Result<Vec<Reachable>, kube::Error> {
+    let mut out = Vec::new();
+    for m in mapping {
+        out.extend(reachable(client, &m.volatile).await?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The addresses `services` expose, with `pods` the pods of the same

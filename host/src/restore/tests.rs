@@ -945,7 +945,8 @@ async fn success_restores_the_newest_backup_isolated_and_cleans_up() {
         seen[0].2,
         TemplateVars {
             namespace: ns.clone(),
-            backup: "shop-daily-newest".into()
+            backup: "shop-daily-newest".into(),
+            namespaces: vec![mapping::NamespaceMapping::new("shop", ns.clone())],
         }
     );
     assert_eq!(seen[0].3.run_id, "18c2f9a0b11-4d2-0");
@@ -1605,7 +1606,10 @@ async fn crash_after_namespace_creation_then_the_janitor_cleans_up() {
         &spec(),
         "vantage-restore-shop-old111",
         "shop-daily-older",
-        "vantage-restore-shop-old111",
+        &[mapping::NamespaceMapping::new(
+            "shop",
+            "vantage-restore-shop-old111",
+        )],
         None,
         &namespace::run_labels("shop", "old-run"),
         &namespace::run_annotations(Utc::now() - hours(1)),
@@ -1727,11 +1731,15 @@ fn fixtures_and_built_restores_validate_against_the_crds() {
         let mut spec = spec();
         spec.source_namespaces = vec!["shop".into(), "shop-db".into()];
         spec.isolation.ingresses = ingresses.clone();
+        let targets = [
+            mapping::NamespaceMapping::new("shop", "vol"),
+            mapping::NamespaceMapping::new("shop-db", "vol-db"),
+        ];
         let restore = restore_object::build_restore(
             &spec,
             "r",
             "b",
-            "vol",
+            &targets,
             Some("r-modifiers"),
             &labels,
             &annotations,
@@ -1740,9 +1748,9 @@ fn fixtures_and_built_restores_validate_against_the_crds() {
         assert_valid("restores", &v);
         assert_eq!(
             v["spec"]["namespaceMapping"],
-            json!({"shop": "vol", "shop-db": "vol"})
+            json!({"shop": "vol", "shop-db": "vol-db"})
         );
-        let rules = restore_object::modifier_rules(&spec, "vol").unwrap();
+        let rules = restore_object::modifier_rules(&spec, &targets).unwrap();
         let rules = rules["resourceModifierRules"].as_array().unwrap();
         let ingress_rules: Vec<&Value> = rules
             .iter()
@@ -1755,6 +1763,15 @@ fn fixtures_and_built_restores_validate_against_the_crds() {
                 ingress_rules[1]["patches"][3],
                 json!({"operation": "add", "path": "/spec/rules/0/host", "value": "vol.restore.example.com"})
             );
+            // Each source's Ingresses get its own namespace's host.
+            assert_eq!(
+                ingress_rules[3]["conditions"]["namespaces"],
+                json!(["shop-db"])
+            );
+            assert_eq!(
+                ingress_rules[3]["patches"][3]["value"],
+                "vol-db.restore.example.com"
+            );
         } else {
             assert!(excluded.contains(&json!("ingresses.networking.k8s.io")));
             assert!(ingress_rules.is_empty());
@@ -1763,14 +1780,24 @@ fn fixtures_and_built_restores_validate_against_the_crds() {
     let mut quiet = spec();
     quiet.isolation.suspend_cronjobs = false;
     quiet.isolation.neutralize_services = false;
-    assert!(restore_object::modifier_rules(&quiet, "vol").is_none());
+    assert!(
+        restore_object::modifier_rules(&quiet, &[mapping::NamespaceMapping::new("shop", "vol")])
+            .is_none()
+    );
 }
 
 #[test]
 fn the_crd_schemas_reject_wrong_objects() {
     let labels = namespace::run_labels("shop", "r1");
-    let restore =
-        restore_object::build_restore(&spec(), "r", "b", "vol", None, &labels, &BTreeMap::new());
+    let restore = restore_object::build_restore(
+        &spec(),
+        "r",
+        "b",
+        &[mapping::NamespaceMapping::new("shop", "vol")],
+        None,
+        &labels,
+        &BTreeMap::new(),
+    );
     let mut v = serde_json::to_value(&restore).unwrap();
     assert!(crd_validator("restores").is_valid(&v));
     v["spec"]["restorePVs"] = json!("yes");
@@ -1793,3 +1820,4 @@ mod admission;
 mod evidence_items;
 mod isolation;
 mod job_redaction;
+mod multins;

@@ -72,6 +72,7 @@ fn a_full_restore_test_loads() {
     let vars = TemplateVars {
         namespace: "vantage-restore-shop-nightly-1a2b".into(),
         backup: "shop-daily-20261127030000".into(),
+        namespaces: Vec::new(),
     };
     assert_eq!(
         check.targets[0].render(&vars),

@@ -25,12 +25,51 @@ mod job;
 
 const AUDIT: Option<&str> = Some("[audit]");
 
-/// Values used to check that templates render to something valid.
-fn sample_vars() -> TemplateVars {
+/// Values used to check that templates render to something valid: the
+/// volatile namespaces a run of `sources` would get (the first one's is
+/// `{{namespace}}`).
+fn sample_vars(sources: &[String]) -> TemplateVars {
+    let namespaces =
+        crate::restore::mapping::volatile_namespaces("vantage-restore-", sources, "sample");
     TemplateVars {
-        namespace: "vantage-restore-sample-0a1b2c".into(),
+        namespace: namespaces
+            .first()
+            .map(|m| m.volatile.clone())
+            .unwrap_or_else(|| "vantage-restore-sample-0a1b2c".into()),
         backup: "sample-backup-20260101000000".into(),
+        namespaces,
     }
+}
+
+/// `t` rendered with `sample`; a `{{namespace:SOURCE}}` of an unknown
+/// source (already an error) renders as a sample namespace too, so it is
+/// reported once.
+fn render_sample(t: &Template, sample: &TemplateVars) -> String {
+    let mut vars = sample.clone();
+    for source in t.namespace_sources() {
+        if crate::restore::mapping::volatile_of(&vars.namespaces, source).is_none() {
+            vars.namespaces
+                .push(crate::restore::mapping::NamespaceMapping::new(
+                    source,
+                    "vantage-restore-unknown-0a1b2c",
+                ));
+        }
+    }
+    t.render(&vars)
+}
+
+/// Why `t` cannot render: a `{{namespace:SOURCE}}` whose SOURCE is not one
+/// of the restore test's `sources`.
+fn unknown_source(t: &Template, sources: &[String]) -> Option<String> {
+    let bad = t
+        .namespace_sources()
+        .into_iter()
+        .find(|s| !sources.iter().any(|x| x == s))?;
+    Some(format!(
+        "{{{{namespace:{bad}}}}} names {bad:?}, which this restore test does not restore: \
+         the source namespaces are {}",
+        sources.join(", ")
+    ))
 }
 
 /// Whether `text` is a Kubernetes DNS label (namespace and object names).
@@ -50,7 +89,7 @@ fn is_dns_label(text: &str) -> bool {
 /// namespace (`restore::services`), so a Service or pod name in another
 /// namespace (production's!) resolves to a private address that is
 /// refused.
-fn unreachable_cluster_target(target: &str, namespace: &str) -> Option<String> {
+fn unreachable_cluster_target(target: &str, namespaces: &[&str]) -> Option<String> {
     let url = url::Url::parse(target.trim()).ok()?;
     let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
     let labels: Vec<&str> = host.split('.').collect();
@@ -63,7 +102,7 @@ fn unreachable_cluster_target(target: &str, namespace: &str) -> Option<String> {
         return None;
     }
     let target_ns = labels[1];
-    if target_ns == namespace {
+    if namespaces.contains(&target_ns) {
         return None;
     }
     Some(format!(
@@ -392,7 +431,14 @@ impl Validator<'_> {
         match &raw.namespaces {
             Some(list) if !list.get_ref().is_empty() => {
                 for ns in list.get_ref() {
-                    if is_dns_label(ns.get_ref()) {
+                    if source_namespaces.contains(ns.get_ref()) {
+                        let msg = format!(
+                            "namespace {:?} is listed twice: each source namespace is restored \
+                             into its own volatile namespace once",
+                            ns.get_ref()
+                        );
+                        self.error(ns.span(), ctx, Some("namespaces"), msg);
+                    } else if is_dns_label(ns.get_ref()) {
                         source_namespaces.push(ns.get_ref().clone());
                     } else {
                         let msg = format!(
@@ -576,7 +622,7 @@ impl Validator<'_> {
         };
         let edge_target = raw.edge_target.as_ref().map(|t| {
             let template = Template(t.get_ref().trim().to_string());
-            self.template(&template, t.span(), ctx, "edge_target");
+            self.template(&template, &source_namespaces, t.span(), ctx, "edge_target");
             template
         });
         let audit = match &raw.audit {
@@ -594,14 +640,23 @@ impl Validator<'_> {
             None => "critical".to_string(),
         };
 
-        acceptance.jobs = self.restore_jobs(raw.job, ctx);
+        acceptance.jobs = self.restore_jobs(raw.job, &source_namespaces, ctx);
         let mut local = HashMap::new();
         let checks: Vec<RestoreCheck> = raw
             .check
             .into_iter()
             .enumerate()
             .filter_map(|(ci, c)| {
-                self.restore_check(index, ci, c, &label, defaults, ceiling, &mut local)
+                self.restore_check(
+                    index,
+                    ci,
+                    c,
+                    &label,
+                    &source_namespaces,
+                    defaults,
+                    ceiling,
+                    &mut local,
+                )
             })
             .collect();
         if local.is_empty() && acceptance.jobs.is_empty() && self.errors.len() == errors_before {
@@ -856,12 +911,23 @@ impl Validator<'_> {
         }
     }
 
-    /// Report unknown `{{...}}` placeholders in a template.
-    fn template(&mut self, t: &Template, span: Range<usize>, ctx: Option<&str>, key: &str) {
+    /// Report unknown `{{...}}` placeholders in a template, and
+    /// `{{namespace:SOURCE}}` naming no source namespace of the test.
+    fn template(
+        &mut self,
+        t: &Template,
+        sources: &[String],
+        span: Range<usize>,
+        ctx: Option<&str>,
+        key: &str,
+    ) {
         if let Some(bad) = t.unknown_placeholder() {
             let msg = format!(
-                "unknown placeholder {bad}: restore checks may use {{{{namespace}}}}, {{{{backup}}}} and {{{{secret.NAME}}}}"
+                "unknown placeholder {bad}: restore checks may use {{{{namespace}}}}, {{{{namespace:SOURCE}}}}, {{{{backup}}}} and {{{{secret.NAME}}}}"
             );
+            self.error(span.clone(), ctx, Some(key), msg);
+        }
+        if let Some(msg) = unknown_source(t, sources) {
             self.error(span, ctx, Some(key), msg);
         }
     }
@@ -874,6 +940,7 @@ impl Validator<'_> {
         index: usize,
         raw: Spanned<RawCheck>,
         restore_label: &str,
+        sources: &[String],
         defaults: &Limits,
         ceiling: Option<&AllowList>,
         seen: &mut HashMap<String, usize>,
@@ -919,21 +986,26 @@ impl Validator<'_> {
         let name = self.unique_name(raw.name.as_ref(), "check", header.clone(), ctx, seen);
         let component = self.component(&raw, header.clone(), ctx);
 
-        let sample = sample_vars();
+        let sample = sample_vars(sources);
+        let sample_namespaces: Vec<&str> = sample
+            .namespaces
+            .iter()
+            .map(|m| m.volatile.as_str())
+            .collect();
         let mut targets = Vec::new();
         let mut rendered_targets = Vec::new();
         for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
             let template = Template(t.get_ref().clone());
-            self.template(&template, t.span(), ctx, "targets");
-            rendered_targets.push(Spanned::new(t.span(), template.render(&sample)));
+            self.template(&template, sources, t.span(), ctx, "targets");
+            rendered_targets.push(Spanned::new(t.span(), render_sample(&template, &sample)));
             targets.push(template);
         }
         let mut allow = Vec::new();
         let mut rendered_allow = Vec::new();
         for a in raw.allow.iter().flat_map(|l| l.get_ref()) {
             let template = Template(a.get_ref().clone());
-            self.template(&template, a.span(), ctx, "allow");
-            rendered_allow.push(Spanned::new(a.span(), template.render(&sample)));
+            self.template(&template, sources, a.span(), ctx, "allow");
+            rendered_allow.push(Spanned::new(a.span(), render_sample(&template, &sample)));
             allow.push(template);
         }
         // Check the rendered list once now (patterns, `{target}`, ceiling);
@@ -946,7 +1018,7 @@ impl Validator<'_> {
         let rendered_allow = Spanned::new(list_span, rendered_allow);
         self.allow(Some(&rendered_allow), &rendered_targets, ceiling, ctx);
         for t in &rendered_targets {
-            if let Some(msg) = unreachable_cluster_target(t.get_ref(), &sample.namespace) {
+            if let Some(msg) = unreachable_cluster_target(t.get_ref(), &sample_namespaces) {
                 self.warn(t.span(), ctx, Some("targets"), msg);
             }
         }
@@ -979,7 +1051,13 @@ impl Validator<'_> {
             .into_iter()
             .map(|(k, v)| {
                 let t = Template(v);
-                self.template(&t, config_span.clone(), ctx, &format!("config.{k}"));
+                self.template(
+                    &t,
+                    sources,
+                    config_span.clone(),
+                    ctx,
+                    &format!("config.{k}"),
+                );
                 (k, t)
             })
             .collect();

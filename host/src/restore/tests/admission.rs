@@ -73,7 +73,7 @@ fn policies() -> Vec<Policy> {
 }
 
 /// An admission request.
-struct Req {
+pub(super) struct Req {
     user: &'static str,
     operation: &'static str,
     resource: &'static str,
@@ -83,7 +83,7 @@ struct Req {
     namespace_object: Value,
 }
 
-fn req(operation: &'static str, resource: &'static str, object: Value) -> Req {
+pub(super) fn req(operation: &'static str, resource: &'static str, object: Value) -> Req {
     let namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
     let (object, old_object) = if operation == "DELETE" {
         (Value::Null, object)
@@ -146,14 +146,14 @@ fn admitted(r: &Req) -> Result<(), String> {
 }
 
 #[track_caller]
-fn allow(r: Req) {
+pub(super) fn allow(r: Req) {
     if let Err(e) = admitted(&r) {
         panic!("denied {} {}: {e}", r.operation, r.resource);
     }
 }
 
 #[track_caller]
-fn deny(r: Req) {
+pub(super) fn deny(r: Req) {
     assert!(
         admitted(&r).is_err(),
         "admitted {} {} {:#}",
@@ -163,18 +163,19 @@ fn deny(r: Req) {
     );
 }
 
-fn labels() -> BTreeMap<String, String> {
+pub(super) fn labels() -> BTreeMap<String, String> {
     namespace::run_labels("shop", "run-1")
 }
 
 fn built_restore(spec: &RestoreSpec) -> Value {
     let annotations = namespace::run_annotations(Utc::now());
-    let modifiers = restore_object::build_modifiers(spec, NS, NS, &labels(), &annotations);
+    let targets = [mapping::NamespaceMapping::new("shop", NS)];
+    let modifiers = restore_object::build_modifiers(spec, NS, &targets, &labels(), &annotations);
     serde_json::to_value(restore_object::build_restore(
         spec,
         NS,
         "shop-daily-1",
-        NS,
+        &targets,
         modifiers.as_ref().and_then(|m| m.metadata.name.as_deref()),
         &labels(),
         &annotations,
@@ -361,7 +362,14 @@ fn restores_only_into_vantage_namespaces() {
 fn modifier_configmaps_only_labelled_ones() {
     let annotations = namespace::run_annotations(Utc::now());
     let cm = serde_json::to_value(
-        restore_object::build_modifiers(&spec(), NS, NS, &labels(), &annotations).unwrap(),
+        restore_object::build_modifiers(
+            &spec(),
+            NS,
+            &[mapping::NamespaceMapping::new("shop", NS)],
+            &labels(),
+            &annotations,
+        )
+        .unwrap(),
     )
     .unwrap();
     allow(req("CREATE", "configmaps", cm.clone()));

@@ -117,7 +117,14 @@ fn velero_apply(modifiers: &Value, group_resource: &str, obj: &mut Value) -> Vec
 }
 
 fn rules_of(spec: &RestoreSpec) -> Value {
-    modifier_rules(spec, "vantage-restore-shop-1a2b3c").expect("modifiers")
+    modifier_rules(
+        spec,
+        &[mapping::NamespaceMapping::new(
+            "shop",
+            "vantage-restore-shop-1a2b3c",
+        )],
+    )
+    .expect("modifiers")
 }
 
 fn service(name: &str, spec: Value, annotations: Value) -> Value {
@@ -405,7 +412,10 @@ fn modifiers_validate_as_velero_requires() {
     let cm = restore_object::build_modifiers(
         &rewrite_spec(),
         "r",
-        "vantage-restore-shop-1a2b3c",
+        &[mapping::NamespaceMapping::new(
+            "shop",
+            "vantage-restore-shop-1a2b3c",
+        )],
         &BTreeMap::new(),
         &BTreeMap::new(),
     )
@@ -658,7 +668,7 @@ async fn a_restore_timeout_leaves_the_namespace_until_velero_is_done() {
         &spec(),
         "evil",
         "shop-daily-older",
-        "shop",
+        &[mapping::NamespaceMapping::new("shop", "shop")],
         None,
         &namespace::run_labels("shop", "evil-run"),
         &namespace::run_annotations(Utc::now() - hours(1)),
@@ -746,7 +756,7 @@ async fn the_janitor_deletes_an_unstarted_restore_before_its_namespace() {
         &spec(),
         name,
         "shop-daily-older",
-        name,
+        &[mapping::NamespaceMapping::new("shop", name)],
         None,
         &namespace::run_labels("shop", "r"),
         &namespace::run_annotations(Utc::now() - hours(1)),

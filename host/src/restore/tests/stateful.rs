@@ -682,7 +682,7 @@ async fn excluding_cluster_resources_leaves_claims_pending_and_production_volume
         &spec(),
         "vol-false",
         "shop-daily-newest",
-        "vol-false",
+        &[mapping::NamespaceMapping::new("shop", "vol-false")],
         None,
         &labels,
         &BTreeMap::new(),
@@ -1105,6 +1105,7 @@ pub(super) fn data_job(name: &str, expect: Option<&str>) -> crate::config::Resto
         ],
         timeout: Duration::from_secs(1),
         expect_output: expect.map(str::to_string),
+        namespace: None,
     }
 }
 

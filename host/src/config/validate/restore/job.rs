@@ -31,6 +31,7 @@ impl Validator<'_> {
     pub(in crate::config::validate) fn restore_jobs(
         &mut self,
         raw: Vec<Spanned<RawJob>>,
+        sources: &[String],
         ctx: Option<&str>,
     ) -> Vec<RestoreJob> {
         let mut seen: HashMap<String, ()> = HashMap::new();
@@ -81,12 +82,7 @@ impl Validator<'_> {
                 Some(list) if !list.get_ref().is_empty() => {
                     for part in list.get_ref() {
                         let t = Template(part.get_ref().clone());
-                        if let Some(bad) = t.unknown_placeholder() {
-                            let msg = format!(
-                                "unknown placeholder {bad}: jobs may use {{{{namespace}}}} and {{{{backup}}}}"
-                            );
-                            self.error(part.span(), ctx, Some("job.command"), msg);
-                        }
+                        self.job_template(&t, sources, part.span(), ctx, "job.command");
                         command.push(t);
                     }
                 }
@@ -137,12 +133,7 @@ impl Validator<'_> {
                         }
                     } else {
                         let t = Template(text.to_string());
-                        if let Some(bad) = t.unknown_placeholder() {
-                            let msg = format!(
-                                "unknown placeholder {bad}: jobs may use {{{{namespace}}}} and {{{{backup}}}}"
-                            );
-                            self.error(table.span(), ctx, Some(&key_name), msg);
-                        }
+                        self.job_template(&t, sources, table.span(), ctx, &key_name);
                         env.push((key.clone(), JobEnv::Value(t)));
                     }
                 }
@@ -153,6 +144,20 @@ impl Validator<'_> {
                     .unwrap_or(Duration::from_secs(300)),
                 None => Duration::from_secs(300),
             };
+            let namespace = job.namespace.as_ref().and_then(|n| {
+                let text = n.get_ref().trim().to_string();
+                if sources.contains(&text) {
+                    Some(text)
+                } else {
+                    let msg = format!(
+                        "job namespace {text:?} is not restored: name one of the restore test's \
+                         namespaces ({}); the Job runs in that namespace's volatile copy",
+                        sources.join(", ")
+                    );
+                    self.error(n.span(), ctx, Some("job.namespace"), msg);
+                    None
+                }
+            });
             if self.errors.len() > errors_before {
                 continue;
             }
@@ -166,8 +171,30 @@ impl Validator<'_> {
                 env,
                 timeout,
                 expect_output: job.expect_output.map(Spanned::into_inner),
+                namespace,
             });
         }
         jobs
+    }
+
+    /// Unknown placeholders, and `{{namespace:SOURCE}}` naming no source
+    /// namespace, in a job's template.
+    fn job_template(
+        &mut self,
+        t: &Template,
+        sources: &[String],
+        span: std::ops::Range<usize>,
+        ctx: Option<&str>,
+        key: &str,
+    ) {
+        if let Some(bad) = t.unknown_placeholder() {
+            let msg = format!(
+                "unknown placeholder {bad}: jobs may use {{{{namespace}}}}, {{{{namespace:SOURCE}}}} and {{{{backup}}}}"
+            );
+            self.error(span.clone(), ctx, Some(key), msg);
+        }
+        if let Some(msg) = super::unknown_source(t, sources) {
+            self.error(span, ctx, Some(key), msg);
+        }
     }
 }
