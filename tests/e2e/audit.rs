@@ -466,9 +466,9 @@ async fn verify_reports_edits_deletions_gaps_and_foreign_signatures() {
 // tampering fails naming the problem.
 
 use vantage::audit::log::AuditLog;
-use vantage::audit::metrics::AuditGauges;
 use vantage::audit::record::{GENESIS_HASH, KIND_CHECKPOINT};
 use vantage::config::{AuditConfig, SecretSource};
+use vantage::sinks::audit_metrics::AuditGauges;
 
 /// An `[audit]` section for `AuditLog::open_with`, its key in a 0600 file.
 fn audit_config(dir: &Path, key: &AuditKey, spool: &str) -> AuditConfig {

@@ -8,17 +8,22 @@ use std::path::{Path, PathBuf};
 /// The host's top-level modules, bottom first. A module may import any
 /// module of a lower layer (never one of its own layer or above).
 const LAYERS: &[&[&str]] = &[
-    // Plain data and helpers every layer uses.
-    &["units", "pace", "bindings", "policy", "result"],
+    // Plain data and helpers every layer uses: results and reports,
+    // the allow-list policy, the WIT bindings, time and formatting.
+    &["units", "pace"],
+    &["bindings", "policy", "result"],
     // The configuration: parsed and validated into plain data.
     &["config"],
     // Capabilities: the host side of the WIT world, per run.
     &["capabilities"],
-    // Running: the sandbox, the audit log, the restore engine.
-    &["runtime", "audit"],
-    &["restore"],
-    // Where results go.
+    // The sandbox that runs checks.
+    &["runtime"],
+    // Where results go: board, metrics, history, alerts, web.
     &["sinks"],
+    // The restore side (feature `restore`): the audit log, then the
+    // restore engine that writes to it.
+    &["audit"],
+    &["restore"],
     // The daemon wires config → schedule → run → sinks.
     &["daemon"],
     // The command line.

@@ -28,11 +28,11 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use super::metrics::AuditGauges;
 use super::record::{AuditKey, AuditRecord, KIND_CHECKPOINT, hash_bytes};
 use super::s3::{S3Config, S3Sink};
 use super::spool::{Entry, Spool};
 use crate::config::AuditConfig;
+use crate::sinks::audit_metrics::AuditGauges;
 
 /// How often the shipper retries while records are pending.
 pub const RETRY_EVERY: Duration = Duration::from_secs(15);

@@ -19,7 +19,6 @@
 //! leaves the records spooled for the next call.
 
 pub mod log;
-pub mod metrics;
 pub mod record;
 pub mod s3;
 pub mod spool;

@@ -334,7 +334,7 @@ pub struct TemplateVars {
     /// The restored backup's name.
     pub backup: String,
     /// Every source namespace's volatile namespace (`{{namespace:SOURCE}}`).
-    pub namespaces: Vec<crate::restore::mapping::NamespaceMapping>,
+    pub namespaces: Vec<crate::result::restore::NamespaceMapping>,
 }
 
 /// The placeholders templates may use (besides `{{namespace:SOURCE}}` and
@@ -506,7 +506,7 @@ mod tests {
 
     #[test]
     fn multins_namespace_of_a_source_renders_to_its_volatile_namespace() {
-        use crate::restore::mapping::NamespaceMapping;
+        use crate::result::restore::NamespaceMapping;
         let vars = TemplateVars {
             namespace: "vr-shop-1a2b3c".into(),
             backup: "b".into(),

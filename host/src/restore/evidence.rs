@@ -19,12 +19,13 @@
 //! ([`MAX_RESULTS_JSON`]): a larger (or corrupt) file is named in
 //! `fetch_errors`, its digest still kept.
 
+pub use crate::result::restore::{Evidence, FailedItems, StoredFile};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, PostParams};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::velero::{API_VERSION, DownloadRequest, DownloadRequestSpec, DownloadTarget};
@@ -41,47 +42,6 @@ pub const MAX_RESULTS_JSON: u64 = 8 << 20;
 pub const MAX_LISTED: usize = 20;
 /// Characters kept of each listed message.
 pub const MAX_MESSAGE_CHARS: usize = 500;
-
-/// What was kept of the Restore's log and results.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// The log as stored (gzip), when fetched.
-    pub log: Option<StoredFile>,
-    /// The results as stored (gzip), when fetched.
-    pub results: Option<StoredFile>,
-    /// What could not be fetched (or read), and why.
-    pub fetch_errors: Vec<String>,
-    /// The errors and warnings of the results file, when it was read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_items: Option<FailedItems>,
-}
-
-/// What the Restore's results file says failed, bounded.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FailedItems {
-    /// The first [`MAX_LISTED`] errors, each `SCOPE: message` (scope
-    /// `velero`, `cluster` or `namespace NAME`).
-    pub errors: Vec<String>,
-    /// How many errors the file holds (Velero's `status.errors`).
-    pub errors_total: usize,
-    /// The first [`MAX_LISTED`] warnings, likewise.
-    pub warnings: Vec<String>,
-    /// How many warnings the file holds.
-    pub warnings_total: usize,
-}
-
-impl FailedItems {
-    /// The first error and how many more, one line (None: no errors).
-    pub fn first_error(&self) -> Option<String> {
-        let first = self.errors.first()?;
-        let more = self.errors_total.saturating_sub(1);
-        Some(if more == 0 {
-            first.clone()
-        } else {
-            format!("{first} (and {more} more)")
-        })
-    }
-}
 
 /// Velero's `results.Result` (pkg/util/results/result.go).
 #[derive(Debug, Default, Deserialize)]
@@ -171,15 +131,6 @@ pub fn failed_items(gz: &[u8]) -> Result<FailedItems, String> {
         warnings,
         warnings_total,
     })
-}
-
-/// One file of the backup storage location.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StoredFile {
-    /// sha256 of the bytes as stored (compressed), hex.
-    pub sha256: String,
-    /// Their length.
-    pub bytes: u64,
 }
 
 /// Fetch the log and results of Restore `restore` (in `velero_namespace`).

@@ -16,6 +16,7 @@
 //! ([`secrets`]; withheld if those cannot be read). Jobs are deleted with
 //! the namespace.
 
+pub use crate::result::restore::JobOutcome;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, LogParams, PostParams};
-use serde::{Deserialize, Serialize};
 
 use super::restore_object::MAX_POLL_ERRORS;
 use super::{Pacing, human_seconds};
@@ -45,25 +45,6 @@ pub const LOG_LINES: usize = 20;
 const LOG_BYTES: i64 = 16 * 1024;
 /// How long past its deadline the Job controller gets to mark it failed.
 const DEADLINE_GRACE: Duration = Duration::from_secs(30);
-
-/// The outcome of one data job.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct JobOutcome {
-    /// The `[[restore.job]]` name.
-    pub name: String,
-    /// The Kubernetes Job's name.
-    pub job: String,
-    /// Whether it proved the data.
-    pub passed: bool,
-    /// The container's exit code, once terminated.
-    pub exit_code: Option<i32>,
-    /// Why it passed or failed, one line.
-    pub reason: String,
-    /// The last lines of its log.
-    pub log_tail: Vec<String>,
-    /// From creation to the end (or the deadline), seconds.
-    pub seconds: f64,
-}
 
 /// The Job's name for data job `name`.
 pub fn job_name(name: &str) -> String {

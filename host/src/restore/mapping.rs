@@ -25,7 +25,7 @@
 //! of (prefix, ordered sources, run id) only, so the janitor can recompute
 //! them from a Restore ([`is_run_target`]).
 
-use serde::{Deserialize, Serialize};
+pub use crate::result::restore::{NamespaceMapping, volatile_of};
 use sha2::{Digest, Sha256};
 
 use super::namespace::run_suffix;
@@ -40,26 +40,6 @@ pub const PREFIX_ANNOTATION: &str = "vantage.dev/namespace-prefix";
 const MAX_NAME: usize = 63;
 /// Hex digits of the source's hash in a cut name.
 const HASH_LEN: usize = 4;
-
-/// One source namespace of the backup and the volatile namespace it is
-/// restored into.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NamespaceMapping {
-    /// The namespace in the backup (production's name).
-    pub source: String,
-    /// The volatile namespace the run restores it into.
-    pub volatile: String,
-}
-
-impl NamespaceMapping {
-    /// `source` restored into `volatile`.
-    pub fn new(source: impl Into<String>, volatile: impl Into<String>) -> Self {
-        NamespaceMapping {
-            source: source.into(),
-            volatile: volatile.into(),
-        }
-    }
-}
 
 /// The volatile namespace of each source namespace, in the order given
 /// (duplicates once): see the module docs for the names.
@@ -89,14 +69,6 @@ pub fn volatile_namespaces(
         out.push(NamespaceMapping::new(source.clone(), name));
     }
     out
-}
-
-/// The volatile namespace of `source` in `mapping`.
-pub fn volatile_of<'a>(mapping: &'a [NamespaceMapping], source: &str) -> Option<&'a str> {
-    mapping
-        .iter()
-        .find(|m| m.source == source)
-        .map(|m| m.volatile.as_str())
 }
 
 /// Whether the janitor may treat `target` as one of the volatile

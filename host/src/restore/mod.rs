@@ -45,7 +45,7 @@ pub mod mapping;
 pub mod namespace;
 pub mod probe;
 pub mod readiness;
-pub mod report;
+pub use crate::result::restore as report;
 pub mod restore_object;
 pub mod services;
 pub mod velero;

@@ -17,6 +17,7 @@
 //! could not run (no `nc` in the image, ...), also verdict `error`.
 
 pub use crate::config::split_endpoint;
+pub use crate::result::restore::ProbeInfo;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
-use serde::{Deserialize, Serialize};
 
 use super::{Pacing, delete_ignoring_absent, describe_kube_error};
 
@@ -47,20 +47,6 @@ done
 if [ -n "$reached" ]; then echo "reached:$reached" >/dev/termination-log; exit 1; fi
 echo "refused" >/dev/termination-log
 exit 0"#;
-
-/// What the probe found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeInfo {
-    /// The endpoints tried (`host:port`).
-    pub endpoints: Vec<String>,
-    /// Those a pod in the volatile namespace could connect to (should be
-    /// none).
-    pub reached: Vec<String>,
-    /// Whether isolation held: the probe ran and reached nothing.
-    pub isolated: bool,
-    /// Why the probe could not run, when it could not.
-    pub error: Option<String>,
-}
 
 /// The probe pod for `endpoints` (each valid per [`split_endpoint`]).
 pub fn build_probe_pod(

@@ -12,6 +12,7 @@ use serde::Serialize;
 pub mod http;
 pub mod log;
 pub mod record;
+pub mod restore;
 pub mod verdict;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use http::HttpTrace;
 pub use log::{Level, LogLine};
 pub use record::{Attempt, CheckState, RunRecord, Transition};
+pub use restore::RestoreReport;
 pub use verdict::Verdict;
 
 /// The outcome of one run.

@@ -42,7 +42,7 @@ pub struct CheckView {
     /// The maintenance window in force, if any.
     pub maintenance: Option<String>,
     /// For restore tests, the last run's full report.
-    pub restore: Option<Arc<crate::restore::RestoreReport>>,
+    pub restore: Option<Arc<crate::result::RestoreReport>>,
 }
 
 /// What a board entry is.

@@ -43,7 +43,7 @@
 //! | `vantage_backup_last_validated_timestamp` | unix time of the last run that passed (absent until one does) |
 //! | `vantage_backup_age_seconds` | age, at scrape time, of the newest completed backup the last run saw (pass or not) |
 //!
-//! The audit log's metrics are listed in [`crate::audit::metrics`].
+//! The audit log's metrics are listed in [`super::audit_metrics`].
 //!
 //! Every per-check series above carries `check` and `location`. The
 //! daemon-wide ones do not carry `check`: `vantage_scheduler_lateness_seconds`
@@ -104,8 +104,8 @@ pub struct Metrics {
     configured: Gauge,
     reload_ok: Gauge,
     restore: RestoreFamilies,
-    /// The audit shipper's metrics (see [`crate::audit::metrics`]).
-    audit: crate::audit::metrics::AuditGauges,
+    /// The audit shipper's metrics (see [`super::audit_metrics`]).
+    audit: super::audit_metrics::AuditGauges,
 }
 
 /// A float gauge family.
@@ -240,7 +240,7 @@ impl Metrics {
             board,
             location: location.to_string(),
         }));
-        let audit = crate::audit::metrics::AuditGauges::register(&mut registry);
+        let audit = super::audit_metrics::AuditGauges::register(&mut registry);
         Metrics {
             registry,
             location: location.to_string(),
@@ -258,7 +258,7 @@ impl Metrics {
     }
 
     /// The audit shipper's metrics, for [`crate::audit::log::AuditLog::open`].
-    pub fn audit(&self) -> &crate::audit::metrics::AuditGauges {
+    pub fn audit(&self) -> &super::audit_metrics::AuditGauges {
         &self.audit
     }
 

@@ -8,6 +8,7 @@
 //! - [`web`]: the HTTP API and the status page.
 
 pub mod alerts;
+pub mod audit_metrics;
 pub mod board;
 pub mod history;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! Stage two for `[[restore]]` and `[audit]`: the same rules as the rest of
 //! the file (every problem names file, line and key; all are reported).
 
+use crate::result::restore::NamespaceMapping;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -29,8 +30,13 @@ const AUDIT: Option<&str> = Some("[audit]");
 /// volatile namespaces a run of `sources` would get (the first one's is
 /// `{{namespace}}`).
 fn sample_vars(sources: &[String]) -> TemplateVars {
-    let namespaces =
-        crate::restore::mapping::volatile_namespaces("vantage-restore-", sources, "sample");
+    // Sample names only: templates are rendered to check their syntax, not
+    // the restore engine's naming (`restore::mapping`).
+    let namespaces: Vec<NamespaceMapping> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| NamespaceMapping::new(s, format!("vantage-restore-sample{i}-0a1b2c")))
+        .collect();
     TemplateVars {
         namespace: namespaces
             .first()
@@ -47,12 +53,11 @@ fn sample_vars(sources: &[String]) -> TemplateVars {
 fn render_sample(t: &Template, sample: &TemplateVars) -> String {
     let mut vars = sample.clone();
     for source in t.namespace_sources() {
-        if crate::restore::mapping::volatile_of(&vars.namespaces, source).is_none() {
-            vars.namespaces
-                .push(crate::restore::mapping::NamespaceMapping::new(
-                    source,
-                    "vantage-restore-unknown-0a1b2c",
-                ));
+        if crate::result::restore::volatile_of(&vars.namespaces, source).is_none() {
+            vars.namespaces.push(NamespaceMapping::new(
+                source,
+                "vantage-restore-unknown-0a1b2c",
+            ));
         }
     }
     t.render(&vars)

@@ -340,7 +340,7 @@ fn check_row(h: &mut String, view: &CheckView, summary: &Summary, now: u64) {
 }
 
 /// The last restore test's backup, phases and RTO, in one line.
-fn restore_line(h: &mut String, report: &crate::restore::RestoreReport) {
+fn restore_line(h: &mut String, report: &crate::result::RestoreReport) {
     let mut parts = Vec::new();
     if let Some(b) = &report.backup {
         parts.push(format!("backup {}", esc(&b.name)));

@@ -1,5 +1,5 @@
 //! The audit log's metrics, registered in the daemon's registry
-//! ([`crate::sinks::metrics::Metrics`]) and updated by the shipper:
+//! ([`super::metrics::Metrics`]) and updated by the shipper:
 //!
 //! | metric | meaning |
 //! |---|---|

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::audit::record::Verdict;
-use crate::result::{Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status};
+use super::{
+    Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status, Verdict,
+};
 
 /// Everything one run found out and did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct RestoreReport {
     /// into (`source → volatile`), in configuration order; set with
     /// `namespace`.
     #[serde(default)]
-    pub namespaces: Vec<super::mapping::NamespaceMapping>,
+    pub namespaces: Vec<NamespaceMapping>,
     /// Start of the run, unix milliseconds.
     pub started_unix_ms: u64,
     /// End of the run (cleanup included), unix milliseconds.
@@ -49,14 +50,14 @@ pub struct RestoreReport {
     pub cleanup: CleanupInfo,
     /// The isolation probe's outcome, when one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub isolation_probe: Option<super::probe::ProbeInfo>,
+    pub isolation_probe: Option<ProbeInfo>,
     /// Each data job's outcome (`[[restore.job]]`), in configuration order.
     #[serde(default)]
-    pub jobs: Vec<super::job::JobOutcome>,
+    pub jobs: Vec<JobOutcome>,
     /// The finished Restore's log and results (sha256, failed items),
     /// fetched before it was deleted.
     #[serde(default)]
-    pub evidence: Option<super::evidence::Evidence>,
+    pub evidence: Option<Evidence>,
 }
 
 /// The selected backup.
@@ -214,7 +215,7 @@ impl RestoreReport {
             let usable = self.namespace.is_some();
             let age = b
                 .age_seconds
-                .map(|a| format!(", {} old", crate::restore::human_seconds(a)))
+                .map(|a| format!(", {} old", crate::units::human_seconds(a)))
                 .unwrap_or_default();
             assertions.push(assert(
                 "backup selected",
@@ -333,8 +334,8 @@ impl RestoreReport {
                 total <= target,
                 format!(
                     "measured {} (target {})",
-                    crate::restore::human_seconds(total),
-                    crate::restore::human_seconds(target)
+                    crate::units::human_seconds(total),
+                    crate::units::human_seconds(target)
                 ),
             ));
         }
@@ -400,4 +401,115 @@ impl RestoreReport {
             }),
         }
     }
+}
+
+/// One source namespace of the backup and the volatile namespace it is
+/// restored into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceMapping {
+    /// The namespace in the backup (production's name).
+    pub source: String,
+    /// The volatile namespace the run restores it into.
+    pub volatile: String,
+}
+
+impl NamespaceMapping {
+    /// `source` restored into `volatile`.
+    pub fn new(source: impl Into<String>, volatile: impl Into<String>) -> Self {
+        NamespaceMapping {
+            source: source.into(),
+            volatile: volatile.into(),
+        }
+    }
+}
+
+/// The volatile namespace of `source` in `mapping`.
+pub fn volatile_of<'a>(mapping: &'a [NamespaceMapping], source: &str) -> Option<&'a str> {
+    mapping
+        .iter()
+        .find(|m| m.source == source)
+        .map(|m| m.volatile.as_str())
+}
+
+/// What the probe found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    /// The endpoints tried (`host:port`).
+    pub endpoints: Vec<String>,
+    /// Those a pod in the volatile namespace could connect to (should be
+    /// none).
+    pub reached: Vec<String>,
+    /// Whether isolation held: the probe ran and reached nothing.
+    pub isolated: bool,
+    /// Why the probe could not run, when it could not.
+    pub error: Option<String>,
+}
+
+/// The outcome of one data job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    /// The `[[restore.job]]` name.
+    pub name: String,
+    /// The Kubernetes Job's name.
+    pub job: String,
+    /// Whether it proved the data.
+    pub passed: bool,
+    /// The container's exit code, once terminated.
+    pub exit_code: Option<i32>,
+    /// Why it passed or failed, one line.
+    pub reason: String,
+    /// The last lines of its log.
+    pub log_tail: Vec<String>,
+    /// From creation to the end (or the deadline), seconds.
+    pub seconds: f64,
+}
+
+/// What was kept of the Restore's log and results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The log as stored (gzip), when fetched.
+    pub log: Option<StoredFile>,
+    /// The results as stored (gzip), when fetched.
+    pub results: Option<StoredFile>,
+    /// What could not be fetched (or read), and why.
+    pub fetch_errors: Vec<String>,
+    /// The errors and warnings of the results file, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_items: Option<FailedItems>,
+}
+
+/// What the Restore's results file says failed, bounded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailedItems {
+    /// The first `MAX_LISTED` (20) errors, each `SCOPE: message` (scope
+    /// `velero`, `cluster` or `namespace NAME`).
+    pub errors: Vec<String>,
+    /// How many errors the file holds (Velero's `status.errors`).
+    pub errors_total: usize,
+    /// The first `MAX_LISTED` (20) warnings, likewise.
+    pub warnings: Vec<String>,
+    /// How many warnings the file holds.
+    pub warnings_total: usize,
+}
+
+impl FailedItems {
+    /// The first error and how many more, one line (None: no errors).
+    pub fn first_error(&self) -> Option<String> {
+        let first = self.errors.first()?;
+        let more = self.errors_total.saturating_sub(1);
+        Some(if more == 0 {
+            first.clone()
+        } else {
+            format!("{first} (and {more} more)")
+        })
+    }
+}
+
+/// One file of the backup storage location.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredFile {
+    /// sha256 of the bytes as stored (compressed), hex.
+    pub sha256: String,
+    /// Their length.
+    pub bytes: u64,
 }
