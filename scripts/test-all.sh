@@ -60,3 +60,6 @@ cargo test -p vantage-sdk --all-features --lib
 step "official checks' unit tests, natively (checks/ builds for wasm32-wasip2 by default)"
 (cd checks && cargo test --target "$(rustc -vV | sed -n 's/^host: //p')" \
     -p http -p healthz -p tls -p tcp -p dns -p api-flow)
+
+step "edge build: without the restore feature (no Kubernetes, no S3), built and run"
+bash scripts/edge-build.sh

@@ -32,6 +32,7 @@ macro_rules! errln {
 }
 
 /// `eprint!` that ignores a closed stderr instead of panicking.
+#[cfg_attr(not(feature = "restore"), allow(unused_macros))] // used by `vantage audit`
 macro_rules! err {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -39,6 +40,7 @@ macro_rules! err {
     }};
 }
 
+#[cfg(feature = "restore")]
 mod audit;
 mod daemon;
 mod demo;
@@ -110,6 +112,7 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log on S3: `verify` walks
     /// the chain through every object version (exit code 0 when it
     /// verifies, 2 when not), `list` and `show <seq>` read it.
+    #[cfg(feature = "restore")]
     Audit(audit::AuditArgs),
 }
 
@@ -146,6 +149,7 @@ impl Command {
             Command::Validate(args) => validate::execute(args),
             Command::Demo(args) => demo::execute(args).await,
             Command::Daemon(args) => daemon::execute(*args).await,
+            #[cfg(feature = "restore")]
             Command::Audit(args) => audit::execute(args).await,
         }
     }

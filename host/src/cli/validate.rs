@@ -61,7 +61,7 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
             "  {:<24} {:<14} {}, {} check(s){}",
             r.name,
             r.schedule.to_string(),
-            crate::daemon::restores::describe_backup(r),
+            r.describe_backup(),
             r.checks.len(),
             if r.audit { ", audited" } else { "" }
         );

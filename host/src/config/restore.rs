@@ -66,6 +66,24 @@ pub struct RestoreSpec {
     pub acceptance: Acceptance,
 }
 
+impl RestoreSpec {
+    /// Which backup a run restores, for humans: `the latest backup of
+    /// schedule shop-daily`, `a random backup of schedule … within 7d`, or
+    /// `backup NAME`.
+    pub fn describe_backup(&self) -> String {
+        match &self.backup {
+            BackupSource::Schedule { name, selection } => match selection {
+                Selection::Latest => format!("the latest backup of schedule {name}"),
+                Selection::RandomWithin(w) => format!(
+                    "a random backup of schedule {name} within {}",
+                    humantime::format_duration(*w)
+                ),
+            },
+            BackupSource::Named(b) => format!("backup {b}"),
+        }
+    }
+}
+
 /// Bounds on the backup and the restore that fail the verdict
 /// (`max_warnings`, `max_backup_age`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

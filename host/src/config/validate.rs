@@ -76,6 +76,7 @@ pub(super) fn validate(
         .enumerate()
         .filter_map(|(i, m)| v.maintenance(i, m, &checks))
         .collect();
+    v.refuse_without_restore_feature(&raw.restore, raw.audit.as_ref());
     let audit = v.audit(raw.audit);
     let restores: Vec<_> = raw
         .restore
@@ -133,6 +134,27 @@ const CRON_HORIZON_DAYS: i64 = 5 * 366;
 const DEFAULTS: Option<&str> = Some("[defaults]");
 
 impl Validator<'_> {
+    /// In a build without the `restore` feature (an edge daemon), every
+    /// `[[restore]]` and `[audit]` is an error naming its line: the daemon
+    /// could not run them.
+    fn refuse_without_restore_feature(
+        &mut self,
+        restores: &[Spanned<super::raw::RawRestore>],
+        audit: Option<&Spanned<super::raw::RawAudit>>,
+    ) {
+        if cfg!(feature = "restore") {
+            return;
+        }
+        const WHY: &str = "this vantage was built without restore support \
+                           (cargo feature `restore`, on by default): use a full build";
+        for r in restores {
+            self.error(r.span(), None, Some("restore"), WHY.to_string());
+        }
+        if let Some(a) = audit {
+            self.error(a.span(), None, Some("audit"), WHY.to_string());
+        }
+    }
+
     fn error(
         &mut self,
         span: Range<usize>,

@@ -24,6 +24,12 @@
 
 pub mod plan;
 pub mod reload;
+/// Restore tests in the daemon; without the `restore` feature, an empty
+/// stand-in (the configuration refuses `[[restore]]` and `[audit]` then).
+#[cfg(feature = "restore")]
+pub mod restores;
+#[cfg(not(feature = "restore"))]
+#[path = "restores_off.rs"]
 pub mod restores;
 pub mod scheduler;
 pub mod state;
@@ -50,9 +56,8 @@ use crate::sinks::history::{History, Retention};
 use crate::sinks::metrics::Metrics;
 use crate::sinks::web::{self, WebState};
 
-use crate::audit::log::AuditLog;
 use crate::sinks::board::Board;
-use restores::{PreparedRestore, RestoreTask};
+use restores::{AuditLog, Janitor, RestoreTask};
 use scheduler::{CheckTask, Prepared, Shared};
 
 /// How the daemon is started (the command line).
@@ -108,6 +113,7 @@ struct Daemon {
     /// One task per restore test.
     restores: BTreeMap<String, RestoreTask>,
     /// The audit log, when `[audit]` is configured (opened at start-up).
+    #[cfg_attr(not(feature = "restore"), allow(dead_code))] // no [audit] then
     audit: Option<Arc<AuditLog>>,
     /// Loaded components by sha256, kept across reloads.
     components: HashMap<String, Arc<LoadedCheck>>,
@@ -136,12 +142,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{bound}"));
 
     let sinks = open_sinks(&config, &data_dir, &public_url)?;
-    let audit = match &config.audit {
-        Some(a) => Some(Arc::new(
-            AuditLog::open(a, &data_dir, &location, sinks.metrics.audit().clone()).await?,
-        )),
-        None => None,
-    };
+    let audit = restores::open_audit(&config, &data_dir, &sinks).await?;
     let runtime = Arc::new(Runtime::new(
         &engine_options(&config),
         options.cache_dir.clone(),
@@ -214,9 +215,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     daemon.shutdown(grace).await;
     janitor.stop();
     drop(daemon);
-    if let Some(audit) = audit.and_then(Arc::into_inner) {
-        audit.shutdown(Duration::from_secs(10)).await;
-    }
+    restores::close_audit(audit).await;
     sinks.history.flush().await;
     sinks.alerts.shutdown(grace).await;
     web.stop().await;
@@ -338,33 +337,6 @@ impl Web {
             Ok(_) => {}
             Err(_) => warn!("web server did not stop within 5s"),
         }
-    }
-}
-
-/// The janitor of the clusters the restore tests use (see
-/// [`restores::janitor_loop`]).
-struct Janitor {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Janitor {
-    fn start(config: &Config) -> Self {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut clusters: Vec<(config::ClusterAccess, String)> = Vec::new();
-        for r in &config.restores {
-            let key = (r.cluster.clone(), r.velero_namespace.clone());
-            if !clusters.contains(&key) {
-                clusters.push(key);
-            }
-        }
-        let task = tokio::spawn(restores::janitor_loop(clusters, stopped));
-        Janitor { stop, task }
-    }
-
-    fn stop(self) {
-        let _ = self.stop.send(true);
-        self.task.abort();
     }
 }
 
@@ -551,96 +523,6 @@ impl Daemon {
             tokio::spawn(task.join(Duration::from_secs(3600)));
         }
         problems
-    }
-
-    /// Make the running restore tests match `config`, as [`Daemon::apply`]
-    /// does for checks. Returns (added, changed, removed).
-    async fn apply_restores(
-        &mut self,
-        config: &Config,
-        pass: &mut LoadPass,
-        stopping: &mut Vec<RestoreTask>,
-    ) -> (usize, usize, usize) {
-        let mut old = std::mem::take(&mut self.restores);
-        let (mut added, mut changed) = (0, 0);
-        for spec in &config.restores {
-            let mut components = HashMap::new();
-            let mut digests = HashMap::new();
-            for check in &spec.checks {
-                let (component, digest) = self.load_once(pass, &check.component).await;
-                if let Err(why) = &component {
-                    error!(restore_test = %spec.name, check = %check.name, "{why}");
-                }
-                components.insert(check.name.clone(), component);
-                digests.insert(check.name.clone(), digest);
-            }
-            let broken = components.values().any(Result::is_err);
-            let tracker = match old.remove(&spec.name) {
-                Some(task)
-                    if task.prepared.spec == *spec
-                        && task.prepared.digests == digests
-                        && !task.is_finished() =>
-                {
-                    for c in task.prepared.components.values() {
-                        pass.keep(c);
-                    }
-                    self.restores.insert(spec.name.clone(), task);
-                    continue;
-                }
-                // A new component cannot be loaded: the working test runs on.
-                Some(task)
-                    if broken
-                        && task.prepared.components.values().all(Result::is_ok)
-                        && !task.is_finished() =>
-                {
-                    error!(restore_test = %spec.name, "keeps running its previous components");
-                    for c in task.prepared.components.values() {
-                        pass.keep(c);
-                    }
-                    self.restores.insert(spec.name.clone(), task);
-                    continue;
-                }
-                Some(task) => {
-                    changed += 1;
-                    task.stop();
-                    let tracker = task.tracker.clone();
-                    stopping.push(task);
-                    tracker
-                }
-                None => {
-                    added += 1;
-                    let tracker = self.carried.get(&spec.name).map(|c| c.tracker.clone());
-                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
-                }
-            };
-            let prepared = PreparedRestore {
-                spec: spec.clone(),
-                components,
-                digests,
-                ceiling: config.global.allow_ceiling.clone(),
-                audit: if spec.audit { self.audit.clone() } else { None },
-                pacing: crate::restore::Pacing {
-                    poll_interval: spec.poll_interval,
-                },
-            };
-            let task = RestoreTask::spawn(
-                self.shared.clone(),
-                Arc::new(prepared),
-                tracker,
-                self.resolver.clone(),
-            );
-            let carried = self.carried.remove(&spec.name);
-            state::carry_runs(&self.shared.sinks.board, &spec.name, carried.as_ref());
-            self.restores.insert(spec.name.clone(), task);
-        }
-        let removed = old.len();
-        for (name, task) in old {
-            task.stop();
-            self.shared.sinks.forget(&name);
-            self.shared.sinks.metrics.forget_restore(&name);
-            stopping.push(task);
-        }
-        (added, changed, removed)
     }
 
     /// Load `component` once per apply pass: checks and restore checks

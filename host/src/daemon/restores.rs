@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -20,20 +21,21 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::audit::log::AuditLog;
+pub use crate::audit::log::AuditLog;
 use crate::audit::record::KIND_RESTORE_TEST;
 use crate::audit::spool::Entry;
 use crate::capabilities::net::HostResolver;
-use crate::config::{ClusterAccess, Mode, RestoreCheck, RestoreSpec, TemplateVars};
+use crate::config::{ClusterAccess, Config, Mode, RestoreCheck, RestoreSpec, TemplateVars};
 use crate::policy::{AllowList, AllowPattern};
 use crate::restore::{self, RestoreReport, RunInfo, RunOptions, ValidationRunner};
 use crate::result::{CheckResult, ErrorKind};
 use crate::runtime::{LoadedCheck, RunSpec};
+use crate::sinks::Sinks;
 use crate::sinks::metrics::RestoreSample;
 
-use super::plan;
 use super::scheduler::{Shared, TaskHandle, sleep_until};
 use super::state::Tracker;
+use super::{Daemon, LoadPass, plan, state};
 use crate::result::RunRecord;
 use crate::sinks::board::CheckView;
 
@@ -79,7 +81,7 @@ impl RestoreTask {
         shared.sinks.board.insert(CheckView {
             name: spec.name.clone(),
             kind: crate::sinks::board::Kind::Restore,
-            component: format!("restore of {}", describe_backup(spec)),
+            component: format!("restore of {}", spec.describe_backup()),
             schedule: spec.schedule.to_string(),
             targets: spec
                 .edge_target
@@ -134,20 +136,6 @@ impl RestoreTask {
     }
 }
 
-/// `schedule shop-daily (latest)` or `backup NAME`.
-pub fn describe_backup(spec: &RestoreSpec) -> String {
-    match &spec.backup {
-        crate::config::BackupSource::Schedule { name, selection } => match selection {
-            crate::config::Selection::Latest => format!("the latest backup of schedule {name}"),
-            crate::config::Selection::RandomWithin(w) => format!(
-                "a random backup of schedule {name} within {}",
-                humantime::format_duration(*w)
-            ),
-        },
-        crate::config::BackupSource::Named(b) => format!("backup {b}"),
-    }
-}
-
 async fn restore_loop(
     shared: Arc<Shared>,
     prepared: Arc<PreparedRestore>,
@@ -174,7 +162,7 @@ async fn restore_loop(
         let started = clock.now();
         let lateness = started.duration_since(planned).unwrap_or_default();
         let run_id = crate::runtime::next_run_id(plan::unix_ms(started));
-        info!(%run_id, "restore test starting: {}", describe_backup(spec));
+        info!(%run_id, "restore test starting: {}", spec.describe_backup());
         let report = run_once(&shared, &prepared, &resolver, &run_id).await;
         publish(&shared, &prepared, &tracker, planned, lateness, report);
         after = clock.now().max(planned);
@@ -432,5 +420,151 @@ pub async fn janitor_loop(clusters: Vec<(ClusterAccess, String)>, mut stop: watc
             _ = tokio::time::sleep(JANITOR_EVERY) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+    }
+}
+
+/// Open the audit log `[audit]` configures, if any (see [`AuditLog::open`]).
+pub(super) async fn open_audit(
+    config: &Config,
+    data_dir: &Path,
+    sinks: &Sinks,
+) -> anyhow::Result<Option<Arc<AuditLog>>> {
+    Ok(match &config.audit {
+        Some(a) => Some(Arc::new(
+            AuditLog::open(
+                a,
+                data_dir,
+                &config.global.location,
+                sinks.metrics.audit().clone(),
+            )
+            .await?,
+        )),
+        None => None,
+    })
+}
+
+/// Ship what the audit log still holds and close it (at most 10 s).
+pub(super) async fn close_audit(audit: Option<Arc<AuditLog>>) {
+    if let Some(audit) = audit.and_then(Arc::into_inner) {
+        audit.shutdown(Duration::from_secs(10)).await;
+    }
+}
+
+/// The janitor of the clusters the restore tests use (see
+/// [`janitor_loop`]).
+pub(super) struct Janitor {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Janitor {
+    pub(super) fn start(config: &Config) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut clusters: Vec<(ClusterAccess, String)> = Vec::new();
+        for r in &config.restores {
+            let key = (r.cluster.clone(), r.velero_namespace.clone());
+            if !clusters.contains(&key) {
+                clusters.push(key);
+            }
+        }
+        let task = tokio::spawn(janitor_loop(clusters, stopped));
+        Janitor { stop, task }
+    }
+
+    pub(super) fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+    }
+}
+
+impl Daemon {
+    /// Make the running restore tests match `config`, as [`Daemon::apply`]
+    /// does for checks. Returns (added, changed, removed).
+    pub(super) async fn apply_restores(
+        &mut self,
+        config: &Config,
+        pass: &mut LoadPass,
+        stopping: &mut Vec<RestoreTask>,
+    ) -> (usize, usize, usize) {
+        let mut old = std::mem::take(&mut self.restores);
+        let (mut added, mut changed) = (0, 0);
+        for spec in &config.restores {
+            let mut components = HashMap::new();
+            let mut digests = HashMap::new();
+            for check in &spec.checks {
+                let (component, digest) = self.load_once(pass, &check.component).await;
+                if let Err(why) = &component {
+                    error!(restore_test = %spec.name, check = %check.name, "{why}");
+                }
+                components.insert(check.name.clone(), component);
+                digests.insert(check.name.clone(), digest);
+            }
+            let broken = components.values().any(Result::is_err);
+            let tracker = match old.remove(&spec.name) {
+                Some(task)
+                    if task.prepared.spec == *spec
+                        && task.prepared.digests == digests
+                        && !task.is_finished() =>
+                {
+                    for c in task.prepared.components.values() {
+                        pass.keep(c);
+                    }
+                    self.restores.insert(spec.name.clone(), task);
+                    continue;
+                }
+                // A new component cannot be loaded: the working test runs on.
+                Some(task)
+                    if broken
+                        && task.prepared.components.values().all(Result::is_ok)
+                        && !task.is_finished() =>
+                {
+                    error!(restore_test = %spec.name, "keeps running its previous components");
+                    for c in task.prepared.components.values() {
+                        pass.keep(c);
+                    }
+                    self.restores.insert(spec.name.clone(), task);
+                    continue;
+                }
+                Some(task) => {
+                    changed += 1;
+                    task.stop();
+                    let tracker = task.tracker.clone();
+                    stopping.push(task);
+                    tracker
+                }
+                None => {
+                    added += 1;
+                    let tracker = self.carried.get(&spec.name).map(|c| c.tracker.clone());
+                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
+                }
+            };
+            let prepared = PreparedRestore {
+                spec: spec.clone(),
+                components,
+                digests,
+                ceiling: config.global.allow_ceiling.clone(),
+                audit: if spec.audit { self.audit.clone() } else { None },
+                pacing: restore::Pacing {
+                    poll_interval: spec.poll_interval,
+                },
+            };
+            let task = RestoreTask::spawn(
+                self.shared.clone(),
+                Arc::new(prepared),
+                tracker,
+                self.resolver.clone(),
+            );
+            let carried = self.carried.remove(&spec.name);
+            state::carry_runs(&self.shared.sinks.board, &spec.name, carried.as_ref());
+            self.restores.insert(spec.name.clone(), task);
+        }
+        let removed = old.len();
+        for (name, task) in old {
+            task.stop();
+            self.shared.sinks.forget(&name);
+            self.shared.sinks.metrics.forget_restore(&name);
+            stopping.push(task);
+        }
+        (added, changed, removed)
     }
 }
