@@ -404,6 +404,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn finds_secret_references() {
+        assert_eq!(secret_references("Bearer {{secret.token}}"), ["token"]);
+        assert_eq!(secret_references("{{secret.a}}:{{secret.b}}"), ["a", "b"]);
+        assert!(secret_references("{{secret.unclosed").is_empty());
+        assert!(secret_references("plain").is_empty());
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
