@@ -102,6 +102,7 @@ pub(super) fn validate(
     })
 }
 
+mod audit;
 mod check;
 mod global;
 mod maintenance;

@@ -11,20 +11,16 @@ use serde_spanned::Spanned;
 
 use super::Validator;
 use crate::config::model::Limits;
-use crate::config::raw::{RawAudit, RawCheck, RawRestore};
+use crate::config::raw::{RawCheck, RawRestore};
 use crate::config::restore::{
-    Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
-    Readiness, RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload,
-    WorkloadKind,
+    Acceptance, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation, Readiness,
+    RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
-use crate::config::s3::{DEFAULT_PREFIX, LockMode, Retention, Sse, check_endpoint};
-use crate::config::values::{DurationRange, SecretSource, flatten_config};
+use crate::config::values::{DurationRange, flatten_config};
 use crate::policy::AllowList;
 
 mod job;
-
-const AUDIT: Option<&str> = Some("[audit]");
 
 /// Values used to check that templates render to something valid: the
 /// volatile namespaces a run of `sources` would get (the first one's is
@@ -232,175 +228,6 @@ fn is_resource_name(text: &str) -> bool {
 }
 
 impl Validator<'_> {
-    /// `[audit]`; `None` when absent or invalid (errors recorded).
-    pub(super) fn audit(&mut self, raw: Option<Spanned<RawAudit>>) -> Option<AuditConfig> {
-        let raw = raw?;
-        let header = raw.span();
-        let raw = raw.into_inner();
-        let errors_before = self.errors.len();
-        let bucket = match &raw.bucket {
-            Some(b) if !b.get_ref().trim().is_empty() => Some(b.get_ref().trim().to_string()),
-            Some(b) => {
-                let msg = "the bucket is empty".to_string();
-                self.error(b.span(), AUDIT, Some("bucket"), msg);
-                None
-            }
-            None => {
-                let msg = "missing: the audit log needs a bucket, e.g. bucket = \"vantage-audit\""
-                    .to_string();
-                self.error(header.clone(), AUDIT, Some("bucket"), msg);
-                None
-            }
-        };
-        let signing_key = match &raw.signing_key {
-            Some(k) => match k.get_ref().parse::<SecretSource>() {
-                Ok(SecretSource::File(p)) => {
-                    Some(SecretSource::File(self.resolve(&p.to_string_lossy())))
-                }
-                Ok(s) => Some(s),
-                Err(e) => {
-                    self.error(k.span(), AUDIT, Some("signing_key"), e.0);
-                    None
-                }
-            },
-            None => {
-                let msg =
-                    "missing: records are signed; set signing_key = \"env:VANTAGE_AUDIT_KEY\" \
-                           or \"file:/run/secrets/audit-key\" (an Ed25519 seed, hex or base64)"
-                        .to_string();
-                self.error(header.clone(), AUDIT, Some("signing_key"), msg);
-                None
-            }
-        };
-        let endpoint = raw.endpoint.as_ref().and_then(|e| {
-            let text = e.get_ref().trim().to_string();
-            match check_endpoint(&text) {
-                Ok(()) => Some(text),
-                Err(err) => {
-                    self.error(e.span(), AUDIT, Some("endpoint"), format!("{err:#}"));
-                    None
-                }
-            }
-        });
-        let retention = match (&raw.lock_mode, &raw.lock_days) {
-            (None, None) => None,
-            (Some(mode), days) => {
-                let mode_value = match mode.get_ref().trim() {
-                    "compliance" => Some(LockMode::Compliance),
-                    "governance" => Some(LockMode::Governance),
-                    other => {
-                        let msg = format!(
-                            "invalid lock_mode {other:?}: expected \"compliance\" or \"governance\""
-                        );
-                        self.error(mode.span(), AUDIT, Some("lock_mode"), msg);
-                        None
-                    }
-                };
-                let days_value = match days {
-                    Some(d) => match u32::try_from(*d.get_ref()) {
-                        Ok(n) if (1..=36_500).contains(&n) => Some(n),
-                        _ => {
-                            let msg = "lock_days must be between 1 and 36500".to_string();
-                            self.error(d.span(), AUDIT, Some("lock_days"), msg);
-                            None
-                        }
-                    },
-                    None => {
-                        let msg = "lock_mode needs lock_days, e.g. lock_days = 365".to_string();
-                        self.error(mode.span(), AUDIT, Some("lock_days"), msg);
-                        None
-                    }
-                };
-                match (mode_value, days_value) {
-                    (Some(mode), Some(days)) => Some(Retention { mode, days }),
-                    _ => None,
-                }
-            }
-            (None, Some(d)) => {
-                let msg =
-                    "lock_days needs lock_mode = \"compliance\" or \"governance\"".to_string();
-                self.error(d.span(), AUDIT, Some("lock_mode"), msg);
-                None
-            }
-        };
-        let sse = match &raw.sse {
-            None => {
-                if let Some(k) = &raw.sse_kms_key_id {
-                    let msg = "sse_kms_key_id needs sse = \"kms\"".to_string();
-                    self.error(k.span(), AUDIT, Some("sse"), msg);
-                }
-                None
-            }
-            Some(s) => match s.get_ref().trim() {
-                "s3" => Some(Sse::S3),
-                "kms" => Some(Sse::Kms(
-                    raw.sse_kms_key_id
-                        .as_ref()
-                        .map(|k| k.get_ref().trim().to_string()),
-                )),
-                other => {
-                    let msg = format!("invalid sse {other:?}: expected \"s3\" or \"kms\"");
-                    self.error(s.span(), AUDIT, Some("sse"), msg);
-                    None
-                }
-            },
-        };
-        let previous_signing_key = raw.previous_signing_key.as_ref().and_then(|k| {
-            match k.get_ref().parse::<SecretSource>() {
-                Ok(SecretSource::File(p)) => {
-                    Some(SecretSource::File(self.resolve(&p.to_string_lossy())))
-                }
-                Ok(s) => Some(s),
-                Err(e) => {
-                    self.error(k.span(), AUDIT, Some("previous_signing_key"), e.0);
-                    None
-                }
-            }
-        });
-        let checkpoint_every = raw
-            .checkpoint_every
-            .as_ref()
-            .and_then(|d| {
-                self.duration(
-                    d,
-                    AUDIT,
-                    "checkpoint_every",
-                    "1h",
-                    DurationRange::CHECKPOINT_EVERY,
-                )
-            })
-            .unwrap_or(crate::config::s3::DEFAULT_CHECKPOINT_EVERY);
-        let prefix = match &raw.prefix {
-            Some(p) => {
-                let mut text = p.get_ref().trim().trim_start_matches('/').to_string();
-                if !text.is_empty() && !text.ends_with('/') {
-                    text.push('/');
-                }
-                text
-            }
-            None => DEFAULT_PREFIX.to_string(),
-        };
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        Some(AuditConfig {
-            bucket: bucket?,
-            prefix,
-            path_style: raw
-                .path_style
-                .map(Spanned::into_inner)
-                .unwrap_or(endpoint.is_some()),
-            endpoint,
-            region: raw.region.map(|r| r.into_inner().trim().to_string()),
-            signing_key: signing_key?,
-            retention,
-            sse,
-            spool_dir: raw.spool_dir.map(|d| self.resolve(d.get_ref())),
-            previous_signing_key,
-            checkpoint_every,
-        })
-    }
-
     /// One `[[restore]]`; `None` if it has errors (already recorded).
     pub(super) fn restore(
         &mut self,
@@ -432,239 +259,50 @@ impl Validator<'_> {
             "velero",
         );
         let backup = self.backup_source(&raw, header.clone(), ctx);
-        let mut source_namespaces = Vec::new();
-        match &raw.namespaces {
-            Some(list) if !list.get_ref().is_empty() => {
-                for ns in list.get_ref() {
-                    if source_namespaces.contains(ns.get_ref()) {
-                        let msg = format!(
-                            "namespace {:?} is listed twice: each source namespace is restored \
-                             into its own volatile namespace once",
-                            ns.get_ref()
-                        );
-                        self.error(ns.span(), ctx, Some("namespaces"), msg);
-                    } else if is_dns_label(ns.get_ref()) {
-                        source_namespaces.push(ns.get_ref().clone());
-                    } else {
-                        let msg = format!(
-                            "invalid namespace {:?}: a Kubernetes namespace name (lowercase letters, digits, `-`)",
-                            ns.get_ref()
-                        );
-                        self.error(ns.span(), ctx, Some("namespaces"), msg);
-                    }
-                }
-            }
-            Some(list) => {
-                let msg = "no namespaces: name the backup's namespaces to restore, e.g. namespaces = [\"shop\"]".to_string();
-                self.error(list.span(), ctx, Some("namespaces"), msg);
-            }
-            None => {
-                let msg = "missing: name the backup's namespaces to restore, e.g. namespaces = [\"shop\"]".to_string();
-                self.error(header.clone(), ctx, Some("namespaces"), msg);
-            }
-        }
-        let namespace_prefix = match &raw.namespace_prefix {
-            Some(p) => {
-                let text = p.get_ref();
-                let ok = text.len() <= 30
-                    && text.starts_with(|c: char| c.is_ascii_lowercase())
-                    && text
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-                if !ok {
-                    let msg = format!(
-                        "invalid namespace_prefix {text:?}: up to 30 lowercase letters, digits and `-`, starting with a letter"
-                    );
-                    self.error(p.span(), ctx, Some("namespace_prefix"), msg);
-                }
-                text.clone()
-            }
-            None => "vantage-restore-".to_string(),
-        };
+        let source_namespaces = self.source_namespaces(&raw, header.clone(), ctx);
+        let namespace_prefix = self.namespace_prefix(&raw, ctx);
         let schedule = self.schedule_of(raw.every.as_ref(), raw.cron.as_ref(), header.clone(), ctx);
         let timezone = self.timezone(raw.timezone.as_ref(), ctx);
-        let duration = |v: &mut Self,
-                        raw: &Option<Spanned<toml::Value>>,
-                        key: &str,
-                        example: &str,
-                        range: DurationRange,
-                        default: Duration| match raw {
-            Some(d) => v.duration(d, ctx, key, example, range).unwrap_or(default),
-            None => default,
-        };
-        let restore_timeout = duration(
-            self,
-            &raw.restore_timeout,
-            "restore_timeout",
-            "30m",
-            DurationRange::RESTORE_TIMEOUT,
-            Duration::from_secs(1800),
-        );
-        let ready_timeout = duration(
-            self,
-            &raw.ready_timeout,
-            "ready_timeout",
-            "10m",
-            DurationRange::RESTORE_TIMEOUT,
-            Duration::from_secs(600),
-        );
-        let ttl = duration(
-            self,
-            &raw.ttl,
-            "ttl",
-            "6h",
-            DurationRange::RESTORE_TTL,
-            Duration::from_secs(6 * 3600),
-        );
-        let poll_interval = duration(
-            self,
-            &raw.poll_interval,
-            "poll_interval",
-            "2s",
-            DurationRange::POLL_INTERVAL,
-            Duration::from_secs(2),
-        );
-        let rto_target = raw
-            .rto
-            .as_ref()
-            .and_then(|r| self.duration(r, ctx, "rto", "45m", DurationRange::RESTORE_TTL));
+        let Timeouts {
+            restore_timeout,
+            ready_timeout,
+            ttl,
+            poll_interval,
+            rto_target,
+        } = self.timeouts(&raw, header.clone(), ctx);
         let mut acceptance = Acceptance {
             max_warnings: raw.max_warnings.as_ref().map(|w| *w.get_ref()),
             max_backup_age: raw.max_backup_age.as_ref().and_then(|a| {
-                self.duration(
-                    a,
-                    ctx,
-                    "max_backup_age",
-                    "26h",
-                    DurationRange::SELECTION_WINDOW,
-                )
+                let range = DurationRange::SELECTION_WINDOW;
+                self.duration(a, ctx, "max_backup_age", "26h", range)
             }),
             jobs: Vec::new(),
         };
-        let mut workloads = Vec::new();
-        for w in raw.ready.iter().flat_map(|l| l.get_ref()) {
-            let parsed = w.get_ref().split_once('/').and_then(|(kind, name)| {
-                let kind = match kind.trim().to_ascii_lowercase().as_str() {
-                    "deployment" | "deploy" => WorkloadKind::Deployment,
-                    "statefulset" | "sts" => WorkloadKind::StatefulSet,
-                    _ => return None,
-                };
-                is_dns_label(name.trim()).then(|| Workload {
-                    kind,
-                    name: name.trim().to_string(),
-                })
-            });
-            match parsed {
-                Some(w) => workloads.push(w),
-                None => {
-                    let msg = format!(
-                        "invalid workload {:?}: write \"deployment/NAME\" or \"statefulset/NAME\"",
-                        w.get_ref()
-                    );
-                    self.error(w.span(), ctx, Some("ready"), msg);
-                }
-            }
-        }
-        let mut egress = Vec::new();
-        for e in raw.egress.iter().flat_map(|l| l.get_ref()) {
-            match parse_egress(e.get_ref()) {
-                Ok(rule) => {
-                    self.egress_rule(&rule, e.span(), ctx);
-                    egress.push(rule);
-                }
-                Err(msg) => self.error(e.span(), ctx, Some("egress"), msg),
-            }
-        }
-        if ttl <= restore_timeout.saturating_add(ready_timeout) {
-            let span = raw
-                .ttl
-                .as_ref()
-                .or(raw.restore_timeout.as_ref())
-                .or(raw.ready_timeout.as_ref())
-                .map(Spanned::span)
-                .unwrap_or(header.clone());
-            let msg = format!(
-                "ttl ({}) must be longer than restore_timeout + ready_timeout ({}): the janitor \
-                 would delete the namespace while the run still uses it",
-                crate::units::human_seconds(ttl.as_secs_f64()),
-                crate::units::human_seconds(
-                    restore_timeout.saturating_add(ready_timeout).as_secs_f64()
-                ),
-            );
-            self.error(span, ctx, Some("ttl"), msg);
-        }
+        let workloads = self.workloads(&raw, ctx);
+        let egress = self.egress(&raw, ctx);
         let extra = self.isolation_extras(&raw, ctx);
-        let ingresses = match (&raw.ingress, &raw.ingress_host_suffix) {
-            (None, None) => IngressPolicy::Exclude,
-            (Some(i), suffix) => match (i.get_ref().trim(), suffix) {
-                ("exclude", None) => IngressPolicy::Exclude,
-                ("exclude", Some(s)) => {
-                    let msg =
-                        "ingress_host_suffix only applies with ingress = \"rewrite\"".to_string();
-                    self.error(s.span(), ctx, Some("ingress_host_suffix"), msg);
-                    IngressPolicy::Exclude
-                }
-                ("rewrite", Some(s)) => IngressPolicy::RewriteHost {
-                    suffix: s.get_ref().trim().trim_start_matches('.').to_string(),
-                },
-                ("rewrite", None) => {
-                    let msg = "ingress = \"rewrite\" needs ingress_host_suffix, e.g. \"restore.example.com\": hosts become {{namespace}}.SUFFIX".to_string();
-                    self.error(i.span(), ctx, Some("ingress_host_suffix"), msg);
-                    IngressPolicy::Exclude
-                }
-                (other, _) => {
-                    let msg =
-                        format!("invalid ingress {other:?}: expected \"exclude\" or \"rewrite\"");
-                    self.error(i.span(), ctx, Some("ingress"), msg);
-                    IngressPolicy::Exclude
-                }
-            },
-            (None, Some(s)) => {
-                let msg = "ingress_host_suffix needs ingress = \"rewrite\"".to_string();
-                self.error(s.span(), ctx, Some("ingress"), msg);
-                IngressPolicy::Exclude
-            }
-        };
+        let ingresses = self.ingress_policy(&raw, ctx);
         let edge_target = raw.edge_target.as_ref().map(|t| {
             let template = Template(t.get_ref().trim().to_string());
             self.template(&template, &source_namespaces, t.span(), ctx, "edge_target");
             template
         });
-        let audit = match &raw.audit {
-            Some(a) if *a.get_ref() && !audit_configured => {
-                let msg =
-                    "audit = true, but no [audit] section configures the audit log".to_string();
-                self.error(a.span(), ctx, Some("audit"), msg);
-                false
-            }
-            Some(a) => *a.get_ref(),
-            None => audit_configured,
-        };
+        let audit = self.audit_flag(&raw, audit_configured, ctx);
         let severity = match &raw.severity {
             Some(s) => s.get_ref().trim().to_string(),
             None => "critical".to_string(),
         };
 
         acceptance.jobs = self.restore_jobs(raw.job, &source_namespaces, ctx);
-        let mut local = HashMap::new();
-        let checks: Vec<RestoreCheck> = raw
-            .check
-            .into_iter()
-            .enumerate()
-            .filter_map(|(ci, c)| {
-                self.restore_check(
-                    index,
-                    ci,
-                    c,
-                    &label,
-                    &source_namespaces,
-                    defaults,
-                    ceiling,
-                    &mut local,
-                )
-            })
-            .collect();
-        if local.is_empty() && acceptance.jobs.is_empty() && self.errors.len() == errors_before {
+        let (checks, any_check) = self.restore_checks(
+            index,
+            raw.check,
+            &label,
+            &source_namespaces,
+            defaults,
+            ceiling,
+        );
+        if !any_check && acceptance.jobs.is_empty() && self.errors.len() == errors_before {
             let msg = "the restore test has no [[restore.check]]: only the restore and readiness \
                        are proven, nothing checks that the application works"
                 .to_string();
@@ -710,6 +348,261 @@ impl Validator<'_> {
             severity,
             acceptance,
         })
+    }
+
+    /// `egress`: the extra destinations the restored app may reach.
+    fn egress(&mut self, raw: &RawRestore, ctx: Option<&str>) -> Vec<EgressRule> {
+        let mut egress = Vec::new();
+        for e in raw.egress.iter().flat_map(|l| l.get_ref()) {
+            match parse_egress(e.get_ref()) {
+                Ok(rule) => {
+                    self.egress_rule(&rule, e.span(), ctx);
+                    egress.push(rule);
+                }
+                Err(msg) => self.error(e.span(), ctx, Some("egress"), msg),
+            }
+        }
+        egress
+    }
+
+    /// `audit`: on by default when `[audit]` is configured, an error when
+    /// asked for without it.
+    fn audit_flag(&mut self, raw: &RawRestore, configured: bool, ctx: Option<&str>) -> bool {
+        match &raw.audit {
+            Some(a) if *a.get_ref() && !configured => {
+                let msg =
+                    "audit = true, but no [audit] section configures the audit log".to_string();
+                self.error(a.span(), ctx, Some("audit"), msg);
+                false
+            }
+            Some(a) => *a.get_ref(),
+            None => configured,
+        }
+    }
+
+    /// `namespaces`: the backup's namespaces to restore, each a valid
+    /// namespace name, none twice.
+    fn source_namespaces(
+        &mut self,
+        raw: &RawRestore,
+        header: Range<usize>,
+        ctx: Option<&str>,
+    ) -> Vec<String> {
+        let mut source_namespaces = Vec::new();
+        match &raw.namespaces {
+            Some(list) if !list.get_ref().is_empty() => {
+                for ns in list.get_ref() {
+                    if source_namespaces.contains(ns.get_ref()) {
+                        let msg = format!(
+                            "namespace {:?} is listed twice: each source namespace is restored \
+                             into its own volatile namespace once",
+                            ns.get_ref()
+                        );
+                        self.error(ns.span(), ctx, Some("namespaces"), msg);
+                    } else if is_dns_label(ns.get_ref()) {
+                        source_namespaces.push(ns.get_ref().clone());
+                    } else {
+                        let msg = format!(
+                            "invalid namespace {:?}: a Kubernetes namespace name (lowercase letters, digits, `-`)",
+                            ns.get_ref()
+                        );
+                        self.error(ns.span(), ctx, Some("namespaces"), msg);
+                    }
+                }
+            }
+            Some(list) => {
+                let msg = "no namespaces: name the backup's namespaces to restore, e.g. namespaces = [\"shop\"]".to_string();
+                self.error(list.span(), ctx, Some("namespaces"), msg);
+            }
+            None => {
+                let msg = "missing: name the backup's namespaces to restore, e.g. namespaces = [\"shop\"]".to_string();
+                self.error(header.clone(), ctx, Some("namespaces"), msg);
+            }
+        }
+        source_namespaces
+    }
+
+    /// `namespace_prefix` (default `vantage-restore-`).
+    fn namespace_prefix(&mut self, raw: &RawRestore, ctx: Option<&str>) -> String {
+        match &raw.namespace_prefix {
+            Some(p) => {
+                let text = p.get_ref();
+                let ok = text.len() <= 30
+                    && text.starts_with(|c: char| c.is_ascii_lowercase())
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !ok {
+                    let msg = format!(
+                        "invalid namespace_prefix {text:?}: up to 30 lowercase letters, digits and `-`, starting with a letter"
+                    );
+                    self.error(p.span(), ctx, Some("namespace_prefix"), msg);
+                }
+                text.clone()
+            }
+            None => "vantage-restore-".to_string(),
+        }
+    }
+
+    /// `restore_timeout`, `ready_timeout`, `ttl` (longer than both
+    /// together), `poll_interval` and `rto`.
+    fn timeouts(&mut self, raw: &RawRestore, header: Range<usize>, ctx: Option<&str>) -> Timeouts {
+        let duration = |v: &mut Self,
+                        raw: &Option<Spanned<toml::Value>>,
+                        key: &str,
+                        example: &str,
+                        range: DurationRange,
+                        default: Duration| match raw {
+            Some(d) => v.duration(d, ctx, key, example, range).unwrap_or(default),
+            None => default,
+        };
+        let restore_timeout = duration(
+            self,
+            &raw.restore_timeout,
+            "restore_timeout",
+            "30m",
+            DurationRange::RESTORE_TIMEOUT,
+            Duration::from_secs(1800),
+        );
+        let ready_timeout = duration(
+            self,
+            &raw.ready_timeout,
+            "ready_timeout",
+            "10m",
+            DurationRange::RESTORE_TIMEOUT,
+            Duration::from_secs(600),
+        );
+        let ttl = duration(
+            self,
+            &raw.ttl,
+            "ttl",
+            "6h",
+            DurationRange::RESTORE_TTL,
+            Duration::from_secs(6 * 3600),
+        );
+        let poll_interval = duration(
+            self,
+            &raw.poll_interval,
+            "poll_interval",
+            "2s",
+            DurationRange::POLL_INTERVAL,
+            Duration::from_secs(2),
+        );
+        let rto_target = raw
+            .rto
+            .as_ref()
+            .and_then(|r| self.duration(r, ctx, "rto", "45m", DurationRange::RESTORE_TTL));
+        if ttl <= restore_timeout.saturating_add(ready_timeout) {
+            let span = raw
+                .ttl
+                .as_ref()
+                .or(raw.restore_timeout.as_ref())
+                .or(raw.ready_timeout.as_ref())
+                .map(Spanned::span)
+                .unwrap_or(header.clone());
+            let msg = format!(
+                "ttl ({}) must be longer than restore_timeout + ready_timeout ({}): the janitor \
+                 would delete the namespace while the run still uses it",
+                crate::units::human_seconds(ttl.as_secs_f64()),
+                crate::units::human_seconds(
+                    restore_timeout.saturating_add(ready_timeout).as_secs_f64()
+                ),
+            );
+            self.error(span, ctx, Some("ttl"), msg);
+        }
+        Timeouts {
+            restore_timeout,
+            ready_timeout,
+            ttl,
+            poll_interval,
+            rto_target,
+        }
+    }
+
+    /// `ready`: `deployment/NAME` or `statefulset/NAME` entries.
+    fn workloads(&mut self, raw: &RawRestore, ctx: Option<&str>) -> Vec<Workload> {
+        let mut workloads = Vec::new();
+        for w in raw.ready.iter().flat_map(|l| l.get_ref()) {
+            let parsed = w.get_ref().split_once('/').and_then(|(kind, name)| {
+                let kind = match kind.trim().to_ascii_lowercase().as_str() {
+                    "deployment" | "deploy" => WorkloadKind::Deployment,
+                    "statefulset" | "sts" => WorkloadKind::StatefulSet,
+                    _ => return None,
+                };
+                is_dns_label(name.trim()).then(|| Workload {
+                    kind,
+                    name: name.trim().to_string(),
+                })
+            });
+            match parsed {
+                Some(w) => workloads.push(w),
+                None => {
+                    let msg = format!(
+                        "invalid workload {:?}: write \"deployment/NAME\" or \"statefulset/NAME\"",
+                        w.get_ref()
+                    );
+                    self.error(w.span(), ctx, Some("ready"), msg);
+                }
+            }
+        }
+        workloads
+    }
+
+    /// `ingress` and `ingress_host_suffix`.
+    fn ingress_policy(&mut self, raw: &RawRestore, ctx: Option<&str>) -> IngressPolicy {
+        match (&raw.ingress, &raw.ingress_host_suffix) {
+            (None, None) => IngressPolicy::Exclude,
+            (Some(i), suffix) => match (i.get_ref().trim(), suffix) {
+                ("exclude", None) => IngressPolicy::Exclude,
+                ("exclude", Some(s)) => {
+                    let msg =
+                        "ingress_host_suffix only applies with ingress = \"rewrite\"".to_string();
+                    self.error(s.span(), ctx, Some("ingress_host_suffix"), msg);
+                    IngressPolicy::Exclude
+                }
+                ("rewrite", Some(s)) => IngressPolicy::RewriteHost {
+                    suffix: s.get_ref().trim().trim_start_matches('.').to_string(),
+                },
+                ("rewrite", None) => {
+                    let msg = "ingress = \"rewrite\" needs ingress_host_suffix, e.g. \"restore.example.com\": hosts become {{namespace}}.SUFFIX".to_string();
+                    self.error(i.span(), ctx, Some("ingress_host_suffix"), msg);
+                    IngressPolicy::Exclude
+                }
+                (other, _) => {
+                    let msg =
+                        format!("invalid ingress {other:?}: expected \"exclude\" or \"rewrite\"");
+                    self.error(i.span(), ctx, Some("ingress"), msg);
+                    IngressPolicy::Exclude
+                }
+            },
+            (None, Some(s)) => {
+                let msg = "ingress_host_suffix needs ingress = \"rewrite\"".to_string();
+                self.error(s.span(), ctx, Some("ingress"), msg);
+                IngressPolicy::Exclude
+            }
+        }
+    }
+
+    /// Every `[[restore.check]]` of restore test number `index`, and
+    /// whether there was any.
+    fn restore_checks(
+        &mut self,
+        index: usize,
+        raw: Vec<Spanned<RawCheck>>,
+        label: &str,
+        sources: &[String],
+        defaults: &Limits,
+        ceiling: Option<&AllowList>,
+    ) -> (Vec<RestoreCheck>, bool) {
+        let mut local = HashMap::new();
+        let checks: Vec<RestoreCheck> = raw
+            .into_iter()
+            .enumerate()
+            .filter_map(|(ci, c)| {
+                self.restore_check(index, ci, c, label, sources, defaults, ceiling, &mut local)
+            })
+            .collect();
+        (checks, !local.is_empty())
     }
 
     /// Warnings and errors about one `egress` block: everything
@@ -1081,4 +974,13 @@ impl Validator<'_> {
             allow_insecure: raw.allow_insecure.map(Spanned::into_inner).unwrap_or(false),
         })
     }
+}
+
+/// The durations of one restore test (see `Validator::timeouts`).
+struct Timeouts {
+    restore_timeout: Duration,
+    ready_timeout: Duration,
+    ttl: Duration,
+    poll_interval: Duration,
+    rto_target: Option<Duration>,
 }
