@@ -336,15 +336,58 @@ impl fmt::Display for VerifyReport {
 /// Read every version under the sink's prefix and verify the log (see the
 /// module docs).
 pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Result<VerifyReport> {
+    let mut issues = Vec::new();
+    let Read {
+        chain,
+        others,
+        versions_listed,
+    } = read_versions(sink, options, &mut issues).await?;
+    if chain.is_empty() {
+        issues.push(Issue::Empty);
+    }
+    let trusted = check_chain(sink, &chain, &others, options.keyring.clone(), &mut issues);
+    let newest_checkpoint = newest_checkpoint(&chain, options.max_age, &mut issues);
+    issues.sort_by_key(issue_seq);
+    Ok(VerifyReport {
+        location: format!("s3://{}/{}", sink.config().bucket, sink.config().prefix),
+        records: chain.into_values().map(|(r, _, _)| r).collect(),
+        versions_listed,
+        key_ids: trusted.map(|r| r.ids()).unwrap_or_default(),
+        newest_checkpoint,
+        max_age: options.max_age,
+        retention_checked: options.require_retention,
+        issues,
+    })
+}
+
+/// seq -> (record, hash of its bytes, version id): the chain as read.
+type Chain = BTreeMap<u64, (AuditRecord, String, String)>;
+
+/// What [`read_versions`] read.
+struct Read {
+    /// The first readable version of each record.
+    chain: Chain,
+    /// Later versions of a key: (seq, version id, record).
+    others: Vec<(u64, String, AuditRecord)>,
+    /// How many object versions the listing returned.
+    versions_listed: usize,
+}
+
+/// Read every version of every object under the prefix: records that do not
+/// parse, sit under the wrong key, lack retention, were deleted or edited
+/// are issues.
+async fn read_versions(
+    sink: &S3Sink,
+    options: &VerifyOptions,
+    issues: &mut Vec<Issue>,
+) -> anyhow::Result<Read> {
     let listed = sink.list_versions().await?;
     let versions_listed = listed.len();
     let mut by_key: BTreeMap<String, Vec<ObjectVersion>> = BTreeMap::new();
     for v in listed {
         by_key.entry(v.key.clone()).or_default().push(v);
     }
-    let mut issues = Vec::new();
-    // seq -> (record, hash of its bytes, version id) of the chain.
-    let mut chain: BTreeMap<u64, (AuditRecord, String, String)> = BTreeMap::new();
+    let mut chain = Chain::new();
     // Later versions of a key: (seq, version id, record), checked once the
     // keys are known.
     let mut others: Vec<(u64, String, AuditRecord)> = Vec::new();
@@ -394,15 +437,26 @@ pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Resul
             });
         }
     }
-    if chain.is_empty() {
-        issues.push(Issue::Empty);
-    }
-    // Gaps, the hash chain, signatures and key rotations, in order.
-    let mut trusted = options.keyring.clone();
+    Ok(Read {
+        chain,
+        others,
+        versions_listed,
+    })
+}
+
+/// Gaps, the hash chain, signatures and key rotations, in order; then the
+/// signatures of later versions. Returns the keyring as rotations left it.
+fn check_chain(
+    sink: &S3Sink,
+    chain: &Chain,
+    others: &[(u64, String, AuditRecord)],
+    mut trusted: Option<Keyring>,
+    issues: &mut Vec<Issue>,
+) -> Option<Keyring> {
     let mut retired: HashMap<String, (u64, String)> = HashMap::new();
     let mut expected_next = 1;
     let mut prev_hash: Option<String> = Some(GENESIS_HASH.to_string());
-    for (&seq, (record, record_hash, version_id)) in &chain {
+    for (&seq, (record, record_hash, version_id)) in chain {
         if seq > expected_next {
             issues.push(Issue::Gap {
                 from: expected_next,
@@ -453,7 +507,7 @@ pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Resul
         }
     }
     if let Some(ring) = &trusted {
-        for (seq, version_id, record) in &others {
+        for (seq, version_id, record) in others {
             if let Err(reason) = ring.verify(record) {
                 issues.push(Issue::BadSignature {
                     seq: *seq,
@@ -463,7 +517,16 @@ pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Resul
             }
         }
     }
-    // The newest checkpoint and its age.
+    trusted
+}
+
+/// The newest checkpoint and its age; with `max_age`, a missing or older
+/// checkpoint is an issue.
+fn newest_checkpoint(
+    chain: &Chain,
+    max_age: Option<Duration>,
+    issues: &mut Vec<Issue>,
+) -> Option<Checkpoint> {
     let now = chrono::Utc::now();
     let newest_checkpoint = chain
         .values()
@@ -476,7 +539,7 @@ pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Resul
                 .ok()
                 .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0) as u64),
         });
-    if let Some(max_age) = options.max_age {
+    if let Some(max_age) = max_age {
         match &newest_checkpoint {
             None => issues.push(Issue::NoCheckpoint),
             Some(c) => {
@@ -492,17 +555,7 @@ pub async fn verify_log(sink: &S3Sink, options: &VerifyOptions) -> anyhow::Resul
             }
         }
     }
-    issues.sort_by_key(issue_seq);
-    Ok(VerifyReport {
-        location: format!("s3://{}/{}", sink.config().bucket, sink.config().prefix),
-        records: chain.into_values().map(|(r, _, _)| r).collect(),
-        versions_listed,
-        key_ids: trusted.map(|r| r.ids()).unwrap_or_default(),
-        newest_checkpoint,
-        max_age: options.max_age,
-        retention_checked: options.require_retention,
-        issues,
-    })
+    newest_checkpoint
 }
 
 fn issue_seq(issue: &Issue) -> u64 {

@@ -204,142 +204,9 @@ impl RestoreReport {
             Verdict::Error => Status::Error,
         };
         let mut assertions = Vec::new();
-        let assert = |name: &str, passed: bool, detail: String| Assertion {
-            name: name.to_string(),
-            passed,
-            detail,
-            duration_ms: None,
-        };
-        if let Some(b) = &self.backup {
-            // The namespace is named only once a usable backup was found.
-            let usable = self.namespace.is_some();
-            let age = b
-                .age_seconds
-                .map(|a| format!(", {} old", crate::units::human_seconds(a)))
-                .unwrap_or_default();
-            assertions.push(assert(
-                "backup selected",
-                usable,
-                format!(
-                    "{} ({}{age}, location {} {})",
-                    b.name,
-                    b.phase.as_deref().unwrap_or("no phase"),
-                    b.storage_location.as_deref().unwrap_or("?"),
-                    b.storage_location_phase.as_deref().unwrap_or("unchecked"),
-                ),
-            ));
-        } else if self.verdict != Verdict::Pass {
-            assertions.push(assert("backup selected", false, self.reason.clone()));
-        }
-        if let Some(r) = &self.restore {
-            let completed = r.phase == "Completed";
-            let progress = match (r.items_restored, r.total_items) {
-                (Some(done), Some(total)) => format!(", {done}/{total} items"),
-                _ => String::new(),
-            };
-            assertions.push(assert(
-                "restore completed",
-                completed,
-                format!(
-                    "{} {}{} (warnings {}, errors {}{progress}){}",
-                    r.name,
-                    r.phase,
-                    if r.timed_out { ", timed out" } else { "" },
-                    r.warnings,
-                    r.errors,
-                    if self.namespaces.len() > 1 {
-                        format!("; {}", self.mapping_text())
-                    } else {
-                        String::new()
-                    }
-                ),
-            ));
-        }
-        if let Some(r) = &self.readiness {
-            let ok = r.not_ready.is_empty() && !r.timed_out;
-            let detail = if ok {
-                format!("ready: {}", r.ready.join(", "))
-            } else {
-                format!("not ready: {}", r.not_ready.join(", "))
-            };
-            assertions.push(assert("app ready", ok, detail));
-        }
-        for check in &self.checks {
-            let name = check["check"].as_str().unwrap_or("check");
-            let check_status = check["status"].as_str().unwrap_or("error");
-            let list = check["assertions"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            if list.is_empty() {
-                assertions.push(assert(
-                    &format!("{name}: {check_status}"),
-                    matches!(check_status, "pass" | "degraded"),
-                    check["summary"].as_str().unwrap_or("").to_string(),
-                ));
-            }
-            for a in list {
-                assertions.push(Assertion {
-                    name: format!("{name}: {}", a["name"].as_str().unwrap_or("")),
-                    passed: a["passed"].as_bool().unwrap_or(false),
-                    detail: a["detail"].as_str().unwrap_or("").to_string(),
-                    duration_ms: a["duration_ms"].as_f64(),
-                });
-            }
-        }
-        for j in &self.jobs {
-            let last = j
-                .log_tail
-                .last()
-                .map(|l| format!("; {l}"))
-                .unwrap_or_default();
-            assertions.push(assert(
-                &format!("data job {}", j.name),
-                j.passed,
-                format!("{}{last}", j.reason),
-            ));
-        }
-        if let Some(items) = self.evidence.as_ref().and_then(|e| e.failed_items.as_ref()) {
-            let listed = items
-                .errors
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ");
-            let more = items.errors_total.saturating_sub(3.min(items.errors.len()));
-            assertions.push(assert(
-                "restore results: no failed items",
-                items.errors_total == 0,
-                format!(
-                    "{} error(s), {} warning(s){}{}",
-                    items.errors_total,
-                    items.warnings_total,
-                    if listed.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {listed}")
-                    },
-                    if more > 0 {
-                        format!(" (and {more} more)")
-                    } else {
-                        String::new()
-                    }
-                ),
-            ));
-        }
-        if let (Some(target), Some(total)) = (self.rto_target_seconds, self.timings.total_seconds) {
-            assertions.push(assert(
-                "rto within target",
-                total <= target,
-                format!(
-                    "measured {} (target {})",
-                    crate::units::human_seconds(total),
-                    crate::units::human_seconds(target)
-                ),
-            ));
-        }
-
+        self.step_assertions(&mut assertions);
+        self.check_assertions(&mut assertions);
+        self.evidence_assertions(&mut assertions);
         let t = &self.timings;
         let measurements = [
             ("select_seconds", t.select_seconds),
@@ -399,6 +266,148 @@ impl RestoreReport {
                 kind: ErrorKind::Host,
                 message: self.reason.clone(),
             }),
+        }
+    }
+
+    /// The backup, restore and readiness steps as assertions.
+    fn step_assertions(&self, assertions: &mut Vec<Assertion>) {
+        if let Some(b) = &self.backup {
+            // The namespace is named only once a usable backup was found.
+            let usable = self.namespace.is_some();
+            let age = b
+                .age_seconds
+                .map(|a| format!(", {} old", crate::units::human_seconds(a)))
+                .unwrap_or_default();
+            assertions.push(assertion(
+                "backup selected",
+                usable,
+                format!(
+                    "{} ({}{age}, location {} {})",
+                    b.name,
+                    b.phase.as_deref().unwrap_or("no phase"),
+                    b.storage_location.as_deref().unwrap_or("?"),
+                    b.storage_location_phase.as_deref().unwrap_or("unchecked"),
+                ),
+            ));
+        } else if self.verdict != Verdict::Pass {
+            assertions.push(assertion("backup selected", false, self.reason.clone()));
+        }
+        if let Some(r) = &self.restore {
+            let completed = r.phase == "Completed";
+            let progress = match (r.items_restored, r.total_items) {
+                (Some(done), Some(total)) => format!(", {done}/{total} items"),
+                _ => String::new(),
+            };
+            assertions.push(assertion(
+                "restore completed",
+                completed,
+                format!(
+                    "{} {}{} (warnings {}, errors {}{progress}){}",
+                    r.name,
+                    r.phase,
+                    if r.timed_out { ", timed out" } else { "" },
+                    r.warnings,
+                    r.errors,
+                    if self.namespaces.len() > 1 {
+                        format!("; {}", self.mapping_text())
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        if let Some(r) = &self.readiness {
+            let ok = r.not_ready.is_empty() && !r.timed_out;
+            let detail = if ok {
+                format!("ready: {}", r.ready.join(", "))
+            } else {
+                format!("not ready: {}", r.not_ready.join(", "))
+            };
+            assertions.push(assertion("app ready", ok, detail));
+        }
+    }
+
+    /// The validation checks' assertions (each named `check: assertion`)
+    /// and the data jobs.
+    fn check_assertions(&self, assertions: &mut Vec<Assertion>) {
+        for check in &self.checks {
+            let name = check["check"].as_str().unwrap_or("check");
+            let check_status = check["status"].as_str().unwrap_or("error");
+            let list = check["assertions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            if list.is_empty() {
+                assertions.push(assertion(
+                    &format!("{name}: {check_status}"),
+                    matches!(check_status, "pass" | "degraded"),
+                    check["summary"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+            for a in list {
+                assertions.push(Assertion {
+                    name: format!("{name}: {}", a["name"].as_str().unwrap_or("")),
+                    passed: a["passed"].as_bool().unwrap_or(false),
+                    detail: a["detail"].as_str().unwrap_or("").to_string(),
+                    duration_ms: a["duration_ms"].as_f64(),
+                });
+            }
+        }
+        for j in &self.jobs {
+            let last = j
+                .log_tail
+                .last()
+                .map(|l| format!("; {l}"))
+                .unwrap_or_default();
+            assertions.push(assertion(
+                &format!("data job {}", j.name),
+                j.passed,
+                format!("{}{last}", j.reason),
+            ));
+        }
+    }
+
+    /// Velero's failed items and the RTO target.
+    fn evidence_assertions(&self, assertions: &mut Vec<Assertion>) {
+        if let Some(items) = self.evidence.as_ref().and_then(|e| e.failed_items.as_ref()) {
+            let listed = items
+                .errors
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            let more = items.errors_total.saturating_sub(3.min(items.errors.len()));
+            assertions.push(assertion(
+                "restore results: no failed items",
+                items.errors_total == 0,
+                format!(
+                    "{} error(s), {} warning(s){}{}",
+                    items.errors_total,
+                    items.warnings_total,
+                    if listed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {listed}")
+                    },
+                    if more > 0 {
+                        format!(" (and {more} more)")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        if let (Some(target), Some(total)) = (self.rto_target_seconds, self.timings.total_seconds) {
+            assertions.push(assertion(
+                "rto within target",
+                total <= target,
+                format!(
+                    "measured {} (target {})",
+                    crate::units::human_seconds(total),
+                    crate::units::human_seconds(target)
+                ),
+            ));
         }
     }
 }
@@ -512,4 +521,14 @@ pub struct StoredFile {
     pub sha256: String,
     /// Their length.
     pub bytes: u64,
+}
+
+/// A passed or failed assertion with its detail, without a duration.
+fn assertion(name: &str, passed: bool, detail: String) -> Assertion {
+    Assertion {
+        name: name.to_string(),
+        passed,
+        detail,
+        duration_ms: None,
+    }
 }
