@@ -84,15 +84,7 @@ impl Validator<'_> {
             None => Some(Duration::ZERO),
         };
 
-        let mut targets = Vec::new();
-        for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
-            if t.get_ref().trim().is_empty() {
-                let msg = "a target is empty: write a URL like \"https://api.example.com/healthz\""
-                    .to_string();
-                self.error(t.span(), ctx, Some("targets"), msg);
-            }
-            targets.push(t.get_ref().clone());
-        }
+        let targets = self.targets(&raw, ctx);
         let raw_targets: &[Spanned<String>] = raw.targets.as_ref().map_or(&[], |l| l.get_ref());
         let allow = self.allow(raw.allow.as_ref(), raw_targets, ceiling, ctx);
 
@@ -124,24 +116,7 @@ impl Validator<'_> {
                 .unwrap_or(Duration::from_secs(1)),
             None => Duration::from_secs(1),
         };
-        let severity = match &raw.severity {
-            Some(s) => {
-                let text = s.get_ref().trim();
-                if text.is_empty()
-                    || !text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    let msg = format!(
-                        "invalid severity {:?}: write a word like \"critical\" or \"warning\"",
-                        s.get_ref()
-                    );
-                    self.error(s.span(), ctx, Some("severity"), msg);
-                }
-                text.to_string()
-            }
-            None => "critical".to_string(),
-        };
+        let severity = self.severity(raw.severity.as_ref(), ctx);
 
         let secrets = self.secrets(&raw, ctx);
         let config = raw
@@ -157,37 +132,7 @@ impl Validator<'_> {
             ctx,
         );
 
-        // Warnings: configurations that work, but probably not as meant.
-        let allow_empty = raw.allow.as_ref().is_none_or(|l| l.get_ref().is_empty());
-        if let (Some(t), true) = (&raw.targets, allow_empty)
-            && !t.get_ref().is_empty()
-        {
-            let msg = "the check has targets but no `allow`, so all outbound access is denied; \
-                       add allow = [\"{target}\"] to let it reach its targets"
-                .to_string();
-            self.warn(t.span(), ctx, Some("targets"), msg);
-        }
-        if let (Some(Schedule::Every(every)), Some(j), Some(raw_j)) =
-            (&schedule, jitter, &raw.jitter)
-            && j >= *every
-        {
-            let msg = format!(
-                "jitter ({}) is not shorter than the interval ({})",
-                humantime::format_duration(j),
-                humantime::format_duration(*every)
-            );
-            self.warn(raw_j.span(), ctx, Some("jitter"), msg);
-        }
-        if let (Some(Schedule::Every(every)), Some(raw_t)) = (&schedule, &raw.timeout)
-            && limits.timeout > *every
-        {
-            let msg = format!(
-                "timeout ({}) is longer than the interval ({}): runs may be skipped",
-                humantime::format_duration(limits.timeout),
-                humantime::format_duration(*every)
-            );
-            self.warn(raw_t.span(), ctx, Some("timeout"), msg);
-        }
+        self.check_warnings(&raw, schedule.as_ref(), jitter, &limits, ctx);
 
         if self.errors.len() > errors_before {
             return None;
@@ -211,6 +156,79 @@ impl Validator<'_> {
             severity,
             allow_insecure: raw.allow_insecure.map(Spanned::into_inner).unwrap_or(false),
         })
+    }
+
+    /// `targets`: each kept as written; an empty one is an error.
+    fn targets(&mut self, raw: &RawCheck, ctx: Option<&str>) -> Vec<String> {
+        let mut targets = Vec::new();
+        for t in raw.targets.iter().flat_map(|l| l.get_ref()) {
+            if t.get_ref().trim().is_empty() {
+                let msg = "a target is empty: write a URL like \"https://api.example.com/healthz\""
+                    .to_string();
+                self.error(t.span(), ctx, Some("targets"), msg);
+            }
+            targets.push(t.get_ref().clone());
+        }
+        targets
+    }
+
+    /// `severity`: a word (letters, digits, `-`, `_`), `critical` by
+    /// default; for checks and restore tests alike.
+    pub(super) fn severity(&mut self, raw: Option<&Spanned<String>>, ctx: Option<&str>) -> String {
+        let Some(s) = raw else {
+            return "critical".to_string();
+        };
+        let text = s.get_ref().trim();
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if text.is_empty() || !text.chars().all(word) {
+            let msg = format!(
+                "invalid severity {:?}: write a word like \"critical\" or \"warning\"",
+                s.get_ref()
+            );
+            self.error(s.span(), ctx, Some("severity"), msg);
+        }
+        text.to_string()
+    }
+
+    /// Warnings: configurations that work, but probably not as meant.
+    fn check_warnings(
+        &mut self,
+        raw: &RawCheck,
+        schedule: Option<&Schedule>,
+        jitter: Option<Duration>,
+        limits: &Limits,
+        ctx: Option<&str>,
+    ) {
+        let allow_empty = raw.allow.as_ref().is_none_or(|l| l.get_ref().is_empty());
+        if let (Some(t), true) = (&raw.targets, allow_empty)
+            && !t.get_ref().is_empty()
+        {
+            let msg = "the check has targets but no `allow`, so all outbound access is denied; \
+                       add allow = [\"{target}\"] to let it reach its targets"
+                .to_string();
+            self.warn(t.span(), ctx, Some("targets"), msg);
+        }
+        if let (Some(Schedule::Every(every)), Some(j), Some(raw_j)) =
+            (schedule, jitter, &raw.jitter)
+            && j >= *every
+        {
+            let msg = format!(
+                "jitter ({}) is not shorter than the interval ({})",
+                humantime::format_duration(j),
+                humantime::format_duration(*every)
+            );
+            self.warn(raw_j.span(), ctx, Some("jitter"), msg);
+        }
+        if let (Some(Schedule::Every(every)), Some(raw_t)) = (schedule, &raw.timeout)
+            && limits.timeout > *every
+        {
+            let msg = format!(
+                "timeout ({}) is longer than the interval ({}): runs may be skipped",
+                humantime::format_duration(limits.timeout),
+                humantime::format_duration(*every)
+            );
+            self.warn(raw_t.span(), ctx, Some("timeout"), msg);
+        }
     }
 
     /// A check's `timeout`, `memory`, `fuel` and `cpu` over `defaults`: the

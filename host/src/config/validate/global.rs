@@ -37,28 +37,8 @@ impl Validator<'_> {
                 global.data_dir = Some(self.resolve(dir.get_ref()));
             }
         }
-        if let Some(list) = raw.allow_ceiling {
-            let errors_before = self.errors.len();
-            let mut patterns = Vec::new();
-            for entry in list.get_ref() {
-                if entry.get_ref().trim() == TARGET_PLACEHOLDER {
-                    let msg = "`{target}` only works in a check's `allow` list: \
-                               the ceiling must name hosts, e.g. \"https://*\""
-                        .to_string();
-                    self.error(entry.span(), GLOBAL, Some("allow_ceiling"), msg);
-                    continue;
-                }
-                match entry.get_ref().parse::<AllowPattern>() {
-                    Ok(p) => patterns.push(p),
-                    Err(e) => {
-                        self.error(entry.span(), GLOBAL, Some("allow_ceiling"), e.to_string())
-                    }
-                }
-            }
-            // An invalid ceiling is reported once, here, not again per check.
-            if self.errors.len() == errors_before {
-                global.allow_ceiling = Some(AllowList::from(patterns));
-            }
+        if let Some(list) = &raw.allow_ceiling {
+            global.allow_ceiling = self.allow_ceiling(list);
         }
         if let Some(listen) = raw.listen {
             match listen.get_ref().parse::<std::net::SocketAddr>() {
@@ -137,6 +117,28 @@ impl Validator<'_> {
                 .unwrap_or(global.shutdown_grace);
         }
         global
+    }
+
+    /// `allow_ceiling`: the patterns no check's allow list may exceed;
+    /// `None` when invalid (reported once, here, not again per check).
+    fn allow_ceiling(&mut self, list: &SpannedList) -> Option<AllowList> {
+        let errors_before = self.errors.len();
+        let mut patterns = Vec::new();
+        for entry in list.get_ref() {
+            if entry.get_ref().trim() == TARGET_PLACEHOLDER {
+                let msg = "`{target}` only works in a check's `allow` list: \
+                           the ceiling must name hosts, e.g. \"https://*\""
+                    .to_string();
+                self.error(entry.span(), GLOBAL, Some("allow_ceiling"), msg);
+                continue;
+            }
+            match entry.get_ref().parse::<AllowPattern>() {
+                Ok(p) => patterns.push(p),
+                Err(e) => self.error(entry.span(), GLOBAL, Some("allow_ceiling"), e.to_string()),
+            }
+        }
+        // An invalid ceiling is reported once, here, not again per check.
+        (self.errors.len() == errors_before).then(|| AllowList::from(patterns))
     }
 
     /// `[alerts]`.

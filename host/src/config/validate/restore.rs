@@ -288,10 +288,7 @@ impl Validator<'_> {
             template
         });
         let audit = self.audit_flag(&raw, audit_configured, ctx);
-        let severity = match &raw.severity {
-            Some(s) => s.get_ref().trim().to_string(),
-            None => "critical".to_string(),
-        };
+        let severity = self.severity(raw.severity.as_ref(), ctx);
 
         acceptance.jobs = self.restore_jobs(raw.job, &source_namespaces, ctx);
         let (checks, any_check) = self.restore_checks(
@@ -830,30 +827,9 @@ impl Validator<'_> {
         }
     }
 
-    /// One `[[restore.check]]`.
-    #[allow(clippy::too_many_arguments)]
-    fn restore_check(
-        &mut self,
-        restore_index: usize,
-        index: usize,
-        raw: Spanned<RawCheck>,
-        restore_label: &str,
-        sources: &[String],
-        defaults: &Limits,
-        ceiling: Option<&AllowList>,
-        seen: &mut HashMap<String, usize>,
-    ) -> Option<RestoreCheck> {
-        let header = raw.span();
-        let raw = raw.into_inner();
-        let label = match &raw.name {
-            Some(n) => format!("{restore_label} check {:?}", n.get_ref()),
-            None => format!("{restore_label} check #{}", index + 1),
-        };
-        let ctx = Some(label.as_str());
-        let errors_before = self.errors.len();
-
-        // Keys of `[[check]]` that make no sense here: the restore test owns
-        // the schedule and the verdict.
+    /// Keys of `[[check]]` that make no sense in a restore check: the
+    /// restore test owns the schedule and the verdict.
+    fn refuse_scheduling_keys(&mut self, raw: &RawCheck, ctx: Option<&str>) {
         let scheduled: [(&str, Option<Range<usize>>); 10] = [
             ("every", raw.every.as_ref().map(Spanned::span)),
             ("cron", raw.cron.as_ref().map(Spanned::span)),
@@ -881,9 +857,19 @@ impl Validator<'_> {
                 self.error(span, ctx, Some(key), msg);
             }
         }
-        let name = self.unique_name(raw.name.as_ref(), "check", header.clone(), ctx, seen);
-        let component = self.component(&raw, header.clone(), ctx);
+    }
 
+    /// `targets` and `allow` as templates; rendered with sample namespaces,
+    /// they are checked once now (patterns, `{target}`, the ceiling, and
+    /// cluster addresses a check could not reach).
+    fn restore_targets(
+        &mut self,
+        raw: &RawCheck,
+        sources: &[String],
+        header: Range<usize>,
+        ceiling: Option<&AllowList>,
+        ctx: Option<&str>,
+    ) -> (Vec<Template>, Vec<Template>) {
         let sample = sample_vars(sources);
         let sample_namespaces: Vec<&str> = sample
             .namespaces
@@ -920,6 +906,36 @@ impl Validator<'_> {
                 self.warn(t.span(), ctx, Some("targets"), msg);
             }
         }
+        (targets, allow)
+    }
+
+    /// One `[[restore.check]]`.
+    #[allow(clippy::too_many_arguments)]
+    fn restore_check(
+        &mut self,
+        restore_index: usize,
+        index: usize,
+        raw: Spanned<RawCheck>,
+        restore_label: &str,
+        sources: &[String],
+        defaults: &Limits,
+        ceiling: Option<&AllowList>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<RestoreCheck> {
+        let header = raw.span();
+        let raw = raw.into_inner();
+        let label = match &raw.name {
+            Some(n) => format!("{restore_label} check {:?}", n.get_ref()),
+            None => format!("{restore_label} check #{}", index + 1),
+        };
+        let ctx = Some(label.as_str());
+        let errors_before = self.errors.len();
+
+        self.refuse_scheduling_keys(&raw, ctx);
+        let name = self.unique_name(raw.name.as_ref(), "check", header.clone(), ctx, seen);
+        let component = self.component(&raw, header.clone(), ctx);
+
+        let (targets, allow) = self.restore_targets(&raw, sources, header.clone(), ceiling, ctx);
 
         let limits = self.limits(&raw, defaults, ctx);
         let secrets = self.secrets(&raw, ctx);

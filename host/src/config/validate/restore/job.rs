@@ -2,6 +2,7 @@
 //! `restore::job`).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
@@ -77,67 +78,8 @@ impl Validator<'_> {
                     None
                 }
             };
-            let mut command = Vec::new();
-            match &job.command {
-                Some(list) if !list.get_ref().is_empty() => {
-                    for part in list.get_ref() {
-                        let t = Template(part.get_ref().clone());
-                        self.job_template(&t, sources, part.span(), ctx, "job.command");
-                        command.push(t);
-                    }
-                }
-                Some(list) => {
-                    let msg = "job command is empty".to_string();
-                    self.error(list.span(), ctx, Some("job.command"), msg);
-                }
-                None => {
-                    let msg =
-                        "a [[restore.job]] needs a command, e.g. [\"psql\", \"-c\", \"select 1\"]"
-                            .to_string();
-                    self.error(header.clone(), ctx, Some("job.command"), msg);
-                }
-            }
-            let mut env = Vec::new();
-            if let Some(table) = &job.env {
-                for (key, value) in table.get_ref() {
-                    let key_name = format!("job.env.{key}");
-                    if !is_env_name(key) {
-                        let msg = format!("invalid environment variable name {key:?}");
-                        self.error(table.span(), ctx, Some(&key_name), msg);
-                        continue;
-                    }
-                    let Some(text) = value.as_str() else {
-                        let msg = format!(
-                            "env {key} must be a string: a value, or \"secret:SECRET/KEY\" for a key of a restored Secret"
-                        );
-                        self.error(table.span(), ctx, Some(&key_name), msg);
-                        continue;
-                    };
-                    if let Some(reference) = text.strip_prefix("secret:") {
-                        match reference.split_once('/') {
-                            Some((secret, k)) if is_dns_label(secret) && !k.is_empty() => {
-                                env.push((
-                                    key.clone(),
-                                    JobEnv::Secret {
-                                        name: secret.to_string(),
-                                        key: k.to_string(),
-                                    },
-                                ));
-                            }
-                            _ => {
-                                let msg = format!(
-                                    "invalid secret reference {text:?}: write \"secret:SECRET/KEY\", a key of a Secret restored into the namespace"
-                                );
-                                self.error(table.span(), ctx, Some(&key_name), msg);
-                            }
-                        }
-                    } else {
-                        let t = Template(text.to_string());
-                        self.job_template(&t, sources, table.span(), ctx, &key_name);
-                        env.push((key.clone(), JobEnv::Value(t)));
-                    }
-                }
-            }
+            let command = self.job_command(&job, sources, header.clone(), ctx);
+            let env = self.job_env(&job, sources, ctx);
             let timeout = match &job.timeout {
                 Some(t) => self
                     .parse_text(t, ctx, "job.timeout", "5m", parse_timeout)
@@ -175,6 +117,89 @@ impl Validator<'_> {
             });
         }
         jobs
+    }
+
+    /// `command`: each part a template; required, not empty.
+    fn job_command(
+        &mut self,
+        job: &RawJob,
+        sources: &[String],
+        header: Range<usize>,
+        ctx: Option<&str>,
+    ) -> Vec<Template> {
+        let mut command = Vec::new();
+        match &job.command {
+            Some(list) if !list.get_ref().is_empty() => {
+                for part in list.get_ref() {
+                    let t = Template(part.get_ref().clone());
+                    self.job_template(&t, sources, part.span(), ctx, "job.command");
+                    command.push(t);
+                }
+            }
+            Some(list) => {
+                let msg = "job command is empty".to_string();
+                self.error(list.span(), ctx, Some("job.command"), msg);
+            }
+            None => {
+                let msg =
+                    "a [[restore.job]] needs a command, e.g. [\"psql\", \"-c\", \"select 1\"]"
+                        .to_string();
+                self.error(header.clone(), ctx, Some("job.command"), msg);
+            }
+        }
+        command
+    }
+
+    /// `env`: values (templates) and `secret:SECRET/KEY` references to keys
+    /// of restored Secrets.
+    fn job_env(
+        &mut self,
+        job: &RawJob,
+        sources: &[String],
+        ctx: Option<&str>,
+    ) -> Vec<(String, JobEnv)> {
+        let mut env = Vec::new();
+        if let Some(table) = &job.env {
+            for (key, value) in table.get_ref() {
+                let key_name = format!("job.env.{key}");
+                if !is_env_name(key) {
+                    let msg = format!("invalid environment variable name {key:?}");
+                    self.error(table.span(), ctx, Some(&key_name), msg);
+                    continue;
+                }
+                let Some(text) = value.as_str() else {
+                    let msg = format!(
+                        "env {key} must be a string: a value, or \"secret:SECRET/KEY\" for a key of a restored Secret"
+                    );
+                    self.error(table.span(), ctx, Some(&key_name), msg);
+                    continue;
+                };
+                if let Some(reference) = text.strip_prefix("secret:") {
+                    match reference.split_once('/') {
+                        Some((secret, k)) if is_dns_label(secret) && !k.is_empty() => {
+                            env.push((
+                                key.clone(),
+                                JobEnv::Secret {
+                                    name: secret.to_string(),
+                                    key: k.to_string(),
+                                },
+                            ));
+                        }
+                        _ => {
+                            let msg = format!(
+                                "invalid secret reference {text:?}: write \"secret:SECRET/KEY\", a key of a Secret restored into the namespace"
+                            );
+                            self.error(table.span(), ctx, Some(&key_name), msg);
+                        }
+                    }
+                } else {
+                    let t = Template(text.to_string());
+                    self.job_template(&t, sources, table.span(), ctx, &key_name);
+                    env.push((key.clone(), JobEnv::Value(t)));
+                }
+            }
+        }
+        env
     }
 
     /// Unknown placeholders, and `{{namespace:SOURCE}}` naming no source
