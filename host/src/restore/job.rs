@@ -134,10 +134,37 @@ pub async fn run(
     let built = build_job(job, namespace, vars, labels);
     let name = job_name(&job.name);
     jobs.create(&PostParams::default(), &built).await?;
-    let limit = job.timeout + DEADLINE_GRACE;
+    let finished = wait_for_end(&jobs, &name, job.timeout + DEADLINE_GRACE, start, pacing).await?;
+    let (exit_code, raw_tail, log_error) = last_pod(client, namespace, job).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (passed, reason) = judge(job, finished, exit_code, &raw_tail, seconds);
+    let log_tail = match log_error {
+        Some(unavailable) => vec![unavailable],
+        None => redacted_tail(client, namespace, job, labels, pacing, raw_tail).await,
+    };
+    Ok(JobOutcome {
+        name: job.name.clone(),
+        job: name,
+        passed,
+        exit_code,
+        reason,
+        log_tail,
+        seconds,
+    })
+}
+
+/// Poll Job `name` until it ends or `limit` has passed since `start`
+/// (`None`); [`MAX_POLL_ERRORS`] failed polls in a row are an error.
+async fn wait_for_end(
+    jobs: &Api<Job>,
+    name: &str,
+    limit: Duration,
+    start: Instant,
+    pacing: &Pacing,
+) -> Result<Option<End>, kube::Error> {
     let mut errors = 0;
     let finished = loop {
-        match jobs.get(&name).await {
+        match jobs.get(name).await {
             Ok(j) => {
                 errors = 0;
                 if let Some(end) = ended(&j) {
@@ -162,6 +189,17 @@ pub async fn run(
         .await;
     };
 
+    Ok(finished)
+}
+
+/// The exit code and last log lines of the job's newest pod (the log as
+/// the container wrote it: it decides `expect_output` and is never
+/// reported as is), or why the log could not be read.
+async fn last_pod(
+    client: &kube::Client,
+    namespace: &str,
+    job: &RestoreJob,
+) -> Result<(Option<i32>, Vec<String>, Option<String>), kube::Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let selector = format!("{JOB_LABEL}={}", job.name);
     let pod = pods
@@ -175,8 +213,6 @@ pub async fn run(
                 .cmp(&b.metadata.creation_timestamp)
         });
     let exit_code = pod.as_ref().and_then(exit_code);
-    // The log as the container wrote it: decides `expect_output`, never
-    // reported as is (see `log_tail` below).
     let (raw_tail, log_error) = match &pod {
         Some(p) => {
             let params = LogParams {
@@ -201,8 +237,18 @@ pub async fn run(
         }
         None => (Vec::new(), None),
     };
-    let seconds = start.elapsed().as_secs_f64();
-    let (passed, reason) = match finished {
+    Ok((exit_code, raw_tail, log_error))
+}
+
+/// Whether the job proved the data, and why, one line.
+fn judge(
+    job: &RestoreJob,
+    finished: Option<End>,
+    exit_code: Option<i32>,
+    raw_tail: &[String],
+    seconds: f64,
+) -> (bool, String) {
+    match finished {
         None => (
             false,
             format!(
@@ -230,29 +276,30 @@ pub async fn run(
             (Some(expect), _) => (true, format!("exit 0, output has {expect:?}")),
             (None, _) => (true, "exit 0".to_string()),
         },
-    };
-    let log_tail = if let Some(unavailable) = log_error {
-        vec![unavailable]
-    } else if raw_tail.is_empty() {
-        raw_tail
-    } else {
-        match secrets::redactor(client, namespace, job, labels, pacing).await {
-            Ok(redactor) => raw_tail
-                .iter()
-                .map(|line| redactor.redact(line).into_owned())
-                .collect(),
-            Err(why) => vec![format!("({} log line(s) withheld: {why})", raw_tail.len())],
-        }
-    };
-    Ok(JobOutcome {
-        name: job.name.clone(),
-        job: name,
-        passed,
-        exit_code,
-        reason,
-        log_tail,
-        seconds,
-    })
+    }
+}
+
+/// The log lines to report: every fragment of the Secret values the job
+/// read redacted (see [`secrets::redactor`]), or withheld when those values
+/// cannot be read.
+async fn redacted_tail(
+    client: &kube::Client,
+    namespace: &str,
+    job: &RestoreJob,
+    labels: &BTreeMap<String, String>,
+    pacing: &Pacing,
+    raw_tail: Vec<String>,
+) -> Vec<String> {
+    if raw_tail.is_empty() {
+        return raw_tail;
+    }
+    match secrets::redactor(client, namespace, job, labels, pacing).await {
+        Ok(redactor) => raw_tail
+            .iter()
+            .map(|line| redactor.redact(line).into_owned())
+            .collect(),
+        Err(why) => vec![format!("({} log line(s) withheld: {why})", raw_tail.len())],
+    }
 }
 
 /// How a Job ended.
