@@ -2,18 +2,21 @@
 //! restore, by running checks written as WebAssembly components in a sandbox.
 //!
 //! Data flows one way:
-//! [`config`] → schedule → [`runtime`] (sandboxed, with [`capabilities`] under
-//! the outbound [`policy`]) → [`result`] → sinks.
+//! [`config`] → schedule ([`daemon`]) → [`runtime`] (sandboxed, with
+//! [`capabilities`] under the outbound [`policy`]) → [`result`] → [`sinks`].
+//! Modules form layers, each importing only lower ones (ARCHITECTURE.md;
+//! a test enforces it):
 //!
-//! - [`config`]: `vantage.toml`, parsed and validated.
-//! - [`policy`]: the outbound allow list every capability enforces.
-//! - [`runtime`]: the wasmtime engine, component cache, limits and runs.
-//! - [`capabilities`]: one module per WIT interface the host provides.
-//! - [`result`]: [`result::CheckResult`], the one result type.
-//! - [`daemon`]: the scheduler that runs checks forever.
-//! - [`sinks`]: metrics, alerts, history, HTTP API and status page.
+//! - bottom: [`units`], [`pace`] (clock, backoff, log limiter), [`bindings`]
+//!   (the WIT world), [`policy`], [`result`] (plain result and report data);
+//! - [`config`]: `vantage.toml`, parsed and validated;
+//! - [`capabilities`]: one module per WIT interface the host provides;
+//! - [`runtime`]: the wasmtime engine, component cache, limits and runs;
+//! - [`sinks`]: board, metrics, alerts, history, HTTP API and status page;
+//! - `audit` and `restore` (cargo feature `restore`, on by default): the
+//!   tamper-evident audit log and restore tests of Velero backups;
+//! - [`daemon`]: the scheduler that runs checks and restore tests forever;
 //! - [`cli`]: the `vantage` command's subcommands.
-//! - [`audit`]: the tamper-evident audit log (signed, chained records on S3).
 
 #![warn(missing_docs)]
 
