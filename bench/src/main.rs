@@ -227,15 +227,18 @@ fn components(opts: &Opts) -> anyhow::Result<Components> {
     Ok(components)
 }
 
-/// The `vantage` binary: `--vantage`, else `cargo build --release --bin
-/// vantage` (a no-op when up to date) and the binary next to this one.
+/// The `vantage` binary: `--vantage`, else `cargo build --release
+/// --workspace --bin vantage` (a no-op when up to date) and the binary next
+/// to this one. `--workspace`, not `-p vantage`: features are resolved over
+/// the whole workspace as in `cargo build --release`, so its wasmtime is
+/// reused instead of compiled again with another feature set.
 fn vantage_binary(opts: &Opts) -> anyhow::Result<PathBuf> {
     if let Some(path) = &opts.vantage {
         return Ok(path.clone());
     }
-    eprintln!("building the daemon (cargo build --release -p vantage --bin vantage)");
+    eprintln!("building the daemon (cargo build --release --workspace --bin vantage)");
     let status = cargo()
-        .args(["build", "--release", "-p", "vantage", "--bin", "vantage"])
+        .args(["build", "--release", "--workspace", "--bin", "vantage"])
         .current_dir(repo())
         .status()?;
     anyhow::ensure!(status.success(), "building vantage failed");
