@@ -837,4 +837,49 @@ mod tests {
         let text = metrics.render();
         assert!(!text.contains(r#"check="db""#), "{text}");
     }
+
+    #[test]
+    fn http_gauges_sum_phases_take_the_last_status_and_the_earliest_expiry() {
+        let board = Board::default();
+        let metrics = Metrics::new(board.clone(), "fra1");
+        let mut ok = record("web", Status::Pass);
+        let exchange = |status, resolve_ms, expiry| crate::result::HttpTrace {
+            method: "GET".into(),
+            url: "https://127.0.0.1/".into(),
+            status,
+            remote_addr: None,
+            redirects: 0,
+            timings: crate::result::http::Timings {
+                resolve_ms,
+                connect_ms: 2.0,
+                tls_ms: 3.0,
+                processing_ms: 4.0,
+                transfer_ms: 5.0,
+                total_ms: 15.0,
+            },
+            error: None,
+            tls_earliest_expiry_unix_ms: expiry,
+        };
+        ok.result.timings.http = vec![
+            exchange(Some(301), 250.0, Some(2_000_000_000_000)),
+            exchange(Some(200), 750.0, Some(1_900_000_000_000)),
+            exchange(None, 0.0, None),
+        ];
+        board.insert(view(ok));
+        board.insert(view(record("idle", Status::Pass)));
+        let text = metrics.render();
+        for line in [
+            r#"probe_http_duration_seconds{check="web",location="fra1",phase="resolve"} 1"#,
+            r#"probe_http_duration_seconds{check="web",location="fra1",phase="transfer"} 0.015"#,
+            r#"probe_http_status_code{check="web",location="fra1"} 200"#,
+            r#"probe_ssl_earliest_cert_expiry{check="web",location="fra1"} 1900000000"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // A run without HTTP exchanges has no HTTP series.
+        assert!(
+            !text.contains(r#"probe_http_status_code{check="idle""#),
+            "{text}"
+        );
+    }
 }
