@@ -123,19 +123,12 @@ pub async fn run(
     let warm_median = median(&warm_ready);
 
     let mut section = Section::new("5. Cold start");
-    section.para(format!(
-        "The real daemon with {components} checks, each with its own component: {components} \
-         variants of the `http` check ({}), each with a custom section \
-         `vantage-bench-variant` holding its index appended, so every variant has its own \
-         sha256 ({distinct} distinct) and so its own compiled-cache entry (`<sha256>-<engine \
-         hash>.cwasm`; the cold start left **{cached}** entries in the empty `--cache-dir`), \
-         and still loads and describes itself like the original (checked through the \
-         runtime). Time from spawning the process to `/healthz` answering, and to \
-         `/api/v1/checks` listing all {components} checks (= every component loaded: the \
-         daemon loads them all before it spawns the check tasks); polled every 2 ms and \
-         10 ms. First start with an empty cache directory, then {warm_starts} starts with \
-         the cache it filled (the same data directory: a restart).",
-        probe::describe_file(&base_path),
+    section.para(describe(
+        &base_path,
+        components,
+        distinct,
+        cached,
+        warm_starts,
     ));
     section.table(
         &[
@@ -202,6 +195,30 @@ async fn write_variants(
         "the variant does not describe itself like the original"
     );
     Ok((entries, digests.len()))
+}
+
+/// Report: the paragraph that says how the variants are made and the starts timed.
+fn describe(
+    base_path: &Path,
+    components: usize,
+    distinct: usize,
+    cached: usize,
+    warm_starts: usize,
+) -> String {
+    format!(
+        "The real daemon with {components} checks, each with its own component: {components} \
+         variants of the `http` check ({}), each with a custom section \
+         `vantage-bench-variant` holding its index appended, so every variant has its own \
+         sha256 ({distinct} distinct) and so its own compiled-cache entry (`<sha256>-<engine \
+         hash>.cwasm`; the cold start left **{cached}** entries in the empty `--cache-dir`), \
+         and still loads and describes itself like the original (checked through the \
+         runtime). Time from spawning the process to `/healthz` answering, and to \
+         `/api/v1/checks` listing all {components} checks (= every component loaded: the \
+         daemon loads them all before it spawns the check tasks); polled every 2 ms and \
+         10 ms. First start with an empty cache directory, then {warm_starts} starts with \
+         the cache it filled (the same data directory: a restart).",
+        probe::describe_file(base_path),
+    )
 }
 
 /// Report: a table row per start, the cold one first.
