@@ -264,12 +264,106 @@ pub async fn run(
     let dir = TempDir::new("blackbox")?;
     let blackbox = Blackbox::start(dir.path(), &target.ca_file).await?;
     let runtime = probe::runtime()?;
-    let check = components.load(&runtime, "http").await?;
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&target.ca_file)?)?;
-
+    let probers = Probers {
+        check: components.load(&runtime, "http").await?,
+        runtime,
+        blackbox: &blackbox,
+        client: reqwest::Client::builder().no_proxy().build()?,
+        ca: reqwest::Certificate::from_pem(&std::fs::read(&target.ca_file)?)?,
+        probes,
+        concurrency,
+        rounds,
+    };
     let mut section = Section::new("3. Versus blackbox_exporter (probes per CPU-second)");
-    section.para(format!(
+    section.para(describe(
+        &blackbox.version,
+        components,
+        probes,
+        concurrency,
+        rounds,
+    ));
+    let cases = [
+        ("HTTP", "http_bench", &target.http, false),
+        ("HTTPS", "https_bench", &target.https, true),
+        (
+            "HTTPS, both skipping CA verification (reference)",
+            "https_insecure",
+            &target.https,
+            true,
+        ),
+    ];
+    let mut rows = Vec::new();
+    let mut vantage_https: Option<(Rates, Rates, String)> = None;
+    for (label, module, base, tls) in cases {
+        let url = format!("{base}/healthz");
+        let reuse_vantage = module == "https_insecure";
+        let (bb, va, na, load) = probers.measure(module, &url, tls, reuse_vantage).await?;
+        let (va, na, va_load) = if reuse_vantage {
+            let (rates, native, load) = vantage_https.take().context("HTTPS case first")?;
+            (rates, native, format!("{load} (the HTTPS rounds above)"))
+        } else {
+            (va, na, load.clone())
+        };
+        let (bb_rate, va_rate) = (median(&bb.per_cpu_s), median(&va.per_cpu_s));
+        let r = va_rate / bb_rate;
+        eprintln!(
+            "blackbox {label}: blackbox {bb_rate:.0}/CPU-s, vantage {va_rate:.0}/CPU-s, ratio {r:.2}, load {load}"
+        );
+        rows.extend(case_rows(label, [&bb, &va, &na], load, &va_load));
+        let what = match module {
+            "http_bench" => "3. Vs blackbox_exporter, HTTP, probes per CPU-second",
+            "https_bench" => "3. Vs blackbox_exporter, HTTPS, probes per CPU-second",
+            _ => continue,
+        };
+        section.verdict(ratio_verdict(what, va_rate, bb_rate));
+        if module == "https_bench" {
+            vantage_https = Some((va, na, va_load));
+        }
+    }
+    section.table(&HEADER, &rows);
+    drop(probers);
+    drop(blackbox);
+    Ok(section)
+}
+
+/// The table's columns.
+const HEADER: [&str; 9] = [
+    "Case",
+    "Prober",
+    "probes/CPU-s (median)",
+    "per round",
+    "CPU µs/probe",
+    "probes/s (wall)",
+    "failed/probes",
+    "vs blackbox",
+    "load (1/5/15 min)",
+];
+
+/// Report: Vantage's rate against blackbox_exporter's, as a target of issue 5.
+fn ratio_verdict(what: &str, va_rate: f64, bb_rate: f64) -> Verdict {
+    let r = va_rate / bb_rate;
+    Verdict::new(
+        what,
+        "≥ 4×",
+        format!(
+            "{} ({} vs {} probes/CPU-s)",
+            ratio(r),
+            group(va_rate.round() as i64),
+            group(bb_rate.round() as i64)
+        ),
+        r >= TARGET_RATIO,
+    )
+}
+
+/// Report: the paragraph that says how both probers are run and measured.
+fn describe(
+    version: &str,
+    components: &Components,
+    probes: usize,
+    concurrency: usize,
+    rounds: usize,
+) -> String {
+    format!(
         "blackbox_exporter: Debian's `prometheus-blackbox-exporter` ({}), started on \
          127.0.0.1 with an `http` module per case: `valid_status_codes: [200]`, \
          `fail_if_body_not_matches_regexp: ['{BODY_REGEX}']`, `preferred_ip_protocol: ip4`; \
@@ -288,33 +382,51 @@ pub async fn run(
          Reference row: the same probe in native Rust (reqwest, `pool_max_idle_per_host(0)`, \
          the test CA trusted, the regex compiled once), {concurrency} at a time in this \
          process — what a Rust prober without a sandbox reaches here.",
-        blackbox.version,
+        version,
         probe::describe_file(&components.path("http")),
         probes / 10,
-    ));
+    )
+}
 
-    let cases = [
-        ("HTTP", "http_bench", &target.http, false),
-        ("HTTPS", "https_bench", &target.https, true),
-        (
-            "HTTPS, both skipping CA verification (reference)",
-            "https_insecure",
-            &target.https,
-            true,
-        ),
-    ];
-    let mut rows = Vec::new();
-    let mut vantage_https: Option<(Rates, Rates, String)> = None;
-    for (label, module, base, tls) in cases {
-        let url = format!("{base}/healthz");
-        let spec = probe::http_spec(&url, tls)?;
-        let reuse_vantage = module == "https_insecure";
+/// The three probers of the comparison and how hard to drive them.
+struct Probers<'a> {
+    /// The daemon's runtime (Vantage's prober).
+    runtime: Arc<Runtime>,
+    /// The `http` check, loaded.
+    check: Arc<LoadedCheck>,
+    /// The running blackbox_exporter.
+    blackbox: &'a Blackbox,
+    /// The client that drives blackbox_exporter.
+    client: reqwest::Client,
+    /// The test CA, trusted by the native prober for HTTPS.
+    ca: reqwest::Certificate,
+    /// Probes per round.
+    probes: usize,
+    /// Probes in flight.
+    concurrency: usize,
+    /// Rounds per case.
+    rounds: usize,
+}
+
+impl Probers<'_> {
+    /// Measure: warm up, then `rounds` alternating rounds of each prober on
+    /// one case (blackbox_exporter only when `reuse_vantage`); returns the
+    /// rates of blackbox_exporter, Vantage and native Rust, and the load.
+    async fn measure(
+        &self,
+        module: &str,
+        url: &str,
+        tls: bool,
+        reuse_vantage: bool,
+    ) -> anyhow::Result<(Rates, Rates, Rates, String)> {
+        let (probes, concurrency) = (self.probes, self.concurrency);
+        let spec = probe::http_spec(url, tls)?;
         // Warm-up.
-        blackbox
-            .probe(&client, module, &url, probes / 10, concurrency)
+        self.blackbox
+            .probe(&self.client, module, url, probes / 10, concurrency)
             .await?;
         if !reuse_vantage {
-            vantage_probe(&runtime, &check, &spec, probes / 10, concurrency).await?;
+            vantage_probe(&self.runtime, &self.check, &spec, probes / 10, concurrency).await?;
         }
         let load_before = loadavg();
         let (mut bb, mut va, mut na) = (Rates::default(), Rates::default(), Rates::default());
@@ -323,100 +435,54 @@ pub async fn run(
             .http1_only()
             .pool_max_idle_per_host(0);
         if tls {
-            builder = builder.tls_certs_only([ca.clone()]);
+            builder = builder.tls_certs_only([self.ca.clone()]);
         }
         let native = builder.build()?;
         if !reuse_vantage {
-            native_probe(&native, &url, probes / 10, concurrency).await?;
+            native_probe(&native, url, probes / 10, concurrency).await?;
         }
-        for _ in 0..rounds {
+        for _ in 0..self.rounds {
             bb.add(
                 probes,
-                blackbox
-                    .probe(&client, module, &url, probes, concurrency)
+                self.blackbox
+                    .probe(&self.client, module, url, probes, concurrency)
                     .await?,
             );
             if !reuse_vantage {
                 va.add(
                     probes,
-                    vantage_probe(&runtime, &check, &spec, probes, concurrency).await?,
+                    vantage_probe(&self.runtime, &self.check, &spec, probes, concurrency).await?,
                 );
                 na.add(
                     probes,
-                    native_probe(&native, &url, probes, concurrency).await?,
+                    native_probe(&native, url, probes, concurrency).await?,
                 );
             }
         }
-        let load = format!("{load_before} → {}", loadavg());
-        let (va, na, va_load) = if reuse_vantage {
-            let (rates, native, load) = vantage_https.take().context("HTTPS case first")?;
-            (rates, native, format!("{load} (the HTTPS rounds above)"))
-        } else {
-            (va, na, load.clone())
-        };
-        let (bb_rate, va_rate) = (median(&bb.per_cpu_s), median(&va.per_cpu_s));
-        let r = va_rate / bb_rate;
-        eprintln!(
-            "blackbox {label}: blackbox {bb_rate:.0}/CPU-s, vantage {va_rate:.0}/CPU-s, ratio {r:.2}, load {load}"
-        );
-        let mut bb_row = vec![label.to_string(), "blackbox_exporter".into()];
-        bb_row.extend(bb.cells());
-        bb_row.extend(["1.00×".into(), load]);
-        let mut va_row = vec![label.to_string(), "Vantage `http` check".into()];
-        va_row.extend(va.cells());
-        va_row.extend([format!("**{}**", ratio(r)), va_load.clone()]);
-        let mut na_row = vec![
-            label.to_string(),
-            "native Rust (reqwest, same probe; reference)".into(),
-        ];
-        na_row.extend(na.cells());
-        na_row.extend([ratio(median(&na.per_cpu_s) / bb_rate), va_load.clone()]);
-        rows.push(bb_row);
-        rows.push(va_row);
-        rows.push(na_row);
-        match module {
-            "http_bench" => section.verdict(Verdict::new(
-                "3. Vs blackbox_exporter, HTTP, probes per CPU-second",
-                "≥ 4×",
-                format!(
-                    "{} ({} vs {} probes/CPU-s)",
-                    ratio(r),
-                    group(va_rate.round() as i64),
-                    group(bb_rate.round() as i64)
-                ),
-                r >= TARGET_RATIO,
-            )),
-            "https_bench" => {
-                section.verdict(Verdict::new(
-                    "3. Vs blackbox_exporter, HTTPS, probes per CPU-second",
-                    "≥ 4×",
-                    format!(
-                        "{} ({} vs {} probes/CPU-s)",
-                        ratio(r),
-                        group(va_rate.round() as i64),
-                        group(bb_rate.round() as i64)
-                    ),
-                    r >= TARGET_RATIO,
-                ));
-                vantage_https = Some((va, na, va_load));
-            }
-            _ => {}
-        }
+        Ok((bb, va, na, format!("{load_before} → {}", loadavg())))
     }
-    section.table(
-        &[
-            "Case",
-            "Prober",
-            "probes/CPU-s (median)",
-            "per round",
-            "CPU µs/probe",
-            "probes/s (wall)",
-            "failed/probes",
-            "vs blackbox",
-            "load (1/5/15 min)",
-        ],
-        &rows,
-    );
-    drop(blackbox);
-    Ok(section)
+}
+
+/// Report: the three rows of one case (blackbox_exporter, Vantage, native).
+fn case_rows(
+    label: &str,
+    [bb, va, na]: [&Rates; 3],
+    load: String,
+    va_load: &str,
+) -> [Vec<String>; 3] {
+    let bb_rate = median(&bb.per_cpu_s);
+    let r = median(&va.per_cpu_s) / bb_rate;
+    let mut bb_row = vec![label.to_string(), "blackbox_exporter".into()];
+    bb_row.extend(bb.cells());
+    bb_row.extend(["1.00×".into(), load]);
+    let mut va_row = vec![label.to_string(), "Vantage `http` check".into()];
+    va_row.extend(va.cells());
+    va_row.extend([format!("**{}**", ratio(r)), va_load.to_string()]);
+    let mut na_row = vec![
+        label.to_string(),
+        "native Rust (reqwest, same probe; reference)".into(),
+    ];
+    na_row.extend(na.cells());
+    na_row.extend([ratio(median(&na.per_cpu_s) / bb_rate), va_load.to_string()]);
+    [bb_row, va_row, na_row]
 }

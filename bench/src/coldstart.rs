@@ -89,34 +89,9 @@ pub async fn run(
     warm_starts: usize,
 ) -> anyhow::Result<Section> {
     let dir = TempDir::new("coldstart")?;
-    let variants = dir.path().join("components");
     let cache = dir.path().join("cache");
-    std::fs::create_dir_all(&variants)?;
     let base_path = checks_dir.path("http");
-    let base = std::fs::read(&base_path)?;
-    let mut digests = HashSet::new();
-    let mut entries = Vec::new();
-    for i in 0..components {
-        let bytes = with_custom_section(&base, "vantage-bench-variant", i.to_string().as_bytes());
-        digests.insert(hex::encode(Sha256::digest(&bytes)));
-        let path = variants.join(format!("http-{i:03}.wasm"));
-        std::fs::write(&path, bytes)?;
-        entries.push(CheckEntry {
-            name: format!("cold-{i:03}"),
-            component: path,
-            target: format!("{}/cold/{i}", target.http),
-        });
-    }
-    anyhow::ensure!(digests.len() == components, "variants are not distinct");
-    // One variant through the runtime: still a valid component, same checks.
-    let runtime = probe::runtime()?;
-    let variant = runtime.load_file(&entries[0].component).await?;
-    let original = runtime.load_file(&base_path).await?;
-    anyhow::ensure!(
-        variant.metadata.name == original.metadata.name && variant.digest != original.digest,
-        "the variant does not describe itself like the original"
-    );
-    drop((variant, original, runtime));
+    let (entries, distinct) = write_variants(dir.path(), &base_path, target, components).await?;
 
     eprintln!(
         "coldstart: {components} distinct components, cold start (load {})",
@@ -148,45 +123,13 @@ pub async fn run(
     let warm_median = median(&warm_ready);
 
     let mut section = Section::new("5. Cold start");
-    section.para(format!(
-        "The real daemon with {components} checks, each with its own component: {components} \
-         variants of the `http` check ({}), each with a custom section \
-         `vantage-bench-variant` holding its index appended, so every variant has its own \
-         sha256 ({} distinct) and so its own compiled-cache entry (`<sha256>-<engine \
-         hash>.cwasm`; the cold start left **{cached}** entries in the empty `--cache-dir`), \
-         and still loads and describes itself like the original (checked through the \
-         runtime). Time from spawning the process to `/healthz` answering, and to \
-         `/api/v1/checks` listing all {components} checks (= every component loaded: the \
-         daemon loads them all before it spawns the check tasks); polled every 2 ms and \
-         10 ms. First start with an empty cache directory, then {warm_starts} starts with \
-         the cache it filled (the same data directory: a restart).",
-        probe::describe_file(&base_path),
-        digests.len(),
+    section.para(describe(
+        &base_path,
+        components,
+        distinct,
+        cached,
+        warm_starts,
     ));
-    let mut rows = vec![vec![
-        "first (empty cache: compiles)".into(),
-        format!("{} s", num(cold.healthy.as_secs_f64())),
-        format!("{} s", num(cold.ready.as_secs_f64())),
-        format!(
-            "{} ms",
-            num(cold.ready.as_secs_f64() * 1000.0 / components as f64)
-        ),
-        "1.00×".into(),
-        cold.load.clone(),
-    ]];
-    for (i, s) in warm.iter().enumerate() {
-        rows.push(vec![
-            format!("warm #{}", i + 1),
-            format!("{} s", num(s.healthy.as_secs_f64())),
-            format!("{} s", num(s.ready.as_secs_f64())),
-            format!(
-                "{} ms",
-                num(s.ready.as_secs_f64() * 1000.0 / components as f64)
-            ),
-            ratio(s.ready.as_secs_f64() / cold.ready.as_secs_f64()),
-            s.load.clone(),
-        ]);
-    }
     section.table(
         &[
             "Start",
@@ -196,7 +139,7 @@ pub async fn run(
             "vs first",
             "load (1/5/15 min)",
         ],
-        &rows,
+        &start_rows(&cold, &warm, components),
     );
     section.para(format!(
         "Warm start, median of {warm_starts}: {} s to ready, {:.1}× faster than the first start.",
@@ -214,6 +157,98 @@ pub async fn run(
         warm_median <= TARGET_WARM_S && cached == components,
     ));
     Ok(section)
+}
+
+/// Setup: write `components` distinct variants of the component at
+/// `base_path` under `dir/components`, check that one still loads like the
+/// original, and return a check entry per variant and how many distinct
+/// sha256 digests they have.
+async fn write_variants(
+    dir: &Path,
+    base_path: &Path,
+    target: &Target,
+    components: usize,
+) -> anyhow::Result<(Vec<CheckEntry>, usize)> {
+    let variants = dir.join("components");
+    std::fs::create_dir_all(&variants)?;
+    let base = std::fs::read(base_path)?;
+    let mut digests = HashSet::new();
+    let mut entries = Vec::new();
+    for i in 0..components {
+        let bytes = with_custom_section(&base, "vantage-bench-variant", i.to_string().as_bytes());
+        digests.insert(hex::encode(Sha256::digest(&bytes)));
+        let path = variants.join(format!("http-{i:03}.wasm"));
+        std::fs::write(&path, bytes)?;
+        entries.push(CheckEntry {
+            name: format!("cold-{i:03}"),
+            component: path,
+            target: format!("{}/cold/{i}", target.http),
+        });
+    }
+    anyhow::ensure!(digests.len() == components, "variants are not distinct");
+    // One variant through the runtime: still a valid component, same checks.
+    let runtime = probe::runtime()?;
+    let variant = runtime.load_file(&entries[0].component).await?;
+    let original = runtime.load_file(base_path).await?;
+    anyhow::ensure!(
+        variant.metadata.name == original.metadata.name && variant.digest != original.digest,
+        "the variant does not describe itself like the original"
+    );
+    Ok((entries, digests.len()))
+}
+
+/// Report: the paragraph that says how the variants are made and the starts timed.
+fn describe(
+    base_path: &Path,
+    components: usize,
+    distinct: usize,
+    cached: usize,
+    warm_starts: usize,
+) -> String {
+    format!(
+        "The real daemon with {components} checks, each with its own component: {components} \
+         variants of the `http` check ({}), each with a custom section \
+         `vantage-bench-variant` holding its index appended, so every variant has its own \
+         sha256 ({distinct} distinct) and so its own compiled-cache entry (`<sha256>-<engine \
+         hash>.cwasm`; the cold start left **{cached}** entries in the empty `--cache-dir`), \
+         and still loads and describes itself like the original (checked through the \
+         runtime). Time from spawning the process to `/healthz` answering, and to \
+         `/api/v1/checks` listing all {components} checks (= every component loaded: the \
+         daemon loads them all before it spawns the check tasks); polled every 2 ms and \
+         10 ms. First start with an empty cache directory, then {warm_starts} starts with \
+         the cache it filled (the same data directory: a restart).",
+        probe::describe_file(base_path),
+    )
+}
+
+/// Report: a table row per start, the cold one first.
+fn start_rows(cold: &Start, warm: &[Start], components: usize) -> Vec<Vec<String>> {
+    let row = |label: String, s: &Start, vs_first: String| {
+        vec![
+            label,
+            format!("{} s", num(s.healthy.as_secs_f64())),
+            format!("{} s", num(s.ready.as_secs_f64())),
+            format!(
+                "{} ms",
+                num(s.ready.as_secs_f64() * 1000.0 / components as f64)
+            ),
+            vs_first,
+            s.load.clone(),
+        ]
+    };
+    let mut rows = vec![row(
+        "first (empty cache: compiles)".into(),
+        cold,
+        "1.00×".into(),
+    )];
+    for (i, s) in warm.iter().enumerate() {
+        rows.push(row(
+            format!("warm #{}", i + 1),
+            s,
+            ratio(s.ready.as_secs_f64() / cold.ready.as_secs_f64()),
+        ));
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -227,15 +227,18 @@ fn components(opts: &Opts) -> anyhow::Result<Components> {
     Ok(components)
 }
 
-/// The `vantage` binary: `--vantage`, else `cargo build --release --bin
-/// vantage` (a no-op when up to date) and the binary next to this one.
+/// The `vantage` binary: `--vantage`, else `cargo build --release
+/// --workspace --bin vantage` (a no-op when up to date) and the binary next
+/// to this one. `--workspace`, not `-p vantage`: features are resolved over
+/// the whole workspace as in `cargo build --release`, so its wasmtime is
+/// reused instead of compiled again with another feature set.
 fn vantage_binary(opts: &Opts) -> anyhow::Result<PathBuf> {
     if let Some(path) = &opts.vantage {
         return Ok(path.clone());
     }
-    eprintln!("building the daemon (cargo build --release -p vantage --bin vantage)");
+    eprintln!("building the daemon (cargo build --release --workspace --bin vantage)");
     let status = cargo()
-        .args(["build", "--release", "-p", "vantage", "--bin", "vantage"])
+        .args(["build", "--release", "--workspace", "--bin", "vantage"])
         .current_dir(repo())
         .status()?;
     anyhow::ensure!(status.success(), "building vantage failed");
@@ -262,42 +265,10 @@ fn commit() -> String {
 
 async fn bench(cli: Cli) -> anyhow::Result<()> {
     let opts = &cli.opts;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let header = format!(
-        "# Vantage benchmark run\n\n\
-         - Command: `cargo run --release -p vantage-bench -- {}`\n\
-         - Date: {}\n\
-         - Commit: {}\n\
-         - Machine: {}\n\
-         - Load average (1/5/15 min) at start: {} (other builds and tests may share the \
-         machine: each table notes the load next to its figures)\n\n",
-        args.join(" "),
-        chrono::Local::now().format("%Y-%m-%d %H:%M %Z"),
-        commit(),
-        sys::machine(),
-        sys::loadavg(),
-    );
+    let header = run_header();
     let components = components(opts)?;
     if let Cmd::Floor { variant, check } = &cli.command {
-        let kib = |v: &str| v.parse::<usize>().map(|k| k << 10);
-        let variant = match variant.split_once(':') {
-            None if variant == "daemon" => floor::Variant::Daemon,
-            None if variant == "ondemand" => floor::Variant::OnDemand,
-            Some(("keep", k)) => floor::Variant::KeepResident(kib(k)?),
-            Some(("pagemap", k)) => floor::Variant::PagemapKeepResident(kib(k)?),
-            _ => {
-                anyhow::bail!("--variant {variant}: daemon, ondemand, keep:<KiB> or pagemap:<KiB>")
-            }
-        };
-        let s = floor::measure(&components.path(check), variant, opts.runs, opts.warmup).await?;
-        println!(
-            "{check} under wasmtime alone, {}: p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
-            variant.describe(),
-            s.p50,
-            s.p99,
-            s.mean
-        );
-        return Ok(());
+        return run_floor(&components, variant, check, opts).await;
     }
     let needs_daemon = matches!(
         cli.command,
@@ -313,28 +284,6 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         "target: {} and {} (pid {})",
         target.http, target.https, target.pid
     );
-    let mut sections: Vec<Section> = Vec::new();
-    let all = matches!(cli.command, Cmd::All);
-    if all || matches!(cli.command, Cmd::Overhead) {
-        sections.push(overhead::run(&components, opts.runs, opts.warmup).await?);
-    }
-    if all || matches!(cli.command, Cmd::Native) {
-        sections.push(native::run(&components, &target, opts.native_runs, opts.rounds).await?);
-    }
-    let mut blackbox_index = None;
-    if all || matches!(cli.command, Cmd::Blackbox) {
-        blackbox_index = Some(sections.len());
-        sections.push(
-            blackbox::run(
-                &components,
-                &target,
-                opts.probes,
-                opts.concurrency,
-                opts.rounds,
-            )
-            .await?,
-        );
-    }
     if let Cmd::Profile {
         check,
         fetch,
@@ -353,14 +302,126 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         };
         return profile::run(&components, &target, args).await;
     }
+    let (mut sections, blackbox_index) = in_process(&cli, &components, &target).await?;
+    let vantage = vantage.as_deref();
+    daemon_sections(
+        &cli,
+        vantage,
+        &components,
+        &target,
+        &mut sections,
+        blackbox_index,
+    )
+    .await?;
+    let markdown = report::document(&header, &sections);
+    println!("{markdown}");
+    if let Some(out) = &opts.out {
+        std::fs::write(out, &markdown)?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// The report's header: command, date, commit, machine and load.
+fn run_header() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "# Vantage benchmark run\n\n\
+         - Command: `cargo run --release -p vantage-bench -- {}`\n\
+         - Date: {}\n\
+         - Commit: {}\n\
+         - Machine: {}\n\
+         - Load average (1/5/15 min) at start: {} (other builds and tests may share the \
+         machine: each table notes the load next to its figures)\n\n",
+        args.join(" "),
+        chrono::Local::now().format("%Y-%m-%d %H:%M %Z"),
+        commit(),
+        sys::machine(),
+        sys::loadavg(),
+    )
+}
+
+/// `floor`: section 1's "wasmtime alone" loop for one engine variant, printed.
+async fn run_floor(
+    components: &Components,
+    variant: &str,
+    check: &str,
+    opts: &Opts,
+) -> anyhow::Result<()> {
+    let kib = |v: &str| v.parse::<usize>().map(|k| k << 10);
+    let variant = match variant.split_once(':') {
+        None if variant == "daemon" => floor::Variant::Daemon,
+        None if variant == "ondemand" => floor::Variant::OnDemand,
+        Some(("keep", k)) => floor::Variant::KeepResident(kib(k)?),
+        Some(("pagemap", k)) => floor::Variant::PagemapKeepResident(kib(k)?),
+        _ => {
+            anyhow::bail!("--variant {variant}: daemon, ondemand, keep:<KiB> or pagemap:<KiB>")
+        }
+    };
+    let s = floor::measure(&components.path(check), variant, opts.runs, opts.warmup).await?;
+    println!(
+        "{check} under wasmtime alone, {}: p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
+        variant.describe(),
+        s.p50,
+        s.p99,
+        s.mean
+    );
+    Ok(())
+}
+
+/// Sections 1–3 (in this process) that the command asks for, and the index
+/// of section 3 if it ran (section 4 adds a paragraph to it).
+async fn in_process(
+    cli: &Cli,
+    components: &Components,
+    target: &Target,
+) -> anyhow::Result<(Vec<Section>, Option<usize>)> {
+    let opts = &cli.opts;
+    let mut sections: Vec<Section> = Vec::new();
+    let all = matches!(cli.command, Cmd::All);
+    if all || matches!(cli.command, Cmd::Overhead) {
+        sections.push(overhead::run(components, opts.runs, opts.warmup).await?);
+    }
+    if all || matches!(cli.command, Cmd::Native) {
+        sections.push(native::run(components, target, opts.native_runs, opts.rounds).await?);
+    }
+    let mut blackbox_index = None;
+    if all || matches!(cli.command, Cmd::Blackbox) {
+        blackbox_index = Some(sections.len());
+        sections.push(
+            blackbox::run(
+                components,
+                target,
+                opts.probes,
+                opts.concurrency,
+                opts.rounds,
+            )
+            .await?,
+        );
+    }
+    Ok((sections, blackbox_index))
+}
+
+/// Sections 4–6 (the real daemon) that the command asks for, appended to
+/// `sections` in the report's order (scale, cold start, loopers).
+async fn daemon_sections(
+    cli: &Cli,
+    vantage: Option<&Path>,
+    components: &Components,
+    target: &Target,
+    sections: &mut Vec<Section>,
+    blackbox_index: Option<usize>,
+) -> anyhow::Result<()> {
+    let opts = &cli.opts;
+    let all = matches!(cli.command, Cmd::All);
     let mut cold = None;
     if all || matches!(cli.command, Cmd::Coldstart) {
-        let vantage = vantage.as_deref().context("vantage binary")?;
+        let vantage = vantage.context("vantage binary")?;
         cold = Some(
             coldstart::run(
                 vantage,
-                &components,
-                &target,
+                components,
+                target,
                 opts.components,
                 opts.warm_starts,
             )
@@ -368,8 +429,8 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         );
     }
     if all || matches!(cli.command, Cmd::Scale) {
-        let vantage = vantage.as_deref().context("vantage binary")?;
-        let outcome = scale::run(vantage, &components, &target, opts.checks, opts.duration).await?;
+        let vantage = vantage.context("vantage binary")?;
+        let outcome = scale::run(vantage, components, target, opts.checks, opts.duration).await?;
         if let Some(i) = blackbox_index {
             sections[i].para(format!(
                 "For reference, the whole daemon in section 4 (scheduler, history in SQLite, \
@@ -382,7 +443,17 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     }
     sections.extend(cold);
     let default_loopers = [0, 8];
-    let looper_args = match &cli.command {
+    if let Some(args) = looper_args(&cli.command, &default_loopers) {
+        let vantage = vantage.context("vantage binary")?;
+        sections.push(loopers::run(vantage, components, target, args).await?);
+    }
+    Ok(())
+}
+
+/// The loopers measurement's arguments: the command's, `all`'s defaults, or
+/// none when the command does not run it.
+fn looper_args<'a>(command: &'a Cmd, default_loopers: &'a [usize]) -> Option<loopers::Args<'a>> {
+    match command {
         Cmd::Loopers {
             loopers,
             well_behaved,
@@ -397,23 +468,12 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             window: *window,
         }),
         Cmd::All => Some(loopers::Args {
-            counts: &default_loopers,
+            counts: default_loopers,
             checks: 2_000,
             every: Duration::from_secs(10),
             looper_timeout: Duration::from_secs(8),
             window: Duration::from_secs(60),
         }),
         _ => None,
-    };
-    if let Some(args) = looper_args {
-        let vantage = vantage.as_deref().context("vantage binary")?;
-        sections.push(loopers::run(vantage, &components, &target, args).await?);
     }
-    let markdown = report::document(&header, &sections);
-    println!("{markdown}");
-    if let Some(out) = &opts.out {
-        std::fs::write(out, &markdown)?;
-        eprintln!("wrote {}", out.display());
-    }
-    Ok(())
 }

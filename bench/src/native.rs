@@ -3,10 +3,12 @@
 //! Rust with reqwest. CPU time per run of this process (`getrusage`; the
 //! target is another process).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use regex::Regex;
 use vantage::result::Status;
+use vantage::runtime::{LoadedCheck, Runtime};
 
 use crate::probe::{self, Components};
 use crate::report::{Section, Verdict};
@@ -55,83 +57,24 @@ pub async fn run(
     rounds: usize,
 ) -> anyhow::Result<Section> {
     let runtime = probe::runtime()?;
-    let check = components.load(&runtime, "http").await?;
-    let re = Regex::new(BODY_REGEX)?;
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&target.ca_file)?)?;
+    let sides = Sides {
+        check: components.load(&runtime, "http").await?,
+        runtime,
+        re: Regex::new(BODY_REGEX)?,
+        ca: reqwest::Certificate::from_pem(&std::fs::read(&target.ca_file)?)?,
+        target,
+        runs,
+        rounds,
+    };
     let mut section = Section::new("2. Check vs native (CPU per run)");
-    section.para(format!(
-        "One GET of the loopback target (a {}-byte JSON body, served by a separate process) \
-         with two assertions: status 200 and the body regex `{BODY_REGEX}`. **Wasm**: the \
-         official `http` check ({}) run by `Runtime::run` with `expect.status = 200` and \
-         `expect.body_matches.0 = '{BODY_REGEX}'` (it also parses its configuration, checks \
-         its keys, compiles the regex in every run — a fresh instance has no state — and \
-         records per-phase timings). **Native**: reqwest 0.13 (rustls, aws-lc-rs, HTTP/1.1), \
-         one `Client` built once with `pool_max_idle_per_host(0)` so that every request opens \
-         a new connection like the check does; the regex is compiled once, outside the loop \
-         (the strict baseline). Both sides run one request at a time on the same tokio \
-         runtime in this process. {rounds} alternating rounds of {runs} runs per side (after \
-         100 warm-up runs each); CPU per run = `getrusage(RUSAGE_SELF)` user+system over the \
-         round / runs; the figure is the median of the rounds (each round listed). \
-         `conns/reqs` is what the target accepted during the measured rounds: one connection \
-         per request on both sides.",
-        crate::target::BODY.len(),
-        probe::describe_file(&components.path("http")),
-    ));
+    section.para(describe(components, runs, rounds));
     let mut http_ratio = f64::NAN;
     for (label, base, tls) in [
         ("HTTP", target.http.clone(), false),
         ("HTTPS", target.https.clone(), true),
     ] {
         let url = format!("{base}/healthz");
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .http1_only()
-            .pool_max_idle_per_host(0);
-        if tls {
-            builder = builder.tls_certs_only([ca.clone()]);
-        }
-        let client = builder.build()?;
-        let spec = probe::http_spec(&url, tls)?;
-        let native_once = || async {
-            let response = client.get(&url).send().await?;
-            let ok = response.status() == reqwest::StatusCode::OK;
-            let body = response.text().await?;
-            anyhow::ensure!(ok && re.is_match(&body), "native assertion failed: {body}");
-            Ok(())
-        };
-        let wasm_once = || async {
-            let r = runtime.run(&check, &spec).await;
-            anyhow::ensure!(r.status == Status::Pass, "check did not pass: {r:?}");
-            Ok(())
-        };
-        for _ in 0..100 {
-            native_once().await?;
-            wasm_once().await?;
-        }
-        let load_before = loadavg();
-        let (mut native, mut wasm) = (Side::default(), Side::default());
-        for _ in 0..rounds {
-            for (side, is_native) in [(&mut native, true), (&mut wasm, false)] {
-                let (c0, r0) = target.counters().await?;
-                let cpu0 = self_cpu();
-                for _ in 0..runs {
-                    let t = Instant::now();
-                    if is_native {
-                        native_once().await?;
-                    } else {
-                        wasm_once().await?;
-                    }
-                    side.wall_us.push(t.elapsed().as_secs_f64() * 1e6);
-                }
-                let cpu = (self_cpu() - cpu0).as_secs_f64() * 1e6 / runs as f64;
-                side.cpu_us_per_run.push(cpu);
-                let (c1, r1) = target.counters().await?;
-                // The counters query itself is one connection and one request.
-                side.connections += c1 - c0 - 1;
-                side.requests += r1 - r0 - 1;
-            }
-        }
-        let load = format!("{load_before} → {}", loadavg());
+        let (mut native, mut wasm, load) = sides.measure(&url, tls).await?;
         let native_cpu = median(&native.cpu_us_per_run);
         let wasm_cpu = median(&wasm.cpu_us_per_run);
         eprintln!(
@@ -177,4 +120,104 @@ pub async fn run(
         http_ratio <= TARGET_RATIO,
     ));
     Ok(section)
+}
+
+/// Report: the paragraph that says what both sides do and how they are measured.
+fn describe(components: &Components, runs: usize, rounds: usize) -> String {
+    format!(
+        "One GET of the loopback target (a {}-byte JSON body, served by a separate process) \
+         with two assertions: status 200 and the body regex `{BODY_REGEX}`. **Wasm**: the \
+         official `http` check ({}) run by `Runtime::run` with `expect.status = 200` and \
+         `expect.body_matches.0 = '{BODY_REGEX}'` (it also parses its configuration, checks \
+         its keys, compiles the regex in every run — a fresh instance has no state — and \
+         records per-phase timings). **Native**: reqwest 0.13 (rustls, aws-lc-rs, HTTP/1.1), \
+         one `Client` built once with `pool_max_idle_per_host(0)` so that every request opens \
+         a new connection like the check does; the regex is compiled once, outside the loop \
+         (the strict baseline). Both sides run one request at a time on the same tokio \
+         runtime in this process. {rounds} alternating rounds of {runs} runs per side (after \
+         100 warm-up runs each); CPU per run = `getrusage(RUSAGE_SELF)` user+system over the \
+         round / runs; the figure is the median of the rounds (each round listed). \
+         `conns/reqs` is what the target accepted during the measured rounds: one connection \
+         per request on both sides.",
+        crate::target::BODY.len(),
+        probe::describe_file(&components.path("http")),
+    )
+}
+
+/// What both sides need, and how many runs to measure.
+struct Sides<'a> {
+    /// The daemon's runtime.
+    runtime: Arc<Runtime>,
+    /// The `http` check, loaded.
+    check: Arc<LoadedCheck>,
+    /// The body regex, compiled once (native side).
+    re: Regex,
+    /// The test CA, trusted by the native side for HTTPS.
+    ca: reqwest::Certificate,
+    /// The loopback target (also counts connections and requests).
+    target: &'a Target,
+    /// Runs per side and round.
+    runs: usize,
+    /// Alternating rounds.
+    rounds: usize,
+}
+
+impl Sides<'_> {
+    /// Measure: 100 warm-up runs each, then `rounds` alternating rounds of
+    /// `runs` native and Wasm runs of a GET of `url`; returns the native and
+    /// Wasm figures and the load.
+    async fn measure(&self, url: &str, tls: bool) -> anyhow::Result<(Side, Side, String)> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(0);
+        if tls {
+            builder = builder.tls_certs_only([self.ca.clone()]);
+        }
+        let client = builder.build()?;
+        let spec = probe::http_spec(url, tls)?;
+        let native_once = || async {
+            let response = client.get(url).send().await?;
+            let ok = response.status() == reqwest::StatusCode::OK;
+            let body = response.text().await?;
+            anyhow::ensure!(
+                ok && self.re.is_match(&body),
+                "native assertion failed: {body}"
+            );
+            Ok(())
+        };
+        let wasm_once = || async {
+            let r = self.runtime.run(&self.check, &spec).await;
+            anyhow::ensure!(r.status == Status::Pass, "check did not pass: {r:?}");
+            Ok(())
+        };
+        for _ in 0..100 {
+            native_once().await?;
+            wasm_once().await?;
+        }
+        let load_before = loadavg();
+        let (mut native, mut wasm) = (Side::default(), Side::default());
+        for _ in 0..self.rounds {
+            for (side, is_native) in [(&mut native, true), (&mut wasm, false)] {
+                let (c0, r0) = self.target.counters().await?;
+                let cpu0 = self_cpu();
+                for _ in 0..self.runs {
+                    let t = Instant::now();
+                    if is_native {
+                        native_once().await?;
+                    } else {
+                        wasm_once().await?;
+                    }
+                    side.wall_us.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                let cpu = (self_cpu() - cpu0).as_secs_f64() * 1e6 / self.runs as f64;
+                side.cpu_us_per_run.push(cpu);
+                let (c1, r1) = self.target.counters().await?;
+                // The counters query itself is one connection and one request.
+                side.connections += c1 - c0 - 1;
+                side.requests += r1 - r0 - 1;
+            }
+        }
+        Ok((native, wasm, format!("{load_before} → {}", loadavg())))
+    }
 }

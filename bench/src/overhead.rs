@@ -75,45 +75,7 @@ impl Row {
 /// Measure `runs` runs (after `warmup`) of every row, interleaved.
 pub async fn run(components: &Components, runs: usize, warmup: usize) -> anyhow::Result<Section> {
     let runtime = probe::runtime()?;
-    let mut rows = Vec::new();
-    for (fixture, what) in [
-        (
-            "fixture_noop",
-            "trivial: one passing assertion, no host call",
-        ),
-        (
-            "fixture_echo",
-            "echo: 5 log lines, labels, measurements (host calls)",
-        ),
-    ] {
-        rows.push(Row {
-            label: format!("Vantage `Runtime::run`, `{fixture}` ({what})"),
-            subject: Subject::Vantage {
-                check: components.load(&runtime, fixture).await?,
-                spec: RunSpec::deny_all(fixture, Duration::from_secs(10)),
-            },
-            total: Vec::new(),
-            instantiate: Vec::new(),
-            call: Vec::new(),
-            cpu: Duration::ZERO,
-        });
-    }
-    let vantage_rows = rows.len();
-    for variant in [
-        Variant::Daemon,
-        Variant::PagemapKeepResident(4 << 20),
-        Variant::KeepResident(4 << 20),
-        Variant::OnDemand,
-    ] {
-        rows.push(Row {
-            label: format!("wasmtime alone, `fixture_noop`, {}", variant.describe()),
-            subject: Subject::Floor(Floor::new(&components.path("fixture_noop"), variant)?),
-            total: Vec::new(),
-            instantiate: Vec::new(),
-            call: Vec::new(),
-            cpu: Duration::ZERO,
-        });
-    }
+    let (mut rows, vantage_rows) = rows(components, &runtime).await?;
     for row in &mut rows {
         row.run(&runtime, warmup, false).await?;
     }
@@ -127,67 +89,15 @@ pub async fn run(components: &Components, runs: usize, warmup: usize) -> anyhow:
     let load = format!("{load_before} → {}", loadavg());
 
     let mut section = Section::new("1. Per-run overhead");
-    section.para(format!(
-        "`Runtime::run` in process, sequentially on one tokio task, with the daemon's engine \
-         (pooling allocator sized for `concurrency` 64, 64 MiB memory cap, no fuel, epoch \
-         interruption): a fresh `Store` and WASI context, `InstancePre::instantiate`, the call \
-         of `run`, the result converted and redacted. Nothing granted (`RunSpec::deny_all`). \
-         Wall time per run from `Instant`; CPU per run from `getrusage` over the runs. \
-         `instantiate` and `run` are the runtime's own timings (`RunTimings`); `rest` is the \
-         remainder (store and WASI context set-up, result conversion, redaction, dropping the \
-         store). Below them, for the analysis, wasmtime alone with the same component: a fresh \
-         `Store` with a bare WASI context, `InstancePre::instantiate`, `run`, drop — no \
-         Vantage capabilities, captures or result conversion (the `vantage:check` imports are \
-         linked as traps; the trivial check calls none) — under four engine variants: the \
-         daemon's; its pool keeping the first 4 MiB of each memory and table resident and \
-         finding the pages to reset with `PAGEMAP_SCAN` (no `madvise`, so no page faults on \
-         the next run and no TLB-shootdown IPIs); the same without `PAGEMAP_SCAN` (`memset` of \
-         the whole 4 MiB); on-demand allocation. {} runs per row after {warmup} warm-up runs, \
-         in {BLOCKS} blocks taking turns (load {load}).",
-        block * BLOCKS
-    ));
+    section.para(describe(block * BLOCKS, warmup, &load));
     let mut table = Vec::new();
     let mut noop_p50 = f64::NAN;
     for (i, row) in rows.iter_mut().enumerate() {
-        let n = row.total.len();
-        let cpu_us = row.cpu.as_secs_f64() * 1e6 / n as f64;
-        let rest: Vec<f64> = row
-            .total
-            .iter()
-            .zip(row.instantiate.iter().zip(&row.call))
-            .map(|(t, (i, c))| (t - i - c).max(0.0))
-            .collect();
-        let (t, inst, call, rest) = (
-            summarize(&mut row.total),
-            summarize(&mut row.instantiate),
-            summarize(&mut row.call),
-            summarize(&mut rest.clone()),
-        );
+        let (cells, p50) = row.cells(i < vantage_rows);
         if i == 0 {
-            noop_p50 = t.p50;
+            noop_p50 = p50;
         }
-        eprintln!(
-            "overhead {}: p50 {:.1} µs p99 {:.1} µs, cpu {:.1} µs/run",
-            row.label, t.p50, t.p99, cpu_us
-        );
-        let split = |v: f64| {
-            if i < vantage_rows {
-                num(v)
-            } else {
-                "–".into()
-            }
-        };
-        table.push(vec![
-            row.label.clone(),
-            num(t.p50),
-            num(t.p99),
-            num(t.mean),
-            num(cpu_us),
-            split(inst.p50),
-            split(call.p50),
-            split(rest.p50),
-            ratio(t.p50 / TARGET_P50_US),
-        ]);
+        table.push(cells);
     }
     section.table(
         &[
@@ -210,4 +120,109 @@ pub async fn run(components: &Components, runs: usize, warmup: usize) -> anyhow:
         noop_p50 <= TARGET_P50_US,
     ));
     Ok(section)
+}
+
+/// Setup: the rows, Vantage's first (how many is the second value), then
+/// wasmtime alone under each engine variant.
+async fn rows(components: &Components, runtime: &Runtime) -> anyhow::Result<(Vec<Row>, usize)> {
+    let row = |label: String, subject: Subject| Row {
+        label,
+        subject,
+        total: Vec::new(),
+        instantiate: Vec::new(),
+        call: Vec::new(),
+        cpu: Duration::ZERO,
+    };
+    let mut rows = Vec::new();
+    for (fixture, what) in [
+        (
+            "fixture_noop",
+            "trivial: one passing assertion, no host call",
+        ),
+        (
+            "fixture_echo",
+            "echo: 5 log lines, labels, measurements (host calls)",
+        ),
+    ] {
+        rows.push(row(
+            format!("Vantage `Runtime::run`, `{fixture}` ({what})"),
+            Subject::Vantage {
+                check: components.load(runtime, fixture).await?,
+                spec: RunSpec::deny_all(fixture, Duration::from_secs(10)),
+            },
+        ));
+    }
+    let vantage_rows = rows.len();
+    for variant in [
+        Variant::Daemon,
+        Variant::PagemapKeepResident(4 << 20),
+        Variant::KeepResident(4 << 20),
+        Variant::OnDemand,
+    ] {
+        rows.push(row(
+            format!("wasmtime alone, `fixture_noop`, {}", variant.describe()),
+            Subject::Floor(Floor::new(&components.path("fixture_noop"), variant)?),
+        ));
+    }
+    Ok((rows, vantage_rows))
+}
+
+/// Report: the paragraph that says what is measured.
+fn describe(runs: usize, warmup: usize, load: &str) -> String {
+    format!(
+        "`Runtime::run` in process, sequentially on one tokio task, with the daemon's engine \
+         (pooling allocator sized for `concurrency` 64, 64 MiB memory cap, no fuel, epoch \
+         interruption): a fresh `Store` and WASI context, `InstancePre::instantiate`, the call \
+         of `run`, the result converted and redacted. Nothing granted (`RunSpec::deny_all`). \
+         Wall time per run from `Instant`; CPU per run from `getrusage` over the runs. \
+         `instantiate` and `run` are the runtime's own timings (`RunTimings`); `rest` is the \
+         remainder (store and WASI context set-up, result conversion, redaction, dropping the \
+         store). Below them, for the analysis, wasmtime alone with the same component: a fresh \
+         `Store` with a bare WASI context, `InstancePre::instantiate`, `run`, drop — no \
+         Vantage capabilities, captures or result conversion (the `vantage:check` imports are \
+         linked as traps; the trivial check calls none) — under four engine variants: the \
+         daemon's; its pool keeping the first 4 MiB of each memory and table resident and \
+         finding the pages to reset with `PAGEMAP_SCAN` (no `madvise`, so no page faults on \
+         the next run and no TLB-shootdown IPIs); the same without `PAGEMAP_SCAN` (`memset` of \
+         the whole 4 MiB); on-demand allocation. {runs} runs per row after {warmup} warm-up runs, \
+         in {BLOCKS} blocks taking turns (load {load})."
+    )
+}
+
+impl Row {
+    /// Report: this row's table cells, and its p50 (µs). `split`: whether
+    /// the instantiate/run/rest columns apply (Vantage's rows).
+    fn cells(&mut self, split: bool) -> (Vec<String>, f64) {
+        let n = self.total.len();
+        let cpu_us = self.cpu.as_secs_f64() * 1e6 / n as f64;
+        let rest: Vec<f64> = self
+            .total
+            .iter()
+            .zip(self.instantiate.iter().zip(&self.call))
+            .map(|(t, (i, c))| (t - i - c).max(0.0))
+            .collect();
+        let (t, inst, call, rest) = (
+            summarize(&mut self.total),
+            summarize(&mut self.instantiate),
+            summarize(&mut self.call),
+            summarize(&mut rest.clone()),
+        );
+        eprintln!(
+            "overhead {}: p50 {:.1} µs p99 {:.1} µs, cpu {:.1} µs/run",
+            self.label, t.p50, t.p99, cpu_us
+        );
+        let split = |v: f64| if split { num(v) } else { "–".into() };
+        let cells = vec![
+            self.label.clone(),
+            num(t.p50),
+            num(t.p99),
+            num(t.mean),
+            num(cpu_us),
+            split(inst.p50),
+            split(call.p50),
+            split(rest.p50),
+            ratio(t.p50 / TARGET_P50_US),
+        ];
+        (cells, t.p50)
+    }
 }

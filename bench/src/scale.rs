@@ -38,7 +38,6 @@ pub async fn run(
     duration: Duration,
 ) -> anyhow::Result<ScaleOutcome> {
     let dir = TempDir::new("scale")?;
-    let cache = dir.path().join("cache");
     let entries: Vec<CheckEntry> = (0..checks)
         .map(|i| CheckEntry {
             name: format!("check-{i:05}"),
@@ -46,9 +45,74 @@ pub async fn run(
             target: format!("{}/c/{i}", target.http),
         })
         .collect();
+    let (daemon, ready) = start(vantage, &dir, &entries).await?;
+    let sampled = sample(daemon, ready, duration).await?;
+    eprintln!(
+        "scale: stopped in {:?}; reading the history",
+        sampled.stop_took
+    );
+    let window_end = sampled.stop_ms - STOP_MARGIN_MS;
+    let planned = planned_slots(&entries, sampled.ready.ready_ms, window_end);
+    let history = read_history(&dir, &planned, sampled.ready.ready_ms, window_end)?;
+    let runs_per_cpu_s = history.completed as f64 / sampled.cpu.as_secs_f64();
+    eprintln!(
+        "scale: {}/{} runs, lost {}, lateness p50 {:.1} p99 {:.1} max {:.1} ms, VmHWM {} MiB",
+        history.completed,
+        history.planned_total,
+        history.lost,
+        history.late.p50,
+        history.late.p99,
+        history.late.max,
+        sampled.hwm / 1024
+    );
+    let mut section = Section::new("4. Daemon scale");
+    section.para(describe(components, checks, duration, &sampled, window_end));
+    let mut rows = memory_rows(&sampled);
+    rows.extend(run_rows(&history));
+    rows.extend(cpu_rows(&sampled, &history, duration, runs_per_cpu_s));
+    section.table(&["Figure", "Value", "Target"], &rows);
+    if !history.lost_examples.is_empty() {
+        section.para(format!(
+            "Lost slots (first few): {}",
+            history.lost_examples.join(", ")
+        ));
+    }
+    verdicts(&mut section, &sampled, &history);
+    Ok(ScaleOutcome {
+        section,
+        runs_per_cpu_s,
+    })
+}
+
+/// The daemon once it lists every check.
+struct Ready {
+    /// The daemon's process id.
+    pid: u32,
+    /// From spawn to `/healthz` answering.
+    healthy: Duration,
+    /// From spawn to `/api/v1/checks` listing every check.
+    listed: Duration,
+    /// When it was ready (Unix ms).
+    ready_ms: u64,
+    /// RSS when ready (KiB).
+    rss_ready: u64,
+    /// Load average before the start.
+    load_before: String,
+    /// How many checks it runs.
+    checks: usize,
+}
+
+/// Setup: start the daemon with `entries` and wait until it lists them all.
+async fn start(
+    vantage: &Path,
+    dir: &TempDir,
+    entries: &[CheckEntry],
+) -> anyhow::Result<(Daemon, Ready)> {
+    let checks = entries.len();
+    let cache = dir.path().join("cache");
     let load_before = loadavg();
     eprintln!("scale: starting the daemon with {checks} checks (load {load_before})");
-    let mut daemon = Daemon::start(vantage, dir.path(), &cache, &entries, "daemon.log")?;
+    let mut daemon = Daemon::start(vantage, dir.path(), &cache, entries, "daemon.log")?;
     let pid = daemon.process.pid();
     let healthy = daemon
         .wait_healthy(Duration::from_millis(50), Duration::from_secs(300))
@@ -58,24 +122,61 @@ pub async fn run(
         .await?;
     let ready_ms = unix_ms();
     let (rss_ready, _) = proc_memory(pid)?;
+    let ready = Ready {
+        pid,
+        healthy,
+        listed,
+        ready_ms,
+        rss_ready,
+        load_before,
+        checks,
+    };
+    Ok((daemon, ready))
+}
+
+/// What sampling the running daemon measured, and the stop.
+struct Sampled {
+    /// The start.
+    ready: Ready,
+    /// The daemon's CPU time in the window.
+    cpu: Duration,
+    /// When sampling stopped (Unix ms).
+    stop_ms: u64,
+    /// Largest 1 s RSS sample (KiB).
+    rss_max: u64,
+    /// RSS at the stop (KiB).
+    rss_end: u64,
+    /// VmHWM at the stop (KiB).
+    hwm: u64,
+    /// Load average after the window.
+    load_after: String,
+    /// How long the graceful stop took.
+    stop_took: Duration,
+}
+
+/// Measure: sample the daemon's memory every second for `duration`, then stop it.
+async fn sample(daemon: Daemon, ready: Ready, duration: Duration) -> anyhow::Result<Sampled> {
+    let pid = ready.pid;
     eprintln!(
-        "scale: healthy after {healthy:?}, {checks} checks listed after {listed:?}, RSS {} MiB; running for {}",
-        rss_ready / 1024,
+        "scale: healthy after {:?}, {} checks listed after {:?}, RSS {} MiB; running for {}",
+        ready.healthy,
+        ready.checks,
+        ready.listed,
+        ready.rss_ready / 1024,
         humantime::format_duration(duration)
     );
     let cpu0 = proc_cpu(pid)?;
     let started = Instant::now();
-    let (mut rss_max, mut rss_samples) = (0u64, Vec::new());
+    let (mut rss_max, mut samples) = (0u64, 0usize);
     while started.elapsed() < duration {
         tokio::time::sleep(Duration::from_secs(1).min(duration.saturating_sub(started.elapsed())))
             .await;
         let (rss, _) = proc_memory(pid)?;
         rss_max = rss_max.max(rss);
-        rss_samples.push(rss as f64);
-        if rss_samples.len().is_multiple_of(30) {
+        samples += 1;
+        if samples.is_multiple_of(30) {
             eprintln!(
-                "scale: {}s, RSS {} MiB, load {}",
-                rss_samples.len(),
+                "scale: {samples}s, RSS {} MiB, load {}",
                 rss / 1024,
                 loadavg()
             );
@@ -86,13 +187,26 @@ pub async fn run(
     let (rss_end, hwm) = proc_memory(pid)?;
     let load_after = loadavg();
     let stop_took = daemon.stop()?;
-    eprintln!("scale: stopped in {stop_took:?}; reading the history");
+    Ok(Sampled {
+        ready,
+        cpu,
+        stop_ms,
+        rss_max,
+        rss_end,
+        hwm,
+        load_after,
+        stop_took,
+    })
+}
 
-    // Planned slots in (ready, stop - margin] for every check.
-    let window_end = stop_ms - STOP_MARGIN_MS;
-    let mut planned: HashMap<String, Vec<u64>> = HashMap::new();
-    let mut planned_total = 0usize;
-    for e in &entries {
+/// Planned slots in (ready, window_end] for every check, by check name.
+fn planned_slots(
+    entries: &[CheckEntry],
+    ready_ms: u64,
+    window_end: u64,
+) -> HashMap<String, Vec<u64>> {
+    let mut planned = HashMap::new();
+    for e in entries {
         let offset = plan::offset(&e.name, Duration::from_millis(PERIOD_MS)).as_millis() as u64;
         let mut k = if ready_ms < offset {
             0
@@ -104,9 +218,42 @@ pub async fn run(
             slots.push(offset + k * PERIOD_MS);
             k += 1;
         }
-        planned_total += slots.len();
         planned.insert(e.name.clone(), slots);
     }
+    planned
+}
+
+/// What the history SQLite holds for the window, against the plan.
+struct History {
+    /// Planned slots in the window, all checks.
+    planned_total: usize,
+    /// Rows in the window.
+    completed: usize,
+    /// Planned slots with no row.
+    lost: usize,
+    /// The first few lost slots, `name@ms`.
+    lost_examples: Vec<String>,
+    /// Rows whose slot is not planned.
+    off_grid: usize,
+    /// Slots with more than one row.
+    duplicates: usize,
+    /// Start lateness (ms).
+    late: crate::stats::Summary,
+    /// Run duration (ms).
+    dur: crate::stats::Summary,
+    /// `status count` per status, sorted.
+    statuses: Vec<String>,
+    /// Every row in the history, also outside the window.
+    total_rows: i64,
+}
+
+/// Read the daemon's history and compare it with `planned`.
+fn read_history(
+    dir: &TempDir,
+    planned: &HashMap<String, Vec<u64>>,
+    ready_ms: u64,
+    window_end: u64,
+) -> anyhow::Result<History> {
     let db = rusqlite::Connection::open_with_flags(
         dir.path()
             .join("data")
@@ -137,9 +284,8 @@ pub async fn run(
         *statuses.entry(status).or_default() += 1;
     }
     let total_rows: i64 = db.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
-    let mut lost = 0usize;
-    let mut lost_examples = Vec::new();
-    for (name, slots) in &planned {
+    let (mut lost, mut lost_examples) = (0usize, Vec::new());
+    for (name, slots) in planned {
         for s in slots {
             if !seen.contains_key(&(name.clone(), *s)) {
                 lost += 1;
@@ -149,31 +295,38 @@ pub async fn run(
             }
         }
     }
-    let off_grid = seen
-        .keys()
-        .filter(|(n, p)| !planned.get(n).is_some_and(|s| s.contains(p)))
-        .count();
-    let duplicates = seen.values().filter(|c| **c > 1).count();
-    let completed = lateness.len();
-    let late = summarize(&mut lateness);
-    let dur = summarize(&mut durations);
-    let runs_per_cpu_s = completed as f64 / cpu.as_secs_f64();
     let mut statuses: Vec<String> = statuses
         .into_iter()
         .map(|(s, n)| format!("{s} {}", group(n as i64)))
         .collect();
     statuses.sort();
-    eprintln!(
-        "scale: {completed}/{planned_total} runs, lost {lost}, lateness p50 {:.1} p99 {:.1} max {:.1} ms, VmHWM {} MiB",
-        late.p50,
-        late.p99,
-        late.max,
-        hwm / 1024
-    );
+    Ok(History {
+        planned_total: planned.values().map(Vec::len).sum(),
+        completed: lateness.len(),
+        lost,
+        lost_examples,
+        off_grid: seen
+            .keys()
+            .filter(|(n, p)| !planned.get(n).is_some_and(|s| s.contains(p)))
+            .count(),
+        duplicates: seen.values().filter(|c| **c > 1).count(),
+        late: summarize(&mut lateness),
+        dur: summarize(&mut durations),
+        statuses,
+        total_rows,
+    })
+}
 
-    let window_s = (window_end - ready_ms) as f64 / 1000.0;
-    let mut section = Section::new("4. Daemon scale");
-    section.para(format!(
+/// Report: the paragraph that says what was run.
+fn describe(
+    components: &Components,
+    checks: usize,
+    duration: Duration,
+    sampled: &Sampled,
+    window_end: u64,
+) -> String {
+    let window_s = (window_end - sampled.ready.ready_ms) as f64 / 1000.0;
+    format!(
         "The real daemon (`target/release/vantage daemon --no-watch`, default `[global]`: \
          `concurrency` 64, history on, metrics on) with a generated configuration of \
          {} one-minute checks, each the `http` check ({}) with `expect.status = [200]` and \
@@ -186,142 +339,148 @@ pub async fn run(
          {:.0} s window; a lost run is a planned slot with no row.",
         group(checks as i64),
         probe::describe_file(&components.path("http")),
-        humantime::format_duration(round_ms(listed)),
-        humantime::format_duration(round_ms(healthy)),
+        humantime::format_duration(round_ms(sampled.ready.listed)),
+        humantime::format_duration(round_ms(sampled.ready.healthy)),
         humantime::format_duration(duration),
-        humantime::format_duration(round_ms(stop_took)),
+        humantime::format_duration(round_ms(sampled.stop_took)),
         STOP_MARGIN_MS / 1000,
         window_s,
-    ));
-    section.table(
-        &["Figure", "Value", "Target"],
-        &[
-            vec![
-                "RSS when ready".into(),
-                format!("{} MiB", num(rss_ready as f64 / 1024.0)),
-                String::new(),
-            ],
-            vec![
-                "RSS max while running (1 s samples)".into(),
-                format!("{} MiB", num(rss_max as f64 / 1024.0)),
-                String::new(),
-            ],
-            vec![
-                "RSS at stop".into(),
-                format!("{} MiB", num(rss_end as f64 / 1024.0)),
-                String::new(),
-            ],
-            vec![
-                "Peak RSS (VmHWM, whole life incl. start-up)".into(),
-                format!("**{} MiB**", num(hwm as f64 / 1024.0)),
-                "≤ 300 MiB".into(),
-            ],
-            vec![
-                "Start lateness p50 / p90".into(),
-                format!("{} / {} ms", num(late.p50), num(late.p90)),
-                String::new(),
-            ],
-            vec![
-                "Start lateness p99".into(),
-                format!("**{} ms**", num(late.p99)),
-                "≤ 50 ms".into(),
-            ],
-            vec![
-                "Start lateness max".into(),
-                format!("{} ms", num(late.max)),
-                String::new(),
-            ],
-            vec![
-                "Runs planned in the window".into(),
-                group(planned_total as i64),
-                String::new(),
-            ],
-            vec![
-                "Runs completed (rows for planned slots)".into(),
-                format!(
-                    "{} ({:.2} %)",
-                    group(completed as i64),
-                    100.0 * (completed - off_grid) as f64 / planned_total.max(1) as f64
-                ),
-                String::new(),
-            ],
-            vec![
-                "Planned runs lost".into(),
-                format!("**{}**", group(lost as i64)),
-                "0".into(),
-            ],
-            vec![
-                "Rows off the grid / duplicated slots".into(),
-                format!("{off_grid} / {duplicates}"),
-                String::new(),
-            ],
-            vec!["Statuses".into(), statuses.join(", "), String::new()],
-            vec![
-                "Run duration p50 / p99".into(),
-                format!("{} / {} ms", num(dur.p50), num(dur.p99)),
-                String::new(),
-            ],
-            vec![
-                "Daemon CPU in the window".into(),
-                format!(
-                    "{:.1} s ({:.1} % of one core; {} runs per CPU-second, {} µs CPU per run)",
-                    cpu.as_secs_f64(),
-                    100.0 * cpu.as_secs_f64() / duration.as_secs_f64(),
-                    num(runs_per_cpu_s),
-                    num(1e6 / runs_per_cpu_s)
-                ),
-                String::new(),
-            ],
-            vec![
-                "Rows in the history (incl. outside the window)".into(),
-                group(total_rows),
-                String::new(),
-            ],
-            vec![
-                "Load (1/5/15 min)".into(),
-                format!("{load_before} → {load_after}"),
-                String::new(),
-            ],
-        ],
-    );
-    if !lost_examples.is_empty() {
-        section.para(format!(
-            "Lost slots (first few): {}",
-            lost_examples.join(", ")
-        ));
-    }
+    )
+}
+
+/// One table row.
+fn row(figure: &str, value: String, target: &str) -> Vec<String> {
+    vec![figure.into(), value, target.into()]
+}
+
+/// Report: the memory rows of the table.
+fn memory_rows(s: &Sampled) -> Vec<Vec<String>> {
+    let mib = |kib: u64| num(kib as f64 / 1024.0);
+    vec![
+        row(
+            "RSS when ready",
+            format!("{} MiB", mib(s.ready.rss_ready)),
+            "",
+        ),
+        row(
+            "RSS max while running (1 s samples)",
+            format!("{} MiB", mib(s.rss_max)),
+            "",
+        ),
+        row("RSS at stop", format!("{} MiB", mib(s.rss_end)), ""),
+        row(
+            "Peak RSS (VmHWM, whole life incl. start-up)",
+            format!("**{} MiB**", mib(s.hwm)),
+            "≤ 300 MiB",
+        ),
+    ]
+}
+
+/// Report: the lateness, runs and statuses rows of the table.
+fn run_rows(h: &History) -> Vec<Vec<String>> {
+    let late = &h.late;
+    vec![
+        row(
+            "Start lateness p50 / p90",
+            format!("{} / {} ms", num(late.p50), num(late.p90)),
+            "",
+        ),
+        row(
+            "Start lateness p99",
+            format!("**{} ms**", num(late.p99)),
+            "≤ 50 ms",
+        ),
+        row("Start lateness max", format!("{} ms", num(late.max)), ""),
+        row(
+            "Runs planned in the window",
+            group(h.planned_total as i64),
+            "",
+        ),
+        row(
+            "Runs completed (rows for planned slots)",
+            format!(
+                "{} ({:.2} %)",
+                group(h.completed as i64),
+                100.0 * (h.completed - h.off_grid) as f64 / h.planned_total.max(1) as f64
+            ),
+            "",
+        ),
+        row(
+            "Planned runs lost",
+            format!("**{}**", group(h.lost as i64)),
+            "0",
+        ),
+        row(
+            "Rows off the grid / duplicated slots",
+            format!("{} / {}", h.off_grid, h.duplicates),
+            "",
+        ),
+        row("Statuses", h.statuses.join(", "), ""),
+        row(
+            "Run duration p50 / p99",
+            format!("{} / {} ms", num(h.dur.p50), num(h.dur.p99)),
+            "",
+        ),
+    ]
+}
+
+/// Report: the CPU, history size and load rows of the table.
+fn cpu_rows(s: &Sampled, h: &History, duration: Duration, runs_per_cpu_s: f64) -> Vec<Vec<String>> {
+    vec![
+        row(
+            "Daemon CPU in the window",
+            format!(
+                "{:.1} s ({:.1} % of one core; {} runs per CPU-second, {} µs CPU per run)",
+                s.cpu.as_secs_f64(),
+                100.0 * s.cpu.as_secs_f64() / duration.as_secs_f64(),
+                num(runs_per_cpu_s),
+                num(1e6 / runs_per_cpu_s)
+            ),
+            "",
+        ),
+        row(
+            "Rows in the history (incl. outside the window)",
+            group(h.total_rows),
+            "",
+        ),
+        row(
+            "Load (1/5/15 min)",
+            format!("{} → {}", s.ready.load_before, s.load_after),
+            "",
+        ),
+    ]
+}
+
+/// Report: the three targets this measurement decides.
+fn verdicts(section: &mut Section, s: &Sampled, h: &History) {
     section.verdict(Verdict::new(
         "4. Daemon scale, peak RSS",
         "≤ 300 MiB",
-        format!("{} MiB", num(hwm as f64 / 1024.0)),
-        hwm <= 300 * 1024,
+        format!("{} MiB", num(s.hwm as f64 / 1024.0)),
+        s.hwm <= 300 * 1024,
     ));
     section.verdict(Verdict::new(
         "4. Daemon scale, start lateness p99",
         "≤ 50 ms",
         format!(
             "{} ms (p50 {}, max {})",
-            num(late.p99),
-            num(late.p50),
-            num(late.max)
+            num(h.late.p99),
+            num(h.late.p50),
+            num(h.late.max)
         ),
-        late.p99 <= 50.0,
+        h.late.p99 <= 50.0,
     ));
     section.verdict(Verdict::new(
         "4. Daemon scale, planned runs lost",
         "0",
         format!(
             "{} of {} ({} completed)",
-            group(lost as i64),
-            group(planned_total as i64),
-            group(completed as i64)
+            group(h.lost as i64),
+            group(h.planned_total as i64),
+            group(h.completed as i64)
         ),
-        lost == 0 && planned_total > 0,
+        h.lost == 0 && h.planned_total > 0,
     ));
-    Ok(ScaleOutcome {
-        section,
-        runs_per_cpu_s,
-    })
 }
 
 fn round_ms(d: Duration) -> Duration {

@@ -86,132 +86,168 @@ impl Check for ApiFlow {
         let mut outcome = Outcome::new();
 
         // 1. Log in.
-        let login_url = format!("{base}{}", ctx.config_or("login.path", "/login"));
         let body = serde_json::json!({ "username": username, "password": password });
-        let login = match http::post(&login_url).json(&body).send() {
-            Ok(r) => r,
-            Err(e) => {
-                outcome.assert("log in", false, format!("POST {login_url}: {e}"));
-                return Ok(outcome);
-            }
-        };
-        outcome.assert_timed(
-            "log in",
-            login.is_success(),
-            format!("POST {login_url}: {}", login.headline()),
-            login.elapsed(),
-        );
-        if !login.is_success() {
+        let Some(login) = log_in(&mut outcome, ctx, base, &body) else {
             return Ok(outcome);
-        }
-
+        };
         // 2. The token.
-        let pointer = ctx.config_or("token_pointer", "/token");
-        let token = login.json().ok().and_then(|doc| {
-            doc.pointer(pointer)
-                .and_then(|t| t.as_str())
-                .map(str::to_string)
-        });
-        let Some(token) = token else {
-            outcome.assert(
-                "token received",
-                false,
-                format!("no string at {pointer} in the login answer"),
-            );
+        let Some(token) = token(&mut outcome, ctx, &login) else {
             return Ok(outcome);
         };
-        outcome.assert(
-            "token received",
-            true,
-            format!("{} characters at {pointer}", token.len()),
-        );
-
         // 3. The authenticated call.
-        let api_url = format!("{base}{}", ctx.config_or("api.path", "/api/me"));
-        match http::get(&api_url)
-            .bearer_auth(&token)
-            .header("accept", "application/json")
-            .send()
-        {
-            Ok(api) => {
-                outcome.assert_timed(
-                    "call API",
-                    api.status() == 200,
-                    format!("GET {api_url}: {}", api.headline()),
-                    api.elapsed(),
-                );
-                let mut expect = outcome.expect(&api);
-                for (pointer, value) in ctx.config_table("expect.json") {
-                    expect.json_pointer_eq(pointer, value);
-                }
-                outcome.assert_duration_below("API call", api.elapsed(), step_max);
-                outcome.measure("api_call_ms", api.timings().total_ms, "ms");
-            }
-            Err(e) => {
-                outcome.assert("call API", false, format!("GET {api_url}: {e}"));
-            }
-        }
-
+        call_api(&mut outcome, ctx, base, &token, step_max);
         // 4. Log out.
-        let logout_path = ctx.config_or("logout.path", "/logout");
-        if !logout_path.is_empty() {
-            let logout_url = format!("{base}{logout_path}");
-            match http::post(&logout_url).bearer_auth(&token).send() {
-                Ok(r) => outcome.assert_timed(
-                    "log out",
-                    r.is_success(),
-                    format!("POST {logout_url}: {}", r.headline()),
-                    r.elapsed(),
-                ),
-                Err(e) => outcome.assert("log out", false, format!("POST {logout_url}: {e}")),
-            };
-        }
+        log_out(&mut outcome, ctx, base, &token);
         // 5. The TLS chain the login saw (https only).
         if let Some(tls) = login.tls() {
-            let min_days = ctx
-                .config_parse::<f64>("tls.min_days")
-                .ok()
-                .flatten()
-                .unwrap_or(14.0);
-            let days = tls.days_left(clock::now_unix_ms()).unwrap_or(0.0);
-            outcome.assert(
-                "TLS chain valid",
-                tls.verdict.is_valid(),
-                format!(
-                    "{} ({}, {} certificates)",
-                    tls.verdict,
-                    tls.version,
-                    tls.chain.len()
-                ),
-            );
-            outcome.assert(
-                format!("TLS valid for {min_days} more days"),
-                days >= min_days,
-                format!("{days:.1} days left"),
-            );
-            outcome.measure("tls_cert_days_left", days, "days");
+            check_tls(&mut outcome, ctx, tls);
         }
-
         // 6. The name resolves.
         if let Some(name) = ctx.config("dns.name") {
-            let mut query = dns::DnsQuery::new(name, dns::RecordType::A);
-            if let Some(server) = ctx.config("dns.server") {
-                query = query.server(server);
-            }
-            match dns::resolve(&query) {
-                Ok(answer) => outcome.assert_timed(
-                    format!("{name} resolves"),
-                    answer.rcode == "NOERROR" && !answer.records.is_empty(),
-                    format!("{} with {} A records", answer.rcode, answer.records.len()),
-                    Duration::from_secs_f64(answer.duration_ms / 1000.0),
-                ),
-                Err(e) => outcome.assert(format!("{name} resolves"), false, e.to_string()),
-            };
+            check_dns(&mut outcome, ctx, name);
         }
         outcome.measure("login_ms", login.timings().total_ms, "ms");
         outcome.headline(format!("flow as {username}"));
         Ok(outcome)
     }
+}
+
+/// Step 1: `POST {base}{login.path}` with `body`; the answer if it succeeded.
+fn log_in(
+    outcome: &mut Outcome,
+    ctx: &Context,
+    base: &str,
+    body: &serde_json::Value,
+) -> Option<http::Response> {
+    let login_url = format!("{base}{}", ctx.config_or("login.path", "/login"));
+    let login = match http::post(&login_url).json(body).send() {
+        Ok(r) => r,
+        Err(e) => {
+            outcome.assert("log in", false, format!("POST {login_url}: {e}"));
+            return None;
+        }
+    };
+    outcome.assert_timed(
+        "log in",
+        login.is_success(),
+        format!("POST {login_url}: {}", login.headline()),
+        login.elapsed(),
+    );
+    login.is_success().then_some(login)
+}
+
+/// Step 2: the token at `token_pointer` in the login answer.
+fn token(outcome: &mut Outcome, ctx: &Context, login: &http::Response) -> Option<String> {
+    let pointer = ctx.config_or("token_pointer", "/token");
+    let token = login.json().ok().and_then(|doc| {
+        doc.pointer(pointer)
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+    });
+    let Some(token) = token else {
+        outcome.assert(
+            "token received",
+            false,
+            format!("no string at {pointer} in the login answer"),
+        );
+        return None;
+    };
+    outcome.assert(
+        "token received",
+        true,
+        format!("{} characters at {pointer}", token.len()),
+    );
+    Some(token)
+}
+
+/// Step 3: `GET {base}{api.path}` with the token; its JSON against
+/// `expect.json.*` and its time against `step_max`.
+fn call_api(outcome: &mut Outcome, ctx: &Context, base: &str, token: &str, step_max: Duration) {
+    let api_url = format!("{base}{}", ctx.config_or("api.path", "/api/me"));
+    match http::get(&api_url)
+        .bearer_auth(token)
+        .header("accept", "application/json")
+        .send()
+    {
+        Ok(api) => {
+            outcome.assert_timed(
+                "call API",
+                api.status() == 200,
+                format!("GET {api_url}: {}", api.headline()),
+                api.elapsed(),
+            );
+            let mut expect = outcome.expect(&api);
+            for (pointer, value) in ctx.config_table("expect.json") {
+                expect.json_pointer_eq(pointer, value);
+            }
+            outcome.assert_duration_below("API call", api.elapsed(), step_max);
+            outcome.measure("api_call_ms", api.timings().total_ms, "ms");
+        }
+        Err(e) => {
+            outcome.assert("call API", false, format!("GET {api_url}: {e}"));
+        }
+    }
+}
+
+/// Step 4: `POST {base}{logout.path}` with the token, unless the path is empty.
+fn log_out(outcome: &mut Outcome, ctx: &Context, base: &str, token: &str) {
+    let logout_path = ctx.config_or("logout.path", "/logout");
+    if logout_path.is_empty() {
+        return;
+    }
+    let logout_url = format!("{base}{logout_path}");
+    match http::post(&logout_url).bearer_auth(token).send() {
+        Ok(r) => outcome.assert_timed(
+            "log out",
+            r.is_success(),
+            format!("POST {logout_url}: {}", r.headline()),
+            r.elapsed(),
+        ),
+        Err(e) => outcome.assert("log out", false, format!("POST {logout_url}: {e}")),
+    };
+}
+
+/// Step 5: the chain the login saw is valid for `tls.min_days` more days.
+fn check_tls(outcome: &mut Outcome, ctx: &Context, tls: &http::TlsInfo) {
+    let min_days = ctx
+        .config_parse::<f64>("tls.min_days")
+        .ok()
+        .flatten()
+        .unwrap_or(14.0);
+    let days = tls.days_left(clock::now_unix_ms()).unwrap_or(0.0);
+    outcome.assert(
+        "TLS chain valid",
+        tls.verdict.is_valid(),
+        format!(
+            "{} ({}, {} certificates)",
+            tls.verdict,
+            tls.version,
+            tls.chain.len()
+        ),
+    );
+    outcome.assert(
+        format!("TLS valid for {min_days} more days"),
+        days >= min_days,
+        format!("{days:.1} days left"),
+    );
+    outcome.measure("tls_cert_days_left", days, "days");
+}
+
+/// Step 6: `name` has at least one A record (at `dns.server` if set).
+fn check_dns(outcome: &mut Outcome, ctx: &Context, name: &str) {
+    let mut query = dns::DnsQuery::new(name, dns::RecordType::A);
+    if let Some(server) = ctx.config("dns.server") {
+        query = query.server(server);
+    }
+    match dns::resolve(&query) {
+        Ok(answer) => outcome.assert_timed(
+            format!("{name} resolves"),
+            answer.rcode == "NOERROR" && !answer.records.is_empty(),
+            format!("{} with {} A records", answer.rcode, answer.records.len()),
+            Duration::from_secs_f64(answer.duration_ms / 1000.0),
+        ),
+        Err(e) => outcome.assert(format!("{name} resolves"), false, e.to_string()),
+    };
 }
 
 vantage_sdk::export_check!(ApiFlow);

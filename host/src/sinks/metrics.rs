@@ -453,152 +453,222 @@ impl GaugeFamily {
 }
 
 impl LastRun {
+    /// Every last-run gauge family, with a sample per check (or per check and
+    /// phase, state, assertion or measurement).
     fn families(&self, views: &[CheckView]) -> Vec<GaugeFamily> {
-        let mut success = GaugeFamily::new(
-            "probe_success",
-            "Whether the last run succeeded (pass or degraded)",
-        );
-        let mut duration = GaugeFamily::new(
-            "probe_duration_seconds",
-            "How long the last run took to complete in seconds",
-        );
-        let mut phases = GaugeFamily::new(
-            "probe_http_duration_seconds",
-            "Duration of the last run's HTTP exchanges by phase, summed over the exchanges",
-        );
-        let mut status_code = GaugeFamily::new(
-            "probe_http_status_code",
-            "Status code of the last run's last HTTP response",
-        );
-        let mut expiry = GaugeFamily::new(
-            "probe_ssl_earliest_cert_expiry",
-            "Unix time at which the earliest-expiring certificate seen by the last run expires",
-        );
-        let mut state = GaugeFamily::new(
-            "vantage_check_state",
-            "1 for the check's current alerting state, 0 for the others",
-        );
-        let mut assertion = GaugeFamily::new(
-            "vantage_check_assertion_success",
-            "Whether each assertion of the last run held",
-        );
-        let mut measurement = GaugeFamily::new(
-            "vantage_check_measurement",
-            "Numbers the check reported in its last run",
-        );
-        let mut last_run = GaugeFamily::new(
-            "vantage_check_last_run_timestamp_seconds",
-            "Unix time at which the last run started",
-        );
-        let mut maintenance = GaugeFamily::new(
-            "vantage_check_maintenance",
-            "1 while a maintenance window covers the check",
-        );
-        let mut lateness = GaugeFamily::new(
-            "vantage_check_start_lateness_seconds",
-            "Actual start minus planned start of the last run in seconds",
-        );
-
+        let mut families = LastRunFamilies::new();
         for view in views {
-            let base = || -> Labels {
-                vec![
-                    ("check".to_string(), view.name.clone()),
-                    ("location".to_string(), self.location.clone()),
-                ]
-            };
-            let with = |k: &str, v: &str| -> Labels {
-                let mut l = base();
-                l.push((k.to_string(), v.to_string()));
-                l
-            };
-            for s in CheckState::ALL {
-                let on = f64::from(u8::from(s == view.state));
-                state.samples.push((with("state", s.as_str()), on));
-            }
-            maintenance
+            families.add(view, &self.location);
+        }
+        families.into_vec()
+    }
+}
+
+/// The last-run gauge families while they are filled, one field per family.
+struct LastRunFamilies {
+    success: GaugeFamily,
+    duration: GaugeFamily,
+    phases: GaugeFamily,
+    status_code: GaugeFamily,
+    expiry: GaugeFamily,
+    state: GaugeFamily,
+    assertion: GaugeFamily,
+    measurement: GaugeFamily,
+    last_run: GaugeFamily,
+    maintenance: GaugeFamily,
+    lateness: GaugeFamily,
+}
+
+/// A check's series labels (`check`, `location`) and more.
+struct SeriesLabels<'a> {
+    check: &'a str,
+    location: &'a str,
+}
+
+impl SeriesLabels<'_> {
+    /// `check` and `location`.
+    fn base(&self) -> Labels {
+        vec![
+            ("check".to_string(), self.check.to_string()),
+            ("location".to_string(), self.location.to_string()),
+        ]
+    }
+
+    /// `check`, `location` and `k="v"`.
+    fn with(&self, k: &str, v: &str) -> Labels {
+        let mut l = self.base();
+        l.push((k.to_string(), v.to_string()));
+        l
+    }
+}
+
+impl LastRunFamilies {
+    fn new() -> Self {
+        LastRunFamilies {
+            success: GaugeFamily::new(
+                "probe_success",
+                "Whether the last run succeeded (pass or degraded)",
+            ),
+            duration: GaugeFamily::new(
+                "probe_duration_seconds",
+                "How long the last run took to complete in seconds",
+            ),
+            phases: GaugeFamily::new(
+                "probe_http_duration_seconds",
+                "Duration of the last run's HTTP exchanges by phase, summed over the exchanges",
+            ),
+            status_code: GaugeFamily::new(
+                "probe_http_status_code",
+                "Status code of the last run's last HTTP response",
+            ),
+            expiry: GaugeFamily::new(
+                "probe_ssl_earliest_cert_expiry",
+                "Unix time at which the earliest-expiring certificate seen by the last run expires",
+            ),
+            state: GaugeFamily::new(
+                "vantage_check_state",
+                "1 for the check's current alerting state, 0 for the others",
+            ),
+            assertion: GaugeFamily::new(
+                "vantage_check_assertion_success",
+                "Whether each assertion of the last run held",
+            ),
+            measurement: GaugeFamily::new(
+                "vantage_check_measurement",
+                "Numbers the check reported in its last run",
+            ),
+            last_run: GaugeFamily::new(
+                "vantage_check_last_run_timestamp_seconds",
+                "Unix time at which the last run started",
+            ),
+            maintenance: GaugeFamily::new(
+                "vantage_check_maintenance",
+                "1 while a maintenance window covers the check",
+            ),
+            lateness: GaugeFamily::new(
+                "vantage_check_start_lateness_seconds",
+                "Actual start minus planned start of the last run in seconds",
+            ),
+        }
+    }
+
+    /// One check's samples: its state and maintenance always, the rest from
+    /// its last run if it has one.
+    fn add(&mut self, view: &CheckView, location: &str) {
+        let labels = SeriesLabels {
+            check: &view.name,
+            location,
+        };
+        for s in CheckState::ALL {
+            let on = f64::from(u8::from(s == view.state));
+            self.state
                 .samples
-                .push((base(), f64::from(u8::from(view.maintenance.is_some()))));
-            let Some(last) = &view.last else { continue };
-            let r = &last.result;
-            let ok = matches!(r.status, Status::Pass | Status::Degraded);
-            success.samples.push((base(), f64::from(u8::from(ok))));
-            duration.samples.push((base(), r.duration_ms / 1000.0));
-            last_run
+                .push((labels.with("state", s.as_str()), on));
+        }
+        self.maintenance.samples.push((
+            labels.base(),
+            f64::from(u8::from(view.maintenance.is_some())),
+        ));
+        let Some(last) = &view.last else { return };
+        let r = &last.result;
+        let ok = matches!(r.status, Status::Pass | Status::Degraded);
+        self.success
+            .samples
+            .push((labels.base(), f64::from(u8::from(ok))));
+        self.duration
+            .samples
+            .push((labels.base(), r.duration_ms / 1000.0));
+        self.last_run
+            .samples
+            .push((labels.base(), r.started_unix_ms as f64 / 1000.0));
+        if last.lateness_ms.is_finite() {
+            self.lateness
                 .samples
-                .push((base(), r.started_unix_ms as f64 / 1000.0));
-            if last.lateness_ms.is_finite() {
-                lateness
-                    .samples
-                    .push((base(), last.lateness_ms.max(0.0) / 1000.0));
-            }
-            if !r.timings.http.is_empty() {
-                let mut sums = [0.0f64; 5];
-                for t in &r.timings.http {
-                    let p = &t.timings;
-                    for (sum, ms) in sums.iter_mut().zip([
-                        p.resolve_ms,
-                        p.connect_ms,
-                        p.tls_ms,
-                        p.processing_ms,
-                        p.transfer_ms,
-                    ]) {
-                        *sum += ms;
-                    }
-                }
-                for (phase, ms) in ["resolve", "connect", "tls", "processing", "transfer"]
-                    .iter()
-                    .zip(sums)
-                {
-                    phases.samples.push((with("phase", phase), ms / 1000.0));
-                }
-                let code = r
-                    .timings
-                    .http
-                    .iter()
-                    .rev()
-                    .find_map(|t| t.status)
-                    .unwrap_or(0);
-                status_code.samples.push((base(), f64::from(code)));
-                if let Some(ms) = r
-                    .timings
-                    .http
-                    .iter()
-                    .filter_map(|t| t.tls_earliest_expiry_unix_ms)
-                    .min()
-                {
-                    expiry.samples.push((base(), ms as f64 / 1000.0));
-                }
-            }
-            let mut seen = std::collections::HashSet::new();
-            for a in &r.assertions {
-                // Two assertions with one name would be one series: keep the first.
-                if seen.insert(a.name.as_str()) {
-                    assertion
-                        .samples
-                        .push((with("assertion", &a.name), f64::from(u8::from(a.passed))));
-                }
-            }
-            let mut seen = std::collections::HashSet::new();
-            for m in &r.measurements {
-                if seen.insert((m.name.as_str(), m.unit.as_str())) && m.value.is_finite() {
-                    let mut l = with("measurement", &m.name);
-                    l.push(("unit".to_string(), m.unit.clone()));
-                    measurement.samples.push((l, m.value));
-                }
+                .push((labels.base(), last.lateness_ms.max(0.0) / 1000.0));
+        }
+        if !r.timings.http.is_empty() {
+            self.add_http(&labels, &r.timings.http);
+        }
+        self.add_reported(&labels, r);
+    }
+
+    /// The HTTP gauges of a run with at least one exchange: phases summed
+    /// over the exchanges, the last status code, the earliest certificate
+    /// expiry.
+    fn add_http(&mut self, labels: &SeriesLabels<'_>, http: &[crate::result::HttpTrace]) {
+        let mut sums = [0.0f64; 5];
+        for t in http {
+            let p = &t.timings;
+            for (sum, ms) in sums.iter_mut().zip([
+                p.resolve_ms,
+                p.connect_ms,
+                p.tls_ms,
+                p.processing_ms,
+                p.transfer_ms,
+            ]) {
+                *sum += ms;
             }
         }
+        for (phase, ms) in ["resolve", "connect", "tls", "processing", "transfer"]
+            .iter()
+            .zip(sums)
+        {
+            self.phases
+                .samples
+                .push((labels.with("phase", phase), ms / 1000.0));
+        }
+        let code = http.iter().rev().find_map(|t| t.status).unwrap_or(0);
+        self.status_code
+            .samples
+            .push((labels.base(), f64::from(code)));
+        if let Some(ms) = http
+            .iter()
+            .filter_map(|t| t.tls_earliest_expiry_unix_ms)
+            .min()
+        {
+            self.expiry
+                .samples
+                .push((labels.base(), ms as f64 / 1000.0));
+        }
+    }
+
+    /// What the check reported: a sample per assertion and per finite
+    /// measurement (the first of each name, or name and unit).
+    fn add_reported(&mut self, labels: &SeriesLabels<'_>, r: &crate::result::CheckResult) {
+        let mut seen = std::collections::HashSet::new();
+        for a in &r.assertions {
+            // Two assertions with one name would be one series: keep the first.
+            if seen.insert(a.name.as_str()) {
+                self.assertion.samples.push((
+                    labels.with("assertion", &a.name),
+                    f64::from(u8::from(a.passed)),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &r.measurements {
+            if seen.insert((m.name.as_str(), m.unit.as_str())) && m.value.is_finite() {
+                let mut l = labels.with("measurement", &m.name);
+                l.push(("unit".to_string(), m.unit.clone()));
+                self.measurement.samples.push((l, m.value));
+            }
+        }
+    }
+
+    /// The families in the order they are rendered.
+    fn into_vec(self) -> Vec<GaugeFamily> {
         vec![
-            success,
-            duration,
-            phases,
-            status_code,
-            expiry,
-            state,
-            assertion,
-            measurement,
-            last_run,
-            maintenance,
-            lateness,
+            self.success,
+            self.duration,
+            self.phases,
+            self.status_code,
+            self.expiry,
+            self.state,
+            self.assertion,
+            self.measurement,
+            self.last_run,
+            self.maintenance,
+            self.lateness,
         ]
     }
 }
@@ -766,5 +836,50 @@ mod tests {
         board.remove("db");
         let text = metrics.render();
         assert!(!text.contains(r#"check="db""#), "{text}");
+    }
+
+    #[test]
+    fn http_gauges_sum_phases_take_the_last_status_and_the_earliest_expiry() {
+        let board = Board::default();
+        let metrics = Metrics::new(board.clone(), "fra1");
+        let mut ok = record("web", Status::Pass);
+        let exchange = |status, resolve_ms, expiry| crate::result::HttpTrace {
+            method: "GET".into(),
+            url: "https://127.0.0.1/".into(),
+            status,
+            remote_addr: None,
+            redirects: 0,
+            timings: crate::result::http::Timings {
+                resolve_ms,
+                connect_ms: 2.0,
+                tls_ms: 3.0,
+                processing_ms: 4.0,
+                transfer_ms: 5.0,
+                total_ms: 15.0,
+            },
+            error: None,
+            tls_earliest_expiry_unix_ms: expiry,
+        };
+        ok.result.timings.http = vec![
+            exchange(Some(301), 250.0, Some(2_000_000_000_000)),
+            exchange(Some(200), 750.0, Some(1_900_000_000_000)),
+            exchange(None, 0.0, None),
+        ];
+        board.insert(view(ok));
+        board.insert(view(record("idle", Status::Pass)));
+        let text = metrics.render();
+        for line in [
+            r#"probe_http_duration_seconds{check="web",location="fra1",phase="resolve"} 1"#,
+            r#"probe_http_duration_seconds{check="web",location="fra1",phase="transfer"} 0.015"#,
+            r#"probe_http_status_code{check="web",location="fra1"} 200"#,
+            r#"probe_ssl_earliest_cert_expiry{check="web",location="fra1"} 1900000000"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // A run without HTTP exchanges has no HTTP series.
+        assert!(
+            !text.contains(r#"probe_http_status_code{check="idle""#),
+            "{text}"
+        );
     }
 }
