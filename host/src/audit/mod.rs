@@ -11,7 +11,8 @@
 //! - [`s3`]: shipping to S3 ([`S3Sink::ship_pending`]).
 //! - [`verify`]: [`verify_log`] and its [`VerifyReport`].
 //! - [`log`]: the daemon's audit log: spool, shipper, checkpoints.
-//! - [`metrics`]: the shipper's metrics.
+//! - the shipper's metrics live with the other metrics, in
+//!   [`crate::sinks::audit_metrics`].
 //!
 //! Typical use: `Spool::open(dir, key)` and `S3Sink::new(config)` at
 //! start-up, then `sink.ship_pending(&spool)` (replay); after each run

@@ -1,6 +1,6 @@
 //! The `vantage` command line: one module per subcommand.
 //!
-//! Commands print with [`outln!`]/[`out!`] (stdout) and [`errln!`]/[`err!`]
+//! Commands print with `outln!`/`out!` (stdout) and `errln!`/`err!`
 //! (stderr), never `println!`: when the reader goes away (`vantage validate
 //! | head -1`), stdout's write fails with a broken pipe, the command stops,
 //! and `main` exits quietly with [`EXIT_BROKEN_PIPE`]; a closed stderr is

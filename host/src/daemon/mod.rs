@@ -1,15 +1,17 @@
 //! `vantage daemon`: runs every configured check on its schedule, forever,
 //! and hands each result to the sinks.
 //!
-//! The flow is one way: [`config`](crate::config) → [`plan`] and
+//! The flow is one way: [`config`] → [`plan`] and
 //! [`scheduler`] → [`runtime`](crate::runtime) → [`RunRecord`](crate::result::RunRecord)
 //! → [`sinks`](crate::sinks).
 //!
 //! - [`plan`]: when a check runs next (spread offsets, cron with time zones).
 //! - [`scheduler`]: one task per check; overlap, concurrency, retries.
 //! - [`state`]: the alerting state and its thresholds.
-//! - [`record`]: what sinks receive.
-//! - [`board`]: the live view of every check, for the API and status page.
+//! - [`restores`]: one task per restore test, and the janitor.
+//!
+//! What sinks receive is a [`RunRecord`](crate::result::RunRecord); the live
+//! view of every check is the sinks' [`Board`].
 //! - [`reload`]: SIGHUP and config-file watching.
 //!
 //! Threads: the scheduler, sinks and web server run on the caller's Tokio

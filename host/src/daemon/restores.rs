@@ -1,9 +1,9 @@
 //! Restore tests in the daemon: one task per `[[restore]]` that sleeps until
 //! the next planned start, runs the test ([`crate::restore::run`]) with the
-//! daemon's sandbox as its [`ValidationRunner`], then hands the outcome to
+//! daemon's sandbox as its [`ValidationRunner`](crate::restore::ValidationRunner), then hands the outcome to
 //! the sinks like a check's (board, metrics, history, alerts) and to the
 //! audit log. A janitor sweeps expired volatile namespaces at start-up and
-//! every [`JANITOR_EVERY`].
+//! every `JANITOR_EVERY`.
 //!
 //! Restore-validation checks run in the same sandbox as edge checks, under
 //! the same concurrency cap, in mode `restore`. Besides their rendered
@@ -390,7 +390,7 @@ pub fn run_spec(
 }
 
 /// Sweep expired volatile namespaces of every cluster the restore tests
-/// use, now and every [`JANITOR_EVERY`], until `stop`.
+/// use, now and every `JANITOR_EVERY`, until `stop`.
 pub async fn janitor_loop(clusters: Vec<(ClusterAccess, String)>, mut stop: watch::Receiver<bool>) {
     if clusters.is_empty() {
         return;

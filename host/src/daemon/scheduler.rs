@@ -80,7 +80,7 @@ impl Shared {
     }
 
     /// [`run_guest`](Self::run_guest) in the lane `lane` says, which then
-    /// learns what the run used (the caller holds the run's [`Slot`]).
+    /// learns what the run used (the caller holds the run's slot under the cap).
     pub async fn run_guest_in_lane(
         &self,
         check: &Arc<LoadedCheck>,

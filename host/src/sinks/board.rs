@@ -34,7 +34,7 @@ pub struct CheckView {
     /// The most recent run that was bad (fail or error).
     pub last_failure: Option<Arc<RunRecord>>,
     /// Runs finished: at start-up, the check's runs kept in the history
-    /// (see [`super::state::resume`]), then one more per run; a check added
+    /// (see `daemon::state::resume`), then one more per run; a check added
     /// or changed by a reload starts from 0.
     pub runs: u64,
     /// Runs skipped because the previous one was still going.
