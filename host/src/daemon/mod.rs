@@ -37,7 +37,7 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -447,17 +447,13 @@ impl Daemon {
                     self.tasks.insert(name, task);
                     continue;
                 }
-                Some(task) => {
-                    changed += 1;
-                    task.stop();
-                    let tracker = task.tracker.clone();
-                    stopping.push(task);
-                    tracker
-                }
-                None => {
-                    added += 1;
-                    let tracker = self.carried.get(&name).map(|c| c.tracker.clone());
-                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
+                previous => {
+                    if previous.is_some() {
+                        changed += 1
+                    } else {
+                        added += 1
+                    }
+                    state::handed_on(previous, self.carried.get(&name), &mut stopping)
                 }
             };
             if let Err(why) = &component {

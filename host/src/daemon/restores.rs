@@ -68,6 +68,15 @@ pub struct RestoreTask {
     task: TaskHandle,
 }
 
+impl state::Replaced for RestoreTask {
+    fn stop(&self) {
+        RestoreTask::stop(self);
+    }
+    fn tracker(&self) -> &Arc<Mutex<Tracker>> {
+        &self.tracker
+    }
+}
+
 impl RestoreTask {
     /// Start the task of one restore test.
     pub fn spawn(
@@ -96,13 +105,7 @@ impl RestoreTask {
             location: shared.location.clone(),
             severity: spec.severity.clone(),
             state,
-            next_unix_ms: None,
-            last: None,
-            last_failure: None,
-            runs: 0,
-            skipped_overlap: 0,
-            maintenance: None,
-            restore: None,
+            ..Default::default()
         });
         let span = info_span!("restore", restore_test = %spec.name, location = %shared.location);
         let task = TaskHandle::spawn(|stopped| {
@@ -525,17 +528,13 @@ impl Daemon {
                     self.restores.insert(spec.name.clone(), task);
                     continue;
                 }
-                Some(task) => {
-                    changed += 1;
-                    task.stop();
-                    let tracker = task.tracker.clone();
-                    stopping.push(task);
-                    tracker
-                }
-                None => {
-                    added += 1;
-                    let tracker = self.carried.get(&spec.name).map(|c| c.tracker.clone());
-                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
+                previous => {
+                    if previous.is_some() {
+                        changed += 1
+                    } else {
+                        added += 1
+                    }
+                    state::handed_on(previous, self.carried.get(&spec.name), stopping)
                 }
             };
             let prepared = PreparedRestore {

@@ -196,6 +196,15 @@ impl TaskHandle {
     }
 }
 
+impl super::state::Replaced for CheckTask {
+    fn stop(&self) {
+        CheckTask::stop(self);
+    }
+    fn tracker(&self) -> &Arc<Mutex<Tracker>> {
+        &self.tracker
+    }
+}
+
 impl CheckTask {
     /// Start the task of one check.
     pub fn spawn(
@@ -214,13 +223,7 @@ impl CheckTask {
             location: shared.location.clone(),
             severity: spec.severity.clone(),
             state,
-            next_unix_ms: None,
-            last: None,
-            last_failure: None,
-            runs: 0,
-            skipped_overlap: 0,
-            maintenance: None,
-            restore: None,
+            ..Default::default()
         });
         let span = info_span!("check", check = %spec.name, location = %shared.location);
         let task = TaskHandle::spawn(|stopped| {

@@ -7,6 +7,7 @@
 //! sink, so a restart neither re-fires nor hides an alert.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::result::Status;
 use crate::sinks::alerts::{Alerts, ResumedAlert};
@@ -22,6 +23,36 @@ pub struct Carried {
     pub tracker: Tracker,
     /// Its runs kept in the history (the board's `runs` starts from them).
     pub runs: u64,
+}
+
+/// A check's or restore test's running task, as a reload replaces it.
+pub trait Replaced {
+    /// Ask the task to stop (a run in flight finishes).
+    fn stop(&self);
+    /// Its alerting state.
+    fn tracker(&self) -> &Arc<Mutex<Tracker>>;
+}
+
+/// The alerting state a check or restore test that a reload (re)starts goes
+/// on with: a changed one's `previous` task is asked to stop, queued in
+/// `stopping`, and hands on its tracker; a new one starts from what start-up
+/// `carried` over from the history, or afresh.
+pub fn handed_on<T: Replaced>(
+    previous: Option<T>,
+    carried: Option<&Carried>,
+    stopping: &mut Vec<T>,
+) -> Arc<Mutex<Tracker>> {
+    match previous {
+        Some(task) => {
+            task.stop();
+            let tracker = task.tracker().clone();
+            stopping.push(task);
+            tracker
+        }
+        None => Arc::new(Mutex::new(
+            carried.map(|c| c.tracker.clone()).unwrap_or_default(),
+        )),
+    }
 }
 
 /// Read the state of each of `checks` back from `history` and hand the

@@ -3,9 +3,11 @@
 //! [`backoff`] with jitter for anything that retries, and [`LogLimiter`] for
 //! errors on hot paths that must not flood the log.
 
+mod abort;
 mod clock;
 mod limiter;
 
+pub use abort::AbortOnDrop;
 pub use clock::Clock;
 pub use limiter::LogLimiter;
 

@@ -30,6 +30,17 @@ const V: &str = "/apis/velero.io/v1/namespaces/velero";
 
 // ---------------------------------------------------------------- fixtures
 
+/// Whether `s` is a DNS label (RFC 1123): what Kubernetes accepts as a
+/// namespace name.
+pub(super) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 fn fixture(name: &str) -> Value {
     let path = format!("{FIXTURES}/{name}");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -713,11 +713,8 @@ mod tests {
             state: record.state,
             next_unix_ms: None,
             last: Some(Arc::new(record)),
-            last_failure: None,
             runs: 1,
-            skipped_overlap: 0,
-            maintenance: None,
-            restore: None,
+            ..Default::default()
         }
     }
 

@@ -143,19 +143,8 @@ impl Validator<'_> {
             None => "critical".to_string(),
         };
 
-        let secrets = self.secrets(&raw, ctx);
-        let config = raw
-            .config
-            .as_ref()
-            .map(|t| flatten_config(t.get_ref()))
-            .unwrap_or_default();
-        self.secret_references(
-            &["check".to_string(), index.to_string()],
-            &config,
-            &secrets,
-            raw.config.as_ref().map(Spanned::span),
-            ctx,
-        );
+        let (secrets, config) =
+            self.secrets_and_config(&raw, &["check".to_string(), index.to_string()], ctx);
 
         // Warnings: configurations that work, but probably not as meant.
         let allow_empty = raw.allow.as_ref().is_none_or(|l| l.get_ref().is_empty());
@@ -492,6 +481,26 @@ impl Validator<'_> {
         if !patterns.contains(&pattern) {
             patterns.push(pattern);
         }
+    }
+
+    /// A check's `secrets` and its flattened `config`, each
+    /// `${secret.x}` in the config checked against the secrets granted
+    /// (errors name the table `table`).
+    pub(super) fn secrets_and_config(
+        &mut self,
+        raw: &RawCheck,
+        table: &[String],
+        ctx: Option<&str>,
+    ) -> (Vec<(String, SecretSource)>, Vec<(String, String)>) {
+        let secrets = self.secrets(raw, ctx);
+        let config = raw
+            .config
+            .as_ref()
+            .map(|t| flatten_config(t.get_ref()))
+            .unwrap_or_default();
+        let span = raw.config.as_ref().map(Spanned::span);
+        self.secret_references(table, &config, &secrets, span, ctx);
+        (secrets, config)
     }
 
     pub(super) fn secrets(

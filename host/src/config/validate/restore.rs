@@ -19,7 +19,7 @@ use crate::config::restore::{
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
 use crate::config::s3::{DEFAULT_PREFIX, LockMode, Retention, Sse, check_endpoint};
-use crate::config::values::{DurationRange, SecretSource, flatten_config};
+use crate::config::values::{DurationRange, SecretSource};
 use crate::policy::AllowList;
 
 mod job;
@@ -1029,24 +1029,13 @@ impl Validator<'_> {
         }
 
         let limits = self.limits(&raw, defaults, ctx);
-        let secrets = self.secrets(&raw, ctx);
-        let config = raw
-            .config
-            .as_ref()
-            .map(|t| flatten_config(t.get_ref()))
-            .unwrap_or_default();
-        self.secret_references(
-            &[
-                "restore".to_string(),
-                restore_index.to_string(),
-                "check".to_string(),
-                index.to_string(),
-            ],
-            &config,
-            &secrets,
-            raw.config.as_ref().map(Spanned::span),
-            ctx,
-        );
+        let table = [
+            "restore".to_string(),
+            restore_index.to_string(),
+            "check".to_string(),
+            index.to_string(),
+        ];
+        let (secrets, config) = self.secrets_and_config(&raw, &table, ctx);
         let config_span = raw
             .config
             .as_ref()

@@ -904,13 +904,9 @@ async fn backup_age_gauge_follows_the_newest_backup_whatever_the_verdict() {
             location: "fra1".into(),
             severity: "critical".into(),
             state: CheckState::Up,
-            next_unix_ms: None,
-            last: None,
-            last_failure: None,
             runs: 1,
-            skipped_overlap: 0,
-            maintenance: None,
             restore: Some(std::sync::Arc::new(report)),
+            ..Default::default()
         });
         let text = metrics.render();
         let line = text

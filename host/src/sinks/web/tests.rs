@@ -55,12 +55,7 @@ fn view(name: &str, state: CheckState) -> CheckView {
         severity: "critical".into(),
         state,
         next_unix_ms: Some(now_unix_ms() + 42_000),
-        last: None,
-        last_failure: None,
-        runs: 0,
-        skipped_overlap: 0,
-        maintenance: None,
-        restore: None,
+        ..Default::default()
     }
 }
 
