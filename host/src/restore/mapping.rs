@@ -129,7 +129,7 @@ fn hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::restore::tests::is_dns_label;
+    use crate::restore::tests::fixture::is_dns_label;
 
     fn sources(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -281,7 +281,7 @@ fn ip_block(cidr: &str) -> IPBlock {
 mod tests {
     use super::*;
     use crate::config::EgressRule;
-    use crate::restore::tests::is_dns_label;
+    use crate::restore::tests::fixture::is_dns_label;
 
     #[test]
     fn volatile_names_are_dns_labels() {

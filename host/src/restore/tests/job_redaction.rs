@@ -53,13 +53,7 @@ async fn a_job_echoing_its_secret_env_leaks_no_fragment_of_it() {
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("orders-recent", Some("t"))];
     let fake = Fake::new(leaky_world());
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-leak"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-leak").await;
     // The verdict still reads the log as written.
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let j = &report.jobs[0];
@@ -122,13 +116,7 @@ async fn a_failing_job_that_leaks_is_redacted_in_the_verdict_too() {
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("schema", None)];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-leak-fail"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-leak-fail").await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
     assert!(
         report
@@ -163,13 +151,7 @@ async fn unreadable_secret_values_withhold_the_log() {
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("orders-recent", Some("t"))];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-withheld"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-withheld").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let ns = report.namespace.clone().unwrap();
     assert_eq!(
@@ -195,13 +177,7 @@ async fn unreadable_secret_values_withhold_the_log() {
     let mut spec = super::spec();
     spec.acceptance.jobs = vec![job];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-plain"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-plain").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     assert_eq!(report.jobs[0].log_tail, ["orders: 1234"]);
     assert!(fake.posted("/rolebindings").is_empty());
