@@ -448,12 +448,8 @@ impl Daemon {
                     continue;
                 }
                 previous => {
-                    if previous.is_some() {
-                        changed += 1
-                    } else {
-                        added += 1
-                    }
-                    state::handed_on(previous, self.carried.get(&name), &mut stopping)
+                    let counts = (&mut added, &mut changed);
+                    state::handed_on(previous, self.carried.get(&name), &mut stopping, counts)
                 }
             };
             if let Err(why) = &component {

@@ -33,7 +33,7 @@ use crate::runtime::{LoadedCheck, RunSpec};
 use crate::sinks::Sinks;
 use crate::sinks::metrics::RestoreSample;
 
-use super::scheduler::{Shared, TaskHandle, sleep_until};
+use super::scheduler::{Job, Running, Shared, TaskHandle, sleep_until};
 use super::state::Tracker;
 use super::{Daemon, LoadPass, plan, state};
 use crate::result::RunRecord;
@@ -60,20 +60,11 @@ pub struct PreparedRestore {
 }
 
 /// A running restore-test task.
-pub struct RestoreTask {
-    /// What it runs.
-    pub prepared: Arc<PreparedRestore>,
-    /// Its alerting state.
-    pub tracker: Arc<Mutex<Tracker>>,
-    task: TaskHandle,
-}
+pub type RestoreTask = Running<PreparedRestore>;
 
-impl state::Replaced for RestoreTask {
-    fn stop(&self) {
-        RestoreTask::stop(self);
-    }
-    fn tracker(&self) -> &Arc<Mutex<Tracker>> {
-        &self.tracker
+impl Job for PreparedRestore {
+    fn log_aborted(&self) {
+        warn!(restore_test = %self.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
     }
 }
 
@@ -116,25 +107,6 @@ impl RestoreTask {
             prepared,
             tracker,
             task,
-        }
-    }
-
-    /// Ask the task to stop: no new run; a run in flight finishes (with its
-    /// cleanup).
-    pub fn stop(&self) {
-        self.task.stop();
-    }
-
-    /// Whether the task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Wait for the task to end, at most `grace`; then abort it (the
-    /// janitor deletes what an aborted run left behind once it expires).
-    pub async fn join(self, grace: Duration) {
-        if !self.task.join(grace).await {
-            warn!(restore_test = %self.prepared.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
         }
     }
 }
@@ -529,12 +501,8 @@ impl Daemon {
                     continue;
                 }
                 previous => {
-                    if previous.is_some() {
-                        changed += 1
-                    } else {
-                        added += 1
-                    }
-                    state::handed_on(previous, self.carried.get(&spec.name), stopping)
+                    let counts = (&mut added, &mut changed);
+                    state::handed_on(previous, self.carried.get(&spec.name), stopping, counts)
                 }
             };
             let prepared = PreparedRestore {

@@ -36,12 +36,16 @@ pub trait Replaced {
 /// The alerting state a check or restore test that a reload (re)starts goes
 /// on with: a changed one's `previous` task is asked to stop, queued in
 /// `stopping`, and hands on its tracker; a new one starts from what start-up
-/// `carried` over from the history, or afresh.
+/// `carried` over from the history, or afresh. Counts it in `(added,
+/// changed)`.
 pub fn handed_on<T: Replaced>(
     previous: Option<T>,
     carried: Option<&Carried>,
     stopping: &mut Vec<T>,
+    (added, changed): (&mut usize, &mut usize),
 ) -> Arc<Mutex<Tracker>> {
+    let count = if previous.is_some() { changed } else { added };
+    *count += 1;
     match previous {
         Some(task) => {
             task.stop();
