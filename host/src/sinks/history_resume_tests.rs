@@ -3,35 +3,15 @@
 
 use super::*;
 use crate::result::CheckState;
-use crate::result::{CheckResult, RunTimings};
+use crate::result::testing::run_record;
 
 const NOW: u64 = 1_750_000_000_000;
 
 fn run(check: &str, i: u64, status: Status, state: CheckState, window: bool) -> Arc<RunRecord> {
-    Arc::new(RunRecord {
-        result: CheckResult {
-            check: check.into(),
-            status,
-            summary: status.as_str().into(),
-            duration_ms: 1.0,
-            location: "test".into(),
-            run_id: format!("{check}-{i}"),
-            started_unix_ms: NOW + i * 1000,
-            assertions: vec![],
-            measurements: vec![],
-            labels: vec![],
-            timings: RunTimings::default(),
-            logs: vec![],
-            error: None,
-        },
-        planned_unix_ms: NOW + i * 1000,
-        lateness_ms: 0.0,
-        retries: vec![],
-        state,
-        transition: None,
-        maintenance: window.then(|| "upgrade".to_string()),
-        severity: "critical".into(),
-    })
+    let mut r = run_record(check, NOW + i * 1000, status, state);
+    r.result.run_id = format!("{check}-{i}");
+    r.maintenance = window.then(|| "upgrade".to_string());
+    Arc::new(r)
 }
 
 fn open(dir: &Path) -> History {
