@@ -1484,14 +1484,7 @@ async fn crash_after_namespace_creation_then_the_janitor_cleans_up() {
     )
     .await;
     assert_eq!(report.namespaces_deleted, [ns]);
-    let left: Vec<String> = fake
-        .world
-        .lock()
-        .unwrap()
-        .namespaces
-        .iter()
-        .map(|n| name_of(n).to_string())
-        .collect();
+    let left: Vec<String> = fake.namespace_names();
     assert_eq!(
         left,
         [

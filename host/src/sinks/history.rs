@@ -1092,7 +1092,7 @@ mod tests {
     }
 
     /// History whose age retention does not interfere with fixed timestamps.
-    fn open(dir: &Path) -> History {
+    pub(super) fn open(dir: &Path) -> History {
         History::open(
             dir,
             Retention {

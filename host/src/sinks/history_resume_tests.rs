@@ -1,6 +1,7 @@
 //! Tests of [`History::resume`]: a check's state, streaks, run count and
 //! down episode read back at start-up.
 
+use super::tests::open;
 use super::*;
 use crate::result::CheckState;
 use crate::result::testing::run_record;
@@ -12,17 +13,6 @@ fn run(check: &str, i: u64, status: Status, state: CheckState, window: bool) -> 
     r.result.run_id = format!("{check}-{i}");
     r.maintenance = window.then(|| "upgrade".to_string());
     Arc::new(r)
-}
-
-fn open(dir: &Path) -> History {
-    History::open(
-        dir,
-        Retention {
-            max_age: Duration::from_secs(100 * 365 * 24 * 3600),
-            ..Retention::default()
-        },
-    )
-    .unwrap()
 }
 
 #[tokio::test]

@@ -35,6 +35,37 @@ impl Fake {
     }
 }
 
+impl Fake {
+    /// The names of the namespaces the fake cluster holds now.
+    pub(super) fn namespace_names(&self) -> Vec<String> {
+        let world = self.world.lock().unwrap();
+        world
+            .namespaces
+            .iter()
+            .map(|n| name_of(n).to_string())
+            .collect()
+    }
+}
+
+/// Where `needle` stands in `calls` (see [`Fake::calls`]); panics, listing
+/// them, if it is not there.
+pub(super) fn position_of(calls: &[String], needle: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == needle)
+        .unwrap_or_else(|| panic!("no {needle} in {calls:#?}"))
+}
+
+/// The probe pod's `status` once it terminated with `exit` and `message`.
+pub(super) fn probe_terminated(exit: i32, message: &str) -> Value {
+    json!({
+        "phase": if exit == 0 { "Succeeded" } else { "Failed" },
+        "containerStatuses": [{"name": "probe", "image": "busybox:1.37", "imageID": "",
+            "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": exit, "message": message, "reason": "Completed"}}}]
+    })
+}
+
 /// Panics unless `report` failed with a reason that contains `text`.
 pub(super) fn assert_fails_with(report: &RestoreReport, text: &str) {
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);

@@ -519,12 +519,7 @@ fn probe_api(world: &mut World, exit: i32, message: &'static str) -> Arc<Mutex<V
             }
             ("GET", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
                 let mut pod = seen.lock().unwrap().first().cloned()?;
-                pod["status"] = json!({
-                    "phase": if exit == 0 { "Succeeded" } else { "Failed" },
-                    "containerStatuses": [{"name": "probe", "image": "busybox:1.37", "imageID": "",
-                        "ready": false, "restartCount": 0,
-                        "state": {"terminated": {"exitCode": exit, "message": message, "reason": "Completed"}}}]
-                });
+                pod["status"] = probe_terminated(exit, &message);
                 Some((200, pod))
             }
             ("DELETE", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {

@@ -177,12 +177,7 @@ fn namespaced_api(world: &mut World, cluster: Arc<Mutex<Cluster>>) {
             ("GET", ["api", "v1", "namespaces", ns, "pods", probe::PROBE_POD]) => {
                 let mut pod = c.probe_pods.get(*ns).cloned()?;
                 let (exit, message) = c.probe.get(*ns).cloned().unwrap_or((0, "refused".into()));
-                pod["status"] = json!({
-                    "phase": if exit == 0 { "Succeeded" } else { "Failed" },
-                    "containerStatuses": [{"name": "probe", "image": "busybox:1.37", "imageID": "",
-                        "ready": false, "restartCount": 0,
-                        "state": {"terminated": {"exitCode": exit, "message": message, "reason": "Completed"}}}]
-                });
+                pod["status"] = probe_terminated(exit, &message);
                 Some((200, pod))
             }
             ("DELETE", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
@@ -321,12 +316,7 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
     // Two namespaces, each labelled with the run and its source, each with
     // its own isolating NetworkPolicy created before the Restore.
     let calls = fake.calls();
-    let at = |needle: &str| {
-        calls
-            .iter()
-            .position(|c| c == needle)
-            .unwrap_or_else(|| panic!("no {needle} in {calls:#?}"))
-    };
+    let at = |needle: &str| position_of(&calls, needle);
     let restore_at = at(&format!("POST {V}/restores"));
     for ns in [&shop, &data] {
         assert!(
@@ -729,14 +719,7 @@ async fn multins_the_janitor_finds_every_namespace_of_a_run_even_unlabelled() {
             swept.waiting
         );
     }
-    let left: Vec<String> = fake
-        .world
-        .lock()
-        .unwrap()
-        .namespaces
-        .iter()
-        .map(|n| name_of(n).to_string())
-        .collect();
+    let left: Vec<String> = fake.namespace_names();
     assert_eq!(
         left,
         [

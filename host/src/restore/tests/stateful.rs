@@ -1222,12 +1222,7 @@ async fn the_restore_log_and_results_are_kept_before_the_restore_is_deleted() {
 
     // Fetched before the Restore was deleted; the requests cleaned up.
     let calls = fake.calls();
-    let at = |needle: &str| {
-        calls
-            .iter()
-            .position(|c| c == needle)
-            .unwrap_or_else(|| panic!("no {needle} in {calls:#?}"))
-    };
+    let at = |needle: &str| position_of(&calls, needle);
     let restore_deleted = at(&format!("DELETE {V}/restores/{ns}"));
     assert!(at(&format!("DELETE {V}/downloadrequests/{ns}-log")) < restore_deleted);
     assert!(at(&format!("DELETE {V}/downloadrequests/{ns}-results")) < restore_deleted);
