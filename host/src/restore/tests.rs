@@ -1067,14 +1067,8 @@ async fn workloads_never_ready_fail_naming_them() {
     let fake = Fake::new(world);
     let mut spec = self::spec();
     spec.readiness.workloads = vec![
-        Workload {
-            kind: WorkloadKind::Deployment,
-            name: "api".into(),
-        },
-        Workload {
-            kind: WorkloadKind::StatefulSet,
-            name: "cache".into(),
-        },
+        workload(WorkloadKind::Deployment, "api"),
+        workload(WorkloadKind::StatefulSet, "cache"),
     ];
     spec.readiness.timeout = Duration::from_millis(40);
     let report = fake.run(&spec, "run-named").await;

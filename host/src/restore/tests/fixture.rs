@@ -66,6 +66,14 @@ pub(super) fn probe_terminated(exit: i32, message: &str) -> Value {
     })
 }
 
+/// A workload to wait for.
+pub(super) fn workload(kind: WorkloadKind, name: &str) -> Workload {
+    Workload {
+        kind,
+        name: name.into(),
+    }
+}
+
 /// Panics unless `report` failed with a reason that contains `text`.
 pub(super) fn assert_fails_with(report: &RestoreReport, text: &str) {
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);

@@ -605,18 +605,9 @@ async fn multins_readiness_waits_for_every_namespace() {
     let fake = Fake::new(world);
     let mut spec = two_namespace_spec();
     spec.readiness.workloads = vec![
-        Workload {
-            kind: WorkloadKind::Deployment,
-            name: "api".into(),
-        },
-        Workload {
-            kind: WorkloadKind::StatefulSet,
-            name: "db".into(),
-        },
-        Workload {
-            kind: WorkloadKind::Deployment,
-            name: "worker".into(),
-        },
+        workload(WorkloadKind::Deployment, "api"),
+        workload(WorkloadKind::StatefulSet, "db"),
+        workload(WorkloadKind::Deployment, "worker"),
     ];
     let report = fake.run(&spec, "run-ready-2").await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);

@@ -175,6 +175,12 @@ pub(super) struct JobScript {
     pub(super) log: String,
 }
 
+/// A map entry: the Job `name` ends with `exit` after logging `log`.
+pub(super) fn script(name: &str, exit: Option<i32>, log: impl Into<String>) -> (String, JobScript) {
+    let log = log.into();
+    (name.to_string(), JobScript { exit, log })
+}
+
 fn claim_namespace(c: &Value) -> &str {
     c["metadata"]["namespace"].as_str().unwrap_or("")
 }
@@ -700,10 +706,7 @@ async fn workloads_scaled_to_zero_are_not_ready() {
 
     // Named workloads too.
     let mut named = spec();
-    named.readiness.workloads = vec![Workload {
-        kind: WorkloadKind::Deployment,
-        name: "api".into(),
-    }];
+    named.readiness.workloads = vec![workload(WorkloadKind::Deployment, "api")];
     let mut world = healthy_world();
     world.deployments = vec![vec![deployment("api", 0, 0)]];
     let fake = Fake::new(world);
@@ -1004,26 +1007,12 @@ pub(super) fn data_job(name: &str, expect: Option<&str>) -> crate::config::Resto
 async fn data_jobs_run_in_the_namespace_and_their_exit_and_log_decide() {
     let mut world = healthy_world();
     world.stateful.job_scripts = BTreeMap::from([
-        (
-            "orders-recent".to_string(),
-            JobScript {
-                exit: Some(0),
-                log: "psql: connected\nt\n".into(),
-            },
-        ),
-        (
-            "orders-count".to_string(),
-            JobScript {
-                exit: Some(0),
-                log: "f\n".into(),
-            },
-        ),
-        (
-            "schema".to_string(),
-            JobScript {
-                exit: Some(2),
-                log: "psql: error: relation \"orders\" does not exist\n".into(),
-            },
+        script("orders-recent", Some(0), "psql: connected\nt\n"),
+        script("orders-count", Some(0), "f\n"),
+        script(
+            "schema",
+            Some(2),
+            "psql: error: relation \"orders\" does not exist\n",
         ),
     ]);
     let mut spec = spec();
@@ -1107,27 +1096,13 @@ async fn data_jobs_run_in_the_namespace_and_their_exit_and_log_decide() {
     ] {
         let mut world = healthy_world();
         world.stateful.job_scripts = BTreeMap::from([
-            (
-                "orders-count".to_string(),
-                JobScript {
-                    exit: Some(0),
-                    log: "f\n".into(),
-                },
+            script("orders-count", Some(0), "f\n"),
+            script(
+                "schema",
+                Some(2),
+                "psql: error: relation \"orders\" does not exist\n",
             ),
-            (
-                "schema".to_string(),
-                JobScript {
-                    exit: Some(2),
-                    log: "psql: error: relation \"orders\" does not exist\n".into(),
-                },
-            ),
-            (
-                "hangs".to_string(),
-                JobScript {
-                    exit: None,
-                    log: String::new(),
-                },
-            ),
+            script("hangs", None, ""),
         ]);
         let mut bad = super::spec();
         bad.acceptance.jobs = vec![job];
