@@ -19,6 +19,11 @@ use crate::policy::{AllowList, AllowPattern, TARGET_PLACEHOLDER, expand_entry};
 
 use super::{CRON_HORIZON_DAYS, Validator};
 
+/// A check's granted secrets: name and source.
+type Secrets = Vec<(String, SecretSource)>;
+/// A check's `config` table flattened to dotted keys and string values.
+type FlatConfig = Vec<(String, String)>;
+
 impl Validator<'_> {
     /// A cron expression, with a message showing the form on error.
     pub(super) fn cron(
@@ -491,7 +496,7 @@ impl Validator<'_> {
         raw: &RawCheck,
         table: &[String],
         ctx: Option<&str>,
-    ) -> (Vec<(String, SecretSource)>, Vec<(String, String)>) {
+    ) -> (Secrets, FlatConfig) {
         let secrets = self.secrets(raw, ctx);
         let config = raw
             .config

@@ -519,7 +519,7 @@ fn probe_api(world: &mut World, exit: i32, message: &'static str) -> Arc<Mutex<V
             }
             ("GET", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
                 let mut pod = seen.lock().unwrap().first().cloned()?;
-                pod["status"] = probe_terminated(exit, &message);
+                pod["status"] = probe_terminated(exit, message);
                 Some((200, pod))
             }
             ("DELETE", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
