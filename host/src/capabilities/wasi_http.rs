@@ -24,6 +24,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpH
 use super::net::{Net, NetBudget, Phase};
 use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
+use crate::pace::AbortOnDrop;
 
 /// Per-run `wasi:http` state.
 pub struct WasiHttpState {
@@ -193,15 +194,6 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Aborts the connection task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), Error>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

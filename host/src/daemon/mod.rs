@@ -39,7 +39,7 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -449,17 +449,9 @@ impl Daemon {
                     self.tasks.insert(name, task);
                     continue;
                 }
-                Some(task) => {
-                    changed += 1;
-                    task.stop();
-                    let tracker = task.tracker.clone();
-                    stopping.push(task);
-                    tracker
-                }
-                None => {
-                    added += 1;
-                    let tracker = self.carried.get(&name).map(|c| c.tracker.clone());
-                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
+                previous => {
+                    let counts = (&mut added, &mut changed);
+                    state::handed_on(previous, self.carried.get(&name), &mut stopping, counts)
                 }
             };
             if let Err(why) = &component {

@@ -33,7 +33,7 @@ use crate::runtime::{LoadedCheck, RunSpec};
 use crate::sinks::Sinks;
 use crate::sinks::metrics::RestoreSample;
 
-use super::scheduler::{Shared, TaskHandle, sleep_until};
+use super::scheduler::{Job, Running, Shared, TaskHandle, sleep_until};
 use super::state::Tracker;
 use super::{Daemon, LoadPass, plan, state};
 use crate::result::RunRecord;
@@ -60,12 +60,12 @@ pub struct PreparedRestore {
 }
 
 /// A running restore-test task.
-pub struct RestoreTask {
-    /// What it runs.
-    pub prepared: Arc<PreparedRestore>,
-    /// Its alerting state.
-    pub tracker: Arc<Mutex<Tracker>>,
-    task: TaskHandle,
+pub type RestoreTask = Running<PreparedRestore>;
+
+impl Job for PreparedRestore {
+    fn log_aborted(&self) {
+        warn!(restore_test = %self.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
+    }
 }
 
 impl RestoreTask {
@@ -96,13 +96,7 @@ impl RestoreTask {
             location: shared.location.clone(),
             severity: spec.severity.clone(),
             state,
-            next_unix_ms: None,
-            last: None,
-            last_failure: None,
-            runs: 0,
-            skipped_overlap: 0,
-            maintenance: None,
-            restore: None,
+            ..Default::default()
         });
         let span = info_span!("restore", restore_test = %spec.name, location = %shared.location);
         let task = TaskHandle::spawn(|stopped| {
@@ -113,25 +107,6 @@ impl RestoreTask {
             prepared,
             tracker,
             task,
-        }
-    }
-
-    /// Ask the task to stop: no new run; a run in flight finishes (with its
-    /// cleanup).
-    pub fn stop(&self) {
-        self.task.stop();
-    }
-
-    /// Whether the task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Wait for the task to end, at most `grace`; then abort it (the
-    /// janitor deletes what an aborted run left behind once it expires).
-    pub async fn join(self, grace: Duration) {
-        if !self.task.join(grace).await {
-            warn!(restore_test = %self.prepared.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
         }
     }
 }
@@ -525,17 +500,9 @@ impl Daemon {
                     self.restores.insert(spec.name.clone(), task);
                     continue;
                 }
-                Some(task) => {
-                    changed += 1;
-                    task.stop();
-                    let tracker = task.tracker.clone();
-                    stopping.push(task);
-                    tracker
-                }
-                None => {
-                    added += 1;
-                    let tracker = self.carried.get(&spec.name).map(|c| c.tracker.clone());
-                    Arc::new(Mutex::new(tracker.unwrap_or_default()))
+                previous => {
+                    let counts = (&mut added, &mut changed);
+                    state::handed_on(previous, self.carried.get(&spec.name), stopping, counts)
                 }
             };
             let prepared = PreparedRestore {

@@ -143,14 +143,59 @@ impl Prepared {
     }
 }
 
-/// A running check task and how to stop it.
-pub struct CheckTask {
+/// What a check or restore-test task runs, as its task handle sees it.
+pub trait Job {
+    /// Log that the task was still running after the grace period and was
+    /// aborted (naming the check or restore test).
+    fn log_aborted(&self);
+}
+
+impl Job for Prepared {
+    fn log_aborted(&self) {
+        warn!(check = %self.spec.name, "run still going after the grace period: aborted");
+    }
+}
+
+/// A running check or restore-test task and how to stop it.
+pub struct Running<P> {
     /// What it runs.
-    pub prepared: Arc<Prepared>,
-    /// Its alerting state, handed on to the replacement when the check
-    /// changes on reload.
+    pub prepared: Arc<P>,
+    /// Its alerting state, handed on to the replacement when the check or
+    /// restore test changes on reload.
     pub tracker: Arc<Mutex<Tracker>>,
-    task: TaskHandle,
+    pub(super) task: TaskHandle,
+}
+
+/// A running check task.
+pub type CheckTask = Running<Prepared>;
+
+impl<P: Job> Running<P> {
+    /// Ask the task to stop: it starts no new run; a run in flight finishes
+    /// (with its cleanup).
+    pub fn stop(&self) {
+        self.task.stop();
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Wait for the task to end, at most `grace`; then abort it.
+    pub async fn join(self, grace: Duration) {
+        if !self.task.join(grace).await {
+            self.prepared.log_aborted();
+        }
+    }
+}
+
+impl<P: Job> super::state::Replaced for Running<P> {
+    fn stop(&self) {
+        Running::stop(self);
+    }
+    fn tracker(&self) -> &Arc<Mutex<Tracker>> {
+        &self.tracker
+    }
 }
 
 /// A spawned loop that can be asked to stop (it sees the request on its
@@ -214,13 +259,7 @@ impl CheckTask {
             location: shared.location.clone(),
             severity: spec.severity.clone(),
             state,
-            next_unix_ms: None,
-            last: None,
-            last_failure: None,
-            runs: 0,
-            skipped_overlap: 0,
-            maintenance: None,
-            restore: None,
+            ..Default::default()
         });
         let span = info_span!("check", check = %spec.name, location = %shared.location);
         let task = TaskHandle::spawn(|stopped| {
@@ -230,23 +269,6 @@ impl CheckTask {
             prepared,
             tracker,
             task,
-        }
-    }
-
-    /// Ask the task to stop: it starts no new run; a run in flight finishes.
-    pub fn stop(&self) {
-        self.task.stop();
-    }
-
-    /// Whether the task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Wait for the task to end, at most `grace`; then abort it.
-    pub async fn join(self, grace: Duration) {
-        if !self.task.join(grace).await {
-            warn!(check = %self.prepared.spec.name, "run still going after the grace period: aborted");
         }
     }
 }

@@ -7,6 +7,7 @@
 //! sink, so a restart neither re-fires nor hides an alert.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::result::Status;
 use crate::sinks::alerts::{Alerts, ResumedAlert};
@@ -22,6 +23,40 @@ pub struct Carried {
     pub tracker: Tracker,
     /// Its runs kept in the history (the board's `runs` starts from them).
     pub runs: u64,
+}
+
+/// A check's or restore test's running task, as a reload replaces it.
+pub trait Replaced {
+    /// Ask the task to stop (a run in flight finishes).
+    fn stop(&self);
+    /// Its alerting state.
+    fn tracker(&self) -> &Arc<Mutex<Tracker>>;
+}
+
+/// The alerting state a check or restore test that a reload (re)starts goes
+/// on with: a changed one's `previous` task is asked to stop, queued in
+/// `stopping`, and hands on its tracker; a new one starts from what start-up
+/// `carried` over from the history, or afresh. Counts it in `(added,
+/// changed)`.
+pub fn handed_on<T: Replaced>(
+    previous: Option<T>,
+    carried: Option<&Carried>,
+    stopping: &mut Vec<T>,
+    (added, changed): (&mut usize, &mut usize),
+) -> Arc<Mutex<Tracker>> {
+    let count = if previous.is_some() { changed } else { added };
+    *count += 1;
+    match previous {
+        Some(task) => {
+            task.stop();
+            let tracker = task.tracker().clone();
+            stopping.push(task);
+            tracker
+        }
+        None => Arc::new(Mutex::new(
+            carried.map(|c| c.tracker.clone()).unwrap_or_default(),
+        )),
+    }
 }
 
 /// Read the state of each of `checks` back from `history` and hand the
@@ -201,5 +236,72 @@ mod tests {
             })
         );
         assert_eq!(t.observe(Status::Fail, 2, 1).1, None);
+    }
+}
+
+#[cfg(test)]
+mod handed_on_tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// A running task that notes whether it was asked to stop.
+    struct Task {
+        tracker: Arc<Mutex<Tracker>>,
+        stopped: Cell<bool>,
+    }
+
+    impl Replaced for Task {
+        fn stop(&self) {
+            self.stopped.set(true);
+        }
+        fn tracker(&self) -> &Arc<Mutex<Tracker>> {
+            &self.tracker
+        }
+    }
+
+    #[test]
+    fn a_changed_task_is_stopped_queued_and_hands_on_its_tracker() {
+        let down = Tracker::resumed(CheckState::Down, 0, 3);
+        let previous = Task {
+            tracker: Arc::new(Mutex::new(down.clone())),
+            stopped: Cell::new(false),
+        };
+        let shared = previous.tracker.clone();
+        let carried = Carried {
+            tracker: Tracker::resumed(CheckState::Up, 5, 0),
+            runs: 9,
+        };
+        let (mut stopping, mut added, mut changed) = (Vec::new(), 0, 0);
+        let counts = (&mut added, &mut changed);
+        let tracker = handed_on(Some(previous), Some(&carried), &mut stopping, counts);
+        assert!(Arc::ptr_eq(&tracker, &shared), "the same tracker goes on");
+        assert_eq!(*tracker.lock().unwrap(), down);
+        assert_eq!(stopping.len(), 1);
+        assert!(
+            stopping[0].stopped.get(),
+            "the previous task was asked to stop"
+        );
+        assert_eq!((added, changed), (0, 1));
+    }
+
+    #[test]
+    fn a_new_task_starts_from_what_was_carried_or_afresh() {
+        let carried = Carried {
+            tracker: Tracker::resumed(CheckState::Down, 0, 2),
+            runs: 4,
+        };
+        let (mut stopping, mut added, mut changed) = (Vec::<Task>::new(), 0, 0);
+        let tracker = handed_on(
+            None,
+            Some(&carried),
+            &mut stopping,
+            (&mut added, &mut changed),
+        );
+        assert_eq!(*tracker.lock().unwrap(), carried.tracker);
+        let tracker = handed_on(None, None, &mut stopping, (&mut added, &mut changed));
+        assert_eq!(*tracker.lock().unwrap(), Tracker::default());
+        assert!(stopping.is_empty());
+        assert_eq!((added, changed), (2, 0));
     }
 }

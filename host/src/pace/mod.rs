@@ -1,11 +1,14 @@
 //! Pacing shared by every layer: wall-clock time behind one [`Clock`] (so
 //! the scheduler can be tested on tokio's paused time), exponential
-//! [`backoff`] with jitter for anything that retries, and [`LogLimiter`] for
-//! errors on hot paths that must not flood the log.
+//! [`backoff`] with jitter for anything that retries, [`LogLimiter`] for
+//! errors on hot paths that must not flood the log, and [`AbortOnDrop`] for
+//! a spawned task that ends with its owner.
 
+mod abort;
 mod clock;
 mod limiter;
 
+pub use abort::AbortOnDrop;
 pub use clock::Clock;
 pub use limiter::LogLimiter;
 

@@ -42,100 +42,143 @@ pub async fn select(
 ) -> Result<BackupChoice, RestoreError> {
     let ns = &spec.velero_namespace;
     let backups: Api<Backup> = Api::namespaced(client.clone(), ns);
-    let api_error = |source| RestoreError::Api {
-        step: Step::SelectBackup,
-        source,
-    };
-
-    let newest: Option<DateTime<Utc>>;
-    let (backup, schedule) = match &spec.backup {
+    let found = match &spec.backup {
         BackupSource::Schedule { name, selection } => {
-            let schedules: Api<Schedule> = Api::namespaced(client.clone(), ns);
-            if schedules.get_opt(name).await.map_err(api_error)?.is_none() {
-                return Ok(BackupChoice::Unusable {
-                    info: None,
-                    reason: format!("no Velero Schedule {name} in namespace {ns}"),
-                });
-            }
-            let listed = backups
-                .list(&ListParams::default().labels(&format!("{SCHEDULE_NAME_LABEL}={name}")))
-                .await
-                .map_err(api_error)?;
-            newest = listed
-                .items
-                .iter()
-                .filter(|b| usable_phase(b, spec.accept_partially_failed))
-                .filter_map(completion)
-                .max();
-            match pick(
-                listed.items,
-                *selection,
-                spec.accept_partially_failed,
-                now,
-                seed,
-            ) {
-                Some(b) => (b, Some(name.clone())),
-                None => {
-                    let what = if spec.accept_partially_failed {
-                        "completed (or partially failed)"
-                    } else {
-                        "completed"
-                    };
-                    let since = match selection {
-                        Selection::Latest => "ever".to_string(),
-                        Selection::RandomWithin(window) => format!(
-                            "since {}",
-                            window_start(now, *window).to_rfc3339_opts(SecondsFormat::Secs, true)
-                        ),
-                    };
-                    return Ok(BackupChoice::Unusable {
-                        info: None,
-                        reason: format!("no {what} backup of schedule {name} {since}"),
-                    });
-                }
-            }
+            let schedule = ScheduleRef {
+                name,
+                selection: *selection,
+            };
+            from_schedule(client, &backups, spec, schedule, now, seed).await?
         }
-        BackupSource::Named(name) => match backups.get_opt(name).await.map_err(api_error)? {
-            Some(b) => {
-                newest = completion(&b);
-                let schedule = b
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
-                    .cloned();
-                (b, schedule)
-            }
-            None => {
-                return Ok(BackupChoice::Unusable {
-                    info: None,
-                    reason: format!("backup {name} not found in namespace {ns}"),
-                });
-            }
-        },
+        BackupSource::Named(name) => named(&backups, ns, name).await?,
     };
-
-    let mut info = info_of(&backup, schedule, now);
-    info.newest_completion_timestamp = newest.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
-    info.newest_age_seconds = newest.map(|t| age_seconds(now, t));
-    let unusable = |info: BackupInfo, reason: String| {
-        Ok(BackupChoice::Unusable {
+    let found = match found {
+        Ok(found) => found,
+        Err(reason) => return Ok(BackupChoice::Unusable { info: None, reason }),
+    };
+    let mut info = info_of(&found.backup, found.schedule, now);
+    info.newest_completion_timestamp = found
+        .newest
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    info.newest_age_seconds = found.newest.map(|t| age_seconds(now, t));
+    let problem = match backup_problem(&found.backup, &info, spec) {
+        Some(reason) => Some(reason),
+        None => location_problem(client, ns, &mut info).await?,
+    };
+    Ok(match problem {
+        Some(reason) => BackupChoice::Unusable {
             info: Some(info),
             reason,
-        })
+        },
+        None => BackupChoice::Usable(info),
+    })
+}
+
+/// A backup found by name or by its Schedule, before it is judged.
+struct Found {
+    /// The backup.
+    backup: Backup,
+    /// The Schedule it belongs to, if any.
+    schedule: Option<String>,
+    /// The newest usable completion time among the candidates (for
+    /// `max_backup_age`).
+    newest: Option<DateTime<Utc>>,
+}
+
+/// A `[restore.backup]` that names a Schedule.
+#[derive(Clone, Copy)]
+struct ScheduleRef<'a> {
+    name: &'a str,
+    selection: Selection,
+}
+
+fn api_error(source: kube::Error) -> RestoreError {
+    RestoreError::Api {
+        step: Step::SelectBackup,
+        source,
+    }
+}
+
+/// The backup of `schedule` that its selection picks, or why there is none.
+async fn from_schedule(
+    client: &kube::Client,
+    backups: &Api<Backup>,
+    spec: &RestoreSpec,
+    schedule: ScheduleRef<'_>,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> Result<Result<Found, String>, RestoreError> {
+    let (ns, name) = (&spec.velero_namespace, schedule.name);
+    let schedules: Api<Schedule> = Api::namespaced(client.clone(), ns);
+    if schedules.get_opt(name).await.map_err(api_error)?.is_none() {
+        return Ok(Err(format!("no Velero Schedule {name} in namespace {ns}")));
+    }
+    let listed = backups
+        .list(&ListParams::default().labels(&format!("{SCHEDULE_NAME_LABEL}={name}")))
+        .await
+        .map_err(api_error)?;
+    let newest = listed
+        .items
+        .iter()
+        .filter(|b| usable_phase(b, spec.accept_partially_failed))
+        .filter_map(completion)
+        .max();
+    let accept_partial = spec.accept_partially_failed;
+    if let Some(backup) = pick(listed.items, schedule.selection, accept_partial, now, seed) {
+        return Ok(Ok(Found {
+            backup,
+            schedule: Some(name.to_string()),
+            newest,
+        }));
+    }
+    let what = if accept_partial {
+        "completed (or partially failed)"
+    } else {
+        "completed"
     };
-    if !usable_phase(&backup, spec.accept_partially_failed) {
-        let phase = info
-            .phase
-            .clone()
-            .unwrap_or_else(|| "without a phase".into());
-        let reason = format!("backup {} is {phase}, not Completed", info.name);
-        return unusable(info, reason);
+    let since = match schedule.selection {
+        Selection::Latest => "ever".to_string(),
+        Selection::RandomWithin(window) => format!(
+            "since {}",
+            window_start(now, window).to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+    };
+    Ok(Err(format!("no {what} backup of schedule {name} {since}")))
+}
+
+/// The backup called `name`, or why there is none.
+async fn named(
+    backups: &Api<Backup>,
+    ns: &str,
+    name: &str,
+) -> Result<Result<Found, String>, RestoreError> {
+    let Some(backup) = backups.get_opt(name).await.map_err(api_error)? else {
+        return Ok(Err(format!("backup {name} not found in namespace {ns}")));
+    };
+    let schedule = backup
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
+        .cloned();
+    Ok(Ok(Found {
+        newest: completion(&backup),
+        backup,
+        schedule,
+    }))
+}
+
+/// Why `backup` (described by `info`) cannot be restored: its phase, the age
+/// of the newest backup, or a source namespace it lacks.
+fn backup_problem(backup: &Backup, info: &BackupInfo, spec: &RestoreSpec) -> Option<String> {
+    if !usable_phase(backup, spec.accept_partially_failed) {
+        let phase = info.phase.as_deref().unwrap_or("without a phase");
+        return Some(format!("backup {} is {phase}, not Completed", info.name));
     }
     if let (Some(max), Some(age)) = (spec.acceptance.max_backup_age, info.newest_age_seconds)
         && age > max.as_secs_f64()
     {
-        let reason = format!(
+        return Some(format!(
             "the newest completed backup{} is {} old, more than max_backup_age {}",
             info.schedule
                 .as_deref()
@@ -143,42 +186,47 @@ pub async fn select(
                 .unwrap_or_default(),
             super::human_seconds(age),
             super::human_seconds(max.as_secs_f64()),
-        );
-        return unusable(info, reason);
+        ));
     }
-    let missing = missing_namespaces(&backup, &spec.source_namespaces);
+    let missing = missing_namespaces(backup, &spec.source_namespaces);
     if !missing.is_empty() {
-        let reason = format!(
+        return Some(format!(
             "backup {} does not include namespace(s) {}",
             info.name,
             missing.join(", ")
-        );
-        return unusable(info, reason);
+        ));
     }
+    None
+}
 
+/// Why the backup's storage location cannot serve it (absent, or not
+/// `Available`); notes the location's phase in `info`.
+async fn location_problem(
+    client: &kube::Client,
+    ns: &str,
+    info: &mut BackupInfo,
+) -> Result<Option<String>, RestoreError> {
     let location_name = info
         .storage_location
         .clone()
         .unwrap_or_else(|| "default".to_string());
     let locations: Api<BackupStorageLocation> = Api::namespaced(client.clone(), ns);
     let Some(location) = locations.get_opt(&location_name).await.map_err(api_error)? else {
-        let reason = format!(
+        return Ok(Some(format!(
             "backup storage location {location_name} of backup {} not found in namespace {ns}",
             info.name
-        );
-        return unusable(info, reason);
+        )));
     };
     let status = location.status.unwrap_or_default();
     info.storage_location_phase = status.phase.clone();
-    if status.phase.as_deref() != Some("Available") {
-        let reason = format!(
-            "backup storage location {location_name} is {}{}",
-            status.phase.as_deref().unwrap_or("not validated yet"),
-            status.message.map(|m| format!(": {m}")).unwrap_or_default()
-        );
-        return unusable(info, reason);
+    if status.phase.as_deref() == Some("Available") {
+        return Ok(None);
     }
-    Ok(BackupChoice::Usable(info))
+    Ok(Some(format!(
+        "backup storage location {location_name} is {}{}",
+        status.phase.as_deref().unwrap_or("not validated yet"),
+        status.message.map(|m| format!(": {m}")).unwrap_or_default()
+    )))
 }
 
 /// The first instant of a `RandomWithin(window)` selection.

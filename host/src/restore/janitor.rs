@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use super::mapping::{PREFIX_ANNOTATION, is_run_target};
 use super::namespace::{EXPIRES_AT_ANNOTATION, RUN_ID_LABEL, managed_selector};
 use super::velero::{RESTORE_NAME_LABEL, Restore, RestorePhase};
-use super::{delete_ignoring_absent, describe_kube_error};
+use super::{delete_noted, describe_kube_error};
 
 /// What one sweep deleted and what failed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,29 +70,42 @@ pub async fn sweep(
     velero_namespace: &str,
     now: DateTime<Utc>,
 ) -> JanitorReport {
-    let mut report = JanitorReport::default();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let restores: Api<Restore> = Api::namespaced(client.clone(), velero_namespace);
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
-    let volumes: Api<PersistentVolume> = Api::all(client.clone());
-
-    // Which namespaces Velero may still be restoring into: the mapping
-    // targets of every managed Restore that is not terminal. Unknown (the
-    // list failed): no namespace is deleted this time.
-    let managed_restores = match restores
-        .list(&ListParams::default().labels(&managed_selector()))
-        .await
-    {
-        Ok(list) => Some(list.items),
-        Err(e) => {
-            report
-                .errors
-                .push(format!("listing restores: {}", describe_kube_error(&e)));
-            None
-        }
+    let mut sweep = Sweep {
+        namespaces: Api::all(client.clone()),
+        restores: Api::namespaced(client.clone(), velero_namespace),
+        configmaps: Api::namespaced(client.clone(), velero_namespace),
+        volumes: Api::all(client.clone()),
+        now,
+        report: JanitorReport::default(),
     };
-    let mut running: BTreeMap<String, String> = BTreeMap::new();
-    for r in managed_restores.iter().flatten() {
+    // Unknown managed Restores (the list failed): no namespace is deleted
+    // this time.
+    if let Some(managed) = sweep.managed_restores().await {
+        sweep.expired_namespaces(&still_restoring(&managed)).await;
+        for restore in managed.iter().filter(|r| is_expired(r.meta(), now)) {
+            sweep.expired_restore(restore).await;
+        }
+    }
+    sweep.expired_configmaps().await;
+    sweep.report
+}
+
+/// One sweep of one (cluster, Velero namespace): the APIs it deletes
+/// through and what it has done so far.
+struct Sweep {
+    namespaces: Api<Namespace>,
+    restores: Api<Restore>,
+    configmaps: Api<ConfigMap>,
+    volumes: Api<PersistentVolume>,
+    now: DateTime<Utc>,
+    report: JanitorReport,
+}
+
+/// Which namespaces Velero may still be restoring into, with why: the
+/// mapping targets of every managed Restore that is not terminal.
+fn still_restoring(managed: &[Restore]) -> BTreeMap<String, String> {
+    let mut running = BTreeMap::new();
+    for r in managed {
         let phase = phase_of(r);
         if !phase.is_terminal() {
             for target in r.spec.namespace_mapping.values() {
@@ -103,113 +116,154 @@ pub async fn sweep(
             }
         }
     }
+    running
+}
 
-    if managed_restores.is_some() {
-        for name in expired(&namespaces, now, &mut report.errors).await {
-            if let Some(why) = running.get(&name) {
-                report.waiting.push(format!("namespace/{name}: {why}"));
-                continue;
-            }
-            match delete_ignoring_absent(&namespaces, &name).await {
-                Ok(()) => report.namespaces_deleted.push(name),
-                Err(e) => report.errors.push(format!(
-                    "deleting namespace {name}: {}",
-                    describe_kube_error(&e)
-                )),
+impl Sweep {
+    /// The Restores Vantage made (of any age), or `None` when they cannot
+    /// be listed (noted in the report).
+    async fn managed_restores(&mut self) -> Option<Vec<Restore>> {
+        let listed = self
+            .restores
+            .list(&ListParams::default().labels(&managed_selector()))
+            .await;
+        match listed {
+            Ok(list) => Some(list.items),
+            Err(e) => {
+                self.report
+                    .errors
+                    .push(format!("listing restores: {}", describe_kube_error(&e)));
+                None
             }
         }
     }
-    for restore in managed_restores
-        .iter()
-        .flatten()
-        .filter(|r| is_expired(r.meta(), now))
-    {
+
+    /// Delete the expired volatile namespaces, except those in `running`
+    /// (they wait).
+    async fn expired_namespaces(&mut self, running: &BTreeMap<String, String>) {
+        for name in expired(&self.namespaces, self.now, &mut self.report.errors).await {
+            if let Some(why) = running.get(&name) {
+                self.report.waiting.push(format!("namespace/{name}: {why}"));
+                continue;
+            }
+            if delete_noted(
+                &self.namespaces,
+                "namespace",
+                &name,
+                &mut self.report.errors,
+            )
+            .await
+            {
+                self.report.namespaces_deleted.push(name);
+            }
+        }
+    }
+
+    /// Clean up after one expired Restore: not started, it goes first
+    /// (so Velero never starts it), then its namespaces; terminal, its
+    /// namespaces and volumes go, then the Restore once its namespaces are
+    /// gone; still restoring, it waits.
+    async fn expired_restore(&mut self, restore: &Restore) {
         let name = restore.name_any();
         let phase = phase_of(restore);
         let not_started = matches!(phase, RestorePhase::Unset | RestorePhase::New);
         if !phase.is_terminal() && !not_started {
-            report
+            self.report
                 .waiting
                 .push(format!("restore/{name}: phase {phase}"));
-            continue;
+            return;
         }
+        // Delete it before its namespace, so Velero never starts it.
+        if not_started && !self.delete_restore(&name).await {
+            return;
+        }
+        let targets_gone = self.delete_targets(restore, &name).await;
         if not_started {
-            // Delete it before its namespace, so Velero never starts it.
-            match delete_ignoring_absent(&restores, &name).await {
-                Ok(()) => report.restores_deleted.push(name.clone()),
-                Err(e) => {
-                    report.errors.push(format!(
-                        "deleting restore {name}: {}",
-                        describe_kube_error(&e)
-                    ));
-                    continue;
-                }
-            }
+            return;
         }
-        // Its namespace, labelled or (re-created by Velero) not.
+        self.delete_volumes(&name).await;
+        // The Restore is the record of its namespace: kept until that is
+        // gone, so the next sweep retries.
+        if targets_gone {
+            self.delete_restore(&name).await;
+        }
+    }
+
+    /// Delete the Restore `name`; whether it is gone.
+    async fn delete_restore(&mut self, name: &str) -> bool {
+        let deleted = delete_noted(&self.restores, "restore", name, &mut self.report.errors).await;
+        if deleted {
+            self.report.restores_deleted.push(name.to_string());
+        }
+        deleted
+    }
+
+    /// Delete the namespaces a run named as `restore`'s mapping targets,
+    /// labelled or (re-created by Velero) not; whether they are all gone.
+    async fn delete_targets(&mut self, restore: &Restore, name: &str) -> bool {
         let mut targets_gone = true;
         for (source, target) in &restore.spec.namespace_mapping {
-            if !named_by_run(restore, source, target) || report.namespaces_deleted.contains(target)
+            if !named_by_run(restore, source, target)
+                || self.report.namespaces_deleted.contains(target)
             {
                 continue;
             }
-            match delete_existing(&namespaces, target).await {
-                Ok(true) => report.namespaces_deleted.push(target.clone()),
+            match delete_existing(&self.namespaces, target).await {
+                Ok(true) => self.report.namespaces_deleted.push(target.clone()),
                 Ok(false) => {}
                 Err(e) => {
                     targets_gone = false;
-                    report.errors.push(format!(
+                    self.report.errors.push(format!(
                         "deleting namespace {target} (mapping target of restore {name}): {}",
                         describe_kube_error(&e)
                     ));
                 }
             }
         }
-        if not_started {
-            continue;
-        }
+        targets_gone
+    }
+
+    /// Delete the PersistentVolumes labelled with the Restore `name`.
+    async fn delete_volumes(&mut self, name: &str) {
         let selector = format!("{RESTORE_NAME_LABEL}={name}");
-        match volumes.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => {
-                for pv in list.items {
-                    let pv_name = pv.name_any();
-                    match delete_ignoring_absent(&volumes, &pv_name).await {
-                        Ok(()) => report.volumes_deleted.push(pv_name),
-                        Err(e) => report.errors.push(format!(
-                            "deleting persistentvolume {pv_name}: {}",
-                            describe_kube_error(&e)
-                        )),
-                    }
-                }
+        let list = match self
+            .volumes
+            .list(&ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(list) => list,
+            Err(e) => {
+                self.report.errors.push(format!(
+                    "listing persistentvolumes of restore {name}: {}",
+                    describe_kube_error(&e)
+                ));
+                return;
             }
-            Err(e) => report.errors.push(format!(
-                "listing persistentvolumes of restore {name}: {}",
-                describe_kube_error(&e)
-            )),
-        }
-        // The Restore is the record of its namespace: kept until that is
-        // gone, so the next sweep retries.
-        if !targets_gone {
-            continue;
-        }
-        match delete_ignoring_absent(&restores, &name).await {
-            Ok(()) => report.restores_deleted.push(name),
-            Err(e) => report.errors.push(format!(
-                "deleting restore {name}: {}",
-                describe_kube_error(&e)
-            )),
+        };
+        for pv in list.items {
+            let pv_name = pv.name_any();
+            let errors = &mut self.report.errors;
+            if delete_noted(&self.volumes, "persistentvolume", &pv_name, errors).await {
+                self.report.volumes_deleted.push(pv_name);
+            }
         }
     }
-    for name in expired(&configmaps, now, &mut report.errors).await {
-        match delete_ignoring_absent(&configmaps, &name).await {
-            Ok(()) => report.configmaps_deleted.push(name),
-            Err(e) => report.errors.push(format!(
-                "deleting configmap {name}: {}",
-                describe_kube_error(&e)
-            )),
+
+    /// Delete the expired modifier ConfigMaps.
+    async fn expired_configmaps(&mut self) {
+        for name in expired(&self.configmaps, self.now, &mut self.report.errors).await {
+            if delete_noted(
+                &self.configmaps,
+                "configmap",
+                &name,
+                &mut self.report.errors,
+            )
+            .await
+            {
+                self.report.configmaps_deleted.push(name);
+            }
         }
     }
-    report
 }
 
 /// Whether `target`, the mapping target of `source` in `restore`, is a

@@ -129,15 +129,7 @@ fn hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn is_dns_label(s: &str) -> bool {
-        !s.is_empty()
-            && s.len() <= 63
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    }
+    use crate::restore::tests::fixture::is_dns_label;
 
     fn sources(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -752,23 +752,12 @@ async fn cleanup(client: &kube::Client, spec: &RestoreSpec, attempted: &Attempte
     if let Some(name) = &attempted.restore {
         let restores: Api<velero::Restore> =
             Api::namespaced(client.clone(), &spec.velero_namespace);
-        match delete_ignoring_absent(&restores, name).await {
-            Ok(()) => info.restore_deleted = true,
-            Err(e) => info.errors.push(format!(
-                "deleting restore {name}: {}",
-                describe_kube_error(&e)
-            )),
-        }
+        info.restore_deleted = delete_noted(&restores, "restore", name, &mut info.errors).await;
     }
     if let Some(name) = &attempted.configmap {
         let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
-        match delete_ignoring_absent(&configmaps, name).await {
-            Ok(()) => info.configmap_deleted = true,
-            Err(e) => info.errors.push(format!(
-                "deleting configmap {name}: {}",
-                describe_kube_error(&e)
-            )),
-        }
+        info.configmap_deleted =
+            delete_noted(&configmaps, "configmap", name, &mut info.errors).await;
     }
     // Before the namespaces go: their claims name the volumes to delete.
     let mut claimed = volumes::ClaimedVolumes::default();
@@ -841,13 +830,8 @@ async fn cleanup_while_restoring(
 ) -> CleanupInfo {
     if let Some(name) = &attempted.configmap {
         let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
-        match delete_ignoring_absent(&configmaps, name).await {
-            Ok(()) => info.configmap_deleted = true,
-            Err(e) => info.errors.push(format!(
-                "deleting configmap {name}: {}",
-                describe_kube_error(&e)
-            )),
-        }
+        info.configmap_deleted =
+            delete_noted(&configmaps, "configmap", name, &mut info.errors).await;
     }
     let why = "Velero may still be restoring; the janitor deletes it once the Restore is terminal";
     if let Some(name) = &attempted.restore {
@@ -857,6 +841,24 @@ async fn cleanup_while_restoring(
         info.left_to_janitor.push(format!("namespace/{ns}: {why}"));
     }
     info
+}
+
+/// Delete `name` (absent counts as deleted): true when it is gone, else
+/// false with `deleting <what> <name>: why` added to `errors`.
+async fn delete_noted<K>(api: &Api<K>, what: &str, name: &str, errors: &mut Vec<String>) -> bool
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug,
+{
+    match delete_ignoring_absent(api, name).await {
+        Ok(()) => true,
+        Err(e) => {
+            errors.push(format!(
+                "deleting {what} {name}: {}",
+                describe_kube_error(&e)
+            ));
+            false
+        }
+    }
 }
 
 /// Delete `name`; already absent (404) is success.

@@ -281,15 +281,7 @@ fn ip_block(cidr: &str) -> IPBlock {
 mod tests {
     use super::*;
     use crate::config::EgressRule;
-
-    fn is_dns_label(s: &str) -> bool {
-        !s.is_empty()
-            && s.len() <= 63
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    }
+    use crate::restore::tests::fixture::is_dns_label;
 
     #[test]
     fn volatile_names_are_dns_labels() {

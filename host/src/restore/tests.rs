@@ -23,7 +23,10 @@ use crate::config::{
 };
 use crate::result::{Assertion, CheckResult, ErrorKind, Status};
 
+pub(super) mod fixture;
 mod stateful;
+
+use fixture::*;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/velero");
 const V: &str = "/apis/velero.io/v1/namespaces/velero";
@@ -226,24 +229,13 @@ impl World {
             return answer;
         }
         let path = r.path.as_str();
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let parts = r.parts();
         match (r.method.as_str(), parts.as_slice()) {
-            (
-                "GET",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "schedules",
-                    name,
-                ],
-            ) => match &self.schedule {
+            ("GET", ["velero", "schedules", name]) => match &self.schedule {
                 Some(s) if name_of(s) == *name => (200, s.clone()),
                 _ => not_found("schedule"),
             },
-            ("GET", ["apis", "velero.io", "v1", "namespaces", "velero", "backups"]) => list(
+            ("GET", ["velero", "backups"]) => list(
                 "BackupList",
                 self.backups
                     .iter()
@@ -251,34 +243,12 @@ impl World {
                     .cloned()
                     .collect(),
             ),
-            (
-                "GET",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "backups",
-                    name,
-                ],
-            ) => self
+            ("GET", ["velero", "backups", name]) => self
                 .backups
                 .iter()
                 .find(|b| name_of(b) == *name)
                 .map_or_else(|| not_found("backup"), |b| (200, b.clone())),
-            (
-                "GET",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "backupstoragelocations",
-                    name,
-                ],
-            ) => match &self.bsl {
+            ("GET", ["velero", "backupstoragelocations", name]) => match &self.bsl {
                 Some(b) if name_of(b) == *name => (200, b.clone()),
                 _ => not_found("backupstoragelocation"),
             },
@@ -303,17 +273,7 @@ impl World {
                 self.configmaps.push(cm.clone());
                 (201, cm)
             }
-            (
-                "POST",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "restores",
-                ],
-            ) => {
+            ("POST", ["velero", "restores"]) => {
                 let restore = r.body.clone().unwrap_or_default();
                 if self.volume_on_restore {
                     self.volumes.push(json!({
@@ -328,18 +288,7 @@ impl World {
                 self.restores.push(restore.clone());
                 (201, restore)
             }
-            (
-                "GET",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "restores",
-                    name,
-                ],
-            ) => {
+            ("GET", ["velero", "restores", name]) => {
                 let Some(mut restore) = self.restores.iter().find(|x| name_of(x) == *name).cloned()
                 else {
                     return not_found("restore");
@@ -354,17 +303,7 @@ impl World {
                 }
                 (200, restore)
             }
-            (
-                "GET",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "restores",
-                ],
-            ) => list(
+            ("GET", ["velero", "restores"]) => list(
                 "RestoreList",
                 self.restores
                     .iter()
@@ -428,18 +367,7 @@ impl World {
             ("DELETE", ["api", "v1", "namespaces", name]) => {
                 remove(&mut self.namespaces, name, "namespace")
             }
-            (
-                "DELETE",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "restores",
-                    name,
-                ],
-            ) => remove(&mut self.restores, name, "restore"),
+            ("DELETE", ["velero", "restores", name]) => remove(&mut self.restores, name, "restore"),
             ("DELETE", ["api", "v1", "namespaces", "velero", "configmaps", name]) => {
                 remove(&mut self.configmaps, name, "configmap")
             }
@@ -1012,21 +940,8 @@ async fn partially_failed_restore_fails_and_cleans_up() {
                "progress": {"itemsRestored": 55, "totalItems": 57}}),
     ];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-pf"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail);
-    assert!(
-        report
-            .reason
-            .contains("PartiallyFailed (warnings 2, errors 1)"),
-        "{}",
-        report.reason
-    );
+    let report = fake.run(&spec(), "run-pf").await;
+    assert_fails_with(&report, "PartiallyFailed (warnings 2, errors 1)");
     assert!(report.readiness.is_none() && report.checks.is_empty());
     assert!(
         !fake
@@ -1045,34 +960,15 @@ async fn failed_restore_fails_naming_the_reason() {
     world.restore_statuses = vec![json!({"phase": "Failed", "errors": 3,
         "failureReason": "found a restore with status \"InProgress\" during the server starting, mark it as \"Failed\""})];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-failed"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail);
-    assert!(
-        report
-            .reason
-            .contains("Failed (warnings 0, errors 3): found a restore"),
-        "{}",
-        report.reason
-    );
+    let report = fake.run(&spec(), "run-failed").await;
+    assert_fails_with(&report, "Failed (warnings 0, errors 3): found a restore");
     assert_full_cleanup(&fake, &report);
 
     let mut world = healthy_world();
     world.restore_statuses = vec![json!({"phase": "FailedValidation",
         "validationErrors": ["Invalid included/excluded namespace lists: excludes list cannot contain an item in the includes list: shop"]})];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-fv"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-fv").await;
     // Velero refused what Vantage built: our problem (error), not the
     // backup's (fail).
     assert_eq!(report.verdict, Verdict::Error);
@@ -1092,20 +988,10 @@ async fn restore_timeout_fails_and_cleans_up() {
     let fake = Fake::new(world);
     let mut spec = spec();
     spec.restore_timeout = Duration::from_millis(60);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-timeout"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail);
-    assert!(
-        report
-            .reason
-            .contains("not finished after 60 ms (phase InProgress, 3/57 items restored)"),
-        "{}",
-        report.reason
+    let report = fake.run(&spec, "run-timeout").await;
+    assert_fails_with(
+        &report,
+        "not finished after 60 ms (phase InProgress, 3/57 items restored)",
     );
     assert!(report.restore.as_ref().unwrap().timed_out);
     let restore_seconds = report.timings.restore_seconds.unwrap();
@@ -1146,21 +1032,8 @@ async fn unknown_restore_phase_counts_as_unfinished() {
     let fake = Fake::new(world);
     let mut spec = spec();
     spec.restore_timeout = Duration::from_millis(40);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-unknown"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail);
-    assert!(
-        report
-            .reason
-            .contains("not finished after 40 ms (phase Quiescing)"),
-        "{}",
-        report.reason
-    );
+    let report = fake.run(&spec, "run-unknown").await;
+    assert_fails_with(&report, "not finished after 40 ms (phase Quiescing)");
     assert_left_to_janitor(&fake, &report);
 }
 
@@ -1194,23 +1067,11 @@ async fn workloads_never_ready_fail_naming_them() {
     let fake = Fake::new(world);
     let mut spec = self::spec();
     spec.readiness.workloads = vec![
-        Workload {
-            kind: WorkloadKind::Deployment,
-            name: "api".into(),
-        },
-        Workload {
-            kind: WorkloadKind::StatefulSet,
-            name: "cache".into(),
-        },
+        workload(WorkloadKind::Deployment, "api"),
+        workload(WorkloadKind::StatefulSet, "cache"),
     ];
     spec.readiness.timeout = Duration::from_millis(40);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-named"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-named").await;
     assert_eq!(report.verdict, Verdict::Fail);
     assert!(
         report.reason.ends_with(": statefulset/cache: not found"),
@@ -1226,13 +1087,7 @@ async fn api_error_creating_the_restore_is_an_error_and_cleans_up() {
     let mut world = healthy_world();
     world.fail = vec![("POST", format!("{V}/restores"))];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-500"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-500").await;
     assert_eq!(report.verdict, Verdict::Error);
     assert_eq!(
         report.reason,
@@ -1259,13 +1114,7 @@ async fn api_error_creating_the_restore_is_an_error_and_cleans_up() {
         .unwrap()
         .fail
         .push(("DELETE", format!("/api/v1/namespaces/{ns}")));
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-500b"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-500b").await;
     assert_eq!(report.verdict, Verdict::Error);
     assert!(!report.cleanup.namespace_deleted && report.cleanup.restore_deleted);
     assert_eq!(
@@ -1282,13 +1131,7 @@ async fn api_errors_while_polling_are_tolerated_then_reported() {
     let ns = namespace::volatile_name("vantage-restore-", "shop", "run-poll");
     world.fail = vec![("GET", format!("{V}/restores/{ns}"))];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-poll"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-poll").await;
     assert_eq!(report.verdict, Verdict::Error);
     assert!(
         report
@@ -1315,13 +1158,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
         backup("shop-daily-running", "InProgress", hours(0)),
     ];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-none"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-none").await;
     assert_eq!(report.verdict, Verdict::Fail);
     assert_eq!(
         report.reason,
@@ -1349,13 +1186,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
     let fake = Fake::new(world);
     let mut accepting = spec();
     accepting.accept_partially_failed = true;
-    let report = run(
-        &fake.client,
-        &accepting,
-        &options("run-partial"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&accepting, "run-partial").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     assert_eq!(report.backup.unwrap().name, "shop-daily-partial");
 
@@ -1368,13 +1199,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
         name: "shop-daily".into(),
         selection: Selection::RandomWithin(Duration::from_secs(7 * 86_400)),
     };
-    let report = run(
-        &fake.client,
-        &windowed,
-        &options("run-window"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&windowed, "run-window").await;
     assert_eq!(report.verdict, Verdict::Fail);
     assert!(
         report
@@ -1388,13 +1213,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
     let mut world = healthy_world();
     world.schedule = None;
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-nosched"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-nosched").await;
     assert_eq!(
         report.reason,
         "no Velero Schedule shop-daily in namespace velero"
@@ -1402,13 +1221,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
     let fake = Fake::new(healthy_world());
     let mut named = spec();
     named.backup = BackupSource::Named("shop-manual-1".into());
-    let report = run(
-        &fake.client,
-        &named,
-        &options("run-named"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&named, "run-named").await;
     assert_eq!(
         (report.verdict, report.reason.as_str()),
         (
@@ -1418,13 +1231,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
     );
     named.backup = BackupSource::Named("shop-daily-failed".into());
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &named,
-        &options("run-named2"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&named, "run-named2").await;
     assert_eq!(
         report.reason,
         "backup shop-daily-failed is Failed, not Completed"
@@ -1436,13 +1243,7 @@ async fn no_usable_backup_fails_without_creating_anything() {
     named.source_namespaces = vec!["billing".into()];
     named.backup = BackupSource::Named("shop-daily-newest".into());
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &named,
-        &options("run-named3"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&named, "run-named3").await;
     assert_eq!(
         report.reason,
         "backup shop-daily-newest does not include namespace(s) billing"
@@ -1456,13 +1257,7 @@ async fn unavailable_storage_location_fails_without_creating_anything() {
     assert_valid("backupstoragelocations", &bsl);
     world.bsl = Some(bsl);
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-bsl"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-bsl").await;
     assert_eq!(report.verdict, Verdict::Fail);
     assert!(
         report.reason.starts_with("backup storage location default is Unavailable: BackupStorageLocation \"default\" is unavailable"),
@@ -1559,13 +1354,7 @@ async fn failing_checks_fail_degraded_pass_and_rto_is_enforced() {
     let fake = Fake::new(healthy_world());
     let mut tight = spec();
     tight.rto_target = Some(Duration::from_millis(1));
-    let report = run(
-        &fake.client,
-        &tight,
-        &options("run-rto"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&tight, "run-rto").await;
     assert_eq!(report.verdict, Verdict::Fail);
     assert!(
         report.reason.starts_with("measured RTO ")
@@ -1689,14 +1478,7 @@ async fn crash_after_namespace_creation_then_the_janitor_cleans_up() {
     )
     .await;
     assert_eq!(report.namespaces_deleted, [ns]);
-    let left: Vec<String> = fake
-        .world
-        .lock()
-        .unwrap()
-        .namespaces
-        .iter()
-        .map(|n| name_of(n).to_string())
-        .collect();
+    let left: Vec<String> = fake.namespace_names();
     assert_eq!(
         left,
         [

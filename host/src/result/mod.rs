@@ -15,6 +15,9 @@ pub mod record;
 pub mod restore;
 pub mod verdict;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use http::HttpTrace;

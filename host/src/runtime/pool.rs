@@ -46,9 +46,9 @@ use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use super::limits::CpuMeter;
+use crate::pace::AbortOnDrop;
 
 /// CPU time one run may use before it (and the check's next runs) move to
 /// the low lane. Ten times what the heaviest official check uses per run
@@ -316,15 +316,6 @@ impl Drop for GuestPool {
         for runtime in [self.normal.take(), self.low.take()].into_iter().flatten() {
             runtime.shutdown_background();
         }
-    }
-}
-
-/// Aborts the task when dropped (a finished task ignores it).
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::result::{CheckState, RunRecord};
 
-/// What the API and the status page show of one check right now.
-#[derive(Debug, Clone, Serialize)]
+/// What the API and the status page show of one check right now. The
+/// default is an entry before its first run (fill in what names it with
+/// `..Default::default()`).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckView {
     /// The check's configured name.
     pub name: String,
@@ -46,10 +48,11 @@ pub struct CheckView {
 }
 
 /// What a board entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A `[[check]]`.
+    #[default]
     Check,
     /// A `[[restore]]` test.
     Restore,

@@ -1074,44 +1074,25 @@ mod tests {
     use super::*;
     use crate::capabilities::log::{Level, LogLine};
     use crate::result::CheckState;
-    use crate::result::{CheckResult, RunTimings};
+    use crate::result::testing::run_record;
 
     const NOW: u64 = 1_750_000_000_000;
     const MIN: u64 = 60_000;
 
     fn record(check: &str, started: u64, status: Status, duration_ms: f64) -> Arc<RunRecord> {
-        Arc::new(RunRecord {
-            result: CheckResult {
-                check: check.into(),
-                status,
-                summary: format!("{} at {started}", status.as_str()),
-                duration_ms,
-                location: "test".into(),
-                run_id: format!("{check}-{started}"),
-                started_unix_ms: started,
-                assertions: vec![],
-                measurements: vec![],
-                labels: vec![],
-                timings: RunTimings::default(),
-                logs: vec![],
-                error: None,
-            },
-            planned_unix_ms: started,
-            lateness_ms: 0.0,
-            retries: vec![],
-            state: if matches!(status, Status::Pass | Status::Degraded) {
-                CheckState::Up
-            } else {
-                CheckState::Down
-            },
-            transition: None,
-            maintenance: None,
-            severity: "critical".into(),
-        })
+        let state = if matches!(status, Status::Pass | Status::Degraded) {
+            CheckState::Up
+        } else {
+            CheckState::Down
+        };
+        let mut r = run_record(check, started, status, state);
+        r.result.summary = format!("{} at {started}", status.as_str());
+        r.result.duration_ms = duration_ms;
+        Arc::new(r)
     }
 
     /// History whose age retention does not interfere with fixed timestamps.
-    fn open(dir: &Path) -> History {
+    pub(super) fn open(dir: &Path) -> History {
         History::open(
             dir,
             Retention {

@@ -1,48 +1,18 @@
 //! Tests of [`History::resume`]: a check's state, streaks, run count and
 //! down episode read back at start-up.
 
+use super::tests::open;
 use super::*;
 use crate::result::CheckState;
-use crate::result::{CheckResult, RunTimings};
+use crate::result::testing::run_record;
 
 const NOW: u64 = 1_750_000_000_000;
 
 fn run(check: &str, i: u64, status: Status, state: CheckState, window: bool) -> Arc<RunRecord> {
-    Arc::new(RunRecord {
-        result: CheckResult {
-            check: check.into(),
-            status,
-            summary: status.as_str().into(),
-            duration_ms: 1.0,
-            location: "test".into(),
-            run_id: format!("{check}-{i}"),
-            started_unix_ms: NOW + i * 1000,
-            assertions: vec![],
-            measurements: vec![],
-            labels: vec![],
-            timings: RunTimings::default(),
-            logs: vec![],
-            error: None,
-        },
-        planned_unix_ms: NOW + i * 1000,
-        lateness_ms: 0.0,
-        retries: vec![],
-        state,
-        transition: None,
-        maintenance: window.then(|| "upgrade".to_string()),
-        severity: "critical".into(),
-    })
-}
-
-fn open(dir: &Path) -> History {
-    History::open(
-        dir,
-        Retention {
-            max_age: Duration::from_secs(100 * 365 * 24 * 3600),
-            ..Retention::default()
-        },
-    )
-    .unwrap()
+    let mut r = run_record(check, NOW + i * 1000, status, state);
+    r.result.run_id = format!("{check}-{i}");
+    r.maintenance = window.then(|| "upgrade".to_string());
+    Arc::new(r)
 }
 
 #[tokio::test]

@@ -2,45 +2,26 @@
 //! on insert, and giving free space back (incremental vacuum).
 
 use super::*;
+use crate::result::Assertion;
 use crate::result::CheckState;
-use crate::result::{Assertion, CheckResult, RunTimings};
+use crate::result::testing::run_record;
 
 const NOW: u64 = 1_750_000_000_000;
 
 /// A failing run whose summary and assertion details are `text_bytes`
 /// each: a "large result".
 fn large(check: &str, started: u64, text_bytes: usize) -> Arc<RunRecord> {
-    Arc::new(RunRecord {
-        result: CheckResult {
-            check: check.into(),
-            status: Status::Fail,
-            summary: format!("{started} {}", "s".repeat(text_bytes)),
-            duration_ms: 1.0,
-            location: "test".into(),
-            run_id: format!("{check}-{started}"),
-            started_unix_ms: started,
-            assertions: (0..200)
-                .map(|i| Assertion {
-                    name: format!("assertion {i}"),
-                    passed: false,
-                    detail: "d".repeat(text_bytes / 200),
-                    duration_ms: None,
-                })
-                .collect(),
-            measurements: vec![],
-            labels: vec![],
-            timings: RunTimings::default(),
-            logs: vec![],
-            error: None,
-        },
-        planned_unix_ms: started,
-        lateness_ms: 0.0,
-        retries: vec![],
-        state: CheckState::Down,
-        transition: None,
-        maintenance: None,
-        severity: "critical".into(),
-    })
+    let mut r = run_record(check, started, Status::Fail, CheckState::Down);
+    r.result.summary = format!("{started} {}", "s".repeat(text_bytes));
+    r.result.assertions = (0..200)
+        .map(|i| Assertion {
+            name: format!("assertion {i}"),
+            passed: false,
+            detail: "d".repeat(text_bytes / 200),
+            duration_ms: None,
+        })
+        .collect();
+    Arc::new(r)
 }
 
 fn retention(max_runs: u64) -> Retention {

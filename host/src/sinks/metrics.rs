@@ -727,6 +727,7 @@ mod tests {
 
     use super::*;
     use crate::result::RunRecord;
+    use crate::result::testing::run_record;
     use crate::result::{Assertion, CheckResult, Measurement};
 
     fn record(check: &str, status: Status) -> RunRecord {
@@ -755,19 +756,14 @@ mod tests {
             value: 42.0,
             unit: "days".into(),
         }];
+        let state = if status == Status::Pass {
+            CheckState::Up
+        } else {
+            CheckState::Down
+        };
         RunRecord {
             result,
-            planned_unix_ms: 0,
-            lateness_ms: 0.0,
-            retries: Vec::new(),
-            state: if status == Status::Pass {
-                CheckState::Up
-            } else {
-                CheckState::Down
-            },
-            transition: None,
-            maintenance: None,
-            severity: "critical".into(),
+            ..run_record(check, 0, status, state)
         }
     }
 
@@ -783,11 +779,8 @@ mod tests {
             state: record.state,
             next_unix_ms: None,
             last: Some(Arc::new(record)),
-            last_failure: None,
             runs: 1,
-            skipped_overlap: 0,
-            maintenance: None,
-            restore: None,
+            ..Default::default()
         }
     }
 

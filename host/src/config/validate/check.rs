@@ -19,6 +19,11 @@ use crate::policy::{AllowList, AllowPattern, TARGET_PLACEHOLDER, expand_entry};
 
 use super::{CRON_HORIZON_DAYS, Validator};
 
+/// A check's granted secrets: name and source.
+type Secrets = Vec<(String, SecretSource)>;
+/// A check's `config` table flattened to dotted keys and string values.
+type FlatConfig = Vec<(String, String)>;
+
 impl Validator<'_> {
     /// A cron expression, with a message showing the form on error.
     pub(super) fn cron(
@@ -118,19 +123,8 @@ impl Validator<'_> {
         };
         let severity = self.severity(raw.severity.as_ref(), ctx);
 
-        let secrets = self.secrets(&raw, ctx);
-        let config = raw
-            .config
-            .as_ref()
-            .map(|t| flatten_config(t.get_ref()))
-            .unwrap_or_default();
-        self.secret_references(
-            &["check".to_string(), index.to_string()],
-            &config,
-            &secrets,
-            raw.config.as_ref().map(Spanned::span),
-            ctx,
-        );
+        let (secrets, config) =
+            self.secrets_and_config(&raw, &["check".to_string(), index.to_string()], ctx);
 
         self.check_warnings(&raw, schedule.as_ref(), jitter, &limits, ctx);
 
@@ -510,6 +504,26 @@ impl Validator<'_> {
         if !patterns.contains(&pattern) {
             patterns.push(pattern);
         }
+    }
+
+    /// A check's `secrets` and its flattened `config`, each
+    /// `${secret.x}` in the config checked against the secrets granted
+    /// (errors name the table `table`).
+    pub(super) fn secrets_and_config(
+        &mut self,
+        raw: &RawCheck,
+        table: &[String],
+        ctx: Option<&str>,
+    ) -> (Secrets, FlatConfig) {
+        let secrets = self.secrets(raw, ctx);
+        let config = raw
+            .config
+            .as_ref()
+            .map(|t| flatten_config(t.get_ref()))
+            .unwrap_or_default();
+        let span = raw.config.as_ref().map(Spanned::span);
+        self.secret_references(table, &config, &secrets, span, ctx);
+        (secrets, config)
     }
 
     pub(super) fn secrets(

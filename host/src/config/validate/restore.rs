@@ -17,7 +17,7 @@ use crate::config::restore::{
     RestoreCheck, RestoreSpec, Selection, Template, TemplateVars, Workload, WorkloadKind,
 };
 use crate::config::restore::{DEFAULT_PROBE_IMAGE, DnsPeer, DnsRule};
-use crate::config::values::{DurationRange, flatten_config};
+use crate::config::values::DurationRange;
 use crate::policy::AllowList;
 
 mod job;
@@ -938,24 +938,13 @@ impl Validator<'_> {
         let (targets, allow) = self.restore_targets(&raw, sources, header.clone(), ceiling, ctx);
 
         let limits = self.limits(&raw, defaults, ctx);
-        let secrets = self.secrets(&raw, ctx);
-        let config = raw
-            .config
-            .as_ref()
-            .map(|t| flatten_config(t.get_ref()))
-            .unwrap_or_default();
-        self.secret_references(
-            &[
-                "restore".to_string(),
-                restore_index.to_string(),
-                "check".to_string(),
-                index.to_string(),
-            ],
-            &config,
-            &secrets,
-            raw.config.as_ref().map(Spanned::span),
-            ctx,
-        );
+        let table = [
+            "restore".to_string(),
+            restore_index.to_string(),
+            "check".to_string(),
+            index.to_string(),
+        ];
+        let (secrets, config) = self.secrets_and_config(&raw, &table, ctx);
         let config_span = raw
             .config
             .as_ref()

@@ -139,13 +139,7 @@ async fn partially_failed_run(run_id: &str, results: Vec<u8>) -> (Fake, RestoreR
         "startTimestamp": ts(Utc::now()), "completionTimestamp": ts(Utc::now())}),
     ];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options(run_id),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), run_id).await;
     (fake, report)
 }
 

@@ -138,13 +138,7 @@ fn service(name: &str, spec: Value, annotations: Value) -> Value {
 #[tokio::test]
 async fn network_policies_and_routing_kinds_are_not_restored_and_the_report_names_them() {
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-excluded"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-excluded").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let posted = fake.posted("/restores");
     assert_valid("restores", &posted[0]);
@@ -516,7 +510,7 @@ fn probe_api(world: &mut World, exit: i32, message: &'static str) -> Arc<Mutex<V
     let created = Arc::new(Mutex::new(Vec::new()));
     let seen = created.clone();
     world.extra = Some(Box::new(move |r: &Recorded| {
-        let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        let parts = r.parts();
         match (r.method.as_str(), parts.as_slice()) {
             ("POST", ["api", "v1", "namespaces", _, "pods"]) => {
                 let pod = r.body.clone().unwrap_or_default();
@@ -525,12 +519,7 @@ fn probe_api(world: &mut World, exit: i32, message: &'static str) -> Arc<Mutex<V
             }
             ("GET", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
                 let mut pod = seen.lock().unwrap().first().cloned()?;
-                pod["status"] = json!({
-                    "phase": if exit == 0 { "Succeeded" } else { "Failed" },
-                    "containerStatuses": [{"name": "probe", "image": "busybox:1.37", "imageID": "",
-                        "ready": false, "restartCount": 0,
-                        "state": {"terminated": {"exitCode": exit, "message": message, "reason": "Completed"}}}]
-                });
+                pod["status"] = probe_terminated(exit, message);
                 Some((200, pod))
             }
             ("DELETE", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
@@ -617,13 +606,7 @@ async fn a_refused_probe_passes_and_is_reported() {
     let mut world = healthy_world();
     probe_api(&mut world, 0, "refused\n");
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &probe_spec(),
-        &options("run-probe-closed"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&probe_spec(), "run-probe-closed").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let probe = report.isolation_probe.as_ref().unwrap();
     assert!(probe.isolated && probe.reached.is_empty() && probe.error.is_none());
@@ -640,13 +623,7 @@ async fn a_probe_that_cannot_run_is_an_error_not_a_pass() {
     let mut world = healthy_world();
     probe_api(&mut world, 2, "no nc in the probe image\n");
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &probe_spec(),
-        &options("run-probe-broken"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&probe_spec(), "run-probe-broken").await;
     assert_eq!(report.verdict, Verdict::Error, "{}", report.reason);
     assert!(
         report.reason.contains("isolation unproven") && report.reason.contains("no nc"),
@@ -683,13 +660,7 @@ async fn a_restore_timeout_leaves_the_namespace_until_velero_is_done() {
     let fake = Fake::new(world);
     let mut spec = spec();
     spec.restore_timeout = Duration::from_millis(60);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-race"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-race").await;
     assert_eq!(report.verdict, Verdict::Fail);
     let ns = report.namespace.clone().unwrap();
     let c = &report.cleanup;

@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 
-use super::stateful::{FAKE_USER, JobScript, data_job};
+use super::stateful::{FAKE_USER, data_job, script};
 use super::*;
 use crate::capabilities::secrets::fragments;
 
@@ -21,13 +21,7 @@ fn leaky_log() -> String {
 
 fn leaky_world() -> World {
     let mut world = healthy_world();
-    world.stateful.job_scripts = BTreeMap::from([(
-        "orders-recent".to_string(),
-        JobScript {
-            exit: Some(0),
-            log: leaky_log(),
-        },
-    )]);
+    world.stateful.job_scripts = BTreeMap::from([script("orders-recent", Some(0), leaky_log())]);
     // As Velero restores it (a trailing newline, as `kubectl create secret
     // --from-file` keeps it).
     world.stateful.secrets = vec![json!({
@@ -53,13 +47,7 @@ async fn a_job_echoing_its_secret_env_leaks_no_fragment_of_it() {
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("orders-recent", Some("t"))];
     let fake = Fake::new(leaky_world());
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-leak"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-leak").await;
     // The verdict still reads the log as written.
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let j = &report.jobs[0];
@@ -112,23 +100,15 @@ async fn a_job_echoing_its_secret_env_leaks_no_fragment_of_it() {
 #[tokio::test]
 async fn a_failing_job_that_leaks_is_redacted_in_the_verdict_too() {
     let mut world = leaky_world();
-    world.stateful.job_scripts.insert(
-        "schema".to_string(),
-        JobScript {
-            exit: Some(2),
-            log: format!("psql: error: password authentication failed for \"{PASSWORD}\"\n"),
-        },
-    );
+    world.stateful.job_scripts.extend([script(
+        "schema",
+        Some(2),
+        format!("psql: error: password authentication failed for \"{PASSWORD}\"\n"),
+    )]);
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("schema", None)];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-leak-fail"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-leak-fail").await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
     assert!(
         report
@@ -163,13 +143,7 @@ async fn unreadable_secret_values_withhold_the_log() {
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("orders-recent", Some("t"))];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-withheld"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-withheld").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let ns = report.namespace.clone().unwrap();
     assert_eq!(
@@ -182,26 +156,14 @@ async fn unreadable_secret_values_withhold_the_log() {
 
     // A job with no Secret in its env: nothing to read, the log as written.
     let mut world = healthy_world();
-    world.stateful.job_scripts = BTreeMap::from([(
-        "plain".to_string(),
-        JobScript {
-            exit: Some(0),
-            log: "orders: 1234\n".into(),
-        },
-    )]);
+    world.stateful.job_scripts = BTreeMap::from([script("plain", Some(0), "orders: 1234\n")]);
     let mut job = data_job("plain", Some("orders"));
     job.env
         .retain(|(_, v)| !matches!(v, crate::config::JobEnv::Secret { .. }));
     let mut spec = super::spec();
     spec.acceptance.jobs = vec![job];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-plain"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-plain").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     assert_eq!(report.jobs[0].log_tail, ["orders: 1234"]);
     assert!(fake.posted("/rolebindings").is_empty());

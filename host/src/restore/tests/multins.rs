@@ -87,7 +87,7 @@ fn objects_of<'a>(cluster: &'a Cluster, ns: &str, kind: &str) -> Vec<&'a Value> 
 fn namespaced_api(world: &mut World, cluster: Arc<Mutex<Cluster>>) {
     world.extra = Some(Box::new(move |r: &Recorded| {
         let mut c = cluster.lock().unwrap();
-        let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        let parts = r.parts();
         let listed = |c: &Cluster, list_kind: &str, ns: &str, kind: &str| {
             Some(list(
                 list_kind,
@@ -95,17 +95,7 @@ fn namespaced_api(world: &mut World, cluster: Arc<Mutex<Cluster>>) {
             ))
         };
         match (r.method.as_str(), parts.as_slice()) {
-            (
-                "POST",
-                [
-                    "apis",
-                    "velero.io",
-                    "v1",
-                    "namespaces",
-                    "velero",
-                    "restores",
-                ],
-            ) => {
+            ("POST", ["velero", "restores"]) => {
                 let restore = r.body.clone().unwrap_or_default();
                 let mapping = restore["spec"]["namespaceMapping"]
                     .as_object()
@@ -187,12 +177,7 @@ fn namespaced_api(world: &mut World, cluster: Arc<Mutex<Cluster>>) {
             ("GET", ["api", "v1", "namespaces", ns, "pods", probe::PROBE_POD]) => {
                 let mut pod = c.probe_pods.get(*ns).cloned()?;
                 let (exit, message) = c.probe.get(*ns).cloned().unwrap_or((0, "refused".into()));
-                pod["status"] = json!({
-                    "phase": if exit == 0 { "Succeeded" } else { "Failed" },
-                    "containerStatuses": [{"name": "probe", "image": "busybox:1.37", "imageID": "",
-                        "ready": false, "restartCount": 0,
-                        "state": {"terminated": {"exitCode": exit, "message": message, "reason": "Completed"}}}]
-                });
+                pod["status"] = probe_terminated(exit, &message);
                 Some((200, pod))
             }
             ("DELETE", ["api", "v1", "namespaces", _, "pods", probe::PROBE_POD]) => {
@@ -331,12 +316,7 @@ async fn multins_each_source_namespace_is_restored_into_its_own_isolated_namespa
     // Two namespaces, each labelled with the run and its source, each with
     // its own isolating NetworkPolicy created before the Restore.
     let calls = fake.calls();
-    let at = |needle: &str| {
-        calls
-            .iter()
-            .position(|c| c == needle)
-            .unwrap_or_else(|| panic!("no {needle} in {calls:#?}"))
-    };
+    let at = |needle: &str| position_of(&calls, needle);
     let restore_at = at(&format!("POST {V}/restores"));
     for ns in [&shop, &data] {
         assert!(
@@ -598,13 +578,7 @@ async fn multins_a_probe_that_reaches_production_from_one_namespace_is_an_error_
         (1, "reached: postgres.shop-data-prod.svc:5432\n".into()),
     );
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &two_namespace_spec(),
-        &options(run_id),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&two_namespace_spec(), run_id).await;
     assert_eq!(report.verdict, Verdict::Error, "{}", report.reason);
     assert!(
         report
@@ -631,26 +605,11 @@ async fn multins_readiness_waits_for_every_namespace() {
     let fake = Fake::new(world);
     let mut spec = two_namespace_spec();
     spec.readiness.workloads = vec![
-        Workload {
-            kind: WorkloadKind::Deployment,
-            name: "api".into(),
-        },
-        Workload {
-            kind: WorkloadKind::StatefulSet,
-            name: "db".into(),
-        },
-        Workload {
-            kind: WorkloadKind::Deployment,
-            name: "worker".into(),
-        },
+        workload(WorkloadKind::Deployment, "api"),
+        workload(WorkloadKind::StatefulSet, "db"),
+        workload(WorkloadKind::Deployment, "worker"),
     ];
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-ready-2"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-ready-2").await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
     let ready = report.readiness.as_ref().unwrap();
     assert_eq!(ready.ready, ["shop/deployment/api"]);
@@ -751,14 +710,7 @@ async fn multins_the_janitor_finds_every_namespace_of_a_run_even_unlabelled() {
             swept.waiting
         );
     }
-    let left: Vec<String> = fake
-        .world
-        .lock()
-        .unwrap()
-        .namespaces
-        .iter()
-        .map(|n| name_of(n).to_string())
-        .collect();
+    let left: Vec<String> = fake.namespace_names();
     assert_eq!(
         left,
         [

@@ -92,7 +92,7 @@ pub(super) const FAKE_USER: &str = "system:serviceaccount:monitoring:vantage";
 /// `vantage-job-secrets` ClusterRole to [`FAKE_USER`]; the first read after
 /// the binding is still refused (the authorizer's cache lags).
 fn secrets_rbac(world: &mut World, r: &Recorded) -> Option<(u16, Value)> {
-    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let parts = r.parts();
     let forbidden = |what: &str| {
         (
             403,
@@ -175,6 +175,12 @@ pub(super) struct JobScript {
     pub(super) log: String,
 }
 
+/// A map entry: the Job `name` ends with `exit` after logging `log`.
+pub(super) fn script(name: &str, exit: Option<i32>, log: impl Into<String>) -> (String, JobScript) {
+    let log = log.into();
+    (name.to_string(), JobScript { exit, log })
+}
+
 fn claim_namespace(c: &Value) -> &str {
     c["metadata"]["namespace"].as_str().unwrap_or("")
 }
@@ -185,19 +191,9 @@ pub(super) fn answer(world: &mut World, r: &Recorded) -> Option<(u16, Value)> {
     if let Some(answer) = secrets_rbac(world, r) {
         return Some(answer);
     }
-    let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let parts = r.parts();
     match (r.method.as_str(), parts.as_slice()) {
-        (
-            "POST",
-            [
-                "apis",
-                "velero.io",
-                "v1",
-                "namespaces",
-                "velero",
-                "restores",
-            ],
-        ) => {
+        ("POST", ["velero", "restores"]) => {
             if let Some(restore) = &r.body {
                 velero_restores_volumes(world, restore);
             }
@@ -254,35 +250,14 @@ pub(super) fn answer(world: &mut World, r: &Recorded) -> Option<(u16, Value)> {
                 None => not_found("pod"),
             })
         }
-        (
-            "POST",
-            [
-                "apis",
-                "velero.io",
-                "v1",
-                "namespaces",
-                "velero",
-                "downloadrequests",
-            ],
-        ) => {
+        ("POST", ["velero", "downloadrequests"]) => {
             let request = r.body.clone().unwrap_or_default();
             world.stateful.download_requests.push(request.clone());
             Some((201, request))
         }
         // Velero's DownloadRequest controller: Processed, with a pre-signed
         // URL of `<restore>-logs.gz` / `<restore>-results.gz`.
-        (
-            "GET",
-            [
-                "apis",
-                "velero.io",
-                "v1",
-                "namespaces",
-                "velero",
-                "downloadrequests",
-                name,
-            ],
-        ) => {
+        ("GET", ["velero", "downloadrequests", name]) => {
             let base = world
                 .stateful
                 .download_base
@@ -314,18 +289,7 @@ pub(super) fn answer(world: &mut World, r: &Recorded) -> Option<(u16, Value)> {
                 },
             )
         }
-        (
-            "DELETE",
-            [
-                "apis",
-                "velero.io",
-                "v1",
-                "namespaces",
-                "velero",
-                "downloadrequests",
-                name,
-            ],
-        ) => Some(remove(
+        ("DELETE", ["velero", "downloadrequests", name]) => Some(remove(
             &mut world.stateful.download_requests,
             name,
             "downloadrequest",
@@ -589,13 +553,7 @@ fn production_volumes() -> Vec<Value> {
 #[tokio::test]
 async fn claims_restored_by_snapshot_fsb_and_csi_get_their_own_volumes_and_cleanup_deletes_them() {
     let fake = Fake::new(stateful_world());
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-stateful"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-stateful").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let ns = report.namespace.clone().unwrap();
 
@@ -733,13 +691,7 @@ async fn workloads_scaled_to_zero_are_not_ready() {
     world.statefulsets = vec![statefulset("db", 0, 0)];
     world.pods = Vec::new();
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-zero"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-zero").await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
     assert!(
         report
@@ -754,22 +706,12 @@ async fn workloads_scaled_to_zero_are_not_ready() {
 
     // Named workloads too.
     let mut named = spec();
-    named.readiness.workloads = vec![Workload {
-        kind: WorkloadKind::Deployment,
-        name: "api".into(),
-    }];
+    named.readiness.workloads = vec![workload(WorkloadKind::Deployment, "api")];
     let mut world = healthy_world();
     world.deployments = vec![vec![deployment("api", 0, 0)]];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &named,
-        &options("run-zero-named"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
-    assert!(report.reason.contains("scaled to 0"), "{}", report.reason);
+    let report = fake.run(&named, "run-zero-named").await;
+    assert_fails_with(&report, "scaled to 0");
 }
 
 #[tokio::test]
@@ -778,20 +720,10 @@ async fn restore_warnings_beyond_max_warnings_fail_the_verdict() {
     let mut strict = spec();
     strict.acceptance.max_warnings = Some(0);
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &strict,
-        &options("run-warn"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
-    assert!(
-        report
-            .reason
-            .contains("Completed with 1 warning(s), more than max_warnings 0"),
-        "{}",
-        report.reason
+    let report = fake.run(&strict, "run-warn").await;
+    assert_fails_with(
+        &report,
+        "Completed with 1 warning(s), more than max_warnings 0",
     );
     assert!(report.readiness.is_none(), "stops before readiness");
     assert_full_cleanup(&fake, &report);
@@ -799,13 +731,7 @@ async fn restore_warnings_beyond_max_warnings_fail_the_verdict() {
     let mut lenient = spec();
     lenient.acceptance.max_warnings = Some(1);
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &lenient,
-        &options("run-warn-ok"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&lenient, "run-warn-ok").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
 }
 
@@ -818,13 +744,7 @@ async fn a_stale_newest_backup_fails_selection_whatever_is_picked() {
         ..Acceptance::default()
     };
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &stale,
-        &options("run-stale"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&stale, "run-stale").await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
     assert!(
         report.reason.contains(
@@ -869,20 +789,10 @@ async fn a_stale_newest_backup_fails_selection_whatever_is_picked() {
     named.backup = BackupSource::Named("shop-daily-older".into());
     named.acceptance.max_backup_age = Some(Duration::from_secs(24 * 3600));
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &named,
-        &options("run-named-stale"),
-        &ScriptedRunner::default(),
-    )
-    .await;
-    assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
-    assert!(
-        report
-            .reason
-            .contains("is 25 h 0 m old, more than max_backup_age 24 h 0 m"),
-        "{}",
-        report.reason
+    let report = fake.run(&named, "run-named-stale").await;
+    assert_fails_with(
+        &report,
+        "is 25 h 0 m old, more than max_backup_age 24 h 0 m",
     );
 }
 
@@ -904,13 +814,9 @@ async fn backup_age_gauge_follows_the_newest_backup_whatever_the_verdict() {
             location: "fra1".into(),
             severity: "critical".into(),
             state: CheckState::Up,
-            next_unix_ms: None,
-            last: None,
-            last_failure: None,
             runs: 1,
-            skipped_overlap: 0,
-            maintenance: None,
             restore: Some(std::sync::Arc::new(report)),
+            ..Default::default()
         });
         let text = metrics.render();
         let line = text
@@ -928,13 +834,7 @@ async fn backup_age_gauge_follows_the_newest_backup_whatever_the_verdict() {
 
     // A passing run that restored the newest backup (2 h old).
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-g1"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-g1").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let age = gauge(report);
     assert!((7190.0..7300.0).contains(&age), "{age}");
@@ -943,13 +843,7 @@ async fn backup_age_gauge_follows_the_newest_backup_whatever_the_verdict() {
     let mut stale = spec();
     stale.acceptance.max_backup_age = Some(Duration::from_secs(60));
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &stale,
-        &options("run-g2"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&stale, "run-g2").await;
     assert_eq!(report.verdict, Verdict::Fail);
     let age = gauge(report);
     assert!((7190.0..7300.0).contains(&age), "{age}");
@@ -1113,38 +1007,18 @@ pub(super) fn data_job(name: &str, expect: Option<&str>) -> crate::config::Resto
 async fn data_jobs_run_in_the_namespace_and_their_exit_and_log_decide() {
     let mut world = healthy_world();
     world.stateful.job_scripts = BTreeMap::from([
-        (
-            "orders-recent".to_string(),
-            JobScript {
-                exit: Some(0),
-                log: "psql: connected\nt\n".into(),
-            },
-        ),
-        (
-            "orders-count".to_string(),
-            JobScript {
-                exit: Some(0),
-                log: "f\n".into(),
-            },
-        ),
-        (
-            "schema".to_string(),
-            JobScript {
-                exit: Some(2),
-                log: "psql: error: relation \"orders\" does not exist\n".into(),
-            },
+        script("orders-recent", Some(0), "psql: connected\nt\n"),
+        script("orders-count", Some(0), "f\n"),
+        script(
+            "schema",
+            Some(2),
+            "psql: error: relation \"orders\" does not exist\n",
         ),
     ]);
     let mut spec = spec();
     spec.acceptance.jobs = vec![data_job("orders-recent", Some("t"))];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec,
-        &options("run-job"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec, "run-job").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     assert!(
         report.reason.contains("1 data job(s) passed"),
@@ -1222,38 +1096,18 @@ async fn data_jobs_run_in_the_namespace_and_their_exit_and_log_decide() {
     ] {
         let mut world = healthy_world();
         world.stateful.job_scripts = BTreeMap::from([
-            (
-                "orders-count".to_string(),
-                JobScript {
-                    exit: Some(0),
-                    log: "f\n".into(),
-                },
+            script("orders-count", Some(0), "f\n"),
+            script(
+                "schema",
+                Some(2),
+                "psql: error: relation \"orders\" does not exist\n",
             ),
-            (
-                "schema".to_string(),
-                JobScript {
-                    exit: Some(2),
-                    log: "psql: error: relation \"orders\" does not exist\n".into(),
-                },
-            ),
-            (
-                "hangs".to_string(),
-                JobScript {
-                    exit: None,
-                    log: String::new(),
-                },
-            ),
+            script("hangs", None, ""),
         ]);
         let mut bad = super::spec();
         bad.acceptance.jobs = vec![job];
         let fake = Fake::new(world);
-        let report = run(
-            &fake.client,
-            &bad,
-            &options("run-job-bad"),
-            &ScriptedRunner::default(),
-        )
-        .await;
+        let report = fake.run(&bad, "run-job-bad").await;
         assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
         assert!(
             report
@@ -1320,13 +1174,7 @@ async fn the_restore_log_and_results_are_kept_before_the_restore_is_deleted() {
         "startTimestamp": ts(Utc::now()), "completionTimestamp": ts(Utc::now())}),
     ];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options(run_id),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), run_id).await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
     assert_eq!(report.namespace.as_deref(), Some(ns.as_str()));
 
@@ -1349,12 +1197,7 @@ async fn the_restore_log_and_results_are_kept_before_the_restore_is_deleted() {
 
     // Fetched before the Restore was deleted; the requests cleaned up.
     let calls = fake.calls();
-    let at = |needle: &str| {
-        calls
-            .iter()
-            .position(|c| c == needle)
-            .unwrap_or_else(|| panic!("no {needle} in {calls:#?}"))
-    };
+    let at = |needle: &str| position_of(&calls, needle);
     let restore_deleted = at(&format!("DELETE {V}/restores/{ns}"));
     assert!(at(&format!("DELETE {V}/downloadrequests/{ns}-log")) < restore_deleted);
     assert!(at(&format!("DELETE {V}/downloadrequests/{ns}-results")) < restore_deleted);
@@ -1385,13 +1228,7 @@ async fn the_restore_log_and_results_are_kept_before_the_restore_is_deleted() {
 
     // Object storage unreachable: the run goes on, the failure is named.
     let fake = Fake::new(healthy_world());
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-evidence-2"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-evidence-2").await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
     let e = report.evidence.unwrap();
     assert!(e.log.is_none() && e.fetch_errors.len() == 2, "{e:?}");
@@ -1404,13 +1241,7 @@ async fn the_restore_log_and_results_are_kept_before_the_restore_is_deleted() {
     let mut world = healthy_world();
     world.restore_statuses = vec![json!({"phase": "InProgress"})];
     let fake = Fake::new(world);
-    let report = run(
-        &fake.client,
-        &spec(),
-        &options("run-evidence-3"),
-        &ScriptedRunner::default(),
-    )
-    .await;
+    let report = fake.run(&spec(), "run-evidence-3").await;
     assert!(report.evidence.is_none());
     assert!(fake.posted("/downloadrequests").is_empty());
 }

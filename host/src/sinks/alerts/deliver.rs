@@ -233,13 +233,7 @@ async fn send(
             match post(client, &receiver.url, &alerts).await {
                 Ok(()) => {
                     for n in &batch {
-                        tracing::debug!(
-                            receiver = %receiver.name,
-                            check = %n.key.check,
-                            location = %n.key.location,
-                            status = n.status(),
-                            "alert delivered to Alertmanager"
-                        );
+                        log_delivered(&receiver.name, n, "Alertmanager");
                     }
                     Counters::add(&counters.sent, batch.len() as u64);
                     Ok(())
@@ -266,18 +260,23 @@ async fn send(
                         undelivered: batch[i..].to_vec(),
                     });
                 }
-                tracing::debug!(
-                    receiver = %receiver.name,
-                    check = %n.key.check,
-                    location = %n.key.location,
-                    status = n.status(),
-                    "alert delivered to webhook"
-                );
+                log_delivered(&receiver.name, n, "webhook");
                 Counters::add(&counters.sent, 1);
             }
             Ok(())
         }
     }
+}
+
+/// Log at debug level that `n` reached `receiver` (its kind named `to`).
+fn log_delivered(receiver: &str, n: &Notification, to: &str) {
+    tracing::debug!(
+        receiver = %receiver,
+        check = %n.key.check,
+        location = %n.key.location,
+        status = n.status(),
+        "alert delivered to {to}"
+    );
 }
 
 /// `POST` `body` as JSON; any transport error or non-2xx status is an error.

@@ -10,7 +10,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::*;
-use crate::result::{Assertion, CheckResult, ErrorKind, RunError, RunTimings, Status};
+use crate::result::testing::run_record;
+use crate::result::{Assertion, ErrorKind, RunError, Status};
 use crate::result::{CheckState, RunRecord, Transition};
 use crate::sinks::board::CheckView;
 use crate::sinks::history::Retention;
@@ -18,30 +19,11 @@ use crate::sinks::history::Retention;
 const MIN: u64 = 60_000;
 
 fn run(check: &str, started: u64, status: Status, summary: &str, state: CheckState) -> RunRecord {
-    RunRecord {
-        result: CheckResult {
-            check: check.into(),
-            status,
-            summary: summary.into(),
-            duration_ms: 40.0 + (started / MIN % 7) as f64 * 10.0,
-            location: "eu-west".into(),
-            run_id: format!("{check}-{started}"),
-            started_unix_ms: started,
-            assertions: vec![],
-            measurements: vec![],
-            labels: vec![],
-            timings: RunTimings::default(),
-            logs: vec![],
-            error: None,
-        },
-        planned_unix_ms: started,
-        lateness_ms: 0.0,
-        retries: vec![],
-        state,
-        transition: None,
-        maintenance: None,
-        severity: "critical".into(),
-    }
+    let mut r = run_record(check, started, status, state);
+    r.result.summary = summary.into();
+    r.result.duration_ms = 40.0 + (started / MIN % 7) as f64 * 10.0;
+    r.result.location = "eu-west".into();
+    r
 }
 
 fn view(name: &str, state: CheckState) -> CheckView {
@@ -55,12 +37,7 @@ fn view(name: &str, state: CheckState) -> CheckView {
         severity: "critical".into(),
         state,
         next_unix_ms: Some(now_unix_ms() + 42_000),
-        last: None,
-        last_failure: None,
-        runs: 0,
-        skipped_overlap: 0,
-        maintenance: None,
-        restore: None,
+        ..Default::default()
     }
 }
 
