@@ -16,11 +16,9 @@ use vantage::pace::Clock;
 use vantage::result::{CheckState, Status};
 use vantage::runtime::Runtime;
 use vantage::runtime::engine::EngineOptions;
-use vantage::sinks::Sinks;
-use vantage::sinks::alerts::{AlertConfig, Alerts};
 use vantage::sinks::board::{Board, CheckView};
-use vantage::sinks::history::{History, Retention};
-use vantage::sinks::metrics::Metrics;
+
+use crate::support;
 
 /// 2027-01-15T12:00:00Z: the virtual wall time every test starts at.
 const ORIGIN_S: u64 = 1_800_000_000;
@@ -38,13 +36,8 @@ async fn start(config_text: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config::from_str(config_text, &dir.path().join("vantage.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let board = Board::default();
-    let sinks = Sinks {
-        board: board.clone(),
-        metrics: Arc::new(Metrics::new(board.clone(), "test")),
-        history: History::open(dir.path(), Retention::default()).unwrap(),
-        alerts: Alerts::start(AlertConfig::default()),
-    };
+    let sinks = support::test_sinks(dir.path());
+    let board = sinks.board.clone();
     let clock = Clock::tokio(UNIX_EPOCH + Duration::from_secs(ORIGIN_S));
     let shared = Arc::new(Shared {
         runtime: Arc::new(Runtime::new(&EngineOptions::default(), None).unwrap()),

@@ -16,10 +16,6 @@ use vantage::daemon::state::Tracker;
 use vantage::runtime::Runtime;
 use vantage::runtime::engine::EngineOptions;
 use vantage::sinks::Sinks;
-use vantage::sinks::alerts::{AlertConfig, Alerts};
-use vantage::sinks::board::Board;
-use vantage::sinks::history::{History, Retention};
-use vantage::sinks::metrics::Metrics;
 
 use crate::support::{self, wasm};
 
@@ -34,13 +30,7 @@ async fn start(config_text: &str, concurrency: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config::from_str(config_text, &dir.path().join("vantage.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let board = Board::default();
-    let sinks = Sinks {
-        board: board.clone(),
-        metrics: Arc::new(Metrics::new(board, "test")),
-        history: History::open(dir.path(), Retention::default()).unwrap(),
-        alerts: Alerts::start(AlertConfig::default()),
-    };
+    let sinks = support::test_sinks(dir.path());
     let runtime =
         Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
     let shared = Arc::new(Shared {

@@ -259,3 +259,20 @@ pub fn secret_file(name: &str, value: &str) -> (tempfile::TempDir, String) {
     let arg = format!("{name}=file:{}", file.display());
     (dir, arg)
 }
+
+/// The sinks of an in-process scheduler test: a fresh board, metrics at
+/// location `test`, a history in `dir` and alerts with nowhere to go.
+pub fn test_sinks(dir: &Path) -> vantage::sinks::Sinks {
+    use std::sync::Arc;
+    use vantage::sinks::alerts::{AlertConfig, Alerts};
+    use vantage::sinks::board::Board;
+    use vantage::sinks::history::{History, Retention};
+    use vantage::sinks::metrics::Metrics;
+    let board = Board::default();
+    vantage::sinks::Sinks {
+        board: board.clone(),
+        metrics: Arc::new(Metrics::new(board, "test")),
+        history: History::open(dir, Retention::default()).unwrap(),
+        alerts: Alerts::start(AlertConfig::default()),
+    }
+}
