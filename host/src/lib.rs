@@ -26,13 +26,10 @@ pub mod audit;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;
-pub mod config;
 pub mod daemon;
-pub mod pace;
-pub mod policy;
 #[cfg(feature = "restore")]
 pub mod restore;
-pub mod result;
 pub mod runtime;
 pub mod sinks;
-pub mod units;
+
+pub use vantage_core::{config, pace, policy, result, units};

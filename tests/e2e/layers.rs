@@ -1,4 +1,4 @@
-//! The host's modules form layers and data flows one way (see
+//! The host's modules (crates `vantage-core` and `vantage`) form layers and data flows one way (see
 //! ARCHITECTURE.md): a module imports only modules of lower layers. This
 //! test reads the sources and fails on an upward or circular `crate::`
 //! import, naming the file and the line.
@@ -55,11 +55,17 @@ fn is_test_file(rel: &Path) -> bool {
 
 #[test]
 fn host_modules_import_only_lower_layers() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The bottom layers live in the `vantage-core` crate (`core/`), the rest
+    // in `vantage` (`host/`): one layer order across both.
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    for src in [host.join("src"), host.join("../core/src")] {
+        let mut found = Vec::new();
+        rust_files(&src, &mut found);
+        files.extend(found.into_iter().map(|f| (src.clone(), f)));
+    }
     let mut upward = Vec::new();
-    for file in files {
+    for (src, file) in files {
         let rel = file.strip_prefix(&src).unwrap().to_path_buf();
         let first = rel
             .components()

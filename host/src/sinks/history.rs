@@ -1074,7 +1074,7 @@ mod tests {
     use super::*;
     use crate::capabilities::log::{Level, LogLine};
     use crate::result::CheckState;
-    use crate::result::testing::run_record;
+    use crate::sinks::testing::run_record;
 
     const NOW: u64 = 1_750_000_000_000;
     const MIN: u64 = 60_000;

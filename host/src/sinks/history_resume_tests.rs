@@ -4,7 +4,7 @@
 use super::tests::open;
 use super::*;
 use crate::result::CheckState;
-use crate::result::testing::run_record;
+use crate::sinks::testing::run_record;
 
 const NOW: u64 = 1_750_000_000_000;
 

@@ -727,8 +727,8 @@ mod tests {
 
     use super::*;
     use crate::result::RunRecord;
-    use crate::result::testing::run_record;
     use crate::result::{Assertion, CheckResult, Measurement};
+    use crate::sinks::testing::run_record;
 
     fn record(check: &str, status: Status) -> RunRecord {
         let mut result = CheckResult::host_error(

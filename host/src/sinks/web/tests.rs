@@ -10,11 +10,11 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::*;
-use crate::result::testing::run_record;
 use crate::result::{Assertion, ErrorKind, RunError, Status};
 use crate::result::{CheckState, RunRecord, Transition};
 use crate::sinks::board::CheckView;
 use crate::sinks::history::Retention;
+use crate::sinks::testing::run_record;
 
 const MIN: u64 = 60_000;
 

@@ -29,7 +29,7 @@ pub struct RestoreSpec {
     pub accept_partially_failed: bool,
     /// The namespaces of the backup to restore (`includedNamespaces`); each
     /// is restored into its own volatile namespace
-    /// ([`crate::restore::mapping`]), the first one's is `{{namespace}}`.
+    /// (`vantage::restore::mapping`), the first one's is `{{namespace}}`.
     pub source_namespaces: Vec<String>,
     /// Prefix of the volatile namespaces' names (default
     /// `vantage-restore-`); the rest is the source namespace and a short run

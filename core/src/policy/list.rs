@@ -19,7 +19,7 @@ use super::special::is_special;
 ///    `localhost` or `169.254.169.254`.
 ///
 /// ```
-/// # use vantage::policy::AllowList;
+/// # use vantage_core::policy::AllowList;
 /// let allow = AllowList::parse(["https://*.example.com", "tcp://10.0.0.0/8:5432"]).unwrap();
 /// assert!(allow.check_target("https", "api.example.com", 443).is_ok());
 /// assert!(allow.check_target("https", "api.evil.com", 443).is_err());

@@ -217,7 +217,7 @@ fn in_v6(bits: u128, (net, prefix): (u128, u8)) -> bool {
 ///
 /// ```
 /// # use std::net::IpAddr;
-/// # use vantage::policy::is_special;
+/// # use vantage_core::policy::is_special;
 /// let metadata: IpAddr = "169.254.169.254".parse().unwrap();
 /// assert_eq!(is_special(metadata), Some("link-local (cloud metadata)"));
 /// assert_eq!(is_special("93.184.216.34".parse().unwrap()), None);

@@ -15,9 +15,6 @@ pub mod record;
 pub mod restore;
 pub mod verdict;
 
-#[cfg(test)]
-pub(crate) mod testing;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use http::HttpTrace;

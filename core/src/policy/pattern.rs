@@ -215,7 +215,7 @@ enum PortSet {
 /// `https://api.example.com`).
 ///
 /// ```
-/// # use vantage::policy::AllowPattern;
+/// # use vantage_core::policy::AllowPattern;
 /// let p: AllowPattern = "https://*.example.com".parse().unwrap();
 /// assert!(p.matches("https", "api.eu.example.com", 443));
 /// assert!(!p.matches("https", "example.com", 443));

@@ -1,6 +1,6 @@
 //! Test helpers: run records made in one place, for the sinks' tests.
 
-use super::{CheckResult, CheckState, RunRecord, RunTimings, Status};
+use crate::result::{CheckResult, CheckState, RunRecord, RunTimings, Status};
 
 /// A run of `check` that started, as planned, at `started` (unix ms) and
 /// ended with `status` in `state`: run id `<check>-<started>`, summary the

@@ -342,7 +342,7 @@ pub fn parse_set(s: &str) -> Result<(String, String), ValueError> {
 /// empty tables and arrays produce nothing.
 ///
 /// ```
-/// # use vantage::config::flatten_config;
+/// # use vantage_core::config::flatten_config;
 /// let table: toml::Table = toml::from_str("expect.status = [200, 204]\nheaders.Accept = 'text/html'").unwrap();
 /// assert_eq!(flatten_config(&table), [
 ///     ("expect.status.0".to_string(), "200".to_string()),
