@@ -1,4 +1,5 @@
-//! The host's modules (crates `vantage-core` and `vantage`) form layers and data flows one way (see
+//! The host's modules (crates `vantage-core`, `vantage-runtime` and
+//! `vantage`) form layers and data flows one way (see
 //! ARCHITECTURE.md): a module imports only modules of lower layers. This
 //! test reads the sources and fails on an upward or circular `crate::`
 //! import, naming the file and the line.
@@ -56,10 +57,15 @@ fn is_test_file(rel: &Path) -> bool {
 #[test]
 fn host_modules_import_only_lower_layers() {
     let host = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The bottom layers live in the `vantage-core` crate (`core/`), the rest
-    // in `vantage` (`host/`): one layer order across both.
+    // The bottom layers live in the `vantage-core` crate (`core/`), the
+    // sandbox in `vantage-runtime` (`runtime/`), the rest in `vantage`
+    // (`host/`): one layer order across the three.
     let mut files = Vec::new();
-    for src in [host.join("src"), host.join("../core/src")] {
+    for src in [
+        host.join("src"),
+        host.join("../core/src"),
+        host.join("../runtime/src"),
+    ] {
         let mut found = Vec::new();
         rust_files(&src, &mut found);
         files.extend(found.into_iter().map(|f| (src.clone(), f)));

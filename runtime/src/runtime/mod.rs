@@ -137,7 +137,7 @@ impl RunSpec {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use vantage::runtime::RunSpec;
+    /// # use vantage_runtime::runtime::RunSpec;
     /// let spec = RunSpec::deny_all("api", Duration::from_secs(10))
     ///     .with_targets(vec!["https://api.example.com/healthz".into()])
     ///     .with_config(vec![("expect.status.0".into(), "200".into())])
