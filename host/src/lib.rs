@@ -26,7 +26,7 @@ pub mod cli;
 pub mod daemon;
 #[cfg(feature = "restore")]
 pub mod restore;
-pub mod sinks;
 
 pub use vantage_core::{config, pace, policy, result, units};
 pub use vantage_runtime::{bindings, capabilities, runtime};
+pub use vantage_sinks::sinks;

@@ -305,3 +305,53 @@ mod handed_on_tests {
         assert_eq!((added, changed), (2, 0));
     }
 }
+
+#[cfg(test)]
+mod resume_tests {
+    //! A tracker resumed from the history (`History::resume`) goes on
+    //! counting where the previous process stopped.
+
+    use std::sync::Arc;
+
+    use super::Tracker;
+    use crate::result::{CheckState, RunRecord, Status};
+    use crate::sinks::history::{History, Retention};
+    use vantage_sinks::sinks::testing::run_record;
+
+    fn run(check: &str, i: u64, status: Status, state: CheckState) -> Arc<RunRecord> {
+        let mut r = run_record(check, 1_750_000_000_000 + i * 1000, status, state);
+        r.result.run_id = format!("{check}-{i}");
+        Arc::new(r)
+    }
+
+    /// The resumed tracker carries on exactly: with failure_threshold 3 and
+    /// two bad runs before the restart, the first bad run after it goes down.
+    #[tokio::test]
+    async fn a_resumed_tracker_keeps_counting_its_streak() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path(), Retention::default()).unwrap();
+        h.record(run("web", 0, Status::Pass, CheckState::Up));
+        h.record(run("web", 1, Status::Fail, CheckState::Up));
+        h.record(run("web", 2, Status::Fail, CheckState::Up));
+        h.flush().await;
+        let r = h
+            .resume(vec!["web".into()])
+            .await
+            .unwrap()
+            .remove("web")
+            .unwrap();
+        let mut t = Tracker::resumed(r.state, r.good_streak, r.bad_streak);
+        let (state, transition) = t.observe(Status::Fail, 3, 1);
+        assert_eq!(state, CheckState::Down);
+        assert_eq!(
+            transition.map(|t| (t.from, t.to)),
+            Some((CheckState::Up, CheckState::Down))
+        );
+        // A fresh tracker (today's behaviour before resuming) would still be
+        // pending after that run.
+        assert_eq!(
+            Tracker::default().observe(Status::Fail, 3, 1).0,
+            CheckState::Pending
+        );
+    }
+}

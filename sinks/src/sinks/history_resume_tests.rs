@@ -86,35 +86,3 @@ async fn resume_reads_state_streaks_runs_and_the_down_episode() {
     assert_eq!((r["ok"].good_streak, r["ok"].runs), (1, 1));
     assert!(!r.contains_key("never-ran"));
 }
-
-/// The resumed tracker carries on exactly: with failure_threshold 3 and
-/// two bad runs before the restart, the first bad run after it goes down.
-#[tokio::test]
-async fn a_resumed_tracker_keeps_counting_its_streak() {
-    use crate::daemon::state::Tracker;
-    let dir = tempfile::tempdir().unwrap();
-    let h = open(dir.path());
-    h.record(run("web", 0, Status::Pass, CheckState::Up, false));
-    h.record(run("web", 1, Status::Fail, CheckState::Up, false));
-    h.record(run("web", 2, Status::Fail, CheckState::Up, false));
-    h.flush().await;
-    let r = h
-        .resume(vec!["web".into()])
-        .await
-        .unwrap()
-        .remove("web")
-        .unwrap();
-    let mut t = Tracker::resumed(r.state, r.good_streak, r.bad_streak);
-    let (state, transition) = t.observe(Status::Fail, 3, 1);
-    assert_eq!(state, CheckState::Down);
-    assert_eq!(
-        transition.map(|t| (t.from, t.to)),
-        Some((CheckState::Up, CheckState::Down))
-    );
-    // A fresh tracker (today's behaviour before resuming) would still be
-    // pending after that run.
-    assert_eq!(
-        Tracker::default().observe(Status::Fail, 3, 1).0,
-        CheckState::Pending
-    );
-}

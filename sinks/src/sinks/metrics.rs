@@ -257,7 +257,7 @@ impl Metrics {
         }
     }
 
-    /// The audit shipper's metrics, for [`crate::audit::log::AuditLog::open`].
+    /// The audit shipper's metrics, for `vantage::audit::log::AuditLog::open`.
     pub fn audit(&self) -> &super::audit_metrics::AuditGauges {
         &self.audit
     }

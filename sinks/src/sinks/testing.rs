@@ -6,12 +6,7 @@ use crate::result::{CheckResult, CheckState, RunRecord, RunTimings, Status};
 /// ended with `status` in `state`: run id `<check>-<started>`, summary the
 /// status, 1 ms, location `test`, severity `critical`, nothing else. Tests
 /// set the fields they vary.
-pub(crate) fn run_record(
-    check: &str,
-    started: u64,
-    status: Status,
-    state: CheckState,
-) -> RunRecord {
+pub fn run_record(check: &str, started: u64, status: Status, state: CheckState) -> RunRecord {
     RunRecord {
         result: CheckResult {
             check: check.into(),

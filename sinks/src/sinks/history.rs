@@ -1072,8 +1072,8 @@ fn query_summary(conn: &Connection, check: &str, now_unix_ms: u64) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::log::{Level, LogLine};
     use crate::result::CheckState;
+    use crate::result::{Level, LogLine};
     use crate::sinks::testing::run_record;
 
     const NOW: u64 = 1_750_000_000_000;

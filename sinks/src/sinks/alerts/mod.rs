@@ -27,7 +27,7 @@
 //! ## Restarts
 //!
 //! The daemon reads each check's state back from the history when it starts
-//! (see [`crate::daemon::state::resume`]) and hands the alerts of checks
+//! (see `vantage::daemon::state::resume`) and hands the alerts of checks
 //! that were down to [`Alerts::resume`]. The first run after the restart
 //! then carries the episode on instead of starting a new one: still down,
 //! the alert keeps its `startsAt` (when the check went down before the

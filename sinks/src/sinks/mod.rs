@@ -12,8 +12,8 @@ pub mod audit_metrics;
 pub mod board;
 pub mod history;
 pub mod metrics;
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod web;
 
 use std::sync::Arc;
