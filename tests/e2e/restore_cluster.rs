@@ -316,16 +316,7 @@ async fn restore_cluster_latest_backup_passes_and_cleans_up() {
             ..HostResolver::default()
         }),
     };
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let options = RunOptions {
-        run_id: format!("e2e-{started:x}"),
-        location: "e2e".into(),
-        vantage_namespace: None,
-        pacing: Pacing::default(),
-    };
+    let options = e2e_options("e2e");
 
     let report = vantage::restore::run(&client, &spec, &options, &runner).await;
     println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
@@ -435,16 +426,7 @@ async fn restore_cluster_statefulset_volume_and_data_job() {
     let client = vantage::restore::client(&spec.cluster)
         .await
         .expect("a client from KUBECONFIG");
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let options = RunOptions {
-        run_id: format!("e2e-db-{started:x}"),
-        location: "e2e".into(),
-        vantage_namespace: None,
-        pacing: Pacing::default(),
-    };
+    let options = e2e_options("e2e-db");
     let report = vantage::restore::run(&client, &spec, &options, &ContextCheck).await;
     println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
@@ -549,4 +531,20 @@ async fn restore_cluster_reachability_precondition_names_what_failed() {
         "{e}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Options of a run from this test process: run id `PREFIX-<unix ms, hex>`,
+/// location `e2e`, no Vantage namespace (the test runs outside the cluster,
+/// whatever `POD_NAMESPACE` says), default pacing.
+fn e2e_options(prefix: &str) -> RunOptions {
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    RunOptions {
+        run_id: format!("{prefix}-{started:x}"),
+        location: "e2e".into(),
+        vantage_namespace: None,
+        pacing: Pacing::default(),
+    }
 }

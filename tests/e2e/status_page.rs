@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vantage::result::{Assertion, CheckResult, RunTimings, Status};
+use vantage::result::{Assertion, Status};
 use vantage::result::{CheckState, RunRecord, Transition};
 use vantage::sinks::board::{Board, CheckView};
 use vantage::sinks::history::{History, Retention};
 use vantage::sinks::web::{self, WebState};
+use vantage_sinks::sinks::testing::run_record;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const MIN: u64 = 60_000;
@@ -25,34 +26,16 @@ fn now_ms() -> u64 {
 
 fn run(check: &str, started: u64, status: Status, summary: &str, duration_ms: f64) -> RunRecord {
     let good = matches!(status, Status::Pass | Status::Degraded);
-    RunRecord {
-        result: CheckResult {
-            check: check.into(),
-            status,
-            summary: summary.into(),
-            duration_ms,
-            location: "eu-west-1".into(),
-            run_id: format!("{check}-{started}"),
-            started_unix_ms: started,
-            assertions: vec![],
-            measurements: vec![],
-            labels: vec![],
-            timings: RunTimings::default(),
-            logs: vec![],
-            error: None,
-        },
-        planned_unix_ms: started,
-        lateness_ms: 0.0,
-        retries: vec![],
-        state: if good {
-            CheckState::Up
-        } else {
-            CheckState::Down
-        },
-        transition: None,
-        maintenance: None,
-        severity: "critical".into(),
-    }
+    let state = if good {
+        CheckState::Up
+    } else {
+        CheckState::Down
+    };
+    let mut record = run_record(check, started, status, state);
+    record.result.summary = summary.into();
+    record.result.duration_ms = duration_ms;
+    record.result.location = "eu-west-1".into();
+    record
 }
 
 fn view(name: &str, schedule: &str, target: &str, state: CheckState, now: u64) -> CheckView {
@@ -66,12 +49,7 @@ fn view(name: &str, schedule: &str, target: &str, state: CheckState, now: u64) -
         severity: "critical".into(),
         state,
         next_unix_ms: Some(now + 37_000),
-        last: None,
-        last_failure: None,
-        runs: 0,
-        skipped_overlap: 0,
-        maintenance: None,
-        restore: None,
+        ..CheckView::default()
     }
 }
 
