@@ -34,6 +34,8 @@ pub mod restores;
 #[path = "restores_off.rs"]
 pub mod restores;
 pub mod scheduler;
+#[cfg(test)]
+mod scheduler_tests;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,8 +103,8 @@ impl LoadPass {
     }
 
     /// Keep `component` (of a task kept running) among those in use.
-    fn keep(&mut self, component: &Result<Arc<LoadedCheck>, String>) {
-        if let Ok(c) = component {
+    fn keep(&mut self, component: Option<&Arc<LoadedCheck>>) {
+        if let Some(c) = component {
             self.used.insert(c.digest.clone(), c.clone());
         }
     }
@@ -445,7 +447,7 @@ impl Daemon {
                     if let Err(why) = &component {
                         error!(check = %name, "{why}; the check keeps running its previous component");
                     }
-                    pass.keep(&task.prepared.component);
+                    pass.keep(task.prepared.guest());
                     self.tasks.insert(name, task);
                     continue;
                 }

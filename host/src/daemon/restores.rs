@@ -482,7 +482,7 @@ impl Daemon {
                         && !task.is_finished() =>
                 {
                     for c in task.prepared.components.values() {
-                        pass.keep(c);
+                        pass.keep(c.as_ref().ok());
                     }
                     self.restores.insert(spec.name.clone(), task);
                     continue;
@@ -495,7 +495,7 @@ impl Daemon {
                 {
                     error!(restore_test = %spec.name, "keeps running its previous components");
                     for c in task.prepared.components.values() {
-                        pass.keep(c);
+                        pass.keep(c.as_ref().ok());
                     }
                     self.restores.insert(spec.name.clone(), task);
                     continue;

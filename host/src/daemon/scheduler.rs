@@ -109,16 +109,38 @@ impl Shared {
     }
 }
 
+/// What a run of a check executes.
+pub enum Runnable {
+    /// A loaded component, run in the sandbox on the guest pool: what the
+    /// daemon runs.
+    Guest(Arc<LoadedCheck>),
+    /// Scripted runs that take a chosen (virtual) time and end with a chosen
+    /// status, without a guest: the scheduler's tests on paused time.
+    #[cfg(test)]
+    Scripted(Arc<super::scheduler_tests::Script>),
+}
+
+impl Runnable {
+    /// The loaded component, if this runs one.
+    pub fn guest(&self) -> Option<&Arc<LoadedCheck>> {
+        match self {
+            Runnable::Guest(check) => Some(check),
+            #[cfg(test)]
+            Runnable::Scripted(_) => None,
+        }
+    }
+}
+
 /// A configured check, ready to schedule: its spec, the inputs of each run,
-/// and its loaded component (or why it failed to load: every run then
+/// and what it runs (or why its component failed to load: every run then
 /// reports that as an error).
 pub struct Prepared {
     /// The check as configured.
     pub spec: CheckSpec,
     /// The inputs of each run.
     pub run_spec: Arc<RunSpec>,
-    /// The component, or the load error.
-    pub component: Result<Arc<LoadedCheck>, String>,
+    /// What each run executes, or the load error.
+    pub component: Result<Runnable, String>,
     /// sha256 of the component bytes, when they could be read.
     pub digest: Option<String>,
 }
@@ -137,9 +159,14 @@ impl Prepared {
         Prepared {
             spec,
             run_spec,
-            component,
+            component: component.map(Runnable::Guest),
             digest,
         }
+    }
+
+    /// The loaded component, if the check has one.
+    pub fn guest(&self) -> Option<&Arc<LoadedCheck>> {
+        self.component.as_ref().ok().and_then(Runnable::guest)
     }
 }
 
@@ -534,11 +561,13 @@ async fn attempt(
     }
     let spec = &prepared.spec;
     let result = match &prepared.component {
-        Ok(check) => {
+        Ok(Runnable::Guest(check)) => {
             shared
                 .run_guest_in_lane(check, &prepared.run_spec, lane)
                 .await
         }
+        #[cfg(test)]
+        Ok(Runnable::Scripted(script)) => script.run(&spec.name, &shared.clock).await,
         Err(why) => CheckResult::host_error(
             &spec.name,
             &shared.location,
