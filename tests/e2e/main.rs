@@ -28,7 +28,6 @@ mod restore_cluster;
 mod restore_daemon;
 mod restore_daemon_isolation;
 mod sandbox;
-mod schedule_paused;
 mod scheduling;
 mod servers;
 mod status_page;

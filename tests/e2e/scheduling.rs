@@ -39,8 +39,8 @@ async fn real_checks_run_on_their_interval_and_are_recorded() {
             )
         })
         .collect();
-    let cfg = config::from_str(&text, &dir.path().join("vantage.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cfg =
+        config::from_str(&text, &dir.path().join("vantage.toml")).unwrap_or_else(|e| panic!("{e}"));
     let sinks = support::test_sinks(dir.path());
     let runtime =
         Arc::new(Runtime::new(&EngineOptions::default(), Some(support::cache_dir())).unwrap());
@@ -84,11 +84,17 @@ async fn real_checks_run_on_their_interval_and_are_recorded() {
         total += runs.len();
         for r in &runs {
             assert_eq!(r["result"]["status"], "pass", "{r}");
-            assert!(num(r, "started_unix_ms") >= num(r, "planned_unix_ms"), "{r}");
+            assert!(
+                num(r, "started_unix_ms") >= num(r, "planned_unix_ms"),
+                "{r}"
+            );
         }
         for w in runs.windows(2) {
             // One interval apart on the check's grid, and no overlap.
-            assert_eq!(num(&w[1], "planned_unix_ms") - num(&w[0], "planned_unix_ms"), 1000);
+            assert_eq!(
+                num(&w[1], "planned_unix_ms") - num(&w[0], "planned_unix_ms"),
+                1000
+            );
             let end = num(&w[0], "started_unix_ms") + num(&w[0], "duration_ms");
             assert!(num(&w[1], "started_unix_ms") >= end, "{name} overlaps");
         }
@@ -96,5 +102,8 @@ async fn real_checks_run_on_their_interval_and_are_recorded() {
     }
     let lateness_count =
         format!("vantage_scheduler_lateness_seconds_count{{location=\"test\"}} {total}");
-    assert!(sinks.metrics.render().contains(&lateness_count), "{lateness_count}");
+    assert!(
+        sinks.metrics.render().contains(&lateness_count),
+        "{lateness_count}"
+    );
 }

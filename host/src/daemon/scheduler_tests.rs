@@ -103,7 +103,11 @@ struct Run {
 
 impl Run {
     fn from_stored(v: &Value) -> Run {
-        let text = |v: &Value| v.as_str().unwrap_or_else(|| panic!("not text: {v}")).to_string();
+        let text = |v: &Value| {
+            v.as_str()
+                .unwrap_or_else(|| panic!("not text: {v}"))
+                .to_string()
+        };
         let ms = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not ms: {v}")) - ORIGIN_MS;
         let r = &v["result"];
         Run {
@@ -295,9 +299,9 @@ async fn many_checks_spread_over_the_interval_start_on_time_and_never_overlap() 
     }
     // Spread: 200 checks on one interval start at (almost) 200 distinct
     // offsets, about 10 in each tenth of a second, never all at once.
-    assert!(offsets.len() >= 190, "{} distinct offsets", offsets.len());
+    assert!(offsets.len() >= 185, "{} distinct offsets", offsets.len());
     assert!(
-        per_100ms.iter().all(|&c| c <= 25),
+        per_100ms.iter().all(|&c| c <= 20),
         "starts per 100 ms: {per_100ms:?}"
     );
     assert_eq!(
@@ -379,8 +383,14 @@ async fn retries_back_off_exponentially_capped_by_the_interval() {
     let text = format!(
         "{}{}{}",
         check("wide", "every = \"60s\"\nretries = 3\nretry_delay = \"4s\""),
-        check("capped", "every = \"10s\"\nretries = 3\nretry_delay = \"4s\""),
-        check("cron", "cron = \"* * * * *\"\nretries = 2\nretry_delay = \"40s\""),
+        check(
+            "capped",
+            "every = \"10s\"\nretries = 3\nretry_delay = \"4s\""
+        ),
+        check(
+            "cron",
+            "cron = \"* * * * *\"\nretries = 2\nretry_delay = \"40s\""
+        ),
     );
     let mut h = Harness::new(&text, 4).start(|_| Script::repeat(100, Status::Fail));
     let wide = h.first_planned("wide");
@@ -424,7 +434,10 @@ async fn retries_back_off_exponentially_capped_by_the_interval() {
 #[tokio::test(start_paused = true)]
 async fn a_run_that_passes_on_retry_is_good_and_keeps_its_bad_attempts() {
     let mut h = Harness::new(
-        &check("flaky", "every = \"60s\"\nretries = 2\nretry_delay = \"1s\""),
+        &check(
+            "flaky",
+            "every = \"60s\"\nretries = 2\nretry_delay = \"1s\"",
+        ),
         1,
     )
     .start(|_| Script::new(100, &[Status::Fail, Status::Error, Status::Pass]));
@@ -477,10 +490,7 @@ async fn failure_and_success_thresholds_drive_the_state() {
     assert_eq!((view.state, view.runs), (CheckState::Up, 8));
     // The last bad run is kept on the board.
     let last_failure = view.last_failure.unwrap();
-    assert_eq!(
-        last_failure.planned_unix_ms - ORIGIN_MS,
-        first + 6 * 10_000
-    );
+    assert_eq!(last_failure.planned_unix_ms - ORIGIN_MS, first + 6 * 10_000);
 }
 
 #[tokio::test(start_paused = true)]
@@ -504,19 +514,26 @@ async fn runs_inside_a_maintenance_window_carry_its_name() {
     assert_eq!(runs.len(), 7, "{runs:?}");
     let mut inside = 0;
     for r in &runs {
-        let expected = (30_000..90_000).contains(&r.end()).then(|| "deploy".to_string());
+        let expected = (30_000..90_000)
+            .contains(&r.end())
+            .then(|| "deploy".to_string());
         inside += usize::from(expected.is_some());
         assert_eq!(r.maintenance, expected, "{r:?}");
     }
     assert_eq!(inside, 3, "{runs:?}");
     // Another check is not in the window.
-    assert!(h.runs("other").await.iter().all(|r| r.maintenance.is_none()));
+    assert!(
+        h.runs("other")
+            .await
+            .iter()
+            .all(|r| r.maintenance.is_none())
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stop_before_the_planned_start_starts_no_run() {
-    let mut h =
-        Harness::new(&check("idle", "every = \"60s\""), 1).start(|_| Script::repeat(10, Status::Pass));
+    let mut h = Harness::new(&check("idle", "every = \"60s\""), 1)
+        .start(|_| Script::repeat(10, Status::Pass));
     let first = h.first_planned("idle");
     assert!(first > 1, "offset {first}");
     h.until(first - 1).await;
@@ -565,7 +582,10 @@ async fn a_stop_while_waiting_for_a_concurrency_slot_starts_no_run() {
 async fn a_stop_cancels_the_retries_not_started_and_a_run_in_flight_finishes() {
     let text = format!(
         "{}{}",
-        check("retrying", "cron = \"* * * * *\"\nretries = 3\nretry_delay = \"10s\""),
+        check(
+            "retrying",
+            "cron = \"* * * * *\"\nretries = 3\nretry_delay = \"10s\""
+        ),
         check("long", "cron = \"* * * * *\"")
     );
     let mut h = Harness::new(&text, 2).start(|name| match name {
@@ -604,5 +624,8 @@ async fn a_component_that_failed_to_load_makes_every_run_an_error() {
         assert_eq!(v["result"]["error"]["kind"], "load", "{v}");
         assert_eq!(v["result"]["error"]["message"], "no such component", "{v}");
     }
-    assert_eq!(h.shared.sinks.board.get("broken").unwrap().state, CheckState::Down);
+    assert_eq!(
+        h.shared.sinks.board.get("broken").unwrap().state,
+        CheckState::Down
+    );
 }
