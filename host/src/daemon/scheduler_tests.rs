@@ -20,9 +20,9 @@ use super::state::Tracker;
 use crate::config::{self, CheckSpec};
 use crate::pace::Clock;
 use crate::result::{CheckResult, CheckState, Status};
-use crate::runtime::Runtime;
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::pool::GuestPool;
+use crate::runtime::{RunSpec, Runtime};
 use crate::sinks::Sinks;
 use crate::sinks::alerts::{AlertConfig, Alerts};
 use crate::sinks::board::Board;
@@ -185,10 +185,15 @@ impl Harness {
         self
     }
 
+    /// Start the task of `spec`, running `component`.
     fn spawn(&mut self, spec: CheckSpec, component: Result<Runnable, String>) {
         let name = spec.name.clone();
-        let mut prepared = Prepared::new(spec, Err(String::new()), None, "test", Arc::default());
-        prepared.component = component;
+        let prepared = Prepared {
+            run_spec: Arc::new(RunSpec::for_check(&spec, "test", Arc::default())),
+            spec,
+            component,
+            digest: None,
+        };
         let task = CheckTask::spawn(
             self.shared.clone(),
             Arc::new(prepared),
