@@ -11,6 +11,13 @@ wasmtime::component::bindgen!({
     // typed `net-error` / `secret-error` values, never traps.
     imports: { default: async | trappable },
     exports: { default: async },
+    // The world declares `wasi:http/outgoing-handler`; wasmtime-wasi-http
+    // implements it (see `capabilities::wasi_http`), so its types are theirs.
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
 });
 
-pub use self::vantage::check::types;
+pub use self::vantage::check::common;

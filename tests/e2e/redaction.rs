@@ -200,10 +200,12 @@ fn result_with(texts: &[String]) -> CheckResult {
         assertions: vec![Assertion {
             name: t(1),
             passed: false,
+            warn: false,
             detail: t(2),
             duration_ms: None,
         }],
         measurements: vec![Measurement {
+            labels: Default::default(),
             name: t(3),
             value: 1.0,
             unit: t(4),

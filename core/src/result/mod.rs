@@ -65,8 +65,12 @@ impl Status {
 pub struct Assertion {
     /// Short stable name, e.g. `status is 200`.
     pub name: String,
-    /// Whether it held.
+    /// Whether it held (a claim that held with a warning counts as held).
     pub passed: bool,
+    /// It held, with a warning (a check's `warn` assertion state, WIT 0.2.0):
+    /// worth a look, not a failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warn: bool,
     /// What was observed.
     pub detail: String,
     /// How long verifying it took, when the check measured it.
@@ -83,6 +87,10 @@ pub struct Measurement {
     pub value: f64,
     /// Unit, possibly empty.
     pub unit: String,
+    /// Labels telling series of one name apart (WIT 0.2.0), e.g.
+    /// `target = "https://a.example"`; exported with the measurement's series.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a run produced no verdict.
@@ -270,10 +278,12 @@ mod tests {
             assertions: vec![Assertion {
                 name: "auth".into(),
                 passed: false,
+                warn: false,
                 detail: "sent s3cr3t".into(),
                 duration_ms: None,
             }],
             measurements: vec![Measurement {
+                labels: Default::default(),
                 name: "m".into(),
                 value: 1.0,
                 unit: "s3cr3t".into(),

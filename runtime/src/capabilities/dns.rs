@@ -49,8 +49,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, NetBudget};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::dns as wit;
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::policy::AllowList;
 
@@ -151,11 +151,16 @@ pub async fn resolve(net: &Net, query: &wit::DnsQuery) -> Result<wit::DnsAnswer,
     };
     let timeout = net.timeout(query.timeout_ms, DEFAULT_TIMEOUT);
     let _slot = net.budget.open_connection()?;
-    let request = build_query(&name, record_type(query.record_type))?;
+    let request = build_query(
+        &name,
+        record_type(query.record_type),
+        query.recursion_desired,
+    )?;
+    let tcp = query.transport == wit::DnsTransport::Tcp;
     let started = Instant::now();
     let (server, response) = match tokio::time::timeout(
         timeout,
-        ask_any(&servers, &request, timeout, &net.budget),
+        ask_any(&servers, &request, tcp, timeout, &net.budget),
     )
     .await
     {
@@ -216,12 +221,16 @@ fn system_nameservers() -> Result<Vec<SocketAddr>, NetError> {
     Ok(servers)
 }
 
-fn build_query(name: &str, record_type: RecordType) -> Result<Message, NetError> {
+fn build_query(
+    name: &str,
+    record_type: RecordType,
+    recursion_desired: bool,
+) -> Result<Message, NetError> {
     let name = Name::from_ascii(name).map_err(|e| NetError::InvalidRequest(e.to_string()))?;
     let mut query = Query::query(name, record_type);
     query.set_query_class(DNSClass::IN);
     let mut message = Message::query();
-    message.metadata.recursion_desired = true;
+    message.metadata.recursion_desired = recursion_desired;
     message.add_query(query);
     let mut edns = Edns::new();
     edns.set_max_payload(EDNS_PAYLOAD);
@@ -229,11 +238,12 @@ fn build_query(name: &str, record_type: RecordType) -> Result<Message, NetError>
     Ok(message)
 }
 
-/// Ask each server in turn until one answers; each gets an equal share of
-/// what is left of `timeout`.
+/// Ask each server in turn (over TCP only when `tcp`) until one answers;
+/// each gets an equal share of what is left of `timeout`.
 async fn ask_any(
     servers: &[SocketAddr],
     request: &Message,
+    tcp: bool,
     timeout: Duration,
     budget: &NetBudget,
 ) -> Result<(SocketAddr, Message), NetError> {
@@ -245,9 +255,9 @@ async fn ask_any(
         let attempt = if i + 1 == servers.len() {
             // The last server may use everything left (the caller's timeout
             // still applies).
-            ask(server, request, budget).await
+            ask(server, request, tcp, budget).await
         } else {
-            match tokio::time::timeout(share, ask(server, request, budget)).await {
+            match tokio::time::timeout(share, ask(server, request, tcp, budget)).await {
                 Ok(r) => r,
                 Err(_) => Err(NetError::Timeout("resolve".into())),
             }
@@ -261,15 +271,20 @@ async fn ask_any(
     Err(last.unwrap_or_else(|| NetError::Dns("no nameserver to ask".into())))
 }
 
-/// One exchange with one server: UDP, then TCP if the reply is truncated.
+/// One exchange with one server: UDP, then TCP if the reply is truncated;
+/// TCP only when `tcp`.
 async fn ask(
     server: SocketAddr,
     request: &Message,
+    tcp: bool,
     budget: &NetBudget,
 ) -> Result<Message, NetError> {
     let bytes = request
         .to_vec()
         .map_err(|e| NetError::InvalidRequest(format!("encoding the query: {e}")))?;
+    if tcp {
+        return ask_tcp(server, request, &bytes, budget).await;
+    }
     let response = ask_udp(server, request, &bytes, budget).await?;
     if response.metadata.truncation {
         return ask_tcp(server, request, &bytes, budget).await;
@@ -347,6 +362,8 @@ fn answer(response: &Message, server: SocketAddr, duration_ms: f64) -> wit::DnsA
     wit::DnsAnswer {
         rcode: rcode_name(response.metadata.response_code),
         records: response.answers.iter().filter_map(record).collect(),
+        authority: response.authorities.iter().filter_map(record).collect(),
+        additional: response.additionals.iter().filter_map(record).collect(),
         server: server.to_string(),
         duration_ms,
     }
@@ -405,6 +422,11 @@ fn record_type(t: wit::RecordType) -> RecordType {
         wit::RecordType::Soa => RecordType::SOA,
         wit::RecordType::Caa => RecordType::CAA,
         wit::RecordType::Srv => RecordType::SRV,
+        wit::RecordType::Ptr => RecordType::PTR,
+        wit::RecordType::Dnskey => RecordType::DNSKEY,
+        wit::RecordType::Ds => RecordType::DS,
+        wit::RecordType::Https => RecordType::HTTPS,
+        wit::RecordType::Svcb => RecordType::SVCB,
     }
 }
 
@@ -419,6 +441,11 @@ fn wit_record_type(t: RecordType) -> Option<wit::RecordType> {
         RecordType::SOA => wit::RecordType::Soa,
         RecordType::CAA => wit::RecordType::Caa,
         RecordType::SRV => wit::RecordType::Srv,
+        RecordType::PTR => wit::RecordType::Ptr,
+        RecordType::DNSKEY => wit::RecordType::Dnskey,
+        RecordType::DS => wit::RecordType::Ds,
+        RecordType::HTTPS => wit::RecordType::Https,
+        RecordType::SVCB => wit::RecordType::Svcb,
         _ => return None,
     })
 }
@@ -523,6 +550,8 @@ mod tests {
             record_type: wit::RecordType::A,
             server,
             timeout_ms,
+            transport: wit::DnsTransport::Udp,
+            recursion_desired: true,
         }
     }
 
@@ -743,7 +772,7 @@ mod tests {
 
     #[test]
     fn replies_become_wit_answers() {
-        let request = build_query("example.com.", RecordType::MX).unwrap();
+        let request = build_query("example.com.", RecordType::MX, true).unwrap();
         assert!(request.metadata.recursion_desired);
         assert_eq!(request.edns.as_ref().unwrap().max_payload(), EDNS_PAYLOAD);
         let mut reply = Message::response(request.metadata.id, request.metadata.op_code);

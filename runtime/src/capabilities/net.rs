@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::bindings::vantage::check::types::NetError;
+use crate::bindings::vantage::check::common::NetError;
 use crate::policy::AllowList;
 
 /// The phase an exchange is in; named in timeout errors.
@@ -269,7 +269,14 @@ impl Net {
     /// kept once, and at most [`MAX_DENIALS`] of them: a check retrying a
     /// denied call in a loop must not grow the host's memory.
     pub fn note<T>(&self, result: &Result<T, NetError>) {
-        if let Err(NetError::Denied(rule)) = result
+        if let Err(e) = result {
+            self.note_error(e);
+        }
+    }
+
+    /// [`note`](Self::note) for an error on its own.
+    pub fn note_error(&self, error: &NetError) {
+        if let NetError::Denied(rule) = error
             && let Ok(mut denials) = self.denials.lock()
             && denials.len() < MAX_DENIALS
             && !denials.contains(rule)

@@ -29,9 +29,9 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, Phase};
 use super::tls::{TlsOptions, handshake};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::tcp as wit;
 use crate::bindings::vantage::check::tls::TlsInfo;
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
 
@@ -64,7 +64,12 @@ impl TcpState {
     }
 
     async fn probe(&self, req: wit::TcpRequest) -> Result<wit::TcpReport, NetError> {
-        let expect = match &req.expect {
+        let Script {
+            read_banner,
+            send,
+            expect,
+        } = Script::from_steps(&req.steps)?;
+        let expect = match &expect {
             Some(p) => Some(
                 Regex::new(p)
                     .map_err(|e| NetError::InvalidRequest(format!("bad expect regex: {e}")))?,
@@ -91,32 +96,28 @@ impl TcpState {
                 received: Vec::new(),
             };
             let mut stream = conn.stream;
-            let tls_options = || TlsOptions {
-                server_name: host.to_string(),
-                alpn: Vec::new(),
-                ca_bundle_pem: None,
-                client_cert: None,
-                require_valid: false,
-            };
+            let tls_options = || TlsOptions::from_wit(&req.tls_options, host, &self.secrets, false);
             let mut tls_info: Option<TlsInfo> = None;
             if let Some(proto) = req.starttls {
                 phase = Phase::Processing;
                 talk.starttls(&mut stream, proto).await?;
                 phase = Phase::Tls;
-                let (mut tls, info) = handshake(&mut stream, host, tls_options().config()?).await?;
+                let (mut tls, info) =
+                    handshake(&mut stream, host, tls_options()?.config()?).await?;
                 tls_info = Some(info);
                 phase = Phase::Processing;
-                talk.converse(&mut tls, false, req.send.as_deref()).await?;
+                talk.converse(&mut tls, false, send.as_deref()).await?;
             } else if req.tls {
                 phase = Phase::Tls;
-                let (mut tls, info) = handshake(&mut stream, host, tls_options().config()?).await?;
+                let (mut tls, info) =
+                    handshake(&mut stream, host, tls_options()?.config()?).await?;
                 tls_info = Some(info);
                 phase = Phase::Processing;
-                talk.converse(&mut tls, req.read_banner, req.send.as_deref())
+                talk.converse(&mut tls, read_banner, send.as_deref())
                     .await?;
             } else {
                 phase = Phase::Processing;
-                talk.converse(&mut stream, req.read_banner, req.send.as_deref())
+                talk.converse(&mut stream, read_banner, send.as_deref())
                     .await?;
             }
             let matched = expect
@@ -127,6 +128,7 @@ impl TcpState {
                 resolve_ms: ms(conn.resolve),
                 connect_ms: ms(conn.connect),
                 received: talk.received,
+                failed_step: None,
                 matched,
                 tls: tls_info,
                 total_ms: 0.0,
@@ -140,6 +142,58 @@ impl TcpState {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(NetError::Timeout(phase.as_str().to_string())),
         }
+    }
+}
+
+/// The exchange this host runs: read a banner, send, match what was
+/// received. (`tcp-step` lists of other shapes are refused as unsupported.)
+struct Script {
+    read_banner: bool,
+    send: Option<Vec<u8>>,
+    expect: Option<String>,
+}
+
+impl Script {
+    /// `[read | expect] [send] [expect]` as a banner read, a send and a
+    /// pattern matched against everything received.
+    fn from_steps(steps: &[wit::TcpStep]) -> Result<Self, NetError> {
+        let mut script = Script {
+            read_banner: false,
+            send: None,
+            expect: None,
+        };
+        let mut rest = steps;
+        match rest.first() {
+            Some(wit::TcpStep::Read) => {
+                script.read_banner = true;
+                rest = &rest[1..];
+            }
+            Some(wit::TcpStep::Expect(p))
+                if rest.len() == 1
+                    || matches!(rest.get(1), Some(wit::TcpStep::Send(_))) && rest.len() == 2 =>
+            {
+                script.read_banner = true;
+                script.expect = Some(p.clone());
+                rest = &rest[1..];
+            }
+            _ => {}
+        }
+        if let Some(wit::TcpStep::Send(bytes)) = rest.first() {
+            script.send = Some(bytes.clone());
+            rest = &rest[1..];
+        }
+        if let Some(wit::TcpStep::Expect(p)) = rest.first()
+            && script.expect.is_none()
+        {
+            script.expect = Some(p.clone());
+            rest = &rest[1..];
+        }
+        if !rest.is_empty() {
+            return Err(NetError::Unsupported(
+                "this host runs tcp steps of the form [read] [send] [expect] only".into(),
+            ));
+        }
+        Ok(script)
     }
 }
 

@@ -36,9 +36,9 @@ use tokio_rustls::client::TlsStream;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, Phase};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::tls as wit;
 use crate::bindings::vantage::check::tls::{Certificate, TlsInfo, Verdict};
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
 
@@ -66,16 +66,8 @@ impl TlsState {
     }
 
     async fn inspect(&self, req: wit::TlsRequest) -> Result<wit::TlsReport, NetError> {
-        let options = TlsOptions {
-            server_name: req.server_name.clone().unwrap_or_else(|| req.host.clone()),
-            alpn: req.alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
-            ca_bundle_pem: req.ca_bundle_pem.clone(),
-            client_cert: match &req.client_cert_secret {
-                Some(name) => Some(client_cert(&self.secrets, name)?),
-                None => None,
-            },
-            require_valid: false,
-        };
+        let mut options = TlsOptions::from_wit(&req.options, &req.host, &self.secrets, false)?;
+        options.alpn = req.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         let config = options.config()?;
         let timeout = self.net.timeout(req.timeout_ms, DEFAULT_TIMEOUT);
         let mut phase = Phase::Resolve;
@@ -163,6 +155,37 @@ pub struct TlsOptions {
     /// Fail the handshake unless the verdict is `valid` (http); otherwise
     /// complete it and report the verdict (inspection).
     pub require_valid: bool,
+}
+
+impl TlsOptions {
+    /// The options a guest asked for in `options`, for a connection to
+    /// `host`, with client certificates read from the granted `secrets`; no
+    /// ALPN. `require_valid`: fail the handshake on a bad certificate.
+    pub fn from_wit(
+        options: &wit::TlsOptions,
+        host: &str,
+        secrets: &[(String, SecretSource)],
+        require_valid: bool,
+    ) -> Result<Self, NetError> {
+        if options.min_version.is_some() || options.max_version.is_some() {
+            return Err(NetError::Unsupported(
+                "this host does not support choosing TLS versions yet".into(),
+            ));
+        }
+        Ok(TlsOptions {
+            server_name: options
+                .server_name
+                .clone()
+                .unwrap_or_else(|| host.to_string()),
+            alpn: Vec::new(),
+            ca_bundle_pem: options.ca_bundle_pem.clone(),
+            client_cert: match &options.client_cert_secret {
+                Some(name) => Some(client_cert(secrets, name)?),
+                None => None,
+            },
+            require_valid,
+        })
+    }
 }
 
 /// A client configuration for one connection, and the verifier that
@@ -334,6 +357,8 @@ where
         earliest_expiry_unix_ms: chain.iter().map(|c| c.not_after_unix_ms).min(),
         chain,
         verdict,
+        verified_chain: Vec::new(),
+        verified_expiry_unix_ms: None,
     };
     Ok((stream, info))
 }

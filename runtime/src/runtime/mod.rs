@@ -30,7 +30,7 @@ use self::limits::{CpuMeter, MemoryLimiter, Metered};
 use self::metadata::Metadata;
 use self::wasi::Capture;
 use crate::bindings::CheckPre;
-use crate::bindings::types as wit;
+use crate::bindings::common as wit;
 use crate::capabilities::net::{HostResolver, NetLimits};
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
@@ -523,7 +523,7 @@ async fn call_guest(
         .map(|t| t.elapsed().as_secs_f64() * 1000.0)
         .unwrap_or(0.0);
     match outcome {
-        Ok(Ok(verdict)) => match oversized(&verdict) {
+        Ok(Ok(verdict)) => match oversized(&verdict).or_else(|| bad_labels(&verdict)) {
             None => Ok(verdict),
             Some(message) => Err(CallError::Known(RunError {
                 kind: ErrorKind::ResultTooLarge,
@@ -554,7 +554,8 @@ fn set_verdict(result: &mut CheckResult, v: wit::CheckResult) {
         .into_iter()
         .map(|a| Assertion {
             name: a.name,
-            passed: a.passed,
+            passed: a.state != wit::AssertionState::Fail,
+            warn: a.state == wit::AssertionState::Warn,
             detail: a.detail,
             duration_ms: a.duration_ms,
         })
@@ -566,6 +567,7 @@ fn set_verdict(result: &mut CheckResult, v: wit::CheckResult) {
             name: m.name,
             value: m.value,
             unit: m.unit,
+            labels: m.labels.into_iter().collect(),
         })
         .collect();
     result.labels = v.labels;
@@ -578,6 +580,16 @@ fn oversized(v: &wit::CheckResult) -> Option<String> {
         v.assertions.iter().map(|a| (a.name.len(), a.detail.len())),
         v.measurements.iter().map(|m| (m.name.len(), m.unit.len())),
         v.labels.iter().map(|(k, v)| (k.len(), v.len())),
+    )
+}
+
+/// Why a verdict's measurement labels cannot be exported (see
+/// [`limits::bad_measurement_labels`]).
+fn bad_labels(v: &wit::CheckResult) -> Option<String> {
+    limits::bad_measurement_labels(
+        v.measurements
+            .iter()
+            .map(|m| (m.name.as_str(), m.labels.as_slice())),
     )
 }
 

@@ -633,7 +633,7 @@ impl LastRunFamilies {
     }
 
     /// What the check reported: a sample per assertion and per finite
-    /// measurement (the first of each name, or name and unit).
+    /// measurement (the first of each name, or name, unit and labels).
     fn add_reported(&mut self, labels: &SeriesLabels<'_>, r: &crate::result::CheckResult) {
         let mut seen = std::collections::HashSet::new();
         for a in &r.assertions {
@@ -647,9 +647,12 @@ impl LastRunFamilies {
         }
         let mut seen = std::collections::HashSet::new();
         for m in &r.measurements {
-            if seen.insert((m.name.as_str(), m.unit.as_str())) && m.value.is_finite() {
+            if seen.insert((m.name.as_str(), m.unit.as_str(), &m.labels)) && m.value.is_finite() {
                 let mut l = labels.with("measurement", &m.name);
                 l.push(("unit".to_string(), m.unit.clone()));
+                // The runtime refused results whose labels are not names or
+                // would replace the host's (`limits::bad_measurement_labels`).
+                l.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.measurement.samples.push((l, m.value));
             }
         }
@@ -748,14 +751,31 @@ mod tests {
         result.assertions = vec![Assertion {
             name: "status is 200".into(),
             passed: status == Status::Pass,
+            warn: false,
             detail: String::new(),
             duration_ms: None,
         }];
-        result.measurements = vec![Measurement {
-            name: "tls_cert_days_left".into(),
-            value: 42.0,
-            unit: "days".into(),
-        }];
+        result.measurements = vec![
+            Measurement {
+                labels: Default::default(),
+                name: "tls_cert_days_left".into(),
+                value: 42.0,
+                unit: "days".into(),
+            },
+            // One name, two targets: two series told apart by a label.
+            Measurement {
+                labels: [("target".to_string(), "https://a".to_string())].into(),
+                name: "latency".into(),
+                value: 12.0,
+                unit: "ms".into(),
+            },
+            Measurement {
+                labels: [("target".to_string(), "https://b".to_string())].into(),
+                name: "latency".into(),
+                value: 30.0,
+                unit: "ms".into(),
+            },
+        ];
         let state = if status == Status::Pass {
             CheckState::Up
         } else {
@@ -807,6 +827,8 @@ mod tests {
             r#"vantage_check_state{check="db",location="fra1",state="up"} 0"#,
             r#"vantage_check_assertion_success{check="api",location="fra1",assertion="status is 200"} 1"#,
             r#"vantage_check_measurement{check="api",location="fra1",measurement="tls_cert_days_left",unit="days"} 42"#,
+            r#"vantage_check_measurement{check="api",location="fra1",measurement="latency",unit="ms",target="https://a"} 12"#,
+            r#"vantage_check_measurement{check="api",location="fra1",measurement="latency",unit="ms",target="https://b"} 30"#,
             r#"vantage_sandbox_limit_hits_total{check="db",location="fra1",limit="deadline"} 1"#,
             r#"vantage_check_skipped_overlap_total{check="db",location="fra1"} 1"#,
             r#"vantage_scheduler_lateness_seconds_count{location="fra1"} 1"#,

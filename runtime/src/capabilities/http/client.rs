@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 
 use super::super::net::{Net, Phase};
-use crate::bindings::vantage::check::types::NetError;
+use crate::bindings::vantage::check::common::NetError;
 
 /// Largest body any request may accept, whatever it asks for.
 pub const HOST_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -63,6 +63,12 @@ pub struct FetchRequest {
     pub insecure: bool,
     /// Client certificate for mutual TLS.
     pub client_cert: Option<std::sync::Arc<crate::capabilities::tls::ClientCert>>,
+    /// PEM CAs to trust instead of the system roots.
+    pub ca_bundle_pem: Option<String>,
+    /// SNI and verification name, instead of the URL's host.
+    pub server_name: Option<String>,
+    /// Offer HTTP/2 by ALPN.
+    pub http2: bool,
 }
 
 /// One redirect followed.
@@ -251,8 +257,12 @@ async fn exchange(
         // Build the configuration before the clock starts: the phase is the handshake.
         let config = tls_config(req)?;
         let t = Instant::now();
-        let (tls_stream, session) =
-            crate::capabilities::tls::handshake(tcp, host_bare, config).await?;
+        let (tls_stream, session) = crate::capabilities::tls::handshake(
+            tcp,
+            req.server_name.as_deref().unwrap_or(host_bare),
+            config,
+        )
+        .await?;
         timings.tls_ms += ms(t.elapsed());
         let h2 = session.alpn.as_deref() == Some("h2");
         *phase = Phase::Processing;
@@ -408,16 +418,20 @@ where
     Ok((response, driver))
 }
 
-/// The TLS client configuration of one connection: webpki roots, TLS 1.2
-/// and 1.3, ALPN h2 and http/1.1, aws-lc-rs as the crypto provider (chosen
+/// The TLS client configuration of one connection: webpki roots (or the
+/// request's CA bundle), TLS 1.2 and 1.3, ALPN h2 (when allowed) and http/1.1, aws-lc-rs as the crypto provider (chosen
 /// explicitly so that no process-wide default is needed), and the recording
 /// verifier of [`crate::capabilities::tls`], so the chain is reported; unless
 /// the request is `insecure`, a bad certificate fails with its verdict.
 fn tls_config(req: &FetchRequest) -> Result<crate::capabilities::tls::HandshakeConfig, NetError> {
     crate::capabilities::tls::TlsOptions {
         server_name: String::new(),
-        alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        ca_bundle_pem: None,
+        alpn: if req.http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        },
+        ca_bundle_pem: req.ca_bundle_pem.clone(),
         client_cert: req
             .client_cert
             .as_ref()

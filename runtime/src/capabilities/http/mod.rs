@@ -12,8 +12,8 @@ use wasmtime::component::{HasSelf, Linker};
 
 use self::client::{FetchRequest, Timings};
 use super::net::{self, Net};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::http as wit;
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
 use std::sync::Arc;
@@ -74,13 +74,28 @@ impl HttpState {
                 client::HOST_MAX_BODY_BYTES
             )));
         }
-        if req.insecure && !self.allow_insecure {
+        for (set, what) in [
+            (req.proxy.is_some(), "proxy"),
+            (req.compression.is_some(), "compression"),
+            (req.ip.preferred.is_some(), "an IP family preference"),
+            (
+                req.tls.min_version.is_some() || req.tls.max_version.is_some(),
+                "TLS versions",
+            ),
+        ] {
+            if set {
+                return Err(NetError::Unsupported(format!(
+                    "this host does not support {what} in http.fetch yet"
+                )));
+            }
+        }
+        if req.tls.insecure && !self.allow_insecure {
             return Err(NetError::Denied(
                 "insecure TLS is not allowed for this check (the operator can allow it with --allow-insecure)"
                     .into(),
             ));
         }
-        let client_cert = match &req.client_cert_secret {
+        let client_cert = match &req.tls.client_cert_secret {
             Some(name) => Some(Arc::new(super::tls::client_cert(&self.secrets, name)?)),
             None => None,
         };
@@ -93,8 +108,11 @@ impl HttpState {
             follow_redirects: req.follow_redirects,
             max_redirects: req.max_redirects.unwrap_or(client::DEFAULT_MAX_REDIRECTS),
             max_body_bytes,
-            insecure: req.insecure,
+            insecure: req.tls.insecure,
             client_cert,
+            ca_bundle_pem: req.tls.ca_bundle_pem,
+            server_name: req.tls.server_name,
+            http2: req.http2,
         })
     }
 
@@ -107,9 +125,11 @@ impl HttpState {
         }
     }
 
-    async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, NetError> {
+    async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, wit::FetchError> {
         let (method, url) = (req.method.clone(), req.url.clone());
-        let prepared = self.prepare(req)?;
+        let prepared = self
+            .prepare(req)
+            .map_err(|e| failed(e, Timings::default()))?;
         let mut timings = Timings::default();
         let result = client::fetch(&self.net, prepared, Some(&self.jar), &mut timings).await;
         let mut trace = HttpTrace {
@@ -135,14 +155,36 @@ impl HttpState {
             Err(e) => {
                 trace.error = Some(net::describe(&e));
                 self.record(trace);
-                Err(e)
+                Err(failed(e, timings))
             }
         }
     }
 }
 
+/// A failed exchange: the error and the phases measured before it.
+fn failed(error: NetError, t: Timings) -> wit::FetchError {
+    wit::FetchError {
+        error,
+        response: None,
+        timings: wit_timings(t),
+        redirects: Vec::new(),
+        tls: None,
+    }
+}
+
+fn wit_timings(t: Timings) -> wit::Timings {
+    wit::Timings {
+        resolve_ms: t.resolve_ms,
+        connect_ms: t.connect_ms,
+        tls_ms: t.tls_ms,
+        processing_ms: t.processing_ms,
+        transfer_ms: t.transfer_ms,
+        total_ms: t.total_ms,
+    }
+}
+
 fn to_wit_response(f: client::Fetched) -> wit::Response {
-    let t = f.timings;
+    let wire_body_bytes = f.body.len() as u64;
     wit::Response {
         status: f.status,
         headers: f.headers,
@@ -154,14 +196,7 @@ fn to_wit_response(f: client::Fetched) -> wit::Response {
         },
         remote_addr: f.remote_addr.to_string(),
         url: f.url.to_string(),
-        timings: wit::Timings {
-            resolve_ms: t.resolve_ms,
-            connect_ms: t.connect_ms,
-            tls_ms: t.tls_ms,
-            processing_ms: t.processing_ms,
-            transfer_ms: t.transfer_ms,
-            total_ms: t.total_ms,
-        },
+        timings: wit_timings(f.timings),
         redirects: f
             .redirects
             .into_iter()
@@ -175,6 +210,8 @@ fn to_wit_response(f: client::Fetched) -> wit::Response {
         // roots (verdict `valid`), or the exchange would have failed with
         // `net-error::tls`.
         tls: f.tls,
+        wire_body_bytes,
+        decoded_from: None,
     }
 }
 
@@ -182,9 +219,11 @@ impl wit::Host for HttpState {
     async fn fetch(
         &mut self,
         request: wit::Request,
-    ) -> wasmtime::Result<Result<wit::Response, NetError>> {
+    ) -> wasmtime::Result<Result<wit::Response, wit::FetchError>> {
         let result = HttpState::fetch(self, request).await;
-        self.net.note(&result);
+        if let Err(e) = &result {
+            self.net.note_error(&e.error);
+        }
         Ok(result)
     }
 }
