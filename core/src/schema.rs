@@ -73,3 +73,267 @@ pub struct ConfigKey {
     /// Whether its value may be a secret: never shown in errors or output.
     pub sensitive: bool,
 }
+
+/// One problem with a check's configuration against its declared keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueProblem {
+    /// The flattened key as configured (`expect.status.0`), or the declared
+    /// key for a missing required one.
+    pub key: String,
+    /// What is wrong. Never contains a value that may be a secret: a
+    /// sensitive key's value and an unknown key's value are never shown.
+    pub message: String,
+}
+
+/// Whether the configured (flattened) `key` is the declared `declared`:
+/// equal, an item of it (`declared.N`), or under a `<name>` part
+/// (`headers.<name>` covers `headers.Accept`). The SDK matches the same way.
+pub fn key_matches(declared: &str, key: &str) -> bool {
+    if let Some(open) = declared.find('<') {
+        let prefix = &declared[..open];
+        return key.len() > prefix.len() && key.starts_with(prefix);
+    }
+    key == declared
+        || key
+            .strip_prefix(declared)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Check a configuration (flattened to dotted keys) against the keys a
+/// check declares: unknown keys, missing required keys, and every value
+/// against its key's type. Values holding a `{{…}}` reference (a secret,
+/// a restore template) are resolved later and are not type-checked.
+pub fn check_values(keys: &[ConfigKey], config: &[(String, String)]) -> Vec<ValueProblem> {
+    let mut problems = Vec::new();
+    for (key, value) in config {
+        let Some(declared) = keys.iter().find(|k| key_matches(&k.key, key)) else {
+            let known: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+            problems.push(ValueProblem {
+                key: key.clone(),
+                message: if known.is_empty() {
+                    "unknown key: this check takes no configuration".to_string()
+                } else {
+                    format!("unknown key; this check understands {}", known.join(", "))
+                },
+            });
+            continue;
+        };
+        if value.contains("{{") {
+            continue;
+        }
+        if let Err(why) = check_value(&declared.value_type, value) {
+            let message = if declared.sensitive {
+                format!("the value is not a valid {} ({why})", declared.value_type)
+            } else {
+                format!("{value:?} is not a valid {}: {why}", declared.value_type)
+            };
+            problems.push(ValueProblem {
+                key: key.clone(),
+                message,
+            });
+        }
+    }
+    for k in keys.iter().filter(|k| k.required && k.default.is_none()) {
+        if !config.iter().any(|(key, _)| key_matches(&k.key, key)) {
+            problems.push(ValueProblem {
+                key: k.key.clone(),
+                message: format!("missing: this check needs it ({})", k.description),
+            });
+        }
+    }
+    problems
+}
+
+/// Whether `value` is a valid `t`; the reason when it is not.
+pub fn check_value(t: &ValueType, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    match t {
+        ValueType::Text => Ok(()),
+        ValueType::Integer(lo, hi) => {
+            let n: i64 = v.parse().map_err(|_| "not a whole number".to_string())?;
+            match (lo, hi) {
+                (Some(lo), _) if n < *lo => Err(format!("less than {lo}")),
+                (_, Some(hi)) if n > *hi => Err(format!("more than {hi}")),
+                _ => Ok(()),
+            }
+        }
+        ValueType::Number => v
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(|_| ())
+            .ok_or_else(|| "not a number".to_string()),
+        ValueType::Boolean => match v {
+            "true" | "false" => Ok(()),
+            _ => Err("write true or false".into()),
+        },
+        ValueType::Duration => humantime::parse_duration(v)
+            .map(|_| ())
+            .map_err(|e| format!("{e}; write e.g. 1500ms, 10s, 2m")),
+        ValueType::Regex => regex::Regex::new(value).map(|_| ()).map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        }),
+        ValueType::Url => match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            Ok(_) => Err("write an absolute http:// or https:// URL".into()),
+            Err(e) => Err(e.to_string()),
+        },
+        ValueType::HostPort => host_port(v),
+        ValueType::StatusRange => status_range(v),
+        ValueType::Pem => {
+            if v.contains("-----BEGIN ") && v.contains("-----END ") {
+                Ok(())
+            } else {
+                Err("no PEM block (-----BEGIN …-----)".into())
+            }
+        }
+        ValueType::Choice(words) => {
+            if words.iter().any(|w| w == v) {
+                Ok(())
+            } else {
+                Err(format!("write one of {}", words.join(", ")))
+            }
+        }
+    }
+}
+
+fn host_port(v: &str) -> Result<(), String> {
+    let (host, port) = v
+        .rsplit_once(':')
+        .ok_or_else(|| "write host:port, e.g. db.internal:5432".to_string())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("no host before the port".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("port {port:?} is not 1-65535")),
+    }
+}
+
+/// `204`, `2xx`, `200-299`.
+fn status_range(v: &str) -> Result<(), String> {
+    let code = |s: &str| match s.parse::<u16>() {
+        Ok(c) if (100..=599).contains(&c) => Ok(c),
+        _ => Err(format!("{s:?} is not a status code (100-599)")),
+    };
+    if let Some(class) = v.strip_suffix("xx").or_else(|| v.strip_suffix("XX")) {
+        return match class {
+            "1" | "2" | "3" | "4" | "5" => Ok(()),
+            _ => Err("a class is 1xx to 5xx".into()),
+        };
+    }
+    if let Some((lo, hi)) = v.split_once('-') {
+        let (lo, hi) = (code(lo.trim())?, code(hi.trim())?);
+        return if lo <= hi {
+            Ok(())
+        } else {
+            Err(format!("{lo} is after {hi}"))
+        };
+    }
+    code(v).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str, t: ValueType) -> ConfigKey {
+        ConfigKey {
+            key: k.into(),
+            description: "d".into(),
+            value_type: t,
+            repeated: false,
+            default: None,
+            required: false,
+            sensitive: false,
+        }
+    }
+
+    fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn typed_values_are_checked() {
+        let keys = [
+            key("expect.status", ValueType::StatusRange),
+            key("timeout", ValueType::Duration),
+            key("expect.body_matches", ValueType::Regex),
+            key("headers.<name>", ValueType::Text),
+            key("retries", ValueType::Integer(Some(0), Some(5))),
+            key(
+                "method",
+                ValueType::Choice(vec!["GET".into(), "HEAD".into()]),
+            ),
+        ];
+        let good = cfg(&[
+            ("expect.status.0", "2xx"),
+            ("expect.status.1", "304"),
+            ("timeout", "1500ms"),
+            ("expect.body_matches", "ok|up"),
+            ("headers.Accept", "x"),
+            ("retries", "3"),
+            ("method", "HEAD"),
+        ]);
+        assert_eq!(check_values(&keys, &good), []);
+        let bad = cfg(&[
+            ("expect.status.0", "2x9"),
+            ("timeout", "soon"),
+            ("expect.body_matches", "(unclosed"),
+            ("retries", "9"),
+            ("method", "PUT"),
+            ("expect.status", "600-700"),
+        ]);
+        let problems = check_values(&keys, &bad);
+        let keys_hit: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys_hit,
+            [
+                "expect.status.0",
+                "timeout",
+                "expect.body_matches",
+                "retries",
+                "method",
+                "expect.status"
+            ]
+        );
+        assert!(problems[2].message.contains("regex"), "{problems:?}");
+        assert!(problems[3].message.contains("more than 5"), "{problems:?}");
+    }
+
+    #[test]
+    fn unknown_and_sensitive_values_are_never_shown() {
+        let mut token = key("bearer_token", ValueType::Pem);
+        token.sensitive = true;
+        let problems = check_values(
+            &[token],
+            &cfg(&[("bearer_tokn", "mysecret"), ("bearer_token", "mysecret2")]),
+        );
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].message.starts_with("unknown key"));
+        for p in &problems {
+            assert!(!p.message.contains("mysecret"), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn required_keys_and_references() {
+        let mut user = key("login.username", ValueType::Text);
+        user.required = true;
+        let t = key("timeout", ValueType::Duration);
+        let problems = check_values(&[user, t], &cfg(&[("timeout", "{{secret.t}}")]));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "login.username");
+        assert!(problems[0].message.starts_with("missing"));
+    }
+}

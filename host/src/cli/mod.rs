@@ -146,7 +146,7 @@ impl Command {
             Command::Run(args) => run::execute(*args).await,
             Command::Inspect(args) => inspect::execute(args).await,
             Command::New(args) => new::execute(args),
-            Command::Validate(args) => validate::execute(args),
+            Command::Validate(args) => validate::execute(args).await,
             Command::Demo(args) => demo::execute(args).await,
             Command::Daemon(args) => daemon::execute(*args).await,
             #[cfg(feature = "restore")]

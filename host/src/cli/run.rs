@@ -133,6 +133,16 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let check = runtime
         .load_file_within(&args.component, args.max_component_size)
         .await?;
+    // The values given with --set, against the keys the check declares.
+    if let Some(keys) = check.config_schema() {
+        let problems = crate::schema::check_values(keys, &args.set);
+        if !problems.is_empty() {
+            for p in &problems {
+                errln!("--set {}: {}", p.key, p.message);
+            }
+            return Ok(2);
+        }
+    }
     // Targets on the command line are an explicit grant: `{target}` first.
     let entries = std::iter::once(TARGET_PLACEHOLDER).chain(args.allow.iter().map(String::as_str));
     let allow = AllowList::expand(entries, &args.targets, None)

@@ -392,10 +392,10 @@ impl Daemon {
         if !problems.is_empty() {
             let text = problems.join("\n");
             error!(
-                "configuration applied except components that cannot be loaded; checks that had a working one keep running it:\n{text}"
+                "configuration applied except checks whose component cannot be loaded or refuses its configuration; checks that had a working one keep running it:\n{text}"
             );
             say(&format!(
-                "vantage daemon: reload incomplete: components cannot be loaded; checks that had a working one keep running it:\n{text}"
+                "vantage daemon: reload incomplete: components cannot be loaded or refuse their configuration; checks that had a working one keep running it:\n{text}"
             ));
         }
     }
@@ -421,8 +421,24 @@ impl Daemon {
         let mut stopping_restores = Vec::new();
         let mut pass = LoadPass::new(&config);
         let mut held = 0;
-        for spec in config.checks.clone() {
+        let mut config_problems = Vec::new();
+        for (index, spec) in config.checks.clone().into_iter().enumerate() {
             let (component, digest) = self.load_once(&mut pass, &spec.component).await;
+            // A configuration the component's declared keys refuse counts as
+            // a component that cannot be loaded: the previous task runs on.
+            let component = component.and_then(|c| {
+                let problems = c
+                    .config_schema()
+                    .map(|keys| config.check_problems(index, keys))
+                    .unwrap_or_default();
+                if problems.is_empty() {
+                    return Ok(c);
+                }
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                let text = lines.join("; ");
+                config_problems.extend(lines);
+                Err(format!("invalid configuration: {text}"))
+            });
             let name = spec.name.clone();
             let tracker = match old.remove(&name) {
                 Some(task)
@@ -481,7 +497,7 @@ impl Daemon {
         let (r_added, r_changed, r_removed) = self
             .apply_restores(&config, &mut pass, &mut stopping_restores)
             .await;
-        let problems: Vec<String> = config
+        let mut problems: Vec<String> = config
             .component_keys
             .iter()
             .filter_map(|(reference, place)| match pass.by_source.get(reference) {
@@ -493,6 +509,7 @@ impl Daemon {
                 _ => None,
             })
             .collect();
+        problems.extend(config_problems);
         // Components no check uses any more are dropped.
         self.components = pass.used;
         self.shared.sinks.metrics.configured(self.tasks.len());

@@ -105,6 +105,16 @@ pub struct LoadedCheck {
     pre: CheckPre<RunState>,
 }
 
+impl LoadedCheck {
+    /// The configuration keys the check declares with their types, when it
+    /// declares typed keys (a `vantage:check@0.2.0` component); the host
+    /// checks every configured value against them (see
+    /// [`Config::schema_problems`](crate::config::Config::schema_problems)).
+    pub fn config_schema(&self) -> Option<&[crate::schema::ConfigKey]> {
+        Some(&self.metadata.config)
+    }
+}
+
 /// One run's inputs: what to check, with what, under which limits.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
