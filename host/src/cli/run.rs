@@ -137,10 +137,11 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(keys) = check.config_schema() {
         let problems = crate::schema::check_values(keys, &args.set);
         if !problems.is_empty() {
-            for p in &problems {
-                errln!("--set {}: {}", p.key, p.message);
-            }
-            return Ok(2);
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("--set {}: {}", p.key, p.message))
+                .collect();
+            anyhow::bail!("invalid configuration:\n  {}", lines.join("\n  "));
         }
     }
     // Targets on the command line are an explicit grant: `{target}` first.
