@@ -541,6 +541,7 @@ mod tests {
             resolver: std::sync::Arc::new(HostResolver::default()),
             deadline: Instant::now() + Duration::from_secs(10),
             denials: std::sync::Arc::default(),
+            tls: std::sync::Arc::default(),
         }
     }
 

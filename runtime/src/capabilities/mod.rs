@@ -79,6 +79,7 @@ impl Capabilities {
             resolver: grant.resolver.clone(),
             deadline: grant.deadline,
             denials: Arc::default(),
+            tls: Arc::default(),
         };
         let secrets = secrets::SecretsState::new(&grant.secrets);
         Capabilities {
@@ -103,6 +104,8 @@ pub struct Finished {
     pub logs: Vec<log::LogLine>,
     /// The traced HTTP exchanges.
     pub http: Vec<crate::result::HttpTrace>,
+    /// The completed TLS handshakes.
+    pub tls: Vec<crate::result::TlsTrace>,
     /// The secret values the run read, to redact the result with.
     pub revealed: secrets::Revealed,
 }
@@ -132,6 +135,7 @@ impl Capabilities {
         Finished {
             logs: self.log.finish(),
             http: std::mem::take(&mut self.http.trace),
+            tls: self.net.tls_traces(),
             revealed: self.secrets.revealed(),
         }
     }

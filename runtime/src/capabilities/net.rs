@@ -246,7 +246,12 @@ pub struct Net {
     pub deadline: Instant,
     /// Every refusal of the run (the rule that refused), for its log.
     pub denials: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The run's completed TLS handshakes (the first [`MAX_TLS_TRACES`]).
+    pub tls: Arc<std::sync::Mutex<Vec<crate::result::TlsTrace>>>,
 }
+
+/// Most TLS handshakes one run's result keeps.
+pub const MAX_TLS_TRACES: usize = 64;
 
 /// An open, policy-checked connection.
 #[derive(Debug)]
@@ -283,6 +288,26 @@ impl Net {
         {
             denials.push(rule.clone());
         }
+    }
+
+    /// Remember a completed handshake with `server` (`host:port`) made by
+    /// the capability `via`, for the result and the `probe_ssl_*` metrics.
+    pub fn record_tls(
+        &self,
+        via: &'static str,
+        server: String,
+        info: &crate::bindings::vantage::check::tls::TlsInfo,
+    ) {
+        if let Ok(mut traces) = self.tls.lock()
+            && traces.len() < MAX_TLS_TRACES
+        {
+            traces.push(super::tls::trace(via, server, info));
+        }
+    }
+
+    /// The run's TLS handshakes so far.
+    pub fn tls_traces(&self) -> Vec<crate::result::TlsTrace> {
+        self.tls.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// The refusals of the run so far.
@@ -420,6 +445,7 @@ mod tests {
             resolver: Arc::new(resolver),
             deadline: Instant::now() + Duration::from_secs(5),
             denials: Arc::default(),
+            tls: Arc::default(),
         };
         match net
             .connect("http", "metadata.test", 80, &mut Phase::Resolve)

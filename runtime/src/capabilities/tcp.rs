@@ -102,15 +102,21 @@ impl TcpState {
                 phase = Phase::Processing;
                 talk.starttls(&mut stream, proto).await?;
                 phase = Phase::Tls;
+                let options = tls_options()?;
                 let (mut tls, info) =
-                    handshake(&mut stream, host, tls_options()?.config()?).await?;
+                    handshake(&mut stream, &options.server_name, options.config()?).await?;
+                self.net
+                    .record_tls("tcp", format!("{host}:{}", req.port), &info);
                 tls_info = Some(info);
                 phase = Phase::Processing;
                 talk.converse(&mut tls, false, send.as_deref()).await?;
             } else if req.tls {
                 phase = Phase::Tls;
+                let options = tls_options()?;
                 let (mut tls, info) =
-                    handshake(&mut stream, host, tls_options()?.config()?).await?;
+                    handshake(&mut stream, &options.server_name, options.config()?).await?;
+                self.net
+                    .record_tls("tcp", format!("{host}:{}", req.port), &info);
                 tls_info = Some(info);
                 phase = Phase::Processing;
                 talk.converse(&mut tls, read_banner, send.as_deref())
@@ -386,6 +392,7 @@ mod tests {
             resolver: Arc::new(HostResolver::default()),
             deadline: Instant::now() + Duration::from_secs(5),
             denials: Arc::default(),
+            tls: Arc::default(),
         }
     }
 

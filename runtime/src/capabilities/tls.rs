@@ -79,6 +79,8 @@ impl TlsState {
             phase = Phase::Tls;
             let t = Instant::now();
             let (_stream, info) = handshake(conn.stream, &options.server_name, config).await?;
+            let server = format!("{}:{}", req.host, req.port);
+            self.net.record_tls("tls", server, &info);
             Ok::<_, NetError>(wit::TlsReport {
                 info,
                 remote_addr: conn.remote_addr.to_string(),
@@ -361,6 +363,25 @@ where
         verified_expiry_unix_ms: None,
     };
     Ok((stream, info))
+}
+
+/// What the result keeps of a handshake (see [`crate::result::TlsTrace`]).
+pub fn trace(via: &'static str, server: String, info: &TlsInfo) -> crate::result::TlsTrace {
+    crate::result::TlsTrace {
+        via,
+        server,
+        version: info.version.clone(),
+        verdict: verdict_name(&info.verdict),
+        earliest_expiry_unix_ms: info.earliest_expiry_unix_ms,
+        verified_expiry_unix_ms: info.verified_expiry_unix_ms,
+        leaf: info.chain.first().map(|c| crate::result::LeafCertificate {
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            sans: c.sans.clone(),
+            serial: c.serial.clone(),
+            sha256_fingerprint: c.sha256_fingerprint.clone(),
+        }),
+    }
 }
 
 /// The verdict's WIT name, e.g. `unknown-issuer`; `other: <why>`.

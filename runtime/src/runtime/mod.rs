@@ -448,6 +448,7 @@ impl Runtime {
             (!panicked).then(|| stderr.text()).as_deref(),
         );
         timings.http = finished.http;
+        timings.tls = finished.tls;
         let mut result = CheckResult {
             check: spec.check_name.clone(),
             status: Status::Error,

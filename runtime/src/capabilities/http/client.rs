@@ -264,6 +264,7 @@ async fn exchange(
         )
         .await?;
         timings.tls_ms += ms(t.elapsed());
+        net.record_tls("http", format!("{host_bare}:{port}"), &session);
         let h2 = session.alpn.as_deref() == Some("h2");
         *phase = Phase::Processing;
         let resp = send(tls_stream, h2, req, timings).await?;
