@@ -24,6 +24,48 @@ pub struct HttpTrace {
     /// (unix ms), for HTTPS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_earliest_expiry_unix_ms: Option<i64>,
+    /// What the TLS handshake of the final hop showed (also when
+    /// verification is what failed), for blackbox_exporter's TLS metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsTrace>,
+}
+
+/// The TLS facts of one exchange behind blackbox_exporter's
+/// `probe_tls_version_info`, `probe_ssl_earliest_cert_expiry`,
+/// `probe_ssl_last_chain_expiry_timestamp_seconds` and
+/// `probe_ssl_last_chain_info`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TlsTrace {
+    /// Negotiated protocol version, e.g. `TLSv1.3` (empty when the handshake
+    /// failed).
+    pub version: String,
+    /// The verification verdict: `valid`, `expired`, `unknown-issuer`…
+    pub verdict: String,
+    /// Earliest `not-after` of the presented chain, unix ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_expiry_unix_ms: Option<i64>,
+    /// Earliest `not-after` of the chain as verified (leaf to trust
+    /// anchor), unix ms; none when verification failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_expiry_unix_ms: Option<i64>,
+    /// The server's certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<TlsLeaf>,
+}
+
+/// The server's certificate, as `probe_ssl_last_chain_info` labels it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TlsLeaf {
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// Issuer, RFC 4514.
+    pub issuer: String,
+    /// Subject alternative names.
+    pub sans: Vec<String>,
+    /// Serial number, lowercase hex with every byte kept (leading zeros).
+    pub serial: String,
+    /// SHA-256 fingerprint of the DER, lowercase hex.
+    pub sha256_fingerprint: String,
 }
 
 /// Per-phase durations in milliseconds, summed over redirect hops.

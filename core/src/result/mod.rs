@@ -17,7 +17,7 @@ pub mod verdict;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use http::HttpTrace;
+pub use http::{HttpTrace, TlsLeaf, TlsTrace};
 pub use log::{Level, LogLine};
 pub use record::{Attempt, CheckState, RunRecord, Transition};
 pub use restore::RestoreReport;
