@@ -223,6 +223,7 @@ fn result_with(texts: &[String]) -> CheckResult {
                 timings: Default::default(),
                 error: Some(t(9)),
                 tls_earliest_expiry_unix_ms: None,
+                tls: None,
             }],
         },
         logs: vec![

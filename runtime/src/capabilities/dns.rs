@@ -612,7 +612,10 @@ mod tests {
         assert_eq!(answer.records[0].data, "192.0.2.1");
         assert_eq!(answer.authority.len(), 1);
         assert_eq!(answer.authority[0].data, "ns1.example.test.");
-        assert!(matches!(answer.authority[0].record_type, wit::RecordType::Ns));
+        assert!(matches!(
+            answer.authority[0].record_type,
+            wit::RecordType::Ns
+        ));
         assert_eq!(answer.additional.len(), 1);
         assert_eq!(answer.additional[0].name, "ns1.example.test.");
         assert_eq!(answer.additional[0].data, "192.0.2.53");

@@ -126,7 +126,14 @@ impl TcpState {
                 tls_info = Some(info);
                 stream = Box::new(tls);
             }
-            Ok::<_, NetError>((conn.remote_addr, conn.resolve, conn.connect, talk, stream, tls_info))
+            Ok::<_, NetError>((
+                conn.remote_addr,
+                conn.resolve,
+                conn.connect,
+                talk,
+                stream,
+                tls_info,
+            ))
         };
         let (remote_addr, resolve, connect, mut talk, mut stream, mut tls_info) =
             match tokio::time::timeout_at(deadline, setup).await {
@@ -428,12 +435,6 @@ pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::R
     wit::add_to_linker::<T, HasSelf<TcpState>>(linker, |s| &mut s.caps().tcp)
 }
 
-/// The e2e suite's TLS servers and certificates.
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../../tests/e2e/tls_servers.rs"]
-mod tls_servers;
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -480,7 +481,7 @@ mod tests {
         );
     }
 
-    use super::tls_servers;
+    use crate::capabilities::tls::tls_servers;
 
     fn state() -> TcpState {
         let mut net = net(1 << 20);
@@ -576,7 +577,10 @@ mod tests {
     #[test]
     fn tcp_substitution_replaces_known_groups_only() {
         let groups = vec![Some(b"all".to_vec()), Some(b"one".to_vec()), None];
-        assert_eq!(substitute(b"a ${1} b ${0}${2}${9} ${x}", &groups), b"a one b all ${x}");
+        assert_eq!(
+            substitute(b"a ${1} b ${0}${2}${9} ${x}", &groups),
+            b"a one b all ${x}"
+        );
     }
 
     #[tokio::test]
@@ -597,7 +601,12 @@ mod tests {
         let mut req = request(port, steps);
         req.tls_options.ca_bundle_pem = Some(ca.pem.clone());
         let report = state().probe(req).await.unwrap();
-        assert_eq!(report.failed_step, None, "{:?}", String::from_utf8_lossy(&report.received));
+        assert_eq!(
+            report.failed_step,
+            None,
+            "{:?}",
+            String::from_utf8_lossy(&report.received)
+        );
         let tls = report.tls.unwrap();
         assert!(matches!(
             tls.verdict,

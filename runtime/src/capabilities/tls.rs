@@ -37,6 +37,13 @@
 
 pub mod verify;
 
+/// The e2e suite's TLS servers and certificates (`tests/e2e/tls_servers.rs`),
+/// shared by the capabilities' tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/e2e/tls_servers.rs"]
+pub(crate) mod tls_servers;
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -191,12 +198,13 @@ impl TlsOptions {
     ) -> Result<TlsOptions, NetError> {
         let server_name = match &options.server_name {
             Some(name) if name.trim().is_empty() => {
-                return Err(NetError::InvalidRequest(
-                    "tls server-name is empty".into(),
-                ));
+                return Err(NetError::InvalidRequest("tls server-name is empty".into()));
             }
             Some(name) => name.trim().to_string(),
-            None => host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            None => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
         };
         let client_cert = match &options.client_cert_secret {
             Some(name) => Some(client_cert(secrets, name)?),
@@ -413,7 +421,11 @@ where
         .unwrap_or_default();
     let cipher = conn
         .negotiated_cipher_suite()
-        .map(|s| s.suite().as_str().map_or_else(|| format!("{:?}", s.suite()), str::to_string))
+        .map(|s| {
+            s.suite()
+                .as_str()
+                .map_or_else(|| format!("{:?}", s.suite()), str::to_string)
+        })
         .unwrap_or_default();
     let alpn = conn
         .alpn_protocol()
@@ -484,9 +496,7 @@ pub fn tls_words(e: &rustls::Error) -> String {
         E::PeerSentOversizedRecord => "the server sent an oversized TLS record".into(),
         E::DecryptError => "a TLS record could not be decrypted".into(),
         E::EncryptError => "a TLS record could not be encrypted".into(),
-        E::NoApplicationProtocol => {
-            "the server supports none of the offered ALPN protocols".into()
-        }
+        E::NoApplicationProtocol => "the server supports none of the offered ALPN protocols".into(),
         other => camel_words(&format!("{other:?}")),
     }
 }

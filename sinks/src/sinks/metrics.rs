@@ -874,6 +874,7 @@ mod tests {
             },
             error: None,
             tls_earliest_expiry_unix_ms: expiry,
+            tls: None,
         };
         ok.result.timings.http = vec![
             exchange(Some(301), 250.0, Some(2_000_000_000_000)),

@@ -220,11 +220,8 @@ pub async fn fetch(
         tls: None,
     };
     let (max_body, compression) = (req.max_body_bytes, req.compression);
-    let result = tokio::time::timeout(
-        req.timeout,
-        fetch_following(net, req, jar, &mut progress),
-    )
-    .await;
+    let result =
+        tokio::time::timeout(req.timeout, fetch_following(net, req, jar, &mut progress)).await;
     let total = ms(started.elapsed());
     progress.timings.total_ms = total;
     let error = match result {
@@ -277,13 +274,11 @@ pub async fn fetch(
 /// and cut at `cap`; whether it was too large.
 fn body_of(wire: &[u8], compression: Option<Encoding>, cap: u64, complete: bool) -> (Bytes, bool) {
     match compression {
-        Some(encoding) if !wire.is_empty() => {
-            match decode::decode(encoding, wire, cap, complete) {
-                Ok(Decoded::Complete(b)) => (Bytes::from(b), false),
-                Ok(Decoded::TooLarge(b)) => (Bytes::from(b), true),
-                Err(_) => (Bytes::new(), false),
-            }
-        }
+        Some(encoding) if !wire.is_empty() => match decode::decode(encoding, wire, cap, complete) {
+            Ok(Decoded::Complete(b)) => (Bytes::from(b), false),
+            Ok(Decoded::TooLarge(b)) => (Bytes::from(b), true),
+            Err(_) => (Bytes::new(), false),
+        },
         _ => {
             let n = wire.len().min(cap as usize);
             (Bytes::copy_from_slice(&wire[..n]), wire.len() as u64 > cap)
@@ -518,7 +513,14 @@ async fn exchange(
     } else {
         progress.tls = None;
         progress.phase = Phase::Processing;
-        send(stream, false, req.proxy.is_some(), req, &mut progress.timings).await?
+        send(
+            stream,
+            false,
+            req.proxy.is_some(),
+            req,
+            &mut progress.timings,
+        )
+        .await?
     };
 
     let status = response.status().as_u16();
@@ -536,7 +538,11 @@ async fn exchange(
     let content_encoding = response
         .headers()
         .get(CONTENT_ENCODING)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase())
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|v| !v.is_empty() && v != "identity");
     progress.pending = Some(Fetched {
         status,
@@ -571,16 +577,33 @@ async fn exchange(
     let t = Instant::now();
     let mut body = response.into_body();
     let mut cut = false;
+    // With decoding, what arrived is decoded at doubling sizes (64 KiB,
+    // 128 KiB…): a body that already decodes past the cap (a bomb) stops
+    // being read there, at a cost of at most twice one decode.
+    let mut next_check = 64 * 1024;
     let read = async {
         while let Some(frame) = driver.drive(body.frame()).await {
             let frame = frame.map_err(|e| NetError::Protocol(format!("reading body: {e}")))?;
             if let Ok(data) = frame.into_data() {
                 net.budget.read_bytes(data.len() as u64)?;
                 let room = wire_cap.saturating_sub(progress.wire.len() as u64) as usize;
-                progress.wire.extend_from_slice(&data[..data.len().min(room)]);
+                progress
+                    .wire
+                    .extend_from_slice(&data[..data.len().min(room)]);
                 if data.len() > room {
                     cut = true;
                     break;
+                }
+                if let Some(encoding) = req.compression
+                    && progress.wire.len() >= next_check
+                {
+                    next_check = progress.wire.len() * 2;
+                    let partial =
+                        decode::decode(encoding, &progress.wire, req.max_body_bytes, false);
+                    if let Ok(Decoded::TooLarge(_)) = partial {
+                        cut = true;
+                        break;
+                    }
                 }
             }
         }
@@ -604,12 +627,13 @@ async fn exchange(
         )));
     }
     let (body, too_large) = match decoded_from {
-        Some(encoding) => match decode::decode(encoding, &progress.wire, req.max_body_bytes, !cut)
-        {
-            Ok(Decoded::Complete(b)) => (Bytes::from(b), cut),
-            Ok(Decoded::TooLarge(b)) => (Bytes::from(b), true),
-            Err(e) => return Err(NetError::Protocol(e)),
-        },
+        Some(encoding) => {
+            match decode::decode(encoding, &progress.wire, req.max_body_bytes, !cut) {
+                Ok(Decoded::Complete(b)) => (Bytes::from(b), cut),
+                Ok(Decoded::TooLarge(b)) => (Bytes::from(b), true),
+                Err(e) => return Err(NetError::Protocol(e)),
+            }
+        }
         None => {
             let n = progress.wire.len().min(req.max_body_bytes as usize);
             (
@@ -618,7 +642,10 @@ async fn exchange(
             )
         }
     };
-    let mut fetched = progress.pending.take().expect("the head was recorded above");
+    let mut fetched = progress
+        .pending
+        .take()
+        .expect("the head was recorded above");
     fetched.body = body;
     fetched.wire_body_bytes = wire_body_bytes;
     fetched.decoded_from = decoded_from;

@@ -89,7 +89,11 @@ impl HttpState {
                     .into(),
             ));
         }
-        if tls.server_name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+        if tls
+            .server_name
+            .as_ref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
             return Err(NetError::InvalidRequest("tls server-name is empty".into()));
         }
         if let Some(pem) = &tls.ca_bundle_pem {
@@ -101,7 +105,10 @@ impl HttpState {
             None => None,
         };
         let proxy = match &req.proxy {
-            Some(p) => Some(proxy::Proxy::parse(&p.url, client::header_map(&p.headers)?)?),
+            Some(p) => Some(proxy::Proxy::parse(
+                &p.url,
+                client::header_map(&p.headers)?,
+            )?),
             None => None,
         };
         Ok(FetchRequest {

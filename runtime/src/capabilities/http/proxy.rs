@@ -33,7 +33,9 @@ impl Proxy {
             )));
         }
         if url.host_str().is_none() {
-            return Err(NetError::InvalidRequest(format!("no host in proxy URL {url}")));
+            return Err(NetError::InvalidRequest(format!(
+                "no host in proxy URL {url}"
+            )));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(NetError::InvalidRequest(

@@ -122,7 +122,11 @@ pub fn verify(
     let path = match result {
         Ok(path) => path,
         Err(e) => {
-            if trust.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            if trust
+                .certs
+                .iter()
+                .any(|c| c.as_ref() == end_entity.as_ref())
+            {
                 return pinned(&ee, end_entity, server_name, now);
             }
             return failure(&e, trust, end_entity, intermediates);
@@ -132,7 +136,10 @@ pub fn verify(
         return failure(&e, trust, end_entity, intermediates);
     }
     let mut verified = vec![end_entity.clone().into_owned()];
-    verified.extend(path.intermediate_certificates().map(|c| c.der().into_owned()));
+    verified.extend(
+        path.intermediate_certificates()
+            .map(|c| c.der().into_owned()),
+    );
     let anchor = path.anchor();
     let same = |c: &&CertificateDer<'_>| {
         webpki::anchor_from_trusted_cert(c).is_ok_and(|a| {
@@ -190,8 +197,8 @@ fn pinned(
             ),
         );
     }
-    if let Err(e) = ee.verify_is_valid_for_subject_name(server_name) {
-        return Outcome::fail(Verdict::HostnameMismatch, name_words(&e, server_name));
+    if ee.verify_is_valid_for_subject_name(server_name).is_err() {
+        return Outcome::fail(Verdict::HostnameMismatch, name_words(server_name, der));
     }
     Outcome {
         verdict: Verdict::Valid,
@@ -246,8 +253,14 @@ fn failure(
                 )
             }
         }
+        E::CaUsedAsEndEntity if is_self_signed(end_entity) => (
+            Verdict::UnknownIssuer,
+            "unknown issuer: the server's certificate is self-signed (pin it by listing it in the CA bundle)"
+                .into(),
+        ),
         E::CaUsedAsEndEntity => {
-            let detail = "the server's certificate is a CA certificate, not a server certificate (a self-signed certificate can be pinned by listing it in the CA bundle)".to_string();
+            let detail =
+                "the server's certificate is a CA certificate, not a server certificate".to_string();
             (Verdict::Other(detail.clone()), detail)
         }
         other => {
@@ -256,34 +269,34 @@ fn failure(
         }
     };
     let detail = match e {
-        E::CertNotValidForName(ctx) => {
-            if ctx.presented.is_empty() {
-                format!("certificate not valid for name {}", server_name_str(&ctx.expected))
-            } else {
-                format!(
-                    "certificate not valid for name {} (it covers {})",
-                    server_name_str(&ctx.expected),
-                    ctx.presented.join(", ")
-                )
-            }
-        }
+        E::CertNotValidForName(ctx) => name_words(&ctx.expected, end_entity),
         _ => detail,
     };
     Outcome::fail(verdict, detail)
 }
 
-fn name_words(e: &webpki::Error, server_name: &ServerName<'_>) -> String {
-    match e {
-        webpki::Error::CertNotValidForName(ctx) if !ctx.presented.is_empty() => format!(
+fn name_words(server_name: &ServerName<'_>, end_entity: &CertificateDer<'_>) -> String {
+    let sans = super::parse_cert(end_entity)
+        .map(|c| c.sans)
+        .unwrap_or_default();
+    if sans.is_empty() {
+        format!(
+            "certificate not valid for name {} (it names no DNS name or address)",
+            server_name_str(server_name)
+        )
+    } else {
+        format!(
             "certificate not valid for name {} (it covers {})",
             server_name_str(server_name),
-            ctx.presented.join(", ")
-        ),
-        _ => format!(
-            "certificate not valid for name {}",
-            server_name_str(server_name)
-        ),
+            sans.join(", ")
+        )
     }
+}
+
+/// The certificate's issuer is its subject.
+fn is_self_signed(der: &CertificateDer<'_>) -> bool {
+    use x509_parser::prelude::*;
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.issuer().as_raw() == c.subject().as_raw())
 }
 
 /// A server name as written (`a.test`, `127.0.0.1`).
