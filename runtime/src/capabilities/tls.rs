@@ -959,6 +959,68 @@ mod tests {
         assert!(matches!(info.verdict, Verdict::IncompleteChain));
     }
 
+    #[tokio::test]
+    async fn tls_inspect_pins_a_self_signed_ca_certificate_and_names_every_failure_in_words() {
+        use crate::capabilities::net::{HostResolver, NetBudget, NetLimits};
+        // What `openssl req -x509` makes: self-signed, marked as a CA.
+        let mut p =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "localhost");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        let port = tls_servers::start_tls(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .await;
+        let net = Net {
+            allow: Arc::new(crate::policy::AllowList::parse(["tls://127.0.0.1:*"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits::default())),
+            resolver: Arc::new(HostResolver::default()),
+            deadline: Instant::now() + Duration::from_secs(10),
+            denials: Arc::default(),
+        };
+        let state = TlsState::new(net, &[]);
+        let request = |ca: Option<String>, name: Option<&str>| wit::TlsRequest {
+            host: "127.0.0.1".into(),
+            port,
+            alpn: Vec::new(),
+            options: wit::TlsOptions {
+                server_name: name.map(str::to_string),
+                ca_bundle_pem: ca,
+                client_cert_secret: None,
+                insecure: false,
+                min_version: None,
+                max_version: Some(wit::TlsVersion::Tls12),
+            },
+            timeout_ms: Some(3000),
+        };
+        let report = state
+            .inspect(request(Some(cert.pem()), None))
+            .await
+            .unwrap();
+        assert!(matches!(report.info.verdict, Verdict::Valid));
+        assert_eq!(report.info.version, "TLSv1.2");
+        assert_eq!(report.info.verified_chain.len(), 1);
+        for (ca, name, want) in [
+            (None, None, "unknown-issuer"),
+            (Some(cert.pem()), Some("other.test"), "hostname-mismatch"),
+        ] {
+            let report = state.inspect(request(ca, name)).await.unwrap();
+            assert_eq!(verdict_label(&report.info.verdict), want);
+            assert!(report.info.verified_chain.is_empty());
+            assert_eq!(report.info.chain.len(), 1);
+        }
+        // Before the fix, webpki's own refusal reached the verdict as
+        // `Other(OtherError(CaUsedAsEndEntity))`.
+        let other = CertificateError::Other(rustls::OtherError(Arc::new(
+            webpki::Error::CaUsedAsEndEntity,
+        )));
+        let words = verdict_name(&verdict_of(&rustls::Error::InvalidCertificate(other), &[]));
+        assert_eq!(words, "other: ca used as end entity");
+    }
+
     #[test]
     fn escapes_rfc4514_specials() {
         assert_eq!(escape_rfc4514(" a,b+c "), "\\ a\\,b\\+c\\ ");

@@ -249,7 +249,13 @@ pub async fn fetch(
     let response = match (progress.last, progress.pending) {
         (Some(last), _) => Some(last),
         (None, Some(mut pending)) => {
-            let (body, _) = body_of(&progress.wire, compression, max_body, false);
+            // Decoded only when it came in the encoding asked for.
+            let encoded = pending.headers.iter().any(|(k, v)| {
+                k == CONTENT_ENCODING.as_str()
+                    && compression.is_some_and(|c| Encoding::parse(v) == Some(c))
+            });
+            let compression = compression.filter(|_| encoded);
+            let body = partial_body(&progress.wire, compression, max_body);
             pending.body = body;
             pending.wire_body_bytes = progress.wire.len() as u64;
             Some(pending)
@@ -270,19 +276,15 @@ pub async fn fetch(
     }))
 }
 
-/// The body of a response from its wire bytes: decoded (when asked for)
-/// and cut at `cap`; whether it was too large.
-fn body_of(wire: &[u8], compression: Option<Encoding>, cap: u64, complete: bool) -> (Bytes, bool) {
+/// The body of a response cut short, from its wire bytes: decoded (when
+/// it came in the encoding asked for) as far as it goes, cut at `cap`.
+fn partial_body(wire: &[u8], compression: Option<Encoding>, cap: u64) -> Bytes {
     match compression {
-        Some(encoding) if !wire.is_empty() => match decode::decode(encoding, wire, cap, complete) {
-            Ok(Decoded::Complete(b)) => (Bytes::from(b), false),
-            Ok(Decoded::TooLarge(b)) => (Bytes::from(b), true),
-            Err(_) => (Bytes::new(), false),
+        Some(encoding) if !wire.is_empty() => match decode::decode(encoding, wire, cap, false) {
+            Ok(Decoded::Complete(b) | Decoded::TooLarge(b)) => Bytes::from(b),
+            Err(_) => Bytes::new(),
         },
-        _ => {
-            let n = wire.len().min(cap as usize);
-            (Bytes::copy_from_slice(&wire[..n]), wire.len() as u64 > cap)
-        }
+        _ => Bytes::copy_from_slice(&wire[..wire.len().min(cap as usize)]),
     }
 }
 

@@ -494,10 +494,13 @@ async fn compress_a_mismatched_encoding_is_a_protocol_error() {
     assert_eq!(e.response.unwrap().status, 200);
     let mut r = get(&format!("http://127.0.0.1:{port}/plain"));
     r.compression = Some(wit::Compression::Zstd);
-    match s.fetch(r).await.unwrap_err().error {
+    let e = s.fetch(r).await.unwrap_err();
+    match &e.error {
         NetError::Protocol(m) => assert!(m.contains("not encoded"), "{m}"),
         other => panic!("{other:?}"),
     }
+    // The plain body that came instead is kept as it came.
+    assert_eq!(e.response.unwrap().body, text());
 }
 
 #[tokio::test]
