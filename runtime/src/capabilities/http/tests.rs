@@ -657,14 +657,31 @@ type Seen = Arc<Mutex<Vec<String>>>;
 /// tunnel (or is refused with 407 when `refuse`); an absolute-form request
 /// is forwarded as is to its host. Records each request head.
 async fn start_proxy(refuse: bool) -> (u16, Seen) {
+    start_proxy_with(refuse, None).await
+}
+
+/// A stream a test proxy talks over (TCP, or TLS for an `https://` proxy).
+trait ProxyIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ProxyIo for T {}
+
+/// [`start_proxy`], speaking TLS to its clients with `tls`.
+async fn start_proxy_with(refuse: bool, tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
     let log = seen.clone();
     tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
+        while let Ok((tcp, _)) = listener.accept().await {
             let log = log.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
+                let mut client: Box<dyn ProxyIo> = match tls {
+                    None => Box::new(tcp),
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(s) => Box::new(s),
+                        Err(_) => return,
+                    },
+                };
                 let mut head = Vec::new();
                 let mut b = [0u8; 1];
                 while !head.ends_with(b"\r\n\r\n") {
@@ -770,6 +787,45 @@ async fn proxy_https_goes_through_a_connect_tunnel_and_verifies_the_target() {
         "{head}"
     );
     assert!(resp.timings.connect_ms > 0.0 && resp.timings.tls_ms > 0.0);
+
+    // An https:// proxy: TLS to the proxy (verified with the same bundle),
+    // then the tunnel, then TLS to the target inside it.
+    let proxy_leaf = leaf(LOCAL, &ca, -1, 10);
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![proxy_leaf.der], proxy_leaf.key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (tls_proxy, tls_seen) = start_proxy_with(false, Some(acceptor)).await;
+    let mut r = with_ca(&format!("https://127.0.0.1:{target}/"), &ca.pem);
+    r.proxy = Some(wit::Proxy {
+        url: format!("https://127.0.0.1:{tls_proxy}"),
+        headers: Vec::new(),
+    });
+    let resp = s.fetch(r).await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(matches!(resp.tls.unwrap().verdict, Verdict::Valid));
+    assert!(tls_seen.lock().unwrap()[0].starts_with("CONNECT "));
+    // An https:// proxy the bundle does not vouch for is refused, naming it.
+    let mut r = get(&format!("https://127.0.0.1:{target}/"));
+    r.proxy = Some(wit::Proxy {
+        url: format!("https://127.0.0.1:{tls_proxy}"),
+        headers: Vec::new(),
+    });
+    match s.fetch(r).await.unwrap_err().error {
+        NetError::Tls(m) => {
+            assert!(
+                m.starts_with(&format!("proxy https://127.0.0.1:{tls_proxy}: ")),
+                "{m}"
+            );
+            assert_readable(&m);
+        }
+        other => panic!("{other:?}"),
+    }
 
     // A proxy that refuses the tunnel: a connect error naming it.
     let (refusing, _) = start_proxy(true).await;
