@@ -103,28 +103,6 @@ pub struct FetchRequest {
     pub ip: IpPreference,
 }
 
-impl FetchRequest {
-    /// A GET of `url` with the defaults (10 s, 1 MiB, HTTP/2 offered, no
-    /// redirects followed, no proxy, no decoding).
-    pub fn get(url: Url) -> FetchRequest {
-        FetchRequest {
-            method: Method::GET,
-            url,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            timeout: DEFAULT_TIMEOUT,
-            follow_redirects: false,
-            max_redirects: DEFAULT_MAX_REDIRECTS,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            tls: TlsParams::default(),
-            proxy: None,
-            compression: None,
-            http2: true,
-            ip: IpPreference::default(),
-        }
-    }
-}
-
 /// One redirect followed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Redirect {
