@@ -648,7 +648,7 @@ async fn http_a_request_outliving_the_run_times_out_before_the_deadline() {
     assert!(matches!(&e.error, NetError::Timeout(p) if p == "processing"));
     // Room to report: the call ended well before the run's deadline.
     let left = deadline.saturating_duration_since(Instant::now());
-    assert!(left >= Duration::from_millis(50), "{left:?}");
+    assert!(left > Duration::from_millis(20), "{left:?}");
     assert!(e.timings.processing_ms > 500.0, "{:?}", e.timings);
 }
 
