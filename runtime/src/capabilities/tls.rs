@@ -1021,6 +1021,85 @@ mod tests {
         assert_eq!(words, "other: ca used as end entity");
     }
 
+    /// The e2e suite's defect cases (`tests/e2e/tls.rs`), through
+    /// `tls.inspect` with the test root as the bundle: one verdict each.
+    #[tokio::test]
+    async fn tls_every_certificate_defect_is_its_verdict() {
+        use crate::capabilities::net::{HostResolver, NetBudget, NetLimits};
+        use tls_servers::{LOCAL, intermediate, leaf, root, self_signed, start_tls};
+        let ca = root("Defects Root");
+        let inter = intermediate("Defects Intermediate", &ca, -1, 1000);
+        let old_inter = intermediate("Expired Intermediate", &ca, -30, -1);
+        let expired = leaf(LOCAL, &inter, -30, -1);
+        let not_yet = leaf(LOCAL, &inter, 10, 100);
+        let wrong_name = leaf(&["other.example"], &inter, -1, 90);
+        let missing = leaf(LOCAL, &inter, -1, 90);
+        let own = self_signed(LOCAL);
+        let under_old = leaf(LOCAL, &old_inter, -1, 90);
+        let good = leaf(LOCAL, &inter, -1, 90);
+        let cases = [
+            ("expired", vec![expired.der, inter.der.clone()], expired.key),
+            (
+                "not-yet-valid",
+                vec![not_yet.der, inter.der.clone()],
+                not_yet.key,
+            ),
+            (
+                "hostname-mismatch",
+                vec![wrong_name.der, inter.der.clone()],
+                wrong_name.key,
+            ),
+            ("incomplete-chain", vec![missing.der], missing.key),
+            ("unknown-issuer", vec![own.der], own.key),
+            (
+                "expired",
+                vec![under_old.der, old_inter.der.clone()],
+                under_old.key,
+            ),
+            ("valid", vec![good.der, inter.der.clone()], good.key),
+        ];
+        let net = Net {
+            allow: Arc::new(crate::policy::AllowList::parse(["tls://127.0.0.1:*"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits::default())),
+            resolver: Arc::new(HostResolver::default()),
+            deadline: Instant::now() + Duration::from_secs(10),
+            denials: Arc::default(),
+        };
+        let state = TlsState::new(net, &[]);
+        for (expected, chain, key) in cases {
+            let port = start_tls(chain, key).await;
+            let report = state
+                .inspect(wit::TlsRequest {
+                    host: "127.0.0.1".into(),
+                    port,
+                    alpn: Vec::new(),
+                    options: wit::TlsOptions {
+                        server_name: None,
+                        ca_bundle_pem: Some(ca.pem.clone()),
+                        client_cert_secret: None,
+                        insecure: false,
+                        min_version: None,
+                        max_version: None,
+                    },
+                    timeout_ms: Some(3000),
+                })
+                .await
+                .unwrap();
+            assert_eq!(verdict_label(&report.info.verdict), expected);
+            if expected == "valid" {
+                // Leaf, intermediate, and the root from the bundle.
+                assert_eq!(report.info.verified_chain.len(), 3);
+                assert_eq!(
+                    report.info.verified_chain[2].subject,
+                    "O=Vantage Tests,CN=Defects Root"
+                );
+            } else {
+                assert!(report.info.verified_chain.is_empty(), "{expected}");
+                assert_eq!(report.info.verified_expiry_unix_ms, None);
+            }
+        }
+    }
+
     #[test]
     fn escapes_rfc4514_specials() {
         assert_eq!(escape_rfc4514(" a,b+c "), "\\ a\\,b\\+c\\ ");
