@@ -223,7 +223,6 @@ fn result_with(texts: &[String]) -> CheckResult {
                 redirects: 0,
                 timings: Default::default(),
                 error: Some(t(9)),
-                tls_earliest_expiry_unix_ms: None,
             }],
             tls: vec![TlsTrace {
                 via: "tls",

@@ -4,9 +4,11 @@
 //!
 //! # What a call does
 //!
-//! The host builds the query itself (recursion desired, EDNS0 with a 4096
-//! byte payload) and sends it over UDP, retrying over TCP when the answer is
-//! truncated. There is no cache: every call asks the server. NXDOMAIN,
+//! The host builds the query itself (recursion desired unless the query
+//! clears `recursion-desired`, EDNS0 with a 4096 byte payload) and sends it
+//! over UDP, retrying over TCP when the answer is truncated, or over TCP
+//! only (`transport: tcp`). The answer, authority and additional sections
+//! are reported. There is no cache: every call asks the server. NXDOMAIN,
 //! SERVFAIL, REFUSED, … are answers (`rcode`), not errors; errors are for
 //! calls that produced no answer (denied, timeout, unreachable server,
 //! malformed reply). Records of types outside the WIT `record-type` enum
@@ -469,6 +471,7 @@ pub fn presentation(data: &RData) -> String {
         RData::AAAA(a) => a.0.to_string(),
         RData::CNAME(n) => absolute(&n.0),
         RData::NS(n) => absolute(&n.0),
+        RData::PTR(n) => absolute(&n.0),
         RData::MX(mx) => format!("{} {}", mx.preference, absolute(&mx.exchange)),
         RData::TXT(txt) => txt
             .txt_data
@@ -554,6 +557,69 @@ mod tests {
             transport: wit::DnsTransport::Udp,
             recursion_desired: true,
         }
+    }
+
+    /// A DNS server on 127.0.0.1 speaking TCP only: answers one query with
+    /// an A record, an NS record in the authority section and its address
+    /// in the additional section; reports the RD bit it received.
+    async fn tcp_only_server() -> (SocketAddr, tokio::sync::oneshot::Receiver<bool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.unwrap();
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            stream.read_exact(&mut buf).await.unwrap();
+            let request = Message::from_vec(&buf).unwrap();
+            let _ = tx.send(request.metadata.recursion_desired);
+            let mut reply = Message::response(request.metadata.id, request.metadata.op_code);
+            reply.add_queries(request.queries.clone());
+            reply.add_answer(Record::from_rdata(
+                n("www.example.test."),
+                60,
+                RData::A("192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap().into()),
+            ));
+            reply.add_authority(Record::from_rdata(
+                n("example.test."),
+                3600,
+                RData::NS(NS(n("ns1.example.test."))),
+            ));
+            reply.add_additional(Record::from_rdata(
+                n("ns1.example.test."),
+                3600,
+                RData::A("192.0.2.53".parse::<std::net::Ipv4Addr>().unwrap().into()),
+            ));
+            let bytes = reply.to_vec().unwrap();
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            stream.write_all(&framed).await.unwrap();
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn a_tcp_query_without_recursion_reports_authority_and_additional_sections() {
+        let (server, rd) = tcp_only_server().await;
+        let net = net(&["dns://127.0.0.1:*"], 4);
+        let mut q = question("www.example.test", Some(server.to_string()), Some(2000));
+        q.transport = wit::DnsTransport::Tcp;
+        q.recursion_desired = false;
+        let answer = resolve(&net, &q).await.unwrap();
+        assert!(!rd.await.unwrap(), "the RD bit was set");
+        assert_eq!(answer.rcode, "NOERROR");
+        assert_eq!(answer.records.len(), 1);
+        assert_eq!(answer.records[0].data, "192.0.2.1");
+        assert_eq!(answer.authority.len(), 1);
+        assert_eq!(answer.authority[0].data, "ns1.example.test.");
+        assert!(matches!(
+            answer.authority[0].record_type,
+            wit::RecordType::Ns
+        ));
+        assert_eq!(answer.additional.len(), 1);
+        assert_eq!(answer.additional[0].name, "ns1.example.test.");
+        assert_eq!(answer.additional[0].data, "192.0.2.53");
     }
 
     #[tokio::test]

@@ -116,6 +116,8 @@ async fn send(
             ca_bundle_pem: None,
             client_cert: None,
             require_valid: true,
+            min_version: None,
+            max_version: None,
         }
         .config()
         .map_err(|_| Error::TlsProtocolError)?;
