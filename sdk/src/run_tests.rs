@@ -59,7 +59,7 @@ fn declared_keys_are_enforced_before_run() {
     assert!(typo.assertions.is_empty(), "run was not called");
     assert!(
         typo.summary.starts_with(
-            "invalid config `methd` = \"GET\": unknown key; this check understands method, url"
+            "invalid config `methd`: unknown key; this check understands method, url"
         ),
         "{}",
         typo.summary
