@@ -56,6 +56,7 @@ use crate::NetError;
 use crate::bindings::vantage::check::http as raw;
 use crate::tls::TlsOptions;
 
+pub use crate::client::ClientSettings;
 pub use crate::tls::TlsInfo;
 /// The raw failure record returned by the host (see [`FetchError`]).
 pub use raw::FetchError as RawFetchError;

@@ -152,6 +152,7 @@
 
 #![warn(missing_docs)]
 
+mod client;
 mod context;
 mod error;
 mod metadata;

@@ -162,6 +162,11 @@ fn parse_type(text: &str) -> Option<RecordType> {
         "SOA" => RecordType::Soa,
         "CAA" => RecordType::Caa,
         "SRV" => RecordType::Srv,
+        "PTR" => RecordType::Ptr,
+        "DNSKEY" => RecordType::Dnskey,
+        "DS" => RecordType::Ds,
+        "HTTPS" => RecordType::Https,
+        "SVCB" => RecordType::Svcb,
         _ => return None,
     })
 }
@@ -177,6 +182,11 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::Soa => "SOA",
         RecordType::Caa => "CAA",
         RecordType::Srv => "SRV",
+        RecordType::Ptr => "PTR",
+        RecordType::Dnskey => "DNSKEY",
+        RecordType::Ds => "DS",
+        RecordType::Https => "HTTPS",
+        RecordType::Svcb => "SVCB",
     }
 }
 

@@ -227,9 +227,10 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
     }
     let response = match request.send() {
         Ok(response) => response,
-        Err(error) => {
-            outcome.assert("request succeeded", false, error.to_string());
-            return format!("request failed ({})", error.kind());
+        Err(failed) => {
+            outcome.assert("request completed", false, failed.to_string());
+            outcome.measure_fetch_error(&failed);
+            return failed.headline();
         }
     };
     outcome.measure_response(&response);
