@@ -2,12 +2,13 @@
 //! blackbox_exporter's names: see [`ClientSettings`].
 
 use crate::http::{Compression, IpFamily, Proxy, RequestBuilder};
-use crate::tls::{TlsOptions, TlsVersion};
+use crate::tls::TlsOptions;
 use crate::{ConfigError, ConfigKey, Context, Metadata, ValueType};
 
 /// How to reach a server, read from the configuration keys blackbox_exporter's
 /// `http` module uses (`tls_config.*` flattened), so that a migrating
-/// operator writes the same words:
+/// operator writes the same words (the TLS keys alone, for checks that
+/// are not HTTP, are [`TlsOptions::from_context`]):
 ///
 /// | key | blackbox_exporter | request |
 /// |---|---|---|
@@ -67,35 +68,8 @@ impl ClientSettings {
     /// The keys read by [`from_context`](Self::from_context).
     pub fn config_keys() -> Vec<ConfigKey> {
         let key = ConfigKey::new;
-        let version = || ValueType::choice(["TLS12", "TLS13"]);
-        vec![
-            key(
-                "ca_bundle",
-                "PEM bundle of CAs to trust instead of the public roots (or a \
-                 `{{secret.NAME}}` reference); a self-signed server certificate listed here is \
-                 trusted as itself.",
-            )
-            .typed(ValueType::Pem),
-            key(
-                "server_name",
-                "Name to send as SNI and verify the certificate against; defaults to the URL's host.",
-            ),
-            key(
-                "client_cert_secret",
-                "Name of a granted secret holding a PEM client certificate chain and key, for mutual TLS.",
-            ),
-            key(
-                "insecure",
-                "Do not verify the server certificate (the operator must allow it); the verdict is still reported.",
-            )
-            .typed(ValueType::Boolean)
-            .default("false"),
-            key("min_tls_version", "Lowest TLS version to offer: `TLS12` or `TLS13`.")
-                .typed(version())
-                .default("TLS12"),
-            key("max_tls_version", "Highest TLS version to offer: `TLS12` or `TLS13`.")
-                .typed(version())
-                .default("TLS13"),
+        let mut keys = TlsOptions::config_keys();
+        keys.extend([
             key(
                 "proxy_url",
                 "Send requests through this HTTP proxy (`http://host:port`; `https://` targets \
@@ -127,7 +101,8 @@ impl ClientSettings {
             )
             .typed(ValueType::Boolean)
             .default("true"),
-        ]
+        ]);
+        keys
     }
 
     /// Read the settings; an invalid value is an error naming its key.
@@ -138,22 +113,7 @@ impl ClientSettings {
                 .filter(|v| !v.is_empty())
                 .map(String::from)
         };
-        let version = |key: &str| -> Result<Option<TlsVersion>, ConfigError> {
-            ctx.config(key)
-                .map(|v| {
-                    TlsVersion::parse(v)
-                        .ok_or_else(|| ctx.config_error(key, v, "expected TLS12 or TLS13"))
-                })
-                .transpose()
-        };
-        let tls = TlsOptions {
-            server_name: text("server_name"),
-            ca_bundle_pem: ctx.config("ca_bundle").map(String::from),
-            client_cert_secret: text("client_cert_secret"),
-            insecure: ctx.config_bool("insecure")?.unwrap_or(false),
-            min_version: version("min_tls_version")?,
-            max_version: version("max_tls_version")?,
-        };
+        let tls = TlsOptions::from_context(ctx)?;
         let headers: Vec<(String, String)> = ctx
             .config_table("proxy_headers")
             .into_iter()
@@ -214,6 +174,7 @@ impl ClientSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::TlsVersion;
 
     fn ctx(entries: &[(&str, &str)]) -> Context {
         Context::builder().configs(entries.iter().copied()).build()
@@ -285,5 +246,83 @@ mod tests {
         assert!(bad.check_config_keys(&m).is_err());
         let ok = ctx(&[("compression", "gzip"), ("proxy_headers.X-A", "1")]);
         assert!(ok.check_config_keys(&m).is_ok());
+    }
+}
+
+impl TlsOptions {
+    /// The TLS keys read by [`from_context`](Self::from_context): `ca_bundle`,
+    /// `server_name`, `client_cert_secret`, `insecure`, `min_tls_version`
+    /// and `max_tls_version` (blackbox_exporter's `tls_config`).
+    pub fn config_keys() -> Vec<ConfigKey> {
+        let key = ConfigKey::new;
+        let version = || ValueType::choice(["TLS12", "TLS13"]);
+        vec![
+            key(
+                "ca_bundle",
+                "PEM bundle of CAs to trust instead of the public roots (or a \
+                 `{{secret.NAME}}` reference); a self-signed server certificate listed here is \
+                 trusted as itself.",
+            )
+            .typed(ValueType::Pem),
+            key(
+                "server_name",
+                "Name to send as SNI and verify the certificate against; defaults to the target's host.",
+            ),
+            key(
+                "client_cert_secret",
+                "Name of a granted secret holding a PEM client certificate chain and key, for mutual TLS.",
+            ),
+            key(
+                "insecure",
+                "Do not verify the server certificate (the operator must allow it); the verdict is still reported.",
+            )
+            .typed(ValueType::Boolean)
+            .default("false"),
+            key("min_tls_version", "Lowest TLS version to offer: `TLS12` or `TLS13`.")
+                .typed(version())
+                .default("TLS12"),
+            key("max_tls_version", "Highest TLS version to offer: `TLS12` or `TLS13`.")
+                .typed(version())
+                .default("TLS13"),
+        ]
+    }
+
+    /// Read the TLS keys (see [`config_keys`](Self::config_keys)); an
+    /// invalid value is an error naming its key.
+    ///
+    /// ```
+    /// use vantage_sdk::{Context, tls::{TlsOptions, TlsVersion}};
+    /// let ctx = Context::builder()
+    ///     .config("server_name", "db.internal")
+    ///     .config("min_tls_version", "TLS13")
+    ///     .build();
+    /// let options = TlsOptions::from_context(&ctx)?;
+    /// assert_eq!(options.server_name.as_deref(), Some("db.internal"));
+    /// assert_eq!(options.min_version, Some(TlsVersion::Tls13));
+    /// # Ok::<(), vantage_sdk::ConfigError>(())
+    /// ```
+    pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
+        let text = |key: &str| {
+            ctx.config(key)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        let version = |key: &str| -> Result<Option<crate::tls::TlsVersion>, ConfigError> {
+            ctx.config(key)
+                .map(|v| {
+                    crate::tls::TlsVersion::parse(v)
+                        .ok_or_else(|| ctx.config_error(key, v, "expected TLS12 or TLS13"))
+                })
+                .transpose()
+        };
+        Ok(TlsOptions {
+            server_name: text("server_name"),
+            ca_bundle_pem: ctx.config("ca_bundle").map(String::from),
+            client_cert_secret: text("client_cert_secret"),
+            insecure: ctx.config_bool("insecure")?.unwrap_or(false),
+            min_version: version("min_tls_version")?,
+            max_version: version("max_tls_version")?,
+        })
     }
 }
