@@ -19,7 +19,7 @@ use vantage_sdk::http::{self, StatusSet};
 use vantage_sdk::serde_json::{Map, Value};
 use vantage_sdk::{
     Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome, TARGET,
-    format_duration,
+    ValueType, format_duration,
 };
 
 const DEFAULT_HEALTHY: [&str; 4] = ["ok", "up", "pass", "healthy"];
@@ -57,6 +57,7 @@ impl Check for Healthz {
                     "healthy_values",
                     "Status values that mean healthy (list, case-insensitive).",
                 )
+                .repeated()
                 .default(DEFAULT_HEALTHY.join(", ")),
             )
             .config_key(
@@ -64,6 +65,7 @@ impl Check for Healthz {
                     "degraded_values",
                     "Status values that mean degraded (list, case-insensitive).",
                 )
+                .repeated()
                 .default(DEFAULT_DEGRADED.join(", ")),
             )
             .config_key(
@@ -83,31 +85,46 @@ impl Check for Healthz {
                 )
                 .default(DEFAULT_STATUS_FIELD),
             )
-            .config_key(key(
-                "required_components",
-                "Components that must be present (list).",
-            ))
-            .config_key(key("ignore_components", "Components not to report (list)."))
+            .config_key(
+                key(
+                    "required_components",
+                    "Components that must be present (list).",
+                )
+                .repeated(),
+            )
+            .config_key(key("ignore_components", "Components not to report (list).").repeated())
             .config_key(
                 key(
                     "expect.status",
                     "Acceptable HTTP status codes (codes, `2xx` classes, ranges).",
                 )
-                .default("200-299"),
+                .typed(ValueType::StatusRange)
+                .repeated()
+                .default("2xx"),
             )
             .config_key(key(
                 "headers.<name>",
                 "A request header, e.g. `headers.Authorization`.",
             ))
-            .config_key(key("timeout", "Timeout of each request, e.g. `5s`.").default("10s"))
-            .config_key(key(
-                "latency.degraded",
-                "Total time above which the result is degraded, e.g. `500ms`.",
-            ))
-            .config_key(key(
-                "latency.max",
-                "Total time above which the check fails, e.g. `2s`.",
-            ))
+            .config_key(
+                key("timeout", "Timeout of each request, e.g. `5s`.")
+                    .typed(ValueType::Duration)
+                    .default("10s"),
+            )
+            .config_key(
+                key(
+                    "latency.degraded",
+                    "Total time above which the result is degraded, e.g. `500ms`.",
+                )
+                .typed(ValueType::Duration),
+            )
+            .config_key(
+                key(
+                    "latency.max",
+                    "Total time above which the check fails, e.g. `2s`.",
+                )
+                .typed(ValueType::Duration),
+            )
     }
 
     fn run(ctx: &Context) -> Result<Outcome, Error> {
@@ -495,7 +512,13 @@ mod tests {
     fn assertions(o: &Outcome) -> Vec<(String, bool, String)> {
         o.assertions()
             .iter()
-            .map(|a| (a.name.clone(), a.passed, a.detail.clone()))
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    a.state == vantage_sdk::AssertionState::Pass,
+                    a.detail.clone(),
+                )
+            })
             .collect()
     }
 
@@ -629,7 +652,7 @@ mod tests {
             r#"{"status": "ok"}"#,
         );
         assert_eq!(o.assertions()[1].name, "components at /parts");
-        assert!(!o.assertions()[1].passed);
+        assert_eq!(o.assertions()[1].state, vantage_sdk::AssertionState::Fail);
 
         let (o, _) = run_doc(&spec(&[]), r#"{"status": "down"}"#);
         assert_eq!(o.status(), Status::Fail);
