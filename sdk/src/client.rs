@@ -143,7 +143,9 @@ impl ClientSettings {
             .map(|v| {
                 IpFamily::parse(v)
                     .map(|family| (family, fallback))
-                    .ok_or_else(|| ctx.config_error("preferred_ip_protocol", v, "expected ip4 or ip6"))
+                    .ok_or_else(|| {
+                        ctx.config_error("preferred_ip_protocol", v, "expected ip4 or ip6")
+                    })
             })
             .transpose()?;
         Ok(Self {
@@ -168,84 +170,6 @@ impl ClientSettings {
             request = request.prefer_ip(family, fallback);
         }
         request
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tls::TlsVersion;
-
-    fn ctx(entries: &[(&str, &str)]) -> Context {
-        Context::builder().configs(entries.iter().copied()).build()
-    }
-
-    #[test]
-    fn defaults_change_nothing() {
-        let s = ClientSettings::from_context(&ctx(&[])).unwrap();
-        let r = s.apply(crate::http::get("https://a.test/")).build();
-        assert_eq!(r.tls, TlsOptions::default());
-        assert!(r.proxy.is_none() && r.compression.is_none() && !r.http2);
-        assert_eq!(r.ip.preferred, None);
-    }
-
-    #[test]
-    fn every_key_reaches_the_request() {
-        let s = ClientSettings::from_context(&ctx(&[
-            ("ca_bundle", "-----BEGIN CERTIFICATE-----"),
-            ("server_name", "api.internal"),
-            ("client_cert_secret", "client"),
-            ("insecure", "false"),
-            ("min_tls_version", "TLS13"),
-            ("max_tls_version", "tls13"),
-            ("proxy_url", "http://127.0.0.1:3128"),
-            ("proxy_headers.Proxy-Authorization", "Basic eHg6eXk="),
-            ("compression", "br"),
-            ("enable_http2", "true"),
-            ("preferred_ip_protocol", "ip6"),
-            ("ip_protocol_fallback", "false"),
-        ]))
-        .unwrap();
-        let r = s.apply(crate::http::get("https://a.test/")).build();
-        assert_eq!(r.tls.ca_bundle_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----"));
-        assert_eq!(r.tls.server_name.as_deref(), Some("api.internal"));
-        assert_eq!(r.tls.client_cert_secret.as_deref(), Some("client"));
-        assert_eq!(r.tls.min_version, Some(TlsVersion::Tls13));
-        assert_eq!(r.tls.max_version, Some(TlsVersion::Tls13));
-        let proxy = r.proxy.unwrap();
-        assert_eq!(proxy.url, "http://127.0.0.1:3128");
-        assert_eq!(
-            proxy.headers,
-            [("Proxy-Authorization".to_string(), "Basic eHg6eXk=".to_string())]
-        );
-        assert_eq!(r.compression, Some(Compression::Br));
-        assert!(r.http2);
-        assert_eq!(r.ip.preferred, Some(IpFamily::Ip6));
-        assert!(!r.ip.fallback);
-    }
-
-    #[test]
-    fn bad_values_name_their_key_and_hide_proxy_secrets() {
-        let key = |entries: &[(&str, &str)]| {
-            ClientSettings::from_context(&ctx(entries)).unwrap_err().key
-        };
-        assert_eq!(key(&[("min_tls_version", "TLS10")]), "min_tls_version");
-        assert_eq!(key(&[("compression", "lz4")]), "compression");
-        assert_eq!(key(&[("preferred_ip_protocol", "ip5")]), "preferred_ip_protocol");
-        assert_eq!(key(&[("enable_http2", "sometimes")]), "enable_http2");
-        let err = ClientSettings::from_context(&ctx(&[(
-            "proxy_headers.Proxy-Authorization",
-            "Basic c2VjcmV0",
-        )]))
-        .unwrap_err();
-        assert_eq!(err.key, "proxy_headers");
-        assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
-        // The declared keys are typed: the SDK (and the host) check values.
-        let m = ClientSettings::declare(Metadata::new("x"));
-        let bad = ctx(&[("compression", "lz4")]);
-        assert!(bad.check_config_keys(&m).is_err());
-        let ok = ctx(&[("compression", "gzip"), ("proxy_headers.X-A", "1")]);
-        assert!(ok.check_config_keys(&m).is_ok());
     }
 }
 
@@ -324,5 +248,91 @@ impl TlsOptions {
             min_version: version("min_tls_version")?,
             max_version: version("max_tls_version")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsVersion;
+
+    fn ctx(entries: &[(&str, &str)]) -> Context {
+        Context::builder().configs(entries.iter().copied()).build()
+    }
+
+    #[test]
+    fn defaults_change_nothing() {
+        let s = ClientSettings::from_context(&ctx(&[])).unwrap();
+        let r = s.apply(crate::http::get("https://a.test/")).build();
+        assert_eq!(r.tls, TlsOptions::default());
+        assert!(r.proxy.is_none() && r.compression.is_none() && !r.http2);
+        assert_eq!(r.ip.preferred, None);
+    }
+
+    #[test]
+    fn every_key_reaches_the_request() {
+        let s = ClientSettings::from_context(&ctx(&[
+            ("ca_bundle", "-----BEGIN CERTIFICATE-----"),
+            ("server_name", "api.internal"),
+            ("client_cert_secret", "client"),
+            ("insecure", "false"),
+            ("min_tls_version", "TLS13"),
+            ("max_tls_version", "tls13"),
+            ("proxy_url", "http://127.0.0.1:3128"),
+            ("proxy_headers.Proxy-Authorization", "Basic eHg6eXk="),
+            ("compression", "br"),
+            ("enable_http2", "true"),
+            ("preferred_ip_protocol", "ip6"),
+            ("ip_protocol_fallback", "false"),
+        ]))
+        .unwrap();
+        let r = s.apply(crate::http::get("https://a.test/")).build();
+        assert_eq!(
+            r.tls.ca_bundle_pem.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(r.tls.server_name.as_deref(), Some("api.internal"));
+        assert_eq!(r.tls.client_cert_secret.as_deref(), Some("client"));
+        assert_eq!(r.tls.min_version, Some(TlsVersion::Tls13));
+        assert_eq!(r.tls.max_version, Some(TlsVersion::Tls13));
+        let proxy = r.proxy.unwrap();
+        assert_eq!(proxy.url, "http://127.0.0.1:3128");
+        assert_eq!(
+            proxy.headers,
+            [(
+                "Proxy-Authorization".to_string(),
+                "Basic eHg6eXk=".to_string()
+            )]
+        );
+        assert_eq!(r.compression, Some(Compression::Br));
+        assert!(r.http2);
+        assert_eq!(r.ip.preferred, Some(IpFamily::Ip6));
+        assert!(!r.ip.fallback);
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_hide_proxy_secrets() {
+        let key =
+            |entries: &[(&str, &str)]| ClientSettings::from_context(&ctx(entries)).unwrap_err().key;
+        assert_eq!(key(&[("min_tls_version", "TLS10")]), "min_tls_version");
+        assert_eq!(key(&[("compression", "lz4")]), "compression");
+        assert_eq!(
+            key(&[("preferred_ip_protocol", "ip5")]),
+            "preferred_ip_protocol"
+        );
+        assert_eq!(key(&[("enable_http2", "sometimes")]), "enable_http2");
+        let err = ClientSettings::from_context(&ctx(&[(
+            "proxy_headers.Proxy-Authorization",
+            "Basic c2VjcmV0",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.key, "proxy_headers");
+        assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
+        // The declared keys are typed: the SDK (and the host) check values.
+        let m = ClientSettings::declare(Metadata::new("x"));
+        let bad = ctx(&[("compression", "lz4")]);
+        assert!(bad.check_config_keys(&m).is_err());
+        let ok = ctx(&[("compression", "gzip"), ("proxy_headers.X-A", "1")]);
+        assert!(ok.check_config_keys(&m).is_ok());
     }
 }

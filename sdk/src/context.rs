@@ -235,7 +235,8 @@ impl Context {
     pub fn config_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         self.config(key)
             .map(|value| {
-                parse_bool(value).ok_or_else(|| self.config_error(key, value, "expected true or false"))
+                parse_bool(value)
+                    .ok_or_else(|| self.config_error(key, value, "expected true or false"))
             })
             .transpose()
     }
@@ -692,7 +693,10 @@ mod tests {
         let typo = ctx(&[("bearer_token", "mysecret")]);
         let err = typo.check_config_keys(&m).unwrap_err().to_string();
         assert!(!err.contains("mysecret"), "{err}");
-        assert!(err.starts_with("invalid config `bearer_token`: unknown key"), "{err}");
+        assert!(
+            err.starts_with("invalid config `bearer_token`: unknown key"),
+            "{err}"
+        );
 
         let bad = ctx(&[("retries", "9")]);
         assert_eq!(

@@ -296,14 +296,14 @@ pub struct FetchError {
     /// The last response whose status line arrived, when one did: the
     /// redirect beyond the cap, a response whose body was too large (its
     /// body cut at the cap), one whose body timed out.
-    pub response: Option<Response>,
+    pub response: Option<Box<Response>>,
     /// The phases measured so far, summed over hops.
     pub timings: Timings,
     /// The redirects followed before it failed.
     pub redirects: Vec<Redirect>,
     /// The TLS session, when a handshake got that far (with the chain and
     /// its verdict when verification is what failed).
-    pub tls: Option<TlsInfo>,
+    pub tls: Option<Box<TlsInfo>>,
 }
 
 impl FetchError {
@@ -321,8 +321,8 @@ impl FetchError {
     /// The TLS session: the failure's own, or the partial response's.
     pub fn tls(&self) -> Option<&TlsInfo> {
         self.tls
-            .as_ref()
-            .or_else(|| self.response.as_ref().and_then(Response::tls))
+            .as_deref()
+            .or_else(|| self.response.as_ref().and_then(|r| r.tls()))
     }
 
     /// `request timed out during connect`, `302 Found, then too many
@@ -343,10 +343,10 @@ impl From<RawFetchError> for FetchError {
     fn from(raw: RawFetchError) -> Self {
         Self {
             error: NetError::from(raw.error),
-            response: raw.response.map(Response::from_raw),
+            response: raw.response.map(|r| Box::new(Response::from_raw(r))),
             timings: raw.timings,
             redirects: raw.redirects,
-            tls: raw.tls,
+            tls: raw.tls.map(Box::new),
         }
     }
 }

@@ -126,7 +126,9 @@ impl ValueType {
         match self {
             ValueType::Text | ValueType::Regex | ValueType::Pem => Ok(()),
             ValueType::Integer((min, max)) => {
-                let n: i64 = v.parse().map_err(|_| "expected a whole number".to_string())?;
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| "expected a whole number".to_string())?;
                 match (min, max) {
                     (Some(min), _) if n < *min => Err(format!("expected at least {min}")),
                     (_, Some(max)) if n > *max => Err(format!("expected at most {max}")),
@@ -157,16 +159,15 @@ impl ValueType {
             }
             ValueType::HostPort => match v.rsplit_once(':') {
                 Some((host, port))
-                    if !host.trim_matches(['[', ']']).is_empty()
-                        && port.parse::<u16>().is_ok() =>
+                    if !host.trim_matches(['[', ']']).is_empty() && port.parse::<u16>().is_ok() =>
                 {
                     Ok(())
                 }
                 _ => Err("expected host:port".to_string()),
             },
-            ValueType::StatusRange => crate::http::StatusSet::parse(v)
-                .map(|_| ())
-                .map_err(|_| "expected a status code (`204`), class (`2xx`) or range (`200-299`)".to_string()),
+            ValueType::StatusRange => crate::http::StatusSet::parse(v).map(|_| ()).map_err(|_| {
+                "expected a status code (`204`), class (`2xx`) or range (`200-299`)".to_string()
+            }),
             ValueType::Choice(words) => {
                 if words.iter().any(|w| w.eq_ignore_ascii_case(v)) {
                     Ok(())
@@ -379,12 +380,19 @@ mod tests {
         assert!(!ok(ValueType::HostPort, "a.example") && !ok(ValueType::HostPort, ":53"));
         assert!(ok(ValueType::StatusRange, "200-299") && !ok(ValueType::StatusRange, "2x"));
         assert!(ok(ValueType::choice(["gzip", "br"]), "BR"));
-        let err = ValueType::choice(["gzip", "br"]).check("s3cr3t-value").unwrap_err();
+        let err = ValueType::choice(["gzip", "br"])
+            .check("s3cr3t-value")
+            .unwrap_err();
         assert_eq!(err, "expected one of gzip, br");
-        let err = ValueType::integer(None, Some(3)).check("hunter22").unwrap_err();
+        let err = ValueType::integer(None, Some(3))
+            .check("hunter22")
+            .unwrap_err();
         assert!(!err.contains("hunter22"), "{err}");
         assert_eq!(ValueType::Duration.to_string(), "a duration");
-        assert_eq!(ValueType::integer(Some(0), None).to_string(), "a whole number in 0..=");
+        assert_eq!(
+            ValueType::integer(Some(0), None).to_string(),
+            "a whole number in 0..="
+        );
     }
 
     #[test]

@@ -354,7 +354,8 @@ impl Outcome {
             if several {
                 self.set_scope(target);
                 self.metric_labels = saved_labels.clone();
-                self.metric_labels.push((kind.to_string(), target.to_string()));
+                self.metric_labels
+                    .push((kind.to_string(), target.to_string()));
             }
             let headline = probe(target, self);
             entries.push((target.to_string(), headline));
@@ -419,7 +420,7 @@ impl Outcome {
     /// far, the redirects followed and, when a handshake got that far, the
     /// certificate measurements.
     pub fn measure_fetch_error(&mut self, error: &FetchError) -> &mut Self {
-        let status = error.response.as_ref().map_or(0, Response::status);
+        let status = error.response.as_ref().map_or(0, |r| r.status());
         self.measure("http_status_code", f64::from(status), "")
             .measure_timings(&error.timings)
             .measure("http_redirects", error.redirects.len() as f64, "");
@@ -991,7 +992,11 @@ impl Expect<'_> {
         allow_missing: bool,
     ) -> &mut Self {
         let lower = name.to_ascii_lowercase();
-        let verb = if must_match { "matches" } else { "does not match" };
+        let verb = if must_match {
+            "matches"
+        } else {
+            "does not match"
+        };
         let mut assertion = format!("header {lower} {verb} /{}/", re.pattern());
         if allow_missing {
             assertion.push_str(" if present");
@@ -1268,8 +1273,14 @@ mod tests {
             .assert_or_warn("soft", true, "fine")
             .record("cert", AssertionState::Warn, "9 days left");
         assert_eq!(o.status(), Status::Degraded);
-        assert_eq!((o.passed_count(), o.warned_count(), o.failed_count()), (2, 1, 0));
-        assert_eq!(o.summary(), "2/3 assertions passed; degraded: cert (9 days left)");
+        assert_eq!(
+            (o.passed_count(), o.warned_count(), o.failed_count()),
+            (2, 1, 0)
+        );
+        assert_eq!(
+            o.summary(),
+            "2/3 assertions passed; degraded: cert (9 days left)"
+        );
         o.degrade("slow");
         assert_eq!(
             o.summary(),
@@ -1340,13 +1351,19 @@ mod tests {
         );
         assert_eq!(m[0].value, 1_900_000_000.0);
         assert_eq!(m[1].value, 1_800_000_000.0);
-        assert_eq!(m[2].labels, [("version".to_string(), "TLS 1.3".to_string())]);
+        assert_eq!(
+            m[2].labels,
+            [("version".to_string(), "TLS 1.3".to_string())]
+        );
         let info: Vec<(&str, &str)> = m[3]
             .labels
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        assert!(info.contains(&("serialnumber", "00a3f1")), "leading zeros kept");
+        assert!(
+            info.contains(&("serialnumber", "00a3f1")),
+            "leading zeros kept"
+        );
         assert!(info.contains(&("subjectalternative", "a.test,127.0.0.1")));
         assert!(info.contains(&("subject", "CN=a.test")));
     }
@@ -1358,14 +1375,14 @@ mod tests {
         use crate::NetError;
         use crate::http::{FetchError, Redirect};
         let mut partial = FetchError::new(NetError::TooManyRedirects(1));
-        partial.response = Some(Response::mock(302, &[("location", "/b")], ""));
+        partial.response = Some(Box::new(Response::mock(302, &[("location", "/b")], "")));
         partial.redirects = vec![Redirect {
             url: "http://a/".into(),
             status: 302,
             location: "/a".into(),
         }];
         partial.timings.connect_ms = 1.5;
-        partial.tls = Some(tls_info());
+        partial.tls = Some(Box::new(tls_info()));
         let mut o = Outcome::new();
         o.measure_fetch_error(&partial);
         let get = |o: &Outcome, name: &str| {
@@ -1377,7 +1394,10 @@ mod tests {
         assert_eq!(get(&o, "http_status_code"), Some(302.0));
         assert_eq!(get(&o, "http_redirects"), Some(1.0));
         assert_eq!(get(&o, "http_connect_ms"), Some(1.5));
-        assert_eq!(get(&o, "probe_ssl_earliest_cert_expiry"), Some(1_900_000_000.0));
+        assert_eq!(
+            get(&o, "probe_ssl_earliest_cert_expiry"),
+            Some(1_900_000_000.0)
+        );
         assert_eq!(
             partial.headline(),
             "302 Found, then too many redirects: more than 1"

@@ -149,7 +149,10 @@ mod tests {
             ]
         );
         let shown: Vec<String> = r.steps.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["read", "send \"EHLO x\\r\\n\"", "expect /^250/", "starttls"]);
+        assert_eq!(
+            shown,
+            ["read", "send \"EHLO x\\r\\n\"", "expect /^250/", "starttls"]
+        );
         assert_eq!(r.tls_options.server_name.as_deref(), Some("mx.test"));
         assert_eq!(Starttls::parse("IMAP"), Some(Starttls::Imap));
         assert_eq!(Starttls::parse("ftp"), None);

@@ -218,7 +218,10 @@ fn log_out(outcome: &mut Outcome, ctx: &Context, client: &ClientSettings, base: 
         return;
     }
     let logout_url = format!("{base}{logout_path}");
-    match client.apply(http::post(&logout_url).bearer_auth(token)).send() {
+    match client
+        .apply(http::post(&logout_url).bearer_auth(token))
+        .send()
+    {
         Ok(r) => outcome.assert_timed(
             "log out",
             r.is_success(),
@@ -283,7 +286,13 @@ mod tests {
     fn declared_keys_take_the_client_settings() {
         let m = ApiFlow::describe();
         let keys: Vec<&str> = m.config.iter().map(|k| k.key.as_str()).collect();
-        for key in ["ca_bundle", "server_name", "proxy_url", "compression", "enable_http2"] {
+        for key in [
+            "ca_bundle",
+            "server_name",
+            "proxy_url",
+            "compression",
+            "enable_http2",
+        ] {
             assert!(keys.contains(&key), "{key}");
         }
         for key in &m.config {
@@ -296,6 +305,9 @@ mod tests {
             .config("step.max", "fast")
             .build();
         let err = ctx.check_config_keys(&m).unwrap_err();
-        assert!(err.message().starts_with("invalid config `step.max`"), "{err}");
+        assert!(
+            err.message().starts_with("invalid config `step.max`"),
+            "{err}"
+        );
     }
 }

@@ -40,8 +40,8 @@
 use vantage_sdk::dns::{self, DnsAnswer, DnsQuery, DnsRecord, DnsTransport, RecordType};
 use vantage_sdk::regex_lite::Regex;
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Error, ErrorKind, Metadata, Outcome, TARGET,
-    ValueType, format_duration,
+    Check, ConfigError, ConfigKey, Context, Error, ErrorKind, Metadata, Outcome, TARGET, ValueType,
+    format_duration,
 };
 
 /// The sections a `validate_*_rrs` rule applies to, by config prefix.
@@ -85,9 +85,12 @@ impl Check for Dns {
                 .default("A"),
             )
             .config_key(
-                key("transport", "`udp` (falling back to TCP when truncated) or `tcp`.")
-                    .typed(ValueType::choice(["udp", "tcp"]))
-                    .default("udp"),
+                key(
+                    "transport",
+                    "`udp` (falling back to TCP when truncated) or `tcp`.",
+                )
+                .typed(ValueType::choice(["udp", "tcp"]))
+                .default("udp"),
             )
             .config_key(
                 key("recursion_desired", "Set the RD (recursion desired) bit.")
@@ -132,11 +135,8 @@ impl Check for Dns {
                 .typed(ValueType::integer(Some(0), Some(i64::from(u32::MAX)))),
             )
             .config_key(
-                key(
-                    "expect.count",
-                    "Exact number of records of the asked type.",
-                )
-                .typed(ValueType::integer(Some(0), None)),
+                key("expect.count", "Exact number of records of the asked type.")
+                    .typed(ValueType::integer(Some(0), None)),
             );
         let mut metadata = metadata;
         for (prefix, section) in SECTIONS {
@@ -144,7 +144,9 @@ impl Check for Dns {
                 let what = match rule {
                     "fail_if_matches_regexp" => "fail when any record matches one of these",
                     "fail_if_all_match_regexp" => "fail when every record matches one of these",
-                    "fail_if_not_matches_regexp" => "fail when a record does not match one of these",
+                    "fail_if_not_matches_regexp" => {
+                        "fail when a record does not match one of these"
+                    }
                     _ => "fail when no record matches one of these",
                 };
                 metadata = metadata.config_key(
@@ -478,12 +480,7 @@ fn evaluate(spec: &Spec, answer: &DnsAnswer, outcome: &mut Outcome) {
 
 /// One `validate_*_rrs` rule over one section, as blackbox_exporter's
 /// `validRRs`: the assertion's name, whether it held and what was seen.
-fn validate(
-    section: &str,
-    rule: &str,
-    re: &Regex,
-    rrs: &[DnsRecord],
-) -> (String, bool, String) {
+fn validate(section: &str, rule: &str, re: &Regex, rrs: &[DnsRecord]) -> (String, bool, String) {
     let lines: Vec<String> = rrs.iter().map(rr_line).collect();
     let matching: Vec<&String> = lines.iter().filter(|l| re.is_match(l)).collect();
     let p = re.as_str();
@@ -860,10 +857,22 @@ mod validation_tests {
         let got = run(
             &[
                 ("validate_answer_rrs.fail_if_matches_regexp", ".*127.0.0.2"),
-                ("validate_answer_rrs.fail_if_all_match_regexp", ".*127.0.0.*"),
-                ("validate_answer_rrs.fail_if_not_matches_regexp", "example.com.\t300\tIN\tA\t127.0.0.1"),
-                ("validate_answer_rrs.fail_if_none_matches_regexp", "127.0.0.3"),
-                ("validate_authority_rrs.fail_if_not_matches_regexp", "^example\\.com\\.\t300\tIN\tNS\tns1\\.isp\\.net\\.$"),
+                (
+                    "validate_answer_rrs.fail_if_all_match_regexp",
+                    ".*127.0.0.*",
+                ),
+                (
+                    "validate_answer_rrs.fail_if_not_matches_regexp",
+                    "example.com.\t300\tIN\tA\t127.0.0.1",
+                ),
+                (
+                    "validate_answer_rrs.fail_if_none_matches_regexp",
+                    "127.0.0.3",
+                ),
+                (
+                    "validate_authority_rrs.fail_if_not_matches_regexp",
+                    "^example\\.com\\.\t300\tIN\tNS\tns1\\.isp\\.net\\.$",
+                ),
                 ("validate_additional_rrs.fail_if_none_matches_regexp", "."),
                 ("validate_additional_rrs.fail_if_all_match_regexp", "."),
                 ("validate_additional_rrs.fail_if_matches_regexp", "."),
@@ -873,9 +882,15 @@ mod validation_tests {
         let expected = [
             ("no answer record matches /.*127.0.0.2/", false),
             ("not every answer record matches /.*127.0.0.*/", false),
-            ("every answer record matches /example.com.\t300\tIN\tA\t127.0.0.1/", false),
+            (
+                "every answer record matches /example.com.\t300\tIN\tA\t127.0.0.1/",
+                false,
+            ),
             ("some answer record matches /127.0.0.3/", false),
-            ("every authority record matches /^example\\.com\\.\t300\tIN\tNS\tns1\\.isp\\.net\\.$/", true),
+            (
+                "every authority record matches /^example\\.com\\.\t300\tIN\tNS\tns1\\.isp\\.net\\.$/",
+                true,
+            ),
             // No record: "any matches" does not, "all match" holds
             // vacuously (so it fails, as in blackbox), "none matches" fails.
             ("no additional record matches /./", true),

@@ -18,8 +18,8 @@
 use vantage_sdk::http::{self, StatusSet};
 use vantage_sdk::serde_json::{Map, Value};
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome, TARGET,
-    ValueType, format_duration,
+    Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome, TARGET, ValueType,
+    format_duration,
 };
 
 const DEFAULT_HEALTHY: [&str; 4] = ["ok", "up", "pass", "healthy"];

@@ -352,8 +352,20 @@ mod tests {
                 false,
                 "/missing not found",
             ),
-            ("/missing", "absent", "json /missing absent", true, "/missing not found"),
-            ("/status", "absent", "json /status absent", false, "got \"ok\""),
+            (
+                "/missing",
+                "absent",
+                "json /missing absent",
+                true,
+                "/missing not found",
+            ),
+            (
+                "/status",
+                "absent",
+                "json /status absent",
+                false,
+                "got \"ok\"",
+            ),
             (
                 "/status",
                 "== absent",

@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use vantage_sdk::http::{self, ClientSettings, FetchError, Response};
 use vantage_sdk::{
-    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock,
-    format_duration,
+    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock, format_duration,
 };
 
 use crate::spec::{DEFAULT_STATUS, Spec};
@@ -414,7 +413,11 @@ mod tests {
             .collect();
         assert_eq!(
             sensitive,
-            ["basic_auth.password", "bearer_token", "proxy_headers.<name>"]
+            [
+                "basic_auth.password",
+                "bearer_token",
+                "proxy_headers.<name>"
+            ]
         );
         let status = metadata
             .config
@@ -436,7 +439,11 @@ mod tests {
             .clone();
         let result = vantage_sdk::__private::run::<Http>(raw);
         assert_eq!(result.status, vantage_sdk::Status::Fail);
-        assert!(result.summary.contains("`bearer_tokn`"), "{}", result.summary);
+        assert!(
+            result.summary.contains("`bearer_tokn`"),
+            "{}",
+            result.summary
+        );
         assert!(!result.summary.contains("mysecret"), "{}", result.summary);
     }
 }

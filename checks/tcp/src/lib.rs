@@ -40,16 +40,14 @@ impl Check for Tcp {
                 .typed(ValueType::HostPort)
                 .repeated(),
             )
-            .config_key(
-                key(
-                    "query_response.<n>",
-                    "The exchange, in order, as blackbox_exporter's `query_response`: each item \
+            .config_key(key(
+                "query_response.<n>",
+                "The exchange, in order, as blackbox_exporter's `query_response`: each item \
                      (`query_response.0.expect`, `.send`, `.starttls`) waits for a line matching \
                      `expect` (a regular expression), then sends `send` (`${1}` stands for a group \
                      of that match; `\\r\\n` escapes are understood), then upgrades to TLS when \
                      `starttls = true`.",
-                ),
-            )
+            ))
             .config_key(
                 key("read_banner", "Read what the server says first.")
                     .typed(ValueType::Boolean)
@@ -61,8 +59,11 @@ impl Check for Tcp {
                  `\\r\\n` and `\\n` escapes are understood.",
             ))
             .config_key(
-                key("expect", "Regular expression the banner or reply must match.")
-                    .typed(ValueType::Regex),
+                key(
+                    "expect",
+                    "Regular expression the banner or reply must match.",
+                )
+                .typed(ValueType::Regex),
             )
             .config_key(
                 key("tls", "Speak TLS from the first byte.")
@@ -70,8 +71,11 @@ impl Check for Tcp {
                     .default("false"),
             )
             .config_key(
-                key("starttls", "Upgrade with the STARTTLS dialogue of `smtp`, `imap` or `pop3`.")
-                    .typed(ValueType::choice(["smtp", "imap", "pop3"])),
+                key(
+                    "starttls",
+                    "Upgrade with the STARTTLS dialogue of `smtp`, `imap` or `pop3`.",
+                )
+                .typed(ValueType::choice(["smtp", "imap", "pop3"])),
             )
             .config_key(
                 key("timeout", "Timeout of each probe, e.g. `5s`.")
@@ -91,9 +95,8 @@ impl Check for Tcp {
         let starttls = ctx
             .config("starttls")
             .map(|s| {
-                Starttls::parse(s).ok_or_else(|| {
-                    ConfigError::new("starttls", s, "expected smtp, imap or pop3")
-                })
+                Starttls::parse(s)
+                    .ok_or_else(|| ConfigError::new("starttls", s, "expected smtp, imap or pop3"))
             })
             .transpose()?;
         // With a STARTTLS dialogue, the host reads the greeting itself: the
@@ -105,10 +108,10 @@ impl Check for Tcp {
             && let Some(pattern) = ctx.config("expect")
             && let [TcpStep::Expect(_)] = steps.as_slice()
         {
-            greeting = Some(
-                vantage_sdk::regex_lite::Regex::new(pattern)
-                    .map_err(|e| ConfigError::new("expect", pattern, format!("invalid regex: {e}")))?,
-            );
+            greeting =
+                Some(vantage_sdk::regex_lite::Regex::new(pattern).map_err(|e| {
+                    ConfigError::new("expect", pattern, format!("invalid regex: {e}"))
+                })?);
             steps.clear();
         }
         let mut targets: Vec<String> = ctx.targets().to_vec();
@@ -195,7 +198,10 @@ fn judge(req: &TcpRequest, report: &TcpReport, outcome: &mut Outcome) -> String 
                     .get(*index as usize)
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                format!("step {} ({step}) failed: {why}; received {shown:?}", index + 1)
+                format!(
+                    "step {} ({step}) failed: {why}; received {shown:?}",
+                    index + 1
+                )
             }
             None => format!("{} step(s); received {shown:?}", req.steps.len()),
         };
@@ -230,10 +236,16 @@ fn steps(ctx: &Context) -> Result<Vec<TcpStep>, ConfigError> {
             .split_once('.')
             .and_then(|(i, f)| Some((i.parse::<usize>().ok()?, f)))
             .ok_or_else(|| {
-                ConfigError::hidden(&key, "expected query_response.<n>.expect, .send or .starttls")
+                ConfigError::hidden(
+                    &key,
+                    "expected query_response.<n>.expect, .send or .starttls",
+                )
             })?;
         if !matches!(field, "expect" | "send" | "starttls") {
-            return Err(ConfigError::hidden(&key, "expected expect, send or starttls"));
+            return Err(ConfigError::hidden(
+                &key,
+                "expected expect, send or starttls",
+            ));
         }
         items.push((index, field, value));
     }
@@ -372,7 +384,11 @@ mod tests {
             [TcpStep::Expect("^SSH-".into())]
         );
         assert_eq!(
-            s(&[("read_banner", "true"), ("send", "PING\\n"), ("expect", "PONG")]),
+            s(&[
+                ("read_banner", "true"),
+                ("send", "PING\\n"),
+                ("expect", "PONG")
+            ]),
             [
                 TcpStep::Read,
                 TcpStep::Send(b"PING\n".to_vec()),
@@ -384,9 +400,18 @@ mod tests {
     #[test]
     fn bad_steps_name_their_key() {
         let key = |entries: &[(&str, &str)]| steps(&ctx(entries)).unwrap_err().key;
-        assert_eq!(key(&[("query_response.0.expect", "(")]), "query_response.0.expect");
-        assert_eq!(key(&[("query_response.x.send", "a")]), "query_response.x.send");
-        assert_eq!(key(&[("query_response.0.wait", "1")]), "query_response.0.wait");
+        assert_eq!(
+            key(&[("query_response.0.expect", "(")]),
+            "query_response.0.expect"
+        );
+        assert_eq!(
+            key(&[("query_response.x.send", "a")]),
+            "query_response.x.send"
+        );
+        assert_eq!(
+            key(&[("query_response.0.wait", "1")]),
+            "query_response.0.wait"
+        );
         assert_eq!(
             key(&[("query_response.0.send", "a"), ("send", "b")]),
             "query_response"

@@ -14,8 +14,7 @@
 
 use vantage_sdk::tls::{self, TlsOptions, TlsReport, TlsRequest};
 use vantage_sdk::{
-    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock,
-    format_duration,
+    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock, format_duration,
 };
 
 const DEFAULT_DEGRADED_DAYS: f64 = 21.0;
@@ -267,7 +266,12 @@ mod tests {
     fn declared_keys() {
         let m = Tls::describe();
         let keys: Vec<&str> = m.config.iter().map(|k| k.key.as_str()).collect();
-        for key in ["ca_bundle", "server_name", "min_tls_version", "max_tls_version"] {
+        for key in [
+            "ca_bundle",
+            "server_name",
+            "min_tls_version",
+            "max_tls_version",
+        ] {
             assert!(keys.contains(&key), "{key}");
         }
         assert!(!keys.contains(&"insecure"));
