@@ -40,10 +40,7 @@ impl Check for Http {
             )
             .outbound(TARGET)
             .config_key(
-                key("method", "HTTP method.")
-                    .typed(ValueType::choice([
-                        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                    ]))
+                key("method", "HTTP method, e.g. `GET`, `POST`, `HEAD`.")
                     .default("GET"),
             )
             .config_key(key("headers.<name>", "A request header, e.g. `headers.Accept = \"application/json\"`."))
@@ -146,7 +143,9 @@ impl Check for Http {
             ))
             .config_key(
                 key("expect.http_version", "Acceptable HTTP versions: `1.0`, `1.1`, `2` (list).")
-                    .typed(ValueType::choice(["1.0", "1.1", "2", "2.0", "HTTP/1.0", "HTTP/1.1", "HTTP/2"]))
+                    .typed(ValueType::choice([
+                        "1.0", "1.1", "2", "2.0", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0",
+                    ]))
                     .repeated(),
             )
             .config_key(
