@@ -331,8 +331,8 @@ mod tests {
         // The declared keys are typed: the SDK (and the host) check values.
         let m = ClientSettings::declare(Metadata::new("x"));
         let bad = ctx(&[("compression", "lz4")]);
-        assert!(bad.check_config_keys(&m).is_err());
+        assert!(bad.check_config_values(&m).is_err());
         let ok = ctx(&[("compression", "gzip"), ("proxy_headers.X-A", "1")]);
-        assert!(ok.check_config_keys(&m).is_ok());
+        assert!(ok.check_config_keys(&m).is_ok() && ok.check_config_values(&m).is_ok());
     }
 }

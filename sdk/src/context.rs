@@ -333,18 +333,18 @@ impl Context {
 
     /// Fail on the first configuration key that `metadata` does not declare
     /// (see [`unknown_config_keys`](Context::unknown_config_keys)), with the
-    /// keys that are understood, then on the first value that is not of its
-    /// key's [type](crate::ValueType) (see [`ValueType::check`](crate::ValueType::check)),
-    /// then on the first required key that is missing (see
-    /// [`missing_config_keys`](Context::missing_config_keys)).
+    /// keys that are understood, then on the first required key that is
+    /// missing (see [`missing_config_keys`](Context::missing_config_keys)).
     ///
-    /// The error never shows the value of an unknown key (it may be a
-    /// secret under a mistyped name) nor of a
-    /// [`sensitive`](crate::ConfigKey::sensitive) key.
+    /// The error never shows the value of an unknown key: it may be a
+    /// secret under a mistyped name.
     ///
     /// [`export_check!`](crate::export_check) does this before every run of
     /// a check whose [`describe`](crate::Check::describe) declares at least
-    /// one key, so a check does not call it itself.
+    /// one key, so a check does not call it itself. Values are checked
+    /// against their key's type by the host, when it loads the
+    /// configuration; [`check_config_values`](Context::check_config_values)
+    /// does the same inside a check.
     pub fn check_config_keys(&self, metadata: &Metadata) -> Result<(), Error> {
         if let Some(key) = self.unknown_config_keys(metadata).first() {
             let known: Vec<&str> = metadata.config.iter().map(|c| c.key.as_str()).collect();
@@ -354,6 +354,23 @@ impl Context {
             )
             .into());
         }
+        match self.missing_config_keys(metadata).first() {
+            None => Ok(()),
+            Some(key) => Err(Error::config(format!("missing config `{key}`"))),
+        }
+    }
+
+    /// Fail on the first configuration value that is not of its declared
+    /// key's [type](crate::ValueType) (see
+    /// [`ValueType::check`](crate::ValueType::check)), without showing the
+    /// value of a [`sensitive`](crate::ConfigKey::sensitive) key.
+    ///
+    /// The host does this when it loads the configuration (`vantage
+    /// validate` included), so a run never sees a badly typed value; the
+    /// SDK does not repeat it before each run (its number and duration
+    /// parsing would add some 45 KB to every component). Call it for
+    /// defense in depth, or in tests.
+    pub fn check_config_values(&self, metadata: &Metadata) -> Result<(), ConfigError> {
         for (key, value) in &self.raw.config {
             let Some(declared) = metadata.config.iter().find(|d| d.covers(key)) else {
                 continue;
@@ -363,14 +380,10 @@ impl Context {
                     ConfigError::hidden(key, why)
                 } else {
                     ConfigError::new(key, value, why)
-                }
-                .into());
+                });
             }
         }
-        match self.missing_config_keys(metadata).first() {
-            None => Ok(()),
-            Some(key) => Err(Error::config(format!("missing config `{key}`"))),
-        }
+        Ok(())
     }
 
     /// The targets, or an [`ErrorKind::NoTarget`](crate::ErrorKind::NoTarget)
@@ -699,13 +712,22 @@ mod tests {
         );
 
         let bad = ctx(&[("retries", "9")]);
+        assert!(
+            bad.check_config_keys(&m).is_ok(),
+            "values are the host's to check"
+        );
         assert_eq!(
-            bad.check_config_keys(&m).unwrap_err().to_string(),
+            bad.check_config_values(&m).unwrap_err().to_string(),
             "invalid config `retries` = \"9\": expected at most 5"
         );
         let secret = ctx(&[("pin", "hunter2")]);
-        let err = secret.check_config_keys(&m).unwrap_err().to_string();
+        let err = secret.check_config_values(&m).unwrap_err().to_string();
         assert_eq!(err, "invalid config `pin`: expected a whole number");
+        assert!(
+            ctx(&[("retries", "5"), ("pin", "7")])
+                .check_config_values(&m)
+                .is_ok()
+        );
 
         let c = ctx(&[("token", "s3cr3t"), ("retries", "x")]).with_metadata(&m);
         assert!(c.is_sensitive("token") && !c.is_sensitive("retries"));

@@ -33,8 +33,9 @@
 //!             )
 //!     }
 //!
-//!     // Configuration keys not declared above, and values not of their
-//!     // key's type, were refused before this runs.
+//!     // Configuration keys not declared above were refused before this
+//!     // runs, and values not of their key's type when the host loaded the
+//!     // configuration.
 //!     fn run(ctx: &Context) -> Result<Outcome, Error> {
 //!         let url = &ctx.require_targets("configure the API URL as the check's target")?[0];
 //!         let budget = ctx.config_duration("latency.max")?.unwrap_or(Duration::from_secs(1));

@@ -304,9 +304,9 @@ mod tests {
             .config("login.username", "monitor")
             .config("step.max", "fast")
             .build();
-        let err = ctx.check_config_keys(&m).unwrap_err();
+        let err = ctx.check_config_values(&m).unwrap_err();
         assert!(
-            err.message().starts_with("invalid config `step.max`"),
+            err.to_string().starts_with("invalid config `step.max`"),
             "{err}"
         );
     }

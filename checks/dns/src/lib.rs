@@ -637,6 +637,7 @@ mod tests {
     fn spec(entries: &[(&str, &str)]) -> Spec {
         let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Dns::describe()).is_ok());
+        assert!(ctx.check_config_values(&Dns::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }
 
@@ -829,6 +830,7 @@ mod validation_tests {
     fn run(entries: &[(&str, &str)], answer: &DnsAnswer) -> Vec<(String, bool)> {
         let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Dns::describe()).is_ok());
+        assert!(ctx.check_config_values(&Dns::describe()).is_ok());
         let spec = Spec::from_context(&ctx).unwrap();
         let mut o = Outcome::new();
         evaluate(&spec, answer, &mut o);

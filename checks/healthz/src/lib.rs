@@ -496,6 +496,7 @@ mod tests {
     fn spec(entries: &[(&str, &str)]) -> Spec {
         let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Healthz::describe()).is_ok());
+        assert!(ctx.check_config_values(&Healthz::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }
 
