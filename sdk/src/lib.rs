@@ -129,8 +129,8 @@
 //!   …; see [`Pattern`]) also take, re-exported as `vantage_sdk::regex_lite`.
 //!   Rust `regex` syntax, except that `\d`, `\w`, `\s` and case folding are
 //!   ASCII-only and there are no `\p{…}` classes. It is the default for its
-//!   size and speed in a guest: the `http` check is a 290 KB component with
-//!   it and 578 KB with `regex`, and a pattern compiles many times faster in
+//!   size and speed in a guest: the `http` check is a 324 KB component with
+//!   it (290 KB on 0.1.0, where `regex` made it 578 KB), and a pattern compiles many times faster in
 //!   Wasm, where a check pays every compile on every run.
 //! - `regex` (opt-in): the full [`regex`](https://docs.rs/regex) crate
 //!   (Unicode classes and case folding), re-exported as `vantage_sdk::regex`;
