@@ -960,6 +960,20 @@ impl Expect<'_> {
         self.record(name.into(), passed, detail.into())
     }
 
+    /// Record a custom assertion about the response in the given state
+    /// ([`AssertionState::Warn`] for a claim that held only partly, e.g. a
+    /// health component reporting `degraded`).
+    pub fn that_state(
+        &mut self,
+        name: impl Into<String>,
+        state: AssertionState,
+        detail: impl Into<String>,
+    ) -> &mut Self {
+        self.outcome
+            .push_assertion(name.into(), state, detail.into(), None);
+        self
+    }
+
     /// The response being asserted about.
     pub fn response(&self) -> &Response {
         self.response

@@ -13,13 +13,14 @@
 //! ```
 //!
 //! A component (or the overall status) in a degraded state (`warn`,
-//! `degraded`) makes the result degraded; any other non-healthy value fails.
+//! `degraded`) is an assertion in state `warn`, which makes the result
+//! degraded; any other non-healthy value fails.
 
 use vantage_sdk::http::{self, StatusSet};
 use vantage_sdk::serde_json::{Map, Value};
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome, TARGET, ValueType,
-    format_duration,
+    AssertionState, Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome,
+    TARGET, ValueType, format_duration,
 };
 
 const DEFAULT_HEALTHY: [&str; 4] = ["ok", "up", "pass", "healthy"];
@@ -234,6 +235,17 @@ enum Health {
     Unhealthy,
 }
 
+impl Health {
+    /// The assertion state of a status in this health.
+    fn state(self) -> AssertionState {
+        match self {
+            Health::Healthy => AssertionState::Pass,
+            Health::Degraded => AssertionState::Warn,
+            Health::Unhealthy => AssertionState::Fail,
+        }
+    }
+}
+
 /// Fetch one health endpoint and record its assertions; returns its headline.
 fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
     let mut request = http::get(url)
@@ -266,9 +278,6 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
             format_duration(threshold.as_secs_f64() * 1000.0)
         ));
     }
-    for reason in overall.degraded {
-        outcome.degrade(reason);
-    }
     for (name, count) in [
         ("health_components", overall.counts.iter().sum::<usize>()),
         ("health_components_healthy", overall.counts[0]),
@@ -288,8 +297,6 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
 struct Findings {
     /// The overall status value, as shown.
     status: Option<String>,
-    /// Reasons to degrade.
-    degraded: Vec<String>,
     /// Components healthy, degraded, unhealthy.
     counts: [usize; 3],
 }
@@ -316,15 +323,8 @@ fn check_document(spec: &Spec, expect: &mut Expect<'_>) -> Findings {
             }
             Some(value) => {
                 let health = spec.classify(value);
-                if health == Health::Degraded {
-                    findings.degraded.push(format!("status is {value}"));
-                }
                 findings.status = Some(value.to_string());
-                expect.that(
-                    name,
-                    health != Health::Unhealthy,
-                    describe_health(value, health),
-                );
+                expect.that_state(name, health.state(), describe_health(value, health));
             }
         }
     }
@@ -369,16 +369,7 @@ fn check_document(spec: &Spec, expect: &mut Expect<'_>) -> Findings {
                     };
                     let health = spec.classify(&status);
                     findings.counts[health as usize] += 1;
-                    if health == Health::Degraded {
-                        findings
-                            .degraded
-                            .push(format!("component {name} is {status}"));
-                    }
-                    expect.that(
-                        assertion,
-                        health != Health::Unhealthy,
-                        describe_health(&status, health),
-                    );
+                    expect.that_state(assertion, health.state(), describe_health(&status, health));
                 }
             }
         }
@@ -504,9 +495,6 @@ mod tests {
         let response = Response::mock(200, &[], body);
         let mut outcome = Outcome::new();
         let findings = check_document(spec, &mut outcome.expect(&response));
-        for reason in &findings.degraded {
-            outcome.degrade(reason.clone());
-        }
         (outcome, findings)
     }
 
@@ -516,7 +504,8 @@ mod tests {
             .map(|a| {
                 (
                     a.name.clone(),
-                    a.state == vantage_sdk::AssertionState::Pass,
+                    // Held, fully or with a warning (a degraded component).
+                    a.state != vantage_sdk::AssertionState::Fail,
                     a.detail.clone(),
                 )
             })
@@ -540,7 +529,7 @@ mod tests {
         assert_eq!(o.status(), Status::Degraded);
         assert!(
             o.summary()
-                .ends_with("degraded: component cache is \"warn\""),
+                .ends_with("degraded: component cache (\"warn\" (degraded))"),
             "{}",
             o.summary()
         );
