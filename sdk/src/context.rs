@@ -49,6 +49,9 @@ pub struct Context {
     /// Declared keys marked [`sensitive`](crate::ConfigKey::sensitive): their
     /// values never appear in a [`ConfigError`].
     sensitive: Vec<String>,
+    /// When the run started (when this context was made), for
+    /// [`call_timeout`](Context::call_timeout).
+    started: std::time::Instant,
 }
 
 /// Configuration keys under this prefix are set by the host, not the
@@ -78,6 +81,7 @@ impl Context {
         Self {
             raw,
             sensitive: Vec::new(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -157,6 +161,35 @@ impl Context {
     /// it is spent; host calls never outlive it.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.raw.timeout_ms)
+    }
+
+    /// The timeout to give one host call (an HTTP exchange, a probe, a
+    /// lookup) so that the run keeps time to report: `wanted` (the host's
+    /// default, 10 s, when `None`), capped by what is left of the run's
+    /// [budget](Context::timeout) minus a reserve (a tenth of the budget,
+    /// between 100 ms and 1 s).
+    ///
+    /// A call cut by this cap ends as a `timeout` error with the phases it
+    /// measured, which the check reports as a clean `fail`; without it, the
+    /// host stops the whole run at its deadline and the result is `error:
+    /// deadline exceeded`, with nothing measured.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vantage_sdk::Context;
+    /// let ctx = Context::builder().timeout(Duration::from_secs(5)).build();
+    /// let t = ctx.call_timeout(None);
+    /// assert!(t <= Duration::from_millis(4500) && t > Duration::from_secs(4));
+    /// let roomy = Context::builder().timeout(Duration::from_secs(60)).build();
+    /// assert_eq!(roomy.call_timeout(Some(Duration::from_secs(3))), Duration::from_secs(3));
+    /// ```
+    pub fn call_timeout(&self, wanted: Option<Duration>) -> Duration {
+        let budget = self.timeout();
+        let reserve = (budget / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let left = budget
+            .saturating_sub(self.started.elapsed())
+            .saturating_sub(reserve);
+        wanted.unwrap_or(Duration::from_secs(10)).min(left)
     }
 
     /// A unique identifier of this run, for correlating logs.
@@ -776,6 +809,32 @@ mod tests {
         assert_eq!(err.message(), "no target: set one");
         let c = Context::builder().target("a:1").target("b:2").build();
         assert_eq!(c.require_targets("set one").unwrap(), ["a:1", "b:2"]);
+    }
+
+    /// Regression: a request without `timeout` got the host's 10 s, capped by
+    /// the run's deadline, so the deadline cut the run before it could
+    /// report (`error: deadline exceeded` instead of a `fail` with phases).
+    #[test]
+    fn call_timeouts_leave_room_to_report() {
+        let ctx = |budget_ms: u64| {
+            Context::builder()
+                .timeout(Duration::from_millis(budget_ms))
+                .build()
+        };
+        let c = ctx(2_000);
+        let t = c.call_timeout(None);
+        assert!(t <= Duration::from_millis(1_800), "{t:?}");
+        assert!(t > Duration::from_millis(1_500), "{t:?}");
+        assert!(c.call_timeout(Some(Duration::from_secs(30))) <= Duration::from_millis(1_800));
+        // A large budget keeps at most 1 s back; the default is the host's.
+        assert_eq!(ctx(600_000).call_timeout(None), Duration::from_secs(10));
+        let t = ctx(20_000).call_timeout(Some(Duration::from_secs(60)));
+        assert!(
+            t <= Duration::from_secs(19) && t > Duration::from_millis(18_500),
+            "{t:?}"
+        );
+        // A tiny budget keeps 100 ms back, and never goes below zero.
+        assert_eq!(ctx(50).call_timeout(None), Duration::ZERO);
     }
 
     #[test]

@@ -135,7 +135,14 @@ fn log_in(
     body: &serde_json::Value,
 ) -> Option<http::Response> {
     let login_url = format!("{base}{}", ctx.config_or("login.path", "/login"));
-    let login = match client.apply(http::post(&login_url).json(body)).send() {
+    let login = match client
+        .apply(
+            http::post(&login_url)
+                .json(body)
+                .timeout(ctx.call_timeout(None)),
+        )
+        .send()
+    {
         Ok(r) => r,
         Err(e) => {
             outcome.assert("log in", false, format!("POST {login_url}: {e}"));
@@ -189,7 +196,8 @@ fn call_api(
     let api_url = format!("{base}{}", ctx.config_or("api.path", "/api/me"));
     let request = http::get(&api_url)
         .bearer_auth(token)
-        .header("accept", "application/json");
+        .header("accept", "application/json")
+        .timeout(ctx.call_timeout(None));
     match client.apply(request).send() {
         Ok(api) => {
             outcome.assert_timed(
@@ -219,7 +227,11 @@ fn log_out(outcome: &mut Outcome, ctx: &Context, client: &ClientSettings, base: 
     }
     let logout_url = format!("{base}{logout_path}");
     match client
-        .apply(http::post(&logout_url).bearer_auth(token))
+        .apply(
+            http::post(&logout_url)
+                .bearer_auth(token)
+                .timeout(ctx.call_timeout(None)),
+        )
         .send()
     {
         Ok(r) => outcome.assert_timed(

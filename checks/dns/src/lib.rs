@@ -176,8 +176,9 @@ impl Check for Dns {
         }
         let mut outcome = Outcome::new();
         // Each name's headline already starts with the name.
-        let headlines =
-            outcome.for_each_target("name", &names, |name, outcome| probe(&spec, name, outcome));
+        let headlines = outcome.for_each_target("name", &names, |name, outcome| {
+            probe(ctx, &spec, name, outcome)
+        });
         outcome.headline(headlines.joined());
         Ok(outcome)
     }
@@ -352,15 +353,15 @@ fn target_name(target: &str) -> String {
 }
 
 /// Ask about one name and record its assertions; returns its headline.
-fn probe(spec: &Spec, name: &str, outcome: &mut Outcome) -> String {
+fn probe(ctx: &Context, spec: &Spec, name: &str, outcome: &mut Outcome) -> String {
     let type_name = type_name(spec.record_type);
     let mut query = DnsQuery::new(name, spec.record_type);
     if let Some(server) = &spec.server {
         query = query.server(server.clone());
     }
-    if let Some(timeout) = spec.timeout {
-        query = query.timeout(timeout);
-    }
+    // The host's default is 5 s; never the whole run's budget.
+    let wanted = spec.timeout.unwrap_or(std::time::Duration::from_secs(5));
+    query = query.timeout(ctx.call_timeout(Some(wanted)));
     query = query
         .transport(spec.transport)
         .recursion_desired(spec.recursion_desired);

@@ -133,8 +133,9 @@ impl Check for Healthz {
         let targets =
             ctx.require_targets("configure the health endpoint URL(s) as this check's targets")?;
         let mut outcome = Outcome::new();
-        let headlines =
-            outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
+        let headlines = outcome.for_each_target("target", targets, |url, outcome| {
+            probe(ctx, &spec, url, outcome)
+        });
         outcome.headline(headlines.counted());
         Ok(outcome)
     }
@@ -247,13 +248,11 @@ impl Health {
 }
 
 /// Fetch one health endpoint and record its assertions; returns its headline.
-fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
-    let mut request = http::get(url)
+fn probe(ctx: &Context, spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
+    let request = http::get(url)
         .header("accept", "application/json")
-        .headers(spec.headers.iter().cloned());
-    if let Some(timeout) = spec.timeout {
-        request = request.timeout(timeout);
-    }
+        .headers(spec.headers.iter().cloned())
+        .timeout(ctx.call_timeout(spec.timeout));
     let response = match request.send() {
         Ok(response) => response,
         Err(failed) => {

@@ -183,16 +183,17 @@ impl Check for Http {
             ctx.require_targets("configure the URL(s) to fetch as this check's targets")?;
 
         let mut outcome = Outcome::new();
-        let headlines =
-            outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
+        let headlines = outcome.for_each_target("target", targets, |url, outcome| {
+            probe(ctx, &spec, url, outcome)
+        });
         outcome.headline(headlines.counted());
         Ok(outcome)
     }
 }
 
 /// Fetch one URL and record every assertion about it; returns its headline.
-fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
-    let response = match request(spec, url).send() {
+fn probe(ctx: &Context, spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
+    let response = match request(ctx, spec, url).send() {
         Ok(response) => response,
         Err(failed) => return failed_exchange(&failed, outcome),
     };
@@ -304,10 +305,13 @@ fn failed_exchange(failed: &FetchError, outcome: &mut Outcome) -> String {
     failed.headline()
 }
 
-fn request(spec: &Spec, url: &str) -> http::RequestBuilder {
+fn request(ctx: &Context, spec: &Spec, url: &str) -> http::RequestBuilder {
+    // Never the whole run's budget: a slow server then fails with the
+    // phases measured instead of the run being cut at its deadline.
     let mut request = http::request(spec.method.as_str(), url)
         .headers(spec.headers.iter().cloned())
-        .follow_redirects(spec.follow_redirects);
+        .follow_redirects(spec.follow_redirects)
+        .timeout(ctx.call_timeout(spec.timeout));
     if let Some((user, password)) = &spec.basic_auth {
         request = request.basic_auth(user, password);
     }
@@ -316,9 +320,6 @@ fn request(spec: &Spec, url: &str) -> http::RequestBuilder {
     }
     if let Some(body) = &spec.body {
         request = request.body(body.as_bytes());
-    }
-    if let Some(timeout) = spec.timeout {
-        request = request.timeout(timeout);
     }
     if let Some(max) = spec.max_redirects {
         request = request.max_redirects(max);

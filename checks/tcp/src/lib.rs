@@ -145,9 +145,7 @@ impl Check for Tcp {
             if let Some(p) = starttls {
                 req = req.starttls(p);
             }
-            if let Some(t) = timeout {
-                req = req.timeout(t);
-            }
+            req = req.timeout(ctx.call_timeout(timeout));
             match tcp::probe(&req) {
                 Err(e) => {
                     outcome.assert("connected", false, e.to_string());

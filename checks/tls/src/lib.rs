@@ -98,9 +98,7 @@ impl Check for Tls {
             for p in ctx.config_list("alpn") {
                 req = req.alpn(p);
             }
-            if let Some(t) = timeout {
-                req = req.timeout(t);
-            }
+            req = req.timeout(ctx.call_timeout(timeout));
             match tls::inspect(&req) {
                 Ok(report) => judge(&report, degraded_days, fail_days, outcome),
                 Err(e) => {
