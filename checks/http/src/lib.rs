@@ -428,6 +428,44 @@ mod tests {
         assert!(status.repeated);
     }
 
+    /// Regression: the redirect cap used to fail with no measurements and
+    /// status 0, under an assertion called `request succeeded`; blackbox
+    /// keeps the 302 and the redirect count.
+    #[test]
+    fn a_failed_exchange_keeps_what_is_known() {
+        use vantage_sdk::NetError;
+        use vantage_sdk::http::Redirect;
+        let mut failed = FetchError::new(NetError::TooManyRedirects(1));
+        failed.response = Some(Box::new(Response::mock(302, &[("location", "/c")], "")));
+        failed.redirects = vec![Redirect {
+            url: "http://127.0.0.1:1/a".into(),
+            status: 302,
+            location: "/b".into(),
+        }];
+        failed.timings.connect_ms = 0.5;
+        failed.timings.processing_ms = 2.0;
+        let mut outcome = Outcome::new();
+        let headline = failed_exchange(&failed, &mut outcome);
+        assert_eq!(headline, "302 Found, then too many redirects: more than 1");
+        let a = &outcome.assertions()[0];
+        assert_eq!(a.name, "request completed");
+        assert_eq!(a.state, vantage_sdk::AssertionState::Fail);
+        assert_eq!(
+            a.detail,
+            "too many redirects: more than 1 (last response 302 Found from http://test.invalid/) after 1 redirect(s)"
+        );
+        let measured = |name: &str| {
+            outcome
+                .measurements()
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.value)
+        };
+        assert_eq!(measured("http_status_code"), Some(302.0));
+        assert_eq!(measured("http_redirects"), Some(1.0));
+        assert_eq!(measured("http_processing_ms"), Some(2.0));
+    }
+
     /// Regression: a typo'd key holding a token was echoed in the summary.
     #[test]
     fn an_unknown_key_does_not_echo_its_value() {
