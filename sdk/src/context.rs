@@ -49,9 +49,10 @@ pub struct Context {
     /// Declared keys marked [`sensitive`](crate::ConfigKey::sensitive): their
     /// values never appear in a [`ConfigError`].
     sensitive: Vec<String>,
-    /// When the run started (when this context was made), for
-    /// [`call_timeout`](Context::call_timeout).
-    started: std::time::Instant,
+    /// The host's monotonic clock when the run started, for
+    /// [`call_timeout`](Context::call_timeout); `None` outside a component
+    /// (a context built by hand in a native test), where no time passes.
+    started: Option<Duration>,
 }
 
 /// Configuration keys under this prefix are set by the host, not the
@@ -81,7 +82,7 @@ impl Context {
         Self {
             raw,
             sensitive: Vec::new(),
-            started: std::time::Instant::now(),
+            started: None,
         }
     }
 
@@ -187,9 +188,26 @@ impl Context {
         let budget = self.timeout();
         let reserve = (budget / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let left = budget
-            .saturating_sub(self.started.elapsed())
+            .saturating_sub(self.elapsed())
             .saturating_sub(reserve);
         wanted.unwrap_or(Duration::from_secs(10)).min(left)
+    }
+
+    /// Start the run's clock for [`call_timeout`](Context::call_timeout),
+    /// with the host's monotonic clock. [`export_check!`](crate::export_check)
+    /// does this when the run starts; a hand-built context (a native test)
+    /// has no clock and counts no time as spent.
+    pub fn start_clock(mut self) -> Self {
+        self.started = Some(crate::clock::monotonic());
+        self
+    }
+
+    /// Time spent since [`start_clock`](Context::start_clock) (zero without it).
+    fn elapsed(&self) -> Duration {
+        match self.started {
+            Some(start) => crate::clock::monotonic().saturating_sub(start),
+            None => Duration::ZERO,
+        }
     }
 
     /// A unique identifier of this run, for correlating logs.
