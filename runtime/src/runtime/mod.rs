@@ -728,27 +728,34 @@ impl World {
     /// interface of the types its exports use). A component importing none
     /// is taken for the current world, and linking says what it lacks.
     pub fn of_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Result<World, String> {
-        let mut versions: Vec<&str> = imports
+        let mut found: Vec<(&str, &str)> = imports
             .into_iter()
-            .filter_map(|name| name.strip_prefix("vantage:check/")?.split_once('@'))
-            .map(|(_, version)| version)
+            .filter_map(|name| {
+                let (_, version) = name.strip_prefix("vantage:check/")?.split_once('@')?;
+                Some((version, name))
+            })
             .collect();
-        versions.sort_unstable();
-        versions.dedup();
-        let supported = World::supported();
-        match versions.as_slice() {
+        found.sort_unstable();
+        found.dedup_by_key(|(version, _)| *version);
+        match found.as_slice() {
             [] => Ok(World::V0_2),
-            [version] => World::ALL
+            [(version, name)] => World::ALL
                 .into_iter()
                 .find(|w| w.version() == *version)
                 .ok_or_else(|| {
                     format!(
-                        "it was built for vantage:check@{version}; this host runs {supported}"
+                        "it imports {name}: it was built for vantage:check@{version}; this host runs {}",
+                        World::supported()
                     )
                 }),
             several => Err(format!(
-                "it imports interfaces of several versions of vantage:check ({}); a check targets one world ({supported} run here)",
-                several.join(", ")
+                "it imports interfaces of several versions of vantage:check ({}); a check targets one world, and this host runs {}",
+                several
+                    .iter()
+                    .map(|(_, name)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                World::supported()
             )),
         }
     }
@@ -852,6 +859,31 @@ mod tests {
         assert_eq!(format_bytes(64 << 20), "64 MiB");
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(format_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn compat_the_world_is_read_from_the_vantage_imports() {
+        let world = |imports: &[&str]| World::of_imports(imports.iter().copied());
+        let wasi = "wasi:cli/stdout@0.2.6";
+        assert_eq!(world(&[wasi, "vantage:check/types@0.1.0"]), Ok(World::V0_1));
+        assert_eq!(
+            world(&["vantage:check/common@0.2.0", "vantage:check/http@0.2.0", wasi]),
+            Ok(World::V0_2)
+        );
+        // No vantage import: linking against the current world says what is missing.
+        assert_eq!(world(&[wasi]), Ok(World::V0_2));
+        assert_eq!(
+            world(&["vantage:check/log@0.3.0"]).unwrap_err(),
+            "it imports vantage:check/log@0.3.0: it was built for vantage:check@0.3.0; \
+             this host runs vantage:check@0.2.0 and vantage:check@0.1.0"
+        );
+        let mixed = world(&["vantage:check/types@0.1.0", "vantage:check/http@0.2.0"]).unwrap_err();
+        assert!(
+            mixed.contains("several versions of vantage:check (vantage:check/types@0.1.0, vantage:check/http@0.2.0)"),
+            "{mixed}"
+        );
+        assert_eq!(WORLD, "vantage:check/check@0.2.0");
+        assert_eq!(World::V0_1.to_string(), "vantage:check/check@0.1.0");
     }
 
     #[test]
