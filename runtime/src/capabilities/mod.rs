@@ -7,6 +7,7 @@
 //! [`Capabilities`].
 
 pub mod clock;
+pub mod compat_v0_1;
 pub mod dns;
 pub mod http;
 pub mod log;
@@ -164,5 +165,6 @@ pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::R
     dns::add_to_linker(linker)?;
     tcp::add_to_linker(linker)?;
     wasi_http::add_to_linker(linker)?;
+    compat_v0_1::add_to_linker(linker)?;
     Ok(())
 }
