@@ -36,6 +36,27 @@
 //!
 //! Measurements: `dns_lookup_ms`, `dns_answer_count`, `dns_authority_count`,
 //! `dns_additional_count`; labels `rcode`, `server`.
+//!
+//! In a configuration file, blackbox_exporter's `dns` module settings under
+//! the same names:
+//!
+//! ```toml
+//! [[check]]
+//! name = "mx"
+//! component = "dns.wasm"
+//! every = "5m"
+//! allow = ["dns://127.0.0.1:53"]
+//!
+//! [check.config]
+//! name = "example.com"
+//! type = "MX"
+//! server = "127.0.0.1:53"
+//! transport = "tcp"
+//! recursion_desired = false
+//! expect.rcode = ["NOERROR"]
+//! validate_answer_rrs.fail_if_not_matches_regexp = ['example\.com\.\t\d+\tIN\tMX\t10 mail\.example\.com\.']
+//! validate_authority_rrs.fail_if_matches_regexp = ['.*\tIN\tNS\t.*\.isp\.net\.$']
+//! ```
 
 use vantage_sdk::dns::{self, DnsAnswer, DnsQuery, DnsRecord, DnsTransport, RecordType};
 use vantage_sdk::regex_lite::Regex;
