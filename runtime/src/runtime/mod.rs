@@ -29,8 +29,8 @@ use self::engine::{EngineOptions, EpochTicker};
 use self::limits::{CpuMeter, MemoryLimiter, Metered};
 use self::metadata::Metadata;
 use self::wasi::Capture;
-use crate::bindings::{self, CheckPre};
 use crate::bindings::common as wit;
+use crate::bindings::{self, CheckPre};
 use crate::capabilities::net::{HostResolver, NetLimits};
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
@@ -831,10 +831,9 @@ impl Instance {
     ) -> wasmtime::Result<wit::CheckResult> {
         match self {
             Instance::V0_2(check) => check.call_run(store, context).await,
-            Instance::V0_1(check) => Ok(check
-                .call_run(store, &context.clone().into())
-                .await?
-                .into()),
+            Instance::V0_1(check) => {
+                Ok(check.call_run(store, &context.clone().into()).await?.into())
+            }
         }
     }
 }
@@ -867,7 +866,11 @@ mod tests {
         let wasi = "wasi:cli/stdout@0.2.6";
         assert_eq!(world(&[wasi, "vantage:check/types@0.1.0"]), Ok(World::V0_1));
         assert_eq!(
-            world(&["vantage:check/common@0.2.0", "vantage:check/http@0.2.0", wasi]),
+            world(&[
+                "vantage:check/common@0.2.0",
+                "vantage:check/http@0.2.0",
+                wasi
+            ]),
             Ok(World::V0_2)
         );
         // No vantage import: linking against the current world says what is missing.
