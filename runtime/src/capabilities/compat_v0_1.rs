@@ -13,7 +13,9 @@
 //! - `tcp`: `read-banner` and `send` become `read` and `send` + `read` steps
 //!   (the reads of 0.1.0: to the end of a line or 2 s of silence); `expect`
 //!   is matched against everything received, as 0.1.0 did, rather than
-//!   becoming an `expect` step (which would read on until a line matched).
+//!   becoming an `expect` step (which would read on until a line matched);
+//!   a step that failed comes back as the error 0.1.0 gave (`timeout` when
+//!   the probe's time ran out, `protocol` otherwise).
 //! - `tls`: `server-name`, `ca-bundle-pem` and `client-cert-secret` become
 //!   the request's `tls-options`.
 //! - `dns`: UDP (TCP when truncated) with recursion desired, as 0.1.0 did;
@@ -130,12 +132,17 @@ impl v01::tcp::Host for TcpState {
         let answer = v02::tcp::Host::probe(self, request.into()).await?;
         Ok(match answer {
             Err(e) => Err(e.into()),
-            // 0.1.0 had no failed steps: a conversation that broke off was
-            // an error of the protocol.
+            // 0.1.0 had no failed steps: a conversation the probe's timeout
+            // cut (`step N: timed out`) was a timeout of the processing
+            // phase, any other break an error of the protocol.
             Ok(v02::tcp::TcpReport {
                 failed_step: Some((_, why)),
                 ..
-            }) => Err(v01::types::NetError::Protocol(why)),
+            }) => Err(if why.ends_with("timed out") {
+                v01::types::NetError::Timeout("processing".into())
+            } else {
+                v01::types::NetError::Protocol(why)
+            }),
             Ok(report) => Ok(v01::tcp::TcpReport {
                 matched: expect.map(|re| re.is_match(&String::from_utf8_lossy(&report.received))),
                 remote_addr: report.remote_addr,
