@@ -3,8 +3,8 @@
 //!
 //! Why a fresh `Store` per run: a store frees its instances only when it is
 //! dropped, so reusing one across runs grows memory without bound; a new
-//! store from an [`InstancePre`](wasmtime::component::InstancePre) (pooling
-//! allocator) costs tens of microseconds.
+//! store from an [`InstancePre`] (pooling allocator) costs tens of
+//! microseconds.
 
 #[allow(missing_docs)] // generated from the WIT, documented there
 pub mod cache;
