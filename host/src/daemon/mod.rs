@@ -359,6 +359,29 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// `component` for `checks[index]` of `config`, unless the check's
+/// configuration is refused by the keys the component declares: that counts
+/// as a component that cannot be loaded (a running task keeps its previous
+/// one), and each problem (file, line, key) is added to `problems`.
+fn configured(
+    config: &Config,
+    index: usize,
+    component: Arc<LoadedCheck>,
+    problems: &mut Vec<String>,
+) -> Result<Arc<LoadedCheck>, String> {
+    let found = component
+        .config_schema()
+        .map(|keys| config.check_problems(index, keys))
+        .unwrap_or_default();
+    if found.is_empty() {
+        return Ok(component);
+    }
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let text = lines.join("; ");
+    problems.extend(lines);
+    Err(format!("invalid configuration: {text}"))
+}
+
 impl Daemon {
     /// Read the configuration again and apply it; an invalid file is
     /// rejected and the running configuration kept.
@@ -424,21 +447,8 @@ impl Daemon {
         let mut config_problems = Vec::new();
         for (index, spec) in config.checks.clone().into_iter().enumerate() {
             let (component, digest) = self.load_once(&mut pass, &spec.component).await;
-            // A configuration the component's declared keys refuse counts as
-            // a component that cannot be loaded: the previous task runs on.
-            let component = component.and_then(|c| {
-                let problems = c
-                    .config_schema()
-                    .map(|keys| config.check_problems(index, keys))
-                    .unwrap_or_default();
-                if problems.is_empty() {
-                    return Ok(c);
-                }
-                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                let text = lines.join("; ");
-                config_problems.extend(lines);
-                Err(format!("invalid configuration: {text}"))
-            });
+            let component = component
+                .and_then(|c| configured(&config, index, c, &mut config_problems));
             let name = spec.name.clone();
             let tracker = match old.remove(&name) {
                 Some(task)

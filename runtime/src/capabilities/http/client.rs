@@ -38,7 +38,7 @@ use url::Url;
 use super::decode::{self, Decoded, Encoding};
 use super::proxy::{self, Proxy};
 use crate::bindings::vantage::check::common::NetError;
-use crate::capabilities::net::{IpPreference, Net, Phase};
+use crate::capabilities::net::{ConnectionSlot, IpPreference, Net, Phase};
 use crate::capabilities::tls::{self as host_tls, ClientCert, TlsOptions};
 
 /// Largest body any request may accept, whatever it asks for.
@@ -383,7 +383,8 @@ fn tls_options(req: &FetchRequest, host: &str, alpn: Vec<Vec<u8>>) -> TlsOptions
     }
 }
 
-/// One request/response on a fresh connection.
+/// One request/response on a fresh connection: connect (directly or to
+/// the proxy), send and read the head, read the body, decode it.
 async fn exchange(
     net: &Net,
     req: &FetchRequest,
@@ -406,6 +407,65 @@ async fn exchange(
     progress.pending = None;
     progress.wire.clear();
 
+    // The slot is held until the body is read.
+    let (stream, remote_addr, _slot) = open(net, req, host_bare, port, progress).await?;
+    // `driver` drives the connection until the body is read, then drops it.
+    let (response, mut driver) = request_head(stream, req, host_bare, port, progress).await?;
+
+    let content_encoding = response
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty() && v != "identity");
+    progress.pending = Some(Fetched {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: Bytes::new(),
+        version: response.version(),
+        remote_addr,
+        url: req.url.clone(),
+        timings: progress.timings,
+        redirects: Vec::new(),
+        tls: progress.tls.clone(),
+        wire_body_bytes: 0,
+        decoded_from: None,
+    });
+    if let (Some(asked), Some(got)) = (req.compression, &content_encoding)
+        && Encoding::parse(got) != Some(asked)
+    {
+        return Err(NetError::Protocol(format!(
+            "asked for {} content, the response is encoded as {got}",
+            asked.token()
+        )));
+    }
+    let cut = transfer(net, req, response.into_body(), &mut driver, progress).await?;
+    finish_body(req, progress, content_encoding.is_some(), cut)
+}
+
+/// Connect for `req`: to the target, or to its proxy (over TLS for an
+/// `https://` proxy). Returns the stream, the address connected to and the
+/// connection's budget slot.
+async fn open(
+    net: &Net,
+    req: &FetchRequest,
+    host_bare: &str,
+    port: u16,
+    progress: &mut Progress,
+) -> Result<(Box<dyn Io>, SocketAddr, ConnectionSlot), NetError> {
+    let scheme = req.url.scheme();
     let connection = match &req.proxy {
         None => {
             net.connect_prefer(scheme, host_bare, port, &mut progress.phase, req.ip)
@@ -432,7 +492,7 @@ async fn exchange(
     };
     progress.timings.resolve_ms += ms(connection.resolve);
     progress.timings.connect_ms += ms(connection.connect);
-    let (tcp, remote_addr, _slot) = (connection.stream, connection.remote_addr, connection.slot);
+    let (tcp, remote_addr, slot) = (connection.stream, connection.remote_addr, connection.slot);
     let mut stream: Box<dyn Io> = Box::new(tcp);
 
     if let Some(proxy) = &req.proxy
@@ -452,110 +512,80 @@ async fn exchange(
         progress.timings.tls_ms += ms(t.elapsed());
         stream = Box::new(tls);
     }
+    Ok((stream, remote_addr, slot))
+}
 
-    // `driver` drives the connection until the body is read, then drops it.
-    let (response, mut driver) = if scheme == "https" {
-        if let Some(proxy) = &req.proxy {
-            progress.phase = Phase::Connect;
-            let t = Instant::now();
-            let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
-            let authority = if url.port().is_none() {
-                format!("{authority}:{port}")
-            } else {
-                authority.to_string()
-            };
-            proxy::connect_tunnel(&mut stream, proxy, &authority).await?;
-            progress.timings.connect_ms += ms(t.elapsed());
-        }
-        progress.phase = Phase::Tls;
-        let alpn = if req.http2 {
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-        } else {
-            vec![b"http/1.1".to_vec()]
-        };
-        // Build the configuration before the clock starts: the phase is the handshake.
-        let options = tls_options(req, host_bare, alpn);
-        let config = options.config()?;
-        let t = Instant::now();
-        let handshake = host_tls::handshake_detailed(stream, &options.server_name, config).await;
-        progress.timings.tls_ms += ms(t.elapsed());
-        let (tls_stream, session) = match handshake {
-            Ok(ok) => ok,
-            Err(failed) => {
-                progress.tls = failed.info;
-                return Err(failed.error);
-            }
-        };
-        let h2 = session.alpn.as_deref() == Some("h2");
-        progress.tls = Some(session);
-        progress.phase = Phase::Processing;
-        send(tls_stream, h2, false, req, &mut progress.timings).await?
-    } else {
+/// Over `stream`: for `https://`, the proxy tunnel (if any) and the TLS
+/// handshake (its session, or what a failed one showed, goes to
+/// `progress.tls`); then the request, up to the response head.
+async fn request_head(
+    mut stream: Box<dyn Io>,
+    req: &FetchRequest,
+    host_bare: &str,
+    port: u16,
+    progress: &mut Progress,
+) -> Result<(http::Response<hyper::body::Incoming>, Driver), NetError> {
+    let url = &req.url;
+    if url.scheme() != "https" {
         progress.tls = None;
         progress.phase = Phase::Processing;
-        send(
-            stream,
-            false,
-            req.proxy.is_some(),
-            req,
-            &mut progress.timings,
-        )
-        .await?
-    };
-
-    let status = response.status().as_u16();
-    let version = response.version();
-    let headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let content_encoding = response
-        .headers()
-        .get(CONTENT_ENCODING)
-        .map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .filter(|v| !v.is_empty() && v != "identity");
-    progress.pending = Some(Fetched {
-        status,
-        headers,
-        body: Bytes::new(),
-        version,
-        remote_addr,
-        url: req.url.clone(),
-        timings: progress.timings,
-        redirects: Vec::new(),
-        tls: progress.tls.clone(),
-        wire_body_bytes: 0,
-        decoded_from: None,
-    });
-    if let (Some(asked), Some(got)) = (req.compression, &content_encoding)
-        && Encoding::parse(got) != Some(asked)
-    {
-        return Err(NetError::Protocol(format!(
-            "asked for {} content, the response is encoded as {got}",
-            asked.token()
-        )));
+        let absolute = req.proxy.is_some();
+        return send(stream, false, absolute, req, &mut progress.timings).await;
     }
+    if let Some(proxy) = &req.proxy {
+        progress.phase = Phase::Connect;
+        let t = Instant::now();
+        let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let authority = if url.port().is_none() {
+            format!("{authority}:{port}")
+        } else {
+            authority.to_string()
+        };
+        proxy::connect_tunnel(&mut stream, proxy, &authority).await?;
+        progress.timings.connect_ms += ms(t.elapsed());
+    }
+    progress.phase = Phase::Tls;
+    let alpn = if req.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    // Build the configuration before the clock starts: the phase is the handshake.
+    let options = tls_options(req, host_bare, alpn);
+    let config = options.config()?;
+    let t = Instant::now();
+    let handshake = host_tls::handshake_detailed(stream, &options.server_name, config).await;
+    progress.timings.tls_ms += ms(t.elapsed());
+    let (tls_stream, session) = match handshake {
+        Ok(ok) => ok,
+        Err(failed) => {
+            progress.tls = failed.info;
+            return Err(failed.error);
+        }
+    };
+    let h2 = session.alpn.as_deref() == Some("h2");
+    progress.tls = Some(session);
+    progress.phase = Phase::Processing;
+    send(tls_stream, h2, false, req, &mut progress.timings).await
+}
 
-    // Transfer. Without decoding the cap applies to the bytes received;
-    // with it, to the decoded bytes, the wire being allowed a little more
-    // (an incompressible body grows slightly when compressed).
+/// Read the body into `progress.wire`, up to the wire cap. Without decoding
+/// the cap applies to the bytes received; with it, to the decoded bytes,
+/// the wire being allowed a little more (an incompressible body grows
+/// slightly when compressed). Returns whether the body was cut.
+async fn transfer(
+    net: &Net,
+    req: &FetchRequest,
+    mut body: hyper::body::Incoming,
+    driver: &mut Driver,
+    progress: &mut Progress,
+) -> Result<bool, NetError> {
     let wire_cap = match req.compression {
         None => req.max_body_bytes,
         Some(_) => req.max_body_bytes + req.max_body_bytes / 16 + 1024,
     };
     progress.phase = Phase::Transfer;
     let t = Instant::now();
-    let mut body = response.into_body();
     let mut cut = false;
     // With decoding, what arrived is decoded at doubling sizes (64 KiB,
     // 128 KiB…): a body that already decodes past the cap (a bomb) stops
@@ -592,13 +622,22 @@ async fn exchange(
     let read = read.await;
     progress.timings.transfer_ms += ms(t.elapsed());
     read?;
+    Ok(cut)
+}
 
+/// The response recorded in `progress.pending` with its body: decoded when
+/// the request asked for compression and the response is `encoded`, cut at
+/// the cap (then the error is `body-too-large`, the response kept in
+/// `progress.last`).
+fn finish_body(
+    req: &FetchRequest,
+    progress: &mut Progress,
+    encoded: bool,
+    cut: bool,
+) -> Result<Fetched, NetError> {
     let wire_body_bytes = progress.wire.len() as u64;
-    let decoded_from = match (req.compression, &content_encoding) {
-        (Some(asked), Some(_)) => Some(asked),
-        _ => None,
-    };
-    if let (Some(asked), None) = (req.compression, &content_encoding)
+    let decoded_from = req.compression.filter(|_| encoded);
+    if let (Some(asked), false) = (req.compression, encoded)
         && !progress.wire.is_empty()
     {
         return Err(NetError::Protocol(format!(
@@ -625,7 +664,7 @@ async fn exchange(
     let mut fetched = progress
         .pending
         .take()
-        .expect("the head was recorded above");
+        .expect("the head was recorded before the body");
     fetched.body = body;
     fetched.wire_body_bytes = wire_body_bytes;
     fetched.decoded_from = decoded_from;
