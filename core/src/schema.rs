@@ -28,6 +28,8 @@ pub enum ValueType {
     StatusRange,
     /// PEM text.
     Pem,
+    /// A size in bytes: `512`, `64KiB`, `1MiB`.
+    Size,
     /// One of these words.
     Choice(Vec<String>),
 }
@@ -49,6 +51,7 @@ impl std::fmt::Display for ValueType {
             ValueType::HostPort => f.write_str("host:port"),
             ValueType::StatusRange => f.write_str("status range"),
             ValueType::Pem => f.write_str("PEM"),
+            ValueType::Size => f.write_str("size"),
             ValueType::Choice(words) => write!(f, "one of {}", words.join(", ")),
         }
     }
@@ -164,13 +167,18 @@ pub fn check_value(t: &ValueType, value: &str) -> Result<(), String> {
             .filter(|n| n.is_finite())
             .map(|_| ())
             .ok_or_else(|| "not a number".to_string()),
-        ValueType::Boolean => match v {
-            "true" | "false" => Ok(()),
+        ValueType::Boolean => match v.to_ascii_lowercase().as_str() {
+            "true" | "false" | "yes" | "no" | "on" | "off" | "1" | "0" => Ok(()),
             _ => Err("write true or false".into()),
         },
-        ValueType::Duration => humantime::parse_duration(v)
-            .map(|_| ())
-            .map_err(|e| format!("{e}; write e.g. 1500ms, 10s, 2m")),
+        ValueType::Duration => {
+            if v == "0" || duration_parts(v) || humantime::parse_duration(v).is_ok() {
+                Ok(())
+            } else {
+                Err("write a duration such as 500ms, 10s, 1.5s or 1m30s".into())
+            }
+        }
+        ValueType::Size => size(v),
         ValueType::Regex => regex::Regex::new(value).map(|_| ()).map_err(|e| {
             e.to_string()
                 .lines()
@@ -194,7 +202,7 @@ pub fn check_value(t: &ValueType, value: &str) -> Result<(), String> {
             }
         }
         ValueType::Choice(words) => {
-            if words.iter().any(|w| w == v) {
+            if words.iter().any(|w| w.eq_ignore_ascii_case(v)) {
                 Ok(())
             } else {
                 Err(format!("write one of {}", words.join(", ")))
@@ -217,8 +225,50 @@ fn host_port(v: &str) -> Result<(), String> {
     }
 }
 
-/// `204`, `2xx`, `200-299`.
+/// Whether `v` is numbers with units (`1.5s`, `1m30s`, `250 ms`), as the
+/// SDK reads durations: the host accepts what a check accepts.
+fn duration_parts(v: &str) -> bool {
+    let mut rest = v.trim();
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if n == 0 || rest[..n].parse::<f64>().is_err() {
+            return false;
+        }
+        rest = rest[n..].trim_start();
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if !matches!(&rest[..u], "ns" | "us" | "µs" | "ms" | "s" | "m" | "h" | "d") {
+            return false;
+        }
+        rest = rest[u..].trim_start();
+    }
+    true
+}
+
+/// A size in bytes: `512`, `64KiB`, `1 MiB`, `2MB`.
+fn size(v: &str) -> Result<(), String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    if split == 0 {
+        return Err("write a size such as 512, 64KiB or 1MiB".into());
+    }
+    match v[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "kb" | "kib" | "mb" | "mib" | "gb" | "gib" => Ok(()),
+        _ => Err("unknown unit: write B, KB, KiB, MB, MiB, GB or GiB".into()),
+    }
+}
+
+/// `204`, `2xx`, `200-299`, or several of them separated by commas
+/// (`2xx, 304`).
 fn status_range(v: &str) -> Result<(), String> {
+    if v.contains(',') {
+        return v.split(',').map(str::trim).try_for_each(status_range);
+    }
     let code = |s: &str| match s.parse::<u16>() {
         Ok(c) if (100..=599).contains(&c) => Ok(c),
         _ => Err(format!("{s:?} is not a status code (100-599)")),
@@ -283,7 +333,7 @@ mod tests {
             ("expect.body_matches", "ok|up"),
             ("headers.Accept", "x"),
             ("retries", "3"),
-            ("method", "HEAD"),
+            ("method", "head"),
         ]);
         assert_eq!(check_values(&keys, &good), []);
         let bad = cfg(&[
@@ -309,6 +359,23 @@ mod tests {
         );
         assert!(problems[2].message.contains("regex"), "{problems:?}");
         assert!(problems[3].message.contains("more than 5"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_host_accepts_what_the_sdk_accepts() {
+        for (t, ok, bad) in [
+            (ValueType::Duration, &["0", "1.5s", "1m30s", "250 ms", "2h"][..], &["90", "soon", "1x"][..]),
+            (ValueType::Boolean, &["true", "No", "on", "0"], &["maybe"]),
+            (ValueType::StatusRange, &["2xx", "200-299", "2xx, 304", "204"], &["2x9", "600", "2xx,"]),
+            (ValueType::Size, &["512", "64KiB", "1 MiB", "2MB"], &["MiB", "1 TiB", "-1"]),
+        ] {
+            for v in ok {
+                assert_eq!(check_value(&t, v), Ok(()), "{t} {v}");
+            }
+            for v in bad {
+                assert!(check_value(&t, v).is_err(), "{t} {v}");
+            }
+        }
     }
 
     #[test]

@@ -90,19 +90,43 @@ impl ClientSettings {
             key("enable_http2", "Offer HTTP/2 by ALPN on https:// URLs.")
                 .typed(ValueType::Boolean)
                 .default("false"),
-            key(
+        ]);
+        keys.extend(Self::ip_config_keys());
+        keys
+    }
+
+    /// The address-family keys alone (`preferred_ip_protocol`,
+    /// `ip_protocol_fallback`), for checks that connect without HTTP, such as
+    /// `tcp`; read them with [`ip_from_context`](Self::ip_from_context).
+    pub fn ip_config_keys() -> Vec<ConfigKey> {
+        vec![
+            ConfigKey::new(
                 "preferred_ip_protocol",
                 "Address family to connect over first: `ip4` or `ip6`.",
             )
             .typed(ValueType::choice(["ip4", "ip6"])),
-            key(
+            ConfigKey::new(
                 "ip_protocol_fallback",
                 "Use the other address family when the preferred one has no address.",
             )
             .typed(ValueType::Boolean)
             .default("true"),
-        ]);
-        keys
+        ]
+    }
+
+    /// The preferred address family and whether to fall back to the other,
+    /// or `None` when `preferred_ip_protocol` is not set.
+    pub fn ip_from_context(ctx: &Context) -> Result<Option<(IpFamily, bool)>, ConfigError> {
+        let fallback = ctx.config_bool("ip_protocol_fallback")?.unwrap_or(true);
+        ctx.config("preferred_ip_protocol")
+            .map(|v| {
+                IpFamily::parse(v)
+                    .map(|family| (family, fallback))
+                    .ok_or_else(|| {
+                        ctx.config_error("preferred_ip_protocol", v, "expected ip4 or ip6")
+                    })
+            })
+            .transpose()
     }
 
     /// Read the settings; an invalid value is an error naming its key.
@@ -137,17 +161,7 @@ impl ClientSettings {
                 })
             })
             .transpose()?;
-        let fallback = ctx.config_bool("ip_protocol_fallback")?.unwrap_or(true);
-        let ip = ctx
-            .config("preferred_ip_protocol")
-            .map(|v| {
-                IpFamily::parse(v)
-                    .map(|family| (family, fallback))
-                    .ok_or_else(|| {
-                        ctx.config_error("preferred_ip_protocol", v, "expected ip4 or ip6")
-                    })
-            })
-            .transpose()?;
+        let ip = Self::ip_from_context(ctx)?;
         Ok(Self {
             tls,
             proxy,

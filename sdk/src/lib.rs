@@ -199,7 +199,7 @@ pub use error::{Error, ErrorKind, NetError, SecretError};
 pub use metadata::{ConfigKey, TARGET, ValueType};
 pub use outcome::{Expect, Outcome, TargetHeadlines, json_loose_eq};
 pub use pattern::Pattern;
-pub use util::{format_duration, parse_duration};
+pub use util::{format_duration, parse_duration, parse_size};
 
 /// One named claim a check verified (see [`Outcome::assert`]).
 pub use bindings::vantage::check::common::Assertion;

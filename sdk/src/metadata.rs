@@ -147,6 +147,7 @@ impl ValueType {
             ValueType::Duration => crate::parse_duration(v)
                 .map(|_| ())
                 .map_err(|_| "expected a duration such as `500ms`, `10s` or `1m30s`".to_string()),
+            ValueType::Size => crate::parse_size(v).map(|_| ()),
             ValueType::Url => {
                 let rest = v
                     .strip_prefix("http://")
@@ -192,6 +193,7 @@ impl fmt::Display for ValueType {
             ValueType::Number => f.write_str("a number"),
             ValueType::Boolean => f.write_str("true or false"),
             ValueType::Duration => f.write_str("a duration"),
+            ValueType::Size => f.write_str("a size"),
             ValueType::Regex => f.write_str("a regular expression"),
             ValueType::Url => f.write_str("a URL"),
             ValueType::HostPort => f.write_str("host:port"),

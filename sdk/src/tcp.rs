@@ -46,6 +46,10 @@ impl TcpRequest {
             tls: false,
             tls_options: TlsOptions::default(),
             timeout_ms: None,
+            ip: crate::http::IpPreference {
+                preferred: None,
+                fallback: true,
+            },
         }
     }
 
@@ -93,6 +97,17 @@ impl TcpRequest {
     /// session.
     pub fn tls_options(mut self, options: TlsOptions) -> Self {
         self.tls_options = options;
+        self
+    }
+
+    /// Connect over `family` first; with `fallback`, over the other family
+    /// when `family` has no address (blackbox_exporter's
+    /// `preferred_ip_protocol` and `ip_protocol_fallback`).
+    pub fn prefer_ip(mut self, family: crate::http::IpFamily, fallback: bool) -> Self {
+        self.ip = crate::http::IpPreference {
+            preferred: Some(family),
+            fallback,
+        };
         self
     }
 

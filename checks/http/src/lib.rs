@@ -80,6 +80,7 @@ impl Check for Http {
                     "max_body_bytes",
                     "Largest body to accept (`1048576`, `512KiB`, `4MiB`), decoded; larger is a failure.",
                 )
+                .typed(ValueType::Size)
                 .default("1MiB"),
             )
             .config_key(

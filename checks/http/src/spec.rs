@@ -123,7 +123,7 @@ impl Spec {
 
         let max_body_bytes = ctx
             .config("max_body_bytes")
-            .map(|v| parse_bytes(v).map_err(|e| ConfigError::new("max_body_bytes", v, e)))
+            .map(|v| vantage_sdk::parse_size(v).map_err(|e| ConfigError::new("max_body_bytes", v, e)))
             .transpose()?;
 
         Ok(Spec {
@@ -183,28 +183,6 @@ impl Spec {
 /// `\d`, `\w`, `\s` and case folding, and no `\p{…}` classes.
 fn compile(key: &str, pattern: &str) -> Result<Regex, ConfigError> {
     Regex::new(pattern).map_err(|e| ConfigError::new(key, pattern, format!("invalid regex: {e}")))
-}
-
-/// `1048576`, `512KiB`, `1 MiB`, `2MB`, `10kb`.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let number: u64 = t[..split]
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`"))?;
-    let multiplier: u64 = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        unit => return Err(format!("invalid size `{text}`: unknown unit `{unit}`")),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("invalid size `{text}`: too large"))
 }
 
 #[cfg(test)]
@@ -316,13 +294,5 @@ mod tests {
         assert_eq!(err(&[("max_body_bytes", "1 parsec")]), "max_body_bytes");
         assert_eq!(err(&[("expect.http_version", "3")]), "expect.http_version");
         assert_eq!(err(&[("basic_auth.password", "p")]), "basic_auth.password");
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("1024"), Ok(1024));
-        assert_eq!(parse_bytes("1KiB"), Ok(1024));
-        assert_eq!(parse_bytes("1 kb"), Ok(1000));
-        assert!(parse_bytes("MiB").is_err());
     }
 }

@@ -11,6 +11,7 @@
 //!
 #![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
+use vantage_sdk::http::ClientSettings;
 use vantage_sdk::tcp::{self, Starttls, TcpReport, TcpRequest, TcpStep};
 use vantage_sdk::tls::TlsOptions;
 use vantage_sdk::{
@@ -84,6 +85,7 @@ impl Check for Tcp {
             );
         TlsOptions::config_keys()
             .into_iter()
+            .chain(ClientSettings::ip_config_keys())
             .fold(metadata, Metadata::config_key)
     }
 
@@ -91,6 +93,7 @@ impl Check for Tcp {
         let use_tls = ctx.config_bool("tls")?.unwrap_or(false);
         let timeout = ctx.config_duration("timeout")?;
         let tls_options = TlsOptions::from_context(ctx)?;
+        let ip = ClientSettings::ip_from_context(ctx)?;
         let mut steps = steps(ctx)?;
         let starttls = ctx
             .config("starttls")
@@ -144,6 +147,9 @@ impl Check for Tcp {
             }
             if let Some(p) = starttls {
                 req = req.starttls(p);
+            }
+            if let Some((family, fallback)) = ip {
+                req = req.prefer_ip(family, fallback);
             }
             req = req.timeout(ctx.call_timeout(timeout));
             match tcp::probe(&req) {

@@ -314,6 +314,11 @@ impl From<v01::tcp::TcpRequest> for v02::tcp::TcpRequest {
             tls: r.tls,
             tls_options: tls_options(None, None, None, false),
             timeout_ms: r.timeout_ms,
+            // 0.1.0 connected to whatever the resolver returned first.
+            ip: v02::http::IpPreference {
+                preferred: None,
+                fallback: true,
+            },
         }
     }
 }

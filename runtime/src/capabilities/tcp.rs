@@ -108,7 +108,11 @@ impl TcpState {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut phase = Phase::Resolve;
         let setup = async {
-            let conn = self.net.connect(scheme, host, req.port, &mut phase).await?;
+            let ip = super::http::ip_preference(&req.ip);
+            let conn = self
+                .net
+                .connect_prefer(scheme, host, req.port, &mut phase, ip)
+                .await?;
             let mut talk = Talk {
                 net: &self.net,
                 received: Vec::new(),
@@ -510,6 +514,10 @@ mod tests {
                 max_version: None,
             },
             timeout_ms: Some(3000),
+            ip: crate::bindings::vantage::check::http::IpPreference {
+                preferred: None,
+                fallback: true,
+            },
         }
     }
 

@@ -71,6 +71,7 @@ impl From<wit::ValueType> for ValueType {
             wit::ValueType::HostPort => ValueType::HostPort,
             wit::ValueType::StatusRange => ValueType::StatusRange,
             wit::ValueType::Pem => ValueType::Pem,
+            wit::ValueType::Size => ValueType::Size,
             wit::ValueType::Choice(words) => ValueType::Choice(words),
         }
     }

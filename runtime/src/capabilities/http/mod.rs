@@ -129,13 +129,7 @@ impl HttpState {
             proxy,
             compression: req.compression.map(encoding_of),
             http2: req.http2,
-            ip: IpPreference {
-                preferred: req.ip.preferred.map(|f| match f {
-                    wit::IpFamily::Ip4 => IpFamily::V4,
-                    wit::IpFamily::Ip6 => IpFamily::V6,
-                }),
-                fallback: req.ip.fallback,
-            },
+            ip: ip_preference(&req.ip),
         })
     }
 
@@ -220,6 +214,18 @@ fn compression_of(e: Encoding) -> wit::Compression {
         Encoding::Deflate => wit::Compression::Deflate,
         Encoding::Br => wit::Compression::Br,
         Encoding::Zstd => wit::Compression::Zstd,
+    }
+}
+
+/// The host's address-family preference for the guest's (also used by
+/// `tcp.probe`).
+pub fn ip_preference(ip: &wit::IpPreference) -> IpPreference {
+    IpPreference {
+        preferred: ip.preferred.map(|f| match f {
+            wit::IpFamily::Ip4 => IpFamily::V4,
+            wit::IpFamily::Ip6 => IpFamily::V6,
+        }),
+        fallback: ip.fallback,
     }
 }
 
