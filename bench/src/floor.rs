@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use vantage::bindings::{CheckPre, types as wit};
+use vantage::bindings::{CheckPre, common as wit};
 use vantage::runtime::engine::KEEP_RESIDENT;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};

@@ -4,6 +4,7 @@
 //! - [`config`]: `vantage.toml`, parsed and validated into plain data;
 //! - [`result`]: check results, run records, restore reports, verdicts;
 //! - [`policy`]: the outbound allow list and `{target}` expansion;
+//! - [`schema`]: the typed configuration keys a check declares;
 //! - [`pace`]: the clock, backoff with jitter, the log limiter;
 //! - [`units`]: human-readable quantities.
 //!
@@ -16,4 +17,5 @@ pub mod config;
 pub mod pace;
 pub mod policy;
 pub mod result;
+pub mod schema;
 pub mod units;

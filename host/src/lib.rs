@@ -27,6 +27,6 @@ pub mod daemon;
 #[cfg(feature = "restore")]
 pub mod restore;
 
-pub use vantage_core::{config, pace, policy, result, units};
+pub use vantage_core::{config, pace, policy, result, schema, units};
 pub use vantage_runtime::{bindings, capabilities, runtime};
 pub use vantage_sinks::sinks;

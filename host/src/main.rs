@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::from(vantage::cli::EXIT_ERROR);
         }
     };
+    let json = cli.command.wants_json();
     match runtime.block_on(cli.command.execute()) {
         Ok(code) => ExitCode::from(code),
         // The reader went away (`vantage validate | head -1`): stop quietly.
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
             ExitCode::from(vantage::cli::EXIT_BROKEN_PIPE)
         }
         Err(e) => {
+            if json {
+                let _ = writeln!(std::io::stdout(), "{}", vantage::cli::error_json(&e));
+            }
             // A closed stderr is no reason to panic.
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {e}");

@@ -46,6 +46,13 @@ use crate::{Error, Metadata, Mode, RunContext};
 #[derive(Debug, Clone)]
 pub struct Context {
     raw: RunContext,
+    /// Declared keys marked [`sensitive`](crate::ConfigKey::sensitive): their
+    /// values never appear in a [`ConfigError`].
+    sensitive: Vec<String>,
+    /// The host's monotonic clock when the run started, for
+    /// [`call_timeout`](Context::call_timeout); `None` outside a component
+    /// (a context built by hand in a native test), where no time passes.
+    started: Option<Duration>,
 }
 
 /// Configuration keys under this prefix are set by the host, not the
@@ -72,7 +79,42 @@ pub struct RestoreContext {
 impl Context {
     /// Wrap the raw context the host passed to `run`.
     pub fn new(raw: RunContext) -> Self {
-        Self { raw }
+        Self {
+            raw,
+            sensitive: Vec::new(),
+            started: None,
+        }
+    }
+
+    /// Treat the keys `metadata` marks [`sensitive`](crate::ConfigKey::sensitive)
+    /// as secrets: the errors of the typed helpers
+    /// ([`config_parse`](Context::config_parse), …) name them without their
+    /// value. [`export_check!`](crate::export_check) does this with the
+    /// check's own [`describe`](crate::Check::describe).
+    pub fn with_metadata(mut self, metadata: &Metadata) -> Self {
+        self.sensitive = metadata
+            .config
+            .iter()
+            .filter(|k| k.sensitive)
+            .map(|k| k.key.clone())
+            .collect();
+        self
+    }
+
+    /// Whether the value of the flattened key `key` may be a secret (it is
+    /// covered by a key declared [`sensitive`](crate::ConfigKey::sensitive)).
+    pub fn is_sensitive(&self, key: &str) -> bool {
+        self.sensitive.iter().any(|k| key_matches(k, key))
+    }
+
+    /// A [`ConfigError`] about `key` = `value`, without the value when the
+    /// key is sensitive.
+    pub fn config_error(&self, key: &str, value: &str, message: impl Into<String>) -> ConfigError {
+        if self.is_sensitive(key) {
+            ConfigError::hidden(key, message)
+        } else {
+            ConfigError::new(key, value, message)
+        }
     }
 
     /// Start building a context by hand, for tests: check name `test`,
@@ -120,6 +162,52 @@ impl Context {
     /// it is spent; host calls never outlive it.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.raw.timeout_ms)
+    }
+
+    /// The timeout to give one host call (an HTTP exchange, a probe, a
+    /// lookup) so that the run keeps time to report: `wanted` (the host's
+    /// default, 10 s, when `None`), capped by what is left of the run's
+    /// [budget](Context::timeout) minus a reserve (a tenth of the budget,
+    /// between 100 ms and 1 s).
+    ///
+    /// A call cut by this cap ends as a `timeout` error with the phases it
+    /// measured, which the check reports as a clean `fail`; without it, the
+    /// host stops the whole run at its deadline and the result is `error:
+    /// deadline exceeded`, with nothing measured.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vantage_sdk::Context;
+    /// let ctx = Context::builder().timeout(Duration::from_secs(5)).build();
+    /// let t = ctx.call_timeout(None);
+    /// assert!(t <= Duration::from_millis(4500) && t > Duration::from_secs(4));
+    /// let roomy = Context::builder().timeout(Duration::from_secs(60)).build();
+    /// assert_eq!(roomy.call_timeout(Some(Duration::from_secs(3))), Duration::from_secs(3));
+    /// ```
+    pub fn call_timeout(&self, wanted: Option<Duration>) -> Duration {
+        let budget = self.timeout();
+        let reserve = (budget / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let left = budget
+            .saturating_sub(self.elapsed())
+            .saturating_sub(reserve);
+        wanted.unwrap_or(Duration::from_secs(10)).min(left)
+    }
+
+    /// Start the run's clock for [`call_timeout`](Context::call_timeout),
+    /// with the host's monotonic clock. [`export_check!`](crate::export_check)
+    /// does this when the run starts; a hand-built context (a native test)
+    /// has no clock and counts no time as spent.
+    pub fn start_clock(mut self) -> Self {
+        self.started = Some(crate::clock::monotonic());
+        self
+    }
+
+    /// Time spent since [`start_clock`](Context::start_clock) (zero without it).
+    fn elapsed(&self) -> Duration {
+        match self.started {
+            Some(start) => crate::clock::monotonic().saturating_sub(start),
+            None => Duration::ZERO,
+        }
     }
 
     /// A unique identifier of this run, for correlating logs.
@@ -188,7 +276,7 @@ impl Context {
                 value
                     .trim()
                     .parse::<T>()
-                    .map_err(|e| ConfigError::new(key, value, e.to_string()))
+                    .map_err(|e| self.config_error(key, value, e.to_string()))
             })
             .transpose()
     }
@@ -197,10 +285,9 @@ impl Context {
     /// `1`/`0`, case-insensitive); `Ok(None)` when absent.
     pub fn config_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         self.config(key)
-            .map(|value| match value.trim().to_ascii_lowercase().as_str() {
-                "true" | "yes" | "on" | "1" => Ok(true),
-                "false" | "no" | "off" | "0" => Ok(false),
-                _ => Err(ConfigError::new(key, value, "expected true or false")),
+            .map(|value| {
+                parse_bool(value)
+                    .ok_or_else(|| self.config_error(key, value, "expected true or false"))
             })
             .transpose()
     }
@@ -209,7 +296,7 @@ impl Context {
     /// [`parse_duration`](crate::parse_duration)); `Ok(None)` when absent.
     pub fn config_duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
         self.config(key)
-            .map(|value| crate::parse_duration(value).map_err(|e| ConfigError::new(key, value, e)))
+            .map(|value| crate::parse_duration(value).map_err(|e| self.config_error(key, value, e)))
             .transpose()
     }
 
@@ -300,15 +387,20 @@ impl Context {
     /// keys that are understood, then on the first required key that is
     /// missing (see [`missing_config_keys`](Context::missing_config_keys)).
     ///
+    /// The error never shows the value of an unknown key: it may be a
+    /// secret under a mistyped name.
+    ///
     /// [`export_check!`](crate::export_check) does this before every run of
     /// a check whose [`describe`](crate::Check::describe) declares at least
-    /// one key, so a check does not call it itself.
+    /// one key, so a check does not call it itself. Values are checked
+    /// against their key's type by the host, when it loads the
+    /// configuration; [`check_config_values`](Context::check_config_values)
+    /// does the same inside a check.
     pub fn check_config_keys(&self, metadata: &Metadata) -> Result<(), Error> {
         if let Some(key) = self.unknown_config_keys(metadata).first() {
             let known: Vec<&str> = metadata.config.iter().map(|c| c.key.as_str()).collect();
-            return Err(ConfigError::new(
+            return Err(ConfigError::hidden(
                 *key,
-                self.config(key).unwrap_or_default(),
                 format!("unknown key; this check understands {}", known.join(", ")),
             )
             .into());
@@ -317,6 +409,32 @@ impl Context {
             None => Ok(()),
             Some(key) => Err(Error::config(format!("missing config `{key}`"))),
         }
+    }
+
+    /// Fail on the first configuration value that is not of its declared
+    /// key's [type](crate::ValueType) (see
+    /// [`ValueType::check`](crate::ValueType::check)), without showing the
+    /// value of a [`sensitive`](crate::ConfigKey::sensitive) key.
+    ///
+    /// The host does this when it loads the configuration (`vantage
+    /// validate` included), so a run never sees a badly typed value; the
+    /// SDK does not repeat it before each run (its number and duration
+    /// parsing would add some 45 KB to every component). Call it for
+    /// defense in depth, or in tests.
+    pub fn check_config_values(&self, metadata: &Metadata) -> Result<(), ConfigError> {
+        for (key, value) in &self.raw.config {
+            let Some(declared) = metadata.config.iter().find(|d| d.covers(key)) else {
+                continue;
+            };
+            if let Err(why) = declared.value_type.check(value) {
+                return Err(if declared.sensitive {
+                    ConfigError::hidden(key, why)
+                } else {
+                    ConfigError::new(key, value, why)
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The targets, or an [`ErrorKind::NoTarget`](crate::ErrorKind::NoTarget)
@@ -339,7 +457,16 @@ impl Context {
     }
 }
 
-fn key_matches(declared: &str, key: &str) -> bool {
+/// `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`, case-insensitive.
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+pub(crate) fn key_matches(declared: &str, key: &str) -> bool {
     if let Some(open) = declared.find('<') {
         let prefix = &declared[..open];
         return key.len() > prefix.len() && key.starts_with(prefix);
@@ -424,12 +551,16 @@ impl ContextBuilder {
 }
 
 /// A configuration value that could not be understood.
+///
+/// Shown as ``invalid config `<key>` = "<value>": <message>``, or without
+/// the value when it may be a secret (``invalid config `<key>`: <message>``).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The flattened key, e.g. `expect.status.1`.
     pub key: String,
-    /// The value found.
-    pub value: String,
+    /// The value found; `None` when it must not be shown (a sensitive key,
+    /// an unknown key).
+    pub value: Option<String>,
     /// What is wrong with it.
     pub message: String,
 }
@@ -443,7 +574,17 @@ impl ConfigError {
     ) -> Self {
         Self {
             key: key.into(),
-            value: value.into(),
+            value: Some(value.into()),
+            message: message.into(),
+        }
+    }
+
+    /// A new error about `key` whose value is not to be shown (it may be a
+    /// secret).
+    pub fn hidden(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: None,
             message: message.into(),
         }
     }
@@ -451,11 +592,14 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid config `{}` = {:?}: {}",
-            self.key, self.value, self.message
-        )
+        match &self.value {
+            Some(value) => write!(
+                f,
+                "invalid config `{}` = {value:?}: {}",
+                self.key, self.message
+            ),
+            None => write!(f, "invalid config `{}`: {}", self.key, self.message),
+        }
     }
 }
 
@@ -590,10 +734,59 @@ mod tests {
         let err = c.check_config_keys(&m).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Config);
         assert!(
-            err.message().starts_with("invalid config `expect.stauts` = \"200\": unknown key; this check understands method, expect.status, headers.<name>"),
+            err.message().starts_with("invalid config `expect.stauts`: unknown key; this check understands method, expect.status, headers.<name>"),
             "{err}"
         );
         assert!(ctx(&[("method", "GET")]).check_config_keys(&m).is_ok());
+    }
+
+    /// Regression: an unknown key used to be shown with its value
+    /// (`invalid config `bearer_token` = "mysecret"`); neither an unknown
+    /// key's value nor a sensitive key's value reaches an error.
+    #[test]
+    fn errors_never_show_secret_values() {
+        use crate::{ConfigKey, ValueType};
+        let m = Metadata::new("x")
+            .config_key(ConfigKey::new("token", "").sensitive())
+            .config_key(ConfigKey::new("retries", "").typed(ValueType::integer(Some(0), Some(5))))
+            .config_key(
+                ConfigKey::new("pin", "")
+                    .typed(ValueType::integer(None, None))
+                    .sensitive(),
+            );
+        let typo = ctx(&[("bearer_token", "mysecret")]);
+        let err = typo.check_config_keys(&m).unwrap_err().to_string();
+        assert!(!err.contains("mysecret"), "{err}");
+        assert!(
+            err.starts_with("invalid config `bearer_token`: unknown key"),
+            "{err}"
+        );
+
+        let bad = ctx(&[("retries", "9")]);
+        assert!(
+            bad.check_config_keys(&m).is_ok(),
+            "values are the host's to check"
+        );
+        assert_eq!(
+            bad.check_config_values(&m).unwrap_err().to_string(),
+            "invalid config `retries` = \"9\": expected at most 5"
+        );
+        let secret = ctx(&[("pin", "hunter2")]);
+        let err = secret.check_config_values(&m).unwrap_err().to_string();
+        assert_eq!(err, "invalid config `pin`: expected a whole number");
+        assert!(
+            ctx(&[("retries", "5"), ("pin", "7")])
+                .check_config_values(&m)
+                .is_ok()
+        );
+
+        let c = ctx(&[("token", "s3cr3t"), ("retries", "x")]).with_metadata(&m);
+        assert!(c.is_sensitive("token") && !c.is_sensitive("retries"));
+        let err = c.config_parse::<u32>("token").unwrap_err();
+        assert_eq!(err.value, None);
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        let err = c.config_parse::<u32>("retries").unwrap_err();
+        assert_eq!(err.value.as_deref(), Some("x"));
     }
 
     #[test]
@@ -634,6 +827,32 @@ mod tests {
         assert_eq!(err.message(), "no target: set one");
         let c = Context::builder().target("a:1").target("b:2").build();
         assert_eq!(c.require_targets("set one").unwrap(), ["a:1", "b:2"]);
+    }
+
+    /// Regression: a request without `timeout` got the host's 10 s, capped by
+    /// the run's deadline, so the deadline cut the run before it could
+    /// report (`error: deadline exceeded` instead of a `fail` with phases).
+    #[test]
+    fn call_timeouts_leave_room_to_report() {
+        let ctx = |budget_ms: u64| {
+            Context::builder()
+                .timeout(Duration::from_millis(budget_ms))
+                .build()
+        };
+        let c = ctx(2_000);
+        let t = c.call_timeout(None);
+        assert!(t <= Duration::from_millis(1_800), "{t:?}");
+        assert!(t > Duration::from_millis(1_500), "{t:?}");
+        assert!(c.call_timeout(Some(Duration::from_secs(30))) <= Duration::from_millis(1_800));
+        // A large budget keeps at most 1 s back; the default is the host's.
+        assert_eq!(ctx(600_000).call_timeout(None), Duration::from_secs(10));
+        let t = ctx(20_000).call_timeout(Some(Duration::from_secs(60)));
+        assert!(
+            t <= Duration::from_secs(19) && t > Duration::from_millis(18_500),
+            "{t:?}"
+        );
+        // A tiny budget keeps 100 ms back, and never goes below zero.
+        assert_eq!(ctx(50).call_timeout(None), Duration::ZERO);
     }
 
     #[test]

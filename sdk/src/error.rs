@@ -5,8 +5,8 @@ use std::fmt;
 
 use crate::{ConfigError, Outcome};
 
+use crate::bindings::vantage::check::common::NetError as RawNetError;
 use crate::bindings::vantage::check::secrets::SecretError as RawSecretError;
-use crate::bindings::vantage::check::types::NetError as RawNetError;
 
 /// Why a network call ([`http`](crate::http), [`tls`](crate::tls),
 /// [`dns`](crate::dns), [`tcp`](crate::tcp)) did not produce an answer.

@@ -16,6 +16,37 @@
 //! Every request (and every redirect hop) must match the check's outbound
 //! allow list; otherwise [`RequestBuilder::send`] fails with
 //! [`NetError::Denied`]. A 4xx/5xx status is a response, not an error.
+//!
+//! A failed exchange keeps what was learned before it failed: a
+//! [`FetchError`] carries the [`NetError`], the last response whose status
+//! line arrived (the redirect beyond the cap, a body too large), the phases
+//! measured so far, the redirects followed and the TLS session.
+//!
+//! ```no_run
+//! use vantage_sdk::http::{self, Compression, IpFamily, Proxy};
+//! use vantage_sdk::tls::{TlsOptions, TlsVersion};
+//!
+//! let result = http::get("https://internal.example/healthz")
+//!     .tls(
+//!         TlsOptions::new()
+//!             .ca_bundle_pem("-----BEGIN CERTIFICATE-----\n…")
+//!             .server_name("internal.example")
+//!             .min_version(TlsVersion::Tls13),
+//!     )
+//!     .proxy(Proxy::new("http://proxy.example:3128").header("proxy-authorization", "Basic …"))
+//!     .compression(Compression::Gzip)
+//!     .http2(true)
+//!     .prefer_ip(IpFamily::Ip6, true)
+//!     .send();
+//! match result {
+//!     Ok(response) => println!("{}", response.headline()),
+//!     Err(failed) => println!(
+//!         "{failed}; status so far {:?}, {} redirects",
+//!         failed.response.as_ref().map(|r| r.status()),
+//!         failed.redirects.len()
+//!     ),
+//! }
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,13 +54,17 @@ use std::time::Duration;
 
 use crate::NetError;
 use crate::bindings::vantage::check::http as raw;
+use crate::tls::TlsOptions;
 
+pub use crate::client::ClientSettings;
 pub use crate::tls::TlsInfo;
+/// The raw failure record returned by the host (see [`FetchError`]).
+pub use raw::FetchError as RawFetchError;
 /// The raw request record sent to the host (see [`RequestBuilder::build`]).
 pub use raw::Request as RawRequest;
 /// The raw response record returned by the host (see [`Response::from_raw`]).
 pub use raw::Response as RawResponse;
-pub use raw::{HttpVersion, Redirect, Timings};
+pub use raw::{Compression, HttpVersion, IpFamily, IpPreference, Proxy, Redirect, Timings};
 
 /// A `GET` request to `url`.
 pub fn get(url: impl Into<String>) -> RequestBuilder {
@@ -69,8 +104,14 @@ pub fn request(method: impl Into<String>, url: impl Into<String>) -> RequestBuil
             follow_redirects: true,
             max_redirects: None,
             max_body_bytes: None,
-            insecure: false,
-            client_cert_secret: None,
+            tls: TlsOptions::default(),
+            proxy: None,
+            compression: None,
+            http2: false,
+            ip: IpPreference {
+                preferred: None,
+                fallback: true,
+            },
         },
     }
 }
@@ -78,7 +119,9 @@ pub fn request(method: impl Into<String>, url: impl Into<String>) -> RequestBuil
 /// A request being built; finish with [`send`](RequestBuilder::send).
 ///
 /// Defaults: no headers, no body, redirects followed (up to 10), the host's
-/// timeout (10 s, capped by the run's deadline) and body limit (1 MiB).
+/// timeout (10 s, capped by the run's deadline) and body limit (1 MiB), the
+/// system roots, no proxy, no compression, HTTP/1.1, whichever address the
+/// resolver returns first.
 #[derive(Debug, Clone)]
 #[must_use = "a request does nothing until `.send()` is called"]
 pub struct RequestBuilder {
@@ -160,18 +203,57 @@ impl RequestBuilder {
         self
     }
 
+    /// Set up TLS (for `https://` URLs and an `https://` proxy): server
+    /// name, trusted CAs, client certificate, versions, `insecure`.
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.raw.tls = options;
+        self
+    }
+
     /// Accept any certificate (the chain and verdict are still reported in
     /// [`Response::tls`]). The host refuses the request with a `denied` error
     /// unless the operator allowed insecure TLS for this check.
     pub fn insecure(mut self, insecure: bool) -> Self {
-        self.raw.insecure = insecure;
+        self.raw.tls.insecure = insecure;
         self
     }
 
     /// Present the client certificate (PEM chain + key) held by the granted
     /// secret `name`, for mutual TLS.
     pub fn client_cert_secret(mut self, name: impl Into<String>) -> Self {
-        self.raw.client_cert_secret = Some(name.into());
+        self.raw.tls.client_cert_secret = Some(name.into());
+        self
+    }
+
+    /// Send the request through `proxy`: plain `http://` requests in
+    /// absolute form, `https://` ones through a `CONNECT` tunnel.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.raw.proxy = Some(proxy);
+        self
+    }
+
+    /// Ask for a compressed response (`Accept-Encoding`) and decode it; a
+    /// response in another encoding fails with [`NetError::Protocol`], and
+    /// the body limit applies to the decoded body.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.raw.compression = Some(compression);
+        self
+    }
+
+    /// Offer HTTP/2 by ALPN on `https://` URLs (HTTP/1.1 otherwise).
+    pub fn http2(mut self, offer: bool) -> Self {
+        self.raw.http2 = offer;
+        self
+    }
+
+    /// Connect over `family` first; with `fallback`, use the other family
+    /// when `family` has no address (blackbox_exporter's
+    /// `preferred_ip_protocol` and `ip_protocol_fallback`).
+    pub fn prefer_ip(mut self, family: IpFamily, fallback: bool) -> Self {
+        self.raw.ip = IpPreference {
+            preferred: Some(family),
+            fallback,
+        };
         self
     }
 
@@ -185,11 +267,13 @@ impl RequestBuilder {
         self.raw
     }
 
-    /// Perform the exchange.
-    pub fn send(self) -> Result<Response, NetError> {
+    /// Perform the exchange. A failure keeps what was learned before it
+    /// (see [`FetchError`]); `?` turns it into an [`Error`](crate::Error) or
+    /// a [`NetError`].
+    pub fn send(self) -> Result<Response, FetchError> {
         raw::fetch(&self.raw)
             .map(Response::from_raw)
-            .map_err(NetError::from)
+            .map_err(FetchError::from)
     }
 
     fn has_header(&self, name: &str) -> bool {
@@ -197,6 +281,157 @@ impl RequestBuilder {
             .headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Why an exchange ended without a complete response, with everything
+/// learned before it did (see the [module docs](self)).
+///
+/// [`Display`](fmt::Display) shows the [`NetError`], e.g. `too many
+/// redirects: more than 3`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchError {
+    /// What went wrong.
+    pub error: NetError,
+    /// The last response whose status line arrived, when one did: the
+    /// redirect beyond the cap, a response whose body was too large (its
+    /// body cut at the cap), one whose body timed out.
+    pub response: Option<Box<Response>>,
+    /// The phases measured so far, summed over hops.
+    pub timings: Timings,
+    /// The redirects followed before it failed.
+    pub redirects: Vec<Redirect>,
+    /// The TLS session, when a handshake got that far (with the chain and
+    /// its verdict when verification is what failed).
+    pub tls: Option<Box<TlsInfo>>,
+}
+
+impl FetchError {
+    /// A failure with nothing learned: zero timings, no response.
+    pub fn new(error: NetError) -> Self {
+        Self {
+            error,
+            response: None,
+            timings: zero_timings(),
+            redirects: Vec::new(),
+            tls: None,
+        }
+    }
+
+    /// The TLS session: the failure's own, or the partial response's.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls
+            .as_deref()
+            .or_else(|| self.response.as_ref().and_then(|r| r.tls()))
+    }
+
+    /// `request timed out during connect`, `302 Found, then too many
+    /// redirects: more than 3`: a one-line description, for summaries.
+    pub fn headline(&self) -> String {
+        match &self.response {
+            Some(response) => format!("{}, then {}", response.status_text(), self.error),
+            None => match &self.error {
+                NetError::Timeout(phase) => format!("request timed out during {phase}"),
+                NetError::Denied(_) => "request denied by the outbound policy".to_string(),
+                other => format!("request failed ({})", other.kind()),
+            },
+        }
+    }
+}
+
+impl From<RawFetchError> for FetchError {
+    fn from(raw: RawFetchError) -> Self {
+        Self {
+            error: NetError::from(raw.error),
+            response: raw.response.map(|r| Box::new(Response::from_raw(r))),
+            timings: raw.timings,
+            redirects: raw.redirects,
+            tls: raw.tls.map(Box::new),
+        }
+    }
+}
+
+impl From<NetError> for FetchError {
+    fn from(error: NetError) -> Self {
+        Self::new(error)
+    }
+}
+
+impl From<FetchError> for NetError {
+    fn from(error: FetchError) -> Self {
+        error.error
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+fn zero_timings() -> Timings {
+    Timings {
+        resolve_ms: 0.0,
+        connect_ms: 0.0,
+        tls_ms: 0.0,
+        processing_ms: 0.0,
+        transfer_ms: 0.0,
+        total_ms: 0.0,
+    }
+}
+
+/// An HTTP proxy, for [`RequestBuilder::proxy`].
+impl Proxy {
+    /// The proxy at `url` (`http://host:port` or `https://host:port`). It
+    /// must be allowed by the outbound policy, as the target must.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A header sent to the proxy only (`Proxy-Authorization`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl Compression {
+    /// `gzip`, `deflate`, `br` or `zstd`, as in `Accept-Encoding`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Deflate => "deflate",
+            Compression::Br => "br",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parse `gzip`, `deflate`, `br` or `zstd` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Compression> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Some(Compression::Gzip),
+            "deflate" => Some(Compression::Deflate),
+            "br" => Some(Compression::Br),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+impl IpFamily {
+    /// Parse `ip4`/`ipv4`/`4` or `ip6`/`ipv6`/`6` (case-insensitive), as
+    /// blackbox_exporter's `preferred_ip_protocol`.
+    pub fn parse(text: &str) -> Option<IpFamily> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "ip4" | "ipv4" | "4" => Some(IpFamily::Ip4),
+            "ip6" | "ipv6" | "6" => Some(IpFamily::Ip6),
+            _ => None,
+        }
     }
 }
 
@@ -215,26 +450,22 @@ impl Response {
     /// A response made up locally, for unit tests of assertions: HTTP/1.1,
     /// zero timings, no redirects, no TLS, from `http://test.invalid/`.
     pub fn mock(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Self {
+        let body = body.into();
         Self::from_raw(RawResponse {
             status,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
                 .collect(),
-            body: body.into(),
+            wire_body_bytes: body.len() as u64,
+            body,
             version: HttpVersion::Http11,
             remote_addr: "127.0.0.1:80".to_string(),
             url: "http://test.invalid/".to_string(),
-            timings: Timings {
-                resolve_ms: 0.0,
-                connect_ms: 0.0,
-                tls_ms: 0.0,
-                processing_ms: 0.0,
-                transfer_ms: 0.0,
-                total_ms: 0.0,
-            },
+            timings: zero_timings(),
             redirects: Vec::new(),
             tls: None,
+            decoded_from: None,
         })
     }
 
@@ -261,14 +492,24 @@ impl Response {
 
     /// `200 OK in 12.3 ms`: a one-line description, for summaries.
     pub fn headline(&self) -> String {
-        let status = match self.reason() {
-            "" => self.raw.status.to_string(),
-            reason => format!("{} {reason}", self.raw.status),
-        };
         format!(
-            "{status} in {}",
+            "{} in {}",
+            self.status_text(),
             crate::format_duration(self.raw.timings.total_ms)
         )
+    }
+
+    /// `404 Not Found` (the code alone when its reason is unknown).
+    pub fn status_text(&self) -> String {
+        match self.reason() {
+            "" => self.raw.status.to_string(),
+            reason => format!("{} {reason}", self.raw.status),
+        }
+    }
+
+    /// The `Content-Encoding` that was decoded, if any.
+    pub fn decoded_from(&self) -> Option<Compression> {
+        self.raw.decoded_from
     }
 
     /// Whether the status is 2xx.

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use vantage_sdk::{http, log, Check, ConfigKey, Context, Error, Metadata, Outcome};
+//! use vantage_sdk::{http, log, Check, ConfigKey, Context, Error, Metadata, Outcome, ValueType};
 //!
 //! struct ApiHealth;
 //!
@@ -21,16 +21,25 @@
 //!         Metadata::new("api-health")
 //!             .description("Proves the API answers 200 with a healthy JSON document.")
 //!             .outbound("{target}")
-//!             .config_key(ConfigKey::new("token", "Bearer token sent to the API."))
+//!             .config_key(ConfigKey::new("token", "Bearer token sent to the API.").sensitive())
 //!             .config_key(
-//!                 ConfigKey::new("latency.max", "Slowest acceptable response.").default("1s"),
+//!                 ConfigKey::new("latency.max", "Slowest acceptable response.")
+//!                     .typed(ValueType::Duration)
+//!                     .default("1s"),
+//!             )
+//!             .config_key(
+//!                 ConfigKey::new("latency.warn", "Slower than this only warns.")
+//!                     .typed(ValueType::Duration),
 //!             )
 //!     }
 //!
-//!     // Configuration keys not declared above were refused before this runs.
+//!     // Configuration keys not declared above were refused before this
+//!     // runs, and values not of their key's type when the host loaded the
+//!     // configuration.
 //!     fn run(ctx: &Context) -> Result<Outcome, Error> {
 //!         let url = &ctx.require_targets("configure the API URL as the check's target")?[0];
 //!         let budget = ctx.config_duration("latency.max")?.unwrap_or(Duration::from_secs(1));
+//!         let soft = ctx.config_duration("latency.warn")?;
 //!
 //!         let mut request = http::get(url).header("accept", "application/json");
 //!         if let Some(token) = ctx.config("token") {
@@ -45,11 +54,22 @@
 //!                     .expect(&response)
 //!                     .status_is(200)
 //!                     .json_pointer_eq("/status", "ok")
+//!                     .json_pointer_absent("/errors")
 //!                     .latency_below(budget);
+//!                 if let Some(soft) = soft {
+//!                     // Over the soft limit: a warning, so the result is degraded.
+//!                     outcome.assert_or_warn(
+//!                         "latency below the soft limit",
+//!                         response.elapsed() < soft,
+//!                         response.headline(),
+//!                     );
+//!                 }
 //!                 outcome.measure_response(&response);
 //!             }
-//!             Err(error) => {
-//!                 outcome.assert("request succeeded", false, error.to_string());
+//!             Err(failed) => {
+//!                 // Keep what is known: the partial status, redirects, phases.
+//!                 outcome.assert("request completed", false, failed.to_string());
+//!                 outcome.measure_fetch_error(&failed);
 //!             }
 //!         }
 //!         Ok(outcome)
@@ -76,18 +96,27 @@
 //!   secret errors with `?`, and becomes a failed result with its message as
 //!   the summary.
 //! - [`Metadata`] / [`ConfigKey`]: the self-description the host reads when it
-//!   loads the check (capabilities it needs, configuration it understands).
+//!   loads the check (capabilities it needs, configuration it understands,
+//!   each key with a [`ValueType`] the host checks values against, and
+//!   whether it is repeated, required or sensitive).
 //! - [`Context`]: the run context, with helpers over the flattened, dotted
 //!   configuration keys ([`Context::config`], [`Context::config_list`],
 //!   [`Context::config_table`], [`Context::config_parse`], …).
-//! - [`Outcome`]: records named assertions, measurements and labels and
-//!   computes the verdict (any failed assertion → [`Status::Fail`]; an explicit
-//!   [`Outcome::degrade`] → [`Status::Degraded`]). [`Outcome::expect`] adds
-//!   ready-made HTTP assertions; [`Outcome::for_each_target`] probes several
-//!   targets, keeping each one's assertions and measurements apart.
+//! - [`Outcome`]: records named assertions (each [pass, warn or
+//!   fail](AssertionState)), labelled measurements and labels and computes the
+//!   verdict (any failed assertion → [`Status::Fail`]; else any warning or an
+//!   explicit [`Outcome::degrade`] → [`Status::Degraded`]).
+//!   [`Outcome::expect`] adds ready-made HTTP assertions;
+//!   [`Outcome::for_each_target`] probes several targets, keeping each one's
+//!   assertions apart and labelling its measurements with the target.
 //! - One module per host interface: [`http`], [`log`], [`clock`], [`secrets`],
 //!   [`tls`], [`dns`], [`tcp`]. Each network call returns a [`NetError`] on
-//!   failure; a bad *answer* (HTTP 500, an expired certificate) is data.
+//!   failure (an HTTP exchange a [`http::FetchError`] that keeps what was
+//!   learned before it failed); a bad *answer* (HTTP 500, an expired
+//!   certificate) is data.
+//! - The world also imports `wasi:http/outgoing-handler@0.2.12`; its
+//!   bindings are under [`bindings::wasi`] for a check that wants it. A check
+//!   that does not call it pays nothing: its component does not import it.
 //!
 //! # Features
 //!
@@ -100,8 +129,8 @@
 //!   …; see [`Pattern`]) also take, re-exported as `vantage_sdk::regex_lite`.
 //!   Rust `regex` syntax, except that `\d`, `\w`, `\s` and case folding are
 //!   ASCII-only and there are no `\p{…}` classes. It is the default for its
-//!   size and speed in a guest: the `http` check is a 290 KB component with
-//!   it and 578 KB with `regex`, and a pattern compiles many times faster in
+//!   size and speed in a guest: the `http` check is a 324 KB component with
+//!   it (290 KB on 0.1.0, where `regex` made it 578 KB), and a pattern compiles many times faster in
 //!   Wasm, where a check pays every compile on every run.
 //! - `regex` (opt-in): the full [`regex`](https://docs.rs/regex) crate
 //!   (Unicode classes and case folding), re-exported as `vantage_sdk::regex`;
@@ -124,6 +153,7 @@
 
 #![warn(missing_docs)]
 
+mod client;
 mod context;
 mod error;
 mod metadata;
@@ -144,7 +174,7 @@ pub mod tls;
 /// You rarely need these directly: the SDK re-exports the useful types and
 /// wraps every import. They are public so that [`export_check!`] can expand in
 /// your crate, and as an escape hatch.
-#[allow(missing_docs, clippy::all)]
+#[allow(missing_docs, clippy::all, rustdoc::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
@@ -153,32 +183,42 @@ pub mod bindings {
         export_macro_name: "__export_check_world",
         default_bindings_module: "vantage_sdk::bindings",
         additional_derives: [PartialEq],
+        // `wasi:io` stream errors hold a resource, which has no `PartialEq`.
+        additional_derives_ignore: ["stream-error"],
+        // The world imports `wasi:http/outgoing-handler` (and through it
+        // `wasi:http/types`, `wasi:io`, `wasi:clocks`) for languages whose HTTP
+        // client speaks it. Their bindings are generated here too; a check
+        // that never calls them pays nothing for them in its component (the
+        // linker drops unused imports; see the crate docs for figures).
+        generate_all,
     });
 }
 
 pub use context::{ConfigError, Context, ContextBuilder, RestoreContext};
 pub use error::{Error, ErrorKind, NetError, SecretError};
-pub use metadata::{ConfigKey, TARGET};
+pub use metadata::{ConfigKey, TARGET, ValueType};
 pub use outcome::{Expect, Outcome, TargetHeadlines, json_loose_eq};
 pub use pattern::Pattern;
-pub use util::{format_duration, parse_duration};
+pub use util::{format_duration, parse_duration, parse_size};
 
 /// One named claim a check verified (see [`Outcome::assert`]).
-pub use bindings::vantage::check::types::Assertion;
+pub use bindings::vantage::check::common::Assertion;
+/// How an assertion came out: pass, warn or fail (see [`Outcome::record`]).
+pub use bindings::vantage::check::common::AssertionState;
 /// What a check needs from the host (see [`Metadata::outbound`]).
-pub use bindings::vantage::check::types::Capabilities;
+pub use bindings::vantage::check::common::Capabilities;
 /// The raw result returned to the host; built by [`Outcome::into_result`].
-pub use bindings::vantage::check::types::CheckResult;
+pub use bindings::vantage::check::common::CheckResult;
 /// One named number a check measured (see [`Outcome::measure`]).
-pub use bindings::vantage::check::types::Measurement;
+pub use bindings::vantage::check::common::Measurement;
 /// A check's self-description (see [`Metadata::new`] and its builder methods).
-pub use bindings::vantage::check::types::Metadata;
+pub use bindings::vantage::check::common::Metadata;
 /// Why a run is happening: a scheduled edge check or a restore validation.
-pub use bindings::vantage::check::types::Mode;
+pub use bindings::vantage::check::common::Mode;
 /// The raw run context the host passes to `run`; wrapped by [`Context`].
-pub use bindings::vantage::check::types::RunContext;
+pub use bindings::vantage::check::common::RunContext;
 /// The verdict of a run: pass, degraded or fail.
-pub use bindings::vantage::check::types::Status;
+pub use bindings::vantage::check::common::Status;
 
 #[cfg(feature = "regex")]
 pub use regex;
@@ -286,8 +326,11 @@ pub mod __private {
     /// declared keys (when the check declares any), run, and convert the
     /// outcome or the error.
     pub fn run<C: Check + ?Sized>(context: RunContext) -> CheckResult {
-        let ctx = Context::new(context);
         let metadata = C::describe();
+        let ctx = Context::new(context).with_metadata(&metadata);
+        // Natively (unit tests of a check) there is no host clock to read.
+        #[cfg(target_arch = "wasm32")]
+        let ctx = ctx.start_clock();
         let checked = if metadata.config.is_empty() {
             Ok(())
         } else {

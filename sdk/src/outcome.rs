@@ -4,22 +4,25 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::http::{Response, StatusSet};
+use crate::http::{FetchError, Response, StatusSet, Timings};
 use crate::pattern::Pattern;
+use crate::tls::TlsInfo;
 use crate::util::duration_ms;
-use crate::{Assertion, CheckResult, Measurement, Status, format_duration};
+use crate::{Assertion, AssertionState, CheckResult, Measurement, Status, format_duration};
 
 /// What a run found: named assertions, measurements and labels, from which
 /// the verdict and a one-line summary are computed.
 ///
 /// - Any failed assertion, or an explicit [`fail`](Outcome::fail), makes the
 ///   status [`Status::Fail`].
-/// - Otherwise an explicit [`degrade`](Outcome::degrade) makes it
-///   [`Status::Degraded`] (the service works, but worse than it should).
+/// - Otherwise any assertion in state [`warn`](AssertionState::Warn) (see
+///   [`assert_or_warn`](Outcome::assert_or_warn)), or an explicit
+///   [`degrade`](Outcome::degrade), makes it [`Status::Degraded`] (the
+///   service works, but worse than it should).
 /// - Otherwise it is [`Status::Pass`].
 ///
 /// The summary is `<headline>, <passed>/<total> assertions passed`, followed
-/// by the first failure (or the degradation reasons); set
+/// by the first failure (or the warnings and degradation reasons); set
 /// [`headline`](Outcome::headline) to lead with what was observed, or replace
 /// the whole line with [`set_summary`](Outcome::set_summary).
 ///
@@ -54,6 +57,7 @@ pub struct Outcome {
     summary: Option<String>,
     scope: Option<String>,
     metric_prefix: String,
+    metric_labels: Vec<(String, String)>,
 }
 
 impl Outcome {
@@ -70,7 +74,51 @@ impl Outcome {
         passed: bool,
         detail: impl Into<String>,
     ) -> &mut Self {
-        self.push_assertion(name.into(), passed, detail.into(), None);
+        self.push_assertion(name.into(), state_of(passed), detail.into(), None);
+        self
+    }
+
+    /// Record an assertion in the given state: [`AssertionState::Warn`] for
+    /// a claim that held only partly or barely (a certificate expiring soon,
+    /// a latency over its soft limit), which makes the result degraded
+    /// unless something failed.
+    pub fn record(
+        &mut self,
+        name: impl Into<String>,
+        state: AssertionState,
+        detail: impl Into<String>,
+    ) -> &mut Self {
+        self.push_assertion(name.into(), state, detail.into(), None);
+        self
+    }
+
+    /// Record an assertion that passes when `held` and only warns when not:
+    /// a soft limit.
+    ///
+    /// ```
+    /// use vantage_sdk::{Outcome, Status};
+    /// let mut outcome = Outcome::new();
+    /// outcome
+    ///     .assert("status is 2xx", true, "got 200")
+    ///     .assert_or_warn("latency below 300 ms", false, "took 412 ms");
+    /// assert_eq!(outcome.status(), Status::Degraded);
+    /// assert_eq!(
+    ///     outcome.summary(),
+    ///     "1/2 assertions passed; degraded: latency below 300 ms (took 412 ms)"
+    /// );
+    /// ```
+    pub fn assert_or_warn(
+        &mut self,
+        name: impl Into<String>,
+        held: bool,
+        detail: impl Into<String>,
+    ) -> &mut Self {
+        let state = if held {
+            AssertionState::Pass
+        } else {
+            AssertionState::Warn
+        };
+        self.push_assertion(name.into(), state, detail.into(), None);
         self
     }
 
@@ -82,7 +130,7 @@ impl Outcome {
         passed: bool,
         detail: impl Into<String>,
     ) -> bool {
-        self.push_assertion(name.into(), passed, detail.into(), None);
+        self.push_assertion(name.into(), state_of(passed), detail.into(), None);
         passed
     }
 
@@ -94,7 +142,12 @@ impl Outcome {
         detail: impl Into<String>,
         took: Duration,
     ) -> &mut Self {
-        self.push_assertion(name.into(), passed, detail.into(), Some(duration_ms(took)));
+        self.push_assertion(
+            name.into(),
+            state_of(passed),
+            detail.into(),
+            Some(duration_ms(took)),
+        );
         self
     }
 
@@ -118,17 +171,48 @@ impl Outcome {
 
     /// Record a measurement, exported as a metric. `name` should be
     /// metric-friendly (lowercase, `_`-separated, e.g. `cert_days_left`);
-    /// `unit` e.g. `ms`, `bytes`, `days`, or empty.
+    /// `unit` e.g. `ms`, `bytes`, `days`, or empty. It carries the labels
+    /// in force (see [`for_each_target`](Outcome::for_each_target)).
     pub fn measure(
         &mut self,
         name: impl AsRef<str>,
         value: f64,
         unit: impl Into<String>,
     ) -> &mut Self {
+        self.measure_labelled(name, value, unit, Vec::<(String, String)>::new())
+    }
+
+    /// Record a measurement with labels telling series of one name apart,
+    /// e.g. `[("phase", "connect")]`. Label names are `[a-z_][a-z0-9_]*`;
+    /// the host adds its own (`check`, `location`, …) and refuses a label
+    /// that would replace one of them. The labels in force (see
+    /// [`for_each_target`](Outcome::for_each_target)) come first.
+    ///
+    /// ```
+    /// use vantage_sdk::Outcome;
+    /// let mut outcome = Outcome::new();
+    /// outcome.measure_labelled("probe_tls_version_info", 1.0, "", [("version", "TLS 1.3")]);
+    /// let m = &outcome.measurements()[0];
+    /// assert_eq!(m.labels, [("version".to_string(), "TLS 1.3".to_string())]);
+    /// ```
+    pub fn measure_labelled<K, V>(
+        &mut self,
+        name: impl AsRef<str>,
+        value: f64,
+        unit: impl Into<String>,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> &mut Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut all = self.metric_labels.clone();
+        all.extend(labels.into_iter().map(|(k, v)| (k.into(), v.into())));
         self.measurements.push(Measurement {
             name: format!("{}{}", self.metric_prefix, name.as_ref()),
             value,
             unit: unit.into(),
+            labels: all,
         });
         self
     }
@@ -184,9 +268,25 @@ impl Outcome {
     }
 
     /// Prefix the names of the measurements recorded from now on with
-    /// `prefix` (e.g. `target1_`); an empty prefix stops prefixing.
+    /// `prefix`; an empty prefix stops prefixing. (To tell the series of
+    /// several targets apart, prefer a label: see
+    /// [`set_metric_labels`](Outcome::set_metric_labels).)
     pub fn set_metric_prefix(&mut self, prefix: impl Into<String>) -> &mut Self {
         self.metric_prefix = prefix.into();
+        self
+    }
+
+    /// Put these labels on every measurement recorded from now on (e.g.
+    /// `[("target", "https://a.example/")]`); an empty list stops labelling.
+    pub fn set_metric_labels<K, V>(&mut self, labels: impl IntoIterator<Item = (K, V)>) -> &mut Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.metric_labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         self
     }
 
@@ -196,15 +296,15 @@ impl Outcome {
     ///
     /// `kind` names what the targets are (`"target"`, `"name"`, …). With one
     /// target, nothing changes: the probe records as if called directly. With
-    /// several, the probe of target `i` runs with
+    /// several, the probe of each target runs with
     ///
     /// - assertion names scoped by the target (`<target>: <name>`, see
     ///   [`set_scope`](Outcome::set_scope)),
-    /// - measurement names prefixed with `<kind><i>_` (e.g. `target0_`, see
-    ///   [`set_metric_prefix`](Outcome::set_metric_prefix)),
-    /// - a label `<kind><i>` = `<target>`,
+    /// - a label `<kind>` = `<target>` on every measurement (see
+    ///   [`set_metric_labels`](Outcome::set_metric_labels)), so that each
+    ///   measurement keeps its name and the targets are series of it,
     ///
-    /// and the scope and prefix in force before the call are restored after
+    /// and the scope and labels in force before the call are restored after
     /// it. The headlines come back as [`TargetHeadlines`], to be combined into
     /// this outcome's [`headline`](Outcome::headline).
     ///
@@ -214,7 +314,7 @@ impl Outcome {
     /// fn probe(url: &str, outcome: &mut Outcome) -> String {
     ///     let up = !url.contains("down");
     ///     outcome
-    ///         .assert("request succeeded", up, if up { "200 OK" } else { "connect: refused" })
+    ///         .assert("request completed", up, if up { "200 OK" } else { "connect: refused" })
     ///         .measure("http_total_ms", 12.0, "ms");
     ///     if up { "200 OK".into() } else { "connect failed".into() }
     /// }
@@ -227,12 +327,13 @@ impl Outcome {
     /// assert_eq!(outcome.status(), Status::Fail);
     /// assert_eq!(
     ///     outcome.assertions()[1].name,
-    ///     "https://down.example: request succeeded"
+    ///     "https://down.example: request completed"
     /// );
-    /// assert_eq!(outcome.measurements()[1].name, "target1_http_total_ms");
+    /// let m = &outcome.measurements()[1];
+    /// assert_eq!(m.name, "http_total_ms");
     /// assert_eq!(
-    ///     outcome.labels()[1],
-    ///     ("target1".to_string(), "https://down.example".to_string())
+    ///     m.labels,
+    ///     [("target".to_string(), "https://down.example".to_string())]
     /// );
     /// assert!(outcome.summary().starts_with(
     ///     "2 targets (https://a.example: 200 OK; https://down.example: connect failed)"
@@ -246,20 +347,21 @@ impl Outcome {
     ) -> TargetHeadlines {
         let several = targets.len() > 1;
         let saved_scope = self.scope.clone();
-        let saved_prefix = self.metric_prefix.clone();
+        let saved_labels = self.metric_labels.clone();
         let mut entries = Vec::with_capacity(targets.len());
-        for (index, target) in targets.iter().enumerate() {
+        for target in targets {
             let target = target.as_ref();
             if several {
-                self.set_scope(target)
-                    .set_metric_prefix(format!("{kind}{index}_"))
-                    .label(format!("{kind}{index}"), target);
+                self.set_scope(target);
+                self.metric_labels = saved_labels.clone();
+                self.metric_labels
+                    .push((kind.to_string(), target.to_string()));
             }
             let headline = probe(target, self);
             entries.push((target.to_string(), headline));
         }
         self.scope = saved_scope;
-        self.metric_prefix = saved_prefix;
+        self.metric_labels = saved_labels;
         TargetHeadlines {
             kind: kind.to_string(),
             entries,
@@ -290,29 +392,130 @@ impl Outcome {
     }
 
     /// Record the standard measurements of an HTTP exchange:
-    /// `http_status_code`, `http_resolve_ms`, `http_connect_ms`,
-    /// `http_tls_ms`, `http_processing_ms`, `http_transfer_ms`,
-    /// `http_total_ms`, `http_body_bytes`, `http_redirects` and
-    /// `http_version` (1.0, 1.1 or 2).
+    /// `http_status_code`, the phases (see
+    /// [`measure_timings`](Outcome::measure_timings)), `http_body_bytes`
+    /// (decoded), `http_wire_body_bytes` (as received), `http_redirects`,
+    /// `http_version` (1.0, 1.1 or 2) and, over TLS, the certificate
+    /// measurements of [`measure_tls`](Outcome::measure_tls).
     pub fn measure_response(&mut self, response: &Response) -> &mut Self {
-        let t = response.timings();
         self.measure("http_status_code", f64::from(response.status()), "")
-            .measure("http_resolve_ms", t.resolve_ms, "ms")
+            .measure_timings(response.timings())
+            .measure("http_body_bytes", response.body().len() as f64, "bytes")
+            .measure(
+                "http_wire_body_bytes",
+                response.raw().wire_body_bytes as f64,
+                "bytes",
+            )
+            .measure("http_redirects", response.redirects().len() as f64, "")
+            .measure("http_version", response.version().as_f64(), "");
+        if let Some(tls) = response.tls() {
+            self.measure_tls(tls);
+        }
+        self
+    }
+
+    /// Record what a failed exchange still told: the status of the last
+    /// response whose status line arrived (`0` when none did, as
+    /// blackbox_exporter's `probe_http_status_code`), the phases measured so
+    /// far, the redirects followed and, when a handshake got that far, the
+    /// certificate measurements.
+    pub fn measure_fetch_error(&mut self, error: &FetchError) -> &mut Self {
+        let status = error.response.as_ref().map_or(0, |r| r.status());
+        self.measure("http_status_code", f64::from(status), "")
+            .measure_timings(&error.timings)
+            .measure("http_redirects", error.redirects.len() as f64, "");
+        if let Some(response) = &error.response {
+            self.measure("http_body_bytes", response.body().len() as f64, "bytes")
+                .measure("http_version", response.version().as_f64(), "");
+        }
+        if let Some(tls) = error.tls() {
+            self.measure_tls(tls);
+        }
+        self
+    }
+
+    /// Record the phases of an exchange: `http_resolve_ms`,
+    /// `http_connect_ms`, `http_tls_ms`, `http_processing_ms`,
+    /// `http_transfer_ms` and `http_total_ms`.
+    pub fn measure_timings(&mut self, t: &Timings) -> &mut Self {
+        self.measure("http_resolve_ms", t.resolve_ms, "ms")
             .measure("http_connect_ms", t.connect_ms, "ms")
             .measure("http_tls_ms", t.tls_ms, "ms")
             .measure("http_processing_ms", t.processing_ms, "ms")
             .measure("http_transfer_ms", t.transfer_ms, "ms")
             .measure("http_total_ms", t.total_ms, "ms")
-            .measure("http_body_bytes", response.body().len() as f64, "bytes")
-            .measure("http_redirects", response.redirects().len() as f64, "")
-            .measure("http_version", response.version().as_f64(), "")
+    }
+
+    /// Record what a TLS handshake showed, under blackbox_exporter's names:
+    ///
+    /// - `probe_ssl_earliest_cert_expiry`: unix seconds when the earliest
+    ///   certificate presented expires;
+    /// - `probe_ssl_last_chain_expiry_timestamp_seconds`: the same over the
+    ///   verified chain (when it verified);
+    /// - `probe_tls_version_info` = 1, label `version` (`TLS 1.3`);
+    /// - `probe_ssl_last_chain_info` = 1, labels `fingerprint_sha256`,
+    ///   `subject`, `issuer`, `subjectalternative` and `serialnumber` of the
+    ///   leaf certificate (serial in lowercase hex, leading zeros kept).
+    ///
+    /// ```
+    /// use vantage_sdk::{Outcome, tls::{TlsInfo, Verdict}};
+    /// let info = TlsInfo {
+    ///     version: "TLSv1.3".into(),
+    ///     cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+    ///     alpn: None,
+    ///     chain: vec![],
+    ///     earliest_expiry_unix_ms: Some(1_900_000_000_000),
+    ///     verdict: Verdict::Valid,
+    ///     verified_chain: vec![],
+    ///     verified_expiry_unix_ms: None,
+    /// };
+    /// let mut outcome = Outcome::new();
+    /// outcome.measure_tls(&info);
+    /// let names: Vec<&str> = outcome.measurements().iter().map(|m| m.name.as_str()).collect();
+    /// assert_eq!(names, ["probe_ssl_earliest_cert_expiry", "probe_tls_version_info"]);
+    /// assert_eq!(outcome.measurements()[0].value, 1_900_000_000.0);
+    /// assert_eq!(outcome.measurements()[1].labels[0].1, "TLS 1.3");
+    /// ```
+    pub fn measure_tls(&mut self, info: &TlsInfo) -> &mut Self {
+        let seconds = |ms: i64| ms as f64 / 1000.0;
+        if let Some(expiry) = info.earliest_expiry_unix_ms {
+            self.measure("probe_ssl_earliest_cert_expiry", seconds(expiry), "s");
+        }
+        if let Some(expiry) = info.verified_expiry_unix_ms {
+            self.measure(
+                "probe_ssl_last_chain_expiry_timestamp_seconds",
+                seconds(expiry),
+                "s",
+            );
+        }
+        self.measure_labelled(
+            "probe_tls_version_info",
+            1.0,
+            "",
+            [("version", crate::tls::version_label(&info.version))],
+        );
+        if let Some(leaf) = info.chain.first() {
+            self.measure_labelled(
+                "probe_ssl_last_chain_info",
+                1.0,
+                "",
+                [
+                    ("fingerprint_sha256", leaf.sha256_fingerprint.clone()),
+                    ("subject", leaf.subject.clone()),
+                    ("issuer", leaf.issuer.clone()),
+                    ("subjectalternative", leaf.sans.join(",")),
+                    ("serialnumber", leaf.serial.clone()),
+                ],
+            );
+        }
+        self
     }
 
     /// The verdict so far.
     pub fn status(&self) -> Status {
-        if !self.fail_reasons.is_empty() || self.assertions.iter().any(|a| !a.passed) {
+        if !self.fail_reasons.is_empty() || self.failed_count() > 0 {
             Status::Fail
-        } else if !self.degrade_reasons.is_empty() {
+        } else if !self.degrade_reasons.is_empty() || self.warned_count() > 0 {
             Status::Degraded
         } else {
             Status::Pass
@@ -336,12 +539,21 @@ impl Outcome {
 
     /// How many assertions held.
     pub fn passed_count(&self) -> usize {
-        self.assertions.iter().filter(|a| a.passed).count()
+        self.count(AssertionState::Pass)
+    }
+
+    /// How many assertions only warned.
+    pub fn warned_count(&self) -> usize {
+        self.count(AssertionState::Warn)
     }
 
     /// How many assertions did not hold.
     pub fn failed_count(&self) -> usize {
-        self.assertions.len() - self.passed_count()
+        self.count(AssertionState::Fail)
+    }
+
+    fn count(&self, state: AssertionState) -> usize {
+        self.assertions.iter().filter(|a| a.state == state).count()
     }
 
     /// The summary line: the one set with
@@ -362,12 +574,12 @@ impl Outcome {
             ));
         }
         let mut problems: Vec<String> = Vec::new();
-        if let Some(first) = self.assertions.iter().find(|a| !a.passed) {
-            let mut text = if first.detail.is_empty() {
-                format!("failed: {}", first.name)
-            } else {
-                format!("failed: {} ({})", first.name, first.detail)
-            };
+        if let Some(first) = self
+            .assertions
+            .iter()
+            .find(|a| a.state == AssertionState::Fail)
+        {
+            let mut text = format!("failed: {}", named(first));
             let more = self.failed_count() - 1;
             if more > 0 {
                 text.push_str(&format!(" and {more} more"));
@@ -376,7 +588,14 @@ impl Outcome {
         }
         problems.extend(self.fail_reasons.iter().cloned());
         if self.status() == Status::Degraded {
-            problems.push(format!("degraded: {}", self.degrade_reasons.join("; ")));
+            let reasons: Vec<String> = self
+                .assertions
+                .iter()
+                .filter(|a| a.state == AssertionState::Warn)
+                .map(named)
+                .chain(self.degrade_reasons.iter().cloned())
+                .collect();
+            problems.push(format!("degraded: {}", reasons.join("; ")));
         }
         match (base.is_empty(), problems.is_empty()) {
             (true, true) => "no assertions recorded".to_string(),
@@ -400,7 +619,7 @@ impl Outcome {
     fn push_assertion(
         &mut self,
         name: String,
-        passed: bool,
+        state: AssertionState,
         detail: String,
         duration_ms: Option<f64>,
     ) {
@@ -410,10 +629,27 @@ impl Outcome {
         };
         self.assertions.push(Assertion {
             name,
-            passed,
+            state,
             detail,
             duration_ms,
         });
+    }
+}
+
+fn state_of(passed: bool) -> AssertionState {
+    if passed {
+        AssertionState::Pass
+    } else {
+        AssertionState::Fail
+    }
+}
+
+/// `name (detail)`, or `name` when there is no detail.
+fn named(assertion: &Assertion) -> String {
+    if assertion.detail.is_empty() {
+        assertion.name.clone()
+    } else {
+        format!("{} ({})", assertion.name, assertion.detail)
     }
 }
 
@@ -560,7 +796,11 @@ impl Expect<'_> {
     /// `"200"` equals `200`, `"true"` equals `true`.
     pub fn json_pointer_eq(&mut self, pointer: &str, expected: impl Into<Value>) -> &mut Self {
         let expected = expected.into();
-        let name = format!("json {pointer} == {}", render_json(&expected));
+        let name = format!(
+            "json {} == {}",
+            show_pointer(pointer),
+            render_json(&expected)
+        );
         let (passed, detail) = match self.json() {
             Err(e) => (false, e),
             Ok(doc) => match doc.pointer(pointer) {
@@ -576,7 +816,7 @@ impl Expect<'_> {
 
     /// The body is JSON and has a value at `pointer`.
     pub fn json_pointer_exists(&mut self, pointer: &str) -> &mut Self {
-        let name = format!("json {pointer} exists");
+        let name = format!("json {} exists", show_pointer(pointer));
         let (passed, detail) = match self.json() {
             Err(e) => (false, e),
             Ok(doc) => match doc.pointer(pointer) {
@@ -638,6 +878,69 @@ impl Expect<'_> {
         self.record(assertion, passed, detail)
     }
 
+    /// The response has no header `name` (case-insensitive).
+    pub fn header_absent(&mut self, name: &str) -> &mut Self {
+        let present = self.response.header(name).is_some();
+        let detail = self.header_detail(name);
+        self.record(
+            format!("header {} absent", name.to_ascii_lowercase()),
+            !present,
+            detail,
+        )
+    }
+
+    /// No value of header `name` (case-insensitive) matches the regular
+    /// expression `pattern`; a missing header fails, as blackbox_exporter's
+    /// `fail_if_header_matches` without `allow_missing` (see
+    /// [`header_not_matches_regex_if_present`](Self::header_not_matches_regex_if_present)).
+    /// Compiled on every call, like [`body_matches`](Self::body_matches).
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
+    pub fn header_not_matches(&mut self, name: &str, pattern: &str) -> &mut Self {
+        let assertion = format!(
+            "header {} does not match /{pattern}/",
+            name.to_ascii_lowercase()
+        );
+        self.compiled(pattern, assertion, |e, re| {
+            e.header_not_matches_regex(name, re)
+        })
+    }
+
+    /// No value of header `name` matches the compiled `re`; a missing
+    /// header fails.
+    pub fn header_not_matches_regex(&mut self, name: &str, re: &impl Pattern) -> &mut Self {
+        self.header_rule(name, re, false, false)
+    }
+
+    /// Like [`header_matches_regex`](Self::header_matches_regex), but a
+    /// missing header passes (blackbox_exporter's `allow_missing`).
+    pub fn header_matches_regex_if_present(&mut self, name: &str, re: &impl Pattern) -> &mut Self {
+        self.header_rule(name, re, true, true)
+    }
+
+    /// Like [`header_not_matches_regex`](Self::header_not_matches_regex),
+    /// but a missing header passes (blackbox_exporter's `allow_missing`).
+    pub fn header_not_matches_regex_if_present(
+        &mut self,
+        name: &str,
+        re: &impl Pattern,
+    ) -> &mut Self {
+        self.header_rule(name, re, false, true)
+    }
+
+    /// The body is JSON and has no value at `pointer` (a key that must be
+    /// absent).
+    pub fn json_pointer_absent(&mut self, pointer: &str) -> &mut Self {
+        let name = format!("json {} absent", show_pointer(pointer));
+        let (passed, detail) = match self.json() {
+            Err(e) => (false, e),
+            Ok(doc) => match doc.pointer(pointer) {
+                None => (true, format!("{} not found", show_pointer(pointer))),
+                Some(actual) => (false, format!("got {}", render_json(actual))),
+            },
+        };
+        self.record(name, passed, detail)
+    }
+
     /// The whole exchange took less than `budget`: named `latency below
     /// <budget>` (see [`Outcome::assert_duration_below`]).
     pub fn latency_below(&mut self, budget: Duration) -> &mut Self {
@@ -655,6 +958,20 @@ impl Expect<'_> {
         detail: impl Into<String>,
     ) -> &mut Self {
         self.record(name.into(), passed, detail.into())
+    }
+
+    /// Record a custom assertion about the response in the given state
+    /// ([`AssertionState::Warn`] for a claim that held only partly, e.g. a
+    /// health component reporting `degraded`).
+    pub fn that_state(
+        &mut self,
+        name: impl Into<String>,
+        state: AssertionState,
+        detail: impl Into<String>,
+    ) -> &mut Self {
+        self.outcome
+            .push_assertion(name.into(), state, detail.into(), None);
+        self
     }
 
     /// The response being asserted about.
@@ -679,8 +996,39 @@ impl Expect<'_> {
             .map_err(Clone::clone)
     }
 
+    /// A header rule: some value matches (`must_match`) or none does; a
+    /// missing header passes only when `allow_missing`.
+    fn header_rule(
+        &mut self,
+        name: &str,
+        re: &impl Pattern,
+        must_match: bool,
+        allow_missing: bool,
+    ) -> &mut Self {
+        let lower = name.to_ascii_lowercase();
+        let verb = if must_match {
+            "matches"
+        } else {
+            "does not match"
+        };
+        let mut assertion = format!("header {lower} {verb} /{}/", re.pattern());
+        if allow_missing {
+            assertion.push_str(" if present");
+        }
+        let mut values = self.response.header_all(name).peekable();
+        let passed = if values.peek().is_none() {
+            allow_missing
+        } else {
+            let any = values.any(|v| re.matches(v));
+            any == must_match
+        };
+        let detail = self.header_detail(name);
+        self.record(assertion, passed, detail)
+    }
+
     fn record(&mut self, name: String, passed: bool, detail: String) -> &mut Self {
-        self.outcome.push_assertion(name, passed, detail, None);
+        self.outcome
+            .push_assertion(name, state_of(passed), detail, None);
         self
     }
 
@@ -784,6 +1132,12 @@ pub fn json_loose_eq(actual: &Value, expected: &Value) -> bool {
     }
 }
 
+/// A JSON pointer as shown in assertion names: `$` for the document root
+/// (the empty pointer).
+pub(crate) fn show_pointer(pointer: &str) -> &str {
+    if pointer.is_empty() { "$" } else { pointer }
+}
+
 /// A JSON value as shown in assertion names and details: strings quoted,
 /// long values shortened.
 fn render_json(value: &Value) -> String {
@@ -822,7 +1176,7 @@ mod tests {
         outcome
             .assertions()
             .iter()
-            .map(|a| (a.name.as_str(), a.passed))
+            .map(|a| (a.name.as_str(), a.state == AssertionState::Pass))
             .collect()
     }
 
@@ -840,6 +1194,7 @@ mod tests {
         let headlines = o.for_each_target("target", &["a:1"], probe_stub);
         assert_eq!(names(&o), [("connected", true)]);
         assert_eq!(o.measurements()[0].name, "connect_ms");
+        assert!(o.measurements()[0].labels.is_empty());
         assert!(o.labels().is_empty());
         assert_eq!(headlines.counted(), "up");
         assert_eq!(headlines.per_target(), "up");
@@ -848,9 +1203,9 @@ mod tests {
     }
 
     #[test]
-    fn for_each_target_scopes_prefixes_and_labels_each_of_several() {
+    fn for_each_target_scopes_and_labels_each_of_several() {
         let mut o = Outcome::new();
-        o.set_metric_prefix("outer_");
+        o.set_metric_labels([("outer", "1")]);
         let targets = vec!["a:1".to_string(), "down:2".to_string()];
         let mut seen = Vec::new();
         let headlines = o.for_each_target("name", &targets, |target, outcome| {
@@ -863,22 +1218,25 @@ mod tests {
             [("a:1: connected", true), ("down:2: connected", false)]
         );
         let measured: Vec<&str> = o.measurements().iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(measured, ["name0_connect_ms", "name1_connect_ms"]);
+        assert_eq!(measured, ["connect_ms", "connect_ms"], "names are kept");
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
-            o.labels(),
-            [
-                ("name0".to_string(), "a:1".to_string()),
-                ("name1".to_string(), "down:2".to_string())
-            ]
+            o.measurements()[0].labels,
+            [pair("outer", "1"), pair("name", "a:1")]
         );
+        assert_eq!(
+            o.measurements()[1].labels,
+            [pair("outer", "1"), pair("name", "down:2")]
+        );
+        assert!(o.labels().is_empty(), "no result labels stand in for names");
         assert_eq!(headlines.counted(), "2 names (a:1: up; down:2: down)");
         assert_eq!(headlines.per_target(), "a:1: up; down:2: down");
         assert_eq!(headlines.joined(), "up; down");
 
-        // The scope and prefix in force before are back.
+        // The scope and labels in force before are back.
         o.assert("after", true, "").measure("after", 1.0, "");
         assert_eq!(o.assertions()[2].name, "after");
-        assert_eq!(o.measurements()[2].name, "outer_after");
+        assert_eq!(o.measurements()[2].labels, [pair("outer", "1")]);
     }
 
     #[test]
@@ -920,6 +1278,152 @@ mod tests {
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.summary, "bad config");
         assert!(r.assertions.is_empty());
+    }
+
+    #[test]
+    fn warnings_degrade_and_failures_beat_them() {
+        let mut o = Outcome::new();
+        o.assert("a", true, "")
+            .assert_or_warn("soft", true, "fine")
+            .record("cert", AssertionState::Warn, "9 days left");
+        assert_eq!(o.status(), Status::Degraded);
+        assert_eq!(
+            (o.passed_count(), o.warned_count(), o.failed_count()),
+            (2, 1, 0)
+        );
+        assert_eq!(
+            o.summary(),
+            "2/3 assertions passed; degraded: cert (9 days left)"
+        );
+        o.degrade("slow");
+        assert_eq!(
+            o.summary(),
+            "2/3 assertions passed; degraded: cert (9 days left); slow"
+        );
+        o.assert("b", false, "broken");
+        assert_eq!(o.status(), Status::Fail, "a failure beats a warning");
+        assert_eq!(o.summary(), "2/4 assertions passed; failed: b (broken)");
+        let r = o.into_result();
+        assert_eq!(r.assertions[2].state, AssertionState::Warn);
+    }
+
+    #[test]
+    fn measurements_carry_labels() {
+        let mut o = Outcome::new();
+        o.set_metric_labels([("target", "a")])
+            .measure_labelled("phase_ms", 1.0, "ms", [("phase", "connect")])
+            .set_metric_labels(Vec::<(String, String)>::new())
+            .measure("plain", 2.0, "");
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            o.measurements()[0].labels,
+            [pair("target", "a"), pair("phase", "connect")]
+        );
+        assert!(o.measurements()[1].labels.is_empty());
+    }
+
+    fn tls_info() -> TlsInfo {
+        use crate::tls::{Certificate, Verdict};
+        let cert = Certificate {
+            subject: "CN=a.test".into(),
+            issuer: "CN=Test CA".into(),
+            sans: vec!["a.test".into(), "127.0.0.1".into()],
+            serial: "00a3f1".into(),
+            not_before_unix_ms: 0,
+            not_after_unix_ms: 1_900_000_000_000,
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            key_type: "EC".into(),
+            key_bits: 256,
+            sha256_fingerprint: "ab".repeat(32),
+        };
+        TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+            alpn: Some("h2".into()),
+            chain: vec![cert.clone()],
+            earliest_expiry_unix_ms: Some(1_900_000_000_000),
+            verdict: Verdict::Valid,
+            verified_chain: vec![cert],
+            verified_expiry_unix_ms: Some(1_800_000_000_000),
+        }
+    }
+
+    #[test]
+    fn tls_measurements_use_blackbox_names() {
+        let mut o = Outcome::new();
+        o.measure_tls(&tls_info());
+        let m = o.measurements();
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "probe_ssl_earliest_cert_expiry",
+                "probe_ssl_last_chain_expiry_timestamp_seconds",
+                "probe_tls_version_info",
+                "probe_ssl_last_chain_info",
+            ]
+        );
+        assert_eq!(m[0].value, 1_900_000_000.0);
+        assert_eq!(m[1].value, 1_800_000_000.0);
+        assert_eq!(
+            m[2].labels,
+            [("version".to_string(), "TLS 1.3".to_string())]
+        );
+        let info: Vec<(&str, &str)> = m[3]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert!(
+            info.contains(&("serialnumber", "00a3f1")),
+            "leading zeros kept"
+        );
+        assert!(info.contains(&("subjectalternative", "a.test,127.0.0.1")));
+        assert!(info.contains(&("subject", "CN=a.test")));
+    }
+
+    /// Regression: a failed exchange used to record nothing; it keeps the
+    /// partial response's status, the redirects and the phases.
+    #[test]
+    fn a_fetch_error_keeps_what_is_known() {
+        use crate::NetError;
+        use crate::http::{FetchError, Redirect};
+        let mut partial = FetchError::new(NetError::TooManyRedirects(1));
+        partial.response = Some(Box::new(Response::mock(302, &[("location", "/b")], "")));
+        partial.redirects = vec![Redirect {
+            url: "http://a/".into(),
+            status: 302,
+            location: "/a".into(),
+        }];
+        partial.timings.connect_ms = 1.5;
+        partial.tls = Some(Box::new(tls_info()));
+        let mut o = Outcome::new();
+        o.measure_fetch_error(&partial);
+        let get = |o: &Outcome, name: &str| {
+            o.measurements()
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.value)
+        };
+        assert_eq!(get(&o, "http_status_code"), Some(302.0));
+        assert_eq!(get(&o, "http_redirects"), Some(1.0));
+        assert_eq!(get(&o, "http_connect_ms"), Some(1.5));
+        assert_eq!(
+            get(&o, "probe_ssl_earliest_cert_expiry"),
+            Some(1_900_000_000.0)
+        );
+        assert_eq!(
+            partial.headline(),
+            "302 Found, then too many redirects: more than 1"
+        );
+
+        let refused = FetchError::new(NetError::Connect("refused".into()));
+        let mut o = Outcome::new();
+        o.measure_fetch_error(&refused);
+        assert_eq!(get(&o, "http_status_code"), Some(0.0), "blackbox reports 0");
+        assert_eq!(get(&o, "probe_ssl_earliest_cert_expiry"), None);
+        assert_eq!(refused.headline(), "request failed (connect)");
+        assert_eq!(refused.to_string(), "connect: refused");
     }
 
     #[test]
@@ -973,7 +1477,7 @@ mod tests {
         );
         let a = &o.assertions()[0];
         assert_eq!(a.name, "total latency below 1 s");
-        assert!(!a.passed);
+        assert_eq!(a.state, AssertionState::Fail);
         assert_eq!(a.detail, "took 1.2 s");
     }
 
@@ -1043,7 +1547,7 @@ mod tests {
         let mut o = Outcome::new();
         o.expect(&r).json_pointer_eq("/status", "ok");
         let a = &o.assertions()[0];
-        assert!(!a.passed);
+        assert_eq!(a.state, AssertionState::Fail);
         assert!(a.detail.starts_with("body is not JSON: "), "{}", a.detail);
         assert!(a.detail.contains("<html>oops</html>"), "{}", a.detail);
     }
@@ -1065,7 +1569,10 @@ mod tests {
             .body_not_matches(r"\d")
             .body_matches("(unclosed")
             .header_matches("Server", "^nginx/")
-            .header_matches("server", "^apache");
+            .header_matches("server", "^apache")
+            .header_not_matches("server", "^apache")
+            .header_not_matches("server", "^nginx")
+            .header_not_matches("x-missing", "x");
         assert_eq!(
             names(&o),
             vec![
@@ -1077,6 +1584,9 @@ mod tests {
                 ("body matches /(unclosed/", false),
                 ("header server matches /^nginx//", true),
                 ("header server matches /^apache/", false),
+                ("header server does not match /^apache/", true),
+                ("header server does not match /^nginx/", false),
+                ("header x-missing does not match /x/", false),
             ]
         );
         assert_eq!(o.assertions()[0].detail, "matched \"version: 1.2\"");
@@ -1155,6 +1665,64 @@ mod tests {
                 assert_eq!(by_str.assertions(), by_lite.assertions(), "{pattern}");
             }
         }
+    }
+
+    /// blackbox_exporter's `fail_if_header_matches` /
+    /// `fail_if_header_not_matches` with and without `allow_missing`, and a
+    /// header that must be absent.
+    #[cfg(feature = "regex-lite")]
+    #[test]
+    fn header_rules_follow_blackbox() {
+        use regex_lite::Regex;
+        let re = |p: &str| Regex::new(p).unwrap();
+        let r = Response::mock(200, &[("x-v", "a"), ("x-v", "b")], "");
+        let mut o = Outcome::new();
+        o.expect(&r)
+            .header_absent("x-v")
+            .header_absent("server")
+            .header_not_matches_regex("x-v", &re("^b$"))
+            .header_not_matches_regex("x-v", &re("^c$"))
+            .header_matches_regex("x-v", &re("^b$"))
+            .header_matches_regex_if_present("server", &re("nginx"))
+            .header_not_matches_regex_if_present("server", &re("nginx"))
+            .header_matches_regex("server", &re("nginx"))
+            .header_not_matches_regex("server", &re("nginx"));
+        assert_eq!(
+            names(&o),
+            vec![
+                ("header x-v absent", false),
+                ("header server absent", true),
+                ("header x-v does not match /^b$/", false),
+                ("header x-v does not match /^c$/", true),
+                ("header x-v matches /^b$/", true),
+                ("header server matches /nginx/ if present", true),
+                ("header server does not match /nginx/ if present", true),
+                ("header server matches /nginx/", false),
+                ("header server does not match /nginx/", false),
+            ]
+        );
+        assert_eq!(o.assertions()[0].detail, "got \"a\", \"b\"");
+    }
+
+    #[test]
+    fn json_absent_keys_and_the_root() {
+        let r = Response::mock(200, &[], r#"{"a":1}"#);
+        let mut o = Outcome::new();
+        o.expect(&r)
+            .json_pointer_absent("/b")
+            .json_pointer_absent("/a")
+            .json_pointer_exists("")
+            .json_pointer_eq("", json!({"a": 1}));
+        assert_eq!(
+            names(&o),
+            vec![
+                ("json /b absent", true),
+                ("json /a absent", false),
+                ("json $ exists", true),
+                ("json $ == {\"a\":1}", true),
+            ]
+        );
+        assert_eq!(o.assertions()[1].detail, "got 1");
     }
 
     #[test]

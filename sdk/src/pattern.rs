@@ -26,7 +26,7 @@ use std::ops::Range;
 /// let mut outcome = Outcome::new();
 /// outcome.expect(&response).body_matches_regex(&status);
 /// assert_eq!(outcome.assertions()[0].name, r#"body matches /"status":\s*"ok"/"#);
-/// assert!(outcome.assertions()[0].passed);
+/// assert_eq!(outcome.assertions()[0].state, vantage_sdk::AssertionState::Pass);
 /// # }
 /// ```
 pub trait Pattern {

@@ -60,18 +60,21 @@ fn record(
                 Assertion {
                     name: "request succeeded".into(),
                     passed: true,
+                    warn: false,
                     detail: "HTTP/1.1 from 127.0.0.1".into(),
                     duration_ms: None,
                 },
                 Assertion {
                     name: "status in 200".into(),
                     passed: !down,
+                    warn: false,
                     detail: if down { "got 503" } else { "got 200" }.into(),
                     duration_ms: None,
                 },
                 Assertion {
                     name: "json /status == \"ok\"".into(),
                     passed: !down,
+                    warn: false,
                     detail: if down { "got \"down\"" } else { "got \"ok\"" }.into(),
                     duration_ms: None,
                 },

@@ -63,6 +63,23 @@ fn a_file_that_is_not_a_component_is_a_clear_error() {
 }
 
 #[test]
+fn with_json_an_error_is_a_json_document_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"definitely not wasm").unwrap();
+    for command in ["run", "inspect"] {
+        let out = vantage(&[command, "--json", bogus.to_str().unwrap()]);
+        assert_eq!(out.code, 3, "{command}");
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{command}: stdout is not JSON ({e}): {}", out.stdout));
+        let error = doc["error"].as_str().unwrap_or_default();
+        assert!(error.contains("bogus.wasm"), "{command}: {doc}");
+        // The human form still goes to stderr.
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn bad_flags_are_rejected_with_the_right_form() {
     let http = wasm("http");
     let out = vantage(&["run", http.to_str().unwrap(), "--memory", "lots"]);

@@ -845,15 +845,15 @@ async fn malformed_components_are_refused_at_load() {
             wasm_encoder::Component::new().finish(),
             &[
                 "describe",
-                "does not fit the `vantage:check/check@0.1.0` world",
+                "does not fit the `vantage:check/check@0.2.0` world (this host runs components of vantage:check@0.2.0 and vantage:check@0.1.0)",
             ],
         ),
         (
             "other version",
-            component_importing("vantage:check/log@0.2.0", "log"),
+            component_importing("vantage:check/log@0.3.0", "log"),
             &[
-                "vantage:check/log@0.2.0",
-                "it was built for vantage:check@0.2.0; this host provides vantage:check@0.1.0",
+                "vantage:check/log@0.3.0",
+                "it was built for vantage:check@0.3.0; this host runs vantage:check@0.2.0 and vantage:check@0.1.0",
             ],
         ),
         (
@@ -861,7 +861,7 @@ async fn malformed_components_are_refused_at_load() {
             component_importing("acme:extra/telemetry@1.0.0", "send"),
             &[
                 "acme:extra/telemetry@1.0.0",
-                "does not fit the `vantage:check/check@0.1.0` world",
+                "does not fit the `vantage:check/check@0.2.0` world",
             ],
         ),
     ];

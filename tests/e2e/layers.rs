@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     // Plain data and helpers every layer uses: results and reports,
     // the allow-list policy, the WIT bindings, time and formatting.
     &["units", "pace"],
-    &["bindings", "policy", "result"],
+    &["bindings", "policy", "result", "schema"],
     // The configuration: parsed and validated into plain data.
     &["config"],
     // Capabilities: the host side of the WIT world, per run.

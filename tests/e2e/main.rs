@@ -11,6 +11,7 @@ mod alerting;
 mod audit;
 mod check_examples;
 mod cli;
+mod compat_v0_1;
 mod daemon;
 mod dns;
 mod dns_server;

@@ -28,7 +28,8 @@ use vantage::capabilities::http::HttpTrace;
 use vantage::capabilities::log::{Level, LogLine};
 use vantage::capabilities::secrets::{REDACTED, Revealed, fragments};
 use vantage::result::{
-    Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status,
+    Assertion, CheckResult, ErrorKind, LeafCertificate, Measurement, RunError, RunTimings, Status,
+    TlsTrace,
 };
 
 use crate::daemon::Daemon;
@@ -185,7 +186,7 @@ fn field(secrets: usize) -> impl Strategy<Value = (usize, Cut, String, String)> 
 }
 
 /// The guest-written fields of a result, in this order.
-const FIELDS: usize = 14;
+const FIELDS: usize = 24;
 
 fn result_with(texts: &[String]) -> CheckResult {
     let t = |i: usize| texts[i].clone();
@@ -200,10 +201,12 @@ fn result_with(texts: &[String]) -> CheckResult {
         assertions: vec![Assertion {
             name: t(1),
             passed: false,
+            warn: false,
             detail: t(2),
             duration_ms: None,
         }],
         measurements: vec![Measurement {
+            labels: [(t(22), t(23))].into(),
             name: t(3),
             value: 1.0,
             unit: t(4),
@@ -220,7 +223,21 @@ fn result_with(texts: &[String]) -> CheckResult {
                 redirects: 0,
                 timings: Default::default(),
                 error: Some(t(9)),
-                tls_earliest_expiry_unix_ms: None,
+            }],
+            tls: vec![TlsTrace {
+                via: "tls",
+                server: t(14),
+                version: t(15),
+                verdict: t(16),
+                earliest_expiry_unix_ms: None,
+                verified_expiry_unix_ms: None,
+                leaf: Some(LeafCertificate {
+                    subject: t(17),
+                    issuer: t(18),
+                    sans: vec![t(19)],
+                    serial: t(20),
+                    sha256_fingerprint: t(21),
+                }),
             }],
         },
         logs: vec![

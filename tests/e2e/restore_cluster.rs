@@ -157,6 +157,7 @@ impl ValidationRunner for ContextCheck {
             result.assertions = vec![Assertion {
                 name: "run context".into(),
                 passed: ok,
+                warn: false,
                 detail: format!("namespace {}, backup {}", vars.namespace, vars.backup),
                 duration_ms: None,
             }];

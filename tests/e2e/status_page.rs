@@ -111,6 +111,7 @@ async fn fill(board: &Board, history: &History) {
             r.result.assertions = vec![Assertion {
                 name: "status in 200".into(),
                 passed: false,
+                warn: false,
                 detail: "got 503 Service Unavailable".into(),
                 duration_ms: None,
             }];

@@ -15,6 +15,12 @@
 //! earliest expiry), and with `dns.name` set, the check also proves the name
 //! resolves (through the `dns` interface; needs a `dns://` allow pattern).
 //!
+//! Every request takes the client settings the `http` check takes, under
+//! blackbox_exporter's names (`ca_bundle`, `server_name`,
+//! `client_cert_secret`, `min_tls_version`, `proxy_url`, `compression`,
+//! `enable_http2`, `preferred_ip_protocol`, …; see
+//! `vantage_sdk::http::ClientSettings`).
+//!
 //! ```text
 //! vantage run api_flow.wasm --target https://app.example.com \
 //!   --set login.username=monitor --secret password=env:APP_MONITOR_PASSWORD \
@@ -23,16 +29,17 @@
 
 use std::time::Duration;
 
+use vantage_sdk::http::ClientSettings;
 use vantage_sdk::{
-    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, clock, dns, http, secrets,
-    serde_json,
+    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock, dns, http,
+    secrets, serde_json,
 };
 
 struct ApiFlow;
 
 impl Check for ApiFlow {
     fn describe() -> Metadata {
-        Metadata::new("api-flow")
+        let metadata = Metadata::new("api-flow")
             .description(
                 "Logs in with credentials from a secret, calls an authenticated API with the \
                  token, checks its JSON and logs out; every step is an assertion with its timing.",
@@ -57,9 +64,14 @@ impl Check for ApiFlow {
             .config_key(
                 ConfigKey::new("logout.path", "Path of the logout endpoint; empty to skip.").default("/logout"),
             )
-            .config_key(ConfigKey::new("step.max", "Slowest acceptable step.").default("2s"))
+            .config_key(
+                ConfigKey::new("step.max", "Slowest acceptable step.")
+                    .typed(ValueType::Duration)
+                    .default("2s"),
+            )
             .config_key(
                 ConfigKey::new("tls.min_days", "Over https, fewest days the chain must stay valid.")
+                    .typed(ValueType::Number)
                     .default("14"),
             )
             .config_key(ConfigKey::new(
@@ -69,7 +81,8 @@ impl Check for ApiFlow {
             .config_key(ConfigKey::new(
                 "dns.server",
                 "Nameserver (`ip` or `ip:port`) to ask instead of the system resolver.",
-            ))
+            ));
+        ClientSettings::declare(metadata)
     }
 
     fn run(ctx: &Context) -> Result<Outcome, Error> {
@@ -83,11 +96,12 @@ impl Check for ApiFlow {
         let step_max = ctx
             .config_duration("step.max")?
             .unwrap_or(Duration::from_secs(2));
+        let client = ClientSettings::from_context(ctx)?;
         let mut outcome = Outcome::new();
 
         // 1. Log in.
         let body = serde_json::json!({ "username": username, "password": password });
-        let Some(login) = log_in(&mut outcome, ctx, base, &body) else {
+        let Some(login) = log_in(&mut outcome, ctx, &client, base, &body) else {
             return Ok(outcome);
         };
         // 2. The token.
@@ -95,9 +109,9 @@ impl Check for ApiFlow {
             return Ok(outcome);
         };
         // 3. The authenticated call.
-        call_api(&mut outcome, ctx, base, &token, step_max);
+        call_api(&mut outcome, ctx, &client, base, &token, step_max);
         // 4. Log out.
-        log_out(&mut outcome, ctx, base, &token);
+        log_out(&mut outcome, ctx, &client, base, &token);
         // 5. The TLS chain the login saw (https only).
         if let Some(tls) = login.tls() {
             check_tls(&mut outcome, ctx, tls);
@@ -116,14 +130,23 @@ impl Check for ApiFlow {
 fn log_in(
     outcome: &mut Outcome,
     ctx: &Context,
+    client: &ClientSettings,
     base: &str,
     body: &serde_json::Value,
 ) -> Option<http::Response> {
     let login_url = format!("{base}{}", ctx.config_or("login.path", "/login"));
-    let login = match http::post(&login_url).json(body).send() {
+    let login = match client
+        .apply(
+            http::post(&login_url)
+                .json(body)
+                .timeout(ctx.call_timeout(None)),
+        )
+        .send()
+    {
         Ok(r) => r,
         Err(e) => {
             outcome.assert("log in", false, format!("POST {login_url}: {e}"));
+            outcome.measure_fetch_error(&e);
             return None;
         }
     };
@@ -162,13 +185,20 @@ fn token(outcome: &mut Outcome, ctx: &Context, login: &http::Response) -> Option
 
 /// Step 3: `GET {base}{api.path}` with the token; its JSON against
 /// `expect.json.*` and its time against `step_max`.
-fn call_api(outcome: &mut Outcome, ctx: &Context, base: &str, token: &str, step_max: Duration) {
+fn call_api(
+    outcome: &mut Outcome,
+    ctx: &Context,
+    client: &ClientSettings,
+    base: &str,
+    token: &str,
+    step_max: Duration,
+) {
     let api_url = format!("{base}{}", ctx.config_or("api.path", "/api/me"));
-    match http::get(&api_url)
+    let request = http::get(&api_url)
         .bearer_auth(token)
         .header("accept", "application/json")
-        .send()
-    {
+        .timeout(ctx.call_timeout(None));
+    match client.apply(request).send() {
         Ok(api) => {
             outcome.assert_timed(
                 "call API",
@@ -190,13 +220,20 @@ fn call_api(outcome: &mut Outcome, ctx: &Context, base: &str, token: &str, step_
 }
 
 /// Step 4: `POST {base}{logout.path}` with the token, unless the path is empty.
-fn log_out(outcome: &mut Outcome, ctx: &Context, base: &str, token: &str) {
+fn log_out(outcome: &mut Outcome, ctx: &Context, client: &ClientSettings, base: &str, token: &str) {
     let logout_path = ctx.config_or("logout.path", "/logout");
     if logout_path.is_empty() {
         return;
     }
     let logout_url = format!("{base}{logout_path}");
-    match http::post(&logout_url).bearer_auth(token).send() {
+    match client
+        .apply(
+            http::post(&logout_url)
+                .bearer_auth(token)
+                .timeout(ctx.call_timeout(None)),
+        )
+        .send()
+    {
         Ok(r) => outcome.assert_timed(
             "log out",
             r.is_success(),
@@ -231,6 +268,7 @@ fn check_tls(outcome: &mut Outcome, ctx: &Context, tls: &http::TlsInfo) {
         format!("{days:.1} days left"),
     );
     outcome.measure("tls_cert_days_left", days, "days");
+    outcome.measure_tls(tls);
 }
 
 /// Step 6: `name` has at least one A record (at `dns.server` if set).
@@ -251,3 +289,37 @@ fn check_dns(outcome: &mut Outcome, ctx: &Context, name: &str) {
 }
 
 vantage_sdk::export_check!(ApiFlow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_keys_take_the_client_settings() {
+        let m = ApiFlow::describe();
+        let keys: Vec<&str> = m.config.iter().map(|k| k.key.as_str()).collect();
+        for key in [
+            "ca_bundle",
+            "server_name",
+            "proxy_url",
+            "compression",
+            "enable_http2",
+        ] {
+            assert!(keys.contains(&key), "{key}");
+        }
+        for key in &m.config {
+            if let Some(default) = &key.default {
+                assert!(key.value_type.check(default).is_ok(), "{}", key.key);
+            }
+        }
+        let ctx = Context::builder()
+            .config("login.username", "monitor")
+            .config("step.max", "fast")
+            .build();
+        let err = ctx.check_config_values(&m).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid config `step.max`"),
+            "{err}"
+        );
+    }
+}

@@ -6,9 +6,9 @@
 //! `A`), through `server` when set, else through the system resolver.
 //!
 //! Assertions, per name:
-//! - `lookup succeeded`: only when the host returned no answer at all (the
+//! - `lookup completed`: only when the host returned no answer at all (the
 //!   detail is the typed error, e.g. `denied: …` or `timeout: …`);
-//! - `rcode is NOERROR` (or `expect.rcode`): NXDOMAIN or SERVFAIL are answers,
+//! - `rcode is NOERROR` (or `rcode in …` for the `expect.rcode` list): NXDOMAIN or SERVFAIL are answers,
 //!   which pass when expected;
 //! - `has A records`: when `expect.rcode` is NOERROR and `expect.count` is not
 //!   set, an empty answer (NODATA) fails;
@@ -22,20 +22,70 @@
 //! - `answer count is N` (`expect.count`): records of the asked type (a CNAME
 //!   leading to them is not counted).
 //!
-//! Measurements: `dns_lookup_ms`, `dns_answer_count`; labels `rcode`, `server`.
+//! - `<section> records do not match /re/` … for blackbox_exporter's
+//!   `validate_answer_rrs`, `validate_authority_rrs` and
+//!   `validate_additional_rrs` (`fail_if_matches_regexp`,
+//!   `fail_if_all_match_regexp`, `fail_if_not_matches_regexp`,
+//!   `fail_if_none_matches_regexp`), with blackbox_exporter's semantics: each
+//!   record is matched as one line, `name TTL IN TYPE data`, tab-separated
+//!   (`vantage.test.\t300\tIN\tA\t127.0.0.1`).
+//!
+//! `expect.rcode` may list several codes (blackbox_exporter's
+//! `valid_rcodes`); `transport` (`udp`, `tcp`) and `recursion_desired`
+//! (default `true`) shape the query.
+//!
+//! Measurements: `dns_lookup_ms`, `dns_answer_count`, `dns_authority_count`,
+//! `dns_additional_count`; labels `rcode`, `server`.
+//!
+//! In a configuration file, blackbox_exporter's `dns` module settings under
+//! the same names:
+//!
+//! ```toml
+//! [[check]]
+//! name = "mx"
+//! component = "dns.wasm"
+//! every = "5m"
+//! allow = ["dns://127.0.0.1:53"]
+//!
+//! [check.config]
+//! name = "example.com"
+//! type = "MX"
+//! server = "127.0.0.1:53"
+//! transport = "tcp"
+//! recursion_desired = false
+//! expect.rcode = ["NOERROR"]
+//! validate_answer_rrs.fail_if_not_matches_regexp = ['example\.com\.\t\d+\tIN\tMX\t10 mail\.example\.com\.']
+//! validate_authority_rrs.fail_if_matches_regexp = ['.*\tIN\tNS\t.*\.isp\.net\.$']
+//! ```
 
-use vantage_sdk::dns::{self, DnsAnswer, DnsQuery, DnsRecord, RecordType};
+use vantage_sdk::dns::{self, DnsAnswer, DnsQuery, DnsRecord, DnsTransport, RecordType};
+use vantage_sdk::regex_lite::Regex;
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Error, ErrorKind, Metadata, Outcome, TARGET,
+    Check, ConfigError, ConfigKey, Context, Error, ErrorKind, Metadata, Outcome, TARGET, ValueType,
     format_duration,
 };
+
+/// The sections a `validate_*_rrs` rule applies to, by config prefix.
+const SECTIONS: [(&str, &str); 3] = [
+    ("validate_answer_rrs", "answer"),
+    ("validate_authority_rrs", "authority"),
+    ("validate_additional_rrs", "additional"),
+];
+
+/// The four rule kinds of a `validate_*_rrs` section.
+const RULES: [&str; 4] = [
+    "fail_if_matches_regexp",
+    "fail_if_all_match_regexp",
+    "fail_if_not_matches_regexp",
+    "fail_if_none_matches_regexp",
+];
 
 struct Dns;
 
 impl Check for Dns {
     fn describe() -> Metadata {
         let key = ConfigKey::new;
-        Metadata::new("dns")
+        let metadata = Metadata::new("dns")
             .description(
                 "Asks one DNS question per name (from `name` or the targets) and asserts the \
                  response code, that the expected values are in the answer, the TTLs and the \
@@ -49,21 +99,41 @@ impl Check for Dns {
             .config_key(
                 key(
                     "type",
-                    "Record type: A, AAAA, CNAME, MX, TXT, NS, SOA, CAA or SRV.",
+                    "Record type: A, AAAA, CNAME, MX, TXT, NS, SOA, CAA, SRV, PTR, DNSKEY, DS, \
+                     HTTPS or SVCB.",
                 )
+                .typed(ValueType::choice(TYPES))
                 .default("A"),
+            )
+            .config_key(
+                key(
+                    "transport",
+                    "`udp` (falling back to TCP when truncated) or `tcp`.",
+                )
+                .typed(ValueType::choice(["udp", "tcp"]))
+                .default("udp"),
+            )
+            .config_key(
+                key("recursion_desired", "Set the RD (recursion desired) bit.")
+                    .typed(ValueType::Boolean)
+                    .default("true"),
             )
             .config_key(key(
                 "server",
                 "Ask this nameserver (`ip` or `ip:port`) instead of the system resolver; \
                  needs a `dns://IP[:PORT]` allow pattern.",
             ))
-            .config_key(key("timeout", "Timeout of each query, e.g. `2s`.").default("5s"))
+            .config_key(
+                key("timeout", "Timeout of each query, e.g. `2s`.")
+                    .typed(ValueType::Duration)
+                    .default("5s"),
+            )
             .config_key(
                 key(
                     "expect.rcode",
-                    "Expected response code, e.g. NOERROR, NXDOMAIN, SERVFAIL.",
+                    "Acceptable response codes (list), e.g. NOERROR, NXDOMAIN, SERVFAIL.",
                 )
+                .repeated()
                 .default("NOERROR"),
             )
             .config_key(key(
@@ -71,18 +141,49 @@ impl Check for Dns {
                 "Values that must be in the answer, in presentation format (list), e.g. \
                  `93.184.216.34`, `10 mail.example.com`, `v=spf1 -all`.",
             ))
-            .config_key(key(
-                "expect.min_ttl",
-                "Lowest acceptable TTL of the records, in seconds.",
-            ))
-            .config_key(key(
-                "expect.max_ttl",
-                "Highest acceptable TTL of the records, in seconds.",
-            ))
-            .config_key(key(
-                "expect.count",
-                "Exact number of records of the asked type.",
-            ))
+            .config_key(
+                key(
+                    "expect.min_ttl",
+                    "Lowest acceptable TTL of the records, in seconds.",
+                )
+                .typed(ValueType::integer(Some(0), Some(i64::from(u32::MAX)))),
+            )
+            .config_key(
+                key(
+                    "expect.max_ttl",
+                    "Highest acceptable TTL of the records, in seconds.",
+                )
+                .typed(ValueType::integer(Some(0), Some(i64::from(u32::MAX)))),
+            )
+            .config_key(
+                key("expect.count", "Exact number of records of the asked type.")
+                    .typed(ValueType::integer(Some(0), None)),
+            );
+        let mut metadata = metadata;
+        for (prefix, section) in SECTIONS {
+            for rule in RULES {
+                let what = match rule {
+                    "fail_if_matches_regexp" => "fail when any record matches one of these",
+                    "fail_if_all_match_regexp" => "fail when every record matches one of these",
+                    "fail_if_not_matches_regexp" => {
+                        "fail when a record does not match one of these"
+                    }
+                    _ => "fail when no record matches one of these",
+                };
+                metadata = metadata.config_key(
+                    ConfigKey::new(
+                        format!("{prefix}.{rule}"),
+                        format!(
+                            "Regular expressions over the {section} section's records, each as \
+                             `name TTL IN TYPE data`: {what} (list)."
+                        ),
+                    )
+                    .typed(ValueType::Regex)
+                    .repeated(),
+                );
+            }
+        }
+        metadata
     }
 
     fn run(ctx: &Context) -> Result<Outcome, Error> {
@@ -96,8 +197,9 @@ impl Check for Dns {
         }
         let mut outcome = Outcome::new();
         // Each name's headline already starts with the name.
-        let headlines =
-            outcome.for_each_target("name", &names, |name, outcome| probe(&spec, name, outcome));
+        let headlines = outcome.for_each_target("name", &names, |name, outcome| {
+            probe(ctx, &spec, name, outcome)
+        });
         outcome.headline(headlines.joined());
         Ok(outcome)
     }
@@ -109,11 +211,26 @@ struct Spec {
     record_type: RecordType,
     server: Option<String>,
     timeout: Option<std::time::Duration>,
-    rcode: String,
+    transport: DnsTransport,
+    recursion_desired: bool,
+    /// Acceptable response codes, uppercase.
+    rcodes: Vec<String>,
+    /// `(section, rule, pattern)`, in configuration order.
+    validations: Vec<(&'static str, &'static str, RegexRule)>,
     values: Vec<String>,
     min_ttl: Option<u32>,
     max_ttl: Option<u32>,
     count: Option<usize>,
+}
+
+/// A compiled pattern that compares by its text (for `Spec: PartialEq`).
+#[derive(Debug, Clone)]
+struct RegexRule(Regex);
+
+impl PartialEq for RegexRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 impl Spec {
@@ -123,7 +240,7 @@ impl Spec {
             ConfigError::new(
                 "type",
                 type_text,
-                "unknown record type; use A, AAAA, CNAME, MX, TXT, NS, SOA, CAA or SRV",
+                format!("unknown record type; use {}", TYPES.join(", ")),
             )
         })?;
         let server = ctx
@@ -131,14 +248,43 @@ impl Spec {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(String::from);
+        let transport = ctx
+            .config("transport")
+            .map(|t| {
+                DnsTransport::parse(t)
+                    .ok_or_else(|| ConfigError::new("transport", t, "expected udp or tcp"))
+            })
+            .transpose()?
+            .unwrap_or(DnsTransport::Udp);
+        let mut rcodes: Vec<String> = ctx
+            .config_list("expect.rcode")
+            .into_iter()
+            .map(|r| r.trim().to_ascii_uppercase())
+            .filter(|r| !r.is_empty())
+            .collect();
+        if rcodes.is_empty() {
+            rcodes.push("NOERROR".to_string());
+        }
+        let mut validations = Vec::new();
+        for (prefix, section) in SECTIONS {
+            for rule in RULES {
+                let key = format!("{prefix}.{rule}");
+                for pattern in ctx.config_list(&key) {
+                    let re = Regex::new(pattern).map_err(|e| {
+                        ConfigError::new(&key, pattern, format!("invalid regex: {e}"))
+                    })?;
+                    validations.push((section, rule, RegexRule(re)));
+                }
+            }
+        }
         Ok(Spec {
             record_type,
             server,
             timeout: ctx.config_duration("timeout")?,
-            rcode: ctx
-                .config_or("expect.rcode", "NOERROR")
-                .trim()
-                .to_ascii_uppercase(),
+            transport,
+            recursion_desired: ctx.config_bool("recursion_desired")?.unwrap_or(true),
+            rcodes,
+            validations,
             values: ctx
                 .config_list("expect.values")
                 .into_iter()
@@ -151,6 +297,12 @@ impl Spec {
     }
 }
 
+/// The record types a query may ask for, as configured.
+const TYPES: [&str; 14] = [
+    "A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "CAA", "SRV", "PTR", "DNSKEY", "DS", "HTTPS",
+    "SVCB",
+];
+
 fn parse_type(text: &str) -> Option<RecordType> {
     Some(match text.trim().to_ascii_uppercase().as_str() {
         "A" => RecordType::A,
@@ -162,6 +314,11 @@ fn parse_type(text: &str) -> Option<RecordType> {
         "SOA" => RecordType::Soa,
         "CAA" => RecordType::Caa,
         "SRV" => RecordType::Srv,
+        "PTR" => RecordType::Ptr,
+        "DNSKEY" => RecordType::Dnskey,
+        "DS" => RecordType::Ds,
+        "HTTPS" => RecordType::Https,
+        "SVCB" => RecordType::Svcb,
         _ => return None,
     })
 }
@@ -177,6 +334,11 @@ fn type_name(t: RecordType) -> &'static str {
         RecordType::Soa => "SOA",
         RecordType::Caa => "CAA",
         RecordType::Srv => "SRV",
+        RecordType::Ptr => "PTR",
+        RecordType::Dnskey => "DNSKEY",
+        RecordType::Ds => "DS",
+        RecordType::Https => "HTTPS",
+        RecordType::Svcb => "SVCB",
     }
 }
 
@@ -212,15 +374,18 @@ fn target_name(target: &str) -> String {
 }
 
 /// Ask about one name and record its assertions; returns its headline.
-fn probe(spec: &Spec, name: &str, outcome: &mut Outcome) -> String {
+fn probe(ctx: &Context, spec: &Spec, name: &str, outcome: &mut Outcome) -> String {
     let type_name = type_name(spec.record_type);
     let mut query = DnsQuery::new(name, spec.record_type);
     if let Some(server) = &spec.server {
         query = query.server(server.clone());
     }
-    if let Some(timeout) = spec.timeout {
-        query = query.timeout(timeout);
-    }
+    // The host's default is 5 s; never the whole run's budget.
+    let wanted = spec.timeout.unwrap_or(std::time::Duration::from_secs(5));
+    query = query.timeout(ctx.call_timeout(Some(wanted)));
+    query = query
+        .transport(spec.transport)
+        .recursion_desired(spec.recursion_desired);
     match dns::resolve(&query) {
         Ok(answer) => {
             evaluate(spec, &answer, outcome);
@@ -233,7 +398,7 @@ fn probe(spec: &Spec, name: &str, outcome: &mut Outcome) -> String {
             )
         }
         Err(error) => {
-            outcome.assert("lookup succeeded", false, error.to_string());
+            outcome.assert("lookup completed", false, error.to_string());
             format!("{name} {type_name}: lookup failed ({})", error.kind())
         }
     }
@@ -263,14 +428,20 @@ fn evaluate(spec: &Spec, answer: &DnsAnswer, outcome: &mut Outcome) {
     outcome
         .measure("dns_lookup_ms", answer.duration_ms, "ms")
         .measure("dns_answer_count", records.len() as f64, "")
+        .measure("dns_authority_count", answer.authority.len() as f64, "")
+        .measure("dns_additional_count", answer.additional.len() as f64, "")
         .label("rcode", answer.rcode.as_str())
         .label("server", answer.server.as_str());
-    outcome.assert(
-        format!("rcode is {}", spec.rcode),
-        answer.rcode.eq_ignore_ascii_case(&spec.rcode),
-        format!("got {}", answer.rcode),
-    );
-    if spec.rcode == "NOERROR" && spec.count.is_none() {
+    let rcode_ok = spec
+        .rcodes
+        .iter()
+        .any(|r| answer.rcode.eq_ignore_ascii_case(r));
+    let name = match spec.rcodes.as_slice() {
+        [one] => format!("rcode is {one}"),
+        many => format!("rcode in {}", many.join(", ")),
+    };
+    outcome.assert(name, rcode_ok, format!("got {}", answer.rcode));
+    if spec.rcodes == ["NOERROR"] && spec.count.is_none() {
         outcome.assert(
             format!("has {type_name} records"),
             !records.is_empty(),
@@ -317,6 +488,76 @@ fn evaluate(spec: &Spec, answer: &DnsAnswer, outcome: &mut Outcome) {
             records.len() == count,
             format!("got {}", records.len()),
         );
+    }
+    for (section, rule, RegexRule(re)) in &spec.validations {
+        let rrs = match *section {
+            "answer" => &answer.records,
+            "authority" => &answer.authority,
+            _ => &answer.additional,
+        };
+        let (name, passed, detail) = validate(section, rule, re, rrs);
+        outcome.assert(name, passed, detail);
+    }
+}
+
+/// One `validate_*_rrs` rule over one section, as blackbox_exporter's
+/// `validRRs`: the assertion's name, whether it held and what was seen.
+fn validate(section: &str, rule: &str, re: &Regex, rrs: &[DnsRecord]) -> (String, bool, String) {
+    let lines: Vec<String> = rrs.iter().map(rr_line).collect();
+    let matching: Vec<&String> = lines.iter().filter(|l| re.is_match(l)).collect();
+    let p = re.as_str();
+    let (name, passed) = match rule {
+        "fail_if_matches_regexp" => (
+            format!("no {section} record matches /{p}/"),
+            matching.is_empty(),
+        ),
+        "fail_if_all_match_regexp" => (
+            format!("not every {section} record matches /{p}/"),
+            // With no record, "all match" holds vacuously: blackbox fails.
+            matching.len() < lines.len(),
+        ),
+        "fail_if_not_matches_regexp" => (
+            format!("every {section} record matches /{p}/"),
+            !lines.is_empty() && matching.len() == lines.len(),
+        ),
+        _ => (
+            format!("some {section} record matches /{p}/"),
+            !matching.is_empty(),
+        ),
+    };
+    let detail = if lines.is_empty() {
+        format!("no {section} records")
+    } else {
+        format!(
+            "{} of {} match; {}",
+            matching.len(),
+            lines.len(),
+            excerpt(&lines.join(" | "), 300)
+        )
+    };
+    (name, passed, detail)
+}
+
+/// A record as blackbox_exporter matches it (miekg/dns's `RR.String()`):
+/// `name.\tTTL\tIN\tTYPE\tdata`.
+fn rr_line(rr: &DnsRecord) -> String {
+    let name = if rr.name.ends_with('.') {
+        rr.name.clone()
+    } else {
+        format!("{}.", rr.name)
+    };
+    format!(
+        "{name}\t{}\tIN\t{}\t{}",
+        rr.ttl,
+        type_name(rr.record_type),
+        rr.data
+    )
+}
+
+fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
     }
 }
 
@@ -418,6 +659,7 @@ mod tests {
     fn spec(entries: &[(&str, &str)]) -> Spec {
         let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Dns::describe()).is_ok());
+        assert!(ctx.check_config_values(&Dns::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }
 
@@ -434,6 +676,8 @@ mod tests {
         DnsAnswer {
             rcode: rcode.into(),
             records,
+            authority: Vec::new(),
+            additional: Vec::new(),
             server: "127.0.0.1:53".into(),
             duration_ms: 1.0,
         }
@@ -443,17 +687,28 @@ mod tests {
     fn config_defaults_and_errors() {
         let s = spec(&[]);
         assert_eq!(s.record_type, RecordType::A);
-        assert_eq!(s.rcode, "NOERROR");
+        assert_eq!(s.rcodes, ["NOERROR"]);
+        assert_eq!(s.transport, DnsTransport::Udp);
+        assert!(s.recursion_desired);
         let s = spec(&[
             ("type", "mx"),
             ("expect.rcode", "nxdomain"),
             ("expect.count", "2"),
         ]);
         assert_eq!(
-            (s.record_type, s.rcode.as_str(), s.count),
-            (RecordType::Mx, "NXDOMAIN", Some(2))
+            (s.record_type, s.rcodes.as_slice(), s.count),
+            (RecordType::Mx, &["NXDOMAIN".to_string()][..], Some(2))
         );
-        let ctx = Context::builder().config("type", "PTR").build();
+        let s = spec(&[
+            ("transport", "TCP"),
+            ("recursion_desired", "false"),
+            ("expect.rcode.0", "NOERROR"),
+            ("expect.rcode.1", "NXDOMAIN"),
+        ]);
+        assert_eq!(s.transport, DnsTransport::Tcp);
+        assert!(!s.recursion_desired);
+        assert_eq!(s.rcodes, ["NOERROR", "NXDOMAIN"]);
+        let ctx = Context::builder().config("type", "NAPTR").build();
         assert!(Spec::from_context(&ctx).is_err());
         let ctx = Context::builder().config("expect.min_ttl", "soon").build();
         assert!(Spec::from_context(&ctx).is_err());
@@ -517,7 +772,13 @@ mod tests {
         let got: Vec<(&str, bool, &str)> = o
             .assertions()
             .iter()
-            .map(|a| (a.name.as_str(), a.passed, a.detail.as_str()))
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.state == vantage_sdk::AssertionState::Pass,
+                    a.detail.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -540,7 +801,15 @@ mod tests {
         );
         assert_eq!(o.status(), Status::Fail);
         let names: Vec<&str> = o.measurements().iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["dns_lookup_ms", "dns_answer_count"]);
+        assert_eq!(
+            names,
+            [
+                "dns_lookup_ms",
+                "dns_answer_count",
+                "dns_authority_count",
+                "dns_additional_count"
+            ]
+        );
         assert_eq!(o.measurements()[1].value, 2.0);
     }
 
@@ -563,5 +832,127 @@ mod tests {
         let mut o = Outcome::new();
         evaluate(&spec(&[("expect.count", "0")]), &empty, &mut o);
         assert_eq!(o.status(), Status::Pass);
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+    use vantage_sdk::AssertionState;
+
+    fn rec(name: &str, t: RecordType, data: &str) -> DnsRecord {
+        DnsRecord {
+            name: name.into(),
+            record_type: t,
+            ttl: 300,
+            data: data.into(),
+        }
+    }
+
+    fn run(entries: &[(&str, &str)], answer: &DnsAnswer) -> Vec<(String, bool)> {
+        let ctx = Context::builder().configs(entries.iter().copied()).build();
+        assert!(ctx.check_config_keys(&Dns::describe()).is_ok());
+        assert!(ctx.check_config_values(&Dns::describe()).is_ok());
+        let spec = Spec::from_context(&ctx).unwrap();
+        let mut o = Outcome::new();
+        evaluate(&spec, answer, &mut o);
+        o.assertions()
+            .iter()
+            .filter(|a| a.name.contains(" record "))
+            .map(|a| (a.name.clone(), a.state == AssertionState::Pass))
+            .collect()
+    }
+
+    /// blackbox_exporter's `validRRs` cases (prober/dns_test.go's
+    /// `TestRecursiveDNSResponse`/`TestAuthoritativeDNSResponse` shapes).
+    #[test]
+    fn the_four_rules_follow_blackbox() {
+        let answer = DnsAnswer {
+            rcode: "NOERROR".into(),
+            records: vec![
+                rec("example.com.", RecordType::A, "127.0.0.1"),
+                rec("example.com.", RecordType::A, "127.0.0.2"),
+            ],
+            authority: vec![rec("example.com", RecordType::Ns, "ns1.isp.net.")],
+            additional: vec![],
+            server: "127.0.0.1:53".into(),
+            duration_ms: 1.0,
+        };
+        let got = run(
+            &[
+                ("validate_answer_rrs.fail_if_matches_regexp", ".*127.0.0.2"),
+                (
+                    "validate_answer_rrs.fail_if_all_match_regexp",
+                    ".*127.0.0.*",
+                ),
+                (
+                    "validate_answer_rrs.fail_if_not_matches_regexp",
+                    "example.com.\t300\tIN\tA\t127.0.0.1",
+                ),
+                (
+                    "validate_answer_rrs.fail_if_none_matches_regexp",
+                    "127.0.0.3",
+                ),
+                (
+                    "validate_authority_rrs.fail_if_not_matches_regexp",
+                    "^example\\.com\\.\t300\tIN\tNS\tns1\\.isp\\.net\\.$",
+                ),
+                ("validate_additional_rrs.fail_if_none_matches_regexp", "."),
+                ("validate_additional_rrs.fail_if_all_match_regexp", "."),
+                ("validate_additional_rrs.fail_if_matches_regexp", "."),
+            ],
+            &answer,
+        );
+        let expected = [
+            ("no answer record matches /.*127.0.0.2/", false),
+            ("not every answer record matches /.*127.0.0.*/", false),
+            (
+                "every answer record matches /example.com.\t300\tIN\tA\t127.0.0.1/",
+                false,
+            ),
+            ("some answer record matches /127.0.0.3/", false),
+            (
+                "every authority record matches /^example\\.com\\.\t300\tIN\tNS\tns1\\.isp\\.net\\.$/",
+                true,
+            ),
+            // No record: "any matches" does not, "all match" holds
+            // vacuously (so it fails, as in blackbox), "none matches" fails.
+            ("no additional record matches /./", true),
+            ("not every additional record matches /./", false),
+            ("some additional record matches /./", false),
+        ];
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|(n, p)| (n.to_string(), *p)).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_bad_pattern_names_its_key() {
+        let ctx = Context::builder()
+            .config("validate_authority_rrs.fail_if_matches_regexp.0", "(")
+            .build();
+        let err = Spec::from_context(&ctx).unwrap_err();
+        assert_eq!(err.key, "validate_authority_rrs.fail_if_matches_regexp");
+    }
+
+    #[test]
+    fn valid_rcodes_accept_any_listed() {
+        let nx = DnsAnswer {
+            rcode: "NXDOMAIN".into(),
+            records: vec![],
+            authority: vec![],
+            additional: vec![],
+            server: "127.0.0.1:53".into(),
+            duration_ms: 1.0,
+        };
+        let ctx = Context::builder()
+            .config("expect.rcode.0", "NOERROR")
+            .config("expect.rcode.1", "NXDOMAIN")
+            .build();
+        let spec = Spec::from_context(&ctx).unwrap();
+        let mut o = Outcome::new();
+        evaluate(&spec, &nx, &mut o);
+        assert_eq!(o.assertions()[0].name, "rcode in NOERROR, NXDOMAIN");
+        assert_eq!(o.status(), vantage_sdk::Status::Pass);
     }
 }

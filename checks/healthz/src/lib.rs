@@ -13,13 +13,14 @@
 //! ```
 //!
 //! A component (or the overall status) in a degraded state (`warn`,
-//! `degraded`) makes the result degraded; any other non-healthy value fails.
+//! `degraded`) is an assertion in state `warn`, which makes the result
+//! degraded; any other non-healthy value fails.
 
 use vantage_sdk::http::{self, StatusSet};
 use vantage_sdk::serde_json::{Map, Value};
 use vantage_sdk::{
-    Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome, TARGET,
-    format_duration,
+    AssertionState, Check, ConfigError, ConfigKey, Context, Error, Expect, Metadata, Outcome,
+    TARGET, ValueType, format_duration,
 };
 
 const DEFAULT_HEALTHY: [&str; 4] = ["ok", "up", "pass", "healthy"];
@@ -57,6 +58,7 @@ impl Check for Healthz {
                     "healthy_values",
                     "Status values that mean healthy (list, case-insensitive).",
                 )
+                .repeated()
                 .default(DEFAULT_HEALTHY.join(", ")),
             )
             .config_key(
@@ -64,6 +66,7 @@ impl Check for Healthz {
                     "degraded_values",
                     "Status values that mean degraded (list, case-insensitive).",
                 )
+                .repeated()
                 .default(DEFAULT_DEGRADED.join(", ")),
             )
             .config_key(
@@ -83,31 +86,46 @@ impl Check for Healthz {
                 )
                 .default(DEFAULT_STATUS_FIELD),
             )
-            .config_key(key(
-                "required_components",
-                "Components that must be present (list).",
-            ))
-            .config_key(key("ignore_components", "Components not to report (list)."))
+            .config_key(
+                key(
+                    "required_components",
+                    "Components that must be present (list).",
+                )
+                .repeated(),
+            )
+            .config_key(key("ignore_components", "Components not to report (list).").repeated())
             .config_key(
                 key(
                     "expect.status",
                     "Acceptable HTTP status codes (codes, `2xx` classes, ranges).",
                 )
-                .default("200-299"),
+                .typed(ValueType::StatusRange)
+                .repeated()
+                .default("2xx"),
             )
             .config_key(key(
                 "headers.<name>",
                 "A request header, e.g. `headers.Authorization`.",
             ))
-            .config_key(key("timeout", "Timeout of each request, e.g. `5s`.").default("10s"))
-            .config_key(key(
-                "latency.degraded",
-                "Total time above which the result is degraded, e.g. `500ms`.",
-            ))
-            .config_key(key(
-                "latency.max",
-                "Total time above which the check fails, e.g. `2s`.",
-            ))
+            .config_key(
+                key("timeout", "Timeout of each request, e.g. `5s`.")
+                    .typed(ValueType::Duration)
+                    .default("10s"),
+            )
+            .config_key(
+                key(
+                    "latency.degraded",
+                    "Total time above which the result is degraded, e.g. `500ms`.",
+                )
+                .typed(ValueType::Duration),
+            )
+            .config_key(
+                key(
+                    "latency.max",
+                    "Total time above which the check fails, e.g. `2s`.",
+                )
+                .typed(ValueType::Duration),
+            )
     }
 
     fn run(ctx: &Context) -> Result<Outcome, Error> {
@@ -115,8 +133,9 @@ impl Check for Healthz {
         let targets =
             ctx.require_targets("configure the health endpoint URL(s) as this check's targets")?;
         let mut outcome = Outcome::new();
-        let headlines =
-            outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
+        let headlines = outcome.for_each_target("target", targets, |url, outcome| {
+            probe(ctx, &spec, url, outcome)
+        });
         outcome.headline(headlines.counted());
         Ok(outcome)
     }
@@ -217,19 +236,29 @@ enum Health {
     Unhealthy,
 }
 
-/// Fetch one health endpoint and record its assertions; returns its headline.
-fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
-    let mut request = http::get(url)
-        .header("accept", "application/json")
-        .headers(spec.headers.iter().cloned());
-    if let Some(timeout) = spec.timeout {
-        request = request.timeout(timeout);
+impl Health {
+    /// The assertion state of a status in this health.
+    fn state(self) -> AssertionState {
+        match self {
+            Health::Healthy => AssertionState::Pass,
+            Health::Degraded => AssertionState::Warn,
+            Health::Unhealthy => AssertionState::Fail,
+        }
     }
+}
+
+/// Fetch one health endpoint and record its assertions; returns its headline.
+fn probe(ctx: &Context, spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
+    let request = http::get(url)
+        .header("accept", "application/json")
+        .headers(spec.headers.iter().cloned())
+        .timeout(ctx.call_timeout(spec.timeout));
     let response = match request.send() {
         Ok(response) => response,
-        Err(error) => {
-            outcome.assert("request succeeded", false, error.to_string());
-            return format!("request failed ({})", error.kind());
+        Err(failed) => {
+            outcome.assert("request completed", false, failed.to_string());
+            outcome.measure_fetch_error(&failed);
+            return failed.headline();
         }
     };
     outcome.measure_response(&response);
@@ -247,9 +276,6 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
             format_duration(response.timings().total_ms),
             format_duration(threshold.as_secs_f64() * 1000.0)
         ));
-    }
-    for reason in overall.degraded {
-        outcome.degrade(reason);
     }
     for (name, count) in [
         ("health_components", overall.counts.iter().sum::<usize>()),
@@ -270,8 +296,6 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
 struct Findings {
     /// The overall status value, as shown.
     status: Option<String>,
-    /// Reasons to degrade.
-    degraded: Vec<String>,
     /// Components healthy, degraded, unhealthy.
     counts: [usize; 3],
 }
@@ -298,15 +322,8 @@ fn check_document(spec: &Spec, expect: &mut Expect<'_>) -> Findings {
             }
             Some(value) => {
                 let health = spec.classify(value);
-                if health == Health::Degraded {
-                    findings.degraded.push(format!("status is {value}"));
-                }
                 findings.status = Some(value.to_string());
-                expect.that(
-                    name,
-                    health != Health::Unhealthy,
-                    describe_health(value, health),
-                );
+                expect.that_state(name, health.state(), describe_health(value, health));
             }
         }
     }
@@ -351,16 +368,7 @@ fn check_document(spec: &Spec, expect: &mut Expect<'_>) -> Findings {
                     };
                     let health = spec.classify(&status);
                     findings.counts[health as usize] += 1;
-                    if health == Health::Degraded {
-                        findings
-                            .degraded
-                            .push(format!("component {name} is {status}"));
-                    }
-                    expect.that(
-                        assertion,
-                        health != Health::Unhealthy,
-                        describe_health(&status, health),
-                    );
+                    expect.that_state(assertion, health.state(), describe_health(&status, health));
                 }
             }
         }
@@ -478,6 +486,7 @@ mod tests {
     fn spec(entries: &[(&str, &str)]) -> Spec {
         let ctx = Context::builder().configs(entries.iter().copied()).build();
         assert!(ctx.check_config_keys(&Healthz::describe()).is_ok());
+        assert!(ctx.check_config_values(&Healthz::describe()).is_ok());
         Spec::from_context(&ctx).unwrap()
     }
 
@@ -485,16 +494,20 @@ mod tests {
         let response = Response::mock(200, &[], body);
         let mut outcome = Outcome::new();
         let findings = check_document(spec, &mut outcome.expect(&response));
-        for reason in &findings.degraded {
-            outcome.degrade(reason.clone());
-        }
         (outcome, findings)
     }
 
     fn assertions(o: &Outcome) -> Vec<(String, bool, String)> {
         o.assertions()
             .iter()
-            .map(|a| (a.name.clone(), a.passed, a.detail.clone()))
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    // Held, fully or with a warning (a degraded component).
+                    a.state != vantage_sdk::AssertionState::Fail,
+                    a.detail.clone(),
+                )
+            })
             .collect()
     }
 
@@ -515,7 +528,7 @@ mod tests {
         assert_eq!(o.status(), Status::Degraded);
         assert!(
             o.summary()
-                .ends_with("degraded: component cache is \"warn\""),
+                .ends_with("degraded: component cache (\"warn\" (degraded))"),
             "{}",
             o.summary()
         );
@@ -628,7 +641,7 @@ mod tests {
             r#"{"status": "ok"}"#,
         );
         assert_eq!(o.assertions()[1].name, "components at /parts");
-        assert!(!o.assertions()[1].passed);
+        assert_eq!(o.assertions()[1].state, vantage_sdk::AssertionState::Fail);
 
         let (o, _) = run_doc(&spec(&[]), r#"{"status": "down"}"#);
         assert_eq!(o.status(), Status::Fail);

@@ -1,7 +1,8 @@
 //! JSON body conditions: `expect.json.<path> = "<condition>"`.
 //!
-//! The path is a JSON pointer (`/data/0/id`) or a dotted path (`data.0.id`).
-//! The condition is one of:
+//! The path is a JSON pointer (`/data/0/id`), a dotted path (`data.0.id`) or
+//! `$`, the document root (`expect.json."$" = "len > 0"`). The condition is
+//! one of:
 //!
 //! | condition        | holds when the value at the path…                           |
 //! |------------------|-------------------------------------------------------------|
@@ -12,6 +13,7 @@
 //! | `=~ ^v1\.`, `!~ x` | (as text) matches / does not match the regular expression |
 //! | `len > 0` …      | is an array, object or string whose length compares so     |
 //! | (empty)          | exists                                                       |
+//! | `absent`         | does not exist (write `== absent` for the literal)          |
 
 use std::fmt;
 
@@ -32,6 +34,7 @@ pub struct JsonCondition {
 #[derive(Debug, Clone)]
 enum Op {
     Exists,
+    Absent,
     Eq(Value),
     Ne(Value),
     Cmp(Cmp, f64),
@@ -88,6 +91,13 @@ impl JsonCondition {
                 op: Op::Exists,
             });
         }
+        if text == "absent" {
+            return Ok(Self {
+                pointer,
+                len: false,
+                op: Op::Absent,
+            });
+        }
         let (len, rest) = match text.strip_prefix("len") {
             Some(rest) if starts_with_operator(rest.trim_start()) => (true, rest.trim_start()),
             _ => (false, text),
@@ -128,8 +138,10 @@ impl JsonCondition {
     /// Evaluate against a parsed document: whether it holds, and what was
     /// observed.
     pub fn evaluate(&self, doc: &Value) -> (bool, String) {
+        let shown_pointer = show(&self.pointer);
         let Some(value) = doc.pointer(&self.pointer) else {
-            return (false, format!("{} not found", self.pointer));
+            let absent = matches!(self.op, Op::Absent);
+            return (absent, format!("{shown_pointer} not found"));
         };
         let shown = render(value);
         if self.len {
@@ -143,6 +155,7 @@ impl JsonCondition {
         }
         let passed = match &self.op {
             Op::Exists => true,
+            Op::Absent => false,
             Op::Eq(expected) => json_loose_eq(value, expected),
             Op::Ne(expected) => !json_loose_eq(value, expected),
             Op::Cmp(cmp, n) => match as_number(value) {
@@ -159,9 +172,10 @@ impl JsonCondition {
 impl fmt::Display for JsonCondition {
     /// The assertion name, e.g. `json /status == "ok"`, `json len(/items) > 0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &self.pointer;
+        let p = show(&self.pointer);
         match &self.op {
             Op::Exists => write!(f, "json {p} exists"),
+            Op::Absent => write!(f, "json {p} absent"),
             Op::Eq(v) => write!(f, "json {p} == {v}"),
             Op::Ne(v) => write!(f, "json {p} != {v}"),
             Op::Cmp(cmp, n) if self.len => write!(f, "json len({p}) {} {n}", cmp.symbol()),
@@ -176,10 +190,19 @@ fn starts_with_operator(text: &str) -> bool {
     OPERATORS.iter().any(|op| text.starts_with(op))
 }
 
-/// `/a/b` stays as is; `a.b` becomes `/a/b` (escaping `~` and `/` in segments).
+/// The pointer as shown in assertion names: `$` for the root.
+fn show(pointer: &str) -> &str {
+    if pointer.is_empty() { "$" } else { pointer }
+}
+
+/// `/a/b` stays as is; `a.b` becomes `/a/b` (escaping `~` and `/` in
+/// segments); `$` (or nothing) is the root, the empty pointer.
 fn to_pointer(path: &str) -> String {
     if path.starts_with('/') {
         return path.to_string();
+    }
+    if path.is_empty() || path == "$" {
+        return String::new();
     }
     path.split('.')
         .map(|segment| format!("/{}", segment.replace('~', "~0").replace('/', "~1")))
@@ -329,6 +352,29 @@ mod tests {
                 false,
                 "/missing not found",
             ),
+            (
+                "/missing",
+                "absent",
+                "json /missing absent",
+                true,
+                "/missing not found",
+            ),
+            (
+                "/status",
+                "absent",
+                "json /status absent",
+                false,
+                "got \"ok\"",
+            ),
+            (
+                "/status",
+                "== absent",
+                "json /status == \"absent\"",
+                false,
+                "got \"ok\"",
+            ),
+            ("$", "len == 5", "json len($) == 5", true, "length 5"),
+            ("$", "len > 0", "json len($) > 0", true, "length 5"),
             (
                 "/status",
                 "len",

@@ -18,9 +18,9 @@ mod spec;
 
 use std::time::Duration;
 
-use vantage_sdk::http::{self, Response};
+use vantage_sdk::http::{self, ClientSettings, FetchError, Response};
 use vantage_sdk::{
-    Check, ConfigKey, Context, Error, Metadata, NetError, Outcome, TARGET, clock, format_duration,
+    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock, format_duration,
 };
 
 use crate::spec::{DEFAULT_STATUS, Spec};
@@ -30,80 +30,152 @@ struct Http;
 impl Check for Http {
     fn describe() -> Metadata {
         let key = ConfigKey::new;
-        Metadata::new("http")
+        let metadata = Metadata::new("http")
             .description(
                 "Fetches each target URL and proves the response is what it should be: status \
                  code, body content (substrings, regular expressions, JSON values), headers, \
                  HTTP version, TLS, latency and certificate expiry. Driven entirely by \
-                 configuration; each target is one URL.",
+                 configuration; each target is one URL. Understands blackbox_exporter's http \
+                 module settings (see checks/README.md).",
             )
             .outbound(TARGET)
-            .config_key(key("method", "HTTP method.").default("GET"))
+            .config_key(
+                key("method", "HTTP method, e.g. `GET`, `POST`, `HEAD`.")
+                    .default("GET"),
+            )
             .config_key(key("headers.<name>", "A request header, e.g. `headers.Accept = \"application/json\"`."))
             .config_key(key("body", "Request body, sent as is."))
             .config_key(key("basic_auth.username", "Send HTTP basic authentication with this user."))
-            .config_key(key(
-                "basic_auth.password",
-                "Password for basic authentication; use a `{{secret.NAME}}` reference.",
-            ))
-            .config_key(key("timeout", "Timeout of each exchange, redirects included, e.g. `5s`.").default("10s"))
-            .config_key(key("follow_redirects", "Follow redirects.").default("true"))
-            .config_key(key("max_redirects", "Most redirects to follow; more is a failure.").default("10"))
-            .config_key(key(
-                "max_body_bytes",
-                "Largest body to accept (`1048576`, `512KiB`, `4MiB`); larger is a failure.",
+            .config_key(
+                key(
+                    "basic_auth.password",
+                    "Password for basic authentication; use a `{{secret.NAME}}` reference.",
+                )
+                .sensitive(),
             )
-            .default("1MiB"))
-            .config_key(key(
-                "insecure",
-                "Do not verify the server certificate (the operator must allow it); the verdict is still reported.",
+            .config_key(
+                key(
+                    "bearer_token",
+                    "Send `Authorization: Bearer <token>`; use a `{{secret.NAME}}` reference.",
+                )
+                .sensitive(),
             )
-            .default("false"))
-            .config_key(key(
-                "client_cert_secret",
-                "Name of a granted secret holding a PEM client certificate and key, for mutual TLS.",
-            ))
-            .config_key(key(
-                "expect.status",
-                "Acceptable status codes: a list of codes (`200`), classes (`2xx`) or ranges (`200-299`).",
+            .config_key(
+                key("timeout", "Timeout of each exchange, redirects included, e.g. `5s`.")
+                    .typed(ValueType::Duration)
+                    .default("10s"),
             )
-            .default(DEFAULT_STATUS))
-            .config_key(key("expect.body_contains", "Substrings the body must contain (list)."))
-            .config_key(key("expect.body_not_contains", "Substrings the body must not contain (list)."))
-            .config_key(key(
-                "expect.body_matches",
-                "Regular expressions the body must match (list). Rust `regex` syntax with \
-                 ASCII-only `\\d`, `\\w`, `\\s` and case folding, and no `\\p{..}` classes \
-                 (the `regex-lite` crate); the same for every regex key.",
-            ))
-            .config_key(key("expect.body_not_matches", "Regular expressions the body must not match (list)."))
-            .config_key(key(
-                "expect.headers.<name>",
-                "A response header that must be present; a non-empty value is a regular expression \
-                 one of its values must match.",
-            ))
+            .config_key(
+                key("follow_redirects", "Follow redirects.")
+                    .typed(ValueType::Boolean)
+                    .default("true"),
+            )
+            .config_key(
+                key("max_redirects", "Most redirects to follow; more is a failure.")
+                    .typed(ValueType::integer(Some(0), Some(100)))
+                    .default("10"),
+            )
+            .config_key(
+                key(
+                    "max_body_bytes",
+                    "Largest body to accept (`1048576`, `512KiB`, `4MiB`), decoded; larger is a failure.",
+                )
+                .typed(ValueType::Size)
+                .default("1MiB"),
+            )
+            .config_key(
+                key(
+                    "expect.status",
+                    "Acceptable status codes: a list of codes (`200`), classes (`2xx`) or ranges (`200-299`).",
+                )
+                .typed(ValueType::StatusRange)
+                .repeated()
+                .default(DEFAULT_STATUS),
+            )
+            .config_key(key("expect.body_contains", "Substrings the body must contain (list).").repeated())
+            .config_key(key("expect.body_not_contains", "Substrings the body must not contain (list).").repeated())
+            .config_key(
+                key(
+                    "expect.body_matches",
+                    "Regular expressions the body must match (list). Rust `regex` syntax with \
+                     ASCII-only `\\d`, `\\w`, `\\s` and case folding, and no `\\p{..}` classes \
+                     (the `regex-lite` crate); the same for every regex key.",
+                )
+                .typed(ValueType::Regex)
+                .repeated(),
+            )
+            .config_key(
+                key("expect.body_not_matches", "Regular expressions the body must not match (list).")
+                    .typed(ValueType::Regex)
+                    .repeated(),
+            )
+            .config_key(
+                key(
+                    "expect.headers.<name>",
+                    "A response header that must be present; a non-empty value is a regular expression \
+                     one of its values must match.",
+                )
+                .typed(ValueType::Regex),
+            )
+            .config_key(
+                key(
+                    "expect.headers_not_matching.<name>",
+                    "A regular expression no value of the header may match; a missing header fails \
+                     unless listed in `expect.headers_allow_missing`.",
+                )
+                .typed(ValueType::Regex),
+            )
+            .config_key(key("expect.headers_absent", "Response headers that must be absent (list).").repeated())
+            .config_key(
+                key(
+                    "expect.headers_allow_missing",
+                    "Headers whose absence passes their `expect.headers.<name>` pattern and \
+                     `expect.headers_not_matching.<name>` (list; blackbox_exporter's `allow_missing`).",
+                )
+                .repeated(),
+            )
             .config_key(key(
                 "expect.json.<path>",
-                "A condition on the JSON body at a pointer (`expect.json.\"/data/0/id\"`) or dotted \
-                 path (`expect.json.data.0.id`): a literal (`ok`, loosely equal so `\"200\"` matches \
-                 200), `== v`, `!= v`, `> n`, `>= n`, `< n`, `<= n`, `=~ regex`, `!~ regex`, \
-                 `len > n` (length of an array, object or string), or empty (must exist).",
+                "A condition on the JSON body at a pointer (`expect.json.\"/data/0/id\"`), dotted \
+                 path (`expect.json.data.0.id`) or the root (`expect.json.\"$\"`): a literal (`ok`, \
+                 loosely equal so `\"200\"` matches 200), `== v`, `!= v`, `> n`, `>= n`, `< n`, \
+                 `<= n`, `=~ regex`, `!~ regex`, `len > n` (length of an array, object or string), \
+                 `absent` (must not exist), or empty (must exist).",
             ))
-            .config_key(key("expect.http_version", "Acceptable HTTP versions: `1.0`, `1.1`, `2` (list)."))
-            .config_key(key(
-                "expect.tls",
-                "`true`: the final response must come over TLS; `false`: it must not.",
-            ))
-            .config_key(key("latency.degraded", "Total time above which the result is degraded, e.g. `500ms`."))
-            .config_key(key("latency.max", "Total time above which the check fails, e.g. `2s`."))
-            .config_key(key(
-                "cert_expiry.degraded",
-                "Degraded when the earliest certificate expires sooner than this, e.g. `30d`.",
-            ))
-            .config_key(key(
-                "cert_expiry.min",
-                "Fail when the earliest certificate expires sooner than this, e.g. `7d`.",
-            ))
+            .config_key(
+                key("expect.http_version", "Acceptable HTTP versions: `1.0`, `1.1`, `2` (list).")
+                    .typed(ValueType::choice([
+                        "1.0", "1.1", "2", "2.0", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0",
+                    ]))
+                    .repeated(),
+            )
+            .config_key(
+                key("expect.tls", "`true`: the final response must come over TLS; `false`: it must not.")
+                    .typed(ValueType::Boolean),
+            )
+            .config_key(
+                key("latency.degraded", "Total time above which the result is degraded (a warning), e.g. `500ms`.")
+                    .typed(ValueType::Duration),
+            )
+            .config_key(
+                key("latency.max", "Total time above which the check fails, e.g. `2s`.")
+                    .typed(ValueType::Duration),
+            )
+            .config_key(
+                key(
+                    "cert_expiry.degraded",
+                    "Degraded (a warning) when the earliest certificate expires sooner than this, e.g. `30d`.",
+                )
+                .typed(ValueType::Duration),
+            )
+            .config_key(
+                key(
+                    "cert_expiry.min",
+                    "Fail when the earliest certificate expires sooner than this, e.g. `7d`.",
+                )
+                .typed(ValueType::Duration),
+            );
+        ClientSettings::declare(metadata)
     }
 
     fn run(ctx: &Context) -> Result<Outcome, Error> {
@@ -112,27 +184,29 @@ impl Check for Http {
             ctx.require_targets("configure the URL(s) to fetch as this check's targets")?;
 
         let mut outcome = Outcome::new();
-        let headlines =
-            outcome.for_each_target("target", targets, |url, outcome| probe(&spec, url, outcome));
+        let headlines = outcome.for_each_target("target", targets, |url, outcome| {
+            probe(ctx, &spec, url, outcome)
+        });
         outcome.headline(headlines.counted());
         Ok(outcome)
     }
 }
 
 /// Fetch one URL and record every assertion about it; returns its headline.
-fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
-    let response = match request(spec, url).send() {
+fn probe(ctx: &Context, spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
+    let response = match request(ctx, spec, url).send() {
         Ok(response) => response,
-        Err(error) => {
-            outcome.assert("request succeeded", false, error.to_string());
-            return failure_headline(&error);
-        }
+        Err(failed) => return failed_exchange(&failed, outcome),
+    };
+    let tls_detail = match response.tls() {
+        Some(tls) => format!(", {} verdict {}", tls.version, tls.verdict),
+        None => String::new(),
     };
     outcome.assert(
-        "request succeeded",
+        "request completed",
         true,
         format!(
-            "{} {} from {}",
+            "{} {} from {}{tls_detail}",
             response.version(),
             response.status(),
             response.remote_addr()
@@ -153,11 +227,23 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
     for re in &spec.body_not_matches {
         expect.body_not_matches_regex(re);
     }
+    let may_miss = |name: &str| spec.allow_missing.contains(&name.to_ascii_lowercase());
     for (name, pattern) in &spec.expect_headers {
         match pattern {
             None => expect.header_present(name),
+            Some(re) if may_miss(name) => expect.header_matches_regex_if_present(name, re),
             Some(re) => expect.header_matches_regex(name, re),
         };
+    }
+    for (name, re) in &spec.headers_not_matching {
+        if may_miss(name) {
+            expect.header_not_matches_regex_if_present(name, re);
+        } else {
+            expect.header_not_matches_regex(name, re);
+        }
+    }
+    for name in &spec.headers_absent {
+        expect.header_absent(name);
     }
     for condition in &spec.json {
         let (passed, detail) = match expect.json() {
@@ -197,18 +283,44 @@ fn probe(spec: &Spec, url: &str, outcome: &mut Outcome) -> String {
     response.headline()
 }
 
-fn request(spec: &Spec, url: &str) -> http::RequestBuilder {
+/// A failed exchange: the assertion says what failed, and what was learned
+/// before it (the partial response's status, redirects, phases, the TLS
+/// verdict) is kept as detail and measurements.
+fn failed_exchange(failed: &FetchError, outcome: &mut Outcome) -> String {
+    let mut detail = failed.to_string();
+    if let Some(response) = &failed.response {
+        detail.push_str(&format!(
+            " (last response {} from {})",
+            response.status_text(),
+            response.url()
+        ));
+    }
+    if !failed.redirects.is_empty() {
+        detail.push_str(&format!(" after {} redirect(s)", failed.redirects.len()));
+    }
+    if let Some(tls) = failed.tls() {
+        detail.push_str(&format!("; TLS verdict {}", tls.verdict));
+    }
+    outcome.assert("request completed", false, detail);
+    outcome.measure_fetch_error(failed);
+    failed.headline()
+}
+
+fn request(ctx: &Context, spec: &Spec, url: &str) -> http::RequestBuilder {
+    // Never the whole run's budget: a slow server then fails with the
+    // phases measured instead of the run being cut at its deadline.
     let mut request = http::request(spec.method.as_str(), url)
         .headers(spec.headers.iter().cloned())
-        .follow_redirects(spec.follow_redirects);
+        .follow_redirects(spec.follow_redirects)
+        .timeout(ctx.call_timeout(spec.timeout));
     if let Some((user, password)) = &spec.basic_auth {
         request = request.basic_auth(user, password);
     }
+    if let Some(token) = &spec.bearer_token {
+        request = request.bearer_auth(token);
+    }
     if let Some(body) = &spec.body {
         request = request.body(body.as_bytes());
-    }
-    if let Some(timeout) = spec.timeout {
-        request = request.timeout(timeout);
     }
     if let Some(max) = spec.max_redirects {
         request = request.max_redirects(max);
@@ -216,18 +328,7 @@ fn request(spec: &Spec, url: &str) -> http::RequestBuilder {
     if let Some(max) = spec.max_body_bytes {
         request = request.max_body_bytes(max);
     }
-    if let Some(secret) = &spec.client_cert_secret {
-        request = request.client_cert_secret(secret.as_str());
-    }
-    request.insecure(spec.insecure)
-}
-
-fn failure_headline(error: &NetError) -> String {
-    match error {
-        NetError::Timeout(phase) => format!("request timed out during {phase}"),
-        NetError::Denied(_) => "request denied by the outbound policy".to_string(),
-        other => format!("request failed ({})", other.kind()),
-    }
+    spec.client.apply(request)
 }
 
 /// `latency.degraded`: slower than this is degraded, not failed.
@@ -236,13 +337,11 @@ fn latency_degradation(spec: &Spec, response: &Response, outcome: &mut Outcome) 
         return;
     };
     let took = response.elapsed();
-    if took > threshold {
-        outcome.degrade(format!(
-            "latency {} over {}",
-            format_duration(ms(took)),
-            format_duration(ms(threshold))
-        ));
-    }
+    outcome.assert_or_warn(
+        format!("latency below {}", format_duration(ms(threshold))),
+        took <= threshold,
+        format!("took {}", format_duration(ms(took))),
+    );
 }
 
 /// Measure the days left on the certificate chain, and apply
@@ -270,10 +369,12 @@ fn certificate(spec: &Spec, response: &Response, outcome: &mut Outcome) {
             }
         }
     }
-    if let (Some(threshold), Some(days)) = (spec.cert_expiry_degraded, days_left)
-        && days * 86_400.0 < threshold.as_secs_f64()
-    {
-        outcome.degrade(format!("certificate expires in {days:.1} days"));
+    if let (Some(threshold), Some(days)) = (spec.cert_expiry_degraded, days_left) {
+        outcome.assert_or_warn(
+            format!("certificate valid for more than {}", describe(threshold)),
+            days * 86_400.0 >= threshold.as_secs_f64(),
+            format!("{days:.1} days left"),
+        );
     }
 }
 
@@ -290,3 +391,98 @@ fn ms(d: Duration) -> f64 {
 }
 
 vantage_sdk::export_check!(Http);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared default is a valid value of its key's type, and the
+    /// keys a secret may be written into are sensitive.
+    #[test]
+    fn declared_keys_are_typed_consistently() {
+        let metadata = Http::describe();
+        for key in &metadata.config {
+            if let Some(default) = &key.default {
+                assert!(key.value_type.check(default).is_ok(), "{}", key.key);
+            }
+        }
+        let sensitive: Vec<&str> = metadata
+            .config
+            .iter()
+            .filter(|k| k.sensitive)
+            .map(|k| k.key.as_str())
+            .collect();
+        assert_eq!(
+            sensitive,
+            [
+                "basic_auth.password",
+                "bearer_token",
+                "proxy_headers.<name>"
+            ]
+        );
+        let status = metadata
+            .config
+            .iter()
+            .find(|k| k.key == "expect.status")
+            .unwrap();
+        assert_eq!(status.default.as_deref(), Some("2xx"));
+        assert!(status.repeated);
+    }
+
+    /// Regression: the redirect cap used to fail with no measurements and
+    /// status 0, under an assertion called `request succeeded`; blackbox
+    /// keeps the 302 and the redirect count.
+    #[test]
+    fn a_failed_exchange_keeps_what_is_known() {
+        use vantage_sdk::NetError;
+        use vantage_sdk::http::Redirect;
+        let mut failed = FetchError::new(NetError::TooManyRedirects(1));
+        failed.response = Some(Box::new(Response::mock(302, &[("location", "/c")], "")));
+        failed.redirects = vec![Redirect {
+            url: "http://127.0.0.1:1/a".into(),
+            status: 302,
+            location: "/b".into(),
+        }];
+        failed.timings.connect_ms = 0.5;
+        failed.timings.processing_ms = 2.0;
+        let mut outcome = Outcome::new();
+        let headline = failed_exchange(&failed, &mut outcome);
+        assert_eq!(headline, "302 Found, then too many redirects: more than 1");
+        let a = &outcome.assertions()[0];
+        assert_eq!(a.name, "request completed");
+        assert_eq!(a.state, vantage_sdk::AssertionState::Fail);
+        assert_eq!(
+            a.detail,
+            "too many redirects: more than 1 (last response 302 Found from http://test.invalid/) after 1 redirect(s)"
+        );
+        let measured = |name: &str| {
+            outcome
+                .measurements()
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.value)
+        };
+        assert_eq!(measured("http_status_code"), Some(302.0));
+        assert_eq!(measured("http_redirects"), Some(1.0));
+        assert_eq!(measured("http_processing_ms"), Some(2.0));
+    }
+
+    /// Regression: a typo'd key holding a token was echoed in the summary.
+    #[test]
+    fn an_unknown_key_does_not_echo_its_value() {
+        let raw = Context::builder()
+            .target("https://a.test/")
+            .config("bearer_tokn", "mysecret")
+            .build()
+            .raw()
+            .clone();
+        let result = vantage_sdk::__private::run::<Http>(raw);
+        assert_eq!(result.status, vantage_sdk::Status::Fail);
+        assert!(
+            result.summary.contains("`bearer_tokn`"),
+            "{}",
+            result.summary
+        );
+        assert!(!result.summary.contains("mysecret"), "{}", result.summary);
+    }
+}

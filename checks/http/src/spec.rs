@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use vantage_sdk::http::{HttpVersion, StatusSet};
+use vantage_sdk::http::{ClientSettings, HttpVersion, StatusSet};
 use vantage_sdk::regex_lite::Regex;
 use vantage_sdk::{ConfigError, Context};
 
 use crate::condition::JsonCondition;
 
-/// Status codes accepted when `expect.status` is not set: 2xx and 3xx.
-pub const DEFAULT_STATUS: &str = "200-399";
+/// Status codes accepted when `expect.status` is not set: 2xx, as
+/// blackbox_exporter's `valid_status_codes` (a redirect that is not followed
+/// fails unless expected).
+pub const DEFAULT_STATUS: &str = "2xx";
 
 /// Everything the configuration asks for.
 #[derive(Debug)]
@@ -18,14 +20,13 @@ pub struct Spec {
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub basic_auth: Option<(String, String)>,
+    pub bearer_token: Option<String>,
     pub timeout: Option<Duration>,
     pub follow_redirects: bool,
     pub max_redirects: Option<u32>,
     pub max_body_bytes: Option<u64>,
-    /// Skip certificate verification (the host must allow it).
-    pub insecure: bool,
-    /// Granted secret holding a client certificate (PEM chain + key).
-    pub client_cert_secret: Option<String>,
+    /// TLS, proxy, compression, HTTP/2 and IP preference.
+    pub client: ClientSettings,
     pub status: StatusSet,
     pub body_contains: Vec<String>,
     pub body_not_contains: Vec<String>,
@@ -35,6 +36,13 @@ pub struct Spec {
     pub body_not_matches: Vec<Regex>,
     /// Header name and value pattern (`None`: must be present).
     pub expect_headers: Vec<(String, Option<Regex>)>,
+    /// Headers that must be absent.
+    pub headers_absent: Vec<String>,
+    /// Header name and a pattern none of its values may match.
+    pub headers_not_matching: Vec<(String, Regex)>,
+    /// Headers whose absence passes the two pattern rules
+    /// (blackbox_exporter's `allow_missing`), lowercase.
+    pub allow_missing: Vec<String>,
     pub json: Vec<JsonCondition>,
     pub http_versions: Vec<HttpVersion>,
     pub tls: Option<bool>,
@@ -72,6 +80,12 @@ impl Spec {
             }
         }
 
+        let mut headers_not_matching = Vec::new();
+        for (name, pattern) in ctx.config_table("expect.headers_not_matching") {
+            let key = format!("expect.headers_not_matching.{name}");
+            headers_not_matching.push((name.to_string(), compile(&key, pattern)?));
+        }
+
         let json = ctx
             .config_table("expect.json")
             .into_iter()
@@ -100,9 +114,8 @@ impl Spec {
                 Some((user.to_string(), password.unwrap_or_default().to_string()))
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new(
+                return Err(ConfigError::hidden(
                     "basic_auth.password",
-                    "[hidden]",
                     "basic_auth.username is missing",
                 ));
             }
@@ -110,7 +123,7 @@ impl Spec {
 
         let max_body_bytes = ctx
             .config("max_body_bytes")
-            .map(|v| parse_bytes(v).map_err(|e| ConfigError::new("max_body_bytes", v, e)))
+            .map(|v| vantage_sdk::parse_size(v).map_err(|e| ConfigError::new("max_body_bytes", v, e)))
             .transpose()?;
 
         Ok(Spec {
@@ -122,12 +135,12 @@ impl Spec {
                 .collect(),
             body: ctx.config("body").map(str::to_string),
             basic_auth,
+            bearer_token: ctx.config("bearer_token").map(str::to_string),
             timeout: ctx.config_duration("timeout")?,
             follow_redirects: ctx.config_bool("follow_redirects")?.unwrap_or(true),
             max_redirects: ctx.config_parse("max_redirects")?,
             max_body_bytes,
-            insecure: ctx.config_bool("insecure")?.unwrap_or(false),
-            client_cert_secret: ctx.config("client_cert_secret").map(str::to_string),
+            client: ClientSettings::from_context(ctx)?,
             status,
             body_contains: ctx
                 .config_list("expect.body_contains")
@@ -142,6 +155,17 @@ impl Spec {
             body_matches: regexes("expect.body_matches")?,
             body_not_matches: regexes("expect.body_not_matches")?,
             expect_headers,
+            headers_absent: ctx
+                .config_list("expect.headers_absent")
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            headers_not_matching,
+            allow_missing: ctx
+                .config_list("expect.headers_allow_missing")
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
             json,
             http_versions,
             tls: ctx.config_bool("expect.tls")?,
@@ -159,28 +183,6 @@ impl Spec {
 /// `\d`, `\w`, `\s` and case folding, and no `\p{…}` classes.
 fn compile(key: &str, pattern: &str) -> Result<Regex, ConfigError> {
     Regex::new(pattern).map_err(|e| ConfigError::new(key, pattern, format!("invalid regex: {e}")))
-}
-
-/// `1048576`, `512KiB`, `1 MiB`, `2MB`, `10kb`.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let number: u64 = t[..split]
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`"))?;
-    let multiplier: u64 = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        unit => return Err(format!("invalid size `{text}`: unknown unit `{unit}`")),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("invalid size `{text}`: too large"))
 }
 
 #[cfg(test)]
@@ -202,7 +204,9 @@ mod tests {
         let s = Spec::from_context(&ctx(&[])).unwrap();
         assert_eq!(s.method, "GET");
         assert!(s.follow_redirects);
-        assert!(s.status.contains(200) && s.status.contains(302) && !s.status.contains(404));
+        // 2xx, as blackbox_exporter: a redirect that is not followed fails.
+        assert!(s.status.contains(200) && s.status.contains(299));
+        assert!(!s.status.contains(302) && !s.status.contains(404));
         assert!(s.json.is_empty() && s.headers.is_empty() && s.tls.is_none());
     }
 
@@ -223,6 +227,11 @@ mod tests {
             ("expect.body_matches.0", "v\\d+"),
             ("expect.headers.Content-Type", "^application/json"),
             ("expect.headers.ETag", ""),
+            ("expect.headers_absent.0", "X-Debug"),
+            ("expect.headers_not_matching.Server", "^Apache"),
+            ("expect.headers_allow_missing", "Server"),
+            ("bearer_token", "t0k3n"),
+            ("compression", "gzip"),
             ("expect.json./status", "ok"),
             ("expect.json.data.count", "> 0"),
             ("expect.http_version.0", "1.1"),
@@ -249,6 +258,11 @@ mod tests {
         );
         assert_eq!(s.expect_headers[1].0, "ETag");
         assert!(s.expect_headers[1].1.is_none());
+        assert_eq!(s.headers_absent, ["X-Debug"]);
+        assert_eq!(s.headers_not_matching[0].0, "Server");
+        assert_eq!(s.allow_missing, ["server"]);
+        assert_eq!(s.bearer_token.as_deref(), Some("t0k3n"));
+        assert!(s.client.compression.is_some());
         assert_eq!(s.json.len(), 2);
         assert_eq!(s.json[1].pointer, "/data/count");
         assert_eq!(
@@ -269,19 +283,16 @@ mod tests {
             "expect.body_matches"
         );
         assert_eq!(err(&[("expect.headers.X", "[")]), "expect.headers.X");
+        assert_eq!(
+            err(&[("expect.headers_not_matching.X", "(")]),
+            "expect.headers_not_matching.X"
+        );
+        assert_eq!(err(&[("min_tls_version", "SSL3")]), "min_tls_version");
         assert_eq!(err(&[("expect.json./a", "> x")]), "expect.json./a");
         assert_eq!(err(&[("timeout", "5")]), "timeout");
         assert_eq!(err(&[("follow_redirects", "maybe")]), "follow_redirects");
         assert_eq!(err(&[("max_body_bytes", "1 parsec")]), "max_body_bytes");
         assert_eq!(err(&[("expect.http_version", "3")]), "expect.http_version");
         assert_eq!(err(&[("basic_auth.password", "p")]), "basic_auth.password");
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("1024"), Ok(1024));
-        assert_eq!(parse_bytes("1KiB"), Ok(1024));
-        assert_eq!(parse_bytes("1 kb"), Ok(1000));
-        assert!(parse_bytes("MiB").is_err());
     }
 }

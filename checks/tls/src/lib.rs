@@ -12,9 +12,9 @@
 //!
 #![doc = concat!("```toml\n", include_str!("../example.toml"), "```")]
 
-use vantage_sdk::tls::{self, TlsReport, TlsRequest};
+use vantage_sdk::tls::{self, TlsOptions, TlsReport, TlsRequest};
 use vantage_sdk::{
-    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, clock, format_duration,
+    Check, ConfigKey, Context, Error, Metadata, Outcome, TARGET, ValueType, clock, format_duration,
 };
 
 const DEFAULT_DEGRADED_DAYS: f64 = 21.0;
@@ -25,7 +25,7 @@ struct Tls;
 impl Check for Tls {
     fn describe() -> Metadata {
         let key = ConfigKey::new;
-        Metadata::new("tls")
+        let metadata = Metadata::new("tls")
             .description(
                 "Completes a TLS handshake with each target (`host:port`, `tls://host:port` or \
                  an `https://` URL) and proves its certificate chain verifies, matches the name \
@@ -37,8 +37,9 @@ impl Check for Tls {
             .config_key(
                 key(
                     "days.degraded",
-                    "Degraded when the chain expires in fewer days than this.",
+                    "Degraded (a warning) when the chain expires in fewer days than this.",
                 )
+                .typed(ValueType::Number)
                 .default("21"),
             )
             .config_key(
@@ -46,22 +47,22 @@ impl Check for Tls {
                     "days.fail",
                     "Fail when the chain expires in fewer days than this.",
                 )
+                .typed(ValueType::Number)
                 .default("7"),
             )
-            .config_key(key(
-                "ca_bundle",
-                "PEM bundle of CAs to verify against instead of the public roots.",
-            ))
-            .config_key(key(
-                "server_name",
-                "Name to send as SNI and verify; defaults to each target's host.",
-            ))
-            .config_key(key("alpn", "ALPN protocols to offer (list), e.g. `h2`."))
-            .config_key(key(
-                "client_cert_secret",
-                "Granted secret holding a PEM client certificate and key.",
-            ))
-            .config_key(key("timeout", "Timeout of each inspection, e.g. `5s`.").default("10s"))
+            .config_key(key("alpn", "ALPN protocols to offer (list), e.g. `h2`.").repeated())
+            .config_key(
+                key("timeout", "Timeout of each inspection, e.g. `5s`.")
+                    .typed(ValueType::Duration)
+                    .default("10s"),
+            );
+        // Server name, CAs, client certificate and versions, as the other
+        // checks name them; not `insecure`: an inspection never fails on a
+        // bad certificate, it reports it.
+        TlsOptions::config_keys()
+            .into_iter()
+            .filter(|k| k.key != "insecure")
+            .fold(metadata, Metadata::config_key)
     }
 
     fn run(ctx: &Context) -> Result<Outcome, Error> {
@@ -72,6 +73,7 @@ impl Check for Tls {
             .config_parse::<f64>("days.fail")?
             .unwrap_or(DEFAULT_FAIL_DAYS);
         let timeout = ctx.config_duration("timeout")?;
+        let options = TlsOptions::from_context(ctx)?;
         let targets =
             ctx.require_targets("configure `host:port`, `tls://host:port` or `https://` targets")?;
         let mut outcome = Outcome::new();
@@ -92,22 +94,11 @@ impl Check for Tls {
                     format!("{target}: bad target")
                 };
             };
-            let mut req = TlsRequest::new(host.clone(), port);
-            if let Some(name) = ctx.config("server_name") {
-                req = req.server_name(name);
-            }
+            let mut req = TlsRequest::new(host.clone(), port).options(options.clone());
             for p in ctx.config_list("alpn") {
                 req = req.alpn(p);
             }
-            if let Some(pem) = ctx.config("ca_bundle") {
-                req = req.ca_bundle_pem(pem);
-            }
-            if let Some(secret) = ctx.config("client_cert_secret") {
-                req = req.client_cert_secret(secret);
-            }
-            if let Some(t) = timeout {
-                req = req.timeout(t);
-            }
+            req = req.timeout(ctx.call_timeout(timeout));
             match tls::inspect(&req) {
                 Ok(report) => judge(&report, degraded_days, fail_days, outcome),
                 Err(e) => {
@@ -176,6 +167,7 @@ fn judge(report: &TlsReport, degraded_days: f64, fail_days: f64, outcome: &mut O
         !chain.is_empty(),
         format!("{} certificate(s): {}", chain.len(), chain.join(" | ")),
     );
+    outcome.measure_tls(info);
     let days = info.days_left(clock::now_unix_ms());
     if let Some(days) = days {
         outcome.measure("tls_cert_days_left", days, "days");
@@ -190,10 +182,12 @@ fn judge(report: &TlsReport, degraded_days: f64, fail_days: f64, outcome: &mut O
             days >= fail_days,
             format!("{days:.1} days left (earliest expiry: {which})"),
         );
-        if days >= fail_days && days < degraded_days {
-            outcome.degrade(format!(
-                "certificate expires in {days:.1} days (under {degraded_days})"
-            ));
+        if days >= fail_days {
+            outcome.assert_or_warn(
+                format!("chain valid for at least {degraded_days} days"),
+                days >= degraded_days,
+                format!("{days:.1} days left (earliest expiry: {which})"),
+            );
         }
     }
     match days {
@@ -264,6 +258,26 @@ mod tests {
         );
         assert_eq!(parse_target("[::1]:443"), Some(("::1".into(), 443)));
         assert_eq!(parse_target("a.test"), None);
+    }
+
+    #[test]
+    fn declared_keys() {
+        let m = Tls::describe();
+        let keys: Vec<&str> = m.config.iter().map(|k| k.key.as_str()).collect();
+        for key in [
+            "ca_bundle",
+            "server_name",
+            "min_tls_version",
+            "max_tls_version",
+        ] {
+            assert!(keys.contains(&key), "{key}");
+        }
+        assert!(!keys.contains(&"insecure"));
+        for key in &m.config {
+            if let Some(default) = &key.default {
+                assert!(key.value_type.check(default).is_ok(), "{}", key.key);
+            }
+        }
     }
 
     #[test]

@@ -86,6 +86,7 @@ mod model;
 mod raw;
 mod restore;
 pub mod s3;
+mod schema_check;
 mod validate;
 mod values;
 

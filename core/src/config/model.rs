@@ -38,6 +38,12 @@ pub struct Config {
     /// message is empty. Problems found with the file later (it is missing,
     /// too large, not a component) are reported at the key's line.
     pub component_keys: Vec<(ComponentRef, Diagnostic)>,
+    /// Where each check's `config` keys are written, for problems found
+    /// once the component says what it takes (see
+    /// [`Config::schema_problems`]): the dotted path (`check.0.config.
+    /// expect.status.0`, and `check.0.config` for the table itself) and a
+    /// diagnostic placed there, whose message is empty.
+    pub config_places: Vec<(String, Diagnostic)>,
 }
 
 /// The daemon's HTTP address when neither `--listen` nor `global.listen`

@@ -610,22 +610,25 @@ fn allow_pattern_errors_name_the_pattern_and_the_reason() {
 fn target_placeholder_needs_url_targets() {
     let d = one_error(
         &check(
-            "every = \"1m\"\ntargets = [\n  \"https://ok.example.com\",\n  \"db.internal:5432\",\n]\nallow = [\"{target}\"]\n",
+            "every = \"1m\"\ntargets = [\n  \"https://ok.example.com\",\n  \"db.internal\",\n]\nallow = [\"{target}\"]\n",
         ),
         7,
         "targets",
-        "target \"db.internal:5432\" is not a URL with scheme http, https, tcp, tls or dns",
+        "target \"db.internal\" is not a URL, so `{target}` cannot stand for it",
     );
-    assert!(d.message.contains("e.g. tcp://db.internal:5432"), "{d}");
+    assert!(d.message.contains("e.g. https://db.internal"), "{d}");
     // Without `{target}`, targets may be anything.
     load_ok(&check(
-        "every = \"1m\"\ntargets = [\"db.internal:5432\"]\nallow = [\"tcp://db.internal:5432\"]\n",
+        "every = \"1m\"\ntargets = [\"db.internal\"]\nallow = [\"tcp://db.internal:5432\"]\n",
     ));
-    // tcp targets expand too.
-    let c = load_ok(&check(
-        "every = \"1m\"\ntargets = [\"tcp://db.internal:5432\"]\nallow = [\"{target}\"]\n",
-    ));
-    assert_eq!(c.checks[0].allow.to_string(), "[tcp://db.internal:5432]");
+    // tcp targets expand too, and a bare host:port is one (one rule with
+    // `vantage run` and the restore tests).
+    for target in ["tcp://db.internal:5432", "db.internal:5432"] {
+        let c = load_ok(&check(&format!(
+            "every = \"1m\"\ntargets = [\"{target}\"]\nallow = [\"{{target}}\"]\n"
+        )));
+        assert_eq!(c.checks[0].allow.to_string(), "[tcp://db.internal:5432]");
+    }
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub(super) fn validate(
             .chain(src.text.match_indices('\n').map(|(i, _)| i + 1))
             .collect(),
         component_keys: Vec::new(),
+        config_places: Vec::new(),
     };
     let global = v.global(raw.global);
     let defaults = v.defaults(raw.defaults);
@@ -99,6 +100,7 @@ pub(super) fn validate(
         audit,
         warnings: v.warnings,
         component_keys: v.component_keys,
+        config_places: v.config_places,
     })
 }
 
@@ -119,6 +121,8 @@ struct Validator<'a> {
     line_starts: Vec<usize>,
     /// See [`Config::component_keys`].
     component_keys: Vec<(ComponentRef, Diagnostic)>,
+    /// See [`Config::config_places`].
+    config_places: Vec<(String, Diagnostic)>,
 }
 
 const GLOBAL: Option<&str> = Some("[global]");

@@ -13,18 +13,15 @@ pub const TARGET_PLACEHOLDER: &str = "{target}";
 /// (`https://api.example.com/healthz` → `https://api.example.com:443`).
 /// Used to expand [`TARGET_PLACEHOLDER`]. The scheme must be one the
 /// policy knows (http, https, tcp, tls, dns); `tcp` targets must name a
-/// port.
+/// port. A bare `host:port` (what the `tcp` check takes) is a `tcp://`
+/// target: the configuration, restore tests and `vantage run` read it alike.
 pub fn target_origin(target: &str) -> Result<String, String> {
+    if let Some(tcp) = bare_host_port(target.trim()) {
+        return target_origin(&tcp);
+    }
     let not_a_url = |why: &str| {
         let t = target.trim();
-        let looks_like_host_port = t
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && !h.contains("//") && p.parse::<u16>().is_ok());
-        let fix = if looks_like_host_port {
-            format!("tcp://{t}")
-        } else {
-            format!("https://{}", t.split("://").last().unwrap_or(t))
-        };
+        let fix = format!("https://{}", t.split("://").last().unwrap_or(t));
         format!(
             "target {target:?} {why}, so `{{target}}` cannot stand for it; write it as a URL, e.g. {fix}"
         )
@@ -51,6 +48,20 @@ pub fn target_origin(target: &str) -> Result<String, String> {
             )
         })?;
     Ok(format!("{scheme}://{host}:{port}"))
+}
+
+/// `tcp://host:port` for a bare `host:port` (`db.internal:5432`,
+/// `127.0.0.1:5432`, `[::1]:5432`); `None` for anything with a scheme or
+/// without a port.
+fn bare_host_port(t: &str) -> Option<String> {
+    if t.contains("://") || t.contains('/') {
+        return None;
+    }
+    let (host, port) = t.rsplit_once(':')?;
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || !host.contains(':') && !host.contains(char::is_whitespace));
+    (host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| format!("tcp://{t}"))
 }
 
 /// One allow-list entry as written, expanded: a pattern stands for itself;
@@ -114,6 +125,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bare_host_port_targets_are_tcp() {
+        assert_eq!(
+            target_origin("db.internal:5432").unwrap(),
+            "tcp://db.internal:5432"
+        );
+        assert_eq!(target_origin("127.0.0.1:25").unwrap(), "tcp://127.0.0.1:25");
+        assert_eq!(target_origin("[::1]:993").unwrap(), "tcp://[::1]:993");
+        assert!(target_origin("db.internal").is_err());
+        assert!(target_origin("db.internal:99999").is_err());
+        let list = AllowList::expand([TARGET_PLACEHOLDER], &["db.internal:5432"], None).unwrap();
+        assert!(list.check_target("tcp", "db.internal", 5432).is_ok());
+        assert!(list.check_target("tcp", "db.internal", 5433).is_err());
+    }
+
+    #[test]
     fn target_origins() {
         assert_eq!(
             target_origin("https://api.example.com/healthz").unwrap(),
@@ -144,11 +170,6 @@ mod tests {
             "tls://mail.example.com:443"
         );
         assert_eq!(target_origin("dns://9.9.9.9").unwrap(), "dns://9.9.9.9:53");
-        let e = target_origin("db.internal:5432").unwrap_err();
-        assert!(
-            e.contains("write it as a URL, e.g. tcp://db.internal:5432"),
-            "{e}"
-        );
         let e = target_origin("api.example.com").unwrap_err();
         assert!(e.contains("is not a URL"), "{e}");
         assert!(e.contains("e.g. https://api.example.com"), "{e}");
@@ -172,9 +193,9 @@ mod tests {
         let e =
             AllowList::expand(["{target}", "tcp://db:5432"], &targets, Some(&ceiling)).unwrap_err();
         assert!(e.starts_with("allow entry \"tcp://db:5432\": "), "{e}");
-        let e = AllowList::expand(["{target}"], &["db:5432"], None).unwrap_err();
-        assert!(e.contains("(for target \"db:5432\")"), "{e}");
-        assert!(e.contains("tcp://db:5432"), "{e}");
+        let e = AllowList::expand(["{target}"], &["db"], None).unwrap_err();
+        assert!(e.contains("(for target \"db\")"), "{e}");
+        assert!(e.contains("https://db"), "{e}");
         assert!(
             AllowList::expand(["{target}"], &[] as &[&str], None)
                 .unwrap()

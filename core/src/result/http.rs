@@ -20,10 +20,6 @@ pub struct HttpTrace {
     pub timings: Timings,
     /// Why the exchange failed, if it did.
     pub error: Option<String>,
-    /// Expiry of the earliest-expiring certificate the server presented
-    /// (unix ms), for HTTPS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_earliest_expiry_unix_ms: Option<i64>,
 }
 
 /// Per-phase durations in milliseconds, summed over redirect hops.

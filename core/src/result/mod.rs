@@ -13,6 +13,7 @@ pub mod http;
 pub mod log;
 pub mod record;
 pub mod restore;
+pub mod tls;
 pub mod verdict;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ pub use http::HttpTrace;
 pub use log::{Level, LogLine};
 pub use record::{Attempt, CheckState, RunRecord, Transition};
 pub use restore::RestoreReport;
+pub use tls::{LeafCertificate, TlsTrace};
 pub use verdict::Verdict;
 
 /// The outcome of one run.
@@ -65,8 +67,12 @@ impl Status {
 pub struct Assertion {
     /// Short stable name, e.g. `status is 200`.
     pub name: String,
-    /// Whether it held.
+    /// Whether it held (a claim that held with a warning counts as held).
     pub passed: bool,
+    /// It held, with a warning (a check's `warn` assertion state, WIT 0.2.0):
+    /// worth a look, not a failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warn: bool,
     /// What was observed.
     pub detail: String,
     /// How long verifying it took, when the check measured it.
@@ -83,6 +89,10 @@ pub struct Measurement {
     pub value: f64,
     /// Unit, possibly empty.
     pub unit: String,
+    /// Labels telling series of one name apart (WIT 0.2.0), e.g.
+    /// `target = "https://a.example"`; exported with the measurement's series.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a run produced no verdict.
@@ -131,6 +141,9 @@ pub struct RunTimings {
     pub run_ms: f64,
     /// Every HTTP exchange the check made, with per-phase timings.
     pub http: Vec<HttpTrace>,
+    /// Every TLS handshake the check's calls completed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<TlsTrace>,
 }
 
 /// The complete result of one run of one check.
@@ -193,8 +206,8 @@ impl CheckResult {
     }
 
     /// Pass every string the guest could have written through `redact`:
-    /// summary, assertions, measurements, labels, logs, HTTP traces (method,
-    /// URL, error) and the error message. The runtime calls it once with the
+    /// summary, assertions, measurements (labels included), labels, logs,
+    /// HTTP traces (method, URL, error), TLS traces and the error message. The runtime calls it once with the
     /// run's secret redactor (`Revealed::redact_result` in
     /// `capabilities::secrets`), as the result leaves the sandbox, so every
     /// sink (API, history, status page, metrics, alerts, audit) only ever
@@ -214,6 +227,16 @@ impl CheckResult {
         for m in &mut self.measurements {
             scrub(&mut m.name);
             scrub(&mut m.unit);
+            if !m.labels.is_empty() {
+                m.labels = std::mem::take(&mut m.labels)
+                    .into_iter()
+                    .map(|(mut k, mut v)| {
+                        scrub(&mut k);
+                        scrub(&mut v);
+                        (k, v)
+                    })
+                    .collect();
+            }
         }
         for (k, v) in &mut self.labels {
             scrub(k);
@@ -227,6 +250,18 @@ impl CheckResult {
             scrub(&mut t.url);
             if let Some(e) = &mut t.error {
                 scrub(e);
+            }
+        }
+        for t in &mut self.timings.tls {
+            scrub(&mut t.server);
+            scrub(&mut t.version);
+            scrub(&mut t.verdict);
+            if let Some(leaf) = &mut t.leaf {
+                scrub(&mut leaf.subject);
+                scrub(&mut leaf.issuer);
+                leaf.sans.iter_mut().for_each(&scrub);
+                scrub(&mut leaf.serial);
+                scrub(&mut leaf.sha256_fingerprint);
             }
         }
         if let Some(e) = &mut self.error {
@@ -270,16 +305,35 @@ mod tests {
             assertions: vec![Assertion {
                 name: "auth".into(),
                 passed: false,
+                warn: false,
                 detail: "sent s3cr3t".into(),
                 duration_ms: None,
             }],
             measurements: vec![Measurement {
+                labels: [("s3cr3t_k".to_string(), "v s3cr3t".to_string())].into(),
                 name: "m".into(),
                 value: 1.0,
                 unit: "s3cr3t".into(),
             }],
             labels: vec![("k".into(), "xs3cr3tx".into())],
-            timings: RunTimings::default(),
+            timings: RunTimings {
+                tls: vec![TlsTrace {
+                    via: "tls",
+                    server: "s3cr3t.example:443".into(),
+                    version: "TLSv1.3".into(),
+                    verdict: "valid".into(),
+                    earliest_expiry_unix_ms: None,
+                    verified_expiry_unix_ms: None,
+                    leaf: Some(LeafCertificate {
+                        subject: "CN=s3cr3t".into(),
+                        issuer: "CN=ca".into(),
+                        sans: vec!["s3cr3t.example".into()],
+                        serial: "00".into(),
+                        sha256_fingerprint: "ab".into(),
+                    }),
+                }],
+                ..RunTimings::default()
+            },
             logs: vec![LogLine {
                 level: Level::Info,
                 message: "using s3cr3t".into(),
@@ -298,6 +352,6 @@ mod tests {
         });
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("s3cr3t"), "{json}");
-        assert_eq!(json.matches("[redacted]").count(), 6, "{json}");
+        assert_eq!(json.matches("[redacted]").count(), 11, "{json}");
     }
 }

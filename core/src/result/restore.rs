@@ -226,6 +226,7 @@ impl RestoreReport {
         .into_iter()
         .filter_map(|(name, value)| {
             value.map(|value| Measurement {
+                labels: Default::default(),
                 name: name.to_string(),
                 value,
                 unit: "s".to_string(),
@@ -348,6 +349,7 @@ impl RestoreReport {
                 assertions.push(Assertion {
                     name: format!("{name}: {}", a["name"].as_str().unwrap_or("")),
                     passed: a["passed"].as_bool().unwrap_or(false),
+                    warn: false,
                     detail: a["detail"].as_str().unwrap_or("").to_string(),
                     duration_ms: a["duration_ms"].as_f64(),
                 });
@@ -528,6 +530,7 @@ fn assertion(name: &str, passed: bool, detail: String) -> Assertion {
     Assertion {
         name: name.to_string(),
         passed,
+        warn: false,
         detail,
         duration_ms: None,
     }

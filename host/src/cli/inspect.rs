@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::CacheArgs;
 use crate::runtime::engine::EngineOptions;
-use crate::runtime::{Runtime, WORLD};
+use crate::runtime::{Runtime, World};
 
 /// Arguments of `vantage inspect`.
 #[derive(Debug, clap::Args)]
@@ -34,12 +34,13 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
         .map(|m| m.len())
         .unwrap_or(0);
     let m = &check.metadata;
+    let world = check.world();
     if args.json {
         let doc = json!({
             "component": check.source,
             "sha256": check.digest,
             "size_bytes": size,
-            "world": WORLD,
+            "world": world.name(),
             "imports": check.imports,
             "metadata": m,
         });
@@ -53,7 +54,12 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
         check.source,
         check.digest
     );
-    outln!("world:     {WORLD}");
+    match world {
+        World::V0_2 => outln!("world:     {world}"),
+        World::V0_1 => outln!(
+            "world:     {world} (frozen; runs through the host's 0.1.0 compatibility layer, config keys untyped)"
+        ),
+    }
     outln!("modes:     {}", m.modes.join(", "));
     outln!("imports:   {}", check.imports.join(", "));
     outln!("capabilities:");

@@ -139,14 +139,35 @@ impl Cli {
     }
 }
 
+/// The JSON document a command given `--json` prints on stdout when it
+/// fails: `{"error": "…", "causes": ["…"]}`, so a script reading stdout
+/// gets JSON on success and on failure alike.
+pub fn error_json(error: &anyhow::Error) -> serde_json::Value {
+    serde_json::json!({
+        "error": error.to_string(),
+        "causes": error.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
 impl Command {
+    /// Whether the command was asked for JSON output (`--json`): its
+    /// errors are then printed as [`error_json`] too.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Run(args) => args.json,
+            Command::Inspect(args) => args.json,
+            Command::Demo(args) => args.json,
+            _ => false,
+        }
+    }
+
     /// Run the subcommand; returns the process exit code.
     pub async fn execute(self) -> anyhow::Result<u8> {
         match self {
             Command::Run(args) => run::execute(*args).await,
             Command::Inspect(args) => inspect::execute(args).await,
             Command::New(args) => new::execute(args),
-            Command::Validate(args) => validate::execute(args),
+            Command::Validate(args) => validate::execute(args).await,
             Command::Demo(args) => demo::execute(args).await,
             Command::Daemon(args) => daemon::execute(*args).await,
             #[cfg(feature = "restore")]

@@ -133,6 +133,17 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let check = runtime
         .load_file_within(&args.component, args.max_component_size)
         .await?;
+    // The values given with --set, against the keys the check declares.
+    if let Some(keys) = check.config_schema() {
+        let problems = crate::schema::check_values(keys, &args.set);
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("--set {}: {}", p.key, p.message))
+                .collect();
+            anyhow::bail!("invalid configuration:\n  {}", lines.join("\n  "));
+        }
+    }
     // Targets on the command line are an explicit grant: `{target}` first.
     let entries = std::iter::once(TARGET_PLACEHOLDER).chain(args.allow.iter().map(String::as_str));
     let allow = AllowList::expand(entries, &args.targets, None)

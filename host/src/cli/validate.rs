@@ -12,13 +12,18 @@ pub struct ValidateArgs {
     /// The configuration file.
     #[arg(default_value = "vantage.toml")]
     pub config: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cache: super::CacheArgs,
 }
 
 /// Run the command: exit 0 if valid, 2 (with every error, each naming file,
 /// line and key) if not. Every component file is read (up to
 /// `max_component_size`) and must be a WebAssembly component, as the
-/// daemon will need it.
-pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
+/// daemon will need it; each is then loaded (through the compiled-component
+/// cache) to learn the configuration keys it declares, and every check's
+/// `config` is checked against their types.
+pub async fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     let config = match config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -29,7 +34,10 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     for warning in &config.warnings {
         errln!("{warning}");
     }
-    let problems = component_problems(&config);
+    let mut problems = component_problems(&config);
+    if problems.is_empty() {
+        problems = schema_problems(&config, args.cache.dir()).await?;
+    }
     if !problems.is_empty() {
         for d in &problems {
             errln!("{d}");
@@ -95,4 +103,44 @@ fn component_problems(config: &Config) -> Vec<Diagnostic> {
         }
     }
     problems
+}
+
+/// Every check's `config` against the keys its component declares (see
+/// [`Config::schema_problems`]). A component that cannot be compiled is a
+/// problem at its `component` key.
+async fn schema_problems(
+    config: &Config,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<Vec<Diagnostic>> {
+    let runtime =
+        crate::runtime::Runtime::new(&crate::runtime::engine::EngineOptions::default(), cache_dir)?;
+    let mut schemas = HashMap::new();
+    let mut problems = Vec::new();
+    for (reference, place) in &config.component_keys {
+        let ComponentRef::Path(path) = reference else {
+            continue;
+        };
+        if schemas.contains_key(path) {
+            continue;
+        }
+        match runtime
+            .load_file_within(path, config.global.max_component_size)
+            .await
+        {
+            Ok(check) => {
+                schemas.insert(path.clone(), check.config_schema().map(<[_]>::to_vec));
+            }
+            Err(e) => {
+                let mut d = place.clone();
+                d.message = format!("cannot load {}: {e:#}", path.display());
+                problems.push(d);
+                schemas.insert(path.clone(), None);
+            }
+        }
+    }
+    problems.extend(config.schema_problems(&|reference| match reference {
+        ComponentRef::Path(path) => schemas.get(path).cloned().flatten(),
+        ComponentRef::Oci(_) => None,
+    }));
+    Ok(problems)
 }

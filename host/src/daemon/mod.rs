@@ -361,6 +361,29 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// `component` for `checks[index]` of `config`, unless the check's
+/// configuration is refused by the keys the component declares: that counts
+/// as a component that cannot be loaded (a running task keeps its previous
+/// one), and each problem (file, line, key) is added to `problems`.
+fn configured(
+    config: &Config,
+    index: usize,
+    component: Arc<LoadedCheck>,
+    problems: &mut Vec<String>,
+) -> Result<Arc<LoadedCheck>, String> {
+    let found = component
+        .config_schema()
+        .map(|keys| config.check_problems(index, keys))
+        .unwrap_or_default();
+    if found.is_empty() {
+        return Ok(component);
+    }
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let text = lines.join("; ");
+    problems.extend(lines);
+    Err(format!("invalid configuration: {text}"))
+}
+
 impl Daemon {
     /// Read the configuration again and apply it; an invalid file is
     /// rejected and the running configuration kept.
@@ -394,10 +417,10 @@ impl Daemon {
         if !problems.is_empty() {
             let text = problems.join("\n");
             error!(
-                "configuration applied except components that cannot be loaded; checks that had a working one keep running it:\n{text}"
+                "configuration applied except checks whose component cannot be loaded or refuses its configuration; checks that had a working one keep running it:\n{text}"
             );
             say(&format!(
-                "vantage daemon: reload incomplete: components cannot be loaded; checks that had a working one keep running it:\n{text}"
+                "vantage daemon: reload incomplete: components cannot be loaded or refuse their configuration; checks that had a working one keep running it:\n{text}"
             ));
         }
     }
@@ -423,8 +446,11 @@ impl Daemon {
         let mut stopping_restores = Vec::new();
         let mut pass = LoadPass::new(&config);
         let mut held = 0;
-        for spec in config.checks.clone() {
+        let mut config_problems = Vec::new();
+        for (index, spec) in config.checks.clone().into_iter().enumerate() {
             let (component, digest) = self.load_once(&mut pass, &spec.component).await;
+            let component = component
+                .and_then(|c| configured(&config, index, c, &mut config_problems));
             let name = spec.name.clone();
             let tracker = match old.remove(&name) {
                 Some(task)
@@ -483,7 +509,7 @@ impl Daemon {
         let (r_added, r_changed, r_removed) = self
             .apply_restores(&config, &mut pass, &mut stopping_restores)
             .await;
-        let problems: Vec<String> = config
+        let mut problems: Vec<String> = config
             .component_keys
             .iter()
             .filter_map(|(reference, place)| match pass.by_source.get(reference) {
@@ -495,6 +521,7 @@ impl Daemon {
                 _ => None,
             })
             .collect();
+        problems.extend(config_problems);
         // Components no check uses any more are dropped.
         self.components = pass.used;
         self.shared.sinks.metrics.configured(self.tasks.len());

@@ -536,6 +536,7 @@ impl ValidationRunner for ScriptedRunner {
             result.assertions = vec![Assertion {
                 name: "status is 200".into(),
                 passed: status == Status::Pass,
+                warn: false,
                 detail: format!("GET {}", targets.join(" ")),
                 duration_ms: Some(1.5),
             }];

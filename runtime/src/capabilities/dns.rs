@@ -4,9 +4,11 @@
 //!
 //! # What a call does
 //!
-//! The host builds the query itself (recursion desired, EDNS0 with a 4096
-//! byte payload) and sends it over UDP, retrying over TCP when the answer is
-//! truncated. There is no cache: every call asks the server. NXDOMAIN,
+//! The host builds the query itself (recursion desired unless the query
+//! clears `recursion-desired`, EDNS0 with a 4096 byte payload) and sends it
+//! over UDP, retrying over TCP when the answer is truncated, or over TCP
+//! only (`transport: tcp`). The answer, authority and additional sections
+//! are reported. There is no cache: every call asks the server. NXDOMAIN,
 //! SERVFAIL, REFUSED, … are answers (`rcode`), not errors; errors are for
 //! calls that produced no answer (denied, timeout, unreachable server,
 //! malformed reply). Records of types outside the WIT `record-type` enum
@@ -49,8 +51,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::net::{Net, NetBudget};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::dns as wit;
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::policy::AllowList;
 
@@ -151,11 +153,16 @@ pub async fn resolve(net: &Net, query: &wit::DnsQuery) -> Result<wit::DnsAnswer,
     };
     let timeout = net.timeout(query.timeout_ms, DEFAULT_TIMEOUT);
     let _slot = net.budget.open_connection()?;
-    let request = build_query(&name, record_type(query.record_type))?;
+    let request = build_query(
+        &name,
+        record_type(query.record_type),
+        query.recursion_desired,
+    )?;
+    let tcp = query.transport == wit::DnsTransport::Tcp;
     let started = Instant::now();
     let (server, response) = match tokio::time::timeout(
         timeout,
-        ask_any(&servers, &request, timeout, &net.budget),
+        ask_any(&servers, &request, tcp, timeout, &net.budget),
     )
     .await
     {
@@ -216,12 +223,16 @@ fn system_nameservers() -> Result<Vec<SocketAddr>, NetError> {
     Ok(servers)
 }
 
-fn build_query(name: &str, record_type: RecordType) -> Result<Message, NetError> {
+fn build_query(
+    name: &str,
+    record_type: RecordType,
+    recursion_desired: bool,
+) -> Result<Message, NetError> {
     let name = Name::from_ascii(name).map_err(|e| NetError::InvalidRequest(e.to_string()))?;
     let mut query = Query::query(name, record_type);
     query.set_query_class(DNSClass::IN);
     let mut message = Message::query();
-    message.metadata.recursion_desired = true;
+    message.metadata.recursion_desired = recursion_desired;
     message.add_query(query);
     let mut edns = Edns::new();
     edns.set_max_payload(EDNS_PAYLOAD);
@@ -229,11 +240,12 @@ fn build_query(name: &str, record_type: RecordType) -> Result<Message, NetError>
     Ok(message)
 }
 
-/// Ask each server in turn until one answers; each gets an equal share of
-/// what is left of `timeout`.
+/// Ask each server in turn (over TCP only when `tcp`) until one answers;
+/// each gets an equal share of what is left of `timeout`.
 async fn ask_any(
     servers: &[SocketAddr],
     request: &Message,
+    tcp: bool,
     timeout: Duration,
     budget: &NetBudget,
 ) -> Result<(SocketAddr, Message), NetError> {
@@ -245,9 +257,9 @@ async fn ask_any(
         let attempt = if i + 1 == servers.len() {
             // The last server may use everything left (the caller's timeout
             // still applies).
-            ask(server, request, budget).await
+            ask(server, request, tcp, budget).await
         } else {
-            match tokio::time::timeout(share, ask(server, request, budget)).await {
+            match tokio::time::timeout(share, ask(server, request, tcp, budget)).await {
                 Ok(r) => r,
                 Err(_) => Err(NetError::Timeout("resolve".into())),
             }
@@ -261,15 +273,20 @@ async fn ask_any(
     Err(last.unwrap_or_else(|| NetError::Dns("no nameserver to ask".into())))
 }
 
-/// One exchange with one server: UDP, then TCP if the reply is truncated.
+/// One exchange with one server: UDP, then TCP if the reply is truncated;
+/// TCP only when `tcp`.
 async fn ask(
     server: SocketAddr,
     request: &Message,
+    tcp: bool,
     budget: &NetBudget,
 ) -> Result<Message, NetError> {
     let bytes = request
         .to_vec()
         .map_err(|e| NetError::InvalidRequest(format!("encoding the query: {e}")))?;
+    if tcp {
+        return ask_tcp(server, request, &bytes, budget).await;
+    }
     let response = ask_udp(server, request, &bytes, budget).await?;
     if response.metadata.truncation {
         return ask_tcp(server, request, &bytes, budget).await;
@@ -347,6 +364,8 @@ fn answer(response: &Message, server: SocketAddr, duration_ms: f64) -> wit::DnsA
     wit::DnsAnswer {
         rcode: rcode_name(response.metadata.response_code),
         records: response.answers.iter().filter_map(record).collect(),
+        authority: response.authorities.iter().filter_map(record).collect(),
+        additional: response.additionals.iter().filter_map(record).collect(),
         server: server.to_string(),
         duration_ms,
     }
@@ -405,6 +424,11 @@ fn record_type(t: wit::RecordType) -> RecordType {
         wit::RecordType::Soa => RecordType::SOA,
         wit::RecordType::Caa => RecordType::CAA,
         wit::RecordType::Srv => RecordType::SRV,
+        wit::RecordType::Ptr => RecordType::PTR,
+        wit::RecordType::Dnskey => RecordType::DNSKEY,
+        wit::RecordType::Ds => RecordType::DS,
+        wit::RecordType::Https => RecordType::HTTPS,
+        wit::RecordType::Svcb => RecordType::SVCB,
     }
 }
 
@@ -419,6 +443,11 @@ fn wit_record_type(t: RecordType) -> Option<wit::RecordType> {
         RecordType::SOA => wit::RecordType::Soa,
         RecordType::CAA => wit::RecordType::Caa,
         RecordType::SRV => wit::RecordType::Srv,
+        RecordType::PTR => wit::RecordType::Ptr,
+        RecordType::DNSKEY => wit::RecordType::Dnskey,
+        RecordType::DS => wit::RecordType::Ds,
+        RecordType::HTTPS => wit::RecordType::Https,
+        RecordType::SVCB => wit::RecordType::Svcb,
         _ => return None,
     })
 }
@@ -442,6 +471,7 @@ pub fn presentation(data: &RData) -> String {
         RData::AAAA(a) => a.0.to_string(),
         RData::CNAME(n) => absolute(&n.0),
         RData::NS(n) => absolute(&n.0),
+        RData::PTR(n) => absolute(&n.0),
         RData::MX(mx) => format!("{} {}", mx.preference, absolute(&mx.exchange)),
         RData::TXT(txt) => txt
             .txt_data
@@ -514,6 +544,7 @@ mod tests {
             resolver: std::sync::Arc::new(HostResolver::default()),
             deadline: Instant::now() + Duration::from_secs(10),
             denials: std::sync::Arc::default(),
+            tls: std::sync::Arc::default(),
         }
     }
 
@@ -523,7 +554,72 @@ mod tests {
             record_type: wit::RecordType::A,
             server,
             timeout_ms,
+            transport: wit::DnsTransport::Udp,
+            recursion_desired: true,
         }
+    }
+
+    /// A DNS server on 127.0.0.1 speaking TCP only: answers one query with
+    /// an A record, an NS record in the authority section and its address
+    /// in the additional section; reports the RD bit it received.
+    async fn tcp_only_server() -> (SocketAddr, tokio::sync::oneshot::Receiver<bool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.unwrap();
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            stream.read_exact(&mut buf).await.unwrap();
+            let request = Message::from_vec(&buf).unwrap();
+            let _ = tx.send(request.metadata.recursion_desired);
+            let mut reply = Message::response(request.metadata.id, request.metadata.op_code);
+            reply.add_queries(request.queries.clone());
+            reply.add_answer(Record::from_rdata(
+                n("www.example.test."),
+                60,
+                RData::A("192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap().into()),
+            ));
+            reply.add_authority(Record::from_rdata(
+                n("example.test."),
+                3600,
+                RData::NS(NS(n("ns1.example.test."))),
+            ));
+            reply.add_additional(Record::from_rdata(
+                n("ns1.example.test."),
+                3600,
+                RData::A("192.0.2.53".parse::<std::net::Ipv4Addr>().unwrap().into()),
+            ));
+            let bytes = reply.to_vec().unwrap();
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            stream.write_all(&framed).await.unwrap();
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn a_tcp_query_without_recursion_reports_authority_and_additional_sections() {
+        let (server, rd) = tcp_only_server().await;
+        let net = net(&["dns://127.0.0.1:*"], 4);
+        let mut q = question("www.example.test", Some(server.to_string()), Some(2000));
+        q.transport = wit::DnsTransport::Tcp;
+        q.recursion_desired = false;
+        let answer = resolve(&net, &q).await.unwrap();
+        assert!(!rd.await.unwrap(), "the RD bit was set");
+        assert_eq!(answer.rcode, "NOERROR");
+        assert_eq!(answer.records.len(), 1);
+        assert_eq!(answer.records[0].data, "192.0.2.1");
+        assert_eq!(answer.authority.len(), 1);
+        assert_eq!(answer.authority[0].data, "ns1.example.test.");
+        assert!(matches!(
+            answer.authority[0].record_type,
+            wit::RecordType::Ns
+        ));
+        assert_eq!(answer.additional.len(), 1);
+        assert_eq!(answer.additional[0].name, "ns1.example.test.");
+        assert_eq!(answer.additional[0].data, "192.0.2.53");
     }
 
     #[tokio::test]
@@ -743,7 +839,7 @@ mod tests {
 
     #[test]
     fn replies_become_wit_answers() {
-        let request = build_query("example.com.", RecordType::MX).unwrap();
+        let request = build_query("example.com.", RecordType::MX, true).unwrap();
         assert!(request.metadata.recursion_desired);
         assert_eq!(request.edns.as_ref().unwrap().max_payload(), EDNS_PAYLOAD);
         let mut reply = Message::response(request.metadata.id, request.metadata.op_code);

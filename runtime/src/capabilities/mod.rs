@@ -7,6 +7,7 @@
 //! [`Capabilities`].
 
 pub mod clock;
+pub mod compat_v0_1;
 pub mod dns;
 pub mod http;
 pub mod log;
@@ -79,6 +80,7 @@ impl Capabilities {
             resolver: grant.resolver.clone(),
             deadline: grant.deadline,
             denials: Arc::default(),
+            tls: Arc::default(),
         };
         let secrets = secrets::SecretsState::new(&grant.secrets);
         Capabilities {
@@ -103,6 +105,8 @@ pub struct Finished {
     pub logs: Vec<log::LogLine>,
     /// The traced HTTP exchanges.
     pub http: Vec<crate::result::HttpTrace>,
+    /// The completed TLS handshakes.
+    pub tls: Vec<crate::result::TlsTrace>,
     /// The secret values the run read, to redact the result with.
     pub revealed: secrets::Revealed,
 }
@@ -132,6 +136,7 @@ impl Capabilities {
         Finished {
             logs: self.log.finish(),
             http: std::mem::take(&mut self.http.trace),
+            tls: self.net.tls_traces(),
             revealed: self.secrets.revealed(),
         }
     }
@@ -160,5 +165,6 @@ pub fn add_to_linker<T: CapabilitiesView>(linker: &mut Linker<T>) -> wasmtime::R
     dns::add_to_linker(linker)?;
     tcp::add_to_linker(linker)?;
     wasi_http::add_to_linker(linker)?;
+    compat_v0_1::add_to_linker(linker)?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::bindings::vantage::check::types::NetError;
+use crate::bindings::vantage::check::common::NetError;
 use crate::policy::AllowList;
 
 /// The phase an exchange is in; named in timeout errors.
@@ -230,6 +230,62 @@ async fn lookup_via(nameserver: SocketAddr, host: &str) -> Result<Vec<IpAddr>, N
     Ok(addrs)
 }
 
+/// The time a call leaves before the run's deadline for the check to
+/// report: a tenth of what remains, at least 50 ms and at most 500 ms, and
+/// never more than half of what remains.
+pub fn report_room(remaining: Duration) -> Duration {
+    (remaining / 10)
+        .clamp(Duration::from_millis(50), Duration::from_millis(500))
+        .min(remaining / 2)
+}
+
+/// An IP address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// Which address family to connect over (blackbox_exporter's
+/// `preferred_ip_protocol` and `ip_protocol_fallback`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpPreference {
+    /// Try this family first; `None`: the resolver's order.
+    pub preferred: Option<IpFamily>,
+    /// Fall back to the other family when the preferred one has no address.
+    pub fallback: bool,
+}
+
+impl IpPreference {
+    /// `addrs` (of `host`) in the preferred order; without `fallback`, the
+    /// preferred family only (a `dns` error when it has no address).
+    pub fn order(self, host: &str, mut addrs: Vec<IpAddr>) -> Result<Vec<IpAddr>, NetError> {
+        let Some(family) = self.preferred else {
+            return Ok(addrs);
+        };
+        let wanted = |a: &IpAddr| match family {
+            IpFamily::V4 => a.is_ipv4(),
+            IpFamily::V6 => a.is_ipv6(),
+        };
+        if self.fallback {
+            // Stable: the preferred family first, each in the resolver's order.
+            addrs.sort_by_key(|a| !wanted(a));
+        } else {
+            addrs.retain(wanted);
+        }
+        if addrs.is_empty() {
+            let name = match family {
+                IpFamily::V4 => "IPv4",
+                IpFamily::V6 => "IPv6",
+            };
+            return Err(NetError::Dns(format!("{host}: no {name} address")));
+        }
+        Ok(addrs)
+    }
+}
+
 /// Most distinct refusals one run's log lists.
 pub const MAX_DENIALS: usize = 64;
 
@@ -246,7 +302,12 @@ pub struct Net {
     pub deadline: Instant,
     /// Every refusal of the run (the rule that refused), for its log.
     pub denials: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The run's completed TLS handshakes (the first [`MAX_TLS_TRACES`]).
+    pub tls: Arc<std::sync::Mutex<Vec<crate::result::TlsTrace>>>,
 }
+
+/// Most TLS handshakes one run's result keeps.
+pub const MAX_TLS_TRACES: usize = 64;
 
 /// An open, policy-checked connection.
 #[derive(Debug)]
@@ -269,7 +330,14 @@ impl Net {
     /// kept once, and at most [`MAX_DENIALS`] of them: a check retrying a
     /// denied call in a loop must not grow the host's memory.
     pub fn note<T>(&self, result: &Result<T, NetError>) {
-        if let Err(NetError::Denied(rule)) = result
+        if let Err(e) = result {
+            self.note_error(e);
+        }
+    }
+
+    /// [`note`](Self::note) for an error on its own.
+    pub fn note_error(&self, error: &NetError) {
+        if let NetError::Denied(rule) = error
             && let Ok(mut denials) = self.denials.lock()
             && denials.len() < MAX_DENIALS
             && !denials.contains(rule)
@@ -278,30 +346,68 @@ impl Net {
         }
     }
 
+    /// Remember a completed handshake with `server` (`host:port`) made by
+    /// the capability `via`, for the result and the `probe_ssl_*` metrics.
+    pub fn record_tls(
+        &self,
+        via: &'static str,
+        server: String,
+        info: &crate::bindings::vantage::check::tls::TlsInfo,
+    ) {
+        if let Ok(mut traces) = self.tls.lock()
+            && traces.len() < MAX_TLS_TRACES
+        {
+            traces.push(super::tls::trace(via, server, info));
+        }
+    }
+
+    /// The run's TLS handshakes so far.
+    pub fn tls_traces(&self) -> Vec<crate::result::TlsTrace> {
+        self.tls.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
     /// The refusals of the run so far.
     pub fn denials(&self) -> Vec<String> {
         self.denials.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
-    /// Time left before the run's deadline, capped by `requested` (or `default`).
+    /// The timeout of one call: `requested` (or `default`), cut so that the
+    /// call ends before the run's deadline with [`report_room`] to spare:
+    /// a call that would outlive the run times out early enough for the
+    /// check to report it (a clean `fail` with what was measured) instead of
+    /// being interrupted by the deadline.
     pub fn timeout(&self, requested: Option<u64>, default: Duration) -> Duration {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         requested
             .map(Duration::from_millis)
             .unwrap_or(default)
-            .min(remaining)
+            .min(remaining.saturating_sub(report_room(remaining)))
     }
 
-    /// Open a TCP connection to `host:port` for `scheme` (`http`, `https`,
-    /// `tls`, `tcp`): policy on the target, resolution, policy on each
-    /// address, then connect to the first allowed address that answers.
-    /// `phase` follows the progress, so a caller's timeout can name it.
+    /// [`Net::connect_prefer`] with no address family preference.
     pub async fn connect(
         &self,
         scheme: &str,
         host: &str,
         port: u16,
         phase: &mut Phase,
+    ) -> Result<Connection, NetError> {
+        self.connect_prefer(scheme, host, port, phase, IpPreference::default())
+            .await
+    }
+
+    /// Open a TCP connection to `host:port` for `scheme` (`http`, `https`,
+    /// `tls`, `tcp`): policy on the target, resolution, policy on each
+    /// address, then connect to the first allowed address that answers, in
+    /// the order `ip` asks for. `phase` follows the progress, so a caller's
+    /// timeout can name it.
+    pub async fn connect_prefer(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        phase: &mut Phase,
+        ip: IpPreference,
     ) -> Result<Connection, NetError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         self.allow
@@ -310,7 +416,7 @@ impl Net {
         let slot = self.budget.open_connection()?;
         *phase = Phase::Resolve;
         let t = Instant::now();
-        let addrs = self.resolver.lookup(bare).await?;
+        let addrs = ip.order(bare, self.resolver.lookup(bare).await?)?;
         let resolve = t.elapsed();
         *phase = Phase::Connect;
         let t = Instant::now();
@@ -383,6 +489,66 @@ mod tests {
         );
     }
 
+    #[test]
+    fn ip_preference_orders_or_filters_the_addresses() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        let both = vec![v4, v6];
+        let pref = |preferred, fallback| IpPreference {
+            preferred,
+            fallback,
+        };
+        assert_eq!(pref(None, false).order("h", both.clone()).unwrap(), both);
+        assert_eq!(
+            pref(Some(IpFamily::V6), true)
+                .order("h", both.clone())
+                .unwrap(),
+            vec![v6, v4]
+        );
+        assert_eq!(
+            pref(Some(IpFamily::V6), false)
+                .order("h", both.clone())
+                .unwrap(),
+            vec![v6]
+        );
+        assert_eq!(
+            pref(Some(IpFamily::V6), true).order("h", vec![v4]).unwrap(),
+            vec![v4]
+        );
+        match pref(Some(IpFamily::V6), false).order("h.test", vec![v4]) {
+            Err(NetError::Dns(m)) => assert_eq!(m, "h.test: no IPv6 address"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_call_ends_before_the_run_deadline_with_room_to_report() {
+        let net = |left: Duration| Net {
+            allow: Arc::new(AllowList::parse(["http://*"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits::default())),
+            resolver: Arc::new(HostResolver::default()),
+            deadline: Instant::now() + left,
+            denials: Arc::default(),
+            tls: Arc::default(),
+        };
+        // A 10 s request in a 2 s run ends ~200 ms before the deadline.
+        let t = net(Duration::from_secs(2)).timeout(Some(10_000), Duration::from_secs(10));
+        assert!(
+            t <= Duration::from_millis(1800) && t > Duration::from_millis(1700),
+            "{t:?}"
+        );
+        // A short request is left alone.
+        let t = net(Duration::from_secs(2)).timeout(Some(300), Duration::from_secs(10));
+        assert_eq!(t, Duration::from_millis(300));
+        // A long run leaves at most 500 ms.
+        let t = net(Duration::from_secs(60)).timeout(None, Duration::from_secs(60));
+        assert!(t >= Duration::from_millis(59_400), "{t:?}");
+        // A tiny run keeps half for the check.
+        let t = net(Duration::from_millis(40)).timeout(None, Duration::from_secs(10));
+        assert!(t <= Duration::from_millis(20), "{t:?}");
+        assert_eq!(report_room(Duration::ZERO), Duration::ZERO);
+    }
+
     #[tokio::test]
     async fn overrides_and_literals_resolve_without_dns() {
         let mut resolver = HostResolver::default();
@@ -413,6 +579,7 @@ mod tests {
             resolver: Arc::new(resolver),
             deadline: Instant::now() + Duration::from_secs(5),
             denials: Arc::default(),
+            tls: Arc::default(),
         };
         match net
             .connect("http", "metadata.test", 80, &mut Phase::Resolve)

@@ -3,29 +3,50 @@
 //! data.
 //!
 //! The same machinery serves `http.fetch` over https (which requires a valid
-//! verdict) and `tcp.probe` with `tls`/`starttls` (which reports it): a
-//! [`RecordingVerifier`] wraps rustls' `WebPkiServerVerifier`, records the
-//! presented chain and the verdict, and — in inspection mode — lets the
-//! handshake complete whatever the verdict, so the chain can be read. The
-//! handshake signatures (`verify_tls12_signature`/`verify_tls13_signature`)
-//! are always verified for real: inspection never talks to a server that does
-//! not hold the key of the certificate it presented.
+//! verdict unless `insecure`) and `tcp.probe` with `tls`/`starttls` (which
+//! reports it): a [`RecordingVerifier`] verifies the presented chain with
+//! webpki ([`verify`]), records it, the verdict and the path as verified,
+//! and — in inspection mode — lets the handshake complete whatever the
+//! verdict, so the chain can be read. The handshake signatures
+//! (`verify_tls12_signature`/`verify_tls13_signature`) are always verified
+//! for real: inspection never talks to a server that does not hold the key
+//! of the certificate it presented.
+//!
+//! # Options
+//!
+//! Every caller takes the WIT `tls-options`: `server-name` (SNI and the
+//! name verified; the connected host by default), `ca-bundle-pem` (trust
+//! these CAs instead of the built-in webpki roots; a self-signed leaf
+//! listed there is pinned, see [`verify`]), `client-cert-secret`,
+//! `min-version`/`max-version` (TLS 1.2 and 1.3) and `insecure`.
 //!
 //! # Verdicts
 //!
 //! The first failure webpki reports decides the verdict (`Expired`,
 //! `NotValidYet`, `NotValidForName`, `Revoked`, `UnknownIssuer`, anything
-//! else is `other`). `UnknownIssuer` becomes `incomplete-chain` when the top
-//! presented certificate (the last one) is an end-entity certificate (not a
-//! CA, not self-signed) whose issuer is not among the presented certificates:
-//! the server did not send the intermediate. A chain whose top certificate is
-//! a CA (an intermediate of an untrusted or private root) stays
-//! `unknown-issuer`, as does a self-signed certificate.
+//! else is `other` with the reason in words). `UnknownIssuer` becomes
+//! `incomplete-chain` when the top presented certificate (the last one) is
+//! an end-entity certificate (not a CA, not self-signed) whose issuer is not
+//! among the presented certificates: the server did not send the
+//! intermediate. A chain whose top certificate is a CA (an intermediate of
+//! an untrusted or private root) stays `unknown-issuer`, as does a
+//! self-signed certificate.
+//!
+//! Every failure reads as words (`hostname-mismatch: certificate not valid
+//! for name a.test (it covers localhost)`), never as a Rust debug string.
+
+pub mod verify;
+
+/// The e2e suite's TLS servers and certificates (`tests/e2e/tls_servers.rs`),
+/// shared by the capabilities' tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/e2e/tls_servers.rs"]
+pub(crate) mod tls_servers;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -35,10 +56,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use wasmtime::component::{HasSelf, Linker};
 
+use self::verify::{Trust, camel_words};
 use super::net::{Net, Phase};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::tls as wit;
 use crate::bindings::vantage::check::tls::{Certificate, TlsInfo, Verdict};
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
 
@@ -66,16 +88,8 @@ impl TlsState {
     }
 
     async fn inspect(&self, req: wit::TlsRequest) -> Result<wit::TlsReport, NetError> {
-        let options = TlsOptions {
-            server_name: req.server_name.clone().unwrap_or_else(|| req.host.clone()),
-            alpn: req.alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
-            ca_bundle_pem: req.ca_bundle_pem.clone(),
-            client_cert: match &req.client_cert_secret {
-                Some(name) => Some(client_cert(&self.secrets, name)?),
-                None => None,
-            },
-            require_valid: false,
-        };
+        let alpn = req.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let options = TlsOptions::from_wit(&req.options, &req.host, &self.secrets, alpn, false)?;
         let config = options.config()?;
         let timeout = self.net.timeout(req.timeout_ms, DEFAULT_TIMEOUT);
         let mut phase = Phase::Resolve;
@@ -87,6 +101,8 @@ impl TlsState {
             phase = Phase::Tls;
             let t = Instant::now();
             let (_stream, info) = handshake(conn.stream, &options.server_name, config).await?;
+            let server = format!("{}:{}", req.host, req.port);
+            self.net.record_tls("tls", server, &info);
             Ok::<_, NetError>(wit::TlsReport {
                 info,
                 remote_addr: conn.remote_addr.to_string(),
@@ -156,13 +172,56 @@ pub struct TlsOptions {
     pub server_name: String,
     /// ALPN protocols offered.
     pub alpn: Vec<Vec<u8>>,
-    /// Roots to verify against instead of webpki-roots.
+    /// Roots to verify against instead of webpki-roots (each certificate
+    /// also pinned as a leaf).
     pub ca_bundle_pem: Option<String>,
     /// Client certificate to present.
     pub client_cert: Option<ClientCert>,
     /// Fail the handshake unless the verdict is `valid` (http); otherwise
     /// complete it and report the verdict (inspection).
     pub require_valid: bool,
+    /// Lowest protocol version offered (TLS 1.2 by default).
+    pub min_version: Option<wit::TlsVersion>,
+    /// Highest protocol version offered (TLS 1.3 by default).
+    pub max_version: Option<wit::TlsVersion>,
+}
+
+impl TlsOptions {
+    /// The host's options from a request's WIT `tls-options`, for a
+    /// connection to `host`: the server name defaults to `host`, the client
+    /// certificate is read from its granted secret. `insecure` is the
+    /// caller's business (it decides `require_valid`).
+    pub fn from_wit(
+        options: &wit::TlsOptions,
+        host: &str,
+        secrets: &[(String, SecretSource)],
+        alpn: Vec<Vec<u8>>,
+        require_valid: bool,
+    ) -> Result<TlsOptions, NetError> {
+        let server_name = match &options.server_name {
+            Some(name) if name.trim().is_empty() => {
+                return Err(NetError::InvalidRequest("tls server-name is empty".into()));
+            }
+            Some(name) => name.trim().to_string(),
+            None => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        };
+        let client_cert = match &options.client_cert_secret {
+            Some(name) => Some(client_cert(secrets, name)?),
+            None => None,
+        };
+        Ok(TlsOptions {
+            server_name,
+            alpn,
+            ca_bundle_pem: options.ca_bundle_pem.clone(),
+            client_cert,
+            require_valid,
+            min_version: options.min_version,
+            max_version: options.max_version,
+        })
+    }
 }
 
 /// A client configuration for one connection, and the verifier that
@@ -200,10 +259,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .clone()
 }
 
-/// Build the process-wide TLS state (crypto provider, the verifier over the
-/// webpki roots) now, so that no run pays for it inside a timed phase.
+/// Build the process-wide TLS state (crypto provider, the webpki roots)
+/// now, so that no run pays for it inside a timed phase.
 pub fn warm_up() {
-    let _ = default_webpki();
+    let _ = default_trust();
     // The first use of the crypto library initialises it (tens of ms):
     // draw random bytes and start one key exchange of each group now.
     let provider = provider();
@@ -213,59 +272,63 @@ pub fn warm_up() {
     }
 }
 
-/// The webpki verifier over the webpki-roots, built once.
-fn default_webpki() -> Arc<WebPkiServerVerifier> {
-    static VERIFIER: OnceLock<Arc<WebPkiServerVerifier>> = OnceLock::new();
-    VERIFIER
+/// Trust in the webpki-roots, built once.
+fn default_trust() -> Arc<Trust> {
+    static TRUST: OnceLock<Arc<Trust>> = OnceLock::new();
+    TRUST
         .get_or_init(|| {
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                .build()
-                .expect("webpki-roots is not empty")
+            Arc::new(Trust {
+                anchors: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                certs: Vec::new(),
+                name: "the built-in roots",
+            })
         })
         .clone()
+}
+
+/// The protocol versions from `min` to `max` (TLS 1.2 and 1.3 by default).
+fn versions(
+    min: Option<wit::TlsVersion>,
+    max: Option<wit::TlsVersion>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, NetError> {
+    let rank = |v: wit::TlsVersion| match v {
+        wit::TlsVersion::Tls12 => 0,
+        wit::TlsVersion::Tls13 => 1,
+    };
+    let (lo, hi) = (min.map_or(0, rank), max.map_or(1, rank));
+    if lo > hi {
+        return Err(NetError::InvalidRequest(
+            "tls min-version is above max-version".into(),
+        ));
+    }
+    Ok([&rustls::version::TLS12, &rustls::version::TLS13][lo..=hi].to_vec())
 }
 
 impl TlsOptions {
     /// Build the client configuration (and a fresh recording verifier).
     pub fn config(&self) -> Result<HandshakeConfig, NetError> {
-        let inner = match &self.ca_bundle_pem {
-            None => default_webpki(),
-            Some(pem) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    let cert = cert
-                        .map_err(|e| NetError::InvalidRequest(format!("bad CA bundle PEM: {e}")))?;
-                    roots.add(cert).map_err(|e| {
-                        NetError::InvalidRequest(format!("bad CA certificate in bundle: {e}"))
-                    })?;
-                }
-                if roots.is_empty() {
-                    return Err(NetError::InvalidRequest(
-                        "the CA bundle holds no certificate".into(),
-                    ));
-                }
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .map_err(|e| NetError::InvalidRequest(format!("CA bundle: {e}")))?
-            }
+        let trust = match &self.ca_bundle_pem {
+            None => default_trust(),
+            Some(pem) => Arc::new(Trust::from_pem(pem).map_err(NetError::InvalidRequest)?),
         };
         let verifier = Arc::new(RecordingVerifier {
-            inner,
+            trust,
+            provider: provider(),
             require_valid: self.require_valid,
             seen: Mutex::new(None),
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("aws-lc-rs supports the default protocol versions")
+            .with_protocol_versions(&versions(self.min_version, self.max_version)?)
+            .map_err(|e| NetError::InvalidRequest(format!("tls versions: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone());
         let mut config = match &self.client_cert {
             None => builder.with_no_client_auth(),
             Some((chain, key)) => builder
                 .with_client_auth_cert(chain.clone(), key.clone_key())
-                .map_err(|e| NetError::InvalidRequest(format!("client certificate: {e}")))?,
+                .map_err(|e| {
+                    NetError::InvalidRequest(format!("client certificate: {}", tls_words(&e)))
+                })?,
         };
         config.alpn_protocols = self.alpn.clone();
         Ok(HandshakeConfig {
@@ -275,9 +338,21 @@ impl TlsOptions {
     }
 }
 
+/// A handshake that did not complete: why, and what the server had
+/// presented by then (the chain and its verdict, when verification is what
+/// failed).
+#[derive(Debug)]
+pub struct HandshakeFailed {
+    /// The error (`net-error::tls` with a readable message).
+    pub error: NetError,
+    /// What was seen of the server's certificates.
+    pub info: Option<TlsInfo>,
+}
+
 /// Complete a TLS handshake over `stream` and summarise it. With a
 /// `require_valid` configuration, a certificate problem fails with
-/// `net-error::tls("<verdict>: …")`; otherwise it is reported in the verdict.
+/// `net-error::tls("<verdict>: <reason>")`; otherwise it is reported in the
+/// verdict.
 pub async fn handshake<S>(
     stream: S,
     server_name: &str,
@@ -286,80 +361,227 @@ pub async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    handshake_detailed(stream, server_name, config)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// [`handshake`], keeping what was seen of a failed handshake.
+pub async fn handshake_detailed<S>(
+    stream: S,
+    server_name: &str,
+    config: HandshakeConfig,
+) -> Result<(TlsStream<S>, TlsInfo), HandshakeFailed>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let bare = server_name.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(bare.to_string())
-        .map_err(|e| NetError::InvalidRequest(format!("bad TLS server name {bare}: {e}")))?;
+    let name = ServerName::try_from(bare.to_string()).map_err(|_| HandshakeFailed {
+        error: NetError::InvalidRequest(format!(
+            "bad TLS server name {bare:?}: neither a DNS name nor an IP address"
+        )),
+        info: None,
+    })?;
     let result = tokio_rustls::TlsConnector::from(config.config)
         .connect(name, stream)
         .await;
-    let seen = config.verifier.seen.lock().unwrap().take();
+    let seen = config
+        .verifier
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     let stream = match result {
         Ok(s) => s,
         Err(e) => {
-            return Err(NetError::Tls(match seen {
-                Some((_, verdict)) if !matches!(verdict, Verdict::Valid) => {
-                    format!("{}: {e}", verdict_name(&verdict))
+            let message = match &seen {
+                Some(s) if !matches!(s.verdict, Verdict::Valid) => {
+                    format!("{}: {}", verdict_label(&s.verdict), s.detail)
                 }
-                _ => e.to_string(),
-            }));
+                _ => handshake_error_words(&e),
+            };
+            return Err(HandshakeFailed {
+                error: NetError::Tls(message),
+                info: seen.map(|s| summary(s, String::new(), String::new(), None)),
+            });
         }
     };
-    let (chain_der, verdict) = seen.unwrap_or_else(|| {
-        (
-            Vec::new(),
-            Verdict::Other("the server presented no certificate".into()),
-        )
+    let seen = seen.unwrap_or_else(|| Seen {
+        chain: Vec::new(),
+        verdict: Verdict::Other("the server presented no certificate".into()),
+        detail: "the server presented no certificate".into(),
+        verified: Vec::new(),
     });
     let (_, conn) = stream.get_ref();
-    let chain: Vec<Certificate> = chain_der
-        .iter()
-        .filter_map(|c| parse_cert(c).ok())
-        .collect();
-    let info = TlsInfo {
-        version: conn
-            .protocol_version()
-            .map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-                other => format!("{other:?}"),
-            })
-            .unwrap_or_default(),
-        cipher_suite: conn
-            .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()))
-            .unwrap_or_default(),
-        alpn: conn
-            .alpn_protocol()
-            .map(|p| String::from_utf8_lossy(p).into_owned()),
-        earliest_expiry_unix_ms: chain.iter().map(|c| c.not_after_unix_ms).min(),
-        chain,
-        verdict,
-    };
+    let version = conn
+        .protocol_version()
+        .map(|v| match v {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+            other => camel_words(&format!("{other:?}")),
+        })
+        .unwrap_or_default();
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| {
+            s.suite()
+                .as_str()
+                .map_or_else(|| format!("{:?}", s.suite()), str::to_string)
+        })
+        .unwrap_or_default();
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let info = summary(seen, version, cipher, alpn);
     Ok((stream, info))
+}
+
+fn summary(seen: Seen, version: String, cipher_suite: String, alpn: Option<String>) -> TlsInfo {
+    let parse = |ders: &[CertificateDer<'static>]| -> Vec<Certificate> {
+        ders.iter().filter_map(|c| parse_cert(c).ok()).collect()
+    };
+    let chain = parse(&seen.chain);
+    let verified_chain = parse(&seen.verified);
+    TlsInfo {
+        version,
+        cipher_suite,
+        alpn,
+        earliest_expiry_unix_ms: chain.iter().map(|c| c.not_after_unix_ms).min(),
+        verified_expiry_unix_ms: verified_chain.iter().map(|c| c.not_after_unix_ms).min(),
+        chain,
+        verified_chain,
+        verdict: seen.verdict,
+    }
+}
+
+/// A failed handshake in words: the rustls error inside the I/O error, or
+/// the I/O error itself.
+fn handshake_error_words(e: &std::io::Error) -> String {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return tls_words(inner);
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the TLS handshake".into()
+        }
+        std::io::ErrorKind::ConnectionReset => {
+            "the server reset the connection during the TLS handshake".into()
+        }
+        _ => format!("handshake failed: {e}"),
+    }
+}
+
+/// A rustls error in words, never a debug string.
+pub fn tls_words(e: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match e {
+        E::AlertReceived(alert) => format!(
+            "the server ended the handshake with alert \"{}\"",
+            camel_words(&format!("{alert:?}"))
+        ),
+        E::PeerIncompatible(why) => format!(
+            "the server is incompatible: {}",
+            camel_words(&format!("{why:?}"))
+        ),
+        E::PeerMisbehaved(why) => format!(
+            "the server broke the TLS protocol: {}",
+            camel_words(&format!("{why:?}"))
+        ),
+        E::InvalidMessage(why) => format!(
+            "the server sent an invalid TLS message: {}",
+            camel_words(&format!("{why:?}"))
+        ),
+        E::NoCertificatesPresented => "the server presented no certificate".into(),
+        E::InvalidCertificate(ce) => cert_error_words(ce),
+        E::General(m) => m.clone(),
+        E::HandshakeNotComplete => "the handshake did not complete".into(),
+        E::PeerSentOversizedRecord => "the server sent an oversized TLS record".into(),
+        E::DecryptError => "a TLS record could not be decrypted".into(),
+        E::EncryptError => "a TLS record could not be encrypted".into(),
+        E::NoApplicationProtocol => "the server supports none of the offered ALPN protocols".into(),
+        other => camel_words(&format!("{other:?}")),
+    }
+}
+
+/// A certificate error in words.
+fn cert_error_words(e: &CertificateError) -> String {
+    match e {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "certificate expired".into()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "certificate not valid yet".into()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "certificate not valid for the requested name".into()
+        }
+        CertificateError::UnknownIssuer => "unknown issuer".into(),
+        CertificateError::Revoked => "certificate revoked".into(),
+        CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            Some(w) => verify::webpki_words(w),
+            None => other.0.to_string(),
+        },
+        other => camel_words(&format!("{other:?}")),
+    }
+}
+
+/// What the result keeps of a handshake (see [`crate::result::TlsTrace`]).
+pub fn trace(via: &'static str, server: String, info: &TlsInfo) -> crate::result::TlsTrace {
+    crate::result::TlsTrace {
+        via,
+        server,
+        version: info.version.clone(),
+        verdict: verdict_name(&info.verdict),
+        earliest_expiry_unix_ms: info.earliest_expiry_unix_ms,
+        verified_expiry_unix_ms: info.verified_expiry_unix_ms,
+        leaf: info.chain.first().map(|c| crate::result::LeafCertificate {
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            sans: c.sans.clone(),
+            serial: c.serial.clone(),
+            sha256_fingerprint: c.sha256_fingerprint.clone(),
+        }),
+    }
 }
 
 /// The verdict's WIT name, e.g. `unknown-issuer`; `other: <why>`.
 pub fn verdict_name(v: &Verdict) -> String {
     match v {
-        Verdict::Valid => "valid".into(),
-        Verdict::Expired => "expired".into(),
-        Verdict::NotYetValid => "not-yet-valid".into(),
-        Verdict::UnknownIssuer => "unknown-issuer".into(),
-        Verdict::HostnameMismatch => "hostname-mismatch".into(),
-        Verdict::IncompleteChain => "incomplete-chain".into(),
-        Verdict::Revoked => "revoked".into(),
         Verdict::Other(why) => format!("other: {why}"),
+        v => verdict_label(v).into(),
     }
 }
 
-/// A chain and the verdict on it.
-type Seen = (Vec<CertificateDer<'static>>, Verdict);
+/// The verdict's WIT case name alone (`other` for any other failure).
+pub fn verdict_label(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Valid => "valid",
+        Verdict::Expired => "expired",
+        Verdict::NotYetValid => "not-yet-valid",
+        Verdict::UnknownIssuer => "unknown-issuer",
+        Verdict::HostnameMismatch => "hostname-mismatch",
+        Verdict::IncompleteChain => "incomplete-chain",
+        Verdict::Revoked => "revoked",
+        Verdict::Other(_) => "other",
+    }
+}
 
-/// Wraps webpki: records the presented chain and the verdict, and in
-/// inspection mode accepts any chain (handshake signatures stay verified).
+/// What one handshake's verifier saw.
+#[derive(Debug)]
+struct Seen {
+    chain: Vec<CertificateDer<'static>>,
+    verdict: Verdict,
+    detail: String,
+    verified: Vec<CertificateDer<'static>>,
+}
+
+/// Verifies the presented chain with webpki ([`verify::verify`]), records
+/// it, the verdict and the verified path, and in inspection mode accepts any
+/// chain (handshake signatures stay verified).
 #[derive(Debug)]
 pub struct RecordingVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+    trust: Arc<Trust>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
     require_valid: bool,
     seen: Mutex<Option<Seen>>,
 }
@@ -370,27 +592,40 @@ impl ServerCertVerifier for RecordingVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self.inner.verify_server_cert(
+        let outcome = verify::verify(
+            &self.trust,
+            self.provider.signature_verification_algorithms.all,
             end_entity,
             intermediates,
             server_name,
-            ocsp_response,
             now,
         );
         let chain: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
-        let verdict = match &result {
-            Ok(_) => Verdict::Valid,
-            Err(e) => verdict_of(e, &chain),
+        let error = match &outcome.verdict {
+            Verdict::Valid => None,
+            Verdict::Expired => Some(CertificateError::Expired),
+            Verdict::NotYetValid => Some(CertificateError::NotValidYet),
+            Verdict::UnknownIssuer | Verdict::IncompleteChain => {
+                Some(CertificateError::UnknownIssuer)
+            }
+            Verdict::HostnameMismatch => Some(CertificateError::NotValidForName),
+            Verdict::Revoked => Some(CertificateError::Revoked),
+            Verdict::Other(_) => Some(CertificateError::BadEncoding),
         };
-        *self.seen.lock().unwrap() = Some((chain, verdict));
-        match result {
-            Err(e) if self.require_valid => Err(e),
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Seen {
+            chain,
+            verdict: outcome.verdict,
+            detail: outcome.detail,
+            verified: outcome.verified,
+        });
+        match error {
+            Some(e) if self.require_valid => Err(rustls::Error::InvalidCertificate(e)),
             _ => Ok(ServerCertVerified::assertion()),
         }
     }
@@ -401,7 +636,12 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -410,18 +650,25 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
-/// Map a webpki verification error to a verdict (see the module docs).
+/// Map a rustls verification error to a verdict (see the module docs).
 pub fn verdict_of(e: &rustls::Error, chain: &[CertificateDer<'_>]) -> Verdict {
     let rustls::Error::InvalidCertificate(ce) = e else {
-        return Verdict::Other(e.to_string());
+        return Verdict::Other(tls_words(e));
     };
     match ce {
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => Verdict::Expired,
@@ -434,11 +681,7 @@ pub fn verdict_of(e: &rustls::Error, chain: &[CertificateDer<'_>]) -> Verdict {
         CertificateError::Revoked => Verdict::Revoked,
         CertificateError::UnknownIssuer if looks_incomplete(chain) => Verdict::IncompleteChain,
         CertificateError::UnknownIssuer => Verdict::UnknownIssuer,
-        CertificateError::ExpiredRevocationList
-        | CertificateError::ExpiredRevocationListContext { .. } => {
-            Verdict::Other("expired revocation list".into())
-        }
-        other => Verdict::Other(format!("{other:?}")),
+        other => Verdict::Other(cert_error_words(other)),
     }
 }
 
@@ -497,7 +740,7 @@ pub fn parse_cert(der: &[u8]) -> Result<Certificate, String> {
         subject: rfc4514(cert.subject()),
         issuer: rfc4514(cert.issuer()),
         sans,
-        serial: format!("{:x}", cert.serial),
+        serial: hex::encode(cert.raw_serial()),
         not_before_unix_ms: cert.validity().not_before.timestamp() * 1000,
         not_after_unix_ms: cert.validity().not_after.timestamp() * 1000,
         signature_algorithm: x509_parser::objects::oid2sn(sig_oid, registry)
@@ -684,6 +927,8 @@ mod tests {
             ca_bundle_pem: ca,
             client_cert: None,
             require_valid,
+            min_version: None,
+            max_version: None,
         }
     }
 
@@ -733,6 +978,149 @@ mod tests {
         let config = options(None, false).config().unwrap();
         let (_, info) = handshake(io, "a.test", config).await.unwrap();
         assert!(matches!(info.verdict, Verdict::IncompleteChain));
+    }
+
+    #[tokio::test]
+    async fn tls_inspect_pins_a_self_signed_ca_certificate_and_names_every_failure_in_words() {
+        use crate::capabilities::net::{HostResolver, NetBudget, NetLimits};
+        // What `openssl req -x509` makes: self-signed, marked as a CA.
+        let mut p =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "localhost");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        let port = tls_servers::start_tls(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .await;
+        let net = Net {
+            allow: Arc::new(crate::policy::AllowList::parse(["tls://127.0.0.1:*"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits::default())),
+            resolver: Arc::new(HostResolver::default()),
+            deadline: Instant::now() + Duration::from_secs(10),
+            denials: Arc::default(),
+            tls: Arc::default(),
+        };
+        let state = TlsState::new(net, &[]);
+        let request = |ca: Option<String>, name: Option<&str>| wit::TlsRequest {
+            host: "127.0.0.1".into(),
+            port,
+            alpn: Vec::new(),
+            options: wit::TlsOptions {
+                server_name: name.map(str::to_string),
+                ca_bundle_pem: ca,
+                client_cert_secret: None,
+                insecure: false,
+                min_version: None,
+                max_version: Some(wit::TlsVersion::Tls12),
+            },
+            timeout_ms: Some(3000),
+        };
+        let report = state
+            .inspect(request(Some(cert.pem()), None))
+            .await
+            .unwrap();
+        assert!(matches!(report.info.verdict, Verdict::Valid));
+        assert_eq!(report.info.version, "TLSv1.2");
+        assert_eq!(report.info.verified_chain.len(), 1);
+        for (ca, name, want) in [
+            (None, None, "unknown-issuer"),
+            (Some(cert.pem()), Some("other.test"), "hostname-mismatch"),
+        ] {
+            let report = state.inspect(request(ca, name)).await.unwrap();
+            assert_eq!(verdict_label(&report.info.verdict), want);
+            assert!(report.info.verified_chain.is_empty());
+            assert_eq!(report.info.chain.len(), 1);
+        }
+        // Before the fix, webpki's own refusal reached the verdict as
+        // `Other(OtherError(CaUsedAsEndEntity))`.
+        let other = CertificateError::Other(rustls::OtherError(Arc::new(
+            webpki::Error::CaUsedAsEndEntity,
+        )));
+        let words = verdict_name(&verdict_of(&rustls::Error::InvalidCertificate(other), &[]));
+        assert_eq!(words, "other: ca used as end entity");
+    }
+
+    /// The e2e suite's defect cases (`tests/e2e/tls.rs`), through
+    /// `tls.inspect` with the test root as the bundle: one verdict each.
+    #[tokio::test]
+    async fn tls_every_certificate_defect_is_its_verdict() {
+        use crate::capabilities::net::{HostResolver, NetBudget, NetLimits};
+        use tls_servers::{LOCAL, intermediate, leaf, root, self_signed, start_tls};
+        let ca = root("Defects Root");
+        let inter = intermediate("Defects Intermediate", &ca, -1, 1000);
+        let old_inter = intermediate("Expired Intermediate", &ca, -30, -1);
+        let expired = leaf(LOCAL, &inter, -30, -1);
+        let not_yet = leaf(LOCAL, &inter, 10, 100);
+        let wrong_name = leaf(&["other.example"], &inter, -1, 90);
+        let missing = leaf(LOCAL, &inter, -1, 90);
+        let own = self_signed(LOCAL);
+        let under_old = leaf(LOCAL, &old_inter, -1, 90);
+        let good = leaf(LOCAL, &inter, -1, 90);
+        let cases = [
+            ("expired", vec![expired.der, inter.der.clone()], expired.key),
+            (
+                "not-yet-valid",
+                vec![not_yet.der, inter.der.clone()],
+                not_yet.key,
+            ),
+            (
+                "hostname-mismatch",
+                vec![wrong_name.der, inter.der.clone()],
+                wrong_name.key,
+            ),
+            ("incomplete-chain", vec![missing.der], missing.key),
+            ("unknown-issuer", vec![own.der], own.key),
+            (
+                "expired",
+                vec![under_old.der, old_inter.der.clone()],
+                under_old.key,
+            ),
+            ("valid", vec![good.der, inter.der.clone()], good.key),
+        ];
+        let net = Net {
+            allow: Arc::new(crate::policy::AllowList::parse(["tls://127.0.0.1:*"]).unwrap()),
+            budget: Arc::new(NetBudget::new(NetLimits::default())),
+            resolver: Arc::new(HostResolver::default()),
+            deadline: Instant::now() + Duration::from_secs(10),
+            denials: Arc::default(),
+            tls: Arc::default(),
+        };
+        let state = TlsState::new(net, &[]);
+        for (expected, chain, key) in cases {
+            let port = start_tls(chain, key).await;
+            let report = state
+                .inspect(wit::TlsRequest {
+                    host: "127.0.0.1".into(),
+                    port,
+                    alpn: Vec::new(),
+                    options: wit::TlsOptions {
+                        server_name: None,
+                        ca_bundle_pem: Some(ca.pem.clone()),
+                        client_cert_secret: None,
+                        insecure: false,
+                        min_version: None,
+                        max_version: None,
+                    },
+                    timeout_ms: Some(3000),
+                })
+                .await
+                .unwrap();
+            assert_eq!(verdict_label(&report.info.verdict), expected);
+            if expected == "valid" {
+                // Leaf, intermediate, and the root from the bundle.
+                assert_eq!(report.info.verified_chain.len(), 3);
+                assert_eq!(
+                    report.info.verified_chain[2].subject,
+                    "O=Vantage Tests,CN=Defects Root"
+                );
+            } else {
+                assert!(report.info.verified_chain.is_empty(), "{expected}");
+                assert_eq!(report.info.verified_expiry_unix_ms, None);
+            }
+        }
     }
 
     #[test]

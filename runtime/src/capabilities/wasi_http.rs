@@ -22,7 +22,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
 use super::net::{Net, NetBudget, Phase};
-use crate::bindings::vantage::check::types::NetError;
+use crate::bindings::vantage::check::common::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::pace::AbortOnDrop;
 
@@ -116,6 +116,8 @@ async fn send(
             ca_bundle_pem: None,
             client_cert: None,
             require_valid: true,
+            min_version: None,
+            max_version: None,
         }
         .config()
         .map_err(|_| Error::TlsProtocolError)?;

@@ -240,9 +240,101 @@ pub fn oversized_result(
     })
 }
 
+/// Most labels one measurement may carry.
+pub const MAX_MEASUREMENT_LABELS: usize = 8;
+
+/// Label names the host sets on every measurement series; a check may not
+/// replace them.
+pub const RESERVED_LABELS: [&str; 7] = [
+    "check",
+    "location",
+    "measurement",
+    "unit",
+    "job",
+    "instance",
+    "le",
+];
+
+/// Why measurement labels cannot be exported, if they cannot: more than
+/// [`MAX_MEASUREMENT_LABELS`] on one measurement, a name that is not
+/// `[a-z_][a-z0-9_]*` or starts with `__`, a reserved name, a name given
+/// twice, a name or value over [`MAX_NAME_BYTES`].
+pub fn bad_measurement_labels<'a>(
+    measurements: impl Iterator<Item = (&'a str, &'a [(String, String)])>,
+) -> Option<String> {
+    for (name, labels) in measurements {
+        if labels.len() > MAX_MEASUREMENT_LABELS {
+            return Some(format!(
+                "measurement {name:?} has {} labels (the limit is {MAX_MEASUREMENT_LABELS})",
+                labels.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (key, value) in labels {
+            let shape = key.len() <= MAX_NAME_BYTES
+                && key
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b == b'_' || b.is_ascii_lowercase())
+                && key
+                    .bytes()
+                    .all(|b| b == b'_' || b.is_ascii_lowercase() || b.is_ascii_digit())
+                && !key.starts_with("__");
+            if !shape {
+                return Some(format!(
+                    "measurement {name:?}: label name {:?} is not [a-z_][a-z0-9_]*",
+                    key.chars().take(64).collect::<String>()
+                ));
+            }
+            if RESERVED_LABELS.contains(&key.as_str()) {
+                return Some(format!(
+                    "measurement {name:?}: label {key:?} is set by the host"
+                ));
+            }
+            if !seen.insert(key.as_str()) {
+                return Some(format!("measurement {name:?}: label {key:?} given twice"));
+            }
+            if value.len() > MAX_NAME_BYTES {
+                return Some(format!(
+                    "result too large: label {key:?} of measurement {name:?} has a value of {} bytes (the limit is {MAX_NAME_BYTES} bytes)",
+                    value.len()
+                ));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn measurement_labels_are_names_not_reserved_and_unique() {
+        let ok = vec![("target".to_string(), "https://a".to_string())];
+        assert_eq!(
+            bad_measurement_labels([("latency", ok.as_slice())].into_iter()),
+            None
+        );
+        for (labels, why) in [
+            (vec![("Target".into(), "x".into())], "is not"),
+            (vec![("__name__".into(), "x".into())], "is not"),
+            (vec![("check".into(), "x".into())], "set by the host"),
+            (
+                vec![("a".into(), "x".into()), ("a".into(), "y".into())],
+                "given twice",
+            ),
+            (
+                (0..9).map(|i| (format!("l{i}"), String::new())).collect(),
+                "9 labels",
+            ),
+        ] {
+            let labels: Vec<(String, String)> = labels;
+            let e =
+                bad_measurement_labels([("m", labels.as_slice())].into_iter()).expect("refused");
+            assert!(e.contains(why), "{e}");
+        }
+    }
 
     #[tokio::test]
     async fn the_meter_counts_time_in_poll_not_time_waiting() {

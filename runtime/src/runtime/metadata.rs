@@ -2,20 +2,9 @@
 
 use serde::Serialize;
 
-use crate::bindings::types as wit;
+use crate::bindings::common as wit;
 
-/// One configuration key a check understands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConfigKey {
-    /// Dotted key.
-    pub key: String,
-    /// What it does.
-    pub description: String,
-    /// Default value, if any.
-    pub default: Option<String>,
-    /// Whether the check needs it.
-    pub required: bool,
-}
+pub use crate::schema::{ConfigKey, ValueType};
 
 /// What a check declares about itself.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,8 +39,11 @@ impl From<wit::Metadata> for Metadata {
                 .map(|k| ConfigKey {
                     key: k.key,
                     description: k.description,
+                    value_type: k.value_type.into(),
+                    repeated: k.repeated,
                     default: k.default,
                     required: k.required,
+                    sensitive: k.sensitive,
                 })
                 .collect(),
             modes: m
@@ -62,6 +54,25 @@ impl From<wit::Metadata> for Metadata {
                     wit::Mode::Restore => "restore".to_string(),
                 })
                 .collect(),
+        }
+    }
+}
+
+impl From<wit::ValueType> for ValueType {
+    fn from(t: wit::ValueType) -> Self {
+        match t {
+            wit::ValueType::Text => ValueType::Text,
+            wit::ValueType::Integer((lo, hi)) => ValueType::Integer(lo, hi),
+            wit::ValueType::Number => ValueType::Number,
+            wit::ValueType::Boolean => ValueType::Boolean,
+            wit::ValueType::Duration => ValueType::Duration,
+            wit::ValueType::Regex => ValueType::Regex,
+            wit::ValueType::Url => ValueType::Url,
+            wit::ValueType::HostPort => ValueType::HostPort,
+            wit::ValueType::StatusRange => ValueType::StatusRange,
+            wit::ValueType::Pem => ValueType::Pem,
+            wit::ValueType::Size => ValueType::Size,
+            wit::ValueType::Choice(words) => ValueType::Choice(words),
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Why a fresh `Store` per run: a store frees its instances only when it is
 //! dropped, so reusing one across runs grows memory without bound; a new
-//! store from an [`InstancePre`](wasmtime::component::InstancePre) (pooling
-//! allocator) costs tens of microseconds.
+//! store from an [`InstancePre`] (pooling allocator) costs tens of
+//! microseconds.
 
 #[allow(missing_docs)] // generated from the WIT, documented there
 pub mod cache;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -29,16 +29,17 @@ use self::engine::{EngineOptions, EpochTicker};
 use self::limits::{CpuMeter, MemoryLimiter, Metered};
 use self::metadata::Metadata;
 use self::wasi::Capture;
-use crate::bindings::CheckPre;
-use crate::bindings::types as wit;
+use crate::bindings::common as wit;
+use crate::bindings::{self, CheckPre};
 use crate::capabilities::net::{HostResolver, NetLimits};
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
 use crate::policy::AllowList;
 use crate::result::{Assertion, CheckResult, ErrorKind, Measurement, RunError, RunTimings, Status};
 
-/// The WIT package a check must target.
-pub const WORLD: &str = "vantage:check/check@0.1.0";
+/// The world of the current contract, which new checks target. (The host
+/// also runs components of the frozen 0.1.0 world: see [`World`].)
+pub const WORLD: &str = World::V0_2.name();
 
 /// Extra time given to the run's future beyond the deadline, for the guest to
 /// notice an expired host call and return.
@@ -100,9 +101,28 @@ pub struct LoadedCheck {
     pub metadata: Metadata,
     /// Whether the compiled code came from the cache.
     pub cache: CacheOutcome,
-    /// The interfaces the component imports (e.g. `vantage:check/http@0.1.0`).
+    /// The interfaces the component imports (e.g. `vantage:check/http@0.2.0`).
     pub imports: Vec<String>,
-    pre: CheckPre<RunState>,
+    pre: Pre,
+}
+
+impl LoadedCheck {
+    /// The world the component targets.
+    pub fn world(&self) -> World {
+        self.pre.world()
+    }
+}
+
+impl LoadedCheck {
+    /// The configuration keys the check declares with their types, when it
+    /// declares typed keys (a `vantage:check@0.2.0` component); the host
+    /// checks every configured value against them (see
+    /// [`Config::schema_problems`](crate::config::Config::schema_problems)).
+    pub fn config_schema(&self) -> Option<&[crate::schema::ConfigKey]> {
+        // 0.1.0 keys carry no types (they arrive as untyped text, not
+        // repeated): the host never checked them and leaves them to the check.
+        (self.world() == World::V0_2).then_some(&self.metadata.config[..])
+    }
 }
 
 /// One run's inputs: what to check, with what, under which limits.
@@ -294,21 +314,23 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
+        let world = World::of_imports(imports.iter().map(String::as_str))
+            .map_err(|why| anyhow::anyhow!("the component does not fit: {why}"))?;
         let misfit = |e: wasmtime::Error| {
             anyhow::anyhow!(
-                "{e}: the component does not fit the `{WORLD}` world{}",
-                other_version_hint(&imports)
+                "{e}: the component does not fit the `{world}` world (this host runs components of {})",
+                World::supported()
             )
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(misfit)?;
-        let pre = CheckPre::new(instance_pre).map_err(misfit)?;
+        let pre = Pre::new(world, instance_pre).map_err(misfit)?;
         // `describe` runs with nothing granted, under small limits.
         let spec = RunSpec::deny_all("describe", Duration::from_secs(5));
         let limits = &spec.limits;
         let (mut store, _out, err) = self.new_store(&spec, Arc::new(CpuMeter::new()));
         let described = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
+            let instance = pre.instantiate(&mut store).await?;
+            instance.describe(&mut store).await
         };
         let metadata = match tokio::time::timeout(limits.timeout + DEADLINE_GRACE, described).await
         {
@@ -438,6 +460,7 @@ impl Runtime {
             (!panicked).then(|| stderr.text()).as_deref(),
         );
         timings.http = finished.http;
+        timings.tls = finished.tls;
         let mut result = CheckResult {
             check: spec.check_name.clone(),
             status: Status::Error,
@@ -512,10 +535,10 @@ async fn call_guest(
     let mut run_started = None;
     let call = async {
         let t = Instant::now();
-        let instance = check.pre.instantiate_async(&mut *store).await?;
+        let instance = check.pre.instantiate(store).await?;
         timings.instantiate_ms = t.elapsed().as_secs_f64() * 1000.0;
         run_started = Some(Instant::now());
-        instance.call_run(&mut *store, context).await
+        instance.run(store, context).await
     };
     let call = Metered::new(call, meter);
     let outcome = tokio::time::timeout(spec.limits.timeout + DEADLINE_GRACE, call).await;
@@ -523,7 +546,7 @@ async fn call_guest(
         .map(|t| t.elapsed().as_secs_f64() * 1000.0)
         .unwrap_or(0.0);
     match outcome {
-        Ok(Ok(verdict)) => match oversized(&verdict) {
+        Ok(Ok(verdict)) => match oversized(&verdict).or_else(|| bad_labels(&verdict)) {
             None => Ok(verdict),
             Some(message) => Err(CallError::Known(RunError {
                 kind: ErrorKind::ResultTooLarge,
@@ -554,7 +577,8 @@ fn set_verdict(result: &mut CheckResult, v: wit::CheckResult) {
         .into_iter()
         .map(|a| Assertion {
             name: a.name,
-            passed: a.passed,
+            passed: a.state != wit::AssertionState::Fail,
+            warn: a.state == wit::AssertionState::Warn,
             detail: a.detail,
             duration_ms: a.duration_ms,
         })
@@ -566,6 +590,7 @@ fn set_verdict(result: &mut CheckResult, v: wit::CheckResult) {
             name: m.name,
             value: m.value,
             unit: m.unit,
+            labels: m.labels.into_iter().collect(),
         })
         .collect();
     result.labels = v.labels;
@@ -578,6 +603,16 @@ fn oversized(v: &wit::CheckResult) -> Option<String> {
         v.assertions.iter().map(|a| (a.name.len(), a.detail.len())),
         v.measurements.iter().map(|m| (m.name.len(), m.unit.len())),
         v.labels.iter().map(|(k, v)| (k.len(), v.len())),
+    )
+}
+
+/// Why a verdict's measurement labels cannot be exported (see
+/// [`limits::bad_measurement_labels`]).
+fn bad_labels(v: &wit::CheckResult) -> Option<String> {
+    limits::bad_measurement_labels(
+        v.measurements
+            .iter()
+            .map(|m| (m.name.as_str(), m.labels.as_slice())),
     )
 }
 
@@ -670,21 +705,150 @@ pub fn format_bytes(n: u64) -> String {
     }
 }
 
-/// When a component imports `vantage:check` interfaces of another version
-/// than this host's, say so.
-fn other_version_hint(imports: &[String]) -> String {
-    let ours = WORLD.rsplit_once('@').map_or("", |(_, v)| v);
-    imports
-        .iter()
-        .filter_map(|name| name.strip_prefix("vantage:check/")?.split_once('@'))
-        .map(|(_, version)| version)
-        .find(|version| *version != ours)
-        .map(|version| {
-            format!(
-                " (it was built for vantage:check@{version}; this host provides vantage:check@{ours})"
-            )
+/// A version of the `vantage:check` world this host runs components of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum World {
+    /// `vantage:check@0.2.0`, the current contract (`wit/`).
+    V0_2,
+    /// `vantage:check@0.1.0`, frozen (`runtime/wit-0.1.0`): its components
+    /// run unchanged, their host calls adapted to the 0.2.0 implementations
+    /// ([`capabilities::compat_v0_1`]).
+    V0_1,
+}
+
+impl World {
+    /// Every world this host runs, newest first.
+    pub const ALL: [World; 2] = [World::V0_2, World::V0_1];
+
+    /// The package version, e.g. `0.2.0`.
+    pub const fn version(self) -> &'static str {
+        match self {
+            World::V0_2 => "0.2.0",
+            World::V0_1 => "0.1.0",
+        }
+    }
+
+    /// The world's full name, e.g. `vantage:check/check@0.2.0`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            World::V0_2 => "vantage:check/check@0.2.0",
+            World::V0_1 => "vantage:check/check@0.1.0",
+        }
+    }
+
+    /// The world a component targets, from the `vantage:check` interfaces
+    /// it imports (every component built from the WIT imports at least the
+    /// interface of the types its exports use). A component importing none
+    /// is taken for the current world, and linking says what it lacks.
+    pub fn of_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Result<World, String> {
+        let mut found: Vec<(&str, &str)> = imports
+            .into_iter()
+            .filter_map(|name| {
+                let (_, version) = name.strip_prefix("vantage:check/")?.split_once('@')?;
+                Some((version, name))
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup_by_key(|(version, _)| *version);
+        match found.as_slice() {
+            [] => Ok(World::V0_2),
+            [(version, name)] => World::ALL
+                .into_iter()
+                .find(|w| w.version() == *version)
+                .ok_or_else(|| {
+                    format!(
+                        "it imports {name}: it was built for vantage:check@{version}; this host runs {}",
+                        World::supported()
+                    )
+                }),
+            several => Err(format!(
+                "it imports interfaces of several versions of vantage:check ({}); a check targets one world, and this host runs {}",
+                several
+                    .iter()
+                    .map(|(_, name)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                World::supported()
+            )),
+        }
+    }
+}
+
+impl World {
+    /// The worlds this host runs, for messages:
+    /// `vantage:check@0.2.0 and vantage:check@0.1.0`.
+    pub fn supported() -> String {
+        World::ALL
+            .iter()
+            .map(|w| format!("vantage:check@{}", w.version()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A component linked for the world it targets.
+enum Pre {
+    V0_2(CheckPre<RunState>),
+    V0_1(bindings::v0_1::CheckPre<RunState>),
+}
+
+/// An instance of a check, of either world.
+enum Instance {
+    V0_2(bindings::Check),
+    V0_1(bindings::v0_1::Check),
+}
+
+impl Pre {
+    fn new(world: World, pre: InstancePre<RunState>) -> wasmtime::Result<Self> {
+        Ok(match world {
+            World::V0_2 => Pre::V0_2(CheckPre::new(pre)?),
+            World::V0_1 => Pre::V0_1(bindings::v0_1::CheckPre::new(pre)?),
         })
-        .unwrap_or_default()
+    }
+
+    fn world(&self) -> World {
+        match self {
+            Pre::V0_2(_) => World::V0_2,
+            Pre::V0_1(_) => World::V0_1,
+        }
+    }
+
+    async fn instantiate(&self, store: &mut Store<RunState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+            Pre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl Instance {
+    /// `describe`, in the current world's terms.
+    async fn describe(&self, store: &mut Store<RunState>) -> wasmtime::Result<wit::Metadata> {
+        match self {
+            Instance::V0_2(check) => check.call_describe(store).await,
+            Instance::V0_1(check) => Ok(check.call_describe(store).await?.into()),
+        }
+    }
+
+    /// `run`, in the current world's terms.
+    async fn run(
+        &self,
+        store: &mut Store<RunState>,
+        context: &wit::RunContext,
+    ) -> wasmtime::Result<wit::CheckResult> {
+        match self {
+            Instance::V0_2(check) => check.call_run(store, context).await,
+            Instance::V0_1(check) => {
+                Ok(check.call_run(store, &context.clone().into()).await?.into())
+            }
+        }
+    }
 }
 
 /// Components start with the wasm magic and a layer/version word whose layer is 1.
@@ -707,6 +871,35 @@ mod tests {
         assert_eq!(format_bytes(64 << 20), "64 MiB");
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(format_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn compat_the_world_is_read_from_the_vantage_imports() {
+        let world = |imports: &[&str]| World::of_imports(imports.iter().copied());
+        let wasi = "wasi:cli/stdout@0.2.6";
+        assert_eq!(world(&[wasi, "vantage:check/types@0.1.0"]), Ok(World::V0_1));
+        assert_eq!(
+            world(&[
+                "vantage:check/common@0.2.0",
+                "vantage:check/http@0.2.0",
+                wasi
+            ]),
+            Ok(World::V0_2)
+        );
+        // No vantage import: linking against the current world says what is missing.
+        assert_eq!(world(&[wasi]), Ok(World::V0_2));
+        assert_eq!(
+            world(&["vantage:check/log@0.3.0"]).unwrap_err(),
+            "it imports vantage:check/log@0.3.0: it was built for vantage:check@0.3.0; \
+             this host runs vantage:check@0.2.0 and vantage:check@0.1.0"
+        );
+        let mixed = world(&["vantage:check/types@0.1.0", "vantage:check/http@0.2.0"]).unwrap_err();
+        assert!(
+            mixed.contains("several versions of vantage:check (vantage:check/types@0.1.0, vantage:check/http@0.2.0)"),
+            "{mixed}"
+        );
+        assert_eq!(WORLD, "vantage:check/check@0.2.0");
+        assert_eq!(World::V0_1.to_string(), "vantage:check/check@0.1.0");
     }
 
     #[test]

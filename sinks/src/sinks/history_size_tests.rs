@@ -17,6 +17,7 @@ fn large(check: &str, started: u64, text_bytes: usize) -> Arc<RunRecord> {
         .map(|i| Assertion {
             name: format!("assertion {i}"),
             passed: false,
+            warn: false,
             detail: "d".repeat(text_bytes / 200),
             duration_ms: None,
         })

@@ -471,6 +471,9 @@ struct LastRunFamilies {
     phases: GaugeFamily,
     status_code: GaugeFamily,
     expiry: GaugeFamily,
+    tls_version: GaugeFamily,
+    last_chain_expiry: GaugeFamily,
+    last_chain_info: GaugeFamily,
     state: GaugeFamily,
     assertion: GaugeFamily,
     measurement: GaugeFamily,
@@ -524,6 +527,18 @@ impl LastRunFamilies {
             expiry: GaugeFamily::new(
                 "probe_ssl_earliest_cert_expiry",
                 "Unix time at which the earliest-expiring certificate seen by the last run expires",
+            ),
+            tls_version: GaugeFamily::new(
+                "probe_tls_version_info",
+                "The TLS version of the last run's last handshake",
+            ),
+            last_chain_expiry: GaugeFamily::new(
+                "probe_ssl_last_chain_expiry_timestamp_seconds",
+                "Unix time at which the earliest certificate of the last handshake's verified chain expires",
+            ),
+            last_chain_info: GaugeFamily::new(
+                "probe_ssl_last_chain_info",
+                "The leaf certificate of the last run's last handshake",
             ),
             state: GaugeFamily::new(
                 "vantage_check_state",
@@ -589,12 +604,14 @@ impl LastRunFamilies {
         if !r.timings.http.is_empty() {
             self.add_http(&labels, &r.timings.http);
         }
+        if !r.timings.tls.is_empty() {
+            self.add_tls(&labels, &r.timings.tls);
+        }
         self.add_reported(&labels, r);
     }
 
     /// The HTTP gauges of a run with at least one exchange: phases summed
-    /// over the exchanges, the last status code, the earliest certificate
-    /// expiry.
+    /// over the exchanges and the last status code.
     fn add_http(&mut self, labels: &SeriesLabels<'_>, http: &[crate::result::HttpTrace]) {
         let mut sums = [0.0f64; 5];
         for t in http {
@@ -621,19 +638,43 @@ impl LastRunFamilies {
         self.status_code
             .samples
             .push((labels.base(), f64::from(code)));
-        if let Some(ms) = http
-            .iter()
-            .filter_map(|t| t.tls_earliest_expiry_unix_ms)
-            .min()
-        {
+    }
+
+    /// The TLS gauges of a run with at least one handshake (over any
+    /// capability), as blackbox_exporter names them: the earliest expiry of
+    /// every presented chain, and of the last handshake its version, the
+    /// expiry of its verified chain and its leaf.
+    fn add_tls(&mut self, labels: &SeriesLabels<'_>, tls: &[crate::result::TlsTrace]) {
+        if let Some(ms) = tls.iter().filter_map(|t| t.earliest_expiry_unix_ms).min() {
             self.expiry
                 .samples
                 .push((labels.base(), ms as f64 / 1000.0));
         }
+        let Some(last) = tls.last() else { return };
+        self.tls_version
+            .samples
+            .push((labels.with("version", &last.blackbox_version()), 1.0));
+        if let Some(ms) = last.verified_expiry_unix_ms {
+            self.last_chain_expiry
+                .samples
+                .push((labels.base(), ms as f64 / 1000.0));
+        }
+        if let Some(leaf) = &last.leaf {
+            let mut l = labels.with("fingerprint_sha256", &leaf.sha256_fingerprint);
+            for (k, v) in [
+                ("subject", leaf.subject.clone()),
+                ("issuer", leaf.issuer.clone()),
+                ("subjectalternative", leaf.sans.join(",")),
+                ("serialnumber", leaf.serial.clone()),
+            ] {
+                l.push((k.to_string(), v));
+            }
+            self.last_chain_info.samples.push((l, 1.0));
+        }
     }
 
     /// What the check reported: a sample per assertion and per finite
-    /// measurement (the first of each name, or name and unit).
+    /// measurement (the first of each name, or name, unit and labels).
     fn add_reported(&mut self, labels: &SeriesLabels<'_>, r: &crate::result::CheckResult) {
         let mut seen = std::collections::HashSet::new();
         for a in &r.assertions {
@@ -647,9 +688,12 @@ impl LastRunFamilies {
         }
         let mut seen = std::collections::HashSet::new();
         for m in &r.measurements {
-            if seen.insert((m.name.as_str(), m.unit.as_str())) && m.value.is_finite() {
+            if seen.insert((m.name.as_str(), m.unit.as_str(), &m.labels)) && m.value.is_finite() {
                 let mut l = labels.with("measurement", &m.name);
                 l.push(("unit".to_string(), m.unit.clone()));
+                // The runtime refused results whose labels are not names or
+                // would replace the host's (`limits::bad_measurement_labels`).
+                l.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.measurement.samples.push((l, m.value));
             }
         }
@@ -663,6 +707,9 @@ impl LastRunFamilies {
             self.phases,
             self.status_code,
             self.expiry,
+            self.tls_version,
+            self.last_chain_expiry,
+            self.last_chain_info,
             self.state,
             self.assertion,
             self.measurement,
@@ -748,14 +795,31 @@ mod tests {
         result.assertions = vec![Assertion {
             name: "status is 200".into(),
             passed: status == Status::Pass,
+            warn: false,
             detail: String::new(),
             duration_ms: None,
         }];
-        result.measurements = vec![Measurement {
-            name: "tls_cert_days_left".into(),
-            value: 42.0,
-            unit: "days".into(),
-        }];
+        result.measurements = vec![
+            Measurement {
+                labels: Default::default(),
+                name: "tls_cert_days_left".into(),
+                value: 42.0,
+                unit: "days".into(),
+            },
+            // One name, two targets: two series told apart by a label.
+            Measurement {
+                labels: [("target".to_string(), "https://a".to_string())].into(),
+                name: "latency".into(),
+                value: 12.0,
+                unit: "ms".into(),
+            },
+            Measurement {
+                labels: [("target".to_string(), "https://b".to_string())].into(),
+                name: "latency".into(),
+                value: 30.0,
+                unit: "ms".into(),
+            },
+        ];
         let state = if status == Status::Pass {
             CheckState::Up
         } else {
@@ -807,6 +871,8 @@ mod tests {
             r#"vantage_check_state{check="db",location="fra1",state="up"} 0"#,
             r#"vantage_check_assertion_success{check="api",location="fra1",assertion="status is 200"} 1"#,
             r#"vantage_check_measurement{check="api",location="fra1",measurement="tls_cert_days_left",unit="days"} 42"#,
+            r#"vantage_check_measurement{check="api",location="fra1",measurement="latency",unit="ms",target="https://a"} 12"#,
+            r#"vantage_check_measurement{check="api",location="fra1",measurement="latency",unit="ms",target="https://b"} 30"#,
             r#"vantage_sandbox_limit_hits_total{check="db",location="fra1",limit="deadline"} 1"#,
             r#"vantage_check_skipped_overlap_total{check="db",location="fra1"} 1"#,
             r#"vantage_scheduler_lateness_seconds_count{location="fra1"} 1"#,
@@ -832,11 +898,11 @@ mod tests {
     }
 
     #[test]
-    fn http_gauges_sum_phases_take_the_last_status_and_the_earliest_expiry() {
+    fn http_gauges_sum_phases_and_take_the_last_status() {
         let board = Board::default();
         let metrics = Metrics::new(board.clone(), "fra1");
         let mut ok = record("web", Status::Pass);
-        let exchange = |status, resolve_ms, expiry| crate::result::HttpTrace {
+        let exchange = |status, resolve_ms, _expiry: Option<i64>| crate::result::HttpTrace {
             method: "GET".into(),
             url: "https://127.0.0.1/".into(),
             status,
@@ -851,7 +917,6 @@ mod tests {
                 total_ms: 15.0,
             },
             error: None,
-            tls_earliest_expiry_unix_ms: expiry,
         };
         ok.result.timings.http = vec![
             exchange(Some(301), 250.0, Some(2_000_000_000_000)),
@@ -865,14 +930,57 @@ mod tests {
             r#"probe_http_duration_seconds{check="web",location="fra1",phase="resolve"} 1"#,
             r#"probe_http_duration_seconds{check="web",location="fra1",phase="transfer"} 0.015"#,
             r#"probe_http_status_code{check="web",location="fra1"} 200"#,
-            r#"probe_ssl_earliest_cert_expiry{check="web",location="fra1"} 1900000000"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         // A run without HTTP exchanges has no HTTP series.
+        assert!(!text.contains("probe_ssl_"), "{text}");
         assert!(
             !text.contains(r#"probe_http_status_code{check="idle""#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn tls_gauges_follow_blackbox_from_any_capability() {
+        let board = Board::default();
+        let metrics = Metrics::new(board.clone(), "fra1");
+        let mut ok = record("mail", Status::Pass);
+        let handshake =
+            |via, version: &str, earliest, verified, serial: &str| crate::result::TlsTrace {
+                via,
+                server: "mail.example:993".into(),
+                version: version.into(),
+                verdict: "valid".into(),
+                earliest_expiry_unix_ms: Some(earliest),
+                verified_expiry_unix_ms: verified,
+                leaf: Some(crate::result::LeafCertificate {
+                    subject: "CN=mail.example".into(),
+                    issuer: "CN=Private Root".into(),
+                    sans: vec!["mail.example".into(), "imap.example".into()],
+                    serial: serial.into(),
+                    sha256_fingerprint: "ab01".into(),
+                }),
+            };
+        ok.result.timings.tls = vec![
+            handshake("http", "TLSv1.2", 1_800_000_000_000, None, "01"),
+            handshake(
+                "tcp",
+                "TLSv1.3",
+                1_900_000_000_000,
+                Some(1_950_000_000_000),
+                "00ff",
+            ),
+        ];
+        board.insert(view(ok));
+        let text = metrics.render();
+        for line in [
+            r#"probe_ssl_earliest_cert_expiry{check="mail",location="fra1"} 1800000000"#,
+            r#"probe_tls_version_info{check="mail",location="fra1",version="TLS 1.3"} 1"#,
+            r#"probe_ssl_last_chain_expiry_timestamp_seconds{check="mail",location="fra1"} 1950000000"#,
+            r#"probe_ssl_last_chain_info{check="mail",location="fra1",fingerprint_sha256="ab01",subject="CN=mail.example",issuer="CN=Private Root",subjectalternative="mail.example,imap.example",serialnumber="00ff"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

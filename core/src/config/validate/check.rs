@@ -522,8 +522,39 @@ impl Validator<'_> {
             .map(|t| flatten_config(t.get_ref()))
             .unwrap_or_default();
         let span = raw.config.as_ref().map(Spanned::span);
+        self.config_places(table, &config, span.clone(), ctx);
         self.secret_references(table, &config, &secrets, span, ctx);
         (secrets, config)
+    }
+
+    /// Remember where the table and each key of `config` are written (see
+    /// [`Config::config_places`](crate::config::Config::config_places)).
+    fn config_places(
+        &mut self,
+        table: &[String],
+        config: &[(String, String)],
+        table_span: Option<Range<usize>>,
+        ctx: Option<&str>,
+    ) {
+        let at_table = table_span
+            .clone()
+            .or_else(|| {
+                let path: Vec<&str> = table.iter().map(String::as_str).collect();
+                span_of(self.doc, &path)
+            })
+            .unwrap_or(0..0);
+        let mut prefix = table.join(".");
+        prefix.push_str(".config");
+        let place = self.place(at_table.start, ctx, "config");
+        self.config_places.push((prefix.clone(), place));
+        for (key, _) in config {
+            let mut path: Vec<&str> = table.iter().map(String::as_str).collect();
+            path.push("config");
+            path.extend(key.split('.'));
+            let span = span_of(self.doc, &path).unwrap_or(at_table.clone());
+            let place = self.place(span.start, ctx, &format!("config.{key}"));
+            self.config_places.push((format!("{prefix}.{key}"), place));
+        }
     }
 
     pub(super) fn secrets(

@@ -5,6 +5,16 @@
 //!
 //! Built on hyper's connection-level API rather than a pooled client: a probe
 //! wants a fresh connection every time, and the timings of each step.
+//!
+//! A failed exchange keeps what it learned ([`Failed`]): the phases measured
+//! so far (a timeout charges the time spent in the phase it cut to that
+//! phase), the redirects followed, the last response whose head arrived
+//! (with its body cut at the cap), and the TLS session or the chain whose
+//! verification failed.
+//!
+//! Through a proxy ([`proxy`](super::proxy)), `resolve` and `connect` are the
+//! proxy's (the `CONNECT` exchange counts as connecting), and the target's
+//! URL must still pass the outbound policy by name.
 
 pub use crate::result::http::Timings;
 use std::future::Future;
@@ -15,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cookie_store::CookieStore;
-use http::header::{COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -23,8 +35,11 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 
-use super::super::net::{Net, Phase};
-use crate::bindings::vantage::check::types::NetError;
+use super::decode::{self, Decoded, Encoding};
+use super::proxy::{self, Proxy};
+use crate::bindings::vantage::check::common::NetError;
+use crate::capabilities::net::{ConnectionSlot, IpPreference, Net, Phase};
+use crate::capabilities::tls::{self as host_tls, ClientCert, TlsOptions};
 
 /// Largest body any request may accept, whatever it asks for.
 pub const HOST_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -37,6 +52,24 @@ pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// TLS settings of a request, applied to every `https://` hop.
+#[derive(Debug, Clone, Default)]
+pub struct TlsParams {
+    /// SNI and verification name for every hop (the hop's host by default).
+    pub server_name: Option<String>,
+    /// CAs to trust instead of the built-in roots (pinned leaves too).
+    pub ca_bundle_pem: Option<String>,
+    /// Client certificate for mutual TLS.
+    pub client_cert: Option<std::sync::Arc<ClientCert>>,
+    /// Complete TLS handshakes whatever the certificate verdict (the
+    /// operator allowed it; the verdict is still reported).
+    pub insecure: bool,
+    /// Lowest protocol version.
+    pub min_version: Option<crate::bindings::vantage::check::tls::TlsVersion>,
+    /// Highest protocol version.
+    pub max_version: Option<crate::bindings::vantage::check::tls::TlsVersion>,
 }
 
 /// One exchange to perform.
@@ -56,13 +89,18 @@ pub struct FetchRequest {
     pub follow_redirects: bool,
     /// Most redirects to follow.
     pub max_redirects: u32,
-    /// Body cap in bytes.
+    /// Body cap in bytes (on the decoded body when decoding).
     pub max_body_bytes: u64,
-    /// Complete TLS handshakes whatever the certificate verdict (the
-    /// operator allowed it; the verdict is still reported).
-    pub insecure: bool,
-    /// Client certificate for mutual TLS.
-    pub client_cert: Option<std::sync::Arc<crate::capabilities::tls::ClientCert>>,
+    /// TLS settings.
+    pub tls: TlsParams,
+    /// Send the request through this proxy.
+    pub proxy: Option<Proxy>,
+    /// Ask for this encoding and decode it.
+    pub compression: Option<Encoding>,
+    /// Offer HTTP/2 by ALPN on https.
+    pub http2: bool,
+    /// Address family preference.
+    pub ip: IpPreference,
 }
 
 /// One redirect followed.
@@ -77,22 +115,21 @@ pub struct Redirect {
 }
 
 /// What the TLS handshake of the final hop showed: version, cipher suite,
-/// ALPN, the presented chain (parsed) and its verdict (always `valid` in a
-/// completed exchange: a bad certificate fails it with `net-error::tls`).
+/// ALPN, the presented chain (parsed), its verdict and the verified path.
 pub type TlsSession = crate::bindings::vantage::check::tls::TlsInfo;
 
-/// A completed exchange.
+/// A completed exchange (or, in [`Failed`], the part of one that arrived).
 #[derive(Debug, Clone)]
 pub struct Fetched {
     /// Final status.
     pub status: u16,
     /// Final headers (lowercase names).
     pub headers: Vec<(String, String)>,
-    /// Final body.
+    /// Final body (decoded, when decoding was asked for).
     pub body: Bytes,
     /// Protocol version of the final response.
     pub version: Version,
-    /// Address of the final hop.
+    /// Address of the final hop (the proxy's, through a proxy).
     pub remote_addr: SocketAddr,
     /// Final URL.
     pub url: Url,
@@ -102,10 +139,46 @@ pub struct Fetched {
     pub redirects: Vec<Redirect>,
     /// TLS session of the final hop.
     pub tls: Option<TlsSession>,
+    /// Body bytes as received, before decoding.
+    pub wire_body_bytes: u64,
+    /// The encoding that was decoded.
+    pub decoded_from: Option<Encoding>,
 }
 
-/// Perform `req` under `allow`, following redirects if asked. Timings are
-/// accumulated into `timings` even when the exchange fails.
+/// An exchange that ended without a complete response, with what it
+/// learned.
+#[derive(Debug)]
+pub struct Failed {
+    /// What went wrong.
+    pub error: NetError,
+    /// The last response whose head arrived (the redirect beyond the cap; a
+    /// body too large, cut at the cap; a body that timed out, as far as it
+    /// came).
+    pub response: Option<Fetched>,
+    /// Phases measured so far.
+    pub timings: Timings,
+    /// Redirects followed before the failure.
+    pub redirects: Vec<Redirect>,
+    /// The TLS session, or the chain whose verification failed.
+    pub tls: Option<TlsSession>,
+}
+
+/// Where an exchange is; shared with [`fetch`] so that what was learned
+/// survives a timeout that drops the exchange.
+#[derive(Debug)]
+struct Progress {
+    phase: Phase,
+    timings: Timings,
+    redirects: Vec<Redirect>,
+    /// The response being read: its head, its body so far in `wire`.
+    pending: Option<Fetched>,
+    wire: BytesMut,
+    /// A complete response a failure concerns (the redirect beyond the cap).
+    last: Option<Fetched>,
+    tls: Option<TlsSession>,
+}
+
+/// Perform `req` under `net`, following redirects if asked.
 ///
 /// With a cookie `jar`, cookies are sent and stored on every hop, like a
 /// browser session (a login that sets a cookie on its redirect works).
@@ -113,23 +186,83 @@ pub async fn fetch(
     net: &Net,
     req: FetchRequest,
     jar: Option<&Mutex<CookieStore>>,
-    timings: &mut Timings,
-) -> Result<Fetched, NetError> {
+) -> Result<Fetched, Box<Failed>> {
     let started = Instant::now();
-    let mut phase = Phase::Resolve;
-    let result = tokio::time::timeout(
-        req.timeout,
-        fetch_following(net, req, jar, &mut phase, timings),
-    )
-    .await;
-    timings.total_ms = ms(started.elapsed());
-    match result {
-        Ok(Ok(fetched)) => Ok(Fetched {
-            timings: *timings,
-            ..fetched
+    let mut progress = Progress {
+        phase: Phase::Resolve,
+        timings: Timings::default(),
+        redirects: Vec::new(),
+        pending: None,
+        wire: BytesMut::new(),
+        last: None,
+        tls: None,
+    };
+    let (max_body, compression) = (req.max_body_bytes, req.compression);
+    let result =
+        tokio::time::timeout(req.timeout, fetch_following(net, req, jar, &mut progress)).await;
+    let total = ms(started.elapsed());
+    progress.timings.total_ms = total;
+    let error = match result {
+        Ok(Ok(mut fetched)) => {
+            fetched.timings = progress.timings;
+            fetched.redirects = progress.redirects;
+            return Ok(fetched);
+        }
+        Ok(Err(e)) => e,
+        Err(_) => {
+            // The phase the timeout cut gets the time spent in it.
+            let t = &mut progress.timings;
+            let measured = t.resolve_ms + t.connect_ms + t.tls_ms + t.processing_ms + t.transfer_ms;
+            let left = (total - measured).max(0.0);
+            match progress.phase {
+                Phase::Resolve => t.resolve_ms += left,
+                Phase::Connect => t.connect_ms += left,
+                Phase::Tls => t.tls_ms += left,
+                Phase::Processing => t.processing_ms += left,
+                Phase::Transfer => t.transfer_ms += left,
+            }
+            NetError::Timeout(progress.phase.as_str().to_string())
+        }
+    };
+    let response = match (progress.last, progress.pending) {
+        (Some(last), _) => Some(last),
+        (None, Some(mut pending)) => {
+            // Decoded only when it came in the encoding asked for.
+            let encoded = pending.headers.iter().any(|(k, v)| {
+                k == CONTENT_ENCODING.as_str()
+                    && compression.is_some_and(|c| Encoding::parse(v) == Some(c))
+            });
+            let compression = compression.filter(|_| encoded);
+            let body = partial_body(&progress.wire, compression, max_body);
+            pending.body = body;
+            pending.wire_body_bytes = progress.wire.len() as u64;
+            Some(pending)
+        }
+        (None, None) => None,
+    };
+    let timings = progress.timings;
+    Err(Box::new(Failed {
+        error,
+        response: response.map(|r| Fetched {
+            timings,
+            redirects: progress.redirects.clone(),
+            ..r
         }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(NetError::Timeout(phase.as_str().to_string())),
+        timings,
+        redirects: progress.redirects,
+        tls: progress.tls,
+    }))
+}
+
+/// The body of a response cut short, from its wire bytes: decoded (when
+/// it came in the encoding asked for) as far as it goes, cut at `cap`.
+fn partial_body(wire: &[u8], compression: Option<Encoding>, cap: u64) -> Bytes {
+    match compression {
+        Some(encoding) if !wire.is_empty() => match decode::decode(encoding, wire, cap, false) {
+            Ok(Decoded::Complete(b) | Decoded::TooLarge(b)) => Bytes::from(b),
+            Err(_) => Bytes::new(),
+        },
+        _ => Bytes::copy_from_slice(&wire[..wire.len().min(cap as usize)]),
     }
 }
 
@@ -137,17 +270,21 @@ async fn fetch_following(
     net: &Net,
     mut req: FetchRequest,
     jar: Option<&Mutex<CookieStore>>,
-    phase: &mut Phase,
-    timings: &mut Timings,
+    progress: &mut Progress,
 ) -> Result<Fetched, NetError> {
-    let mut redirects = Vec::new();
     // The caller's own Cookie header; the jar's cookies are added to it.
     let mut own_cookie = req.headers.get(COOKIE).cloned();
+    if let Some(encoding) = req.compression
+        && !req.headers.contains_key(ACCEPT_ENCODING)
+    {
+        req.headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static(encoding.token()));
+    }
     loop {
         if let Some(jar) = jar {
             set_cookie_header(&mut req, own_cookie.as_ref(), jar);
         }
-        let hop = exchange(net, &req, phase, timings).await?;
+        let hop = exchange(net, &req, progress).await?;
         if let Some(jar) = jar {
             let mut jar = jar.lock().unwrap_or_else(|e| e.into_inner());
             for (_, value) in hop.headers.iter().filter(|(k, _)| k == SET_COOKIE.as_str()) {
@@ -163,13 +300,20 @@ async fn fetch_following(
         let is_redirect = matches!(hop.status, 301 | 302 | 303 | 307 | 308);
         match location {
             Some(location) if is_redirect && req.follow_redirects => {
-                if redirects.len() as u32 >= req.max_redirects {
+                if progress.redirects.len() as u32 >= req.max_redirects {
+                    progress.last = Some(hop);
                     return Err(NetError::TooManyRedirects(req.max_redirects));
                 }
-                let next = req.url.join(&location).map_err(|e| {
-                    NetError::Protocol(format!("bad Location header {location:?}: {e}"))
-                })?;
-                redirects.push(Redirect {
+                let next = match req.url.join(&location) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        progress.last = Some(hop);
+                        return Err(NetError::Protocol(format!(
+                            "bad Location header {location:?}: {e}"
+                        )));
+                    }
+                };
+                progress.redirects.push(Redirect {
                     url: req.url.to_string(),
                     status: hop.status,
                     location,
@@ -188,13 +332,7 @@ async fn fetch_following(
                 }
                 req.url = next;
             }
-            _ => {
-                return Ok(Fetched {
-                    redirects,
-                    timings: *timings,
-                    ..hop
-                });
-            }
+            _ => return Ok(hop),
         }
     }
 }
@@ -219,12 +357,38 @@ fn set_cookie_header(req: &mut FetchRequest, own: Option<&HeaderValue>, jar: &Mu
     }
 }
 
-/// One request/response on a fresh connection.
+/// A connection's byte stream, whatever layers it has (TCP, TLS to a
+/// proxy, a tunnel, TLS to the target).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The host TLS options of one hop to `host`.
+fn tls_options(req: &FetchRequest, host: &str, alpn: Vec<Vec<u8>>) -> TlsOptions {
+    TlsOptions {
+        server_name: req
+            .tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| host.to_string()),
+        alpn,
+        ca_bundle_pem: req.tls.ca_bundle_pem.clone(),
+        client_cert: req
+            .tls
+            .client_cert
+            .as_ref()
+            .map(|c| (c.0.clone(), c.1.clone_key())),
+        require_valid: !req.tls.insecure,
+        min_version: req.tls.min_version,
+        max_version: req.tls.max_version,
+    }
+}
+
+/// One request/response on a fresh connection: connect (directly or to
+/// the proxy), send and read the head, read the body, decode it.
 async fn exchange(
     net: &Net,
     req: &FetchRequest,
-    phase: &mut Phase,
-    timings: &mut Timings,
+    progress: &mut Progress,
 ) -> Result<Fetched, NetError> {
     let url = &req.url;
     let scheme = url.scheme();
@@ -240,71 +404,276 @@ async fn exchange(
     let port = url
         .port_or_known_default()
         .ok_or_else(|| NetError::InvalidRequest(format!("no port in {url}")))?;
-    let connection = net.connect(scheme, host_bare, port, phase).await?;
-    timings.resolve_ms += ms(connection.resolve);
-    timings.connect_ms += ms(connection.connect);
-    let (tcp, remote_addr, _slot) = (connection.stream, connection.remote_addr, connection.slot);
+    progress.pending = None;
+    progress.wire.clear();
 
+    // The slot is held until the body is read.
+    let (stream, remote_addr, _slot) = open(net, req, host_bare, port, progress).await?;
     // `driver` drives the connection until the body is read, then drops it.
-    let ((response, mut driver), tls) = if scheme == "https" {
-        *phase = Phase::Tls;
-        // Build the configuration before the clock starts: the phase is the handshake.
-        let config = tls_config(req)?;
-        let t = Instant::now();
-        let (tls_stream, session) =
-            crate::capabilities::tls::handshake(tcp, host_bare, config).await?;
-        timings.tls_ms += ms(t.elapsed());
-        let h2 = session.alpn.as_deref() == Some("h2");
-        *phase = Phase::Processing;
-        let resp = send(tls_stream, h2, req, timings).await?;
-        (resp, Some(session))
-    } else {
-        *phase = Phase::Processing;
-        (send(tcp, false, req, timings).await?, None)
-    };
+    let (response, mut driver) = request_head(stream, req, host_bare, port, progress).await?;
 
-    let status = response.status().as_u16();
-    let version = response.version();
-    let headers = response
+    let content_encoding = response
         .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
+        .get(CONTENT_ENCODING)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
         })
-        .collect();
-
-    // Transfer.
-    *phase = Phase::Transfer;
-    let t = Instant::now();
-    let mut body = response.into_body();
-    let mut buf = BytesMut::new();
-    while let Some(frame) = driver.drive(body.frame()).await {
-        let frame = frame.map_err(|e| NetError::Protocol(format!("reading body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if (buf.len() + data.len()) as u64 > req.max_body_bytes {
-                timings.transfer_ms += ms(t.elapsed());
-                return Err(NetError::BodyTooLarge(req.max_body_bytes));
-            }
-            net.budget.read_bytes(data.len() as u64)?;
-            buf.extend_from_slice(&data);
-        }
-    }
-    timings.transfer_ms += ms(t.elapsed());
-
-    Ok(Fetched {
-        status,
-        headers,
-        body: buf.freeze(),
-        version,
+        .filter(|v| !v.is_empty() && v != "identity");
+    progress.pending = Some(Fetched {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: Bytes::new(),
+        version: response.version(),
         remote_addr,
         url: req.url.clone(),
-        timings: *timings,
+        timings: progress.timings,
         redirects: Vec::new(),
-        tls,
-    })
+        tls: progress.tls.clone(),
+        wire_body_bytes: 0,
+        decoded_from: None,
+    });
+    if let (Some(asked), Some(got)) = (req.compression, &content_encoding)
+        && Encoding::parse(got) != Some(asked)
+    {
+        return Err(NetError::Protocol(format!(
+            "asked for {} content, the response is encoded as {got}",
+            asked.token()
+        )));
+    }
+    let cut = transfer(net, req, response.into_body(), &mut driver, progress).await?;
+    finish_body(req, progress, content_encoding.is_some(), cut)
+}
+
+/// Connect for `req`: to the target, or to its proxy (over TLS for an
+/// `https://` proxy). Returns the stream, the address connected to and the
+/// connection's budget slot.
+async fn open(
+    net: &Net,
+    req: &FetchRequest,
+    host_bare: &str,
+    port: u16,
+    progress: &mut Progress,
+) -> Result<(Box<dyn Io>, SocketAddr, ConnectionSlot), NetError> {
+    let scheme = req.url.scheme();
+    let connection = match &req.proxy {
+        None => {
+            net.connect_prefer(scheme, host_bare, port, &mut progress.phase, req.ip)
+                .await?
+        }
+        Some(proxy) => {
+            // The target must be allowed by name; the proxy resolves it.
+            net.allow
+                .check_target(scheme, host_bare, port)
+                .map_err(|d| NetError::Denied(d.to_string()))?;
+            let p_host = proxy.url.host_str().unwrap_or_default();
+            let p_host = p_host.trim_start_matches('[').trim_end_matches(']');
+            let p_port = proxy.url.port_or_known_default().unwrap_or(80);
+            net.connect_prefer(
+                proxy.url.scheme(),
+                p_host,
+                p_port,
+                &mut progress.phase,
+                req.ip,
+            )
+            .await
+            .map_err(|e| proxy.blame(e))?
+        }
+    };
+    progress.timings.resolve_ms += ms(connection.resolve);
+    progress.timings.connect_ms += ms(connection.connect);
+    let (tcp, remote_addr, slot) = (connection.stream, connection.remote_addr, connection.slot);
+    let mut stream: Box<dyn Io> = Box::new(tcp);
+
+    if let Some(proxy) = &req.proxy
+        && proxy.url.scheme() == "https"
+    {
+        progress.phase = Phase::Tls;
+        let p_host = proxy.url.host_str().unwrap_or_default();
+        let p_host = p_host.trim_start_matches('[').trim_end_matches(']');
+        let mut options = tls_options(req, p_host, vec![b"http/1.1".to_vec()]);
+        options.server_name = p_host.to_string();
+        options.client_cert = None;
+        let config = options.config()?;
+        let t = Instant::now();
+        let (tls, _) = host_tls::handshake(stream, p_host, config)
+            .await
+            .map_err(|e| proxy.blame(e))?;
+        progress.timings.tls_ms += ms(t.elapsed());
+        stream = Box::new(tls);
+    }
+    Ok((stream, remote_addr, slot))
+}
+
+/// Over `stream`: for `https://`, the proxy tunnel (if any) and the TLS
+/// handshake (its session, or what a failed one showed, goes to
+/// `progress.tls`); then the request, up to the response head.
+async fn request_head(
+    mut stream: Box<dyn Io>,
+    req: &FetchRequest,
+    host_bare: &str,
+    port: u16,
+    progress: &mut Progress,
+) -> Result<(http::Response<hyper::body::Incoming>, Driver), NetError> {
+    let url = &req.url;
+    if url.scheme() != "https" {
+        progress.tls = None;
+        progress.phase = Phase::Processing;
+        let absolute = req.proxy.is_some();
+        return send(stream, false, absolute, req, &mut progress.timings).await;
+    }
+    if let Some(proxy) = &req.proxy {
+        progress.phase = Phase::Connect;
+        let t = Instant::now();
+        let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let authority = if url.port().is_none() {
+            format!("{authority}:{port}")
+        } else {
+            authority.to_string()
+        };
+        proxy::connect_tunnel(&mut stream, proxy, &authority).await?;
+        progress.timings.connect_ms += ms(t.elapsed());
+    }
+    progress.phase = Phase::Tls;
+    let alpn = if req.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    // Build the configuration before the clock starts: the phase is the handshake.
+    let options = tls_options(req, host_bare, alpn);
+    let config = options.config()?;
+    let t = Instant::now();
+    let handshake = host_tls::handshake_detailed(stream, &options.server_name, config).await;
+    progress.timings.tls_ms += ms(t.elapsed());
+    let (tls_stream, session) = match handshake {
+        Ok(ok) => ok,
+        Err(failed) => {
+            progress.tls = failed.info;
+            return Err(failed.error);
+        }
+    };
+    let h2 = session.alpn.as_deref() == Some("h2");
+    progress.tls = Some(session);
+    progress.phase = Phase::Processing;
+    send(tls_stream, h2, false, req, &mut progress.timings).await
+}
+
+/// Read the body into `progress.wire`, up to the wire cap. Without decoding
+/// the cap applies to the bytes received; with it, to the decoded bytes,
+/// the wire being allowed a little more (an incompressible body grows
+/// slightly when compressed). Returns whether the body was cut.
+async fn transfer(
+    net: &Net,
+    req: &FetchRequest,
+    mut body: hyper::body::Incoming,
+    driver: &mut Driver,
+    progress: &mut Progress,
+) -> Result<bool, NetError> {
+    let wire_cap = match req.compression {
+        None => req.max_body_bytes,
+        Some(_) => req.max_body_bytes + req.max_body_bytes / 16 + 1024,
+    };
+    progress.phase = Phase::Transfer;
+    let t = Instant::now();
+    let mut cut = false;
+    // With decoding, what arrived is decoded at doubling sizes (64 KiB,
+    // 128 KiB…): a body that already decodes past the cap (a bomb) stops
+    // being read there, at a cost of at most twice one decode.
+    let mut next_check = 64 * 1024;
+    let read = async {
+        while let Some(frame) = driver.drive(body.frame()).await {
+            let frame = frame.map_err(|e| NetError::Protocol(format!("reading body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                net.budget.read_bytes(data.len() as u64)?;
+                let room = wire_cap.saturating_sub(progress.wire.len() as u64) as usize;
+                progress
+                    .wire
+                    .extend_from_slice(&data[..data.len().min(room)]);
+                if data.len() > room {
+                    cut = true;
+                    break;
+                }
+                if let Some(encoding) = req.compression
+                    && progress.wire.len() >= next_check
+                {
+                    next_check = progress.wire.len() * 2;
+                    let partial =
+                        decode::decode(encoding, &progress.wire, req.max_body_bytes, false);
+                    if let Ok(Decoded::TooLarge(_)) = partial {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok::<_, NetError>(())
+    };
+    let read = read.await;
+    progress.timings.transfer_ms += ms(t.elapsed());
+    read?;
+    Ok(cut)
+}
+
+/// The response recorded in `progress.pending` with its body: decoded when
+/// the request asked for compression and the response is `encoded`, cut at
+/// the cap (then the error is `body-too-large`, the response kept in
+/// `progress.last`).
+fn finish_body(
+    req: &FetchRequest,
+    progress: &mut Progress,
+    encoded: bool,
+    cut: bool,
+) -> Result<Fetched, NetError> {
+    let wire_body_bytes = progress.wire.len() as u64;
+    let decoded_from = req.compression.filter(|_| encoded);
+    if let (Some(asked), false) = (req.compression, encoded)
+        && !progress.wire.is_empty()
+    {
+        return Err(NetError::Protocol(format!(
+            "asked for {} content, the response is not encoded (no Content-Encoding)",
+            asked.token()
+        )));
+    }
+    let (body, too_large) = match decoded_from {
+        Some(encoding) => {
+            match decode::decode(encoding, &progress.wire, req.max_body_bytes, !cut) {
+                Ok(Decoded::Complete(b)) => (Bytes::from(b), cut),
+                Ok(Decoded::TooLarge(b)) => (Bytes::from(b), true),
+                Err(e) => return Err(NetError::Protocol(e)),
+            }
+        }
+        None => {
+            let n = progress.wire.len().min(req.max_body_bytes as usize);
+            (
+                Bytes::copy_from_slice(&progress.wire[..n]),
+                cut || progress.wire.len() as u64 > req.max_body_bytes,
+            )
+        }
+    };
+    let mut fetched = progress
+        .pending
+        .take()
+        .expect("the head was recorded before the body");
+    fetched.body = body;
+    fetched.wire_body_bytes = wire_body_bytes;
+    fetched.decoded_from = decoded_from;
+    fetched.timings = progress.timings;
+    if too_large {
+        progress.last = Some(fetched);
+        return Err(NetError::BodyTooLarge(req.max_body_bytes));
+    }
+    Ok(fetched)
 }
 
 /// What drives a connection while its response is read.
@@ -354,6 +723,7 @@ impl Drop for Driver {
 async fn send<IO>(
     io: IO,
     h2: bool,
+    absolute: bool,
     req: &FetchRequest,
     timings: &mut Timings,
 ) -> Result<(http::Response<hyper::body::Incoming>, Driver), NetError>
@@ -366,6 +736,10 @@ where
     let mut builder = http::Request::builder().method(req.method.clone());
     builder = if h2 {
         builder.uri(req.url.as_str()).version(Version::HTTP_2)
+    } else if absolute {
+        // To a plain HTTP proxy: the absolute form, `GET http://host/path`.
+        let without_fragment = &req.url[..url::Position::AfterQuery];
+        builder.uri(without_fragment)
     } else {
         let path = &req.url[url::Position::BeforePath..url::Position::AfterQuery];
         builder.uri(if path.is_empty() { "/" } else { path })
@@ -374,6 +748,11 @@ where
         .body(Full::new(req.body.clone()))
         .map_err(|e| NetError::InvalidRequest(e.to_string()))?;
     *request.headers_mut() = req.headers.clone();
+    if absolute && let Some(proxy) = &req.proxy {
+        for (name, value) in &proxy.headers {
+            request.headers_mut().append(name, value.clone());
+        }
+    }
     if !h2 && !request.headers().contains_key(HOST) {
         let host = &req.url[url::Position::BeforeHost..url::Position::AfterPort];
         let value =
@@ -406,25 +785,6 @@ where
     };
     timings.processing_ms += ms(t.elapsed());
     Ok((response, driver))
-}
-
-/// The TLS client configuration of one connection: webpki roots, TLS 1.2
-/// and 1.3, ALPN h2 and http/1.1, aws-lc-rs as the crypto provider (chosen
-/// explicitly so that no process-wide default is needed), and the recording
-/// verifier of [`crate::capabilities::tls`], so the chain is reported; unless
-/// the request is `insecure`, a bad certificate fails with its verdict.
-fn tls_config(req: &FetchRequest) -> Result<crate::capabilities::tls::HandshakeConfig, NetError> {
-    crate::capabilities::tls::TlsOptions {
-        server_name: String::new(),
-        alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        ca_bundle_pem: None,
-        client_cert: req
-            .client_cert
-            .as_ref()
-            .map(|c| (c.0.clone(), c.1.clone_key())),
-        require_valid: !req.insecure,
-    }
-    .config()
 }
 
 /// Build a header map from a guest's list, rejecting invalid names/values.

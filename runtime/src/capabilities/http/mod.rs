@@ -1,19 +1,25 @@
 //! The `http` interface: outbound HTTP(S) with per-phase timings, under the
 //! check's outbound allow list and per-run caps.
 //!
-//! The guest-facing glue lives here; the measuring client is in [`client`].
+//! The guest-facing glue lives here; the measuring client is in [`client`],
+//! proxies in [`proxy`], content decoding in [`decode`].
 
 pub mod client;
+pub mod decode;
+pub mod proxy;
+#[cfg(test)]
+mod tests;
 
 pub use crate::result::http::HttpTrace;
 
 use bytes::Bytes;
 use wasmtime::component::{HasSelf, Linker};
 
-use self::client::{FetchRequest, Timings};
-use super::net::{self, Net};
+use self::client::{FetchRequest, TlsParams};
+use self::decode::Encoding;
+use super::net::{self, IpFamily, IpPreference, Net};
+use crate::bindings::vantage::check::common::NetError;
 use crate::bindings::vantage::check::http as wit;
-use crate::bindings::vantage::check::types::NetError;
 use crate::capabilities::CapabilitiesView;
 use crate::config::SecretSource;
 use std::sync::Arc;
@@ -74,14 +80,33 @@ impl HttpState {
                 client::HOST_MAX_BODY_BYTES
             )));
         }
-        if req.insecure && !self.allow_insecure {
+        let tls = &req.tls;
+        if tls.insecure && !self.allow_insecure {
             return Err(NetError::Denied(
                 "insecure TLS is not allowed for this check (the operator can allow it with --allow-insecure)"
                     .into(),
             ));
         }
-        let client_cert = match &req.client_cert_secret {
+        if tls
+            .server_name
+            .as_ref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            return Err(NetError::InvalidRequest("tls server-name is empty".into()));
+        }
+        if let Some(pem) = &tls.ca_bundle_pem {
+            // Refuse a bad bundle before connecting anywhere.
+            super::tls::verify::Trust::from_pem(pem).map_err(NetError::InvalidRequest)?;
+        }
+        let client_cert = match &tls.client_cert_secret {
             Some(name) => Some(Arc::new(super::tls::client_cert(&self.secrets, name)?)),
+            None => None,
+        };
+        let proxy = match &req.proxy {
+            Some(p) => Some(proxy::Proxy::parse(
+                &p.url,
+                client::header_map(&p.headers)?,
+            )?),
             None => None,
         };
         Ok(FetchRequest {
@@ -93,8 +118,18 @@ impl HttpState {
             follow_redirects: req.follow_redirects,
             max_redirects: req.max_redirects.unwrap_or(client::DEFAULT_MAX_REDIRECTS),
             max_body_bytes,
-            insecure: req.insecure,
-            client_cert,
+            tls: TlsParams {
+                server_name: tls.server_name.as_ref().map(|n| n.trim().to_string()),
+                ca_bundle_pem: tls.ca_bundle_pem.clone(),
+                client_cert,
+                insecure: tls.insecure,
+                min_version: tls.min_version,
+                max_version: tls.max_version,
+            },
+            proxy,
+            compression: req.compression.map(encoding_of),
+            http2: req.http2,
+            ip: ip_preference(&req.ip),
         })
     }
 
@@ -107,42 +142,122 @@ impl HttpState {
         }
     }
 
-    async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, NetError> {
+    async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, wit::FetchError> {
         let (method, url) = (req.method.clone(), req.url.clone());
-        let prepared = self.prepare(req)?;
-        let mut timings = Timings::default();
-        let result = client::fetch(&self.net, prepared, Some(&self.jar), &mut timings).await;
+        let prepared = self.prepare(req).map_err(|error| wit::FetchError {
+            error,
+            response: None,
+            timings: to_wit_timings(&client::Timings::default()),
+            redirects: Vec::new(),
+            tls: None,
+        })?;
+        let result = client::fetch(&self.net, prepared, Some(&self.jar)).await;
         let mut trace = HttpTrace {
             method,
             url,
             status: None,
             remote_addr: None,
             redirects: 0,
-            timings,
+            timings: client::Timings::default(),
             error: None,
-            tls_earliest_expiry_unix_ms: None,
         };
         match result {
             Ok(fetched) => {
                 trace.status = Some(fetched.status);
                 trace.remote_addr = Some(fetched.remote_addr.to_string());
                 trace.redirects = fetched.redirects.len() as u32;
-                trace.tls_earliest_expiry_unix_ms =
-                    fetched.tls.as_ref().and_then(|t| t.earliest_expiry_unix_ms);
+                trace.timings = fetched.timings;
+                if let Some(tls) = &fetched.tls {
+                    self.net.record_tls("http", server_of(&fetched.url), tls);
+                }
                 self.record(trace);
                 Ok(to_wit_response(fetched))
             }
-            Err(e) => {
-                trace.error = Some(net::describe(&e));
+            Err(failed) => {
+                let failed = *failed;
+                trace.error = Some(net::describe(&failed.error));
+                trace.timings = failed.timings;
+                trace.redirects = failed.redirects.len() as u32;
+                if let Some(r) = &failed.response {
+                    trace.status = Some(r.status);
+                    trace.remote_addr = Some(r.remote_addr.to_string());
+                }
+                if let (Some(tls), Ok(url)) = (&failed.tls, url::Url::parse(&trace.url)) {
+                    self.net.record_tls("http", server_of(&url), tls);
+                }
                 self.record(trace);
-                Err(e)
+                Err(wit::FetchError {
+                    error: failed.error,
+                    response: failed.response.map(to_wit_response),
+                    timings: to_wit_timings(&failed.timings),
+                    redirects: failed.redirects.into_iter().map(to_wit_redirect).collect(),
+                    tls: failed.tls,
+                })
             }
         }
     }
 }
 
+/// The host's encoding for the WIT's.
+fn encoding_of(c: wit::Compression) -> Encoding {
+    match c {
+        wit::Compression::Gzip => Encoding::Gzip,
+        wit::Compression::Deflate => Encoding::Deflate,
+        wit::Compression::Br => Encoding::Br,
+        wit::Compression::Zstd => Encoding::Zstd,
+    }
+}
+
+fn compression_of(e: Encoding) -> wit::Compression {
+    match e {
+        Encoding::Gzip => wit::Compression::Gzip,
+        Encoding::Deflate => wit::Compression::Deflate,
+        Encoding::Br => wit::Compression::Br,
+        Encoding::Zstd => wit::Compression::Zstd,
+    }
+}
+
+/// The host's address-family preference for the guest's (also used by
+/// `tcp.probe`).
+pub fn ip_preference(ip: &wit::IpPreference) -> IpPreference {
+    IpPreference {
+        preferred: ip.preferred.map(|f| match f {
+            wit::IpFamily::Ip4 => IpFamily::V4,
+            wit::IpFamily::Ip6 => IpFamily::V6,
+        }),
+        fallback: ip.fallback,
+    }
+}
+
+/// `host:port` of `url`, as TLS traces name the server.
+fn server_of(url: &url::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(443)
+    )
+}
+
+fn to_wit_timings(t: &client::Timings) -> wit::Timings {
+    wit::Timings {
+        resolve_ms: t.resolve_ms,
+        connect_ms: t.connect_ms,
+        tls_ms: t.tls_ms,
+        processing_ms: t.processing_ms,
+        transfer_ms: t.transfer_ms,
+        total_ms: t.total_ms,
+    }
+}
+
+fn to_wit_redirect(r: client::Redirect) -> wit::Redirect {
+    wit::Redirect {
+        url: r.url,
+        status: r.status,
+        location: r.location,
+    }
+}
+
 fn to_wit_response(f: client::Fetched) -> wit::Response {
-    let t = f.timings;
     wit::Response {
         status: f.status,
         headers: f.headers,
@@ -154,27 +269,13 @@ fn to_wit_response(f: client::Fetched) -> wit::Response {
         },
         remote_addr: f.remote_addr.to_string(),
         url: f.url.to_string(),
-        timings: wit::Timings {
-            resolve_ms: t.resolve_ms,
-            connect_ms: t.connect_ms,
-            tls_ms: t.tls_ms,
-            processing_ms: t.processing_ms,
-            transfer_ms: t.transfer_ms,
-            total_ms: t.total_ms,
-        },
-        redirects: f
-            .redirects
-            .into_iter()
-            .map(|r| wit::Redirect {
-                url: r.url,
-                status: r.status,
-                location: r.location,
-            })
-            .collect(),
-        // The full handshake summary: the chain verified against the webpki
-        // roots (verdict `valid`), or the exchange would have failed with
-        // `net-error::tls`.
+        timings: to_wit_timings(&f.timings),
+        redirects: f.redirects.into_iter().map(to_wit_redirect).collect(),
+        // The full handshake summary: the verdict is `valid` unless the
+        // request was `insecure` (a bad certificate fails it otherwise).
         tls: f.tls,
+        wire_body_bytes: f.wire_body_bytes,
+        decoded_from: f.decoded_from.map(compression_of),
     }
 }
 
@@ -182,9 +283,11 @@ impl wit::Host for HttpState {
     async fn fetch(
         &mut self,
         request: wit::Request,
-    ) -> wasmtime::Result<Result<wit::Response, NetError>> {
+    ) -> wasmtime::Result<Result<wit::Response, wit::FetchError>> {
         let result = HttpState::fetch(self, request).await;
-        self.net.note(&result);
+        if let Err(e) = &result {
+            self.net.note_error(&e.error);
+        }
         Ok(result)
     }
 }

@@ -211,18 +211,21 @@ pub(super) mod tests {
                     Assertion {
                         name: "status in 200".into(),
                         passed: false,
+                        warn: false,
                         detail: "got 503".into(),
                         duration_ms: None,
                     },
                     Assertion {
                         name: "request succeeded".into(),
                         passed: true,
+                        warn: false,
                         detail: String::new(),
                         duration_ms: None,
                     },
                     Assertion {
                         name: "json /status == \"ok\"".into(),
                         passed: false,
+                        warn: false,
                         detail: String::new(),
                         duration_ms: None,
                     },

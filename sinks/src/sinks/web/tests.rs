@@ -80,6 +80,7 @@ async fn fixture() -> Fixture {
             r.result.assertions = vec![Assertion {
                 name: "status in 200".into(),
                 passed: false,
+                warn: false,
                 detail: "got 503".into(),
                 duration_ms: None,
             }];
