@@ -359,7 +359,7 @@ fn component_files_are_read_up_to_a_cap() {
 fn with_closed(stream: &str, args: &[&str]) -> (Option<i32>, String) {
     use std::io::Read as _;
     use std::process::Stdio;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vantage"));
+    let mut command = Command::new(crate::support::vantage_bin());
     command
         .args(args)
         .env("VANTAGE_CACHE_DIR", crate::support::cache_dir())
