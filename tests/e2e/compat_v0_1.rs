@@ -112,7 +112,10 @@ fn assert_v0_1_result(r: &Value, t: &Targets) {
         "220 compat ready\r\necho PING\r\n"
     );
     // Verified against the CA bundle the guest passed.
-    assert_eq!(detail("tls verdict is valid"), "Verdict::Valid CN=localhost");
+    assert_eq!(
+        detail("tls verdict is valid"),
+        "Verdict::Valid CN=localhost"
+    );
     assert_eq!(
         detail("dns answered"),
         "NOERROR: RecordType::Mx 10 mail.vantage.test., RecordType::Mx 20 backup.vantage.test."
@@ -129,7 +132,8 @@ fn assert_v0_1_result(r: &Value, t: &Targets) {
             .unwrap_or_else(|| panic!("no measurement {name} in {r:#}"));
         // 0.1.0 measurements carry no labels.
         assert!(
-            m.get("labels").is_none_or(|l| l.as_object().unwrap().is_empty()),
+            m.get("labels")
+                .is_none_or(|l| l.as_object().unwrap().is_empty()),
             "{m}"
         );
         m["value"].as_f64().unwrap()
@@ -220,7 +224,10 @@ async fn a_0_1_component_runs_unchanged_next_to_a_0_2_component_in_one_daemon() 
     assert_eq!(r["status"], "degraded", "{r:#}");
     assert_eq!(assertion(r, "http status is 200")["passed"], true);
     let warned = assertion(r, "slower than 0 ms");
-    assert_eq!((&warned["passed"], &warned["warn"]), (&Value::Bool(true), &Value::Bool(true)));
+    assert_eq!(
+        (&warned["passed"], &warned["warn"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
     let url = format!("{}/healthz", t.http);
     assert_eq!(r["measurements"][0]["labels"]["target"], url.as_str());
 
@@ -237,7 +244,10 @@ async fn a_0_1_component_runs_unchanged_next_to_a_0_2_component_in_one_daemon() 
             .unwrap_or_else(|| panic!("no {measurement} of {check} in:\n{metrics}"))
             .to_string()
     };
-    assert!(series("legacy", "dns_records").ends_with(" 2.0"), "{metrics}");
+    assert!(
+        series("legacy", "dns_records").ends_with(" 2.0"),
+        "{metrics}"
+    );
     assert!(
         series("current", "http_total_ms").contains(&format!("target=\"{url}\"")),
         "{metrics}"
@@ -280,7 +290,11 @@ async fn vantage_run_and_inspect_take_a_0_1_component() {
     assert_eq!(tcp["passed"], false);
     assert_eq!(tcp["detail"], "220 compat ready\r\necho PING\r\n");
     // Well within the probe's 5 s timeout: no read waited for a match.
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 
     let inspect = |name: &str, json: bool| {
         let path = wasm(name);
@@ -299,7 +313,11 @@ async fn vantage_run_and_inspect_take_a_0_1_component() {
     assert_eq!(key["key"], "http.url");
     // 0.1.0 keys had no type: text, as 0.1.0 passed every value.
     assert_eq!(key["value_type"]["type"], "text", "{key}");
-    assert!(doc["imports"].to_string().contains("vantage:check/http@0.1.0"));
+    assert!(
+        doc["imports"]
+            .to_string()
+            .contains("vantage:check/http@0.1.0")
+    );
     let human = inspect("fixture_v0_1", false).await;
     assert!(
         human

@@ -13,7 +13,9 @@
 //! - `tcp`: `read-banner` and `send` become `read` and `send` + `read` steps
 //!   (the reads of 0.1.0: to the end of a line or 2 s of silence); `expect`
 //!   is matched against everything received, as 0.1.0 did, rather than
-//!   becoming an `expect` step (which would read on until a line matched).
+//!   becoming an `expect` step (which would read on until a line matched);
+//!   a step that failed comes back as the error 0.1.0 gave (`timeout` when
+//!   the probe's time ran out, `protocol` otherwise).
 //! - `tls`: `server-name`, `ca-bundle-pem` and `client-cert-secret` become
 //!   the request's `tls-options`.
 //! - `dns`: UDP (TCP when truncated) with recursion desired, as 0.1.0 did;
@@ -78,7 +80,9 @@ impl v01::secrets::Host for SecretsState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<String, v01::secrets::SecretError>> {
-        Ok(v02::secrets::Host::get(self, name).await?.map_err(Into::into))
+        Ok(v02::secrets::Host::get(self, name)
+            .await?
+            .map_err(Into::into))
     }
 }
 
@@ -128,15 +132,19 @@ impl v01::tcp::Host for TcpState {
         let answer = v02::tcp::Host::probe(self, request.into()).await?;
         Ok(match answer {
             Err(e) => Err(e.into()),
-            // 0.1.0 had no failed steps: a conversation that broke off was
-            // an error of the protocol.
+            // 0.1.0 had no failed steps: a conversation the probe's timeout
+            // cut (`step N: timed out`) was a timeout of the processing
+            // phase, any other break an error of the protocol.
             Ok(v02::tcp::TcpReport {
                 failed_step: Some((_, why)),
                 ..
-            }) => Err(v01::types::NetError::Protocol(why)),
+            }) => Err(if why.ends_with("timed out") {
+                v01::types::NetError::Timeout("processing".into())
+            } else {
+                v01::types::NetError::Protocol(why)
+            }),
             Ok(report) => Ok(v01::tcp::TcpReport {
-                matched: expect
-                    .map(|re| re.is_match(&String::from_utf8_lossy(&report.received))),
+                matched: expect.map(|re| re.is_match(&String::from_utf8_lossy(&report.received))),
                 remote_addr: report.remote_addr,
                 resolve_ms: report.resolve_ms,
                 connect_ms: report.connect_ms,
@@ -423,5 +431,155 @@ impl From<v01::types::Assertion> for v02::common::Assertion {
 impl Adapt<v02::common::Assertion> for v01::types::Assertion {
     fn adapt(self) -> v02::common::Assertion {
         self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_request(read_banner: bool, send: Option<&[u8]>) -> v01::tcp::TcpRequest {
+        v01::tcp::TcpRequest {
+            host: "127.0.0.1".into(),
+            port: 25,
+            send: send.map(<[u8]>::to_vec),
+            read_banner,
+            expect: Some("^220".into()),
+            starttls: None,
+            tls: false,
+            timeout_ms: Some(1000),
+        }
+    }
+
+    #[test]
+    fn compat_tcp_conversations_become_read_and_send_steps() {
+        use v02::tcp::TcpStep::{Read, Send};
+        let steps = |r: v01::tcp::TcpRequest| v02::tcp::TcpRequest::from(r).steps;
+        assert!(steps(tcp_request(false, None)).is_empty());
+        assert!(matches!(steps(tcp_request(true, None)).as_slice(), [Read]));
+        assert!(matches!(
+            steps(tcp_request(true, Some(b"PING\r\n"))).as_slice(),
+            [Read, Send(b), Read] if b == b"PING\r\n"
+        ));
+        // With STARTTLS the dialogue reads the greeting: no banner step.
+        let mut starttls = tcp_request(true, Some(b"NOOP\r\n"));
+        starttls.starttls = Some(v01::tcp::Starttls::Smtp);
+        let converted = v02::tcp::TcpRequest::from(starttls);
+        assert!(matches!(converted.steps.as_slice(), [Send(_), Read]));
+        assert!(matches!(converted.starttls, Some(v02::tcp::Starttls::Smtp)));
+        // `expect` never becomes a step: it is matched on what was received.
+        assert!(
+            !steps(tcp_request(true, Some(b"x")))
+                .iter()
+                .any(|s| matches!(s, v02::tcp::TcpStep::Expect(_)))
+        );
+    }
+
+    #[test]
+    fn compat_http_tls_fields_move_into_tls_options() {
+        let request = v01::http::Request {
+            method: "GET".into(),
+            url: "https://127.0.0.1/".into(),
+            headers: vec![("a".into(), "b".into())],
+            body: Some(b"x".to_vec()),
+            timeout_ms: Some(5),
+            follow_redirects: true,
+            max_redirects: Some(3),
+            max_body_bytes: Some(7),
+            insecure: true,
+            client_cert_secret: Some("client".into()),
+        };
+        let r = v02::http::Request::from(request);
+        assert!(r.tls.insecure);
+        assert_eq!(r.tls.client_cert_secret.as_deref(), Some("client"));
+        assert_eq!((r.tls.server_name, r.tls.ca_bundle_pem), (None, None));
+        assert_eq!((r.max_redirects, r.max_body_bytes), (Some(3), Some(7)));
+        assert_eq!(r.headers, vec![("a".to_string(), "b".to_string())]);
+        assert!(r.http2 && r.proxy.is_none() && r.compression.is_none());
+        assert!(r.ip.preferred.is_none());
+    }
+
+    #[test]
+    fn compat_errors_and_answers_go_back_in_0_1_terms() {
+        let e: v01::types::NetError = v02::common::NetError::TooManyRedirects(2).into();
+        assert!(matches!(e, v01::types::NetError::TooManyRedirects(2)));
+        let e: v01::types::NetError = v02::common::NetError::Denied("rule".into()).into();
+        assert!(matches!(e, v01::types::NetError::Denied(s) if s == "rule"));
+        let e: v01::secrets::SecretError =
+            v02::secrets::SecretError::NotGranted("token".into()).into();
+        assert!(matches!(e, v01::secrets::SecretError::NotGranted(s) if s == "token"));
+
+        let record = |t, data: &str| v02::dns::DnsRecord {
+            name: "x.test.".into(),
+            record_type: t,
+            ttl: 60,
+            data: data.into(),
+        };
+        let answer = v01::dns::DnsAnswer::from(v02::dns::DnsAnswer {
+            rcode: "NOERROR".into(),
+            records: vec![
+                record(v02::dns::RecordType::Cname, "y.test."),
+                record(v02::dns::RecordType::Https, "1 . alpn=h2"),
+                record(v02::dns::RecordType::A, "192.0.2.1"),
+            ],
+            authority: vec![record(v02::dns::RecordType::Ns, "ns.test.")],
+            additional: Vec::new(),
+            server: "127.0.0.1:53".into(),
+            duration_ms: 1.5,
+        });
+        // Types 0.1.0 does not know are left out, as it documents.
+        let data: Vec<&str> = answer.records.iter().map(|r| r.data.as_str()).collect();
+        assert_eq!(data, ["y.test.", "192.0.2.1"]);
+        assert_eq!(answer.server, "127.0.0.1:53");
+    }
+
+    #[test]
+    fn compat_results_take_0_2_shape() {
+        let result = v02::common::CheckResult::from(v01::types::CheckResult {
+            status: v01::types::Status::Degraded,
+            summary: "s".into(),
+            assertions: vec![
+                v01::types::Assertion {
+                    name: "held".into(),
+                    passed: true,
+                    detail: String::new(),
+                    duration_ms: Some(1.0),
+                },
+                v01::types::Assertion {
+                    name: "broke".into(),
+                    passed: false,
+                    detail: "got 500".into(),
+                    duration_ms: None,
+                },
+            ],
+            measurements: vec![v01::types::Measurement {
+                name: "latency".into(),
+                value: 3.0,
+                unit: "ms".into(),
+            }],
+            labels: vec![("k".into(), "v".into())],
+        });
+        assert!(matches!(result.status, v02::common::Status::Degraded));
+        let states: Vec<_> = result.assertions.iter().map(|a| a.state).collect();
+        assert_eq!(
+            states,
+            [
+                v02::common::AssertionState::Pass,
+                v02::common::AssertionState::Fail
+            ]
+        );
+        assert_eq!(result.assertions[0].duration_ms, Some(1.0));
+        assert!(result.measurements[0].labels.is_empty());
+        assert_eq!(result.labels, vec![("k".to_string(), "v".to_string())]);
+
+        let key = v02::common::ConfigKey::from(v01::types::ConfigKey {
+            key: "expect.status".into(),
+            description: "d".into(),
+            default: Some("200".into()),
+            required: false,
+        });
+        assert!(matches!(key.value_type, v02::common::ValueType::Text));
+        assert_eq!(key.default.as_deref(), Some("200"));
+        assert!(!key.sensitive);
     }
 }

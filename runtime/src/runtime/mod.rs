@@ -3,8 +3,8 @@
 //!
 //! Why a fresh `Store` per run: a store frees its instances only when it is
 //! dropped, so reusing one across runs grows memory without bound; a new
-//! store from an [`InstancePre`](wasmtime::component::InstancePre) (pooling
-//! allocator) costs tens of microseconds.
+//! store from an [`InstancePre`] (pooling allocator) costs tens of
+//! microseconds.
 
 #[allow(missing_docs)] // generated from the WIT, documented there
 pub mod cache;
@@ -29,8 +29,8 @@ use self::engine::{EngineOptions, EpochTicker};
 use self::limits::{CpuMeter, MemoryLimiter, Metered};
 use self::metadata::Metadata;
 use self::wasi::Capture;
-use crate::bindings::{self, CheckPre};
 use crate::bindings::common as wit;
+use crate::bindings::{self, CheckPre};
 use crate::capabilities::net::{HostResolver, NetLimits};
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
@@ -119,7 +119,9 @@ impl LoadedCheck {
     /// checks every configured value against them (see
     /// [`Config::schema_problems`](crate::config::Config::schema_problems)).
     pub fn config_schema(&self) -> Option<&[crate::schema::ConfigKey]> {
-        Some(&self.metadata.config)
+        // 0.1.0 keys carry no types (they arrive as untyped text, not
+        // repeated): the host never checked them and leaves them to the check.
+        (self.world() == World::V0_2).then_some(&self.metadata.config[..])
     }
 }
 
@@ -842,10 +844,9 @@ impl Instance {
     ) -> wasmtime::Result<wit::CheckResult> {
         match self {
             Instance::V0_2(check) => check.call_run(store, context).await,
-            Instance::V0_1(check) => Ok(check
-                .call_run(store, &context.clone().into())
-                .await?
-                .into()),
+            Instance::V0_1(check) => {
+                Ok(check.call_run(store, &context.clone().into()).await?.into())
+            }
         }
     }
 }
@@ -878,7 +879,11 @@ mod tests {
         let wasi = "wasi:cli/stdout@0.2.6";
         assert_eq!(world(&[wasi, "vantage:check/types@0.1.0"]), Ok(World::V0_1));
         assert_eq!(
-            world(&["vantage:check/common@0.2.0", "vantage:check/http@0.2.0", wasi]),
+            world(&[
+                "vantage:check/common@0.2.0",
+                "vantage:check/http@0.2.0",
+                wasi
+            ]),
             Ok(World::V0_2)
         );
         // No vantage import: linking against the current world says what is missing.
