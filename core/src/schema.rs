@@ -107,18 +107,21 @@ pub fn key_matches(declared: &str, key: &str) -> bool {
 /// check declares: unknown keys, missing required keys, and every value
 /// against its key's type. Values holding a `{{…}}` reference (a secret,
 /// a restore template) are resolved later and are not type-checked.
+///
+/// A check that declares no key at all takes its configuration as is (the
+/// SDK's rule, see `vantage_sdk::Check::run`): there is nothing to check it
+/// against.
 pub fn check_values(keys: &[ConfigKey], config: &[(String, String)]) -> Vec<ValueProblem> {
     let mut problems = Vec::new();
+    if keys.is_empty() {
+        return problems;
+    }
     for (key, value) in config {
         let Some(declared) = keys.iter().find(|k| key_matches(&k.key, key)) else {
             let known: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
             problems.push(ValueProblem {
                 key: key.clone(),
-                message: if known.is_empty() {
-                    "unknown key: this check takes no configuration".to_string()
-                } else {
-                    format!("unknown key; this check understands {}", known.join(", "))
-                },
+                message: format!("unknown key; this check understands {}", known.join(", ")),
             });
             continue;
         };
@@ -402,5 +405,15 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].key, "login.username");
         assert!(problems[0].message.starts_with("missing"));
+    }
+
+    #[test]
+    fn a_check_that_declares_no_key_takes_any_configuration() {
+        let config = cfg(&[("behaviour", "log-flood"), ("urls.0", "http://x/")]);
+        assert_eq!(check_values(&[], &config), []);
+        // One declared key is enough for the others to be unknown.
+        let problems = check_values(&[key("behaviour", ValueType::Text)], &config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "urls.0");
     }
 }

@@ -132,7 +132,7 @@ fn write_public_key(dir: &Path, key: &AuditKey) -> String {
 /// `vantage audit <args>` with the moto credentials in the environment.
 pub(crate) async fn cli(args: Vec<String>) -> (i32, String, String) {
     tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_vantage"))
+        let out = Command::new(crate::support::vantage_bin())
             .arg("audit")
             .args(&args)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)

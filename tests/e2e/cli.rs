@@ -12,7 +12,7 @@ fn inspect_shows_metadata_world_and_capabilities() {
     let out = vantage(&["inspect", "--json", wasm("http").to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc = out.json();
-    assert_eq!(doc["world"], "vantage:check/check@0.1.0");
+    assert_eq!(doc["world"], "vantage:check/check@0.2.0");
     assert_eq!(doc["metadata"]["name"], "http");
     assert_eq!(doc["metadata"]["outbound"][0], "{target}");
     assert_eq!(doc["sha256"].as_str().unwrap().len(), 64);
@@ -23,10 +23,26 @@ fn inspect_shows_metadata_world_and_capabilities() {
         .map(|k| k["key"].as_str().unwrap())
         .collect();
     assert!(keys.contains(&"expect.status"), "{keys:?}");
+    // 0.2.0 keys are typed: the schema says what a value must be.
+    let key = |name: &str| {
+        doc["metadata"]["config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == name)
+            .unwrap_or_else(|| panic!("no key {name} in {doc:#}"))
+            .clone()
+    };
+    let status = key("expect.status");
+    assert_eq!(status["value_type"]["type"], "status-range", "{status}");
+    assert_eq!(status["repeated"], true, "{status}");
+    assert_eq!(status["default"], "2xx", "{status}");
+    assert_eq!(key("timeout")["value_type"]["type"], "duration");
+    assert_eq!(key("bearer_token")["sensitive"], true);
     assert!(
         doc["imports"]
             .to_string()
-            .contains("vantage:check/http@0.1.0")
+            .contains("vantage:check/http@0.2.0")
     );
 
     let human = vantage(&["inspect", wasm("healthz").to_str().unwrap()]);
@@ -35,7 +51,7 @@ fn inspect_shows_metadata_world_and_capabilities() {
     assert!(
         human
             .stdout
-            .contains("world:     vantage:check/check@0.1.0")
+            .contains("world:     vantage:check/check@0.2.0")
     );
 }
 
@@ -359,7 +375,7 @@ fn component_files_are_read_up_to_a_cap() {
 fn with_closed(stream: &str, args: &[&str]) -> (Option<i32>, String) {
     use std::io::Read as _;
     use std::process::Stdio;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vantage"));
+    let mut command = Command::new(crate::support::vantage_bin());
     command
         .args(args)
         .env("VANTAGE_CACHE_DIR", crate::support::cache_dir())

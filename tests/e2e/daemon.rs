@@ -97,7 +97,7 @@ impl Daemon {
             .map(|i| dir.join(format!("daemon-{i}.stderr")))
             .find(|p| !p.exists())
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vantage"))
+        let child = Command::new(crate::support::vantage_bin())
             .arg("daemon")
             .arg("--config")
             .arg(&config)

@@ -63,7 +63,7 @@ impl Daemon {
         )
         .unwrap();
         let stderr = dir.join("daemon.stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_vantage"))
+        let child = Command::new(crate::support::vantage_bin())
             .args(["daemon", "--no-watch", "--config"])
             .arg(&config)
             .env("VANTAGE_CACHE_DIR", cache_dir())

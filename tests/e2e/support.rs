@@ -75,10 +75,19 @@ impl Output {
     }
 }
 
+/// The `vantage` binary under test: the path nextest gives at run time
+/// (`NEXTEST_BIN_EXE_vantage`, which follows `--target-dir-remap` when a
+/// build is reused or archived), else the one cargo compiled in.
+pub fn vantage_bin() -> PathBuf {
+    std::env::var_os("NEXTEST_BIN_EXE_vantage")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vantage")))
+}
+
 /// Run the `vantage` binary with `args` (blocking; call from `spawn_blocking`
 /// or a sync test).
 pub fn vantage(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_vantage"))
+    let out = Command::new(vantage_bin())
         .args(args)
         .env("VANTAGE_CACHE_DIR", cache_dir())
         .env_remove("RUST_LOG")
