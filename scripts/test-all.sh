@@ -14,7 +14,7 @@ rustup target add wasm32-wasip2
 # installed. chromium: the headless status page test (tests/e2e/status_page.rs).
 # prometheus, prometheus-alertmanager: real servers for the alerting and
 # metrics tests (tests/e2e/servers.rs).
-APT_PACKAGES=(chromium prometheus prometheus-alertmanager)
+APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

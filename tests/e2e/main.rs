@@ -8,6 +8,7 @@ mod support;
 
 mod alert_rules;
 mod alerting;
+mod blackbox_parity;
 mod audit;
 mod check_examples;
 mod cli;

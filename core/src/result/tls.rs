@@ -35,7 +35,8 @@ pub struct LeafCertificate {
     pub subject: String,
     /// Issuer DN.
     pub issuer: String,
-    /// Subject alternative names.
+    /// The DNS names among the subject alternative names (as
+    /// blackbox_exporter's `subjectalternative`: no IP addresses).
     pub sans: Vec<String>,
     /// Serial number, lowercase hex, leading zeros kept.
     pub serial: String,

@@ -537,11 +537,18 @@ pub fn trace(via: &'static str, server: String, info: &TlsInfo) -> crate::result
         leaf: info.chain.first().map(|c| crate::result::LeafCertificate {
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
-            sans: c.sans.clone(),
+            sans: c.sans.iter().filter(|n| is_dns_name(n)).cloned().collect(),
             serial: c.serial.clone(),
             sha256_fingerprint: c.sha256_fingerprint.clone(),
         }),
     }
+}
+
+/// Whether a subject alternative name as [`parse_cert`] writes it is a DNS
+/// name (not an IP address, `email:`, `uri:` or another kind):
+/// blackbox_exporter's `subjectalternative` label lists the DNS names only.
+fn is_dns_name(name: &str) -> bool {
+    name.parse::<std::net::IpAddr>().is_err() && !name.contains([':', ' ', '(', '='])
 }
 
 /// The verdict's WIT name, e.g. `unknown-issuer`; `other: <why>`.
@@ -847,6 +854,20 @@ mod tests {
         assert!(c.not_after_unix_ms > c.not_before_unix_ms);
         let r = parse_cert(root.der()).unwrap();
         assert_eq!(r.subject, r.issuer);
+    }
+
+    #[test]
+    fn a_traced_leaf_lists_its_dns_names_only() {
+        for (name, dns) in [
+            ("a.test", true),
+            ("*.a.test", true),
+            ("127.0.0.1", false),
+            ("::1", false),
+            ("email:x@a.test", false),
+            ("uri:https://a.test/", false),
+        ] {
+            assert_eq!(is_dns_name(name), dns, "{name}");
+        }
     }
 
     fn bad(e: CertificateError) -> rustls::Error {
