@@ -27,9 +27,133 @@ use crate::spec::{DEFAULT_STATUS, Spec};
 
 struct Http;
 
+/// The keys that shape the request: method, headers, body, credentials,
+/// timeout, redirects and the body limit.
+fn request_keys() -> Vec<ConfigKey> {
+    let key = ConfigKey::new;
+    vec![
+        key("method", "HTTP method, e.g. `GET`, `POST`, `HEAD`.").default("GET"),
+        key(
+            "headers.<name>",
+            "A request header, e.g. `headers.Accept = \"application/json\"`.",
+        ),
+        key("body", "Request body, sent as is."),
+        key(
+            "basic_auth.username",
+            "Send HTTP basic authentication with this user.",
+        ),
+        key(
+            "basic_auth.password",
+            "Password for basic authentication; use a `{{secret.NAME}}` reference.",
+        )
+        .sensitive(),
+        key(
+            "bearer_token",
+            "Send `Authorization: Bearer <token>`; use a `{{secret.NAME}}` reference.",
+        )
+        .sensitive(),
+        key(
+            "timeout",
+            "Timeout of each exchange, redirects included, e.g. `5s`.",
+        )
+        .typed(ValueType::Duration)
+        .default("10s"),
+        key("follow_redirects", "Follow redirects.")
+            .typed(ValueType::Boolean)
+            .default("true"),
+        key(
+            "max_redirects",
+            "Most redirects to follow; more is a failure.",
+        )
+        .typed(ValueType::integer(Some(0), Some(100)))
+        .default("10"),
+        key(
+            "max_body_bytes",
+            "Largest body to accept (`1048576`, `512KiB`, `4MiB`), decoded; larger is a failure.",
+        )
+        .typed(ValueType::Size)
+        .default("1MiB"),
+    ]
+}
+
+/// The keys that judge the response: status, body, headers, JSON, HTTP
+/// version, TLS, latency and certificate expiry.
+fn expectation_keys() -> Vec<ConfigKey> {
+    let key = ConfigKey::new;
+    vec![
+        key(
+                    "expect.status",
+                    "Acceptable status codes: a list of codes (`200`), classes (`2xx`) or ranges (`200-299`).",
+                )
+                .typed(ValueType::StatusRange)
+                .repeated()
+                .default(DEFAULT_STATUS),
+        key("expect.body_contains", "Substrings the body must contain (list).").repeated(),
+        key("expect.body_not_contains", "Substrings the body must not contain (list).").repeated(),
+        key(
+                    "expect.body_matches",
+                    "Regular expressions the body must match (list). Rust `regex` syntax with \
+                     ASCII-only `\\d`, `\\w`, `\\s` and case folding, and no `\\p{..}` classes \
+                     (the `regex-lite` crate); the same for every regex key.",
+                )
+                .typed(ValueType::Regex)
+                .repeated(),
+        key("expect.body_not_matches", "Regular expressions the body must not match (list).")
+                    .typed(ValueType::Regex)
+                    .repeated(),
+        key(
+                    "expect.headers.<name>",
+                    "A response header that must be present; a non-empty value is a regular expression \
+                     one of its values must match.",
+                )
+                .typed(ValueType::Regex),
+        key(
+                    "expect.headers_not_matching.<name>",
+                    "A regular expression no value of the header may match; a missing header fails \
+                     unless listed in `expect.headers_allow_missing`.",
+                )
+                .typed(ValueType::Regex),
+        key("expect.headers_absent", "Response headers that must be absent (list).").repeated(),
+        key(
+                    "expect.headers_allow_missing",
+                    "Headers whose absence passes their `expect.headers.<name>` pattern and \
+                     `expect.headers_not_matching.<name>` (list; blackbox_exporter's `allow_missing`).",
+                )
+                .repeated(),
+        key(
+                "expect.json.<path>",
+                "A condition on the JSON body at a pointer (`expect.json.\"/data/0/id\"`), dotted \
+                 path (`expect.json.data.0.id`) or the root (`expect.json.\"$\"`): a literal (`ok`, \
+                 loosely equal so `\"200\"` matches 200), `== v`, `!= v`, `> n`, `>= n`, `< n`, \
+                 `<= n`, `=~ regex`, `!~ regex`, `len > n` (length of an array, object or string), \
+                 `absent` (must not exist), or empty (must exist).",
+            ),
+        key("expect.http_version", "Acceptable HTTP versions: `1.0`, `1.1`, `2` (list).")
+                    .typed(ValueType::choice([
+                        "1.0", "1.1", "2", "2.0", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0",
+                    ]))
+                    .repeated(),
+        key("expect.tls", "`true`: the final response must come over TLS; `false`: it must not.")
+                    .typed(ValueType::Boolean),
+        key("latency.degraded", "Total time above which the result is degraded (a warning), e.g. `500ms`.")
+                    .typed(ValueType::Duration),
+        key("latency.max", "Total time above which the check fails, e.g. `2s`.")
+                    .typed(ValueType::Duration),
+        key(
+                    "cert_expiry.degraded",
+                    "Degraded (a warning) when the earliest certificate expires sooner than this, e.g. `30d`.",
+                )
+                .typed(ValueType::Duration),
+        key(
+                    "cert_expiry.min",
+                    "Fail when the earliest certificate expires sooner than this, e.g. `7d`.",
+                )
+                .typed(ValueType::Duration),
+    ]
+}
+
 impl Check for Http {
     fn describe() -> Metadata {
-        let key = ConfigKey::new;
         let metadata = Metadata::new("http")
             .description(
                 "Fetches each target URL and proves the response is what it should be: status \
@@ -38,143 +162,11 @@ impl Check for Http {
                  configuration; each target is one URL. Understands blackbox_exporter's http \
                  module settings (see checks/README.md).",
             )
-            .outbound(TARGET)
-            .config_key(
-                key("method", "HTTP method, e.g. `GET`, `POST`, `HEAD`.")
-                    .default("GET"),
-            )
-            .config_key(key("headers.<name>", "A request header, e.g. `headers.Accept = \"application/json\"`."))
-            .config_key(key("body", "Request body, sent as is."))
-            .config_key(key("basic_auth.username", "Send HTTP basic authentication with this user."))
-            .config_key(
-                key(
-                    "basic_auth.password",
-                    "Password for basic authentication; use a `{{secret.NAME}}` reference.",
-                )
-                .sensitive(),
-            )
-            .config_key(
-                key(
-                    "bearer_token",
-                    "Send `Authorization: Bearer <token>`; use a `{{secret.NAME}}` reference.",
-                )
-                .sensitive(),
-            )
-            .config_key(
-                key("timeout", "Timeout of each exchange, redirects included, e.g. `5s`.")
-                    .typed(ValueType::Duration)
-                    .default("10s"),
-            )
-            .config_key(
-                key("follow_redirects", "Follow redirects.")
-                    .typed(ValueType::Boolean)
-                    .default("true"),
-            )
-            .config_key(
-                key("max_redirects", "Most redirects to follow; more is a failure.")
-                    .typed(ValueType::integer(Some(0), Some(100)))
-                    .default("10"),
-            )
-            .config_key(
-                key(
-                    "max_body_bytes",
-                    "Largest body to accept (`1048576`, `512KiB`, `4MiB`), decoded; larger is a failure.",
-                )
-                .typed(ValueType::Size)
-                .default("1MiB"),
-            )
-            .config_key(
-                key(
-                    "expect.status",
-                    "Acceptable status codes: a list of codes (`200`), classes (`2xx`) or ranges (`200-299`).",
-                )
-                .typed(ValueType::StatusRange)
-                .repeated()
-                .default(DEFAULT_STATUS),
-            )
-            .config_key(key("expect.body_contains", "Substrings the body must contain (list).").repeated())
-            .config_key(key("expect.body_not_contains", "Substrings the body must not contain (list).").repeated())
-            .config_key(
-                key(
-                    "expect.body_matches",
-                    "Regular expressions the body must match (list). Rust `regex` syntax with \
-                     ASCII-only `\\d`, `\\w`, `\\s` and case folding, and no `\\p{..}` classes \
-                     (the `regex-lite` crate); the same for every regex key.",
-                )
-                .typed(ValueType::Regex)
-                .repeated(),
-            )
-            .config_key(
-                key("expect.body_not_matches", "Regular expressions the body must not match (list).")
-                    .typed(ValueType::Regex)
-                    .repeated(),
-            )
-            .config_key(
-                key(
-                    "expect.headers.<name>",
-                    "A response header that must be present; a non-empty value is a regular expression \
-                     one of its values must match.",
-                )
-                .typed(ValueType::Regex),
-            )
-            .config_key(
-                key(
-                    "expect.headers_not_matching.<name>",
-                    "A regular expression no value of the header may match; a missing header fails \
-                     unless listed in `expect.headers_allow_missing`.",
-                )
-                .typed(ValueType::Regex),
-            )
-            .config_key(key("expect.headers_absent", "Response headers that must be absent (list).").repeated())
-            .config_key(
-                key(
-                    "expect.headers_allow_missing",
-                    "Headers whose absence passes their `expect.headers.<name>` pattern and \
-                     `expect.headers_not_matching.<name>` (list; blackbox_exporter's `allow_missing`).",
-                )
-                .repeated(),
-            )
-            .config_key(key(
-                "expect.json.<path>",
-                "A condition on the JSON body at a pointer (`expect.json.\"/data/0/id\"`), dotted \
-                 path (`expect.json.data.0.id`) or the root (`expect.json.\"$\"`): a literal (`ok`, \
-                 loosely equal so `\"200\"` matches 200), `== v`, `!= v`, `> n`, `>= n`, `< n`, \
-                 `<= n`, `=~ regex`, `!~ regex`, `len > n` (length of an array, object or string), \
-                 `absent` (must not exist), or empty (must exist).",
-            ))
-            .config_key(
-                key("expect.http_version", "Acceptable HTTP versions: `1.0`, `1.1`, `2` (list).")
-                    .typed(ValueType::choice([
-                        "1.0", "1.1", "2", "2.0", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0",
-                    ]))
-                    .repeated(),
-            )
-            .config_key(
-                key("expect.tls", "`true`: the final response must come over TLS; `false`: it must not.")
-                    .typed(ValueType::Boolean),
-            )
-            .config_key(
-                key("latency.degraded", "Total time above which the result is degraded (a warning), e.g. `500ms`.")
-                    .typed(ValueType::Duration),
-            )
-            .config_key(
-                key("latency.max", "Total time above which the check fails, e.g. `2s`.")
-                    .typed(ValueType::Duration),
-            )
-            .config_key(
-                key(
-                    "cert_expiry.degraded",
-                    "Degraded (a warning) when the earliest certificate expires sooner than this, e.g. `30d`.",
-                )
-                .typed(ValueType::Duration),
-            )
-            .config_key(
-                key(
-                    "cert_expiry.min",
-                    "Fail when the earliest certificate expires sooner than this, e.g. `7d`.",
-                )
-                .typed(ValueType::Duration),
-            );
+            .outbound(TARGET);
+        let metadata = request_keys()
+            .into_iter()
+            .chain(expectation_keys())
+            .fold(metadata, Metadata::config_key);
         ClientSettings::declare(metadata)
     }
 

@@ -55,14 +55,6 @@ pub struct Spec {
 impl Spec {
     /// Parse and validate every key; the first problem is returned.
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
-        let status_items = ctx.config_list("expect.status");
-        let status = if status_items.is_empty() {
-            StatusSet::parse(DEFAULT_STATUS).expect("valid default")
-        } else {
-            StatusSet::parse_all(status_items.iter().copied())
-                .map_err(|e| ConfigError::new("expect.status", status_items.join(", "), e))?
-        };
-
         let regexes = |key: &str| -> Result<Vec<Regex>, ConfigError> {
             ctx.config_list(key)
                 .into_iter()
@@ -105,25 +97,11 @@ impl Spec {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let basic_auth = match (
-            ctx.config("basic_auth.username"),
-            ctx.config("basic_auth.password"),
-        ) {
-            (None, None) => None,
-            (Some(user), password) => {
-                Some((user.to_string(), password.unwrap_or_default().to_string()))
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::hidden(
-                    "basic_auth.password",
-                    "basic_auth.username is missing",
-                ));
-            }
-        };
-
         let max_body_bytes = ctx
             .config("max_body_bytes")
-            .map(|v| vantage_sdk::parse_size(v).map_err(|e| ConfigError::new("max_body_bytes", v, e)))
+            .map(|v| {
+                vantage_sdk::parse_size(v).map_err(|e| ConfigError::new("max_body_bytes", v, e))
+            })
             .transpose()?;
 
         Ok(Spec {
@@ -134,32 +112,20 @@ impl Spec {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: ctx.config("body").map(str::to_string),
-            basic_auth,
+            basic_auth: basic_auth(ctx)?,
             bearer_token: ctx.config("bearer_token").map(str::to_string),
             timeout: ctx.config_duration("timeout")?,
             follow_redirects: ctx.config_bool("follow_redirects")?.unwrap_or(true),
             max_redirects: ctx.config_parse("max_redirects")?,
             max_body_bytes,
             client: ClientSettings::from_context(ctx)?,
-            status,
-            body_contains: ctx
-                .config_list("expect.body_contains")
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            body_not_contains: ctx
-                .config_list("expect.body_not_contains")
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            status: status(ctx)?,
+            body_contains: strings(ctx, "expect.body_contains"),
+            body_not_contains: strings(ctx, "expect.body_not_contains"),
             body_matches: regexes("expect.body_matches")?,
             body_not_matches: regexes("expect.body_not_matches")?,
             expect_headers,
-            headers_absent: ctx
-                .config_list("expect.headers_absent")
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            headers_absent: strings(ctx, "expect.headers_absent"),
             headers_not_matching,
             allow_missing: ctx
                 .config_list("expect.headers_allow_missing")
@@ -175,6 +141,39 @@ impl Spec {
             cert_expiry_min: ctx.config_duration("cert_expiry.min")?,
         })
     }
+}
+
+/// The acceptable statuses (2xx when none is configured).
+fn status(ctx: &Context) -> Result<StatusSet, ConfigError> {
+    let items = ctx.config_list("expect.status");
+    if items.is_empty() {
+        return Ok(StatusSet::parse(DEFAULT_STATUS).expect("valid default"));
+    }
+    StatusSet::parse_all(items.iter().copied())
+        .map_err(|e| ConfigError::new("expect.status", items.join(", "), e))
+}
+
+/// User and password for basic authentication, if configured.
+fn basic_auth(ctx: &Context) -> Result<Option<(String, String)>, ConfigError> {
+    match (
+        ctx.config("basic_auth.username"),
+        ctx.config("basic_auth.password"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(user), password) => Ok(Some((
+            user.to_string(),
+            password.unwrap_or_default().to_string(),
+        ))),
+        (None, Some(_)) => Err(ConfigError::hidden(
+            "basic_auth.password",
+            "basic_auth.username is missing",
+        )),
+    }
+}
+
+/// A list key's items, as owned strings.
+fn strings(ctx: &Context, key: &str) -> Vec<String> {
+    ctx.config_list(key).into_iter().map(String::from).collect()
 }
 
 /// Compile a configured pattern, once per run. `regex-lite`, not `regex`: a
