@@ -246,7 +246,10 @@ fn duration_parts(v: &str) -> bool {
         let u = rest
             .find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
             .unwrap_or(rest.len());
-        if !matches!(&rest[..u], "ns" | "us" | "µs" | "ms" | "s" | "m" | "h" | "d") {
+        if !matches!(
+            &rest[..u],
+            "ns" | "us" | "µs" | "ms" | "s" | "m" | "h" | "d"
+        ) {
             return false;
         }
         rest = rest[u..].trim_start();
@@ -367,10 +370,22 @@ mod tests {
     #[test]
     fn the_host_accepts_what_the_sdk_accepts() {
         for (t, ok, bad) in [
-            (ValueType::Duration, &["0", "1.5s", "1m30s", "250 ms", "2h"][..], &["90", "soon", "1x"][..]),
+            (
+                ValueType::Duration,
+                &["0", "1.5s", "1m30s", "250 ms", "2h"][..],
+                &["90", "soon", "1x"][..],
+            ),
             (ValueType::Boolean, &["true", "No", "on", "0"], &["maybe"]),
-            (ValueType::StatusRange, &["2xx", "200-299", "2xx, 304", "204"], &["2x9", "600", "2xx,"]),
-            (ValueType::Size, &["512", "64KiB", "1 MiB", "2MB"], &["MiB", "1 TiB", "-1"]),
+            (
+                ValueType::StatusRange,
+                &["2xx", "200-299", "2xx, 304", "204"],
+                &["2x9", "600", "2xx,"],
+            ),
+            (
+                ValueType::Size,
+                &["512", "64KiB", "1 MiB", "2MB"],
+                &["MiB", "1 TiB", "-1"],
+            ),
         ] {
             for v in ok {
                 assert_eq!(check_value(&t, v), Ok(()), "{t} {v}");

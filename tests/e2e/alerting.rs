@@ -58,7 +58,7 @@ fn record(
             started_unix_ms: started_ms,
             assertions: vec![
                 Assertion {
-                    name: "request succeeded".into(),
+                    name: "request completed".into(),
                     passed: true,
                     warn: false,
                     detail: "HTTP/1.1 from 127.0.0.1".into(),

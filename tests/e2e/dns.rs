@@ -137,7 +137,16 @@ async fn records_of_each_type_with_their_values_and_ttls() {
             .iter()
             .map(|m| m["name"].as_str().unwrap())
             .collect();
-        assert_eq!(measured, ["dns_lookup_ms", "dns_answer_count"], "{r:#}");
+        assert_eq!(
+            measured,
+            [
+                "dns_lookup_ms",
+                "dns_answer_count",
+                "dns_authority_count",
+                "dns_additional_count"
+            ],
+            "{r:#}"
+        );
         assert_eq!(r["measurements"][1]["value"], count as f64);
     }
     assert_eq!(
@@ -252,7 +261,7 @@ async fn queries_need_a_dns_allow_pattern() {
     // A nameserver that no pattern allows.
     let (out, r) = run_json("dns", &["--set", &set_server, "--set", "name=vantage.test"]).await;
     assert_eq!(out.code, 2, "{r:#}");
-    let detail = assertion(&r, "lookup succeeded")["detail"]
+    let detail = assertion(&r, "lookup completed")["detail"]
         .as_str()
         .unwrap()
         .to_string();
@@ -275,7 +284,7 @@ async fn queries_need_a_dns_allow_pattern() {
     )
     .await;
     assert_eq!(out.code, 2, "{r:#}");
-    let detail = assertion(&r, "lookup succeeded")["detail"]
+    let detail = assertion(&r, "lookup completed")["detail"]
         .as_str()
         .unwrap()
         .to_string();
@@ -294,7 +303,7 @@ async fn queries_need_a_dns_allow_pattern() {
     )
     .await;
     assert_eq!(out.code, 2, "{r:#}");
-    let detail = assertion(&r, "lookup succeeded")["detail"]
+    let detail = assertion(&r, "lookup completed")["detail"]
         .as_str()
         .unwrap()
         .to_string();
@@ -355,7 +364,7 @@ async fn names_resolving_to_special_addresses_are_refused_under_a_wildcard() {
         .await;
         assert_eq!(out.code, 2, "{name}: {r:#}");
         assert_eq!(r["status"], "fail");
-        let detail = assertion(&r, "request succeeded")["detail"]
+        let detail = assertion(&r, "request completed")["detail"]
             .as_str()
             .unwrap()
             .to_string();
@@ -396,7 +405,7 @@ async fn a_rebinding_name_is_refused_when_it_answers_loopback() {
     // nothing listening there from this machine, so it fails to connect).
     let (out, r) = run_json("http", &args).await;
     assert_eq!(out.code, 2, "{r:#}");
-    let detail = assertion(&r, "request succeeded")["detail"]
+    let detail = assertion(&r, "request completed")["detail"]
         .as_str()
         .unwrap()
         .to_string();
@@ -404,7 +413,7 @@ async fn a_rebinding_name_is_refused_when_it_answers_loopback() {
     // Second lookup: rebound to 127.0.0.1, refused.
     let (out, r) = run_json("http", &args).await;
     assert_eq!(out.code, 2, "{r:#}");
-    let detail = assertion(&r, "request succeeded")["detail"]
+    let detail = assertion(&r, "request completed")["detail"]
         .as_str()
         .unwrap()
         .to_string();

@@ -8,8 +8,8 @@ mod support;
 
 mod alert_rules;
 mod alerting;
-mod blackbox_parity;
 mod audit;
+mod blackbox_parity;
 mod check_examples;
 mod cli;
 mod compat_v0_1;

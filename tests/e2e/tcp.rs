@@ -28,7 +28,7 @@ async fn banner_matches_and_mismatches() {
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["status"], "pass");
     assert_eq!(assertion(&r, "connected")["passed"], true);
-    let m = assertion(&r, "answer matches");
+    let m = assertion(&r, "exchange completed as scripted");
     assert_eq!(m["passed"], true);
     assert!(
         m["detail"]
@@ -45,11 +45,17 @@ async fn banner_matches_and_mismatches() {
         "read_banner=true",
         "--set",
         "expect=^220 ",
+        // A line that never comes is waited for until the timeout.
+        "--set",
+        "timeout=1s",
     ])
     .await;
     assert_eq!(code, 2, "{r:#}");
     assert_eq!(r["status"], "fail");
-    assert_eq!(assertion(&r, "answer matches")["passed"], false);
+    assert_eq!(
+        assertion(&r, "exchange completed as scripted")["passed"],
+        false
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -68,7 +74,10 @@ async fn send_and_expect_a_reply() {
     ])
     .await;
     assert_eq!(code, 0, "{r:#}");
-    assert_eq!(assertion(&r, "answer matches")["passed"], true);
+    assert_eq!(
+        assertion(&r, "exchange completed as scripted")["passed"],
+        true
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,12 +95,18 @@ async fn smtp_starttls_reports_the_certificate() {
         "--set",
         r"send=NOOP\r\n",
         "--set",
-        "expect=(?s)^220 mail.test.*250 STARTTLS.*220 Ready.*250 ok NOOP",
+        "expect=^250 ok NOOP",
     ])
     .await;
     assert_eq!(assertion(&r, "connected")["passed"], true, "{r:#}");
     // The plain dialogue, then NOOP answered over TLS.
-    assert_eq!(assertion(&r, "answer matches")["passed"], true, "{r:#}");
+    let exchange = assertion(&r, "exchange completed as scripted");
+    assert_eq!(exchange["passed"], true, "{r:#}");
+    let received = exchange["detail"].as_str().unwrap();
+    assert!(
+        received.contains("250 STARTTLS") && received.contains("220 Ready"),
+        "{received}"
+    );
     // The tcp request has no CA bundle: the test root is unknown.
     let tls = assertion(&r, "certificate chain is valid");
     assert_eq!(tls["passed"], false);
@@ -138,7 +153,11 @@ async fn tls_from_the_first_byte_is_allowed_by_a_tls_pattern() {
     ])
     .await;
     assert_eq!(assertion(&r, "connected")["passed"], true, "{r:#}");
-    assert_eq!(assertion(&r, "answer matches")["passed"], true, "{r:#}");
+    assert_eq!(
+        assertion(&r, "exchange completed as scripted")["passed"],
+        true,
+        "{r:#}"
+    );
     let detail = assertion(&r, "certificate chain is valid")["detail"]
         .as_str()
         .unwrap()
@@ -158,12 +177,8 @@ async fn tls_from_the_first_byte_is_allowed_by_a_tls_pattern() {
 async fn imap_and_pop3_starttls_upgrade() {
     let ca = root("Vantage Test Root");
     for (name, proto, expect) in [
-        ("imap", &IMAP, "(?s)^\\* OK .*a1 OK Begin.*\\* ok NOOP"),
-        (
-            "pop3",
-            &POP3,
-            "(?s)^\\+OK POP3.*\\+OK Begin TLS.*\\+OK NOOP",
-        ),
+        ("imap", &IMAP, "^\\* ok NOOP"),
+        ("pop3", &POP3, "^\\+OK NOOP"),
     ] {
         let l = leaf(LOCAL, &ca, -1, 90);
         let port = start_starttls(proto, vec![l.der, ca.der.clone()], l.key).await;
@@ -183,7 +198,7 @@ async fn imap_and_pop3_starttls_upgrade() {
         .await;
         assert_eq!(assertion(&r, "connected")["passed"], true, "{name}: {r:#}");
         assert_eq!(
-            assertion(&r, "answer matches")["passed"],
+            assertion(&r, "exchange completed as scripted")["passed"],
             true,
             "{name}: {r:#}"
         );

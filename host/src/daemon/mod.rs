@@ -449,8 +449,8 @@ impl Daemon {
         let mut config_problems = Vec::new();
         for (index, spec) in config.checks.clone().into_iter().enumerate() {
             let (component, digest) = self.load_once(&mut pass, &spec.component).await;
-            let component = component
-                .and_then(|c| configured(&config, index, c, &mut config_problems));
+            let component =
+                component.and_then(|c| configured(&config, index, c, &mut config_problems));
             let name = spec.name.clone();
             let tracker = match old.remove(&name) {
                 Some(task)

@@ -133,7 +133,7 @@ impl v01::tcp::Host for TcpState {
         Ok(match answer {
             Err(e) => Err(e.into()),
             // 0.1.0 had no failed steps: a conversation the probe's timeout
-            // cut (`step N: timed out`) was a timeout of the processing
+            // cut (`timed out`) was a timeout of the processing
             // phase, any other break an error of the protocol.
             Ok(v02::tcp::TcpReport {
                 failed_step: Some((_, why)),

@@ -244,7 +244,7 @@ async fn run_steps(
         })
         .await;
         match outcome {
-            Err(_) => return fail(format!("step {i}: timed out")),
+            Err(_) => return fail("timed out".to_string()),
             Ok(Err(e @ NetError::LimitExceeded(_))) => return Err(e),
             Ok(Err(e)) => return fail(super::net::describe(&e)),
             Ok(Ok(Err(why))) => return fail(why),

@@ -767,18 +767,35 @@ fn ip_string(b: &[u8]) -> String {
     }
 }
 
-/// A distinguished name in RFC 4514 form: RDNs last-first, `,`-separated,
-/// multi-valued RDNs joined with `+`, special characters escaped.
+/// A distinguished name as blackbox_exporter writes it (Go's
+/// `pkix.Name.String()`): RFC 4514 text, most specific first, with the
+/// known attributes in Go's fixed order (`CN`, `OU`, `O`, `POSTALCODE`,
+/// `STREET`, `L`, `ST`, `C`, whatever order the certificate has them in);
+/// other attributes come first, multi-valued RDNs are joined with `+`,
+/// special characters escaped. The same subject gives the same
+/// `probe_ssl_last_chain_info` label on both.
 fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> String {
     let registry = x509_parser::objects::oid_registry();
-    let rdns: Vec<String> = name
+    let mut rdns: Vec<(usize, String)> = name
         .iter_rdn()
         .map(|rdn| {
-            rdn.iter()
+            let rank = rdn.iter().next().map_or(GO_ORDER.len(), |atv| {
+                go_rank(&atv.attr_type().to_id_string())
+            });
+            let text = rdn
+                .iter()
                 .map(|atv| {
-                    let ty = x509_parser::objects::oid2abbrev(atv.attr_type(), registry)
-                        .map(str::to_string)
-                        .unwrap_or_else(|_| atv.attr_type().to_id_string());
+                    let oid = atv.attr_type().to_id_string();
+                    let ty = GO_ORDER
+                        .iter()
+                        .find(|(id, _)| *id == oid)
+                        .map(|(_, name)| name.to_string())
+                        .or_else(|| {
+                            x509_parser::objects::oid2abbrev(atv.attr_type(), registry)
+                                .ok()
+                                .map(str::to_string)
+                        })
+                        .unwrap_or(oid);
                     let value = match atv.as_str() {
                         Ok(s) => escape_rfc4514(s),
                         Err(_) => format!("#{}", hex::encode(atv.attr_value().data)),
@@ -786,10 +803,40 @@ fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> String {
                     format!("{ty}={value}")
                 })
                 .collect::<Vec<_>>()
-                .join("+")
+                .join("+");
+            (rank, text)
         })
         .collect();
-    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+    // Go appends the known attributes in its order, then the others, and
+    // prints the sequence last-first.
+    rdns.sort_by_key(|(rank, _)| *rank);
+    rdns.into_iter()
+        .rev()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The attributes Go's `pkix.Name` knows, in the order it appends them,
+/// with the names it prints.
+const GO_ORDER: [(&str, &str); 9] = [
+    ("2.5.4.6", "C"),
+    ("2.5.4.8", "ST"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.9", "STREET"),
+    ("2.5.4.17", "POSTALCODE"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.11", "OU"),
+    ("2.5.4.3", "CN"),
+    ("2.5.4.5", "SERIALNUMBER"),
+];
+
+/// Where an attribute goes in Go's order (others after all of them).
+fn go_rank(oid: &str) -> usize {
+    GO_ORDER
+        .iter()
+        .position(|(id, _)| *id == oid)
+        .unwrap_or(GO_ORDER.len())
 }
 
 fn escape_rfc4514(s: &str) -> String {
@@ -837,13 +884,30 @@ mod tests {
     }
 
     #[test]
+    fn names_are_written_in_go_order_whatever_the_certificates_order() {
+        // blackbox_exporter prints CN, OU, O, L, ST, C (Go's pkix.Name);
+        // the certificate lists them O, C, CN here.
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::OrganizationName, "Vantage Tests");
+        p.distinguished_name.push(DnType::CountryName, "DE");
+        p.distinguished_name
+            .push(DnType::CommonName, "self-signed-ca");
+        p.distinguished_name.push(DnType::LocalityName, "Berlin");
+        let k = KeyPair::generate().unwrap();
+        let c = parse_cert(p.self_signed(&k).unwrap().der()).unwrap();
+        assert_eq!(c.subject, "CN=self-signed-ca,O=Vantage Tests,L=Berlin,C=DE");
+    }
+
+    #[test]
     fn parses_a_certificate() {
         let (p, k) = ca("Test Root");
         let root = p.self_signed(&k).unwrap();
         let issuer = Issuer::new(p, k);
         let der = leaf(&issuer);
         let c = parse_cert(&der).unwrap();
-        assert_eq!(c.subject, "O=Acme\\, Inc.,CN=a.test");
+        assert_eq!(c.subject, "CN=a.test,O=Acme\\, Inc.");
         assert_eq!(c.issuer, "CN=Test Root");
         assert_eq!(c.sans, vec!["a.test".to_string(), "127.0.0.1".to_string()]);
         assert_eq!(c.key_type, "EC");
@@ -1135,7 +1199,7 @@ mod tests {
                 assert_eq!(report.info.verified_chain.len(), 3);
                 assert_eq!(
                     report.info.verified_chain[2].subject,
-                    "O=Vantage Tests,CN=Defects Root"
+                    "CN=Defects Root,O=Vantage Tests"
                 );
             } else {
                 assert!(report.info.verified_chain.is_empty(), "{expected}");

@@ -197,7 +197,7 @@ async fn tls_a_private_ca_and_a_server_name_verify_and_report_the_verified_chain
     assert_eq!(tls.verified_chain.len(), 2);
     assert_eq!(
         tls.verified_chain[1].subject,
-        "O=Vantage Tests,CN=Private Root"
+        "CN=Private Root,O=Vantage Tests"
     );
     assert_eq!(tls.verified_expiry_unix_ms, tls.earliest_expiry_unix_ms);
     // The trace carries the TLS facts for the metrics.
