@@ -317,6 +317,70 @@ fn validate_reads_every_component() {
     );
 }
 
+/// `validate` checks every value against the keys the component declares
+/// (WIT 0.2.0): a bad regex, duration, size or status range is an error at
+/// its file, line and key, and so is an unknown key, without its value (it
+/// may be a secret).
+#[test]
+fn validate_checks_values_against_the_components_typed_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vantage.toml");
+    let text = format!(
+        "[[check]]\nname = \"typed\"\ncomponent = \"{}\"\nevery = \"1m\"\nallow = [\"{{target}}\"]\ntargets = [\"http://127.0.0.1:9/\"]\n\n\
+         [check.config]\n\
+         timeout = \"5\"\n\
+         max_body_bytes = \"1 parsec\"\n\
+         expect.status = [\"2xx\", \"2x9\"]\n\
+         expect.body_matches = [\"(unclosed\"]\n\
+         bearer_tokn = \"hunter2-secret\"\n\
+         follow_redirects = \"yes\"\n",
+        wasm("http").display()
+    );
+    std::fs::write(&config, &text).unwrap();
+    let out = vantage(&["validate", config.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let at = |key: &str| {
+        let line = text
+            .lines()
+            .position(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no line of {key}"))
+            + 1;
+        let prefix = format!("{}:{line}:", config.display());
+        out.stderr
+            .lines()
+            .find(|l| l.starts_with(&prefix) && l.contains(&format!("key `config.{key}")))
+            .unwrap_or_else(|| panic!("no error at {prefix} for {key}:\n{}", out.stderr))
+            .to_string()
+    };
+    assert!(at("timeout").contains("duration"));
+    assert!(at("max_body_bytes").contains("size"));
+    assert!(at("expect.status").contains("\"2x9\" is not a valid status range"));
+    assert!(at("expect.body_matches").contains("not a valid regex"));
+    let unknown = at("bearer_tokn");
+    assert!(unknown.contains("unknown key"), "{unknown}");
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    // `yes` is a boolean, as the SDK reads it: five problems, no more, in
+    // the file's order.
+    let lines: Vec<usize> = out
+        .stderr
+        .lines()
+        .map(|l| l.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{}", out.stderr);
+    assert!(lines.is_sorted(), "{}", out.stderr);
+
+    // Fixed, the same file validates.
+    let fixed = text
+        .replace("timeout = \"5\"", "timeout = \"5s\"")
+        .replace("\"1 parsec\"", "\"1MiB\"")
+        .replace("\"2x9\"", "\"3xx\"")
+        .replace("(unclosed", "ok")
+        .replace("bearer_tokn", "bearer_token");
+    std::fs::write(&config, fixed).unwrap();
+    let out = vantage(&["validate", config.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}
+
 /// `run` and `inspect` read a component only up to the cap: `/dev/zero`
 /// is refused at once instead of being read until memory runs out.
 #[test]

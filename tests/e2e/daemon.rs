@@ -757,6 +757,37 @@ async fn a_reload_with_a_broken_component_keeps_the_working_one() {
         assert!(daemon.running());
     }
 
+    // A value the component's typed keys refuse (WIT 0.2.0) is refused the
+    // same way: reported at its line and key, the running check kept.
+    let reports = daemon.stderr().matches("reload incomplete").count();
+    let text = daemon.rewrite(&http_check(
+        "a",
+        "1s",
+        &healthz,
+        "[check.config]\ntimeout = \"soon\"",
+    ));
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("timeout = "))
+        .unwrap()
+        + 1;
+    let runs = runs_of(&daemon, "a");
+    daemon.sighup();
+    let located = format!("{}:{line}:", daemon.config().display());
+    let stderr = wait_until("the typed value's report", timeout, || {
+        let stderr = daemon.stderr();
+        let more = stderr.matches("reload incomplete").count() > reports;
+        (more.then(|| stderr.clone()), stderr)
+    });
+    let report = stderr
+        .lines()
+        .rfind(|l| l.starts_with(&located) && l.contains("key `config.timeout`"))
+        .unwrap_or_else(|| panic!("no error at {located} in stderr:\n{stderr}"));
+    assert!(report.contains("not a valid duration"), "{report}");
+    wait_runs(&daemon, "a", runs + 2, timeout);
+    let now = check_of(&daemon, "a");
+    assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
+
     // A new check with a broken component is added, and fails saying why.
     let b = http_check("b", "1s", &healthz, "").replace(&http, &bogus.display().to_string());
     daemon.rewrite(&format!("{a}{b}"));

@@ -77,6 +77,7 @@ impl Config {
                 .find(|(p, _)| p == path)
                 .map(|(_, d)| d.clone())
         };
+        let first = out.len();
         for problem in check_values(keys, config) {
             let table_place = at(&format!("{table}.config"));
             // Every check's table has a place; line 1 is only a fallback.
@@ -95,6 +96,8 @@ impl Config {
             d.message = problem.message;
             out.push(d);
         }
+        // In the file's order, as the first stage reports.
+        out[first..].sort_by_key(|d| (d.line, d.column));
     }
 }
 
