@@ -101,6 +101,41 @@ pub(crate) fn duration_ms_u64(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Parse a size in bytes such as `512`, `64KiB`, `1 MiB` or `2MB`.
+///
+/// Units (any case): `B`, `KB` (1000), `KiB` (1024), `MB`, `MiB`, `GB`,
+/// `GiB`; a bare number is bytes. The error never repeats the text (a
+/// configuration value may be a secret).
+///
+/// ```
+/// use vantage_sdk::parse_size;
+/// assert_eq!(parse_size("512"), Ok(512));
+/// assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
+/// assert_eq!(parse_size("2 MB"), Ok(2_000_000));
+/// assert!(parse_size("1 parsec").is_err());
+/// assert!(parse_size("MiB").is_err());
+/// ```
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let number: u64 = t[..split]
+        .parse()
+        .map_err(|_| "expected a size such as `512`, `64KiB` or `1MiB`".to_string())?;
+    let multiplier: u64 = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err("unknown unit: write B, KB, KiB, MB, MiB, GB or GiB".to_string()),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| "size too large".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,39 +171,4 @@ mod tests {
         assert_eq!(format_duration(1500.0), "1.5 s");
         assert_eq!(format_duration(125_000.0), "2 min 5 s");
     }
-}
-
-/// Parse a size in bytes such as `512`, `64KiB`, `1 MiB` or `2MB`.
-///
-/// Units (any case): `B`, `KB` (1000), `KiB` (1024), `MB`, `MiB`, `GB`,
-/// `GiB`; a bare number is bytes. The error never repeats the text (a
-/// configuration value may be a secret).
-///
-/// ```
-/// use vantage_sdk::parse_size;
-/// assert_eq!(parse_size("512"), Ok(512));
-/// assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
-/// assert_eq!(parse_size("2 MB"), Ok(2_000_000));
-/// assert!(parse_size("1 parsec").is_err());
-/// assert!(parse_size("MiB").is_err());
-/// ```
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let number: u64 = t[..split]
-        .parse()
-        .map_err(|_| "expected a size such as `512`, `64KiB` or `1MiB`".to_string())?;
-    let multiplier: u64 = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return Err("unknown unit: write B, KB, KiB, MB, MiB, GB or GiB".to_string()),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| "size too large".to_string())
 }
