@@ -247,8 +247,6 @@ const REDIRECTS_FOLLOWED: &str = "Vantage counts the redirects it followed; blac
      (Go's CheckRedirect `len(via)`) also counts the redirect it refused: the one past the cap, \
      or the first one with redirects off";
 
-/// Why the DNs of a certificate whose RDNs are not in the usual order
-/// (rcgen puts CN before O) read differently.
 /// The same `probe_*` metric on both sides.
 fn same(name: &'static str, value: f64) -> Compare {
     Same {
