@@ -15,6 +15,8 @@
 //! - [`sinks`]: board, metrics, alerts, history, HTTP API and status page;
 //! - `audit` and `restore` (cargo feature `restore`, on by default): the
 //!   tamper-evident audit log and restore tests of Velero backups;
+//! - [`components`]: a check's component from its file or an OCI registry
+//!   (`oci://…`, the `vantage-registry` crate);
 //! - [`daemon`]: the scheduler that runs checks and restore tests forever;
 //! - [`cli`]: the `vantage` command's subcommands.
 
@@ -23,6 +25,7 @@
 #[cfg(feature = "restore")]
 pub mod audit;
 pub mod cli;
+pub mod components;
 pub mod daemon;
 #[cfg(feature = "restore")]
 pub mod restore;

@@ -271,17 +271,17 @@ impl Drop for Daemon {
 }
 
 /// `check`'s object in `/api/v1/checks`.
-fn check_of(daemon: &Daemon, check: &str) -> Value {
+pub(crate) fn check_of(daemon: &Daemon, check: &str) -> Value {
     daemon.api(&format!("/api/v1/checks/{check}"))
 }
 
 /// The board's run count of `check`.
-fn runs_of(daemon: &Daemon, check: &str) -> u64 {
+pub(crate) fn runs_of(daemon: &Daemon, check: &str) -> u64 {
     check_of(daemon, check)["runs"].as_u64().unwrap()
 }
 
 /// Wait until `check` has finished at least `n` runs (board count).
-fn wait_runs(daemon: &Daemon, check: &str, n: u64, timeout: Duration) -> u64 {
+pub(crate) fn wait_runs(daemon: &Daemon, check: &str, n: u64, timeout: Duration) -> u64 {
     wait_until(&format!("{n} runs of {check}"), timeout, || {
         let runs = runs_of(daemon, check);
         ((runs >= n).then_some(runs), runs.to_string())

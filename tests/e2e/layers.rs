@@ -19,6 +19,9 @@ const LAYERS: &[&[&str]] = &[
     &["capabilities"],
     // The sandbox that runs checks.
     &["runtime"],
+    // Where components come from: files and OCI registries (the
+    // `vantage-registry` crate).
+    &["components"],
     // Where results go: board, metrics, history, alerts, web.
     &["sinks"],
     // The restore side (feature `restore`): the audit log, then the

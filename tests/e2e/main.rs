@@ -25,6 +25,7 @@ mod kube_fake;
 mod layers;
 mod policy;
 mod redaction;
+mod registry;
 mod restart;
 mod restore_cluster;
 mod restore_daemon;

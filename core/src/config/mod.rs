@@ -84,6 +84,7 @@
 mod error;
 mod model;
 mod raw;
+mod registry;
 mod restore;
 pub mod s3;
 mod schema_check;
@@ -97,6 +98,7 @@ pub use model::{
     Alerting, CheckSpec, ComponentRef, Config, DEFAULT_LISTEN, Global, Limits, Maintenance, Mode,
     Schedule, Window,
 };
+pub use registry::{DEFAULT_REGISTRY_CACHE_SIZE, RegistryConfig};
 pub use restore::{
     Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
     JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,

@@ -44,6 +44,8 @@ pub struct Config {
     /// expect.status.0`, and `check.0.config` for the table itself) and a
     /// diagnostic placed there, whose message is empty.
     pub config_places: Vec<(String, Diagnostic)>,
+    /// OCI registries (`[registry]`).
+    pub registry: super::RegistryConfig,
 }
 
 /// The daemon's HTTP address when neither `--listen` nor `global.listen`

@@ -37,6 +37,8 @@ pub(super) struct RawConfig {
     pub restore: Vec<Spanned<RawRestore>>,
     /// `[audit]`: where restore-test verdicts are recorded.
     pub audit: Option<Spanned<RawAudit>>,
+    /// `[registry]`: pulling components from OCI registries.
+    pub registry: Option<Spanned<super::registry::RawRegistry>>,
 }
 
 /// One `[[restore]]`: a scheduled restore test of a Velero backup.

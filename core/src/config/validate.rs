@@ -69,6 +69,7 @@ pub(super) fn validate(
         .collect();
     v.refuse_without_restore_feature(&raw.restore, raw.audit.as_ref());
     let audit = v.audit(raw.audit);
+    let registry = v.registry(raw.registry);
     let restores: Vec<_> = raw
         .restore
         .into_iter()
@@ -101,6 +102,7 @@ pub(super) fn validate(
         warnings: v.warnings,
         component_keys: v.component_keys,
         config_places: v.config_places,
+        registry,
     })
 }
 
@@ -108,6 +110,7 @@ mod audit;
 mod check;
 mod global;
 mod maintenance;
+mod registry;
 mod restore;
 
 struct Validator<'a> {

@@ -1,18 +1,17 @@
 //! `vantage inspect`: what a component says about itself.
 
-use std::path::PathBuf;
-
 use serde_json::json;
 
-use super::CacheArgs;
+use super::{CacheArgs, RegistryArgs};
 use crate::runtime::engine::EngineOptions;
 use crate::runtime::{Runtime, World};
 
 /// Arguments of `vantage inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The check component (`.wasm`).
-    pub component: PathBuf,
+    /// The check component: a `.wasm` file or `oci://host/repository:tag`
+    /// (or `@sha256:…`).
+    pub component: String,
     /// Refuse a component file larger than this (B, KiB, MiB, GiB, KB, MB,
     /// GB; 64KiB to 4GiB); it is read no further.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = super::parse_component_size)]
@@ -22,17 +21,21 @@ pub struct InspectArgs {
     pub json: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Run the command.
 pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     let runtime = Runtime::new(&EngineOptions::default(), args.cache.dir())?;
-    let check = runtime
-        .load_file_within(&args.component, args.max_component_size)
-        .await?;
-    let size = std::fs::metadata(&args.component)
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let (check, size) = super::load_component(
+        &runtime,
+        &args.component,
+        args.max_component_size,
+        &args.registry,
+        &args.cache,
+    )
+    .await?;
     let m = &check.metadata;
     let world = check.world();
     if args.json {

@@ -47,6 +47,7 @@ mod demo;
 mod inspect;
 mod new;
 pub mod output;
+mod registry;
 mod run;
 mod validate;
 
@@ -94,8 +95,15 @@ pub enum Command {
     ///
     /// Exit code: 0 pass, 1 degraded, 2 fail, 3 error (Nagios plugin convention).
     Run(Box<run::RunArgs>),
-    /// Show a component's metadata, world and declared capabilities.
+    /// Show a component's metadata, world and declared capabilities (a file
+    /// or `oci://…`).
     Inspect(inspect::InspectArgs),
+    /// Push a component to an OCI registry as a CNCF Wasm artifact, with
+    /// its metadata as annotations; prints the pinned reference.
+    Push(registry::PushArgs),
+    /// Pull a component from an OCI registry (resolved to its digest,
+    /// checked against it) into a file.
+    Pull(registry::PullArgs),
     /// Scaffold a new Rust check crate that builds to a working component.
     New(new::NewArgs),
     /// Validate a `vantage.toml` configuration file.
@@ -166,6 +174,8 @@ impl Command {
         match self {
             Command::Run(args) => run::execute(*args).await,
             Command::Inspect(args) => inspect::execute(args).await,
+            Command::Push(args) => registry::push(args).await,
+            Command::Pull(args) => registry::pull(args).await,
             Command::New(args) => new::execute(args),
             Command::Validate(args) => validate::execute(args).await,
             Command::Demo(args) => demo::execute(args).await,
@@ -198,6 +208,41 @@ impl CacheArgs {
                 .map(|d| d.cache_dir().join("components"))
         })
     }
+}
+
+/// How one-shot commands reach registries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// A registry (`host:port`) reached over plain HTTP (repeatable);
+    /// loopback registries always are, every other one is HTTPS.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// Load `component` (a file or `oci://…`) for a one-shot command; also
+/// returns its size in bytes.
+async fn load_component(
+    runtime: &crate::runtime::Runtime,
+    component: &str,
+    max_size: u64,
+    registry: &RegistryArgs,
+    cache: &CacheArgs,
+) -> anyhow::Result<(crate::runtime::LoadedCheck, usize)> {
+    use anyhow::Context as _;
+    let sources = crate::components::Components::for_command(
+        registry.insecure_registry.clone(),
+        max_size,
+        cache.no_cache,
+    );
+    let fetched = sources
+        .fetch(&crate::components::parse_component_arg(component))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let check = runtime
+        .load_bytes(&fetched.source, &fetched.bytes)
+        .await
+        .with_context(|| format!("cannot load component {}", fetched.source))?;
+    Ok((check, fetched.bytes.len()))
 }
 
 /// `--max-component-size`.

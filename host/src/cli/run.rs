@@ -1,12 +1,11 @@
 //! `vantage run`: run one check component once.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::CacheArgs;
 use super::output;
+use super::{CacheArgs, RegistryArgs};
 use crate::capabilities::net::HostResolver;
 use crate::config::{self, Limits, Mode, SecretSource};
 use crate::policy::{AllowList, TARGET_PLACEHOLDER};
@@ -16,8 +15,9 @@ use crate::runtime::{RunSpec, Runtime};
 /// Arguments of `vantage run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The check component (`.wasm`).
-    pub component: PathBuf,
+    /// The check component: a `.wasm` file or `oci://host/repository:tag`
+    /// (or `@sha256:…`).
+    pub component: String,
     /// A target to probe (repeatable). Each target URL's scheme://host:port is
     /// allowed outbound.
     #[arg(short, long = "target", value_name = "URL")]
@@ -75,6 +75,8 @@ pub struct RunArgs {
     pub json: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// `--mode` values.
@@ -130,9 +132,14 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
         },
         args.cache.dir(),
     )?;
-    let check = runtime
-        .load_file_within(&args.component, args.max_component_size)
-        .await?;
+    let (check, _) = super::load_component(
+        &runtime,
+        &args.component,
+        args.max_component_size,
+        &args.registry,
+        &args.cache,
+    )
+    .await?;
     // The values given with --set, against the keys the check declares.
     if let Some(keys) = check.config_schema() {
         let problems = crate::schema::check_values(keys, &args.set);

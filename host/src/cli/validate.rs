@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::{self, ComponentRef, Config, Diagnostic};
 use crate::runtime::cache;
+use crate::schema::ConfigKey;
 
 /// Arguments of `vantage validate`.
 #[derive(Debug, clap::Args)]
@@ -106,41 +107,41 @@ fn component_problems(config: &Config) -> Vec<Diagnostic> {
 }
 
 /// Every check's `config` against the keys its component declares (see
-/// [`Config::schema_problems`]). A component that cannot be compiled is a
-/// problem at its `component` key.
+/// [`Config::schema_problems`]). A component that cannot be compiled, or a
+/// registry reference that cannot be pulled, is a problem at its
+/// `component` key.
 async fn schema_problems(
     config: &Config,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<Vec<Diagnostic>> {
     let runtime =
         crate::runtime::Runtime::new(&crate::runtime::engine::EngineOptions::default(), cache_dir)?;
-    let mut schemas = HashMap::new();
+    let sources = crate::components::Components::for_config(config);
+    let mut schemas: HashMap<&ComponentRef, Option<Vec<ConfigKey>>> = HashMap::new();
     let mut problems = Vec::new();
     for (reference, place) in &config.component_keys {
-        let ComponentRef::Path(path) = reference else {
-            continue;
-        };
-        if schemas.contains_key(path) {
+        if schemas.contains_key(reference) {
             continue;
         }
-        match runtime
-            .load_file_within(path, config.global.max_component_size)
-            .await
-        {
+        let loaded = match sources.fetch(reference).await {
+            Ok(fetched) => runtime
+                .load_bytes(&fetched.source, &fetched.bytes)
+                .await
+                .map_err(|e| format!("cannot load {}: {e:#}", fetched.source)),
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(check) => {
-                schemas.insert(path.clone(), check.config_schema().map(<[_]>::to_vec));
+                schemas.insert(reference, check.config_schema().map(<[_]>::to_vec));
             }
-            Err(e) => {
+            Err(why) => {
                 let mut d = place.clone();
-                d.message = format!("cannot load {}: {e:#}", path.display());
+                d.message = why;
                 problems.push(d);
-                schemas.insert(path.clone(), None);
+                schemas.insert(reference, None);
             }
         }
     }
-    problems.extend(config.schema_problems(&|reference| match reference {
-        ComponentRef::Path(path) => schemas.get(path).cloned().flatten(),
-        ComponentRef::Oci(_) => None,
-    }));
+    problems.extend(config.schema_problems(&|reference| schemas.get(reference).cloned().flatten()));
     Ok(problems)
 }

@@ -89,8 +89,9 @@ struct LoadPass {
     by_source: HashMap<ComponentRef, Loaded>,
     /// The components in use, by sha256.
     used: HashMap<String, Arc<LoadedCheck>>,
-    /// Component files larger than this are refused (`max_component_size`).
-    max_size: u64,
+    /// Where components come from: files and registries, read up to
+    /// `max_component_size`.
+    sources: crate::components::Components,
 }
 
 impl LoadPass {
@@ -98,7 +99,7 @@ impl LoadPass {
         LoadPass {
             by_source: HashMap::new(),
             used: HashMap::new(),
-            max_size: config.global.max_component_size,
+            sources: crate::components::Components::for_config(config),
         }
     }
 
@@ -555,7 +556,7 @@ impl Daemon {
         if let Some(loaded) = pass.by_source.get(component) {
             return loaded.clone();
         }
-        let loaded = self.load(component, pass.max_size).await;
+        let loaded = self.load(component, &pass.sources).await;
         if let Ok(c) = &loaded.0 {
             pass.used.insert(c.digest.clone(), c.clone());
         }
@@ -563,31 +564,25 @@ impl Daemon {
         loaded
     }
 
-    /// Load a check's component, reusing one already loaded with the same
-    /// bytes. Returns the component (or why not) and the bytes' sha256.
-    async fn load(&mut self, component: &ComponentRef, max_size: u64) -> Loaded {
-        let path = match component {
-            ComponentRef::Path(p) => p,
-            ComponentRef::Oci(r) => {
-                return (
-                    Err(format!(
-                        "cannot load {r}: registry references are not supported by the daemon yet; \
-                         pull the component and configure its .wasm path"
-                    )),
-                    None,
-                );
-            }
+    /// Load a check's component (from its file or its registry), reusing
+    /// one already loaded with the same bytes. Returns the component (or
+    /// why not) and the bytes' sha256.
+    async fn load(
+        &mut self,
+        component: &ComponentRef,
+        sources: &crate::components::Components,
+    ) -> Loaded {
+        // A bounded read: `/dev/zero` or a huge file (or layer) is refused
+        // at the cap.
+        let fetched = match sources.fetch(component).await {
+            Ok(f) => f,
+            Err(e) => return (Err(e), None),
         };
-        // A bounded read: `/dev/zero` or a huge file is refused at the cap.
-        let bytes = match crate::runtime::cache::read_component(path, max_size) {
-            Ok(b) => b,
-            Err(e) => return (Err(e.to_string()), None),
-        };
+        let (bytes, source) = (fetched.bytes, fetched.source);
         let digest = hex::encode(Sha256::digest(&bytes));
         if let Some(loaded) = self.components.get(&digest) {
             return (Ok(loaded.clone()), Some(digest));
         }
-        let source = path.display().to_string();
         // Compiling and `describe` are guest work: on the guest pool, so a
         // start or reload does not hold up running checks' timers or the API.
         let load = {

@@ -103,6 +103,8 @@ pub struct LoadedCheck {
     pub cache: CacheOutcome,
     /// The interfaces the component imports (e.g. `vantage:check/http@0.2.0`).
     pub imports: Vec<String>,
+    /// The interfaces and functions it exports (e.g. `vantage:check/check@0.2.0`).
+    pub exports: Vec<String>,
     pre: Pre,
 }
 
@@ -314,6 +316,11 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let world = World::of_imports(imports.iter().map(String::as_str))
             .map_err(|why| anyhow::anyhow!("the component does not fit: {why}"))?;
         let misfit = |e: wasmtime::Error| {
@@ -344,6 +351,7 @@ impl Runtime {
             metadata,
             cache,
             imports,
+            exports,
             pre,
         })
     }

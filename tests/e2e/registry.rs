@@ -1,0 +1,418 @@
+//! Sharing checks through a real OCI registry: Debian's `docker-registry`
+//! (CNCF distribution 2.8) on 127.0.0.1. `vantage push`, `pull`, `inspect`
+//! and `run` on `oci://` references, a daemon whose check comes from the
+//! registry (and starts from its cache when the registry is down), the
+//! older Wasm layout, and artifacts refused with the reason.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::daemon::{Daemon, check_of, wait_runs};
+use crate::servers::{free_port, http_get};
+use crate::support::{start_target, vantage_async, wasm};
+
+/// The registry binary of the Debian package.
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A `docker-registry serve` process on a free loopback port, killed on
+/// drop.
+struct LocalRegistry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRegistry {
+    fn start() -> LocalRegistry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing (Debian package `docker-registry`): run `bash \
+             scripts/test-all.sh`, which installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = LocalRegistry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while !matches!(http_get(&format!("{}/v2/", registry.url())), Ok((200, _))) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "docker-registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    /// `127.0.0.1:PORT`.
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.host())
+    }
+
+    /// Upload `bytes` as a blob of `repo`; its digest.
+    async fn blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let client = reqwest::Client::new();
+        let started = client
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 202, "{:?}", started.text().await);
+        let location = started.headers()["location"].to_str().unwrap().to_string();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.url())
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = client
+            .put(format!("{location}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "{:?}", put.text().await);
+        digest
+    }
+
+    /// Put `manifest` under `repo:tag`.
+    async fn manifest(&self, repo: &str, tag: &str, manifest: &Value) {
+        let put = reqwest::Client::new()
+            .put(format!("{}/v2/{repo}/manifests/{tag}", self.url()))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(serde_json::to_vec(manifest).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "{:?}", put.text().await);
+    }
+
+    /// The manifest of `repo:reference` and its config blob.
+    async fn read(&self, repo: &str, reference: &str) -> (Value, Value) {
+        let client = reqwest::Client::new();
+        let manifest: Value = client
+            .get(format!("{}/v2/{repo}/manifests/{reference}", self.url()))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let digest = manifest["config"]["digest"].as_str().unwrap();
+        let config: Value = client
+            .get(format!("{}/v2/{repo}/blobs/{digest}", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (manifest, config)
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `vantage push FILE REF`; the pinned reference it printed.
+async fn push(file: &Path, reference: &str) -> String {
+    let out = vantage_async(vec![
+        "push".into(),
+        file.display().to_string(),
+        reference.into(),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.stdout
+        .trim()
+        .strip_prefix("pushed ")
+        .unwrap_or_else(|| panic!("{}", out.stdout))
+        .to_string()
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_pull_inspect_and_run_through_a_real_registry() {
+    let registry = LocalRegistry::start();
+    let http = wasm("http");
+    let reference = format!("{}/vantage/http:1.2.0", registry.host());
+    let pinned = push(&http, &reference).await;
+    let bytes = std::fs::read(&http).unwrap();
+    assert!(
+        pinned.starts_with(&format!("oci://{reference}@sha256:")),
+        "{pinned}"
+    );
+
+    // The CNCF Wasm artifact, with the check's metadata as annotations.
+    let (manifest, config) = registry.read("vantage/http", "1.2.0").await;
+    let digest = pinned.rsplit('@').next().unwrap();
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], "application/wasm", "{manifest:#}");
+    assert_eq!(
+        layer["digest"],
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    let notes = &manifest["annotations"];
+    assert_eq!(notes["dev.vantage.check.name"], "http", "{notes:#}");
+    assert_eq!(
+        notes["dev.vantage.check.world"],
+        "vantage:check/check@0.2.0"
+    );
+    assert_eq!(notes["org.opencontainers.image.title"], "http.wasm");
+    assert!(
+        notes["dev.vantage.check.config"]
+            .as_str()
+            .unwrap()
+            .contains("expect.status")
+    );
+    assert_eq!(
+        (config["architecture"].as_str(), config["os"].as_str()),
+        (Some("wasm"), Some("wasip2"))
+    );
+    assert_eq!(config["layerDigests"][0], layer["digest"]);
+    assert!(
+        config["component"]["imports"]
+            .to_string()
+            .contains("vantage:check/http@0.2.0"),
+        "{config:#}"
+    );
+    assert!(
+        config["component"]["exports"]
+            .to_string()
+            .contains("vantage:check"),
+        "{config:#}"
+    );
+
+    // Pulled by tag: the same bytes, and the digest pushed.
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("pulled.wasm");
+    let out = vantage_async(owned(&[
+        "pull",
+        &format!("oci://{reference}"),
+        "-o",
+        out_file.to_str().unwrap(),
+        "--no-cache",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(digest), "{}", out.stdout);
+    assert_eq!(std::fs::read(&out_file).unwrap(), bytes);
+
+    // Inspected and run straight from the registry, pinned to the digest.
+    let out = vantage_async(owned(&["inspect", "--json", &pinned])).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["metadata"]["name"], "http");
+    assert_eq!(doc["component"], pinned);
+    let target = start_target().await;
+    let out = vantage_async(owned(&[
+        "run",
+        &format!("oci://{reference}"),
+        "--target",
+        &format!("{target}/healthz"),
+        "--json",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["status"], "pass");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_older_wasm_layout_pulls_and_runs() {
+    // Kubewarden and wasm-to-oci push one
+    // `application/vnd.wasm.content.layer.v1+wasm` layer and an empty
+    // config, with a top-level artifactType.
+    let registry = LocalRegistry::start();
+    let bytes = std::fs::read(wasm("healthz")).unwrap();
+    let layer = registry.blob("old/healthz", &bytes).await;
+    let config = registry.blob("old/healthz", b"{}").await;
+    registry
+        .manifest(
+            "old/healthz",
+            "0.1",
+            &json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/vnd.wasm.content.layer.v1+wasm",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                "layers": [{"mediaType": "application/vnd.wasm.content.layer.v1+wasm", "digest": layer, "size": bytes.len()}],
+            }),
+        )
+        .await;
+    let target = start_target().await;
+    let out = vantage_async(owned(&[
+        "run",
+        &format!("oci://{}/old/healthz:0.1", registry.host()),
+        "--target",
+        &format!("{target}/healthz"),
+        "--json",
+        "--no-cache",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["status"], "pass");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn artifacts_that_are_not_one_wasm_component_are_refused_with_the_reason() {
+    let registry = LocalRegistry::start();
+    let bytes = std::fs::read(wasm("healthz")).unwrap();
+    let layer = registry.blob("bad/check", &bytes).await;
+    let config = registry.blob("bad/check", b"{}").await;
+    let descriptor =
+        |media: &str| json!({"mediaType": media, "digest": layer, "size": bytes.len()});
+    let manifest = |layers: Vec<Value>| {
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.wasm.config.v0+json", "digest": config, "size": 2},
+            "layers": layers,
+        })
+    };
+    let tar = "application/vnd.oci.image.layer.v1.tar+gzip";
+    registry
+        .manifest("bad/check", "tar", &manifest(vec![descriptor(tar)]))
+        .await;
+    let wasm_layer = descriptor("application/wasm");
+    registry
+        .manifest(
+            "bad/check",
+            "two",
+            &manifest(vec![wasm_layer.clone(), wasm_layer]),
+        )
+        .await;
+    let host = registry.host();
+    let pull = |reference: String, extra: &[&str]| {
+        let mut args = owned(&["pull", &reference, "-o", "/dev/null", "--no-cache"]);
+        args.extend(owned(extra));
+        vantage_async(args)
+    };
+    for (reference, extra, why) in [
+        (
+            format!("oci://{host}/bad/check:tar"),
+            &[][..],
+            "layer media type application/vnd.oci.image.layer.v1.tar+gzip is not a Wasm component",
+        ),
+        (
+            format!("oci://{host}/bad/check:two"),
+            &[],
+            "the manifest has 2 layers",
+        ),
+        (
+            format!("oci://{host}/bad/check:missing"),
+            &[],
+            "is not in the registry",
+        ),
+    ] {
+        let out = pull(reference.clone(), extra).await;
+        assert_ne!(out.code, 0, "{reference}: {}", out.stdout);
+        assert!(out.stderr.contains(why), "{reference}: {}", out.stderr);
+    }
+    // A layer larger than the cap is refused from the manifest's claim,
+    // before any of it is fetched.
+    let pinned = push(&wasm("http"), &format!("{host}/big/http:1")).await;
+    let out = pull(pinned, &["--max-component-size", "64KiB"]).await;
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("larger than the limit of 65536 bytes"),
+        "{}",
+        out.stderr
+    );
+    // A registry that is not there: the reason, not a hang.
+    let nowhere = format!("oci://127.0.0.1:{}/x/y:1", free_port());
+    let out = pull(nowhere, &[]).await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("cannot reach it"), "{}", out.stderr);
+}
+
+/// A daemon whose check is `component = "oci://…"`: it pulls, runs and
+/// reports; restarted while the registry is down, it starts from its cache
+/// (the tag's last digest), and a check whose component was never pulled
+/// fails with the reason while the other keeps passing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_runs_checks_from_the_registry_and_from_its_cache_when_it_is_down() {
+    let registry = LocalRegistry::start();
+    let reference = format!("oci://{}/vantage/http:1.2.0", registry.host());
+    push(&wasm("http"), &reference).await;
+    let target = start_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, component: &str| {
+        format!(
+            "\n[[check]]\nname = \"{name}\"\ncomponent = \"{component}\"\nevery = \"1s\"\n\
+             targets = [\"{target}/healthz\"]\nallow = [\"{{target}}\"]\n"
+        )
+    };
+    let body = check("shared", &reference);
+    let timeout = Duration::from_secs(20);
+    let mut daemon = Daemon::start(dir.path(), "", &body, &["--no-watch"]);
+    wait_runs(&daemon, "shared", 1, timeout);
+    let now = check_of(&daemon, "shared");
+    assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
+    daemon.sigterm();
+    daemon.wait(timeout);
+
+    drop(registry);
+    let never = reference.replace(":1.2.0", ":never-pulled");
+    let body = format!("{body}{}", check("unpulled", &never));
+    let daemon = Daemon::start(dir.path(), "", &body, &["--no-watch"]);
+    wait_runs(&daemon, "shared", 1, timeout);
+    wait_runs(&daemon, "unpulled", 1, timeout);
+    let now = check_of(&daemon, "shared");
+    assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
+    let unpulled = check_of(&daemon, "unpulled");
+    let why = unpulled["last"]["result"].to_string();
+    assert!(
+        why.contains("cannot pull") && why.contains("cannot reach it"),
+        "{why}"
+    );
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains("registry unreachable: using the cached digest"),
+        "{stderr}"
+    );
+}
