@@ -13,8 +13,10 @@ rustup target add wasm32-wasip2
 # System packages the tests use (Debian/Ubuntu names); only missing ones are
 # installed. chromium: the headless status page test (tests/e2e/status_page.rs).
 # prometheus, prometheus-alertmanager: real servers for the alerting and
-# metrics tests (tests/e2e/servers.rs).
-APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter)
+# metrics tests (tests/e2e/servers.rs). prometheus-blackbox-exporter: the
+# parity test (tests/e2e/blackbox_parity.rs). docker-registry (CNCF
+# distribution 2.8): the registry tests (tests/e2e/registry.rs).
+APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter docker-registry)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
