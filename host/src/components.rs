@@ -10,6 +10,7 @@
 //! cache (`<data_dir>/oci`, or the user's cache directory), so a daemon
 //! starts from its cache when the registry is down.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vantage_registry::{BlobCache, ComponentInfo, OciRef, Pulled, Registry, RegistryOptions};
@@ -30,6 +31,10 @@ pub struct Fetched {
 pub struct Components {
     registry: Registry,
     max_size: u64,
+    /// The lock file's pins (reference as written → manifest digest), when
+    /// the configuration has one: tags are then never resolved. An
+    /// unreadable lock file fails every tag with its reason.
+    lock: Option<(PathBuf, Result<BTreeMap<String, String>, String>)>,
 }
 
 impl Components {
@@ -44,12 +49,21 @@ impl Components {
         Components {
             registry: Registry::new(options, cache),
             max_size,
+            lock: None,
         }
     }
 
+    /// Pin registry references by the lock file at `path` (see
+    /// [`read_lock`]); a tag it does not pin is then refused as stale.
+    pub fn with_lock(mut self, path: PathBuf, pins: BTreeMap<String, String>) -> Self {
+        self.lock = Some((path, Ok(pins)));
+        self
+    }
+
     /// As a configuration says: its `[registry]`, `max_component_size`,
-    /// and the cache in `<data_dir>/oci` (else the user's cache
-    /// directory).
+    /// the cache in `<data_dir>/oci` (else the user's cache directory), and
+    /// its lock file when there is one (`vantage.lock` beside
+    /// `vantage.toml`).
     pub fn for_config(config: &Config) -> Self {
         let dir = config
             .global
@@ -57,7 +71,14 @@ impl Components {
             .as_ref()
             .map(|d| d.join("oci"))
             .or_else(default_cache_dir);
-        Self::new(&config.registry, config.global.max_component_size, dir)
+        let mut components = Self::new(&config.registry, config.global.max_component_size, dir);
+        let path = lock_path(&config.source);
+        components.lock = match read_lock(&path) {
+            Ok(Some(pins)) => Some((path, Ok(pins))),
+            Ok(None) => None,
+            Err(e) => Some((path, Err(e))),
+        };
+        components
     }
 
     /// For one-shot commands: plain-HTTP `insecure` registries (loopback
@@ -90,9 +111,23 @@ impl Components {
         }
     }
 
-    /// Pull a registry reference (`oci://…`).
+    /// Pull a registry reference (`oci://…`); with a lock file, a tag is
+    /// taken at the digest it pins.
     pub async fn pull(&self, text: &str) -> Result<Pulled, String> {
-        let reference = OciRef::parse(text).map_err(|e| e.to_string())?;
+        let mut reference = OciRef::parse(text).map_err(|e| e.to_string())?;
+        if reference.digest.is_none()
+            && let Some((path, pins)) = &self.lock
+        {
+            let pins = pins.as_ref().map_err(Clone::clone)?;
+            let digest = pins.get(text).ok_or_else(|| {
+                format!(
+                    "{text} is not pinned in {} (the lock is stale): run `vantage lock` to \
+                     resolve it",
+                    path.display()
+                )
+            })?;
+            reference = reference.pinned(digest);
+        }
         self.registry
             .pull(&reference)
             .await
@@ -107,6 +142,54 @@ impl Components {
             source: path.display().to_string(),
         })
     }
+}
+
+/// The lock file of the configuration at `config`: `vantage.lock` beside
+/// `vantage.toml` (the same name, extension `lock`).
+pub fn lock_path(config: &Path) -> PathBuf {
+    config.with_extension("lock")
+}
+
+/// The pins of the lock file at `path` (`None` when there is none).
+pub fn read_lock(path: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    #[derive(serde::Deserialize)]
+    struct LockFile {
+        #[serde(default)]
+        components: BTreeMap<String, String>,
+    }
+    let lock: LockFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    for (reference, digest) in &lock.components {
+        let ok = digest
+            .strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(format!(
+                "{}: {reference:?} is pinned to {digest:?}, not sha256:<64 hex digits>",
+                path.display()
+            ));
+        }
+    }
+    Ok(Some(lock.components))
+}
+
+/// Write the lock file at `path`, atomically.
+pub fn write_lock(path: &Path, pins: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let mut text = String::from(
+        "# Written by `vantage lock`: every oci:// component of the configuration, pinned to\n\
+         # the manifest digest it resolved to. The daemon takes tags at these digests and\n\
+         # refuses one that is not here; `vantage lock --update CHECK` moves one.\n\n[components]\n",
+    );
+    for (reference, digest) in pins {
+        text.push_str(&format!("{reference:?} = {digest:?}\n"));
+    }
+    let tmp = path.with_extension(format!("lock.part-{}", std::process::id()));
+    std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path))
 }
 
 /// `component` as a command line gives it: `oci://…` is a registry

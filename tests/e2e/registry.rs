@@ -370,17 +370,21 @@ async fn artifacts_that_are_not_one_wasm_component_are_refused_with_the_reason()
     assert!(out.stderr.contains("cannot reach it"), "{}", out.stderr);
 }
 
-/// A daemon whose check is `component = "oci://…"`: it pulls, runs and
-/// reports; restarted while the registry is down, it starts from its cache
-/// (the tag's last digest), and a check whose component was never pulled
-/// fails with the reason while the other keeps passing.
+/// A daemon whose check is `component = "oci://…"`, through a lock file:
+/// it runs the digest the lock pins even after the tag moves, until
+/// `vantage lock --update` moves it; a tag the lock does not pin is refused
+/// as stale; restarted while the registry is down it starts from its cache,
+/// and a component never pulled fails with the reason while the other
+/// check keeps passing.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_daemon_runs_checks_from_the_registry_and_from_its_cache_when_it_is_down() {
+async fn a_daemon_runs_locked_checks_from_the_registry_and_from_its_cache_when_it_is_down() {
     let registry = LocalRegistry::start();
     let reference = format!("oci://{}/vantage/http:1.2.0", registry.host());
-    push(&wasm("http"), &reference).await;
+    let first = push(&wasm("http"), &reference).await;
     let target = start_target().await;
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vantage.toml");
+    let lock_file = dir.path().join("vantage.lock");
     let check = |name: &str, component: &str| {
         format!(
             "\n[[check]]\nname = \"{name}\"\ncomponent = \"{component}\"\nevery = \"1s\"\n\
@@ -389,27 +393,93 @@ async fn a_daemon_runs_checks_from_the_registry_and_from_its_cache_when_it_is_do
     };
     let body = check("shared", &reference);
     let timeout = Duration::from_secs(20);
-    let mut daemon = Daemon::start(dir.path(), "", &body, &["--no-watch"]);
-    wait_runs(&daemon, "shared", 1, timeout);
+    let run_daemon = |body: &str| {
+        let daemon = Daemon::start(dir.path(), "", body, &["--no-watch"]);
+        wait_runs(&daemon, "shared", 1, timeout);
+        daemon
+    };
+    let stop = |mut daemon: Daemon| {
+        daemon.sigterm();
+        daemon.wait(timeout);
+    };
+
+    // Unlocked, the tag resolves to what was pushed; the board shows it pinned.
+    let daemon = run_daemon(&body);
     let now = check_of(&daemon, "shared");
     assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
-    daemon.sigterm();
-    daemon.wait(timeout);
+    assert_eq!(now["component"], first, "{now}");
+    stop(daemon);
 
+    // Locked, then the tag moves: the daemon keeps the locked digest.
+    let lock = |extra: &[&str]| {
+        let mut args = owned(&["lock", config.to_str().unwrap()]);
+        args.extend(owned(extra));
+        vantage_async(args)
+    };
+    let out = lock(&[]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let digest = |pinned: &str| pinned.rsplit('@').next().unwrap().to_string();
+    assert!(
+        std::fs::read_to_string(&lock_file)
+            .unwrap()
+            .contains(&digest(&first)),
+        "{}",
+        out.stdout
+    );
+    let second = push(&wasm("healthz"), &reference).await;
+    assert_ne!(digest(&first), digest(&second));
+    let daemon = run_daemon(&body);
+    assert_eq!(check_of(&daemon, "shared")["component"], first);
+    stop(daemon);
+
+    // `--update` moves it; a tag the lock does not pin is stale.
+    let out = lock(&["--update", "shared"]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("{} -> {}", digest(&first), digest(&second))),
+        "{}",
+        out.stdout
+    );
+    let other = reference.replace(":1.2.0", ":other");
+    let body = format!("{body}{}", check("stale", &other));
+    let daemon = run_daemon(&body);
+    assert_eq!(check_of(&daemon, "shared")["component"], second);
+    wait_runs(&daemon, "stale", 1, timeout);
+    let why = check_of(&daemon, "stale")["last"]["result"].to_string();
+    assert!(why.contains("the lock is stale"), "{why}");
+    stop(daemon);
+
+    // The registry goes away. Locked: the pinned digest comes from the
+    // cache; a component never pulled fails with the reason.
     drop(registry);
-    let never = reference.replace(":1.2.0", ":never-pulled");
-    let body = format!("{body}{}", check("unpulled", &never));
-    let daemon = Daemon::start(dir.path(), "", &body, &["--no-watch"]);
-    wait_runs(&daemon, "shared", 1, timeout);
+    let never = format!(
+        "{}@sha256:{}",
+        reference.replace(":1.2.0", ""),
+        "0".repeat(64)
+    );
+    let body = format!(
+        "{}{}",
+        check("shared", &reference),
+        check("unpulled", &never)
+    );
+    let daemon = run_daemon(&body);
     wait_runs(&daemon, "unpulled", 1, timeout);
     let now = check_of(&daemon, "shared");
     assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
-    let unpulled = check_of(&daemon, "unpulled");
-    let why = unpulled["last"]["result"].to_string();
+    let why = check_of(&daemon, "unpulled")["last"]["result"].to_string();
     assert!(
         why.contains("cannot pull") && why.contains("cannot reach it"),
         "{why}"
     );
+    stop(daemon);
+
+    // Unlocked: the tag's last digest, from the cache, with a warning.
+    std::fs::remove_file(&lock_file).unwrap();
+    let daemon = run_daemon(&check("shared", &reference));
+    let now = check_of(&daemon, "shared");
+    assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
+    assert_eq!(now["component"], second);
     let stderr = daemon.stderr();
     assert!(
         stderr.contains("registry unreachable: using the cached digest"),

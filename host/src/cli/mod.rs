@@ -45,6 +45,7 @@ mod audit;
 mod daemon;
 mod demo;
 mod inspect;
+mod lock;
 mod new;
 pub mod output;
 mod registry;
@@ -104,6 +105,10 @@ pub enum Command {
     /// Pull a component from an OCI registry (resolved to its digest,
     /// checked against it) into a file.
     Pull(registry::PullArgs),
+    /// Pin every `oci://` tag of a configuration to its digest in
+    /// `vantage.lock`; the daemon then runs those digests and refuses a tag
+    /// the lock does not pin.
+    Lock(lock::LockArgs),
     /// Scaffold a new Rust check crate that builds to a working component.
     New(new::NewArgs),
     /// Validate a `vantage.toml` configuration file.
@@ -176,6 +181,7 @@ impl Command {
             Command::Inspect(args) => inspect::execute(args).await,
             Command::Push(args) => registry::push(args).await,
             Command::Pull(args) => registry::pull(args).await,
+            Command::Lock(args) => lock::execute(args).await,
             Command::New(args) => new::execute(args),
             Command::Validate(args) => validate::execute(args).await,
             Command::Demo(args) => demo::execute(args).await,

@@ -280,7 +280,12 @@ impl CheckTask {
         shared.sinks.board.insert(CheckView {
             name: spec.name.clone(),
             kind: crate::sinks::board::Kind::Check,
-            component: spec.component.to_string(),
+            // What runs: a registry reference pinned to its digest
+            // (`oci://…:tag@sha256:…`), else the file as configured.
+            component: prepared
+                .guest()
+                .filter(|c| c.source.starts_with("oci://"))
+                .map_or_else(|| spec.component.to_string(), |c| c.source.clone()),
             schedule: spec.schedule.to_string(),
             targets: spec.targets.clone(),
             location: shared.location.clone(),
