@@ -230,3 +230,25 @@ pub fn component_info(check: &LoadedCheck, title: &str, source: Option<String>) 
 fn default_cache_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "vantage", "vantage").map(|d| d.cache_dir().join("oci"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_file_round_trips_and_refuses_a_bad_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path(&dir.path().join("vantage.toml"));
+        assert_eq!(path, dir.path().join("vantage.lock"));
+        assert_eq!(read_lock(&path), Ok(None));
+        let pins = BTreeMap::from([(
+            "oci://127.0.0.1:5000/vantage/http:1.2.0".to_string(),
+            format!("sha256:{}", "ab".repeat(32)),
+        )]);
+        write_lock(&path, &pins).unwrap();
+        assert_eq!(read_lock(&path), Ok(Some(pins)));
+        std::fs::write(&path, "[components]\n\"oci://x.io/a:1\" = \"md5:00\"\n").unwrap();
+        let e = read_lock(&path).unwrap_err();
+        assert!(e.contains("not sha256:<64 hex digits>"), "{e}");
+    }
+}
