@@ -34,8 +34,12 @@ pub struct Components {
     /// The lock file's pins (reference as written → manifest digest), when
     /// the configuration has one: tags are then never resolved. An
     /// unreadable lock file fails every tag with its reason.
-    lock: Option<(PathBuf, Result<BTreeMap<String, String>, String>)>,
+    lock: Option<(PathBuf, Result<Pins, String>)>,
 }
+
+/// A lock file's pins: each `oci://` reference as written → the manifest
+/// digest it runs at.
+pub type Pins = BTreeMap<String, String>;
 
 impl Components {
     /// Components read up to `max_size` bytes, registries reached as

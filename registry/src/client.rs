@@ -53,7 +53,15 @@ pub struct Pulled {
 pub struct Registry {
     options: RegistryOptions,
     cache: Option<BlobCache>,
-    clients: Mutex<HashMap<String, Arc<(oci_client::Client, RegistryAuth, String)>>>,
+    clients: Mutex<HashMap<String, Arc<Connection>>>,
+}
+
+/// One registry's client and the credentials it was given.
+struct Connection {
+    client: oci_client::Client,
+    auth: RegistryAuth,
+    /// Where credentials were looked for (for a 401's message).
+    looked: String,
 }
 
 impl Registry {
@@ -68,7 +76,7 @@ impl Registry {
 
     /// The client, credentials and where they were looked for, for `r`'s
     /// registry.
-    fn client(&self, r: &OciRef) -> Arc<(oci_client::Client, RegistryAuth, String)> {
+    fn client(&self, r: &OciRef) -> Arc<Connection> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(r.registry.clone())
@@ -85,7 +93,11 @@ impl Registry {
                     ..ClientConfig::default()
                 };
                 let (auth, looked) = credentials(&r.registry);
-                Arc::new((oci_client::Client::new(config), auth, looked))
+                Arc::new(Connection {
+                    client: oci_client::Client::new(config),
+                    auth,
+                    looked,
+                })
             })
             .clone()
     }
@@ -97,7 +109,7 @@ impl Registry {
             | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
                 registry: r.registry.clone(),
                 repository: r.repository.clone(),
-                looked: self.client(r).2.clone(),
+                looked: self.client(r).looked.clone(),
             },
             OciDistributionError::ImageManifestNotFoundError(detail) => RegistryError::NotFound {
                 reference: r.to_string(),
@@ -114,8 +126,46 @@ impl Registry {
             } => RegistryError::Unauthorized {
                 registry: r.registry.clone(),
                 repository: r.repository.clone(),
-                looked: self.client(r).2.clone(),
+                looked: self.client(r).looked.clone(),
             },
+            OciDistributionError::RegistryError { envelope, .. } => {
+                use oci_client::errors::OciErrorCode as Code;
+                let detail = envelope
+                    .errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let codes: Vec<&Code> = envelope.errors.iter().map(|e| &e.code).collect();
+                if codes
+                    .iter()
+                    .any(|c| matches!(c, Code::Unauthorized | Code::Denied))
+                {
+                    RegistryError::Unauthorized {
+                        registry: r.registry.clone(),
+                        repository: r.repository.clone(),
+                        looked: self.client(r).looked.clone(),
+                    }
+                } else if codes.iter().any(|c| {
+                    matches!(
+                        c,
+                        Code::ManifestUnknown
+                            | Code::NameUnknown
+                            | Code::NotFound
+                            | Code::BlobUnknown
+                    )
+                }) {
+                    RegistryError::NotFound {
+                        reference: r.to_string(),
+                        detail,
+                    }
+                } else {
+                    RegistryError::Registry {
+                        registry: r.registry.clone(),
+                        detail,
+                    }
+                }
+            }
             OciDistributionError::RequestError(e) => RegistryError::Registry {
                 registry: r.registry.clone(),
                 detail: format!("cannot reach it: {}", error_chain(&e)),
@@ -136,8 +186,8 @@ impl Registry {
         }
         let client = self.client(r);
         match client
-            .0
-            .fetch_manifest_digest(&r.client_ref(), &client.1)
+            .client
+            .fetch_manifest_digest(&r.client_ref(), &client.auth)
             .await
         {
             Ok(digest) => {
@@ -178,6 +228,13 @@ impl Registry {
             Some(bytes) => (bytes, true),
             None => (self.pull_layer(&pinned, layer).await?, false),
         };
+        // The tag now stands for what was pulled (also when a lock pinned
+        // it): a restart with the registry down takes this digest.
+        if let Some(cache) = &self.cache
+            && r.tag.is_some()
+        {
+            cache.remember(r, &digest)?;
+        }
         Ok(Pulled {
             reference: pinned,
             digest,
@@ -200,10 +257,10 @@ impl Registry {
         }
         let client = self.client(pinned);
         let (bytes, _) = client
-            .0
+            .client
             .pull_manifest_raw(
                 &pinned.client_ref(),
-                &client.1,
+                &client.auth,
                 &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
             )
             .await
@@ -232,11 +289,11 @@ impl Registry {
     ) -> Result<Vec<u8>, RegistryError> {
         let client = self.client(pinned);
         client
-            .0
-            .store_auth_if_needed(&pinned.registry, &client.1)
+            .client
+            .store_auth_if_needed(&pinned.registry, &client.auth)
             .await;
         let mut stream = client
-            .0
+            .client
             .pull_blob_stream(&pinned.client_ref(), layer.digest.as_str())
             .await
             .map_err(|e| self.error(pinned, e))?;
@@ -291,27 +348,27 @@ impl Registry {
         let client = self.client(r);
         let image = r.client_ref();
         client
-            .0
-            .auth(&image, &client.1, oci_client::RegistryOperation::Push)
+            .client
+            .auth(&image, &client.auth, oci_client::RegistryOperation::Push)
             .await
             .map_err(|e| self.error(r, e))?;
         for blob in [&config[..], wasm] {
             let digest = sha256_digest(blob);
             let exists = client
-                .0
+                .client
                 .blob_exists(&image, &digest)
                 .await
                 .map_err(|e| self.error(r, e))?;
             if !exists {
                 client
-                    .0
+                    .client
                     .push_blob(&image, blob.to_vec(), &digest)
                     .await
                     .map_err(|e| self.error(r, e))?;
             }
         }
         client
-            .0
+            .client
             .push_manifest_raw(
                 &image,
                 manifest.clone(),
