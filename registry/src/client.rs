@@ -166,9 +166,24 @@ impl Registry {
                     }
                 }
             }
-            OciDistributionError::RequestError(e) => RegistryError::Registry {
-                registry: r.registry.clone(),
-                detail: format!("cannot reach it: {}", error_chain(&e)),
+            OciDistributionError::RequestError(e) => match e.status().map(|s| s.as_u16()) {
+                Some(401 | 403) => RegistryError::Unauthorized {
+                    registry: r.registry.clone(),
+                    repository: r.repository.clone(),
+                    looked: self.client(r).looked.clone(),
+                },
+                Some(404) => RegistryError::NotFound {
+                    reference: r.to_string(),
+                    detail: error_chain(&e),
+                },
+                Some(_) => RegistryError::Registry {
+                    registry: r.registry.clone(),
+                    detail: error_chain(&e),
+                },
+                None => RegistryError::Registry {
+                    registry: r.registry.clone(),
+                    detail: format!("cannot reach it: {}", error_chain(&e)),
+                },
             },
             other => RegistryError::Registry {
                 registry: r.registry.clone(),

@@ -28,6 +28,13 @@ struct LocalRegistry {
 
 impl LocalRegistry {
     fn start() -> LocalRegistry {
+        Self::start_with("", &[])
+    }
+
+    /// Start one whose configuration has `extra` YAML appended, with
+    /// `files` (name, text) written beside it first; `{dir}` in `extra`
+    /// stands for that directory.
+    fn start_with(extra: &str, files: &[(&str, &str)]) -> LocalRegistry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing (Debian package `docker-registry`): run `bash \
@@ -40,11 +47,15 @@ impl LocalRegistry {
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
+                 http:\n  addr: 127.0.0.1:{port}\n{}",
+                dir.path().join("data").display(),
+                extra.replace("{dir}", &dir.path().display().to_string()),
             ),
         )
         .unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(REGISTRY_BIN)
             .arg("serve")
@@ -60,7 +71,10 @@ impl LocalRegistry {
             _dir: dir,
         };
         let start = Instant::now();
-        while !matches!(http_get(&format!("{}/v2/", registry.url())), Ok((200, _))) {
+        while !matches!(
+            http_get(&format!("{}/v2/", registry.url())),
+            Ok((200 | 401, _))
+        ) {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "docker-registry did not start"
@@ -495,4 +509,82 @@ async fn a_daemon_runs_locked_checks_from_the_registry_and_from_its_cache_when_i
         stderr.contains("registry unreachable: using the cached digest"),
         "{stderr}"
     );
+}
+
+/// A registry with htpasswd authentication: without credentials a push is
+/// refused saying which registry and where credentials were looked for;
+/// with them in `REGISTRY_AUTH_FILE` (podman's) push and pull work.
+#[test]
+fn credentials_come_from_the_auth_file_and_a_401_says_where_they_were_looked_for() {
+    // bcrypt of `s3cret` (Debian's python3: crypt.METHOD_BLOWFISH).
+    let htpasswd = "alice:$2b$04$uma7dkg.lJKvaOTGpP4EMOcVl5jBzZWXrRD7tzFGCS42t/VHkcTxu\n";
+    let registry = LocalRegistry::start_with(
+        "auth:\n  htpasswd:\n    realm: vantage-test\n    path: {dir}/htpasswd\n",
+        &[("htpasswd", htpasswd)],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let auth_file = home.path().join("auth.json");
+    let reference = format!("{}/private/http:1", registry.host());
+    let http = wasm("http");
+    let run = |args: &[&str], auth: Option<&Path>| {
+        let mut command = Command::new(crate::support::vantage_bin());
+        command
+            .args(args)
+            .env("DOCKER_CONFIG", home.path().join("no-docker"))
+            .env("HOME", home.path())
+            .env("VANTAGE_CACHE_DIR", home.path().join("cache"))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("RUST_LOG");
+        if let Some(file) = auth {
+            command.env("REGISTRY_AUTH_FILE", file);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, stderr) = run(&["push", http.to_str().unwrap(), &reference], None);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "registry {} refused access to private/http",
+            registry.host()
+        )) && stderr.contains("REGISTRY_AUTH_FILE")
+            && stderr.contains("none for"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &auth_file,
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"YWxpY2U6czNjcmV0\"}}}}}}",
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(
+        &["push", http.to_str().unwrap(), &reference],
+        Some(&auth_file),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let out_file = home.path().join("pulled.wasm");
+    let (code, stdout, stderr) = run(
+        &[
+            "pull",
+            &reference,
+            "-o",
+            out_file.to_str().unwrap(),
+            "--no-cache",
+        ],
+        Some(&auth_file),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        std::fs::read(out_file).unwrap(),
+        std::fs::read(&http).unwrap()
+    );
+    // The secret is never printed.
+    assert!(!format!("{stdout}{stderr}").contains("s3cret"));
 }
