@@ -313,7 +313,8 @@ impl Registry {
             .await
             .map_err(|e| self.error(pinned, e))?;
         let limit = layer.size.min(self.options.max_component_size);
-        let mut bytes = Vec::with_capacity(limit as usize);
+        // Grown as bytes arrive: a claim is not a reason to reserve memory.
+        let mut bytes = Vec::with_capacity(limit.min(1 << 20) as usize);
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| RegistryError::Registry {
                 registry: pinned.registry.clone(),
