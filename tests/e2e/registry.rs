@@ -181,6 +181,17 @@ async fn push(file: &Path, reference: &str) -> String {
         .to_string()
 }
 
+/// `vantage run COMPONENT` against a healthy endpoint passes.
+async fn assert_runs_and_passes(component: &str, extra: &[&str]) {
+    let target = start_target().await;
+    let healthz = format!("{target}/healthz");
+    let mut args = owned(&["run", component, "--target", &healthz, "--json"]);
+    args.extend(owned(extra));
+    let out = vantage_async(args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["status"], "pass");
+}
+
 /// Wait until `check` has a last result on the daemon's board.
 fn wait_result(daemon: &Daemon, check: &str, timeout: Duration) {
     wait_until(&format!("a result of {check}"), timeout, || {
@@ -273,17 +284,7 @@ async fn push_pull_inspect_and_run_through_a_real_registry() {
     let doc = out.json();
     assert_eq!(doc["metadata"]["name"], "http");
     assert_eq!(doc["component"], pinned);
-    let target = start_target().await;
-    let out = vantage_async(owned(&[
-        "run",
-        &format!("oci://{reference}"),
-        "--target",
-        &format!("{target}/healthz"),
-        "--json",
-    ]))
-    .await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(out.json()["status"], "pass");
+    assert_runs_and_passes(&format!("oci://{reference}"), &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -308,18 +309,8 @@ async fn the_older_wasm_layout_pulls_and_runs() {
             }),
         )
         .await;
-    let target = start_target().await;
-    let out = vantage_async(owned(&[
-        "run",
-        &format!("oci://{}/old/healthz:0.1", registry.host()),
-        "--target",
-        &format!("{target}/healthz"),
-        "--json",
-        "--no-cache",
-    ]))
-    .await;
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(out.json()["status"], "pass");
+    let component = format!("oci://{}/old/healthz:0.1", registry.host());
+    assert_runs_and_passes(&component, &["--no-cache"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
