@@ -12,6 +12,7 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use tracing::{info, warn};
+use vantage_core::units::error_chain;
 
 use crate::RegistryError;
 use crate::auth::credentials;
@@ -400,19 +401,4 @@ impl Registry {
         }
         Ok(digest)
     }
-}
-
-/// An error and its sources, `: `-joined (reqwest hides the useful part).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let line = s.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -153,15 +153,10 @@ pub struct S3Sink {
 }
 
 /// Render an SDK error with its cause chain (the SDK's Display is terse).
-fn sdk_message<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
-    let mut message = err.to_string();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+fn sdk_message<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
+    err: &SdkError<E, R>,
+) -> String {
+    crate::units::error_chain(err)
 }
 
 impl S3Sink {

@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
+use vantage_core::units::error_chain;
 
 use super::payload::{self, AlertKey, Notification};
 
@@ -302,21 +303,6 @@ async fn post<T: Serialize + ?Sized>(
     } else {
         format!("HTTP {status}: {text}")
     })
-}
-
-/// An error and its sources, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
