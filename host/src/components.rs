@@ -13,9 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use vantage_registry::{BlobCache, ComponentInfo, OciRef, Pulled, Registry, RegistryOptions};
+use vantage_registry::{
+    BlobCache, ComponentInfo, OciRef, PublicKey, Pulled, Registry, RegistryOptions, VerifyPolicy,
+};
 
-use crate::config::{ComponentRef, Config, DEFAULT_REGISTRY_CACHE_SIZE, RegistryConfig};
+use crate::config::{ComponentRef, Config, RegistryConfig};
 use crate::runtime::LoadedCheck;
 
 /// A component's bytes and where they came from.
@@ -35,6 +37,11 @@ pub struct Components {
     /// the configuration has one: tags are then never resolved. An
     /// unreadable lock file fails every tag with its reason.
     lock: Option<(PathBuf, Result<Pins, String>)>,
+    /// Why `[registry]` cannot be used (a key or CA file that does not
+    /// parse): every registry reference fails with it, files still load.
+    unusable: Option<String>,
+    /// Resolve tags the lock does not pin instead of refusing them.
+    re_resolve: bool,
 }
 
 /// A lock file's pins: each `oci://` reference as written → the manifest
@@ -45,16 +52,23 @@ impl Components {
     /// Components read up to `max_size` bytes, registries reached as
     /// `registry` says, pulled blobs cached in `cache_dir` (none: no cache).
     pub fn new(registry: &RegistryConfig, max_size: u64, cache_dir: Option<PathBuf>) -> Self {
-        let options = RegistryOptions {
-            insecure: registry.insecure.clone(),
-            max_component_size: max_size,
-        };
+        let mut options = RegistryOptions::new(registry.insecure.clone(), max_size);
+        let unusable = registry_options(registry, &mut options).err();
         let cache = cache_dir.map(|dir| BlobCache::new(dir, registry.cache_size));
         Components {
             registry: Registry::new(options, cache),
             max_size,
             lock: None,
+            unusable,
+            re_resolve: false,
         }
+    }
+
+    /// With `yes`, a tag the lock file does not pin is resolved (and
+    /// logged with its digest) instead of refused as stale.
+    pub fn re_resolving(mut self, yes: bool) -> Self {
+        self.re_resolve = yes;
+        self
     }
 
     /// Pin registry references by the lock file at `path` (see
@@ -85,15 +99,11 @@ impl Components {
         components
     }
 
-    /// For one-shot commands: plain-HTTP `insecure` registries (loopback
-    /// ones always are), the user's cache directory unless `no_cache`.
-    pub fn for_command(insecure: Vec<String>, max_size: u64, no_cache: bool) -> Self {
-        let registry = RegistryConfig {
-            insecure,
-            cache_size: DEFAULT_REGISTRY_CACHE_SIZE,
-        };
+    /// For one-shot commands: `registry` as the command line gives it, the
+    /// user's cache directory unless `no_cache`.
+    pub fn for_command(registry: &RegistryConfig, max_size: u64, no_cache: bool) -> Self {
         let dir = if no_cache { None } else { default_cache_dir() };
-        Self::new(&registry, max_size, dir)
+        Self::new(registry, max_size, dir)
     }
 
     /// The registry client (for `push` and `inspect`).
@@ -118,19 +128,36 @@ impl Components {
     /// Pull a registry reference (`oci://…`); with a lock file, a tag is
     /// taken at the digest it pins.
     pub async fn pull(&self, text: &str) -> Result<Pulled, String> {
+        if let Some(why) = &self.unusable {
+            return Err(format!("cannot pull {text}: {why}"));
+        }
         let mut reference = OciRef::parse(text).map_err(|e| e.to_string())?;
         if reference.digest.is_none()
             && let Some((path, pins)) = &self.lock
         {
             let pins = pins.as_ref().map_err(Clone::clone)?;
-            let digest = pins.get(text).ok_or_else(|| {
-                format!(
-                    "{text} is not pinned in {} (the lock is stale): run `vantage lock` to \
-                     resolve it",
-                    path.display()
-                )
-            })?;
-            reference = reference.pinned(digest);
+            match pins.get(text) {
+                Some(digest) => reference = reference.pinned(digest),
+                None if self.re_resolve => {
+                    let digest = self
+                        .registry
+                        .resolve(&reference)
+                        .await
+                        .map_err(|e| format!("cannot resolve {reference}: {e}"))?;
+                    tracing::warn!(
+                        reference = %text, %digest, lock = %path.display(),
+                        "not pinned in the lock file: resolved (--re-resolve); run `vantage lock` to pin it"
+                    );
+                    reference = reference.pinned(&digest);
+                }
+                None => {
+                    return Err(format!(
+                        "{text} is not pinned in {} (the lock is stale): run `vantage lock` to \
+                         pin it, or start the daemon with --re-resolve",
+                        path.display()
+                    ));
+                }
+            }
         }
         self.registry
             .pull(&reference)
@@ -146,6 +173,36 @@ impl Components {
             source: path.display().to_string(),
         })
     }
+}
+
+/// The CA bundles and signature policy `registry` names, read and parsed
+/// into `options`; the first file that cannot be used.
+fn registry_options(
+    registry: &RegistryConfig,
+    options: &mut RegistryOptions,
+) -> Result<(), String> {
+    for (host, path) in &registry.ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("[registry] ca: cannot read {}: {e}", path.display()))?;
+        options.ca_bundles.insert(host.clone(), pem);
+    }
+    let keys = |paths: &[PathBuf]| -> Result<Vec<PublicKey>, String> {
+        paths
+            .iter()
+            .map(|p| PublicKey::from_file(p).map_err(|e| format!("[registry.verify]: {e}")))
+            .collect()
+    };
+    let verify = &registry.verify;
+    options.verify = VerifyPolicy {
+        require: verify.require,
+        keys: keys(&verify.keys)?,
+        rules: verify
+            .rules
+            .iter()
+            .map(|r| Ok((r.prefix.clone(), keys(&r.keys)?)))
+            .collect::<Result<_, String>>()?,
+    };
+    Ok(())
 }
 
 /// The lock file of the configuration at `config`: `vantage.lock` beside

@@ -4,7 +4,7 @@
 //! [`BlobCache`] so a daemon starts from its cache when the registry is
 //! down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
@@ -21,6 +21,7 @@ use crate::layout::{
     self, ComponentInfo, DOCKER_MANIFEST_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, sha256_digest,
 };
 use crate::reference::OciRef;
+use crate::signature::{self, FoundSignature, SigningKey, Verified, VerifyPolicy};
 
 /// How a [`Registry`] reaches registries and what it accepts.
 #[derive(Debug, Clone)]
@@ -31,6 +32,24 @@ pub struct RegistryOptions {
     /// The largest component layer pulled (from the manifest's claim,
     /// then while reading).
     pub max_component_size: u64,
+    /// Extra trusted CA certificates (PEM) per registry (`host[:port]`),
+    /// beside the system's roots.
+    pub ca_bundles: BTreeMap<String, Vec<u8>>,
+    /// Which keys must have signed what is pulled.
+    pub verify: VerifyPolicy,
+}
+
+impl RegistryOptions {
+    /// Plain HTTP for `insecure` (and loopback), components up to
+    /// `max_component_size`, system roots only, no signature policy.
+    pub fn new(insecure: Vec<String>, max_component_size: u64) -> RegistryOptions {
+        RegistryOptions {
+            insecure,
+            max_component_size,
+            ca_bundles: BTreeMap::new(),
+            verify: VerifyPolicy::default(),
+        }
+    }
 }
 
 /// A pulled component: its bytes and where they came from.
@@ -46,6 +65,42 @@ pub struct Pulled {
     pub wasm: Vec<u8>,
     /// Whether the registry was not asked (all from the cache).
     pub from_cache: bool,
+    /// The trusted key that signed it (none when the policy has no key
+    /// for it, or it is unsigned and not required to be).
+    pub verified: Option<Verified>,
+}
+
+/// What `inspect` found: the manifest, what it and the config say about
+/// the check, and its signatures.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    /// The reference, pinned to its manifest digest.
+    pub reference: OciRef,
+    /// The manifest digest.
+    pub digest: String,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The check's metadata from the annotations, imports and exports from
+    /// the Wasm config.
+    pub info: ComponentInfo,
+    /// How many signatures are stored for the digest.
+    pub signatures: usize,
+    /// With trusted keys for the reference: the key that signed it, or why
+    /// none did.
+    pub verified: Option<Result<Verified, String>>,
+}
+
+/// What `sign` did.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The manifest digest signed.
+    pub digest: String,
+    /// The signature tag's reference (`…:sha256-<hex>.sig`).
+    pub tag: OciRef,
+    /// How many signatures the tag holds now.
+    pub signatures: usize,
+    /// Whether this key's signature of this digest was already there.
+    pub already: bool,
 }
 
 /// A registry client with a content-addressed cache: one
@@ -77,30 +132,53 @@ impl Registry {
 
     /// The client, credentials and where they were looked for, for `r`'s
     /// registry.
-    fn client(&self, r: &OciRef) -> Arc<Connection> {
+    fn client(&self, r: &OciRef) -> Result<Arc<Connection>, RegistryError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(r.registry.clone())
-            .or_insert_with(|| {
-                let plain = r.is_loopback() || self.options.insecure.contains(&r.registry);
-                let config = ClientConfig {
-                    protocol: if plain {
-                        ClientProtocol::Http
-                    } else {
-                        ClientProtocol::Https
-                    },
-                    connect_timeout: Some(std::time::Duration::from_secs(10)),
-                    read_timeout: Some(std::time::Duration::from_secs(60)),
-                    ..ClientConfig::default()
-                };
-                let (auth, looked) = credentials(&r.registry);
-                Arc::new(Connection {
-                    client: oci_client::Client::new(config),
-                    auth,
-                    looked,
-                })
+        if let Some(c) = clients.get(&r.registry) {
+            return Ok(c.clone());
+        }
+        // Loopback is plain HTTP unless a CA bundle is given for it.
+        let has_ca = self.options.ca_bundles.contains_key(&r.registry);
+        let plain = (r.is_loopback() && !has_ca) || self.options.insecure.contains(&r.registry);
+        let extra_root_certificates = self
+            .options
+            .ca_bundles
+            .get(&r.registry)
+            .map(|pem| {
+                vec![oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem.clone(),
+                }]
             })
-            .clone()
+            .unwrap_or_default();
+        let config = ClientConfig {
+            protocol: if plain {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            extra_root_certificates,
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            ..ClientConfig::default()
+        };
+        let client = oci_client::Client::try_from(config).map_err(|e| RegistryError::Registry {
+            registry: r.registry.clone(),
+            detail: format!("cannot set up its client (CA bundle?): {}", error_chain(&e)),
+        })?;
+        let (auth, looked) = credentials(&r.registry);
+        let connection = Arc::new(Connection {
+            client,
+            auth,
+            looked,
+        });
+        clients.insert(r.registry.clone(), connection.clone());
+        Ok(connection)
+    }
+
+    /// Where credentials for `r`'s registry were looked for.
+    fn looked(&self, r: &OciRef) -> String {
+        self.client(r).map(|c| c.looked.clone()).unwrap_or_default()
     }
 
     /// Turn an oci-client error into one that says what to do.
@@ -110,7 +188,7 @@ impl Registry {
             | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
                 registry: r.registry.clone(),
                 repository: r.repository.clone(),
-                looked: self.client(r).looked.clone(),
+                looked: self.looked(r),
             },
             OciDistributionError::ImageManifestNotFoundError(detail) => RegistryError::NotFound {
                 reference: r.to_string(),
@@ -127,7 +205,7 @@ impl Registry {
             } => RegistryError::Unauthorized {
                 registry: r.registry.clone(),
                 repository: r.repository.clone(),
-                looked: self.client(r).looked.clone(),
+                looked: self.looked(r),
             },
             OciDistributionError::RegistryError { envelope, .. } => {
                 use oci_client::errors::OciErrorCode as Code;
@@ -145,7 +223,7 @@ impl Registry {
                     RegistryError::Unauthorized {
                         registry: r.registry.clone(),
                         repository: r.repository.clone(),
-                        looked: self.client(r).looked.clone(),
+                        looked: self.looked(r),
                     }
                 } else if codes.iter().any(|c| {
                     matches!(
@@ -171,7 +249,7 @@ impl Registry {
                 Some(401 | 403) => RegistryError::Unauthorized {
                     registry: r.registry.clone(),
                     repository: r.repository.clone(),
-                    looked: self.client(r).looked.clone(),
+                    looked: self.looked(r),
                 },
                 Some(404) => RegistryError::NotFound {
                     reference: r.to_string(),
@@ -200,7 +278,7 @@ impl Registry {
         if let Some(d) = &r.digest {
             return Ok(d.clone());
         }
-        let client = self.client(r);
+        let client = self.client(r)?;
         match client
             .client
             .fetch_manifest_digest(&r.client_ref(), &client.auth)
@@ -233,17 +311,27 @@ impl Registry {
         }
     }
 
-    /// Pull `r`'s component: resolve, then manifest and layer by digest,
-    /// each checked against its digest, from the cache when there.
+    /// Pull `r`'s component: resolve, then the manifest by digest, its
+    /// signatures as the policy asks (before any byte of the component),
+    /// then the layer by digest; each checked against its digest, from the
+    /// cache when there.
     pub async fn pull(&self, r: &OciRef) -> Result<Pulled, RegistryError> {
         let digest = self.resolve(r).await?;
         let pinned = r.pinned(&digest);
-        let (manifest, manifest_cached) = self.manifest(&pinned, &digest).await?;
+        let (bytes, manifest_cached) = self
+            .manifest_bytes(
+                &pinned,
+                &digest,
+                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
+            )
+            .await?;
+        let manifest = layout::parse_manifest(&bytes, self.options.max_component_size)?;
+        let verified = self.check_signatures(&pinned, &digest).await?;
         let layer = &manifest.layers[0];
-        let (wasm, layer_cached) = match self.cache.as_ref().and_then(|c| c.get(&layer.digest)) {
-            Some(bytes) => (bytes, true),
-            None => (self.pull_layer(&pinned, layer).await?, false),
-        };
+        let cap = layer.size.min(self.options.max_component_size);
+        let (wasm, layer_cached) = self
+            .blob(&pinned, &layer.digest, cap, "the component layer")
+            .await?;
         // The tag now stands for what was pulled (also when a lock pinned
         // it): a restart with the registry down takes this digest.
         if let Some(cache) = &self.cache
@@ -257,28 +345,183 @@ impl Registry {
             manifest,
             wasm,
             from_cache: manifest_cached && layer_cached,
+            verified,
         })
     }
 
-    /// The manifest named `digest`, checked against it and parsed as a
-    /// Wasm component artifact (its layer's size capped).
-    async fn manifest(
+    /// Apply the signature policy to `digest`: the trusted key that signed
+    /// it; `None` when the policy has no key for it or (not required) none
+    /// verified; an error when required and none verified.
+    async fn check_signatures(
         &self,
         pinned: &OciRef,
         digest: &str,
-    ) -> Result<(Manifest, bool), RegistryError> {
-        let cap = self.options.max_component_size;
-        if let Some(bytes) = self.cache.as_ref().and_then(|c| c.get(digest)) {
-            return Ok((layout::parse_manifest(&bytes, cap)?, true));
+    ) -> Result<Option<Verified>, RegistryError> {
+        let policy = &self.options.verify;
+        let (keys, from) = policy.keys_for(pinned);
+        if keys.is_empty() {
+            if policy.require {
+                return Err(RegistryError::Signature {
+                    reference: pinned.to_string(),
+                    detail: format!(
+                        "signatures are required, and {from} names no key for {}/{}",
+                        pinned.registry, pinned.repository
+                    ),
+                });
+            }
+            return Ok(None);
         }
-        let client = self.client(pinned);
+        let found = self.signatures(pinned, digest).await?;
+        match signature::verify(&found, keys, digest) {
+            Ok(v) => {
+                info!(reference = %pinned, key = %v.key, fingerprint = %v.fingerprint, "signature verified");
+                Ok(Some(v))
+            }
+            Err(detail) if policy.require => Err(RegistryError::Signature {
+                reference: pinned.to_string(),
+                detail: format!("{detail}; trusted keys come from {from}"),
+            }),
+            Err(detail) => {
+                warn!(reference = %pinned, %detail, "signature not verified (not required): running it anyway");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The signatures stored for `digest` in `r`'s repository (the
+    /// `sha256-<hex>.sig` tag; none when there is no such tag). Each
+    /// payload is checked against its layer digest; a layer that is not a
+    /// simple-signing payload is skipped.
+    pub async fn signatures(
+        &self,
+        r: &OciRef,
+        digest: &str,
+    ) -> Result<Vec<FoundSignature>, RegistryError> {
+        let tag = r.with_tag(&signature::signature_tag(digest));
+        let sig_digest = match self.resolve(&tag).await {
+            Ok(d) => d,
+            Err(RegistryError::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let pinned = tag.pinned(&sig_digest);
+        let (bytes, _) = self
+            .manifest_bytes(&pinned, &sig_digest, &[MANIFEST_MEDIA_TYPE])
+            .await?;
+        let manifest: layout::Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::Layout(format!("the signature manifest {pinned}: {e}")))?;
+        let mut found = Vec::new();
+        for layer in &manifest.layers {
+            if layer.media_type != signature::SIMPLE_SIGNING_MEDIA_TYPE {
+                continue;
+            }
+            let Some(sig) = signature::layer_signature(layer) else {
+                continue;
+            };
+            let cap = layer.size.min(signature::MAX_PAYLOAD_SIZE);
+            let (payload, _) = self
+                .blob(&pinned, &layer.digest, cap, "a signature payload")
+                .await?;
+            found.push(FoundSignature {
+                payload,
+                signature: sig,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Sign the manifest `r` names (its digest, else what its tag resolves
+    /// to) with `key`, as cosign does: the payload is added as a layer of
+    /// the `sha256-<hex>.sig` manifest (created, or extended keeping the
+    /// signatures already there).
+    pub async fn sign(&self, r: &OciRef, key: &SigningKey) -> Result<Signed, RegistryError> {
+        let digest = self.resolve(r).await?;
+        let tag = r.with_tag(&signature::signature_tag(&digest));
+        // The existing signature manifest, read fresh (not from the cache).
+        let client = self.client(r)?;
+        let existing = match client
+            .client
+            .pull_manifest_raw(&tag.client_ref(), &client.auth, &[MANIFEST_MEDIA_TYPE])
+            .await
+        {
+            Ok((bytes, _)) => Some(serde_json::from_slice::<layout::Manifest>(&bytes).map_err(
+                |e| RegistryError::Layout(format!("the signature manifest {tag}: {e}")),
+            )?),
+            Err(e) => match self.error(&tag, e) {
+                RegistryError::NotFound { .. } => None,
+                e => return Err(e),
+            },
+        };
+        let mut layers = existing.map(|m| m.layers).unwrap_or_default();
+        // One signature per (key, payload): re-signing is a no-op.
+        let payload = signature::payload(r, &digest);
+        for layer in &layers {
+            if layer.media_type != signature::SIMPLE_SIGNING_MEDIA_TYPE {
+                continue;
+            }
+            let Some(sig) = signature::layer_signature(layer) else {
+                continue;
+            };
+            if let Ok((stored, _)) = self
+                .blob(
+                    &tag,
+                    &layer.digest,
+                    signature::MAX_PAYLOAD_SIZE,
+                    "a signature payload",
+                )
+                .await
+                && signature::check_payload(&stored, &digest).is_none()
+                && key.public_key().verify(&stored, &sig)
+            {
+                return Ok(Signed {
+                    digest,
+                    tag,
+                    signatures: layers.len(),
+                    already: true,
+                });
+            }
+        }
+        let sig = key
+            .sign(&payload)
+            .map_err(|detail| RegistryError::Signature {
+                reference: r.pinned(&digest).to_string(),
+                detail,
+            })?;
+        layers.push(signature::signature_layer(&payload, &sig));
+        let (config, manifest) = signature::signature_manifest(layers.clone());
+        self.push_blobs(&tag, &[&payload, &config]).await?;
+        let image = tag.client_ref();
+        client
+            .client
+            .push_manifest_raw(
+                &image,
+                manifest,
+                http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
+            )
+            .await
+            .map_err(|e| self.error(&tag, e))?;
+        Ok(Signed {
+            digest,
+            tag,
+            signatures: layers.len(),
+            already: false,
+        })
+    }
+
+    /// The manifest named `digest`, checked against it, from the cache when
+    /// there (and kept in it); `true` when it came from the cache.
+    async fn manifest_bytes(
+        &self,
+        pinned: &OciRef,
+        digest: &str,
+        accept: &[&str],
+    ) -> Result<(Vec<u8>, bool), RegistryError> {
+        if let Some(bytes) = self.cache.as_ref().and_then(|c| c.get(digest)) {
+            return Ok((bytes, true));
+        }
+        let client = self.client(pinned)?;
         let (bytes, _) = client
             .client
-            .pull_manifest_raw(
-                &pinned.client_ref(),
-                &client.auth,
-                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
-            )
+            .pull_manifest_raw(&pinned.client_ref(), &client.auth, accept)
             .await
             .map_err(|e| self.error(pinned, e))?;
         let actual = sha256_digest(&bytes);
@@ -289,41 +532,45 @@ impl Registry {
                 actual,
             });
         }
-        let manifest = layout::parse_manifest(&bytes, cap)?;
         if let Some(cache) = &self.cache {
             cache.put(digest, &bytes)?;
         }
-        Ok((manifest, false))
+        Ok((bytes.to_vec(), false))
     }
 
-    /// The layer's bytes, streamed: refused as soon as they exceed the
-    /// manifest's claim or the cap, checked against the layer digest.
-    async fn pull_layer(
+    /// The blob `digest` (at most `limit` bytes), from the cache when
+    /// there; else streamed, refused as soon as it exceeds `limit`, checked
+    /// against its digest and kept. `true` when it came from the cache.
+    async fn blob(
         &self,
         pinned: &OciRef,
-        layer: &layout::Descriptor,
-    ) -> Result<Vec<u8>, RegistryError> {
-        let client = self.client(pinned);
+        digest: &str,
+        limit: u64,
+        what: &str,
+    ) -> Result<(Vec<u8>, bool), RegistryError> {
+        if let Some(bytes) = self.cache.as_ref().and_then(|c| c.get(digest)) {
+            return Ok((bytes, true));
+        }
+        let client = self.client(pinned)?;
         client
             .client
             .store_auth_if_needed(&pinned.registry, &client.auth)
             .await;
         let mut stream = client
             .client
-            .pull_blob_stream(&pinned.client_ref(), layer.digest.as_str())
+            .pull_blob_stream(&pinned.client_ref(), digest)
             .await
             .map_err(|e| self.error(pinned, e))?;
-        let limit = layer.size.min(self.options.max_component_size);
         // Grown as bytes arrive: a claim is not a reason to reserve memory.
         let mut bytes = Vec::with_capacity(limit.min(1 << 20) as usize);
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| RegistryError::Registry {
                 registry: pinned.registry.clone(),
-                detail: format!("reading the component layer: {e}"),
+                detail: format!("reading {what}: {e}"),
             })?;
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(RegistryError::TooLarge {
-                    what: "the component layer".into(),
+                    what: what.into(),
                     size: (bytes.len() + chunk.len()) as u64,
                     cap: limit,
                 });
@@ -331,45 +578,72 @@ impl Registry {
             bytes.extend_from_slice(&chunk);
         }
         let actual = sha256_digest(&bytes);
-        if actual != layer.digest {
+        if actual != digest {
             return Err(RegistryError::DigestMismatch {
-                what: "the component layer".into(),
-                expected: layer.digest.clone(),
+                what: what.into(),
+                expected: digest.to_string(),
                 actual,
             });
         }
         if let Some(cache) = &self.cache {
-            cache.put(&layer.digest, &bytes)?;
+            cache.put(digest, &bytes)?;
         }
-        Ok(bytes)
+        Ok((bytes, false))
     }
 
-    /// The manifest of `r` alone (for `inspect`): resolved, checked, not
-    /// the layer.
-    pub async fn inspect(&self, r: &OciRef) -> Result<(String, Manifest), RegistryError> {
+    /// What `r` is, from its manifest and config alone (for `inspect`):
+    /// resolved and checked like a pull, the component layer not pulled;
+    /// with the signatures stored for it.
+    pub async fn inspect(&self, r: &OciRef) -> Result<Inspected, RegistryError> {
         let digest = self.resolve(r).await?;
-        let (manifest, _) = self.manifest(&r.pinned(&digest), &digest).await?;
-        Ok((digest, manifest))
+        let pinned = r.pinned(&digest);
+        let (bytes, _) = self
+            .manifest_bytes(
+                &pinned,
+                &digest,
+                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
+            )
+            .await?;
+        let manifest = layout::parse_manifest(&bytes, self.options.max_component_size)?;
+        let mut info = layout::info_from_annotations(&manifest);
+        if manifest.config.media_type == layout::WASM_CONFIG_MEDIA_TYPE {
+            let (config, _) = self
+                .blob(&pinned, &manifest.config.digest, 1 << 20, "the Wasm config")
+                .await?;
+            if let Ok(config) = serde_json::from_slice::<layout::WasmConfig>(&config)
+                && let Some(component) = config.component
+            {
+                info.imports = component.imports;
+                info.exports = component.exports;
+            }
+        }
+        let signatures = self.signatures(&pinned, &digest).await?;
+        let (keys, _) = self.options.verify.keys_for(&pinned);
+        let verified = if keys.is_empty() {
+            None
+        } else {
+            Some(signature::verify(&signatures, keys, &digest))
+        };
+        Ok(Inspected {
+            reference: pinned,
+            digest,
+            manifest,
+            info,
+            signatures: signatures.len(),
+            verified,
+        })
     }
 
-    /// Push `wasm` as the CNCF Wasm artifact described by `info` to `r`
-    /// (its tag); returns the manifest digest.
-    pub async fn push(
-        &self,
-        wasm: &[u8],
-        info: &ComponentInfo,
-        r: &OciRef,
-        created: &str,
-    ) -> Result<String, RegistryError> {
-        let (config, manifest) = layout::build(wasm, info, created);
-        let client = self.client(r);
+    /// Push each blob of `blobs` to `r`'s repository unless it is there.
+    async fn push_blobs(&self, r: &OciRef, blobs: &[&[u8]]) -> Result<(), RegistryError> {
+        let client = self.client(r)?;
         let image = r.client_ref();
         client
             .client
             .auth(&image, &client.auth, oci_client::RegistryOperation::Push)
             .await
             .map_err(|e| self.error(r, e))?;
-        for blob in [&config[..], wasm] {
+        for blob in blobs {
             let digest = sha256_digest(blob);
             let exists = client
                 .client
@@ -384,10 +658,25 @@ impl Registry {
                     .map_err(|e| self.error(r, e))?;
             }
         }
+        Ok(())
+    }
+
+    /// Push `wasm` as the CNCF Wasm artifact described by `info` to `r`
+    /// (its tag); returns the manifest digest.
+    pub async fn push(
+        &self,
+        wasm: &[u8],
+        info: &ComponentInfo,
+        r: &OciRef,
+        created: &str,
+    ) -> Result<String, RegistryError> {
+        let (config, manifest) = layout::build(wasm, info, created);
+        self.push_blobs(r, &[&config, wasm]).await?;
+        let client = self.client(r)?;
         client
             .client
             .push_manifest_raw(
-                &image,
+                &r.client_ref(),
                 manifest.clone(),
                 http::HeaderValue::from_static(MANIFEST_MEDIA_TYPE),
             )

@@ -66,6 +66,14 @@ pub enum RegistryError {
         /// What happened.
         detail: String,
     },
+    /// The signature policy refuses the component.
+    #[error("{reference} is refused: {detail}")]
+    Signature {
+        /// The pinned reference.
+        reference: String,
+        /// Why (unsigned, signed by another key, no key configured).
+        detail: String,
+    },
     /// The on-disk cache could not be written.
     #[error("registry cache {}: {source}", path.display())]
     Cache {

@@ -15,9 +15,11 @@ mod client;
 mod error;
 pub mod layout;
 pub mod reference;
+pub mod signature;
 
 pub use cache::BlobCache;
-pub use client::{Pulled, Registry, RegistryOptions};
+pub use client::{Inspected, Pulled, Registry, RegistryOptions, Signed};
 pub use error::RegistryError;
 pub use layout::ComponentInfo;
 pub use reference::OciRef;
+pub use signature::{PublicKey, SigningKey, Verified, VerifyPolicy};

@@ -104,6 +104,16 @@ impl OciRef {
         }
     }
 
+    /// Another tag in the same repository (not pinned).
+    pub fn with_tag(&self, tag: &str) -> OciRef {
+        OciRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        }
+    }
+
     /// `host/repository@digest` (or `:tag` when not pinned), without `oci://`.
     pub fn locator(&self) -> String {
         match (&self.digest, &self.tag) {

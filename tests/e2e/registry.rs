@@ -20,21 +20,21 @@ const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 /// A `docker-registry serve` process on a free loopback port, killed on
 /// drop.
-struct LocalRegistry {
+pub(crate) struct LocalRegistry {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl LocalRegistry {
-    fn start() -> LocalRegistry {
+    pub(crate) fn start() -> LocalRegistry {
         Self::start_with("", &[])
     }
 
     /// Start one whose configuration has `extra` YAML appended, with
     /// `files` (name, text) written beside it first; `{dir}` in `extra`
     /// stands for that directory.
-    fn start_with(extra: &str, files: &[(&str, &str)]) -> LocalRegistry {
+    pub(crate) fn start_with(extra: &str, files: &[(&str, &str)]) -> LocalRegistry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing (Debian package `docker-registry`): run `bash \
@@ -73,7 +73,7 @@ impl LocalRegistry {
         let start = Instant::now();
         while !matches!(
             http_get(&format!("{}/v2/", registry.url())),
-            Ok((200 | 401, _))
+            Ok((200 | 400 | 401, _))
         ) {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
@@ -85,7 +85,7 @@ impl LocalRegistry {
     }
 
     /// `127.0.0.1:PORT`.
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -94,7 +94,7 @@ impl LocalRegistry {
     }
 
     /// Upload `bytes` as a blob of `repo`; its digest.
-    async fn blob(&self, repo: &str, bytes: &[u8]) -> String {
+    pub(crate) async fn blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
         let client = reqwest::Client::new();
         let started = client
@@ -122,7 +122,7 @@ impl LocalRegistry {
     }
 
     /// Put `manifest` under `repo:tag`.
-    async fn manifest(&self, repo: &str, tag: &str, manifest: &Value) {
+    pub(crate) async fn manifest(&self, repo: &str, tag: &str, manifest: &Value) {
         let put = reqwest::Client::new()
             .put(format!("{}/v2/{repo}/manifests/{tag}", self.url()))
             .header("content-type", "application/vnd.oci.image.manifest.v1+json")
@@ -134,7 +134,7 @@ impl LocalRegistry {
     }
 
     /// The manifest of `repo:reference` and its config blob.
-    async fn read(&self, repo: &str, reference: &str) -> (Value, Value) {
+    pub(crate) async fn read(&self, repo: &str, reference: &str) -> (Value, Value) {
         let client = reqwest::Client::new();
         let manifest: Value = client
             .get(format!("{}/v2/{repo}/manifests/{reference}", self.url()))
@@ -166,7 +166,7 @@ impl Drop for LocalRegistry {
 }
 
 /// `vantage push FILE REF`; the pinned reference it printed.
-async fn push(file: &Path, reference: &str) -> String {
+pub(crate) async fn push(file: &Path, reference: &str) -> String {
     let out = vantage_async(vec![
         "push".into(),
         file.display().to_string(),
@@ -182,7 +182,7 @@ async fn push(file: &Path, reference: &str) -> String {
 }
 
 /// `vantage run COMPONENT` against a healthy endpoint passes.
-async fn assert_runs_and_passes(component: &str, extra: &[&str]) {
+pub(crate) async fn assert_runs_and_passes(component: &str, extra: &[&str]) {
     let target = start_target().await;
     let healthz = format!("{target}/healthz");
     let mut args = owned(&["run", component, "--target", &healthz, "--json"]);
@@ -193,7 +193,7 @@ async fn assert_runs_and_passes(component: &str, extra: &[&str]) {
 }
 
 /// Wait until `check` has a last result on the daemon's board.
-fn wait_result(daemon: &Daemon, check: &str, timeout: Duration) {
+pub(crate) fn wait_result(daemon: &Daemon, check: &str, timeout: Duration) {
     wait_until(&format!("a result of {check}"), timeout, || {
         let now = check_of(daemon, check);
         let done = !now["last"]["result"]["status"].is_null();
@@ -201,7 +201,7 @@ fn wait_result(daemon: &Daemon, check: &str, timeout: Duration) {
     });
 }
 
-fn owned(args: &[&str]) -> Vec<String> {
+pub(crate) fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 

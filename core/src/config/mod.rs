@@ -98,7 +98,7 @@ pub use model::{
     Alerting, CheckSpec, ComponentRef, Config, DEFAULT_LISTEN, Global, Limits, Maintenance, Mode,
     Schedule, Window,
 };
-pub use registry::{DEFAULT_REGISTRY_CACHE_SIZE, RegistryConfig};
+pub use registry::{DEFAULT_REGISTRY_CACHE_SIZE, RegistryConfig, VerifyConfig, VerifyRule};
 pub use restore::{
     Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
     JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,

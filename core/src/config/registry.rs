@@ -1,6 +1,11 @@
 //! `[registry]`: how checks are pulled from OCI registries (`component =
-//! "oci://…"`): which registries may be reached over plain HTTP, and how
-//! large the on-disk cache of pulled components may grow.
+//! "oci://…"`): which registries may be reached over plain HTTP, which CA
+//! certificates a registry's TLS chains to, how large the on-disk cache of
+//! pulled components may grow, and (`[registry.verify]`) which keys must
+//! have signed what runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -19,6 +24,12 @@ pub struct RegistryConfig {
     /// The most bytes the cache of pulled components keeps (least recently
     /// used first out).
     pub cache_size: u64,
+    /// Extra CA certificates (a PEM file) per registry (`host[:port]`),
+    /// trusted beside the system's roots. A loopback registry with a CA
+    /// bundle is reached over HTTPS.
+    pub ca: BTreeMap<String, PathBuf>,
+    /// `[registry.verify]`: the signature policy.
+    pub verify: VerifyConfig,
 }
 
 impl Default for RegistryConfig {
@@ -26,8 +37,35 @@ impl Default for RegistryConfig {
         RegistryConfig {
             insecure: Vec::new(),
             cache_size: DEFAULT_REGISTRY_CACHE_SIZE,
+            ca: BTreeMap::new(),
+            verify: VerifyConfig::default(),
         }
     }
+}
+
+/// `[registry.verify]`, validated: which public keys (PEM files) are
+/// trusted to have signed which components. A component is accepted when
+/// any one of the keys for its reference signed its manifest digest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerifyConfig {
+    /// Refuse components that no trusted key signed (otherwise they run
+    /// with a warning).
+    pub require: bool,
+    /// The keys for every reference no rule matches.
+    pub keys: Vec<PathBuf>,
+    /// `[[registry.verify.rule]]`: per reference prefix
+    /// (`registry.example.com/vantage/`), the keys for it; the longest
+    /// matching prefix wins.
+    pub rules: Vec<VerifyRule>,
+}
+
+/// One `[[registry.verify.rule]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyRule {
+    /// `host[:port]/repository-prefix`, without `oci://`.
+    pub prefix: String,
+    /// The public keys (PEM files).
+    pub keys: Vec<PathBuf>,
 }
 
 /// `[registry]` as written.
@@ -38,4 +76,30 @@ pub(super) struct RawRegistry {
     pub insecure: Option<SpannedList>,
     /// `cache_size = "1GiB"`.
     pub cache_size: Option<Spanned<toml::Value>>,
+    /// `ca = { "registry.example.com" = "ca.pem" }`.
+    pub ca: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    /// `[registry.verify]`.
+    pub verify: Option<Spanned<RawVerify>>,
+}
+
+/// `[registry.verify]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerify {
+    /// `require = true`.
+    pub require: Option<Spanned<bool>>,
+    /// `keys = ["keys/team.pub"]`.
+    pub keys: Option<SpannedList>,
+    /// `[[registry.verify.rule]]`.
+    pub rule: Option<Vec<Spanned<RawVerifyRule>>>,
+}
+
+/// `[[registry.verify.rule]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerifyRule {
+    /// `prefix = "registry.example.com/vantage/"`.
+    pub prefix: Option<Spanned<String>>,
+    /// `keys = ["keys/vantage-release.pub"]`.
+    pub keys: Option<SpannedList>,
 }

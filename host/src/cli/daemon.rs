@@ -24,6 +24,11 @@ pub struct DaemonArgs {
     /// reloads).
     #[arg(long)]
     pub no_watch: bool,
+    /// Resolve `oci://` tags that `vantage.lock` does not pin (each logged
+    /// with its digest) instead of refusing them as stale; the lock file is
+    /// not rewritten (`vantage lock` does that).
+    #[arg(long)]
+    pub re_resolve: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -36,6 +41,7 @@ pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
         data_dir: args.data_dir,
         cache_dir: args.cache.dir(),
         watch: !args.no_watch,
+        re_resolve: args.re_resolve,
     })
     .await?;
     Ok(0)

@@ -27,6 +27,9 @@ pub struct InspectArgs {
 
 /// Run the command.
 pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
+    if args.component.starts_with("oci://") {
+        return remote(args).await;
+    }
     let runtime = Runtime::new(&EngineOptions::default(), args.cache.dir())?;
     let (check, size) = super::load_component(
         &runtime,
@@ -95,4 +98,99 @@ pub async fn execute(args: InspectArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `inspect oci://…`: from the manifest and the Wasm config alone (the
+/// component is neither pulled nor compiled), with its signatures.
+async fn remote(args: InspectArgs) -> anyhow::Result<u8> {
+    use anyhow::Context as _;
+    let reference = vantage_registry::OciRef::parse(&args.component)?;
+    let sources = crate::components::Components::for_command(
+        &args.registry.to_config(),
+        args.max_component_size,
+        args.cache.no_cache,
+    );
+    let found = sources
+        .registry()
+        .inspect(&reference)
+        .await
+        .with_context(|| format!("cannot inspect {reference}"))?;
+    let info = &found.info;
+    let layer = &found.manifest.layers[0];
+    let verified = match &found.verified {
+        None => json!(null),
+        Some(Ok(v)) => json!({"key": v.key, "fingerprint": v.fingerprint}),
+        Some(Err(e)) => json!({"error": e}),
+    };
+    if args.json {
+        let doc = json!({
+            "component": found.reference.to_string(),
+            "digest": found.digest,
+            "layer": {"media_type": layer.media_type, "digest": layer.digest, "size_bytes": layer.size},
+            "metadata": info,
+            "annotations": found.manifest.annotations,
+            "signatures": found.signatures,
+            "verified": verified,
+        });
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    let or_none = |v: &[String]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    if info.name.is_empty() {
+        outln!("(no Vantage annotations: not pushed by `vantage push`)");
+    } else {
+        outln!("{} {}", info.name, info.version);
+        outln!("  {}", info.description);
+    }
+    outln!("component: {}", found.reference);
+    outln!(
+        "layer:     {} ({} bytes, {})",
+        layer.digest,
+        layer.size,
+        layer.media_type
+    );
+    if let Some(source) = &info.source {
+        outln!("source:    {source}");
+    }
+    if !info.world.is_empty() {
+        outln!("world:     {}", info.world);
+    }
+    outln!("modes:     {}", or_none(&info.modes));
+    outln!("imports:   {}", or_none(&info.imports));
+    outln!("exports:   {}", or_none(&info.exports));
+    outln!("capabilities:");
+    outln!("  outbound: {}", or_none(&info.outbound));
+    outln!("  secrets:  {}", or_none(&info.secrets));
+    if !info.config.is_empty() {
+        outln!("config:");
+        for k in &info.config {
+            let key = k.get("key").and_then(|v| v.as_str()).unwrap_or("?");
+            let description = k.get("description").and_then(|v| v.as_str()).unwrap_or("");
+            let required = if k.get("required").and_then(|v| v.as_bool()) == Some(true) {
+                " [required]"
+            } else {
+                ""
+            };
+            outln!("  {key}{required}\n      {description}");
+        }
+    }
+    let signatures = match &found.verified {
+        None => format!("{}", found.signatures),
+        Some(Ok(v)) => format!(
+            "{}, verified: signed by {} ({})",
+            found.signatures, v.key, v.fingerprint
+        ),
+        Some(Err(e)) => format!("{}, NOT verified: {e}", found.signatures),
+    };
+    outln!("signatures: {signatures}");
+    Ok(match found.verified {
+        Some(Err(_)) => 2,
+        _ => 0,
+    })
 }

@@ -62,11 +62,8 @@ pub async fn execute(args: LockArgs) -> anyhow::Result<u8> {
             *tags.entry(text.clone()).or_default() |= updated(name);
         }
     }
-    let sources = Components::for_command(
-        config.registry.insecure.clone(),
-        config.global.max_component_size,
-        false,
-    );
+    let sources =
+        Components::for_command(&config.registry, config.global.max_component_size, false);
     let mut pins = BTreeMap::new();
     let mut failed = false;
     for (text, update) in tags {

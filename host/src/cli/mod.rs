@@ -105,6 +105,11 @@ pub enum Command {
     /// Pull a component from an OCI registry (resolved to its digest,
     /// checked against it) into a file.
     Pull(registry::PullArgs),
+    /// Sign a component in an OCI registry with a private key, as `cosign
+    /// sign --key` does (the `sha256-<digest>.sig` tag).
+    Sign(registry::SignArgs),
+    /// Generate a key pair for `vantage sign` (`NAME.key`, `NAME.pub`).
+    Keygen(registry::KeygenArgs),
     /// Pin every `oci://` tag of a configuration to its digest in
     /// `vantage.lock`; the daemon then runs those digests and refuses a tag
     /// the lock does not pin.
@@ -181,6 +186,8 @@ impl Command {
             Command::Inspect(args) => inspect::execute(args).await,
             Command::Push(args) => registry::push(args).await,
             Command::Pull(args) => registry::pull(args).await,
+            Command::Sign(args) => registry::sign(args).await,
+            Command::Keygen(args) => registry::keygen(args),
             Command::Lock(args) => lock::execute(args).await,
             Command::New(args) => new::execute(args),
             Command::Validate(args) => validate::execute(args).await,
@@ -216,13 +223,53 @@ impl CacheArgs {
     }
 }
 
-/// How one-shot commands reach registries.
+/// How one-shot commands reach registries, and which signatures they
+/// require.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
     /// A registry (`host:port`) reached over plain HTTP (repeatable);
-    /// loopback registries always are, every other one is HTTPS.
+    /// loopback registries always are (unless given a CA bundle), every
+    /// other one is HTTPS.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registry: Vec<String>,
+    /// Trust the CA certificates in FILE (PEM) for the registry HOST, beside
+    /// the system's roots (repeatable).
+    #[arg(long = "registry-ca", value_name = "HOST=FILE", value_parser = parse_registry_ca)]
+    pub registry_ca: Vec<(String, PathBuf)>,
+    /// Refuse a registry component unless this public key (PEM) signed it
+    /// (repeatable: any one of the keys suffices).
+    #[arg(long = "verify-key", value_name = "FILE")]
+    pub verify_key: Vec<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// As a `[registry]` section: the cache bound is the default.
+    pub fn to_config(&self) -> crate::config::RegistryConfig {
+        crate::config::RegistryConfig {
+            insecure: self
+                .insecure_registry
+                .iter()
+                .map(|r| r.to_ascii_lowercase())
+                .collect(),
+            ca: self.registry_ca.iter().cloned().collect(),
+            verify: crate::config::VerifyConfig {
+                require: !self.verify_key.is_empty(),
+                keys: self.verify_key.clone(),
+                rules: Vec::new(),
+            },
+            ..crate::config::RegistryConfig::default()
+        }
+    }
+}
+
+/// `--registry-ca HOST=FILE`.
+fn parse_registry_ca(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((host, file)) if !host.is_empty() && !file.is_empty() => {
+            Ok((host.to_ascii_lowercase(), PathBuf::from(file)))
+        }
+        _ => Err("expected HOST=FILE, e.g. registry.example.com:5000=ca.pem".into()),
+    }
 }
 
 /// Load `component` (a file or `oci://…`) for a one-shot command; also
@@ -235,11 +282,8 @@ async fn load_component(
     cache: &CacheArgs,
 ) -> anyhow::Result<(crate::runtime::LoadedCheck, usize)> {
     use anyhow::Context as _;
-    let sources = crate::components::Components::for_command(
-        registry.insecure_registry.clone(),
-        max_size,
-        cache.no_cache,
-    );
+    let sources =
+        crate::components::Components::for_command(&registry.to_config(), max_size, cache.no_cache);
     let fetched = sources
         .fetch(&crate::components::parse_component_arg(component))
         .await

@@ -1,10 +1,12 @@
-//! `vantage push` and `vantage pull`: share components through OCI
-//! registries (the `vantage-registry` crate does the work).
+//! `vantage push`, `pull`, `sign` and `keygen`: share components through
+//! OCI registries, signed as cosign signs images (the `vantage-registry`
+//! crate does the work).
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use vantage_registry::OciRef;
+use vantage_registry::signature::Algorithm;
+use vantage_registry::{OciRef, SigningKey};
 
 use super::{CacheArgs, RegistryArgs};
 use crate::components::{Components, component_info};
@@ -49,6 +51,43 @@ pub struct PullArgs {
     pub registry: RegistryArgs,
 }
 
+/// Arguments of `vantage sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// What to sign: `[oci://]host[:port]/repository@sha256:…` (a tag is
+    /// resolved to its digest first, and the digest is what is signed).
+    pub reference: String,
+    /// The private key (PEM, PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE
+    /// KEY`; ECDSA P-256 or Ed25519), e.g. from `vantage keygen`.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `vantage keygen`.
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Writes NAME.key (the private key, mode 0600) and NAME.pub.
+    #[arg(default_value = "cosign")]
+    pub name: PathBuf,
+    /// The kind of key.
+    #[arg(long = "type", value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub kind: KeyType,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The kinds of key `keygen` makes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KeyType {
+    /// ECDSA on P-256 (cosign's default).
+    EcdsaP256,
+    /// Ed25519.
+    Ed25519,
+}
+
 /// `vantage push`: load the component (so only a component that fits this
 /// host is pushed, and its metadata becomes the annotations), then push.
 pub async fn push(args: PushArgs) -> anyhow::Result<u8> {
@@ -77,7 +116,7 @@ pub async fn push(args: PushArgs) -> anyhow::Result<u8> {
         .unwrap_or_default();
     let info = component_info(&check, &title, args.source.clone());
     let sources = Components::for_command(
-        args.registry.insecure_registry.clone(),
+        &args.registry.to_config(),
         args.max_component_size,
         args.cache.no_cache,
     );
@@ -95,7 +134,7 @@ pub async fn push(args: PushArgs) -> anyhow::Result<u8> {
 /// atomically (a temporary file renamed into place).
 pub async fn pull(args: PullArgs) -> anyhow::Result<u8> {
     let sources = Components::for_command(
-        args.registry.insecure_registry.clone(),
+        &args.registry.to_config(),
         args.max_component_size,
         args.cache.no_cache,
     );
@@ -127,8 +166,13 @@ pub async fn pull(args: PullArgs) -> anyhow::Result<u8> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot write {}", output.display()));
     }
+    let signed = pulled
+        .verified
+        .as_ref()
+        .map(|v| format!(", signed by {} {}", v.key, v.fingerprint))
+        .unwrap_or_default();
     outln!(
-        "pulled {} ({} bytes{}) to {}",
+        "pulled {} ({} bytes{}{signed}) to {}",
         pulled.reference,
         pulled.wasm.len(),
         if pulled.from_cache {
@@ -139,4 +183,85 @@ pub async fn pull(args: PullArgs) -> anyhow::Result<u8> {
         output.display()
     );
     Ok(0)
+}
+
+/// `vantage sign`: resolve the reference to its manifest digest and add a
+/// signature of it to the `sha256-<digest>.sig` tag.
+pub async fn sign(args: SignArgs) -> anyhow::Result<u8> {
+    let reference = OciRef::parse(&args.reference)?;
+    let key = SigningKey::from_file(&args.key).map_err(anyhow::Error::msg)?;
+    let mut config = args.registry.to_config();
+    // Signing needs no signature policy.
+    config.verify = Default::default();
+    let sources = Components::for_command(&config, 0, true);
+    let signed = sources
+        .registry()
+        .sign(&reference, &key)
+        .await
+        .with_context(|| format!("cannot sign {reference}"))?;
+    let public = key.public_key();
+    let digest = &signed.digest;
+    if signed.already {
+        outln!(
+            "{} is already signed by {} ({} {})",
+            reference.pinned(digest),
+            args.key.display(),
+            public.algorithm(),
+            public.fingerprint()
+        );
+    } else {
+        outln!(
+            "signed {} with {} ({} {}): {} now holds {} signature(s)",
+            reference.pinned(digest),
+            args.key.display(),
+            public.algorithm(),
+            public.fingerprint(),
+            signed.tag,
+            signed.signatures
+        );
+    }
+    Ok(0)
+}
+
+/// `vantage keygen`: write a new key pair.
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
+    let algorithm = match args.kind {
+        KeyType::EcdsaP256 => Algorithm::EcdsaP256,
+        KeyType::Ed25519 => Algorithm::Ed25519,
+    };
+    let private_path = args.name.with_extension("key");
+    let public_path = args.name.with_extension("pub");
+    for path in [&private_path, &public_path] {
+        if path.exists() && !args.force {
+            anyhow::bail!("{} exists (use --force to overwrite)", path.display());
+        }
+    }
+    let (private, public) = SigningKey::generate(algorithm).map_err(anyhow::Error::msg)?;
+    write_private(&private_path, private.as_bytes())
+        .with_context(|| format!("cannot write {}", private_path.display()))?;
+    std::fs::write(&public_path, public)
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    outln!(
+        "wrote {} (private: keep it secret, mode 0600) and {} ({algorithm}): \
+         sign with `vantage sign REF --key {}`, trust with keys = [\"{}\"] in [registry.verify]",
+        private_path.display(),
+        public_path.display(),
+        private_path.display(),
+        public_path.display()
+    );
+    Ok(0)
+}
+
+/// Write a private key readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)
 }

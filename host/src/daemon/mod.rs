@@ -77,6 +77,9 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     /// Reload when the configuration file changes (SIGHUP always works).
     pub watch: bool,
+    /// Resolve `oci://` tags the lock file does not pin (with a warning)
+    /// instead of refusing them.
+    pub re_resolve: bool,
 }
 
 /// A check's component (or why it failed to load) and the sha256 of its
@@ -95,11 +98,11 @@ struct LoadPass {
 }
 
 impl LoadPass {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config, re_resolve: bool) -> Self {
         LoadPass {
             by_source: HashMap::new(),
             used: HashMap::new(),
-            sources: crate::components::Components::for_config(config),
+            sources: crate::components::Components::for_config(config).re_resolving(re_resolve),
         }
     }
 
@@ -127,6 +130,8 @@ struct Daemon {
     /// State read back from the history at start-up, taken by each check
     /// when it is first added (see [`state::resume`]).
     carried: HashMap<String, state::Carried>,
+    /// Resolve tags the lock file does not pin ([`Options::re_resolve`]).
+    re_resolve: bool,
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -184,6 +189,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         config: config.clone(),
         resolver: Arc::default(),
         carried,
+        re_resolve: options.re_resolve,
     };
     let problems = daemon.apply(config).await;
     if !problems.is_empty() {
@@ -445,7 +451,7 @@ impl Daemon {
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut stopping = Vec::new();
         let mut stopping_restores = Vec::new();
-        let mut pass = LoadPass::new(&config);
+        let mut pass = LoadPass::new(&config, self.re_resolve);
         let mut held = 0;
         let mut config_problems = Vec::new();
         for (index, spec) in config.checks.clone().into_iter().enumerate() {
