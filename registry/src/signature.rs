@@ -16,8 +16,10 @@
 //! signature covers the component's bytes.
 //!
 //! Keys are PEM: public keys as `PUBLIC KEY` (SubjectPublicKeyInfo), private
-//! keys as `PRIVATE KEY` (PKCS#8) or `EC PRIVATE KEY` (SEC1). The crypto is
-//! aws-lc-rs, the provider rustls already uses.
+//! keys as `PRIVATE KEY` (PKCS#8), `EC PRIVATE KEY` (SEC1), or cosign's
+//! password-encrypted `ENCRYPTED SIGSTORE PRIVATE KEY` (`cosign
+//! generate-key-pair`: scrypt, then NaCl secretbox over the PKCS#8 key).
+//! The signing crypto is aws-lc-rs, the provider rustls already uses.
 //!
 //! Keyless signatures (a Fulcio certificate and a Rekor bundle in the
 //! layer's `dev.sigstore.cosign/certificate` and `dev.sigstore.cosign/bundle`
@@ -172,35 +174,41 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Parse a PEM private key: `PRIVATE KEY` (PKCS#8, ECDSA P-256 or
-    /// Ed25519) or `EC PRIVATE KEY` (SEC1, P-256).
-    pub fn from_pem(name: &str, pem: &[u8]) -> Result<SigningKey, String> {
+    /// Ed25519), `EC PRIVATE KEY` (SEC1, P-256), or cosign's `ENCRYPTED
+    /// SIGSTORE PRIVATE KEY` / `ENCRYPTED COSIGN PRIVATE KEY` decrypted
+    /// with `password`.
+    pub fn from_pem(name: &str, pem: &[u8], password: Option<&str>) -> Result<SigningKey, String> {
         let block = ::pem::parse(pem).map_err(|e| format!("{name}: not a PEM private key: {e}"))?;
-        let der = block.contents();
-        let inner = match block.tag() {
-            "PRIVATE KEY" | "EC PRIVATE KEY" => {
-                if let Ok(k) =
-                    EcdsaKeyPair::from_private_key_der(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, der)
-                {
-                    SigningInner::Ecdsa(k)
-                } else if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
-                    SigningInner::Ed25519(k)
-                } else {
-                    return Err(format!(
-                        "{name}: not an ECDSA P-256 or Ed25519 private key (the two kinds Vantage signs with)"
-                    ));
-                }
-            }
-            tag if tag.starts_with("ENCRYPTED") => {
-                return Err(format!(
-                    "{name}: an encrypted `{tag}`; Vantage reads unencrypted PKCS#8 keys (decrypt it \
-                     with `openssl pkcs8`, or make one with `vantage keygen`)"
-                ));
+        let decrypted;
+        let der = match block.tag() {
+            "PRIVATE KEY" | "EC PRIVATE KEY" => block.contents(),
+            "ENCRYPTED SIGSTORE PRIVATE KEY" | "ENCRYPTED COSIGN PRIVATE KEY" => {
+                let password = password.ok_or_else(|| {
+                    format!(
+                        "{name}: the key is encrypted (cosign's format): set COSIGN_PASSWORD to its \
+                         password"
+                    )
+                })?;
+                decrypted = encrypted::open(block.contents(), password.as_bytes())
+                    .map_err(|e| format!("{name}: {e}"))?;
+                &decrypted[..]
             }
             tag => {
                 return Err(format!(
                     "{name}: a PEM `{tag}` block, expected `PRIVATE KEY` (PKCS#8)"
                 ));
             }
+        };
+        let inner = if let Ok(k) =
+            EcdsaKeyPair::from_private_key_der(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, der)
+        {
+            SigningInner::Ecdsa(k)
+        } else if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+            SigningInner::Ed25519(k)
+        } else {
+            return Err(format!(
+                "{name}: not an ECDSA P-256 or Ed25519 private key (the two kinds Vantage signs with)"
+            ));
         };
         let spki = match &inner {
             SigningInner::Ecdsa(k) => k.public_key().as_der().map(|d| d.as_ref().to_vec()),
@@ -211,15 +219,20 @@ impl SigningKey {
         Ok(SigningKey { inner, public })
     }
 
-    /// Read and parse the PEM file at `path`.
-    pub fn from_file(path: &std::path::Path) -> Result<SigningKey, String> {
+    /// Read and parse the PEM file at `path` (see [`SigningKey::from_pem`]).
+    pub fn from_file(path: &std::path::Path, password: Option<&str>) -> Result<SigningKey, String> {
         let name = path.display().to_string();
         let pem = std::fs::read(path).map_err(|e| format!("cannot read key {name}: {e}"))?;
-        SigningKey::from_pem(&name, &pem)
+        SigningKey::from_pem(&name, &pem, password)
     }
 
-    /// A new key pair, as PEM: (`PRIVATE KEY` PKCS#8, `PUBLIC KEY`).
-    pub fn generate(algorithm: Algorithm) -> Result<(String, String), String> {
+    /// A new key pair, as PEM: the private key (PKCS#8 `PRIVATE KEY`, or
+    /// with a `password` cosign's `ENCRYPTED SIGSTORE PRIVATE KEY`, which
+    /// `cosign sign --key` reads too) and the `PUBLIC KEY`.
+    pub fn generate(
+        algorithm: Algorithm,
+        password: Option<&str>,
+    ) -> Result<(String, String), String> {
         let rng = SystemRandom::new();
         let pkcs8 = match algorithm {
             Algorithm::EcdsaP256 => {
@@ -228,10 +241,17 @@ impl SigningKey {
             Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng),
         }
         .map_err(|_| "cannot generate a key".to_string())?;
-        let private = ::pem::encode(&::pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
-        let key = SigningKey::from_pem("generated", private.as_bytes())?;
+        let plain = ::pem::encode(&::pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+        let key = SigningKey::from_pem("generated", plain.as_bytes(), None)?;
         let spki = key.public_spki()?;
         let public = ::pem::encode(&::pem::Pem::new("PUBLIC KEY", spki));
+        let private = match password {
+            None => plain,
+            Some(password) => ::pem::encode(&::pem::Pem::new(
+                "ENCRYPTED SIGSTORE PRIVATE KEY",
+                encrypted::seal(pkcs8.as_ref(), password.as_bytes())?,
+            )),
+        };
         Ok((private, public))
     }
 
@@ -257,6 +277,124 @@ impl SigningKey {
                 .map_err(|_| "ECDSA signing failed".to_string()),
             SigningInner::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
         }
+    }
+}
+
+/// Cosign's encrypted private keys: a JSON envelope (base64 fields) with
+/// the scrypt parameters and salt, the NaCl secretbox nonce, and the
+/// sealed PKCS#8 key.
+mod encrypted {
+    use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+    use base64::Engine as _;
+    use crypto_secretbox::aead::{Aead as _, KeyInit as _};
+    use crypto_secretbox::{Nonce, XSalsa20Poly1305};
+    use serde::{Deserialize, Serialize};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    #[derive(Serialize, Deserialize)]
+    struct Envelope {
+        kdf: Kdf,
+        cipher: Cipher,
+        ciphertext: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Kdf {
+        name: String,
+        params: Params,
+        salt: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[allow(non_snake_case)] // cosign's field names
+    struct Params {
+        N: u64,
+        r: u32,
+        p: u32,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Cipher {
+        name: String,
+        nonce: String,
+    }
+
+    /// scrypt's cost as cosign writes it (N = 2^15, r = 8, p = 1).
+    const LOG_N: u8 = 15;
+
+    fn key(password: &[u8], salt: &[u8], p: &Params) -> Result<[u8; 32], String> {
+        // Bounded (at most 64 MiB of scrypt memory): a key file must not
+        // be able to exhaust the host. cosign writes N = 2^15, r = 8, p = 1.
+        if !p.N.is_power_of_two() || p.N < 1 << 10 || p.N > 1 << 16 || p.r > 8 || p.p > 4 {
+            return Err(format!(
+                "unsupported scrypt parameters N={} r={} p={}",
+                p.N, p.r, p.p
+            ));
+        }
+        let params = scrypt::Params::new(p.N.trailing_zeros() as u8, p.r, p.p, 32)
+            .map_err(|e| format!("scrypt parameters: {e}"))?;
+        let mut key = [0u8; 32];
+        scrypt::scrypt(password, salt, &params, &mut key).map_err(|e| format!("scrypt: {e}"))?;
+        Ok(key)
+    }
+
+    /// The PKCS#8 key sealed in `envelope` (the PEM block's contents).
+    pub(super) fn open(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+        let e: Envelope = serde_json::from_slice(envelope)
+            .map_err(|e| format!("not cosign's encrypted key format: {e}"))?;
+        if e.kdf.name != "scrypt" || e.cipher.name != "nacl/secretbox" {
+            return Err(format!(
+                "unsupported encryption {} + {} (cosign's is scrypt + nacl/secretbox)",
+                e.kdf.name, e.cipher.name
+            ));
+        }
+        let b64 = |field: &str, text: &str| {
+            B64.decode(text)
+                .map_err(|_| format!("the key's {field} is not base64"))
+        };
+        let salt = b64("salt", &e.kdf.salt)?;
+        let nonce = b64("nonce", &e.cipher.nonce)?;
+        let sealed = b64("ciphertext", &e.ciphertext)?;
+        if nonce.len() != 24 {
+            return Err("the key's nonce is not 24 bytes".into());
+        }
+        let key = key(password, &salt, &e.kdf.params)?;
+        XSalsa20Poly1305::new(&key.into())
+            .decrypt(Nonce::from_slice(&nonce), sealed.as_slice())
+            .map_err(|_| "wrong password (COSIGN_PASSWORD), or the key is damaged".to_string())
+    }
+
+    /// `pkcs8` sealed with `password`, as the JSON envelope.
+    pub(super) fn seal(pkcs8: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+        let rng = SystemRandom::new();
+        let mut salt = [0u8; 32];
+        let mut nonce = [0u8; 24];
+        rng.fill(&mut salt)
+            .and_then(|()| rng.fill(&mut nonce))
+            .map_err(|_| "no randomness".to_string())?;
+        let params = Params {
+            N: 1 << LOG_N,
+            r: 8,
+            p: 1,
+        };
+        let key = key(password, &salt, &params)?;
+        let sealed = XSalsa20Poly1305::new(&key.into())
+            .encrypt(Nonce::from_slice(&nonce), pkcs8)
+            .map_err(|_| "cannot encrypt the key".to_string())?;
+        let envelope = Envelope {
+            kdf: Kdf {
+                name: "scrypt".into(),
+                params,
+                salt: B64.encode(salt),
+            },
+            cipher: Cipher {
+                name: "nacl/secretbox".into(),
+                nonce: B64.encode(nonce),
+            },
+            ciphertext: B64.encode(sealed),
+        };
+        serde_json::to_vec(&envelope).map_err(|e| e.to_string())
     }
 }
 
@@ -476,8 +614,8 @@ mod tests {
     fn both_kinds_of_key_sign_and_verify_and_a_wrong_key_does_not() {
         let digest = format!("sha256:{}", "ab".repeat(32));
         for alg in [Algorithm::EcdsaP256, Algorithm::Ed25519] {
-            let (private, public) = SigningKey::generate(alg).unwrap();
-            let key = SigningKey::from_pem("k", private.as_bytes()).unwrap();
+            let (private, public) = SigningKey::generate(alg, None).unwrap();
+            let key = SigningKey::from_pem("k", private.as_bytes(), None).unwrap();
             let public = PublicKey::from_pem("k.pub", public.as_bytes()).unwrap();
             assert_eq!(public.algorithm(), alg);
             assert_eq!(public.fingerprint(), key.public_key().fingerprint());
@@ -490,7 +628,7 @@ mod tests {
             let ok = verify(&found, std::slice::from_ref(&public), &digest).unwrap();
             assert_eq!(ok.key, "k.pub");
             // Another key of the same kind does not verify it.
-            let (_, other) = SigningKey::generate(alg).unwrap();
+            let (_, other) = SigningKey::generate(alg, None).unwrap();
             let other = PublicKey::from_pem("other.pub", other.as_bytes()).unwrap();
             let e = verify(&found, &[other], &digest).unwrap_err();
             assert!(e.contains("none by a trusted key (other.pub)"), "{e}");
@@ -522,23 +660,45 @@ mod tests {
 
     #[test]
     fn keys_are_refused_with_a_reason() {
-        let (private, public) = SigningKey::generate(Algorithm::EcdsaP256).unwrap();
+        let (private, public) = SigningKey::generate(Algorithm::EcdsaP256, None).unwrap();
         let e = PublicKey::from_pem("k.key", private.as_bytes()).unwrap_err();
         assert!(e.contains("expected `PUBLIC KEY`"), "{e}");
-        let e = SigningKey::from_pem("k.pub", public.as_bytes()).unwrap_err();
+        let e = SigningKey::from_pem("k.pub", public.as_bytes(), None).unwrap_err();
         assert!(e.contains("expected `PRIVATE KEY`"), "{e}");
         let e = PublicKey::from_pem("x", b"hello").unwrap_err();
         assert!(e.contains("not a PEM public key"), "{e}");
         let encrypted = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\naGVsbG8=\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n";
-        let e = SigningKey::from_pem("cosign.key", encrypted.as_bytes()).unwrap_err();
-        assert!(e.contains("encrypted"), "{e}");
+        let e = SigningKey::from_pem("cosign.key", encrypted.as_bytes(), None).unwrap_err();
+        assert!(e.contains("set COSIGN_PASSWORD"), "{e}");
+        let e = SigningKey::from_pem("cosign.key", encrypted.as_bytes(), Some("x")).unwrap_err();
+        assert!(e.contains("not cosign's encrypted key format"), "{e}");
+    }
+
+    #[test]
+    fn an_encrypted_key_opens_with_its_password_only() {
+        for alg in [Algorithm::EcdsaP256, Algorithm::Ed25519] {
+            let (private, public) = SigningKey::generate(alg, Some("hunter2")).unwrap();
+            assert!(private.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"));
+            // cosign's envelope: scrypt N=32768 r=8 p=1, nacl/secretbox.
+            let block = ::pem::parse(&private).unwrap();
+            let envelope: serde_json::Value = serde_json::from_slice(block.contents()).unwrap();
+            assert_eq!(envelope["kdf"]["params"]["N"], 32768);
+            assert_eq!(envelope["cipher"]["name"], "nacl/secretbox");
+            let key =
+                SigningKey::from_pem("cosign.key", private.as_bytes(), Some("hunter2")).unwrap();
+            let public = PublicKey::from_pem("cosign.pub", public.as_bytes()).unwrap();
+            assert_eq!(key.public_key().fingerprint(), public.fingerprint());
+            let e =
+                SigningKey::from_pem("cosign.key", private.as_bytes(), Some("wrong")).unwrap_err();
+            assert!(e.contains("wrong password"), "{e}");
+        }
     }
 
     #[test]
     fn the_longest_matching_rule_wins() {
-        let (_, a) = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let (_, a) = SigningKey::generate(Algorithm::Ed25519, None).unwrap();
         let a = PublicKey::from_pem("a.pub", a.as_bytes()).unwrap();
-        let (_, b) = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let (_, b) = SigningKey::generate(Algorithm::Ed25519, None).unwrap();
         let b = PublicKey::from_pem("b.pub", b.as_bytes()).unwrap();
         let policy = VerifyPolicy {
             require: true,

@@ -57,8 +57,10 @@ pub struct SignArgs {
     /// What to sign: `[oci://]host[:port]/repository@sha256:…` (a tag is
     /// resolved to its digest first, and the digest is what is signed).
     pub reference: String,
-    /// The private key (PEM, PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE
-    /// KEY`; ECDSA P-256 or Ed25519), e.g. from `vantage keygen`.
+    /// The private key (PEM; ECDSA P-256 or Ed25519): PKCS#8 `PRIVATE
+    /// KEY`, SEC1 `EC PRIVATE KEY`, or cosign's encrypted key (`cosign
+    /// generate-key-pair`, `vantage keygen` with COSIGN_PASSWORD set),
+    /// opened with the password in COSIGN_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
     #[command(flatten)]
@@ -68,7 +70,9 @@ pub struct SignArgs {
 /// Arguments of `vantage keygen`.
 #[derive(Debug, clap::Args)]
 pub struct KeygenArgs {
-    /// Writes NAME.key (the private key, mode 0600) and NAME.pub.
+    /// Writes NAME.key (the private key, mode 0600) and NAME.pub. With
+    /// COSIGN_PASSWORD set, the private key is encrypted with it in
+    /// cosign's format (`cosign sign --key` reads it).
     #[arg(default_value = "cosign")]
     pub name: PathBuf,
     /// The kind of key.
@@ -189,7 +193,8 @@ pub async fn pull(args: PullArgs) -> anyhow::Result<u8> {
 /// signature of it to the `sha256-<digest>.sig` tag.
 pub async fn sign(args: SignArgs) -> anyhow::Result<u8> {
     let reference = OciRef::parse(&args.reference)?;
-    let key = SigningKey::from_file(&args.key).map_err(anyhow::Error::msg)?;
+    let password = std::env::var("COSIGN_PASSWORD").ok();
+    let key = SigningKey::from_file(&args.key, password.as_deref()).map_err(anyhow::Error::msg)?;
     let mut config = args.registry.to_config();
     // Signing needs no signature policy.
     config.verify = Default::default();
@@ -236,15 +241,24 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
             anyhow::bail!("{} exists (use --force to overwrite)", path.display());
         }
     }
-    let (private, public) = SigningKey::generate(algorithm).map_err(anyhow::Error::msg)?;
+    let password = std::env::var("COSIGN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let (private, public) =
+        SigningKey::generate(algorithm, password.as_deref()).map_err(anyhow::Error::msg)?;
     write_private(&private_path, private.as_bytes())
         .with_context(|| format!("cannot write {}", private_path.display()))?;
     std::fs::write(&public_path, public)
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     outln!(
-        "wrote {} (private: keep it secret, mode 0600) and {} ({algorithm}): \
+        "wrote {} (private{}: keep it secret, mode 0600) and {} ({algorithm}): \
          sign with `vantage sign REF --key {}`, trust with keys = [\"{}\"] in [registry.verify]",
         private_path.display(),
+        if password.is_some() {
+            ", encrypted with COSIGN_PASSWORD"
+        } else {
+            ", not encrypted: set COSIGN_PASSWORD to encrypt it"
+        },
         public_path.display(),
         private_path.display(),
         public_path.display()
