@@ -36,6 +36,13 @@ if ! command -v moto_server >/dev/null 2>&1; then
     pip install 'moto[server]'
 fi
 
+# The oras Python SDK: an independent OCI client for the registry
+# interoperability test (tests/e2e/registry_oras.rs).
+step "OCI client: oras (Python)"
+if ! python3 -c "import oras" >/dev/null 2>&1; then
+    pip install 'oras==0.2.43'
+fi
+
 step "guest side: official checks and fixtures (checks/target/wasm32-wasip2/release)"
 (cd checks && cargo build --release)
 

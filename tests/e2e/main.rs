@@ -26,6 +26,7 @@ mod layers;
 mod policy;
 mod redaction;
 mod registry;
+mod registry_oras;
 mod registry_trust;
 mod restart;
 mod restore_cluster;
