@@ -504,7 +504,8 @@ async fn a_daemon_runs_locked_checks_from_the_registry_and_from_its_cache_when_i
 
 /// A registry with htpasswd authentication: without credentials a push is
 /// refused saying which registry and where credentials were looked for;
-/// with them in `REGISTRY_AUTH_FILE` (podman's) push and pull work.
+/// with them in `REGISTRY_AUTH_FILE` (podman's), or from a Docker
+/// credential helper, push and pull work.
 #[test]
 fn credentials_come_from_the_auth_file_and_a_401_says_where_they_were_looked_for() {
     // bcrypt of `s3cret` (Debian's python3: crypt.METHOD_BLOWFISH).
@@ -573,9 +574,54 @@ fn credentials_come_from_the_auth_file_and_a_401_says_where_they_were_looked_for
     );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(
-        std::fs::read(out_file).unwrap(),
+        std::fs::read(&out_file).unwrap(),
         std::fs::read(&http).unwrap()
     );
     // The secret is never printed.
     assert!(!format!("{stdout}{stderr}").contains("s3cret"));
+
+    // A credential helper named by `credHelpers` in $DOCKER_CONFIG/config.json
+    // (`docker-credential-NAME get`, the server on stdin, JSON out).
+    let docker = home.path().join("docker");
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"credHelpers\": {{\"{}\": \"vtest\"}}}}", registry.host()),
+    )
+    .unwrap();
+    let helper = bin.join("docker-credential-vtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n\
+         printf '{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}' \"$server\"\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(crate::support::vantage_bin())
+        .args(["pull", &reference, "-o", out_file.to_str().unwrap(), "--no-cache"])
+        .env("DOCKER_CONFIG", &docker)
+        .env("HOME", home.path())
+        .env("PATH", path)
+        .env("VANTAGE_CACHE_DIR", home.path().join("cache"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
 }
