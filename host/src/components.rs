@@ -111,6 +111,15 @@ impl Components {
         &self.registry
     }
 
+    /// Report layer transfers to `progress` (the `push` and `pull` bars).
+    pub fn with_progress(
+        mut self,
+        progress: std::sync::Arc<dyn vantage_registry::Progress>,
+    ) -> Self {
+        self.registry = self.registry.with_progress(progress);
+        self
+    }
+
     /// The bytes of `component`, read from its file or pulled.
     pub async fn fetch(&self, component: &ComponentRef) -> Result<Fetched, String> {
         match component {

@@ -103,6 +103,17 @@ pub struct Signed {
     pub already: bool,
 }
 
+/// Told how a transfer goes (`push` and `pull` draw a progress bar with
+/// it); the daemon has none.
+pub trait Progress: Send + Sync {
+    /// A transfer of `total` bytes of `what` (`the component layer`) starts.
+    fn start(&self, what: &str, total: u64);
+    /// `n` more bytes went through.
+    fn advance(&self, n: u64);
+    /// The transfer is over (done or failed).
+    fn finish(&self);
+}
+
 /// A registry client with a content-addressed cache: one
 /// `oci_client::Client` per registry (it keeps the first credentials it
 /// is given per registry).
@@ -110,6 +121,7 @@ pub struct Registry {
     options: RegistryOptions,
     cache: Option<BlobCache>,
     clients: Mutex<HashMap<String, Arc<Connection>>>,
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// One registry's client and the credentials it was given.
@@ -127,7 +139,14 @@ impl Registry {
             options,
             cache,
             clients: Mutex::new(HashMap::new()),
+            progress: None,
         }
+    }
+
+    /// Report transfers of component layers to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Registry {
+        self.progress = Some(progress);
+        self
     }
 
     /// The client, credentials and where they were looked for, for `r`'s
@@ -561,22 +580,18 @@ impl Registry {
             .pull_blob_stream(&pinned.client_ref(), digest)
             .await
             .map_err(|e| self.error(pinned, e))?;
-        // Grown as bytes arrive: a claim is not a reason to reserve memory.
-        let mut bytes = Vec::with_capacity(limit.min(1 << 20) as usize);
-        while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Registry {
-                registry: pinned.registry.clone(),
-                detail: format!("reading {what}: {e}"),
-            })?;
-            if (bytes.len() + chunk.len()) as u64 > limit {
-                return Err(RegistryError::TooLarge {
-                    what: what.into(),
-                    size: (bytes.len() + chunk.len()) as u64,
-                    cap: limit,
-                });
-            }
-            bytes.extend_from_slice(&chunk);
+        let progress = self
+            .progress
+            .as_ref()
+            .filter(|_| limit > signature::MAX_PAYLOAD_SIZE);
+        if let Some(p) = progress {
+            p.start(&format!("pulling {what}"), limit);
         }
+        let bytes = read_capped(&mut stream.stream, limit, what, &pinned.registry, progress).await;
+        if let Some(p) = progress {
+            p.finish();
+        }
+        let bytes = bytes?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(RegistryError::DigestMismatch {
@@ -634,7 +649,8 @@ impl Registry {
         })
     }
 
-    /// Push each blob of `blobs` to `r`'s repository unless it is there.
+    /// Push each blob of `blobs` to `r`'s repository unless it is there
+    /// (the progress bar, if any, counts the bytes sent).
     async fn push_blobs(&self, r: &OciRef, blobs: &[&[u8]]) -> Result<(), RegistryError> {
         let client = self.client(r)?;
         let image = r.client_ref();
@@ -651,11 +667,24 @@ impl Registry {
                 .await
                 .map_err(|e| self.error(r, e))?;
             if !exists {
-                client
+                let progress = self
+                    .progress
+                    .as_ref()
+                    .filter(|_| blob.len() as u64 > signature::MAX_PAYLOAD_SIZE);
+                if let Some(p) = progress {
+                    p.start("pushing the component layer", blob.len() as u64);
+                }
+                let pushed = client
                     .client
                     .push_blob(&image, blob.to_vec(), &digest)
-                    .await
-                    .map_err(|e| self.error(r, e))?;
+                    .await;
+                if let Some(p) = progress {
+                    if pushed.is_ok() {
+                        p.advance(blob.len() as u64);
+                    }
+                    p.finish();
+                }
+                pushed.map_err(|e| self.error(r, e))?;
             }
         }
         Ok(())
@@ -690,4 +719,40 @@ impl Registry {
         }
         Ok(digest)
     }
+}
+
+/// Read `stream` to its end, refused as soon as it exceeds `limit` bytes
+/// (the buffer grows as bytes arrive: a claimed size is not a reason to
+/// reserve memory).
+async fn read_capped<S, B>(
+    stream: &mut S,
+    limit: u64,
+    what: &str,
+    registry: &str,
+    progress: Option<&Arc<dyn Progress>>,
+) -> Result<Vec<u8>, RegistryError>
+where
+    S: futures_util::Stream<Item = Result<B, std::io::Error>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    let mut bytes = Vec::with_capacity(limit.min(1 << 20) as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RegistryError::Registry {
+            registry: registry.to_string(),
+            detail: format!("reading {what}: {e}"),
+        })?;
+        let chunk = chunk.as_ref();
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(RegistryError::TooLarge {
+                what: what.into(),
+                size: (bytes.len() + chunk.len()) as u64,
+                cap: limit,
+            });
+        }
+        bytes.extend_from_slice(chunk);
+        if let Some(p) = progress {
+            p.advance(chunk.len() as u64);
+        }
+    }
+    Ok(bytes)
 }

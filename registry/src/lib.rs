@@ -18,7 +18,7 @@ pub mod reference;
 pub mod signature;
 
 pub use cache::BlobCache;
-pub use client::{Inspected, Pulled, Registry, RegistryOptions, Signed};
+pub use client::{Inspected, Progress, Pulled, Registry, RegistryOptions, Signed};
 pub use error::RegistryError;
 pub use layout::ComponentInfo;
 pub use reference::OciRef;

@@ -277,6 +277,12 @@ async fn push_pull_inspect_and_run_through_a_real_registry() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(digest), "{}", out.stdout);
     assert_eq!(std::fs::read(&out_file).unwrap(), bytes);
+    // Not a terminal: one plain progress line, no bar's control characters.
+    assert!(
+        out.stderr.contains("pulling the component layer (") && !out.stderr.contains('\u{1b}'),
+        "{:?}",
+        out.stderr
+    );
 
     // Inspected and run straight from the registry, pinned to the digest.
     let out = vantage_async(owned(&["inspect", "--json", &pinned])).await;
@@ -588,7 +594,10 @@ fn credentials_come_from_the_auth_file_and_a_401_says_where_they_were_looked_for
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(
         docker.join("config.json"),
-        format!("{{\"credHelpers\": {{\"{}\": \"vtest\"}}}}", registry.host()),
+        format!(
+            "{{\"credHelpers\": {{\"{}\": \"vtest\"}}}}",
+            registry.host()
+        ),
     )
     .unwrap();
     let helper = bin.join("docker-credential-vtest");
@@ -608,7 +617,13 @@ fn credentials_come_from_the_auth_file_and_a_401_says_where_they_were_looked_for
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new(crate::support::vantage_bin())
-        .args(["pull", &reference, "-o", out_file.to_str().unwrap(), "--no-cache"])
+        .args([
+            "pull",
+            &reference,
+            "-o",
+            out_file.to_str().unwrap(),
+            "--no-cache",
+        ])
         .env("DOCKER_CONFIG", &docker)
         .env("HOME", home.path())
         .env("PATH", path)

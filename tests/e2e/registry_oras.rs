@@ -52,7 +52,10 @@ async fn oras_pushes_both_wasm_layouts_that_vantage_runs_and_pulls_what_vantage_
          disable_path_validation=True)\n\
          \x20   print(r.status_code)\n",
     );
-    assert_eq!(pushed.split_whitespace().collect::<Vec<_>>(), ["201", "201"]);
+    assert_eq!(
+        pushed.split_whitespace().collect::<Vec<_>>(),
+        ["201", "201"]
+    );
     for repo in ["cncf", "old"] {
         assert_runs_and_passes(&format!("oci://{host}/oras/{repo}:1"), &["--no-cache"]).await;
     }

@@ -48,6 +48,7 @@ mod inspect;
 mod lock;
 mod new;
 pub mod output;
+mod progress;
 mod registry;
 mod run;
 mod validate;

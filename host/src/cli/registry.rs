@@ -123,7 +123,8 @@ pub async fn push(args: PushArgs) -> anyhow::Result<u8> {
         &args.registry.to_config(),
         args.max_component_size,
         args.cache.no_cache,
-    );
+    )
+    .with_progress(super::progress::stderr());
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let digest = sources
         .registry()
@@ -141,7 +142,8 @@ pub async fn pull(args: PullArgs) -> anyhow::Result<u8> {
         &args.registry.to_config(),
         args.max_component_size,
         args.cache.no_cache,
-    );
+    )
+    .with_progress(super::progress::stderr());
     let text = if args.reference.starts_with("oci://") {
         args.reference.clone()
     } else {
