@@ -111,6 +111,12 @@ impl Components {
         &self.registry
     }
 
+    /// Why `[registry]` cannot be used (a key or CA file that does not
+    /// parse), if so.
+    pub fn unusable(&self) -> Option<&str> {
+        self.unusable.as_deref()
+    }
+
     /// Report layer transfers to `progress` (the `push` and `pull` bars).
     pub fn with_progress(
         mut self,

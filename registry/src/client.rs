@@ -371,7 +371,7 @@ impl Registry {
     /// Apply the signature policy to `digest`: the trusted key that signed
     /// it; `None` when the policy has no key for it or (not required) none
     /// verified; an error when required and none verified.
-    async fn check_signatures(
+    pub async fn check_signatures(
         &self,
         pinned: &OciRef,
         digest: &str,

@@ -187,6 +187,14 @@ async fn signatures_are_written_as_cosign_does_and_checked_before_a_component_ru
     );
     daemon.sigterm();
     daemon.wait(timeout);
+
+    // `vantage lock` does not pin what the policy refuses (the moved tag;
+    // the other check is pinned by digest already).
+    let config = config_dir.path().join("vantage.toml");
+    let out = vantage_async(owned(&["lock", config.to_str().unwrap()])).await;
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is not signed"), "{}", out.stderr);
+    assert!(!config_dir.path().join("vantage.lock").exists());
 }
 
 #[test]

@@ -64,6 +64,10 @@ pub async fn execute(args: LockArgs) -> anyhow::Result<u8> {
     }
     let sources =
         Components::for_command(&config.registry, config.global.max_component_size, false);
+    if let Some(why) = sources.unusable() {
+        errln!("{why}");
+        return Ok(2);
+    }
     let mut pins = BTreeMap::new();
     let mut failed = false;
     for (text, update) in tags {
@@ -72,14 +76,26 @@ pub async fn execute(args: LockArgs) -> anyhow::Result<u8> {
             continue;
         }
         let reference = OciRef::parse(&text)?;
-        match sources.registry().resolve(&reference).await {
-            Ok(digest) => {
+        let resolved = match sources.registry().resolve(&reference).await {
+            // A digest the signature policy refuses is not pinned.
+            Ok(digest) => sources
+                .registry()
+                .check_signatures(&reference.pinned(&digest), &digest)
+                .await
+                .map(|verified| (digest, verified)),
+            Err(e) => Err(e),
+        };
+        match resolved {
+            Ok((digest, verified)) => {
+                let signed = verified
+                    .map(|v| format!(" (signed by {})", v.key))
+                    .unwrap_or_default();
                 match old.get(&text) {
                     Some(before) if *before != digest => {
-                        outln!("{text}: {before} -> {digest}")
+                        outln!("{text}: {before} -> {digest}{signed}")
                     }
-                    Some(_) => outln!("{text}: {digest} (unchanged)"),
-                    None => outln!("{text}: {digest}"),
+                    Some(_) => outln!("{text}: {digest} (unchanged){signed}"),
+                    None => outln!("{text}: {digest}{signed}"),
                 }
                 pins.insert(text, digest);
             }

@@ -252,17 +252,19 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot write {}", private_path.display()))?;
     std::fs::write(&public_path, public)
         .with_context(|| format!("cannot write {}", public_path.display()))?;
+    let encrypted = if password.is_some() {
+        "encrypted with COSIGN_PASSWORD"
+    } else {
+        "not encrypted: set COSIGN_PASSWORD to encrypt it"
+    };
     outln!(
-        "wrote {} (private{}: keep it secret, mode 0600) and {} ({algorithm}): \
-         sign with `vantage sign REF --key {}`, trust with keys = [\"{}\"] in [registry.verify]",
+        "wrote {} (the private key, mode 0600, {encrypted}) and {} ({algorithm})\n\
+         sign with:  vantage sign REF --key {}\n\
+         trust with: keys = [\"{}\"] in [registry.verify], or --verify-key {}",
         private_path.display(),
-        if password.is_some() {
-            ", encrypted with COSIGN_PASSWORD"
-        } else {
-            ", not encrypted: set COSIGN_PASSWORD to encrypt it"
-        },
         public_path.display(),
         private_path.display(),
+        public_path.display(),
         public_path.display()
     );
     Ok(0)
