@@ -94,6 +94,7 @@ fn record(
             .map(|from| Transition { from, to: state }),
         maintenance: maintenance.map(str::to_string),
         severity: "critical".to_string(),
+        component: None,
     })
 }
 

@@ -601,6 +601,7 @@ async fn run_vantage(
             transition: None,
             maintenance: None,
             severity: "critical".into(),
+            component: None,
         })),
         ..Default::default()
     });

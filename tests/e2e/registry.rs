@@ -429,6 +429,20 @@ async fn a_daemon_runs_locked_checks_from_the_registry_and_from_its_cache_when_i
     let now = check_of(&daemon, "shared");
     assert_eq!(now["last"]["result"]["status"], "pass", "{now}");
     assert_eq!(now["component"], first, "{now}");
+    // What ran is recorded by digest: in the run's record and the metrics.
+    assert_eq!(now["last"]["component"]["source"], first, "{now}");
+    let sha = now["last"]["component"]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(sha.len(), 64, "{now}");
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains(&format!(
+            "vantage_check_component_info{{check=\"shared\",location=\"e2e-dc1\",component=\"{first}\",sha256=\"{sha}\"}} 1"
+        )),
+        "{metrics}"
+    );
     stop(daemon);
 
     // Locked, then the tag moves: the daemon keeps the locked digest.

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use http::HttpTrace;
 pub use log::{Level, LogLine};
-pub use record::{Attempt, CheckState, RunRecord, Transition};
+pub use record::{Attempt, CheckState, RanComponent, RunRecord, Transition};
 pub use restore::RestoreReport;
 pub use tls::{LeafCertificate, TlsTrace};
 pub use verdict::Verdict;

@@ -77,6 +77,20 @@ pub struct RunRecord {
     pub maintenance: Option<String>,
     /// The alert severity configured for the check (`critical` by default).
     pub severity: String,
+    /// What ran (none when no component could be loaded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component: Option<RanComponent>,
+}
+
+/// The component a run executed, by content: its source and the sha256 of
+/// its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RanComponent {
+    /// The file, or the registry reference pinned to its manifest digest
+    /// (`oci://host/repo:tag@sha256:…`).
+    pub source: String,
+    /// sha256 of the component's bytes (hex).
+    pub sha256: String,
 }
 
 impl RunRecord {

@@ -236,6 +236,7 @@ fn publish(
         maintenance: shared.maintenance_for(name),
         severity: spec.severity.clone(),
         result,
+        component: None,
     });
     let t = &report.timings;
     let sample = RestoreSample {
@@ -281,6 +282,16 @@ struct SandboxRunner {
 }
 
 impl ValidationRunner for SandboxRunner {
+    fn component(&self, check: &str) -> Option<crate::result::RanComponent> {
+        match self.prepared.components.get(check) {
+            Some(Ok(c)) => Some(crate::result::RanComponent {
+                source: c.source.clone(),
+                sha256: c.digest.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     fn run<'a>(
         &'a self,
         check: &'a RestoreCheck,

@@ -34,7 +34,7 @@ use crate::sinks::Sinks;
 
 use super::plan;
 use super::state::{Tracker, is_good};
-use crate::result::{Attempt, RunRecord};
+use crate::result::{Attempt, RanComponent, RunRecord};
 use crate::sinks::board::CheckView;
 
 /// What every check task shares.
@@ -475,6 +475,15 @@ async fn run_scheduled(
         maintenance,
         severity: spec.severity.clone(),
         result,
+        component: prepared
+            .component
+            .as_ref()
+            .ok()
+            .and_then(Runnable::guest)
+            .map(|c| RanComponent {
+                source: c.source.clone(),
+                sha256: c.digest.clone(),
+            }),
     };
     log_run(&record);
     Some(record)

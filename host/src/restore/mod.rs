@@ -157,6 +157,12 @@ pub trait ValidationRunner: Send + Sync {
         vars: &'a TemplateVars,
         info: &'a RunInfo,
     ) -> Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;
+
+    /// The component `check` runs (source and sha256), recorded beside its
+    /// result in the report and the audit log; none when unknown.
+    fn component(&self, _check: &str) -> Option<crate::result::RanComponent> {
+        None
+    }
 }
 
 /// The steps of a run, named in errors.
@@ -626,11 +632,16 @@ async fn steps(
                 _ => failed.push(line),
             },
         }
-        report
-            .checks
-            .push(serde_json::to_value(&result).unwrap_or_else(|e| {
-                serde_json::json!({"check": check.name, "status": "error", "summary": format!("result not serializable: {e}")})
-            }));
+        let mut value = serde_json::to_value(&result).unwrap_or_else(|e| {
+            serde_json::json!({"check": check.name, "status": "error", "summary": format!("result not serializable: {e}")})
+        });
+        if let (Some(c), Some(map)) = (runner.component(&check.name), value.as_object_mut()) {
+            map.insert(
+                "component".into(),
+                serde_json::json!({"source": c.source, "sha256": c.sha256}),
+            );
+        }
+        report.checks.push(value);
     }
     report.timings.checks_seconds = Some(t.elapsed().as_secs_f64());
     let total = started.elapsed().as_secs_f64();

@@ -500,6 +500,13 @@ struct ScriptedRunner {
 }
 
 impl ValidationRunner for ScriptedRunner {
+    fn component(&self, check: &str) -> Option<crate::result::RanComponent> {
+        Some(crate::result::RanComponent {
+            source: format!("checks/{check}.wasm"),
+            sha256: "ab".repeat(32),
+        })
+    }
+
     fn run<'a>(
         &'a self,
         check: &'a RestoreCheck,
@@ -882,6 +889,13 @@ async fn success_restores_the_newest_backup_isolated_and_cleans_up() {
     assert_eq!(seen[0].3.location, "fra1");
     assert!(seen[0].3.backup_age_seconds.unwrap() > 7000.0);
     assert_eq!(report.checks.len(), 2);
+    // Each check's result names the component that ran, by digest (the
+    // audit record carries the report).
+    let name = report.checks[0]["check"].as_str().unwrap().to_string();
+    assert_eq!(
+        report.checks[0]["component"],
+        serde_json::json!({"source": format!("checks/{name}.wasm"), "sha256": "ab".repeat(32)})
+    );
 
     // Every phase measured, total = RTO within target.
     let t = &report.timings;

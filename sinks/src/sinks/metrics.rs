@@ -480,6 +480,7 @@ struct LastRunFamilies {
     last_run: GaugeFamily,
     maintenance: GaugeFamily,
     lateness: GaugeFamily,
+    component: GaugeFamily,
 }
 
 /// A check's series labels (`check`, `location`) and more.
@@ -564,6 +565,10 @@ impl LastRunFamilies {
                 "vantage_check_start_lateness_seconds",
                 "Actual start minus planned start of the last run in seconds",
             ),
+            component: GaugeFamily::new(
+                "vantage_check_component_info",
+                "The component the last run executed: its source (a file, or the registry reference pinned to its digest) and sha256",
+            ),
         }
     }
 
@@ -600,6 +605,11 @@ impl LastRunFamilies {
             self.lateness
                 .samples
                 .push((labels.base(), last.lateness_ms.max(0.0) / 1000.0));
+        }
+        if let Some(c) = &last.component {
+            let mut l = labels.with("component", &c.source);
+            l.push(("sha256".to_string(), c.sha256.clone()));
+            self.component.samples.push((l, 1.0));
         }
         if !r.timings.http.is_empty() {
             self.add_http(&labels, &r.timings.http);
@@ -716,6 +726,7 @@ impl LastRunFamilies {
             self.last_run,
             self.maintenance,
             self.lateness,
+            self.component,
         ]
     }
 }

@@ -30,5 +30,6 @@ pub fn run_record(check: &str, started: u64, status: Status, state: CheckState) 
         transition: None,
         maintenance: None,
         severity: "critical".into(),
+        component: None,
     }
 }

@@ -246,6 +246,7 @@ pub(super) mod tests {
             }),
             maintenance: None,
             severity: "critical".into(),
+            component: None,
         }
     }
 
