@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{DigestError, OciDistributionError};
 use oci_client::secrets::RegistryAuth;
 use tracing::{info, warn};
 use vantage_core::units::error_chain;
@@ -283,6 +283,8 @@ impl Registry {
                     detail: format!("cannot reach it: {}", error_chain(&e)),
                 },
             },
+            // Only manifests are verified by oci-client outside a stream.
+            OciDistributionError::DigestError(d) => digest_error(&d, "the manifest", &r.registry),
             other => RegistryError::Registry {
                 registry: r.registry.clone(),
                 detail: other.to_string(),
@@ -737,10 +739,7 @@ where
 {
     let mut bytes = Vec::with_capacity(limit.min(1 << 20) as usize);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RegistryError::Registry {
-            registry: registry.to_string(),
-            detail: format!("reading {what}: {e}"),
-        })?;
+        let chunk = chunk.map_err(|e| stream_error(&e, what, registry))?;
         let chunk = chunk.as_ref();
         if (bytes.len() + chunk.len()) as u64 > limit {
             return Err(RegistryError::TooLarge {
@@ -755,4 +754,35 @@ where
         }
     }
     Ok(bytes)
+}
+
+/// A read error of a blob stream: oci-client checks the digest itself at
+/// the end of the stream, and a mismatch is a
+/// [`RegistryError::DigestMismatch`], like ours.
+fn stream_error(e: &std::io::Error, what: &str, registry: &str) -> RegistryError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<DigestError>())
+    {
+        Some(d) => digest_error(d, what, registry),
+        None => RegistryError::Registry {
+            registry: registry.to_string(),
+            detail: format!("reading {what}: {e}"),
+        },
+    }
+}
+
+/// oci-client's digest verification failure, as ours.
+fn digest_error(e: &DigestError, what: &str, registry: &str) -> RegistryError {
+    match e {
+        DigestError::VerificationError { expected, actual } => RegistryError::DigestMismatch {
+            what: what.into(),
+            expected: expected.clone(),
+            actual: actual.clone(),
+        },
+        other => RegistryError::Registry {
+            registry: registry.to_string(),
+            detail: format!("{what}: {other}"),
+        },
+    }
 }

@@ -654,3 +654,100 @@ fn credentials_come_from_the_auth_file_and_a_401_says_where_they_were_looked_for
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// A registry that lies, written here (no real registry serves bytes that
+/// do not match their digest): the manifest asked for by digest is another
+/// one, or the layer is not what the manifest names. Both are refused with
+/// the digests, and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_serving_bytes_that_do_not_match_their_digest_is_refused() {
+    use axum::extract::Path as UrlPath;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    let wasm_bytes = std::fs::read(wasm("healthz")).unwrap();
+    let sha = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
+    let layer_digest = sha(&wasm_bytes);
+    let config = b"{}".to_vec();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.wasm.config.v0+json", "digest": sha(&config), "size": 2},
+        "layers": [{"mediaType": "application/wasm", "digest": layer_digest, "size": wasm_bytes.len()}],
+    }))
+    .unwrap();
+    let good_manifest = sha(&manifest);
+    let media = "application/vnd.oci.image.manifest.v1+json";
+    let app = axum::Router::new()
+        .route("/v2/", get(|| async { "{}" }))
+        .route(
+            "/v2/lie/{name}/manifests/{reference}",
+            get(move |UrlPath((_, reference)): UrlPath<(String, String)>| {
+                let manifest = manifest.clone();
+                async move {
+                    let digest = sha(&manifest);
+                    // Whatever is asked for (`reference`), the same manifest,
+                    // named by its own digest in the header.
+                    let _ = reference;
+                    (
+                        [
+                            (header::CONTENT_TYPE, media.to_string()),
+                            (
+                                header::HeaderName::from_static("docker-content-digest"),
+                                digest,
+                            ),
+                        ],
+                        manifest,
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/v2/lie/{name}/blobs/{digest}",
+            // The layer's bytes, tampered with.
+            get(move || {
+                let mut bytes = wasm_bytes.clone();
+                bytes[100] ^= 0xff;
+                async move { bytes }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.wasm");
+    let pull = |reference: String| {
+        vantage_async(owned(&[
+            "pull",
+            &reference,
+            "-o",
+            file.to_str().unwrap(),
+            "--no-cache",
+        ]))
+    };
+
+    // Asked for another digest, it sends this manifest.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let out = pull(format!("oci://{host}/lie/m@{other}")).await;
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "the manifest does not match its digest: expected {other}"
+        )),
+        "{}",
+        out.stderr
+    );
+    // The right manifest, a tampered layer.
+    let out = pull(format!("oci://{host}/lie/m@{good_manifest}")).await;
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "the component layer does not match its digest: expected {layer_digest}"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!file.exists(), "nothing is written for a refused component");
+}
