@@ -675,6 +675,63 @@ async fn an_echoed_secret_is_redacted_everywhere() {
     );
 }
 
+/// A check that writes a traceback to stderr and then panics or traps (what
+/// an uncaught Python exception or a thrown JavaScript error does): the
+/// error carries the last lines of stderr, redacted, the summary stays one
+/// line, and the human output shows them too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_lines_on_stderr_explain_a_panic_or_a_trap() {
+    const SECRET: &str = "s3cr3t-Q7x9z-41";
+    let (_dir, grant) = secret_file("token", SECRET);
+    for (behaviour, kind, first) in [
+        ("stderr-panic", "panic", "check panicked: "),
+        ("stderr-trap", "trap", "check trapped: "),
+    ] {
+        let set = format!("behaviour={behaviour}");
+        let (out, r) = run_json("fixture_hostile", &["--set", &set, "--secret", &grant]).await;
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_not_leaked(&out, SECRET);
+        assert_eq!(r["error"]["kind"], kind, "{r:#}");
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(first), "{message}");
+        assert!(
+            message.contains(
+                "last lines on stderr:\n"
+            ) && message.contains(
+                "Traceback (most recent call last):\n  File \"app.py\", line 12, in run\nValueError: token [redacted] rejected"
+            ),
+            "{message}"
+        );
+        // At most 20 lines of stderr: the earliest are not in the error.
+        assert!(!message.contains("early line 0\n"), "{message}");
+        assert!(message.contains("early line 29"), "{message}");
+        // The summary is the first line; the human output has the lines.
+        assert!(!r["summary"].as_str().unwrap().contains('\n'), "{r:#}");
+        let human = crate::support::vantage_async(
+            [
+                "run",
+                crate::support::wasm("fixture_hostile").to_str().unwrap(),
+                "--set",
+                &set,
+                "--secret",
+                &grant,
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        )
+        .await;
+        assert!(
+            human
+                .stdout
+                .contains("ValueError: token [redacted] rejected"),
+            "{}",
+            human.stdout
+        );
+        assert!(!human.stdout.contains(SECRET) && !human.stderr.contains(SECRET));
+    }
+}
+
 /// A granted secret sent to a host the check may not reach (in the URL, a
 /// header, the body, the host name; over `http` and `wasi:http`) is refused
 /// by policy, and the secret appears nowhere in the output.

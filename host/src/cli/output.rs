@@ -84,6 +84,11 @@ pub fn human(r: &CheckResult) -> String {
     if let Some(e) = &r.error {
         let kind = serde_json::to_value(e.kind).unwrap_or_default();
         let _ = writeln!(out, "  error kind: {}", kind.as_str().unwrap_or("unknown"));
+        // The rest of the message (the summary is its first line): the
+        // guest's last lines on stderr after a panic or a trap.
+        for line in e.message.lines().skip(1) {
+            let _ = writeln!(out, "  | {line}");
+        }
     }
     out
 }

@@ -487,7 +487,8 @@ impl Runtime {
         match outcome {
             Ok(verdict) => set_verdict(&mut result, verdict),
             Err(e) => {
-                result.summary = e.message.clone();
+                // One line; the error keeps the whole message (stderr too).
+                result.summary = e.message.lines().next().unwrap_or_default().to_string();
                 result.error = Some(e);
             }
         }
@@ -646,10 +647,17 @@ fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -
             ),
         };
     }
-    if let Some(panic) = panic_message(&stderr.text()) {
+    let stderr = stderr.text();
+    if let Some(panic) = panic_message(&stderr) {
+        // What the guest wrote before the panic line (a Python traceback,
+        // the check's own last words).
+        let before = stderr.find("panicked at ").map_or("", |at| {
+            let line_start = stderr[..at].rfind('\n').map_or(0, |n| n + 1);
+            &stderr[..line_start]
+        });
         return RunError {
             kind: ErrorKind::Panic,
-            message: format!("check panicked: {panic}"),
+            message: with_stderr(format!("check panicked: {panic}"), before),
         };
     }
     match error.downcast_ref::<Trap>() {
@@ -664,7 +672,7 @@ fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -
         },
         Some(trap) => RunError {
             kind: ErrorKind::Trap,
-            message: format!("check trapped: {trap}"),
+            message: with_stderr(format!("check trapped: {trap}"), &stderr),
         },
         None => RunError {
             kind: ErrorKind::Host,
@@ -682,6 +690,20 @@ impl RunState {
 /// `d` to whole milliseconds, for messages.
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The most lines of the guest's stderr a trap's or panic's error carries.
+pub const STDERR_LINES: usize = 20;
+
+/// `message`, then the last lines of `stderr` when there are any: a
+/// JavaScript error and its stack, a Python traceback, the check's last
+/// words before it failed.
+fn with_stderr(message: String, stderr: &str) -> String {
+    let lines = wasi::last_lines(stderr, STDERR_LINES);
+    if lines.is_empty() {
+        return message;
+    }
+    format!("{message}\nlast lines on stderr:\n{}", lines.join("\n"))
 }
 
 /// Extract the message of a Rust panic from what the guest wrote to stderr:

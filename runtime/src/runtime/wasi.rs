@@ -11,19 +11,52 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
-/// Bytes of stdout/stderr kept per run; the rest is dropped silently (a full
-/// pipe must not make `println!` panic in the guest).
+/// Bytes of stdout/stderr kept per run: the first half and the last half
+/// of what was written (the middle is dropped, and said so: a check's first
+/// lines and the lines just before it failed are the ones that explain it).
+/// Writes never fail (a full pipe must not make `println!` panic in the
+/// guest).
 pub const CAPTURE_BYTES: usize = 64 * 1024;
 
 /// A bounded in-memory capture of a guest output stream.
 #[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
+pub struct Capture(Arc<Mutex<Captured>>);
+
+/// What a [`Capture`] holds.
+#[derive(Default)]
+struct Captured {
+    /// The first `CAPTURE_BYTES / 2` bytes.
+    head: Vec<u8>,
+    /// The last bytes after the head, at most `CAPTURE_BYTES / 2`.
+    tail: std::collections::VecDeque<u8>,
+    /// Bytes written between the head and the tail, dropped.
+    dropped: u64,
+}
 
 impl Capture {
-    /// What was captured, lossily decoded.
+    /// What was captured, lossily decoded; a dropped middle is a line
+    /// saying how many bytes it had.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+        let c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = c.head.clone();
+        if c.dropped > 0 {
+            bytes.extend_from_slice(format!("\n[… {} bytes dropped …]\n", c.dropped).as_bytes());
+        }
+        bytes.extend(c.tail.iter());
+        String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+/// The final `max_lines` non-empty lines of `text`.
+pub fn last_lines(text: &str, max_lines: usize) -> Vec<&str> {
+    let mut lines: Vec<&str> = text
+        .lines()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(max_lines)
+        .collect();
+    lines.reverse();
+    lines
 }
 
 impl IsTerminal for Capture {
@@ -44,9 +77,18 @@ impl AsyncWrite for Capture {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let mut data = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let room = CAPTURE_BYTES.saturating_sub(data.len());
-        data.extend_from_slice(&buf[..buf.len().min(room)]);
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let half = CAPTURE_BYTES / 2;
+        let room = half.saturating_sub(c.head.len());
+        let (head, rest) = buf.split_at(buf.len().min(room));
+        c.head.extend_from_slice(head);
+        // Only the last `half` bytes of `rest` can stay in the tail.
+        let skip = rest.len().saturating_sub(half);
+        c.dropped += skip as u64;
+        c.tail.extend(&rest[skip..]);
+        let over = c.tail.len().saturating_sub(half);
+        c.tail.drain(..over);
+        c.dropped += over as u64;
         Poll::Ready(Ok(buf.len()))
     }
 
