@@ -43,6 +43,13 @@ if ! python3 -c "import oras" >/dev/null 2>&1; then
     pip install 'oras==0.2.43'
 fi
 
+# componentize-py: builds the Python SDK's examples and a `vantage new
+# --lang python` project (tests/e2e/python_checks.rs).
+step "Python checks: componentize-py"
+if ! componentize-py --version 2>/dev/null | grep -q '0.25.1'; then
+    pip install 'componentize-py==0.25.1'
+fi
+
 step "guest side: official checks and fixtures (checks/target/wasm32-wasip2/release)"
 (cd checks && cargo build --release)
 

@@ -24,6 +24,7 @@ mod http_check;
 mod kube_fake;
 mod layers;
 mod policy;
+mod python_checks;
 mod redaction;
 mod registry;
 mod registry_oras;

@@ -176,6 +176,14 @@ fn target_app() -> Router {
             ),
         )
         .route("/login", axum::routing::post(login))
+        // A login whose contract changed (the token renamed): a check that
+        // reads `token` fails on it with an exception.
+        .route(
+            "/login-v2",
+            axum::routing::post(|| async {
+                axum::Json(serde_json::json!({ "access_token": FLOW_TOKEN }))
+            }),
+        )
         .route("/api/me", get(me))
         .route(
             "/logout",

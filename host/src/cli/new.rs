@@ -1,4 +1,6 @@
-//! `vantage new`: scaffold a Rust check crate that builds as-is.
+//! `vantage new`: scaffold a check project that builds as-is: a Rust crate
+//! (the default) or a Python project (`--lang python`, built with
+//! componentize-py, the SDK and the WIT world copied in).
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +17,86 @@ pub struct NewArgs {
     /// Path of the `vantage-sdk` crate (default: the SDK next to this build of Vantage).
     #[arg(long, env = "VANTAGE_SDK_PATH")]
     pub sdk_path: Option<PathBuf>,
+    /// The language of the check.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
 }
+
+/// The languages `vantage new` scaffolds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A Rust crate on the `vantage-sdk` crate (`cargo build --release`).
+    Rust,
+    /// A Python project on the `vantage_check` SDK (componentize-py).
+    Python,
+}
+
+/// The Python project: its own files, then the SDK and the WIT world it
+/// builds against (copies, so the project builds with componentize-py
+/// alone).
+const PYTHON_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "app.py",
+        include_str!("../../../sdk/python/template/app.py.tmpl"),
+    ),
+    (
+        "build.sh",
+        include_str!("../../../sdk/python/template/build.sh.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/python/template/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/python/template/gitignore.tmpl"),
+    ),
+    (
+        "vantage_check/__init__.py",
+        include_str!("../../../sdk/python/vantage_check/__init__.py"),
+    ),
+];
+
+/// The `vantage:check@0.2.0` world and the WASI packages it uses.
+const WIT_FILES: &[(&str, &str)] = &[
+    ("wit/world.wit", include_str!("../../../wit/world.wit")),
+    ("wit/common.wit", include_str!("../../../wit/common.wit")),
+    ("wit/clock.wit", include_str!("../../../wit/clock.wit")),
+    ("wit/dns.wit", include_str!("../../../wit/dns.wit")),
+    ("wit/http.wit", include_str!("../../../wit/http.wit")),
+    ("wit/log.wit", include_str!("../../../wit/log.wit")),
+    ("wit/secrets.wit", include_str!("../../../wit/secrets.wit")),
+    ("wit/tcp.wit", include_str!("../../../wit/tcp.wit")),
+    ("wit/tls.wit", include_str!("../../../wit/tls.wit")),
+    (
+        "wit/deps/cli/cli.wit",
+        include_str!("../../../wit/deps/cli/cli.wit"),
+    ),
+    (
+        "wit/deps/clocks/clocks.wit",
+        include_str!("../../../wit/deps/clocks/clocks.wit"),
+    ),
+    (
+        "wit/deps/filesystem/filesystem.wit",
+        include_str!("../../../wit/deps/filesystem/filesystem.wit"),
+    ),
+    (
+        "wit/deps/http/http.wit",
+        include_str!("../../../wit/deps/http/http.wit"),
+    ),
+    (
+        "wit/deps/io/io.wit",
+        include_str!("../../../wit/deps/io/io.wit"),
+    ),
+    (
+        "wit/deps/random/random.wit",
+        include_str!("../../../wit/deps/random/random.wit"),
+    ),
+    (
+        "wit/deps/sockets/sockets.wit",
+        include_str!("../../../wit/deps/sockets/sockets.wit"),
+    ),
+];
 
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -66,14 +147,6 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
             "invalid check name {name:?}: use lowercase letters, digits, '-' and '_', starting with a letter"
         );
     }
-    let sdk = args
-        .sdk_path
-        .clone()
-        .or_else(default_sdk_path)
-        .context("cannot find the vantage-sdk crate; pass --sdk-path /path/to/vantage/sdk")?;
-    let sdk = sdk
-        .canonicalize()
-        .with_context(|| format!("cannot find the vantage-sdk crate at {}", sdk.display()))?;
     if args.dir.exists()
         && args
             .dir
@@ -83,17 +156,66 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
     {
         bail!("{} already exists and is not empty", args.dir.display());
     }
-    for (file, template) in TEMPLATES {
-        let path = args.dir.join(file);
+    match args.lang {
+        Lang::Rust => rust(&args, &name),
+        Lang::Python => python(&args, &name),
+    }
+}
+
+/// Write `files` under `dir`, `{{name}}` (and `replace`'s other
+/// placeholders) filled in.
+fn write_files(dir: &Path, files: &[(&str, &str)], replace: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (file, template) in files {
+        let path = dir.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let text = template
-            .replace("{{name}}", &name)
-            .replace("{{sdk_path}}", &sdk.display().to_string());
+        let text = replace
+            .iter()
+            .fold(template.to_string(), |text, (from, to)| {
+                text.replace(from, to)
+            });
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// The Python project: `app.py`, `build.sh`, the SDK and the WIT world.
+fn python(args: &NewArgs, name: &str) -> anyhow::Result<u8> {
+    write_files(&args.dir, PYTHON_TEMPLATES, &[("{{name}}", name)])?;
+    write_files(&args.dir, WIT_FILES, &[])?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let script = args.dir.join("build.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot make {} executable", script.display()))?;
+    }
+    let dir = args.dir.display();
+    outln!("Created Python check `{name}` in {dir}");
+    outln!();
+    outln!("Build it:  pip install componentize-py==0.25.1 && {dir}/build.sh");
+    outln!("Run it:    vantage run {dir}/{name}.wasm --target https://example.com/");
+    Ok(0)
+}
+
+/// The Rust crate, on the `vantage-sdk` crate at `--sdk-path`.
+fn rust(args: &NewArgs, name: &str) -> anyhow::Result<u8> {
+    let sdk = args
+        .sdk_path
+        .clone()
+        .or_else(default_sdk_path)
+        .context("cannot find the vantage-sdk crate; pass --sdk-path /path/to/vantage/sdk")?;
+    let sdk = sdk
+        .canonicalize()
+        .with_context(|| format!("cannot find the vantage-sdk crate at {}", sdk.display()))?;
+    let sdk = sdk.display().to_string();
+    write_files(
+        &args.dir,
+        TEMPLATES,
+        &[("{{name}}", name), ("{{sdk_path}}", &sdk)],
+    )?;
     let artifact = name.replace('-', "_");
     outln!("Created check `{name}` in {}", args.dir.display());
     outln!();
@@ -130,6 +252,7 @@ mod tests {
             dir: target.clone(),
             name: None,
             sdk_path: default_sdk_path(),
+            lang: Lang::Rust,
         })
         .unwrap();
         for (file, _) in TEMPLATES {
@@ -144,6 +267,7 @@ mod tests {
                 dir: target,
                 name: None,
                 sdk_path: default_sdk_path(),
+                lang: Lang::Python,
             })
             .is_err()
         );

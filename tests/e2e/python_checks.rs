@@ -1,0 +1,211 @@
+//! Checks written in Python: the SDK's examples (`sdk/python/examples`) and
+//! a `vantage new --lang python` project, built with componentize-py (as a
+//! Python developer builds them) and run against the test application: the
+//! verdicts, the timings, secrets redacted, an uncaught exception's
+//! traceback in the result.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{FLOW_PASSWORD, repo, secret_file, start_target, vantage_async};
+
+/// Build `app.py` in `dir` (with the SDK and WIT at `sdk`/`wit`) into `out`.
+fn componentize(dir: &Path, sdk: &Path, wit: &Path, out: &Path) {
+    let result = Command::new("componentize-py")
+        .arg("-d")
+        .arg(wit)
+        .args(["-w", "check", "componentize", "-p"])
+        .arg(sdk)
+        .args(["-p", "."])
+        .arg("app")
+        .arg("-o")
+        .arg(out)
+        .current_dir(dir)
+        .output();
+    let output = result.unwrap_or_else(|e| {
+        panic!(
+            "componentize-py cannot run ({e}): run `bash scripts/test-all.sh`, which installs it \
+             (pip install componentize-py==0.25.1)"
+        )
+    });
+    assert!(
+        output.status.success(),
+        "componentize-py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Build the SDK example `name` into `dir`; the component's path.
+fn example(name: &str, dir: &Path) -> PathBuf {
+    let sdk = repo().join("sdk/python");
+    let out = dir.join(format!("{name}.wasm"));
+    componentize(
+        &sdk.join("examples").join(name),
+        &sdk,
+        &repo().join("wit"),
+        &out,
+    );
+    out
+}
+
+/// `vantage run COMPONENT --json ARGS…`: exit code and the result.
+async fn run(component: &Path, args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec![
+        "run".to_string(),
+        component.display().to_string(),
+        "--json".into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let out = vantage_async(all).await;
+    let json = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    (out.code, json, out.stderr)
+}
+
+fn assertion_names(r: &Value) -> Vec<String> {
+    r["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let state = if a["passed"] == true { "pass" } else { "fail" };
+            format!("{}={state}", a["name"].as_str().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_examples_build_and_prove_what_they_claim() {
+    let target = start_target().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // healthz: pass on the healthy endpoint, with per-phase timings; fail
+    // on a 500; a mistyped key is refused naming it.
+    let healthz = example("healthz", dir.path());
+    let (code, r, stderr) = run(&healthz, &["--target", &format!("{target}/healthz")]).await;
+    assert_eq!(code, 0, "{r:#}\n{stderr}");
+    assert_eq!(r["status"], "pass", "{r:#}");
+    assert_eq!(
+        assertion_names(&r),
+        ["status is 2xx=pass", "latency below 2000 ms=pass"]
+    );
+    assert_eq!(r["timings"]["http"].as_array().unwrap().len(), 1, "{r:#}");
+    assert!(
+        r["measurements"].to_string().contains("http_processing_ms"),
+        "{r:#}"
+    );
+    let (code, r, _) = run(
+        &healthz,
+        &[
+            "--target",
+            &format!("{target}/error"),
+            "--set",
+            "expect.body_contains=ok",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "{r:#}");
+    assert!(
+        assertion_names(&r).contains(&"status is 2xx=fail".to_string()),
+        "{r:#}"
+    );
+    let out = vantage_async(vec![
+        "run".into(),
+        healthz.display().to_string(),
+        "--target".into(),
+        format!("{target}/healthz"),
+        "--set".into(),
+        "expct.status=200".into(),
+    ])
+    .await;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("expct.status: unknown key"),
+        "{}",
+        out.stderr
+    );
+
+    // login_flow: a secret password, a token and a cookie carried to the
+    // API; the password never printed.
+    let flow = example("login_flow", dir.path());
+    let (_secret_dir, grant) = secret_file("password", FLOW_PASSWORD);
+    let base = ["--target", &target, "--set", "username=monitor"];
+    let mut args = base.to_vec();
+    args.extend(["--secret", &grant]);
+    let (code, r, stderr) = run(&flow, &args).await;
+    assert_eq!(code, 0, "{r:#}\n{stderr}");
+    assert_eq!(
+        assertion_names(&r),
+        [
+            "status is 200=pass",
+            "status is 200=pass",
+            "json /user/name is \"monitor\"=pass"
+        ]
+    );
+    assert_eq!(r["timings"]["http"].as_array().unwrap().len(), 2, "{r:#}");
+    assert!(!format!("{r}{stderr}").contains(FLOW_PASSWORD));
+
+    // A wrong password: the run fails, saying so.
+    let (_bad_dir, bad) = secret_file("password", "not-the-password");
+    let mut args = base.to_vec();
+    args.extend(["--secret", &bad]);
+    let (code, r, _) = run(&flow, &args).await;
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(r["summary"], "login refused: 401", "{r:#}");
+
+    // The login's contract changed (no `token`): the KeyError is a bug in
+    // the check, reported with its traceback.
+    let mut args = base.to_vec();
+    args.extend(["--secret", &grant, "--set", "login_path=/login-v2"]);
+    let (code, r, _) = run(&flow, &args).await;
+    assert_eq!(code, 3, "{r:#}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Traceback (most recent call last)")
+            && message.contains("KeyError: 'token'")
+            && message.contains("app.py"),
+        "{message}"
+    );
+    assert!(!r.to_string().contains(FLOW_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vantage_new_lang_python_builds_a_check_that_passes() {
+    let target = start_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("hello-py");
+    let out = vantage_async(vec![
+        "new".into(),
+        "--lang".into(),
+        "python".into(),
+        project.display().to_string(),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("build.sh"), "{}", out.stdout);
+    // The project builds with its own build script, SDK and WIT copies.
+    let built = Command::new(project.join("build.sh")).output().unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (code, r, stderr) = run(
+        &project.join("hello-py.wasm"),
+        &["--target", &format!("{target}/healthz")],
+    )
+    .await;
+    assert_eq!(code, 0, "{r:#}\n{stderr}");
+    assert_eq!(r["check"], "hello-py", "{r:#}");
+    assert_eq!(
+        assertion_names(&r),
+        ["status is 200=pass", "latency below 1000 ms=pass"]
+    );
+    // The SDK copied into the project is the SDK.
+    assert_eq!(
+        std::fs::read_to_string(project.join("vantage_check/__init__.py")).unwrap(),
+        std::fs::read_to_string(repo().join("sdk/python/vantage_check/__init__.py")).unwrap()
+    );
+}
