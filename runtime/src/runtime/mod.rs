@@ -655,9 +655,16 @@ fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -
             let line_start = stderr[..at].rfind('\n').map_or(0, |n| n + 1);
             &stderr[..line_start]
         });
+        // componentize-py's runtime panics (at its own source line) when a
+        // Python exception escapes; the traceback above says where.
+        let what = if panic.ends_with("Python function threw an unexpected exception") {
+            "uncaught Python exception".to_string()
+        } else {
+            format!("check panicked: {panic}")
+        };
         return RunError {
             kind: ErrorKind::Panic,
-            message: with_stderr(format!("check panicked: {panic}"), before),
+            message: with_stderr(what, before),
         };
     }
     match error.downcast_ref::<Trap>() {

@@ -33,8 +33,6 @@ stderr and the run ends with status ``error``, the traceback in the result.
 
 import json as _json
 import re as _re
-import sys as _sys
-import traceback as _traceback
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from componentize_py_types import Err as _Err
@@ -639,12 +637,9 @@ def export(check: type) -> type:
                 outcome = check().run(Context(context, check.config))
             except VantageError as e:
                 return _fail(str(e))
-            except BaseException:
-                # A bug: the traceback on stderr, then the trap; the host puts
-                # its last lines in the result's error.
-                _traceback.print_exc(file=_sys.stderr)
-                _sys.stderr.flush()
-                raise
+            # Any other exception is a bug: componentize-py prints its
+            # traceback on stderr and traps; the host puts the last lines
+            # in the result's error.
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"{check.__name__}.run returned {type(outcome).__name__}, not an Outcome")
             return outcome.to_wit()
