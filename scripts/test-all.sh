@@ -15,12 +15,15 @@ rustup target add wasm32-wasip2
 # prometheus, prometheus-alertmanager: real servers for the alerting and
 # metrics tests (tests/e2e/servers.rs). prometheus-blackbox-exporter: the
 # parity test (tests/e2e/blackbox_parity.rs). docker-registry (CNCF
-# distribution 2.8): the registry tests (tests/e2e/registry.rs).
-APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter docker-registry)
+# distribution 2.8): the registry tests (tests/e2e/registry.rs). nodejs, npm:
+# the JavaScript/TypeScript checks (tests/e2e/js_checks.rs).
+APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter docker-registry nodejs)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# Debian's nodejs comes without npm (NodeSource's has it): npm only if absent.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 step "system packages: ${APT_PACKAGES[*]}"
 if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
@@ -48,6 +51,13 @@ fi
 step "Python checks: componentize-py"
 if ! componentize-py --version 2>/dev/null | grep -q '0.25.1'; then
     pip install 'componentize-py==0.25.1'
+fi
+
+# componentize-js and TypeScript, pinned by sdk/js/package-lock.json: build
+# the JavaScript SDK's examples and a `vantage new --lang ts` project.
+step "JavaScript checks: npm ci (sdk/js)"
+if [ ! -x sdk/js/node_modules/.bin/componentize-js ] || [ ! -x sdk/js/node_modules/.bin/tsc ]; then
+    npm ci --prefix sdk/js --no-audit --no-fund
 fi
 
 step "guest side: official checks and fixtures (checks/target/wasm32-wasip2/release)"

@@ -21,6 +21,7 @@ mod fuzz;
 mod hostile;
 mod hostile_daemon;
 mod http_check;
+mod js_checks;
 mod kube_fake;
 mod layers;
 mod policy;

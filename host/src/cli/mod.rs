@@ -115,7 +115,7 @@ pub enum Command {
     /// `vantage.lock`; the daemon then runs those digests and refuses a tag
     /// the lock does not pin.
     Lock(lock::LockArgs),
-    /// Scaffold a new check project (Rust, or Python with `--lang python`) that builds to a working component.
+    /// Scaffold a new check project (Rust, or `--lang python|js|ts`) that builds to a working component.
     New(new::NewArgs),
     /// Validate a `vantage.toml` configuration file.
     Validate(validate::ValidateArgs),

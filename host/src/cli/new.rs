@@ -29,7 +29,59 @@ pub enum Lang {
     Rust,
     /// A Python project on the `vantage_check` SDK (componentize-py).
     Python,
+    /// A JavaScript project on the `vantage-check` SDK (componentize-js).
+    Js,
+    /// A TypeScript project on the `vantage-check` SDK (tsc, then
+    /// componentize-js).
+    Ts,
 }
+
+/// The JavaScript and TypeScript projects' shared files (placeholders
+/// filled per language), then the SDK.
+const JS_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../sdk/js/template/package.json.tmpl"),
+    ),
+    (
+        "build.sh",
+        include_str!("../../../sdk/js/template/build.sh.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../sdk/js/template/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../sdk/js/template/gitignore.tmpl"),
+    ),
+    (
+        "vantage-check/index.js",
+        include_str!("../../../sdk/js/vantage-check/index.js"),
+    ),
+    (
+        "vantage-check/index.d.ts",
+        include_str!("../../../sdk/js/vantage-check/index.d.ts"),
+    ),
+];
+
+/// The JavaScript check.
+const JS_APP: &[(&str, &str)] = &[(
+    "app.js",
+    include_str!("../../../sdk/js/template/app.js.tmpl"),
+)];
+
+/// The TypeScript check and its compiler settings.
+const TS_APP: &[(&str, &str)] = &[
+    (
+        "app.ts",
+        include_str!("../../../sdk/js/template/app.ts.tmpl"),
+    ),
+    (
+        "tsconfig.json",
+        include_str!("../../../sdk/js/template/tsconfig.json.tmpl"),
+    ),
+];
 
 /// The Python project: its own files, then the SDK and the WIT world it
 /// builds against (copies, so the project builds with componentize-py
@@ -159,7 +211,60 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
     match args.lang {
         Lang::Rust => rust(&args, &name),
         Lang::Python => python(&args, &name),
+        Lang::Js | Lang::Ts => javascript(&args, &name),
     }
+}
+
+/// The JavaScript or TypeScript project: the check, `package.json` (the
+/// pinned toolchain), `build.sh`, the SDK and the WIT world.
+fn javascript(args: &NewArgs, name: &str) -> anyhow::Result<u8> {
+    let ts = args.lang == Lang::Ts;
+    let fill: &[(&str, &str)] = if ts {
+        &[
+            ("{{name}}", name),
+            ("{{language}}", "TypeScript"),
+            ("{{ts_dependency}}", ",\n    \"typescript\": \"7.0.2\""),
+            ("{{ts_note}}", " and TypeScript 7.0.2"),
+            (
+                "{{compile}}",
+                "tsc -p .\nmkdir -p dist/vantage-check && cp vantage-check/index.js dist/vantage-check/\n",
+            ),
+            ("{{entry}}", "dist/app.js"),
+            ("{{entry_source}}", "app.ts"),
+        ]
+    } else {
+        &[
+            ("{{name}}", name),
+            ("{{language}}", "JavaScript"),
+            ("{{ts_dependency}}", ""),
+            ("{{ts_note}}", ""),
+            ("{{compile}}", ""),
+            ("{{entry}}", "app.js"),
+            ("{{entry_source}}", "app.js"),
+        ]
+    };
+    write_files(&args.dir, JS_TEMPLATES, fill)?;
+    write_files(&args.dir, if ts { TS_APP } else { JS_APP }, fill)?;
+    write_files(&args.dir, WIT_FILES, &[])?;
+    make_executable(&args.dir.join("build.sh"))?;
+    let dir = args.dir.display();
+    let language = if ts { "TypeScript" } else { "JavaScript" };
+    outln!("Created {language} check `{name}` in {dir}");
+    outln!();
+    outln!("Build it:  cd {dir} && npm install && ./build.sh");
+    outln!("Run it:    vantage run {dir}/{name}.wasm --target https://example.com/");
+    Ok(0)
+}
+
+/// `chmod 755` (a build script).
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot make {} executable", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Write `files` under `dir`, `{{name}}` (and `replace`'s other
@@ -185,13 +290,7 @@ fn write_files(dir: &Path, files: &[(&str, &str)], replace: &[(&str, &str)]) -> 
 fn python(args: &NewArgs, name: &str) -> anyhow::Result<u8> {
     write_files(&args.dir, PYTHON_TEMPLATES, &[("{{name}}", name)])?;
     write_files(&args.dir, WIT_FILES, &[])?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let script = args.dir.join("build.sh");
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("cannot make {} executable", script.display()))?;
-    }
+    make_executable(&args.dir.join("build.sh"))?;
     let dir = args.dir.display();
     outln!("Created Python check `{name}` in {dir}");
     outln!();

@@ -677,10 +677,19 @@ fn explain(store: &Store<RunState>, error: &wasmtime::Error, stderr: &Capture) -
             kind: ErrorKind::Deadline,
             message: "deadline exceeded: the check was interrupted while running".into(),
         },
-        Some(trap) => RunError {
-            kind: ErrorKind::Trap,
-            message: with_stderr(format!("check trapped: {trap}"), &stderr),
-        },
+        Some(trap) => {
+            // componentize-js (SpiderMonkey) prints a thrown error and its
+            // stack, then aborts through this line.
+            const JS_ABORT: &str = "Redirecting call to abort() to mozalloc_abort";
+            let (what, stderr) = match stderr.rfind(JS_ABORT) {
+                Some(at) => ("uncaught JavaScript error".to_string(), &stderr[..at]),
+                None => (format!("check trapped: {trap}"), stderr.as_str()),
+            };
+            RunError {
+                kind: ErrorKind::Trap,
+                message: with_stderr(what, stderr),
+            }
+        }
         None => RunError {
             kind: ErrorKind::Host,
             message: format!("{error:#}"),
