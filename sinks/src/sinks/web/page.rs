@@ -304,12 +304,22 @@ fn check_row(h: &mut String, view: &CheckView, summary: &Summary, now: u64) {
         None => h.push_str(r#"<p class="c-last muted">No run yet</p>"#),
     }
     if let Some(fail) = last_failure_brief(view, summary) {
+        // The first line in the row; the rest (a trap's or panic's last
+        // lines on stderr: a traceback, a stack) folded beneath it.
+        let (first, rest) = fail.reason.split_once('\n').unwrap_or((&fail.reason, ""));
         let _ = write!(
             h,
             r#"<p class="c-failure"><span class="c-failure-label">Last failure {when}</span><span class="c-reason">{reason}</span></p>"#,
             when = time_tag(fail.started_unix_ms, &ago(fail.started_unix_ms, now)),
-            reason = esc(&fail.reason),
+            reason = esc(first),
         );
+        if !rest.trim().is_empty() {
+            let _ = write!(
+                h,
+                r#"<details class="c-detail"><summary>details</summary><pre>{}</pre></details>"#,
+                esc(rest)
+            );
+        }
     }
     h.push_str("</div>\n");
 

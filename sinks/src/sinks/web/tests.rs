@@ -381,7 +381,7 @@ async fn status_page_escapes_what_checks_and_config_say() {
     let mut r = run("evil", f.now, Status::Fail, evil, CheckState::Down);
     r.result.error = Some(RunError {
         kind: ErrorKind::Panic,
-        message: evil.into(),
+        message: format!("{evil}\nlast lines on stderr:\nTraceback {evil}"),
     });
     let r = Arc::new(r);
     v.last = Some(r.clone());
@@ -400,6 +400,13 @@ async fn status_page_escapes_what_checks_and_config_say() {
         "{html}"
     );
     assert!(!html.contains("<b>\""));
+    // A multi-line reason: its first line in the row, the rest folded.
+    assert!(
+        html.contains(
+            "<details class=\"c-detail\"><summary>details</summary><pre>last lines on stderr:\nTraceback &lt;script&gt;"
+        ),
+        "{html}"
+    );
 }
 
 #[tokio::test]
