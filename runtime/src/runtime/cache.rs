@@ -95,10 +95,17 @@ pub fn format_size(bytes: u64) -> String {
         .unwrap_or_else(|| format!("{bytes} bytes"))
 }
 
-/// A directory of `<sha256>-<engine>.cwasm` files.
+/// The default bound of the compiled-component cache: 2 GiB (a Python or
+/// JavaScript component compiles to ~60–100 MB, a Rust one to ~1 MB).
+pub const DEFAULT_COMPILED_CACHE_BYTES: u64 = 2 << 30;
+
+/// A directory of `<sha256>-<engine>.cwasm` files, bounded in size: past
+/// the bound, the least recently used files are removed after a store (a
+/// hit marks a file used).
 #[derive(Debug, Clone)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
+    max_bytes: u64,
 }
 
 /// How a component was obtained, for logs and benchmarks.
@@ -113,7 +120,16 @@ pub enum CacheOutcome {
 impl ComponentCache {
     /// A cache in `dir` (created on first store). `None` disables caching.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        ComponentCache { dir }
+        ComponentCache {
+            dir,
+            max_bytes: DEFAULT_COMPILED_CACHE_BYTES,
+        }
+    }
+
+    /// The same cache, bounded to `max_bytes` of compiled files.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// The cache directory, if enabled.
@@ -147,7 +163,14 @@ impl ComponentCache {
             // process owns; foreign or corrupt bytes fail the header checks
             // and we recompile.
             match unsafe { Component::deserialize(engine, &compiled) } {
-                Ok(c) => return Ok((c, CacheOutcome::Hit, digest)),
+                Ok(c) => {
+                    // Used now: the last to be evicted.
+                    let _ = std::fs::File::options()
+                        .append(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok((c, CacheOutcome::Hit, digest));
+                }
                 Err(e) => tracing::warn!(
                     path = %path.display(),
                     error = %e,
@@ -156,10 +179,46 @@ impl ComponentCache {
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = store(dir, &path, &component) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot write component cache");
+        match store(dir, &path, &component) {
+            Ok(()) => evict(dir, self.max_bytes, &path),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot write component cache")
+            }
         }
         Ok((component, CacheOutcome::Compiled, digest))
+    }
+}
+
+/// Remove the least recently used `.cwasm` files of `dir` until the rest
+/// fit in `max_bytes`; `keep` (just stored) stays whatever its size.
+fn evict(dir: &Path, max_bytes: u64, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                total -= len;
+                tracing::info!(path = %path.display(), bytes = len, "compiled-component cache: evicted");
+            }
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot evict"),
+        }
     }
 }
 
@@ -174,6 +233,33 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compiled_cache_evicts_the_least_recently_used_beyond_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        let file = |name: &str, age_s: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![0u8; 1000]).unwrap();
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(now - std::time::Duration::from_secs(age_s))
+                .unwrap();
+            path
+        };
+        let oldest = file("a.cwasm", 300);
+        let used = file("b.cwasm", 200);
+        let newest = file("c.cwasm", 0);
+        let other = file("notes.txt", 400);
+        evict(dir.path(), 2000, &newest);
+        assert!(!oldest.exists(), "the least recently used goes first");
+        assert!(used.exists() && newest.exists() && other.exists());
+        // The file just stored stays even when it alone is over the bound.
+        evict(dir.path(), 500, &newest);
+        assert!(!used.exists() && newest.exists());
+    }
 
     #[test]
     fn component_reads_stop_at_the_cap() {
