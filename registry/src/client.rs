@@ -337,16 +337,7 @@ impl Registry {
     /// then the layer by digest; each checked against its digest, from the
     /// cache when there.
     pub async fn pull(&self, r: &OciRef) -> Result<Pulled, RegistryError> {
-        let digest = self.resolve(r).await?;
-        let pinned = r.pinned(&digest);
-        let (bytes, manifest_cached) = self
-            .manifest_bytes(
-                &pinned,
-                &digest,
-                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
-            )
-            .await?;
-        let manifest = layout::parse_manifest(&bytes, self.options.max_component_size)?;
+        let (pinned, digest, manifest, manifest_cached) = self.component_manifest(r).await?;
         let verified = self.check_signatures(&pinned, &digest).await?;
         let layer = &manifest.layers[0];
         let cap = layer.size.min(self.options.max_component_size);
@@ -368,6 +359,22 @@ impl Registry {
             from_cache: manifest_cached && layer_cached,
             verified,
         })
+    }
+
+    /// `r` resolved, and its manifest by digest, checked and parsed as a
+    /// Wasm component artifact (its layer's claimed size capped): the
+    /// pinned reference, the digest, the manifest, whether it came from the
+    /// cache.
+    async fn component_manifest(
+        &self,
+        r: &OciRef,
+    ) -> Result<(OciRef, String, Manifest, bool), RegistryError> {
+        let digest = self.resolve(r).await?;
+        let pinned = r.pinned(&digest);
+        let accept = [MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE];
+        let (bytes, cached) = self.manifest_bytes(&pinned, &digest, &accept).await?;
+        let manifest = layout::parse_manifest(&bytes, self.options.max_component_size)?;
+        Ok((pinned, digest, manifest, cached))
     }
 
     /// Apply the signature policy to `digest`: the trusted key that signed
@@ -612,16 +619,7 @@ impl Registry {
     /// resolved and checked like a pull, the component layer not pulled;
     /// with the signatures stored for it.
     pub async fn inspect(&self, r: &OciRef) -> Result<Inspected, RegistryError> {
-        let digest = self.resolve(r).await?;
-        let pinned = r.pinned(&digest);
-        let (bytes, _) = self
-            .manifest_bytes(
-                &pinned,
-                &digest,
-                &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
-            )
-            .await?;
-        let manifest = layout::parse_manifest(&bytes, self.options.max_component_size)?;
+        let (pinned, digest, manifest, _) = self.component_manifest(r).await?;
         let mut info = layout::info_from_annotations(&manifest);
         if manifest.config.media_type == layout::WASM_CONFIG_MEDIA_TYPE {
             let (config, _) = self

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
-
-use crate::support::{FLOW_PASSWORD, repo, secret_file, start_target, vantage_async};
+use crate::support::{
+    assertion_names, repo, run_component_json as run, start_target, vantage_async,
+};
 
 /// `sdk/js/node_modules/.bin`, where `npm ci` put the pinned toolchain.
 fn toolchain() -> PathBuf {
@@ -67,32 +67,6 @@ fn example(name: &str, dir: &Path) -> PathBuf {
     out
 }
 
-/// `vantage run COMPONENT --json ARGS…`: exit code, result, stderr.
-async fn run(component: &Path, args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec![
-        "run".to_string(),
-        component.display().to_string(),
-        "--json".into(),
-    ];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let out = vantage_async(all).await;
-    let json = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
-    (out.code, json, out.stderr)
-}
-
-fn assertion_names(r: &Value) -> Vec<String> {
-    r["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let state = if a["passed"] == true { "pass" } else { "fail" };
-            format!("{}={state}", a["name"].as_str().unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_javascript_examples_build_and_prove_what_they_claim() {
     let target = start_target().await;
@@ -121,27 +95,7 @@ async fn the_javascript_examples_build_and_prove_what_they_claim() {
     );
 
     let flow = example("login_flow", dir.path());
-    let (_secret_dir, grant) = secret_file("password", FLOW_PASSWORD);
-    let base = ["--target", &target, "--set", "username=monitor"];
-    let mut args = base.to_vec();
-    args.extend(["--secret", &grant]);
-    let (code, r, stderr) = run(&flow, &args).await;
-    assert_eq!(code, 0, "{r:#}\n{stderr}");
-    assert_eq!(
-        assertion_names(&r),
-        [
-            "status is 200=pass",
-            "status is 200=pass",
-            "json /user/name is \"monitor\"=pass"
-        ]
-    );
-    assert!(!format!("{r}{stderr}").contains(FLOW_PASSWORD));
-
-    // The login's contract changed: the thrown Error, with its stack.
-    let mut args = base.to_vec();
-    args.extend(["--secret", &grant, "--set", "login_path=/login-v2"]);
-    let (code, r, _) = run(&flow, &args).await;
-    assert_eq!(code, 3, "{r:#}");
+    let r = crate::python_checks::assert_login_flow(&flow, &target).await;
     assert_eq!(r["summary"], "uncaught JavaScript error", "{r:#}");
     let message = r["error"]["message"].as_str().unwrap();
     assert!(
@@ -150,7 +104,6 @@ async fn the_javascript_examples_build_and_prove_what_they_claim() {
             && message.contains("run@app.js:"),
         "{message}"
     );
-    assert!(!r.to_string().contains(FLOW_PASSWORD));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{FLOW_PASSWORD, repo, secret_file, start_target, vantage_async};
+use crate::support::{
+    FLOW_PASSWORD, assertion_names, repo, run_component_json as run, secret_file, start_target,
+    vantage_async,
+};
 
 /// Build `app.py` in `dir` (with the SDK and WIT at `sdk`/`wit`) into `out`.
 fn componentize(dir: &Path, sdk: &Path, wit: &Path, out: &Path) {
@@ -48,32 +51,6 @@ fn example(name: &str, dir: &Path) -> PathBuf {
         &out,
     );
     out
-}
-
-/// `vantage run COMPONENT --json ARGS…`: exit code and the result.
-async fn run(component: &Path, args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec![
-        "run".to_string(),
-        component.display().to_string(),
-        "--json".into(),
-    ];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let out = vantage_async(all).await;
-    let json = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
-    (out.code, json, out.stderr)
-}
-
-fn assertion_names(r: &Value) -> Vec<String> {
-    r["assertions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let state = if a["passed"] == true { "pass" } else { "fail" };
-            format!("{}={state}", a["name"].as_str().unwrap())
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,11 +107,27 @@ async fn the_python_examples_build_and_prove_what_they_claim() {
     // login_flow: a secret password, a token and a cookie carried to the
     // API; the password never printed.
     let flow = example("login_flow", dir.path());
+    let r = assert_login_flow(&flow, &target).await;
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Traceback (most recent call last)")
+            && message.contains("KeyError: 'token'")
+            && message.contains("app.py"),
+        "{message}"
+    );
+}
+
+/// The login-flow example (every SDK has one, the same check): logged in
+/// with the secret password, the API called with the token and cookie, the
+/// password never printed; a wrong password fails saying so; a login whose
+/// contract changed (no `token`) is a bug in the check, ending the run with
+/// status `error`: that result, for the language's own words.
+pub(crate) async fn assert_login_flow(flow: &Path, target: &str) -> Value {
     let (_secret_dir, grant) = secret_file("password", FLOW_PASSWORD);
-    let base = ["--target", &target, "--set", "username=monitor"];
+    let base = ["--target", target, "--set", "username=monitor"];
     let mut args = base.to_vec();
     args.extend(["--secret", &grant]);
-    let (code, r, stderr) = run(&flow, &args).await;
+    let (code, r, stderr) = run(flow, &args).await;
     assert_eq!(code, 0, "{r:#}\n{stderr}");
     assert_eq!(
         assertion_names(&r),
@@ -147,28 +140,19 @@ async fn the_python_examples_build_and_prove_what_they_claim() {
     assert_eq!(r["timings"]["http"].as_array().unwrap().len(), 2, "{r:#}");
     assert!(!format!("{r}{stderr}").contains(FLOW_PASSWORD));
 
-    // A wrong password: the run fails, saying so.
     let (_bad_dir, bad) = secret_file("password", "not-the-password");
     let mut args = base.to_vec();
     args.extend(["--secret", &bad]);
-    let (code, r, _) = run(&flow, &args).await;
+    let (code, r, _) = run(flow, &args).await;
     assert_eq!(code, 2, "{r:#}");
     assert_eq!(r["summary"], "login refused: 401", "{r:#}");
 
-    // The login's contract changed (no `token`): the KeyError is a bug in
-    // the check, reported with its traceback.
     let mut args = base.to_vec();
     args.extend(["--secret", &grant, "--set", "login_path=/login-v2"]);
-    let (code, r, _) = run(&flow, &args).await;
+    let (code, r, _) = run(flow, &args).await;
     assert_eq!(code, 3, "{r:#}");
-    let message = r["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("Traceback (most recent call last)")
-            && message.contains("KeyError: 'token'")
-            && message.contains("app.py"),
-        "{message}"
-    );
     assert!(!r.to_string().contains(FLOW_PASSWORD));
+    r
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -293,3 +293,31 @@ pub fn test_sinks(dir: &Path) -> vantage::sinks::Sinks {
         alerts: Alerts::start(AlertConfig::default()),
     }
 }
+
+/// `vantage run COMPONENT --json ARGS…` for a component built by a test:
+/// exit code, the result, stderr.
+pub async fn run_component_json(component: &Path, args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec![
+        "run".to_string(),
+        component.display().to_string(),
+        "--json".into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let out = vantage_async(all).await;
+    let json = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    (out.code, json, out.stderr)
+}
+
+/// A result's assertions as `name=pass|fail`, in order.
+pub fn assertion_names(r: &Value) -> Vec<String> {
+    r["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let state = if a["passed"] == true { "pass" } else { "fail" };
+            format!("{}={state}", a["name"].as_str().unwrap())
+        })
+        .collect()
+}
