@@ -25,7 +25,10 @@ for _ in $(seq 50); do
     [ -n "$PORT" ] && break
     sleep 0.1
 done
-TARGET="http://127.0.0.1:$PORT/"
+# A JSON health document: what the Rust healthz check expects; the Python
+# and JavaScript examples ask for a 2xx only.
+echo '{"status": "ok"}' >"$WORK/health.json"
+TARGET="http://127.0.0.1:$PORT/health.json"
 
 # The components.
 cp checks/target/wasm32-wasip2/release/healthz.wasm "$WORK/rust.wasm"
@@ -40,11 +43,15 @@ cp sdk/js/vantage-check/index.js "$WORK/js/vantage-check/"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-# One `vantage run`: "seconds maxrss_kib".
+# One `vantage run` (which must pass): "seconds maxrss_kib".
 one() {
     local cache="$1" component="$2"
-    /usr/bin/time -f '%e %M' -o "$WORK/time" \
-        env VANTAGE_CACHE_DIR="$cache" "$VANTAGE" run "$component" --target "$TARGET" >/dev/null 2>&1
+    if ! /usr/bin/time -f '%e %M' -o "$WORK/time" \
+        env VANTAGE_CACHE_DIR="$cache" "$VANTAGE" run "$component" --target "$TARGET" >"$WORK/out" 2>&1; then
+        echo "$component did not pass:" >&2
+        cat "$WORK/out" >&2
+        exit 1
+    fi
     cat "$WORK/time"
 }
 
