@@ -56,8 +56,9 @@ fi
 # componentize-js and TypeScript, pinned by sdk/js/package-lock.json: build
 # the JavaScript SDK's examples and a `vantage new --lang ts` project.
 step "JavaScript checks: npm ci (sdk/js)"
-if [ ! -x sdk/js/node_modules/.bin/componentize-js ] || [ ! -x sdk/js/node_modules/.bin/tsc ]; then
+if ! cmp -s sdk/js/package-lock.json sdk/js/node_modules/.vantage-lock; then
     npm ci --prefix sdk/js --no-audit --no-fund
+    cp sdk/js/package-lock.json sdk/js/node_modules/.vantage-lock
 fi
 
 step "guest side: official checks and fixtures (checks/target/wasm32-wasip2/release)"

@@ -399,7 +399,15 @@ impl Registry {
             }
             return Ok(None);
         }
-        let found = self.signatures(pinned, digest).await?;
+        let found = match self.signatures(pinned, digest).await {
+            Ok(found) => found,
+            Err(e) if policy.require => return Err(e),
+            // Not required: a signature that cannot be read is a warning.
+            Err(e) => {
+                warn!(reference = %pinned, error = %e, "cannot read signatures (not required): running it anyway");
+                return Ok(None);
+            }
+        };
         match signature::verify(&found, keys, digest) {
             Ok(v) => {
                 info!(reference = %pinned, key = %v.key, fingerprint = %v.fingerprint, "signature verified");

@@ -508,3 +508,57 @@ fn a_closed_pipe_ends_every_command_quietly() {
     let (code, _) = with_closed("stderr", &["run", "/nonexistent.wasm"]);
     assert_eq!(code, Some(3));
 }
+
+/// `vantage compile` fills the compiled-component cache ahead of time: a
+/// file compiles once, then is cached; a configuration's components compile
+/// as its daemon compiles them (the daemon then loads them from the cache);
+/// a component that is not one is an error naming it, the others still
+/// compile.
+#[test]
+fn compile_fills_the_cache_before_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let http = wasm("http");
+    let compile = |inputs: &[&str]| {
+        let mut args = vec!["compile", "--cache-dir", cache_arg];
+        args.extend(inputs);
+        vantage(&args)
+    };
+    let out = compile(&[http.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("compiled  "), "{}", out.stdout);
+    let out = compile(&[http.to_str().unwrap()]);
+    assert!(out.stdout.starts_with("cached    "), "{}", out.stdout);
+
+    let config = dir.path().join("vantage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[check]]\nname = \"a\"\ncomponent = \"{}\"\nevery = \"1m\"\ntargets = [\"http://127.0.0.1:9/\"]\n\
+             allow = [\"{{target}}\"]\n\n[[check]]\nname = \"b\"\ncomponent = \"{}\"\nevery = \"1m\"\n\
+             targets = [\"http://127.0.0.1:9/\"]\nallow = [\"{{target}}\"]\n",
+            wasm("healthz").display(),
+            wasm("healthz").display(),
+        ),
+    )
+    .unwrap();
+    let out = compile(&[config.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // One component, used twice: compiled once.
+    assert_eq!(
+        out.stdout.matches("healthz.wasm").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    let out = compile(&[config.to_str().unwrap()]);
+    assert!(out.stdout.starts_with("cached    "), "{}", out.stdout);
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let out = compile(&[junk.to_str().unwrap(), http.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("junk.wasm"), "{}", out.stderr);
+    assert!(out.stdout.contains("cached    "), "{}", out.stdout);
+}

@@ -42,6 +42,7 @@ macro_rules! err {
 
 #[cfg(feature = "restore")]
 mod audit;
+mod compile;
 mod daemon;
 mod demo;
 mod inspect;
@@ -111,6 +112,10 @@ pub enum Command {
     Sign(registry::SignArgs),
     /// Generate a key pair for `vantage sign` (`NAME.key`, `NAME.pub`).
     Keygen(registry::KeygenArgs),
+    /// Compile components into the compiled-component cache ahead of time
+    /// (files, `oci://` references, or every component of a configuration,
+    /// as its daemon compiles them), so no first run pays the compile.
+    Compile(compile::CompileArgs),
     /// Pin every `oci://` tag of a configuration to its digest in
     /// `vantage.lock`; the daemon then runs those digests and refuses a tag
     /// the lock does not pin.
@@ -190,6 +195,7 @@ impl Command {
             Command::Sign(args) => registry::sign(args).await,
             Command::Keygen(args) => registry::keygen(args),
             Command::Lock(args) => lock::execute(args).await,
+            Command::Compile(args) => compile::execute(args).await,
             Command::New(args) => new::execute(args),
             Command::Validate(args) => validate::execute(args).await,
             Command::Demo(args) => demo::execute(args).await,

@@ -291,8 +291,9 @@ fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Res
 
 /// The engine's settings for every check and restore check configured:
 /// fuel if any uses it, the largest memory limit, and pooled instances for
-/// the concurrency cap plus the low lane.
-fn engine_options(config: &Config) -> EngineOptions {
+/// the concurrency cap plus the low lane. (`vantage compile CONFIG` compiles
+/// with the same, so its cache entries are the daemon's.)
+pub(crate) fn engine_options(config: &Config) -> EngineOptions {
     let limits = || {
         config.checks.iter().map(|c| &c.limits).chain(
             config

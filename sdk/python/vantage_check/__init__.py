@@ -167,18 +167,16 @@ class Key:
 # The run's context
 
 
-_DURATION = _re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = _re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 
 
 def parse_duration(text: str) -> float:
-    """``"250ms"``, ``"5s"``, ``"1m"`` → seconds."""
-    total, rest = 0.0, text.strip()
-    for number, unit in _re.findall(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", rest):
-        total += float(number) * _UNITS[unit]
-    if not rest or _re.sub(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", "", rest).strip():
+    """``"250ms"``, ``"5s"``, ``"1m30s"`` → seconds."""
+    rest = text.strip()
+    if not rest or _DURATION_PART.sub("", rest).strip():
         raise ValueError(f"not a duration: {text!r} (write e.g. 500ms, 5s, 1m)")
-    return total
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(rest))
 
 
 class Context:
