@@ -140,6 +140,20 @@ impl Components {
         }
     }
 
+    /// Fetch `component` and load it in `runtime` (compiled, or taken from
+    /// the compiled-component cache); the error names the source.
+    pub async fn load(
+        &self,
+        runtime: &crate::runtime::Runtime,
+        component: &ComponentRef,
+    ) -> Result<LoadedCheck, String> {
+        let fetched = self.fetch(component).await?;
+        runtime
+            .load_bytes(&fetched.source, &fetched.bytes)
+            .await
+            .map_err(|e| format!("cannot load {}: {e:#}", fetched.source))
+    }
+
     /// Pull a registry reference (`oci://…`); with a lock file, a tag is
     /// taken at the digest it pins.
     pub async fn pull(&self, text: &str) -> Result<Pulled, String> {

@@ -59,14 +59,7 @@ pub async fn execute(args: CompileArgs) -> anyhow::Result<u8> {
     let mut failed = false;
     for component in components {
         let started = Instant::now();
-        let loaded = match sources.fetch(&component).await {
-            Ok(fetched) => runtime
-                .load_bytes(&fetched.source, &fetched.bytes)
-                .await
-                .map_err(|e| format!("{}: {e:#}", fetched.source)),
-            Err(e) => Err(e),
-        };
-        match loaded {
+        match sources.load(&runtime, &component).await {
             Ok(check) if check.cache == CacheOutcome::Hit => {
                 outln!("cached    {} (sha256:{})", check.source, check.digest)
             }

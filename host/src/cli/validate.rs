@@ -123,14 +123,7 @@ async fn schema_problems(
         if schemas.contains_key(reference) {
             continue;
         }
-        let loaded = match sources.fetch(reference).await {
-            Ok(fetched) => runtime
-                .load_bytes(&fetched.source, &fetched.bytes)
-                .await
-                .map_err(|e| format!("cannot load {}: {e:#}", fetched.source)),
-            Err(e) => Err(e),
-        };
-        match loaded {
+        match sources.load(&runtime, reference).await {
             Ok(check) => {
                 schemas.insert(reference, check.config_schema().map(<[_]>::to_vec));
             }
