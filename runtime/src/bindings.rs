@@ -11,6 +11,10 @@ wasmtime::component::bindgen!({
     // typed `net-error` / `secret-error` values, never traps.
     imports: { default: async | trappable },
     exports: { default: async },
+    // Plain data in and out of every host call, so that a run's
+    // interactions can be recorded to a cassette and replayed
+    // (`capabilities::tape`).
+    additional_derives: [serde::Serialize, serde::Deserialize],
     // The world declares `wasi:http/outgoing-handler`; wasmtime-wasi-http
     // implements it (see `capabilities::wasi_http`), so its types are theirs.
     with: {

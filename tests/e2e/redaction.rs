@@ -225,7 +225,7 @@ fn result_with(texts: &[String]) -> CheckResult {
                 error: Some(t(9)),
             }],
             tls: vec![TlsTrace {
-                via: "tls",
+                via: "tls".into(),
                 server: t(14),
                 version: t(15),
                 verdict: t(16),

@@ -1,9 +1,9 @@
 //! What the host saw of a run's HTTP exchanges: part of the result.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One exchange as the host saw it, for the run's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpTrace {
     /// Method.
     pub method: String,
@@ -23,7 +23,7 @@ pub struct HttpTrace {
 }
 
 /// Per-phase durations in milliseconds, summed over redirect hops.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Name resolution.
     pub resolve_ms: f64,

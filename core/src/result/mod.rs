@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod http;
 pub mod log;
@@ -26,7 +26,7 @@ pub use tls::{LeafCertificate, TlsTrace};
 pub use verdict::Verdict;
 
 /// The outcome of one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Everything the check asserted held.
@@ -318,7 +318,7 @@ mod tests {
             labels: vec![("k".into(), "xs3cr3tx".into())],
             timings: RunTimings {
                 tls: vec![TlsTrace {
-                    via: "tls",
+                    via: "tls".into(),
                     server: "s3cr3t.example:443".into(),
                     version: "TLSv1.3".into(),
                     verdict: "valid".into(),

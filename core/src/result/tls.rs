@@ -2,13 +2,13 @@
 //! `tls.inspect` and `tcp.probe`): part of the result, and the source of
 //! blackbox_exporter's `probe_ssl_*` and `probe_tls_*` series.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One completed TLS handshake.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TlsTrace {
     /// The capability that made it: `http`, `tls` or `tcp`.
-    pub via: &'static str,
+    pub via: String,
     /// `host:port` connected to.
     pub server: String,
     /// Negotiated version as the WIT reports it, e.g. `TLSv1.3`.
@@ -29,7 +29,7 @@ pub struct TlsTrace {
 
 /// The facts of a leaf certificate that blackbox_exporter's
 /// `probe_ssl_last_chain_info` labels carry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeafCertificate {
     /// Subject DN.
     pub subject: String,

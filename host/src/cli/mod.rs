@@ -52,6 +52,7 @@ pub mod output;
 mod progress;
 mod registry;
 mod run;
+mod test;
 mod validate;
 
 use std::path::PathBuf;
@@ -122,6 +123,11 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Scaffold a new check project (Rust, or `--lang python|js|ts`) that builds to a working component.
     New(new::NewArgs),
+    /// Replay cassettes recorded with `vantage run --record` against a check
+    /// component, offline and deterministically, and hold each run to the
+    /// verdict and assertions its cassette expects (exit code 0 when every
+    /// cassette passes, 1 when one does not).
+    Test(test::TestArgs),
     /// Validate a `vantage.toml` configuration file.
     Validate(validate::ValidateArgs),
     /// Serve a demo endpoint on 127.0.0.1 and run the official checks against it.
@@ -181,6 +187,7 @@ impl Command {
             Command::Run(args) => args.json,
             Command::Inspect(args) => args.json,
             Command::Demo(args) => args.json,
+            Command::Test(args) => args.json,
             _ => false,
         }
     }
@@ -197,6 +204,7 @@ impl Command {
             Command::Lock(args) => lock::execute(args).await,
             Command::Compile(args) => compile::execute(args).await,
             Command::New(args) => new::execute(args),
+            Command::Test(args) => test::execute(args).await,
             Command::Validate(args) => validate::execute(args).await,
             Command::Demo(args) => demo::execute(args).await,
             Command::Daemon(args) => daemon::execute(*args).await,

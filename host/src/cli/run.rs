@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::output;
 use super::{CacheArgs, RegistryArgs};
 use crate::capabilities::net::HostResolver;
+use crate::capabilities::tape::Tape;
 use crate::config::{self, Limits, Mode, SecretSource};
 use crate::policy::{AllowList, TARGET_PLACEHOLDER};
 use crate::runtime::engine::EngineOptions;
@@ -73,6 +74,12 @@ pub struct RunArgs {
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     pub json: bool,
+    /// Record every host interaction of the run (HTTP exchanges with their
+    /// timings, TLS handshakes, DNS answers, TCP conversations, clock
+    /// readings; secrets redacted) and the verdict to this cassette, for
+    /// `vantage test` to replay offline.
+    #[arg(long, value_name = "CASSETTE.json")]
+    pub record: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -184,8 +191,30 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
             ModeArg::Restore => Mode::Restore,
         })
         .with_resolver(Arc::new(resolver))
-        .with_insecure(args.allow_insecure);
+        .with_insecure(args.allow_insecure)
+        .with_tape(if args.record.is_some() {
+            Tape::recording()
+        } else {
+            Tape::live()
+        });
     let result = runtime.run(&check, &spec).await;
+    if let Some(path) = &args.record {
+        let cassette = super::test::cassette(&check, &spec, &result);
+        super::test::write_cassette(path, &cassette)?;
+        let (_, complete) = spec.tape.recorded();
+        if !complete {
+            tracing::warn!(
+                "the run made more than {} host calls; the cassette holds the first ones only \
+                 and will not replay to the end",
+                crate::capabilities::tape::MAX_INTERACTIONS
+            );
+        }
+        errln!(
+            "recorded {} interaction(s) to {}",
+            cassette.interactions.len(),
+            path.display()
+        );
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&output::json(&result))?);
     } else {

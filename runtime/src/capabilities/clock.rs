@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::{HasSelf, Linker};
 
+use super::tape::Tape;
 use crate::bindings::vantage::check::clock as wit;
 use crate::capabilities::CapabilitiesView;
 
@@ -13,34 +14,62 @@ use crate::capabilities::CapabilitiesView;
 pub struct ClockState {
     origin: Instant,
     deadline: Instant,
+    /// Readings and sleeps are recorded, or replayed (a replayed sleep
+    /// returns at once).
+    tape: Tape,
 }
 
 impl ClockState {
     /// A clock for a run that must end by `deadline`.
-    pub fn new(deadline: Instant) -> Self {
+    pub fn new(deadline: Instant, tape: Tape) -> Self {
         ClockState {
             origin: Instant::now(),
             deadline,
+            tape,
         }
     }
 }
 
 impl wit::Host for ClockState {
     async fn wall_now_unix_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0))
+        let now = || async {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        };
+        self.tape
+            .exchange("clock.wall-now", |_| String::new(), (), None, |_| now())
+            .await
     }
 
     async fn monotonic_now_ns(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.origin.elapsed().as_nanos() as u64)
+        let origin = self.origin;
+        self.tape
+            .exchange(
+                "clock.monotonic-now",
+                |_| String::new(),
+                (),
+                None,
+                |_| async move { origin.elapsed().as_nanos() as u64 },
+            )
+            .await
     }
 
     async fn sleep(&mut self, duration_ms: u64) -> wasmtime::Result<()> {
-        let until = Instant::now() + Duration::from_millis(duration_ms);
-        tokio::time::sleep_until(until.min(self.deadline).into()).await;
-        Ok(())
+        let deadline = self.deadline;
+        self.tape
+            .exchange(
+                "clock.sleep",
+                |ms: &u64| format!("{ms} ms"),
+                duration_ms,
+                None,
+                |ms| async move {
+                    let until = Instant::now() + Duration::from_millis(ms);
+                    tokio::time::sleep_until(until.min(deadline).into()).await;
+                },
+            )
+            .await
     }
 }
 

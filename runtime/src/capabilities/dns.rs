@@ -80,7 +80,21 @@ impl wit::Host for DnsState {
         &mut self,
         query: wit::DnsQuery,
     ) -> wasmtime::Result<Result<wit::DnsAnswer, NetError>> {
-        let result = resolve(&self.net, &query).await;
+        let (net, live_net) = (self.net.clone(), self.net.clone());
+        let result = net
+            .tape
+            .exchange(
+                "dns.resolve",
+                |q: &wit::DnsQuery| {
+                    let server = q.server.as_deref().unwrap_or("system");
+                    let kind = serde_json::to_value(q.record_type).unwrap_or_default();
+                    format!("{} {} @ {server}", kind.as_str().unwrap_or("?"), q.name)
+                },
+                query,
+                Some(&net),
+                move |q| async move { resolve(&live_net, &q).await },
+            )
+            .await?;
         self.net.note(&result);
         Ok(result)
     }
@@ -545,6 +559,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(10),
             denials: std::sync::Arc::default(),
             tls: std::sync::Arc::default(),
+            http: std::sync::Arc::default(),
+            tape: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod http;
 pub mod log;
 pub mod net;
 pub mod secrets;
+pub mod tape;
 pub mod tcp;
 pub mod tls;
 pub mod wasi_http;
@@ -46,6 +47,8 @@ pub struct Grant {
     pub resolver: Arc<net::HostResolver>,
     /// Whether the check may make `insecure` TLS requests.
     pub allow_insecure: bool,
+    /// Live, recording or replaying the run's host calls.
+    pub tape: tape::Tape,
 }
 
 /// The per-run state of every capability; lives in the run's `Store`.
@@ -81,11 +84,13 @@ impl Capabilities {
             deadline: grant.deadline,
             denials: Arc::default(),
             tls: Arc::default(),
+            http: Arc::default(),
+            tape: grant.tape.clone(),
         };
-        let secrets = secrets::SecretsState::new(&grant.secrets);
+        let secrets = secrets::SecretsState::new(&grant.secrets).with_tape(grant.tape.clone());
         Capabilities {
             log: log::LogState::new(&grant.check_name).redacting(secrets.revealed()),
-            clock: clock::ClockState::new(grant.deadline),
+            clock: clock::ClockState::new(grant.deadline, grant.tape.clone()),
             secrets,
             http: http::HttpState::new(net.clone(), &grant.secrets, grant.allow_insecure),
             tls: tls::TlsState::new(net.clone(), &grant.secrets),
@@ -125,17 +130,17 @@ impl Capabilities {
             self.log
                 .push(log::Level::Warn, &format!("denied: {denial}"));
         }
-        if self.http.trace_dropped > 0 {
+        let (http, dropped) = self.net.http_traces();
+        if dropped > 0 {
             let message = format!(
-                "{} more HTTP exchanges not traced (limit {} per run)",
-                self.http.trace_dropped,
-                http::MAX_TRACE
+                "{dropped} more HTTP exchanges not traced (limit {} per run)",
+                net::MAX_HTTP_TRACES
             );
             self.log.push(log::Level::Warn, &message);
         }
         Finished {
             logs: self.log.finish(),
-            http: std::mem::take(&mut self.http.trace),
+            http,
             tls: self.net.tls_traces(),
             revealed: self.secrets.revealed(),
         }

@@ -304,7 +304,26 @@ pub struct Net {
     pub denials: Arc<std::sync::Mutex<Vec<String>>>,
     /// The run's completed TLS handshakes (the first [`MAX_TLS_TRACES`]).
     pub tls: Arc<std::sync::Mutex<Vec<crate::result::TlsTrace>>>,
+    /// The run's HTTP exchanges, over `http.fetch` and `wasi:http`.
+    pub http: Arc<std::sync::Mutex<HttpTraces>>,
+    /// The run's tape: live, recording or replaying its host calls.
+    pub tape: super::tape::Tape,
 }
+
+/// The run's HTTP exchanges: the first [`MAX_HTTP_TRACES`], and how many
+/// more there were.
+#[derive(Debug, Default)]
+pub struct HttpTraces {
+    /// The exchanges kept, in order.
+    pub kept: Vec<crate::result::HttpTrace>,
+    /// Exchanges left out once `kept` was full.
+    pub dropped: usize,
+}
+
+/// Most exchanges one run's trace keeps: a check calling `fetch` in a loop
+/// (retrying a denied or failing target) must not grow the host's memory or
+/// the result without bound.
+pub const MAX_HTTP_TRACES: usize = 256;
 
 /// Most TLS handshakes one run's result keeps.
 pub const MAX_TLS_TRACES: usize = 64;
@@ -359,6 +378,62 @@ impl Net {
         {
             traces.push(super::tls::trace(via, server, info));
         }
+    }
+
+    /// Keep a finished TLS trace (a replayed one) if the run has room.
+    pub fn push_tls_trace(&self, trace: crate::result::TlsTrace) {
+        if let Ok(mut traces) = self.tls.lock()
+            && traces.len() < MAX_TLS_TRACES
+        {
+            traces.push(trace);
+        }
+    }
+
+    /// Keep an HTTP exchange in the run's trace if it has room, count it
+    /// otherwise.
+    pub fn record_http(&self, trace: crate::result::HttpTrace) {
+        if let Ok(mut traces) = self.http.lock() {
+            if traces.kept.len() < MAX_HTTP_TRACES {
+                traces.kept.push(trace);
+            } else {
+                traces.dropped += 1;
+            }
+        }
+    }
+
+    /// The run's HTTP exchanges so far, and how many were not kept.
+    pub fn http_traces(&self) -> (Vec<crate::result::HttpTrace>, usize) {
+        self.http
+            .lock()
+            .map(|t| (t.kept.clone(), t.dropped))
+            .unwrap_or_default()
+    }
+
+    /// How many HTTP and TLS traces the run holds (for a recording to take
+    /// what one call adds).
+    pub fn trace_lengths(&self) -> (usize, usize) {
+        let http = self.http.lock().map(|t| t.kept.len()).unwrap_or(0);
+        let tls = self.tls.lock().map(|t| t.len()).unwrap_or(0);
+        (http, tls)
+    }
+
+    /// The HTTP and TLS traces added since [`trace_lengths`](Self::trace_lengths) gave these.
+    pub fn traces_since(
+        &self,
+        http: usize,
+        tls: usize,
+    ) -> (Vec<crate::result::HttpTrace>, Vec<crate::result::TlsTrace>) {
+        let http = self
+            .http
+            .lock()
+            .map(|t| t.kept.get(http..).unwrap_or_default().to_vec())
+            .unwrap_or_default();
+        let tls = self
+            .tls
+            .lock()
+            .map(|t| t.get(tls..).unwrap_or_default().to_vec())
+            .unwrap_or_default();
+        (http, tls)
     }
 
     /// The run's TLS handshakes so far.
@@ -530,6 +605,8 @@ mod tests {
             deadline: Instant::now() + left,
             denials: Arc::default(),
             tls: Arc::default(),
+            http: Arc::default(),
+            tape: Default::default(),
         };
         // A 10 s request in a 2 s run ends ~200 ms before the deadline.
         let t = net(Duration::from_secs(2)).timeout(Some(10_000), Duration::from_secs(10));
@@ -580,6 +657,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(5),
             denials: Arc::default(),
             tls: Arc::default(),
+            http: Arc::default(),
+            tape: Default::default(),
         };
         match net
             .connect("http", "metadata.test", 80, &mut Phase::Resolve)

@@ -405,6 +405,8 @@ impl Revealed {
 pub struct SecretsState {
     granted: Vec<(String, SecretSource)>,
     revealed: Revealed,
+    /// A replay reads no secret: a granted one reads as [`REDACTED`].
+    tape: super::tape::Tape,
 }
 
 impl SecretsState {
@@ -413,11 +415,29 @@ impl SecretsState {
         SecretsState {
             granted: granted.to_vec(),
             revealed: Revealed::default(),
+            tape: Default::default(),
         }
+    }
+
+    /// The same, under the run's tape: replaying, the secrets the recorded
+    /// run was granted read as [`REDACTED`] (as the cassette has them), and
+    /// no source is read.
+    pub fn with_tape(mut self, tape: super::tape::Tape) -> Self {
+        self.tape = tape;
+        self
     }
 
     /// Read the secret called `name`, if granted.
     pub fn read(&mut self, name: &str) -> Result<String, wit::SecretError> {
+        match self.tape.replay_grants_secret(name) {
+            Some(true) => return Ok(REDACTED.to_string()),
+            Some(false) => {
+                return Err(wit::SecretError::NotGranted(format!(
+                    "secret `{name}` was not granted to the recorded run"
+                )));
+            }
+            None => {}
+        }
         let Some((_, source)) = self.granted.iter().find(|(n, _)| n == name) else {
             return Err(wit::SecretError::NotGranted(format!(
                 "secret `{name}` is not granted to this check"

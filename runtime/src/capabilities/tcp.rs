@@ -432,7 +432,16 @@ impl wit::Host for TcpState {
         &mut self,
         request: wit::TcpRequest,
     ) -> wasmtime::Result<Result<wit::TcpReport, NetError>> {
-        let result = TcpState::probe(self, request).await;
+        let (tape, net) = (self.net.tape.clone(), self.net.clone());
+        let result = tape
+            .exchange(
+                "tcp.probe",
+                |r: &wit::TcpRequest| format!("{}:{}", r.host, r.port),
+                request,
+                Some(&net),
+                |r| TcpState::probe(self, r),
+            )
+            .await?;
         self.net.note(&result);
         Ok(result)
     }
@@ -464,6 +473,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(5),
             denials: Arc::default(),
             tls: Arc::default(),
+            http: Arc::default(),
+            tape: Default::default(),
         }
     }
 

@@ -125,7 +125,16 @@ impl wit::Host for TlsState {
         &mut self,
         request: wit::TlsRequest,
     ) -> wasmtime::Result<Result<wit::TlsReport, NetError>> {
-        let result = TlsState::inspect(self, request).await;
+        let (tape, net) = (self.net.tape.clone(), self.net.clone());
+        let result = tape
+            .exchange(
+                "tls.inspect",
+                |r: &wit::TlsRequest| format!("{}:{}", r.host, r.port),
+                request,
+                Some(&net),
+                |r| TlsState::inspect(self, r),
+            )
+            .await?;
         self.net.note(&result);
         Ok(result)
     }
@@ -528,7 +537,7 @@ fn cert_error_words(e: &CertificateError) -> String {
 /// What the result keeps of a handshake (see [`crate::result::TlsTrace`]).
 pub fn trace(via: &'static str, server: String, info: &TlsInfo) -> crate::result::TlsTrace {
     crate::result::TlsTrace {
-        via,
+        via: via.to_string(),
         server,
         version: info.version.clone(),
         verdict: verdict_name(&info.verdict),
@@ -1087,6 +1096,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(10),
             denials: Arc::default(),
             tls: Arc::default(),
+            http: Arc::default(),
+            tape: Default::default(),
         };
         let state = TlsState::new(net, &[]);
         let request = |ca: Option<String>, name: Option<&str>| wit::TlsRequest {
@@ -1172,6 +1183,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(10),
             denials: Arc::default(),
             tls: Arc::default(),
+            http: Arc::default(),
+            tape: Default::default(),
         };
         let state = TlsState::new(net, &[]);
         for (expected, chain, key) in cases {

@@ -1,30 +1,32 @@
 //! `wasi:http/outgoing-handler`, for components built with standard HTTP
-//! client libraries (Rust `wasi`/`waki`, JS `fetch`, Python `requests` via
-//! componentize-py). Requests go through the same network layer as Vantage's
-//! own `http` interface: the outbound allow list on the target and on the
-//! address actually connected to, and the per-run connection budget. A
-//! refused request fails with `error-code::http-request-denied` and is logged
-//! with the run; response bodies count against the run's byte budget. The
-//! rich `http` interface remains the one with timings and TLS data.
+//! client libraries (Rust `wasi`/`waki`, JS `fetch`, Python `urllib`,
+//! `http.client` and `requests` through the Python SDK). Requests go through
+//! the same measuring client as Vantage's own `http` interface
+//! ([`super::http::client`]): the outbound allow list on the target and on
+//! the address actually connected to, the per-run connection and byte
+//! budget, per-phase timings in the run's HTTP trace and the TLS handshake
+//! in its TLS trace, and the run's tape (recorded and replayed like
+//! `http.fetch`). A refused request fails with
+//! `error-code::http-request-denied` and is logged with the run.
+//!
+//! Each request is one exchange: redirects are not followed (standard
+//! libraries follow them themselves), nothing is decoded, and the response
+//! body reaches the guest once read whole, within the host's body cap. The
+//! rich `http` interface remains the one with TLS options and the TLS data
+//! on the response.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use http_body_util::{BodyExt, Full, Limited};
+use serde::{Deserialize, Serialize};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
-use super::net::{Net, NetBudget, Phase};
+use super::http::client::{self, FetchRequest, TlsParams};
+use super::net::{IpPreference, Net};
 use crate::bindings::vantage::check::common::NetError;
 use crate::capabilities::CapabilitiesView;
-use crate::pace::AbortOnDrop;
 
 /// Per-run `wasi:http` state.
 pub struct WasiHttpState {
@@ -49,9 +51,6 @@ pub struct PolicyHooks {
     net: Net,
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
 impl WasiHttpHooks for PolicyHooks {
@@ -65,137 +64,135 @@ impl WasiHttpHooks for PolicyHooks {
     }
 }
 
+/// A `wasi:http` request as the tape records it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sent {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// The guest's first-byte (or connect) timeout, ms.
+    timeout_ms: Option<u64>,
+}
+
+/// A `wasi:http` response as the tape records it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Received {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
 async fn send(
     net: Net,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
-    let uri = request.uri().clone();
-    let https = uri.scheme_str() == Some("https");
-    let scheme = if https { "https" } else { "http" };
-    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let connect_timeout = net.timeout(
-        options
-            .and_then(|o| o.connect_timeout)
-            .map(|d| d.as_millis() as u64),
-        Duration::from_secs(10),
-    );
-    let mut phase = Phase::Resolve;
-    let connection = match tokio::time::timeout(
-        connect_timeout,
-        net.connect(scheme, &host, port, &mut phase),
-    )
-    .await
-    {
-        Err(_) => return Err(Error::ConnectionTimeout),
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            return Err(match e {
-                NetError::Denied(rule) => {
-                    // Noted for the run's log, which reaches the host's log
-                    // with the run's secrets redacted (a rule names the host,
-                    // and a check may have put a secret there).
-                    net.note::<()>(&Err(NetError::Denied(rule)));
-                    Error::HttpRequestDenied
-                }
-                NetError::Dns(_) => Error::DnsError {
-                    rcode: None,
-                    info_code: None,
-                },
-                NetError::LimitExceeded(_) => Error::ConnectionLimitReached,
-                NetError::Timeout(_) => Error::ConnectionTimeout,
-                _ => Error::ConnectionRefused,
-            });
-        }
+    let (parts, body) = request.into_parts();
+    let body = Limited::new(body, client::HOST_MAX_BODY_BYTES as usize)
+        .collect()
+        .await
+        .map_err(|_| Error::HttpRequestBodySize(Some(client::HOST_MAX_BODY_BYTES)))?
+        .to_bytes();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let timeout_ms = options
+        .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
+        .map(|d| d.as_millis() as u64);
+    let sent = Sent {
+        method: parts.method.to_string(),
+        url: parts.uri.to_string(),
+        headers,
+        body: body.to_vec(),
+        timeout_ms,
     };
-    let io: Box<dyn Io> = if https {
-        let config = super::tls::TlsOptions {
-            server_name: host.clone(),
-            alpn: vec![b"http/1.1".to_vec()],
-            ca_bundle_pem: None,
-            client_cert: None,
-            require_valid: true,
-            min_version: None,
-            max_version: None,
-        }
-        .config()
-        .map_err(|_| Error::TlsProtocolError)?;
-        let (tls, _) = super::tls::handshake(connection.stream, &host, config)
-            .await
-            .map_err(|_| Error::TlsCertificateError)?;
-        Box::new(tls)
-    } else {
-        Box::new(connection.stream)
-    };
-    // The request carries scheme and authority; on the wire HTTP/1.1 wants
-    // the path only (and the Host header, which wasi-http has set).
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    // Drive the connection while waiting for the response; the returned I/O
-    // future owns the driver, so dropping it (the response is done, or the
-    // run is over) aborts the connection.
-    let driver = AbortOnDrop(tokio::spawn(async move { conn.await.map_err(Error::from) }));
-    let slot = connection.slot;
-    let response = sender.send_request(request).await?;
-    let io: IoFuture = Box::new(async move {
-        let _slot = slot;
-        let mut driver = driver;
-        match (&mut driver.0).await {
-            Ok(result) => result,
-            Err(e) => Err(Error::InternalError(Some(e.to_string()))),
-        }
-    });
-    let budget = net.budget.clone();
-    let response = response.map(|body| {
-        Budgeted {
-            inner: body.map_err(Error::from),
-            budget,
-        }
-        .boxed_unsync()
-    });
+    let live_net = net.clone();
+    let answer: Result<Received, NetError> = net
+        .tape
+        .exchange(
+            "wasi-http.request",
+            |s: &Sent| format!("{} {}", s.method, s.url),
+            sent,
+            Some(&net),
+            move |s| exchange(live_net, s),
+        )
+        .await
+        .map_err(|e| Error::InternalError(Some(e.to_string())))?;
+    let received = answer.map_err(|e| {
+        net.note_error(&e);
+        error_code(e)
+    })?;
+    let mut response = http::Response::builder().status(received.status);
+    for (name, value) in &received.headers {
+        response = response.header(name, value);
+    }
+    let response = response
+        .body(
+            Full::new(Bytes::from(received.body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .map_err(|e| Error::InternalError(Some(e.to_string())))?;
+    let io: IoFuture = Box::new(async { Ok(()) });
     Ok((response, io))
 }
 
-/// A response body whose bytes count against the run's byte budget, like
-/// those the `http` interface reads: past the budget it fails with
-/// `http-response-body-size` (a 1 GiB body is not streamed to the guest).
-struct Budgeted<B> {
-    inner: B,
-    budget: Arc<NetBudget>,
+/// One live exchange through the measuring client, in the run's trace.
+async fn exchange(net: Net, sent: Sent) -> Result<Received, NetError> {
+    let method = http::Method::from_bytes(sent.method.as_bytes())
+        .map_err(|_| NetError::InvalidRequest(format!("invalid method {:?}", sent.method)))?;
+    let url = url::Url::parse(&sent.url)
+        .map_err(|e| NetError::InvalidRequest(format!("invalid URL {:?}: {e}", sent.url)))?;
+    let request = FetchRequest {
+        method,
+        url,
+        headers: client::header_map(&sent.headers)?,
+        body: Bytes::from(sent.body),
+        timeout: net.timeout(sent.timeout_ms, client::DEFAULT_TIMEOUT),
+        follow_redirects: false,
+        max_redirects: 0,
+        max_body_bytes: client::HOST_MAX_BODY_BYTES,
+        tls: TlsParams::default(),
+        proxy: None,
+        compression: None,
+        http2: false,
+        ip: IpPreference::default(),
+    };
+    let result = client::fetch(&net, request, None).await;
+    super::http::record_exchange(&net, sent.method, sent.url, &result);
+    let fetched = result.map_err(|failed| failed.error)?;
+    Ok(Received {
+        status: fetched.status,
+        headers: fetched.headers,
+        body: fetched.body.to_vec(),
+    })
 }
 
-impl<B> Body for Budgeted<B>
-where
-    B: Body<Data = Bytes, Error = Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-            && let Err(e) = self.budget.read_bytes(data.len() as u64)
-        {
-            tracing::debug!(error = %super::net::describe(&e), "wasi:http response body cut");
-            return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(
-                self.budget.max_bytes(),
-            )))));
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+/// The `wasi:http` error code for a network failure.
+fn error_code(e: NetError) -> Error {
+    match e {
+        NetError::Denied(_) => Error::HttpRequestDenied,
+        NetError::Dns(_) => Error::DnsError {
+            rcode: None,
+            info_code: None,
+        },
+        NetError::LimitExceeded(_) => Error::ConnectionLimitReached,
+        NetError::Timeout(_) => Error::ConnectionTimeout,
+        NetError::Connect(_) => Error::ConnectionRefused,
+        NetError::Tls(m) if m.contains("certificate") => Error::TlsCertificateError,
+        NetError::Tls(_) => Error::TlsProtocolError,
+        NetError::BodyTooLarge(max) => Error::HttpResponseBodySize(Some(max)),
+        NetError::InvalidRequest(_) => Error::HttpRequestUriInvalid,
+        NetError::Protocol(m) | NetError::Unsupported(m) => Error::InternalError(Some(m)),
+        NetError::TooManyRedirects(_) => Error::HttpProtocolError,
     }
 }
 

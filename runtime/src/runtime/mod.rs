@@ -32,6 +32,7 @@ use self::wasi::Capture;
 use crate::bindings::common as wit;
 use crate::bindings::{self, CheckPre};
 use crate::capabilities::net::{HostResolver, NetLimits};
+use crate::capabilities::tape::Tape;
 use crate::capabilities::{self, Capabilities, Grant};
 use crate::config::{Limits, Mode, SecretSource};
 use crate::policy::AllowList;
@@ -150,6 +151,9 @@ pub struct RunSpec {
     pub resolver: Arc<HostResolver>,
     /// Whether the operator allows this check `insecure` TLS requests.
     pub allow_insecure: bool,
+    /// Live (the default), recording the run's host calls, or replaying
+    /// them from a cassette ([`capabilities::tape`]).
+    pub tape: Tape,
 }
 
 impl RunSpec {
@@ -183,6 +187,7 @@ impl RunSpec {
             mode: Mode::Edge,
             resolver: Arc::default(),
             allow_insecure: false,
+            tape: Tape::live(),
         }
     }
 
@@ -256,6 +261,12 @@ impl RunSpec {
     /// Whether the operator allows `insecure` TLS requests.
     pub fn with_insecure(mut self, allow_insecure: bool) -> Self {
         self.allow_insecure = allow_insecure;
+        self
+    }
+
+    /// Record the run's host calls on `tape`, or answer them from it.
+    pub fn with_tape(mut self, tape: Tape) -> Self {
+        self.tape = tape;
         self
     }
 }
@@ -375,10 +386,11 @@ impl Runtime {
             net_limits: NetLimits::default(),
             resolver: spec.resolver.clone(),
             allow_insecure: spec.allow_insecure,
+            tape: spec.tape.clone(),
         };
         let (stdout, stderr) = (Capture::default(), Capture::default());
         let state = RunState {
-            wasi: wasi::context(&stdout, &stderr),
+            wasi: wasi::context(&stdout, &stderr, spec.tape.replay_start_unix_ms()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
             cpu_exceeded: None,
@@ -492,7 +504,18 @@ impl Runtime {
                 result.error = Some(e);
             }
         }
+        if let Some(message) = spec.tape.divergence() {
+            // A replay the check left: whatever it concluded, it concluded
+            // from a call the cassette could not answer.
+            result.status = Status::Error;
+            result.summary = message.clone();
+            result.error = Some(RunError {
+                kind: ErrorKind::Host,
+                message,
+            });
+        }
         finished.revealed.redact_result(&mut result);
+        spec.tape.redact(&finished.revealed);
         result
     }
 }

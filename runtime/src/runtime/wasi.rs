@@ -6,6 +6,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -101,13 +102,44 @@ impl AsyncWrite for Capture {
     }
 }
 
-/// A WASI context for one run, with stdout and stderr going to the given captures.
-pub fn context(stdout: &Capture, stderr: &Capture) -> WasiCtx {
-    WasiCtxBuilder::new()
+/// A WASI context for one run, with stdout and stderr going to the given
+/// captures. A replayed run (`replay_start_unix_ms`) sees the recorded
+/// run's wall-clock time and a fixed random sequence, so that what a guest's
+/// standard library computes from them is what it computed when recorded.
+pub fn context(stdout: &Capture, stderr: &Capture, replay_start_unix_ms: Option<u64>) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .allow_ip_name_lookup(false)
         .allow_tcp(false)
-        .allow_udp(false)
-        .build()
+        .allow_udp(false);
+    if let Some(start) = replay_start_unix_ms {
+        builder
+            .wall_clock(ReplayWallClock {
+                start: Duration::from_millis(start),
+                origin: Instant::now(),
+            })
+            .secure_random(wasmtime_wasi::Deterministic::new((0..=255).collect()))
+            .insecure_random(wasmtime_wasi::Deterministic::new((0..=255).rev().collect()))
+            .insecure_random_seed(0);
+    }
+    builder.build()
+}
+
+/// The wall clock of a replayed run: the recorded start, advancing as the
+/// replay does.
+struct ReplayWallClock {
+    start: Duration,
+    origin: Instant,
+}
+
+impl wasmtime_wasi::HostWallClock for ReplayWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.start + self.origin.elapsed()
+    }
 }

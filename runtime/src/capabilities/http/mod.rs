@@ -34,16 +34,7 @@ pub struct HttpState {
     allow_insecure: bool,
     /// Cookies carried across the run's exchanges (a session per run).
     jar: std::sync::Mutex<cookie_store::CookieStore>,
-    /// The run's exchanges, in order (the first [`MAX_TRACE`]).
-    pub trace: Vec<HttpTrace>,
-    /// Exchanges left out of `trace` once it was full.
-    pub trace_dropped: usize,
 }
-
-/// Most exchanges one run's trace keeps: a check calling `fetch` in a loop
-/// (retrying a denied or failing target) must not grow the host's memory or
-/// the result without bound.
-pub const MAX_TRACE: usize = 256;
 
 impl HttpState {
     /// State for a run with the given network context, granted secrets, and
@@ -54,8 +45,6 @@ impl HttpState {
             secrets: secrets.to_vec(),
             allow_insecure,
             jar: Default::default(),
-            trace: Vec::new(),
-            trace_dropped: 0,
         }
     }
 
@@ -133,16 +122,7 @@ impl HttpState {
         })
     }
 
-    /// Keep `trace` if the run's trace has room, count it otherwise.
-    fn record(&mut self, trace: HttpTrace) {
-        if self.trace.len() < MAX_TRACE {
-            self.trace.push(trace);
-        } else {
-            self.trace_dropped += 1;
-        }
-    }
-
-    async fn fetch(&mut self, req: wit::Request) -> Result<wit::Response, wit::FetchError> {
+    async fn fetch(&self, req: wit::Request) -> Result<wit::Response, wit::FetchError> {
         let (method, url) = (req.method.clone(), req.url.clone());
         let prepared = self.prepare(req).map_err(|error| wit::FetchError {
             error,
@@ -152,40 +132,11 @@ impl HttpState {
             tls: None,
         })?;
         let result = client::fetch(&self.net, prepared, Some(&self.jar)).await;
-        let mut trace = HttpTrace {
-            method,
-            url,
-            status: None,
-            remote_addr: None,
-            redirects: 0,
-            timings: client::Timings::default(),
-            error: None,
-        };
+        record_exchange(&self.net, method, url, &result);
         match result {
-            Ok(fetched) => {
-                trace.status = Some(fetched.status);
-                trace.remote_addr = Some(fetched.remote_addr.to_string());
-                trace.redirects = fetched.redirects.len() as u32;
-                trace.timings = fetched.timings;
-                if let Some(tls) = &fetched.tls {
-                    self.net.record_tls("http", server_of(&fetched.url), tls);
-                }
-                self.record(trace);
-                Ok(to_wit_response(fetched))
-            }
+            Ok(fetched) => Ok(to_wit_response(fetched)),
             Err(failed) => {
                 let failed = *failed;
-                trace.error = Some(net::describe(&failed.error));
-                trace.timings = failed.timings;
-                trace.redirects = failed.redirects.len() as u32;
-                if let Some(r) = &failed.response {
-                    trace.status = Some(r.status);
-                    trace.remote_addr = Some(r.remote_addr.to_string());
-                }
-                if let (Some(tls), Ok(url)) = (&failed.tls, url::Url::parse(&trace.url)) {
-                    self.net.record_tls("http", server_of(&url), tls);
-                }
-                self.record(trace);
                 Err(wit::FetchError {
                     error: failed.error,
                     response: failed.response.map(to_wit_response),
@@ -196,6 +147,50 @@ impl HttpState {
             }
         }
     }
+}
+
+/// Put one exchange (`method url`, its outcome) in the run's HTTP trace,
+/// and its TLS handshake in the TLS trace: every HTTP capability
+/// (`http.fetch`, `wasi:http`) reports its exchanges here.
+pub fn record_exchange(
+    net: &Net,
+    method: String,
+    url: String,
+    result: &Result<client::Fetched, Box<client::Failed>>,
+) {
+    let mut trace = HttpTrace {
+        method,
+        url,
+        status: None,
+        remote_addr: None,
+        redirects: 0,
+        timings: client::Timings::default(),
+        error: None,
+    };
+    match result {
+        Ok(fetched) => {
+            trace.status = Some(fetched.status);
+            trace.remote_addr = Some(fetched.remote_addr.to_string());
+            trace.redirects = fetched.redirects.len() as u32;
+            trace.timings = fetched.timings;
+            if let Some(tls) = &fetched.tls {
+                net.record_tls("http", server_of(&fetched.url), tls);
+            }
+        }
+        Err(failed) => {
+            trace.error = Some(net::describe(&failed.error));
+            trace.timings = failed.timings;
+            trace.redirects = failed.redirects.len() as u32;
+            if let Some(r) = &failed.response {
+                trace.status = Some(r.status);
+                trace.remote_addr = Some(r.remote_addr.to_string());
+            }
+            if let (Some(tls), Ok(url)) = (&failed.tls, url::Url::parse(&trace.url)) {
+                net.record_tls("http", server_of(&url), tls);
+            }
+        }
+    }
+    net.record_http(trace);
 }
 
 /// The host's encoding for the WIT's.
@@ -284,7 +279,16 @@ impl wit::Host for HttpState {
         &mut self,
         request: wit::Request,
     ) -> wasmtime::Result<Result<wit::Response, wit::FetchError>> {
-        let result = HttpState::fetch(self, request).await;
+        let (tape, net) = (self.net.tape.clone(), self.net.clone());
+        let result = tape
+            .exchange(
+                "http.fetch",
+                |r: &wit::Request| format!("{} {}", r.method, r.url),
+                request,
+                Some(&net),
+                |r| HttpState::fetch(self, r),
+            )
+            .await?;
         if let Err(e) = &result {
             self.net.note_error(&e.error);
         }

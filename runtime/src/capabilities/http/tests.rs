@@ -37,6 +37,8 @@ fn net_with(patterns: &[&str], run: Duration) -> Net {
         deadline: Instant::now() + run,
         denials: Arc::default(),
         tls: Arc::default(),
+        http: Arc::default(),
+        tape: Default::default(),
     }
 }
 
@@ -130,7 +132,7 @@ async fn tls_a_pinned_self_signed_ca_certificate_verifies_with_dates_and_name_ch
     let (pem, der, key) = ca_marked_self_signed(LOCAL, -1, 30);
     let port = tls_servers::start_tls(vec![der.clone()], key.clone_key()).await;
     let url = format!("https://127.0.0.1:{port}/");
-    let mut s = state();
+    let s = state();
 
     // Pinned: verifies, the verified chain is the certificate itself.
     let r = s.fetch(with_ca(&url, &pem)).await.unwrap();
@@ -185,7 +187,7 @@ async fn tls_a_private_ca_and_a_server_name_verify_and_report_the_verified_chain
     let l = leaf(&["a.test"], &ca, -1, 20);
     let port = tls_servers::start_tls(vec![l.der.clone()], l.key).await;
     let url = format!("https://127.0.0.1:{port}/");
-    let mut s = state();
+    let s = state();
 
     let mut r = with_ca(&url, &ca.pem);
     r.tls.server_name = Some("a.test".into());
@@ -202,7 +204,10 @@ async fn tls_a_private_ca_and_a_server_name_verify_and_report_the_verified_chain
     assert_eq!(tls.verified_expiry_unix_ms, tls.earliest_expiry_unix_ms);
     // The trace carries the TLS facts for the metrics.
     let trace = s.net.tls_traces().last().cloned().unwrap();
-    assert_eq!((trace.via, trace.verdict.as_str()), ("http", "valid"));
+    assert_eq!(
+        (trace.via.as_str(), trace.verdict.as_str()),
+        ("http", "valid")
+    );
     assert_eq!(trace.version, "TLSv1.3");
     assert_eq!(trace.verified_expiry_unix_ms, tls.verified_expiry_unix_ms);
     assert_eq!(trace.leaf.unwrap().sans, vec!["a.test".to_string()]);
@@ -228,7 +233,7 @@ async fn tls_a_private_ca_and_a_server_name_verify_and_report_the_verified_chain
 async fn tls_expired_and_incomplete_chains_fail_in_words() {
     let ca = root("Words Root");
     let inter = tls_servers::intermediate("Words Intermediate", &ca, -1, 100);
-    let mut s = state();
+    let s = state();
 
     let old = leaf(LOCAL, &ca, -10, -1);
     let port = tls_servers::start_tls(vec![old.der], old.key).await;
@@ -258,7 +263,7 @@ async fn tls_a_client_certificate_comes_from_a_granted_secret() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("client.pem");
     std::fs::write(&file, tls_servers::client_pem(&ca)).unwrap();
-    let mut s = state_with(
+    let s = state_with(
         &["https://127.0.0.1:*"],
         &[("client".into(), SecretSource::File(file))],
     );
@@ -282,7 +287,7 @@ async fn tls_versions_and_http2_follow_the_request() {
     let l = leaf(LOCAL, &ca, -1, 10);
     let port = tls_servers::start_tls(vec![l.der.clone()], l.key.clone_key()).await;
     let url = format!("https://127.0.0.1:{port}/");
-    let mut s = state();
+    let s = state();
     let mut r = with_ca(&url, &ca.pem);
     r.tls.max_version = Some(wit_tls::TlsVersion::Tls12);
     assert_eq!(s.fetch(r).await.unwrap().tls.unwrap().version, "TLSv1.2");
@@ -455,7 +460,7 @@ async fn compression_server(sent: Arc<std::sync::atomic::AtomicU64>) -> u16 {
 #[tokio::test]
 async fn compress_every_encoding_is_asked_for_and_decoded() {
     let port = compression_server(Arc::default()).await;
-    let mut s = state();
+    let s = state();
     for (path, c) in [
         ("gzip", wit::Compression::Gzip),
         ("deflate", wit::Compression::Deflate),
@@ -481,7 +486,7 @@ async fn compress_every_encoding_is_asked_for_and_decoded() {
 #[tokio::test]
 async fn compress_a_mismatched_encoding_is_a_protocol_error() {
     let port = compression_server(Arc::default()).await;
-    let mut s = state();
+    let s = state();
     let mut r = get(&format!("http://127.0.0.1:{port}/br"));
     r.compression = Some(wit::Compression::Gzip);
     let e = s.fetch(r).await.unwrap_err();
@@ -508,7 +513,7 @@ async fn compress_a_mismatched_encoding_is_a_protocol_error() {
 async fn compress_a_decompression_bomb_ends_at_the_decoded_cap() {
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let port = compression_server(sent.clone()).await;
-    let mut s = state();
+    let s = state();
     let mut r = get(&format!("http://127.0.0.1:{port}/bomb"));
     r.compression = Some(wit::Compression::Gzip);
     r.max_body_bytes = Some(1 << 20);
@@ -545,7 +550,7 @@ async fn http_the_redirect_cap_keeps_the_last_redirect_and_the_list() {
         )
     })
     .await;
-    let mut s = state();
+    let s = state();
     let mut r = get(&format!("http://127.0.0.1:{port}/r/0"));
     r.max_redirects = Some(2);
     let e = s.fetch(r).await.unwrap_err();
@@ -557,14 +562,14 @@ async fn http_the_redirect_cap_keeps_the_last_redirect_and_the_list() {
     assert_eq!(e.redirects.len(), 2);
     assert_eq!(e.redirects[1].location, "/r/2");
     assert!(e.timings.connect_ms > 0.0 && e.timings.total_ms > 0.0);
-    let trace = s.trace.last().unwrap();
+    let trace = s.net.http_traces().0.last().cloned().unwrap();
     assert_eq!((trace.status, trace.redirects), (Some(302), 2));
 }
 
 #[tokio::test]
 async fn http_a_body_too_large_keeps_status_headers_and_the_body_cut_at_the_cap() {
     let port = serve(|_| response(201, &[("x-kind", "big")], full(vec![b'x'; 4096]))).await;
-    let mut s = state();
+    let s = state();
     let mut r = get(&format!("http://127.0.0.1:{port}/"));
     r.max_body_bytes = Some(1000);
     let e = s.fetch(r).await.unwrap_err();
@@ -599,7 +604,7 @@ async fn slow_server(delay: Duration) -> u16 {
 async fn http_a_timeout_keeps_the_phases_measured_so_far() {
     // Slow to answer: the timeout cuts `processing`, which is measured.
     let port = slow_server(Duration::from_secs(30)).await;
-    let mut s = state();
+    let s = state();
     let mut r = get(&format!("http://127.0.0.1:{port}/"));
     r.timeout_ms = Some(300);
     let e = s.fetch(r).await.unwrap_err();
@@ -611,7 +616,7 @@ async fn http_a_timeout_keeps_the_phases_measured_so_far() {
     assert!(e.timings.processing_ms >= 250.0, "{:?}", e.timings);
     assert!(e.response.is_none());
     assert_eq!(
-        s.trace.last().unwrap().timings.processing_ms,
+        s.net.http_traces().0.last().unwrap().timings.processing_ms,
         e.timings.processing_ms
     );
 
@@ -637,7 +642,7 @@ async fn http_a_timeout_keeps_the_phases_measured_so_far() {
 #[tokio::test]
 async fn http_a_request_outliving_the_run_times_out_before_the_deadline() {
     let port = slow_server(Duration::from_secs(30)).await;
-    let mut s = HttpState::new(
+    let s = HttpState::new(
         net_with(&["http://127.0.0.1:*"], Duration::from_millis(1000)),
         &[],
         false,
@@ -746,7 +751,7 @@ async fn proxy_plain_http_goes_in_absolute_form_with_the_proxy_headers() {
     })
     .await;
     let (proxy, seen) = start_proxy(false).await;
-    let mut s = state();
+    let s = state();
     let resp = s
         .fetch(via(get(&format!("http://127.0.0.1:{target}/p?q=1")), proxy))
         .await
@@ -771,7 +776,7 @@ async fn proxy_https_goes_through_a_connect_tunnel_and_verifies_the_target() {
     let l = leaf(LOCAL, &ca, -1, 10);
     let target = tls_servers::start_tls(vec![l.der], l.key).await;
     let (proxy, seen) = start_proxy(false).await;
-    let mut s = state();
+    let s = state();
     let resp = s
         .fetch(via(
             with_ca(&format!("https://127.0.0.1:{target}/"), &ca.pem),
@@ -853,7 +858,7 @@ async fn proxy_https_goes_through_a_connect_tunnel_and_verifies_the_target() {
 async fn proxy_and_target_both_pass_the_outbound_policy() {
     let (proxy, seen) = start_proxy(false).await;
     // The proxy is not allowed: denied, naming the proxy, nothing sent.
-    let mut s = state_with(&["http://127.0.0.1:1"], &[]);
+    let s = state_with(&["http://127.0.0.1:1"], &[]);
     match s
         .fetch(via(get("http://127.0.0.1:1/"), proxy))
         .await
@@ -867,7 +872,7 @@ async fn proxy_and_target_both_pass_the_outbound_policy() {
         other => panic!("{other:?}"),
     }
     // The proxy is allowed, the target is not: denied too.
-    let mut s = state_with(&[&format!("http://127.0.0.1:{proxy}")], &[]);
+    let s = state_with(&[&format!("http://127.0.0.1:{proxy}")], &[]);
     match s
         .fetch(via(get("http://example.test/"), proxy))
         .await
