@@ -82,6 +82,7 @@ pub fn http_spec(url: &str, insecure: bool) -> anyhow::Result<RunSpec> {
         mode: vantage::config::Mode::Edge,
         resolver: Arc::default(),
         allow_insecure: insecure,
+        tape: Default::default(),
     })
 }
 

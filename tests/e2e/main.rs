@@ -10,6 +10,7 @@ mod alert_rules;
 mod alerting;
 mod audit;
 mod blackbox_parity;
+mod cassettes;
 mod check_examples;
 mod cli;
 mod compat_v0_1;

@@ -112,6 +112,7 @@ fn spec(name: &str, targets: Vec<String>, allow: &[&str], timeout: Duration) -> 
         mode: Mode::Edge,
         resolver: Arc::default(),
         allow_insecure: false,
+        tape: Default::default(),
     }
 }
 

@@ -164,6 +164,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../sdk/template/lib.rs.tmpl"),
     ),
     (
+        "README.md",
+        include_str!("../../../sdk/template/README.md.tmpl"),
+    ),
+    (
         ".gitignore",
         include_str!("../../../sdk/template/gitignore.tmpl"),
     ),
@@ -310,12 +314,16 @@ fn rust(args: &NewArgs, name: &str) -> anyhow::Result<u8> {
         .canonicalize()
         .with_context(|| format!("cannot find the vantage-sdk crate at {}", sdk.display()))?;
     let sdk = sdk.display().to_string();
+    let artifact = name.replace('-', "_");
     write_files(
         &args.dir,
         TEMPLATES,
-        &[("{{name}}", name), ("{{sdk_path}}", &sdk)],
+        &[
+            ("{{name}}", name),
+            ("{{sdk_path}}", &sdk),
+            ("{{artifact}}", &artifact),
+        ],
     )?;
-    let artifact = name.replace('-', "_");
     outln!("Created check `{name}` in {}", args.dir.display());
     outln!();
     outln!(

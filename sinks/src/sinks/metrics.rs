@@ -958,8 +958,8 @@ mod tests {
         let metrics = Metrics::new(board.clone(), "fra1");
         let mut ok = record("mail", Status::Pass);
         let handshake =
-            |via, version: &str, earliest, verified, serial: &str| crate::result::TlsTrace {
-                via,
+            |via: &str, version: &str, earliest, verified, serial: &str| crate::result::TlsTrace {
+                via: via.into(),
                 server: "mail.example:993".into(),
                 version: version.into(),
                 verdict: "valid".into(),
