@@ -47,7 +47,9 @@ if ! python3 -c "import oras" >/dev/null 2>&1; then
 fi
 
 # componentize-py: builds the Python SDK's examples and a `vantage new
-# --lang python` project (tests/e2e/python_checks.rs).
+# --lang python` project (tests/e2e/python_checks.rs). That test vendors
+# requests==2.32.3 itself (`python3 -m pip install --target`, cached under
+# target/tmp/python-vendor), as a check's author does.
 step "Python checks: componentize-py"
 if ! componentize-py --version 2>/dev/null | grep -q '0.25.1'; then
     pip install 'componentize-py==0.25.1'

@@ -106,6 +106,61 @@ async fn the_javascript_examples_build_and_prove_what_they_claim() {
     );
 }
 
+/// The standard `fetch()` (over `wasi:http`) from an `async run`: the
+/// exchange is policed, timed and traced like `http.get`, and the run
+/// records to a cassette that replays offline (the JS test story).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_check_using_fetch_is_traced_and_replays_offline() {
+    let target = start_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = example("fetch_json", dir.path());
+    let cassette = dir.path().join("fetch.json");
+    let (code, r, stderr) = run(
+        &check,
+        &[
+            "--target",
+            &format!("{target}/healthz"),
+            "--record",
+            &cassette.display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{r:#}\n{stderr}");
+    let url = format!("{target}/healthz");
+    assert_eq!(
+        assertion_names(&r),
+        [
+            format!("{url}: status is 2xx=pass"),
+            format!("{url}: json has status=pass")
+        ],
+        "{r:#}"
+    );
+    let traced = r["timings"]["http"].as_array().unwrap();
+    assert_eq!(traced.len(), 1, "{r:#}");
+    assert!(traced[0]["connect_ms"].as_f64().unwrap() > 0.0, "{r:#}");
+
+    // A 5xx is an answer: the assertion fails, the run does not crash.
+    let (code, r, _) = run(&check, &["--target", &format!("{target}/error")]).await;
+    assert_eq!(code, 2, "{r:#}");
+    assert!(
+        assertion_names(&r).contains(&format!("{target}/error: status is 2xx=fail")),
+        "{r:#}"
+    );
+
+    let replayed = vantage_async(vec![
+        "test".into(),
+        check.display().to_string(),
+        cassette.display().to_string(),
+    ])
+    .await;
+    assert_eq!(replayed.code, 0, "{}{}", replayed.stdout, replayed.stderr);
+    assert!(
+        replayed.stdout.contains("ok ") && replayed.stdout.contains("replayed"),
+        "{}",
+        replayed.stdout
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn vantage_new_lang_ts_builds_a_typed_check_that_passes() {
     let target = start_target().await;

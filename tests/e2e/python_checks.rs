@@ -2,7 +2,8 @@
 //! a `vantage new --lang python` project, built with componentize-py (as a
 //! Python developer builds them) and run against the test application: the
 //! verdicts, the timings, secrets redacted, an uncaught exception's
-//! traceback in the result.
+//! traceback in the result; Python's own HTTP clients (urllib, and a
+//! vendored `requests`) through `wasi:http`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,14 +15,20 @@ use crate::support::{
     vantage_async,
 };
 
-/// Build `app.py` in `dir` (with the SDK and WIT at `sdk`/`wit`) into `out`.
-fn componentize(dir: &Path, sdk: &Path, wit: &Path, out: &Path) {
-    let result = Command::new("componentize-py")
+/// Build `app.py` in `dir` (with the SDK and WIT at `sdk`/`wit`, and the
+/// packages vendored in `vendor`) into `out`.
+fn componentize(dir: &Path, sdk: &Path, wit: &Path, vendor: &[&Path], out: &Path) {
+    let mut command = Command::new("componentize-py");
+    command
         .arg("-d")
         .arg(wit)
         .args(["-w", "check", "componentize", "-p"])
         .arg(sdk)
-        .args(["-p", "."])
+        .args(["-p", "."]);
+    for path in vendor {
+        command.arg("-p").arg(path);
+    }
+    let result = command
         .arg("app")
         .arg("-o")
         .arg(out)
@@ -48,9 +55,54 @@ fn example(name: &str, dir: &Path) -> PathBuf {
         &sdk.join("examples").join(name),
         &sdk,
         &repo().join("wit"),
+        &[],
         &out,
     );
     out
+}
+
+/// `requests==2.32.3` and its dependencies (urllib3, idna, certifi and
+/// charset_normalizer, pure-Python wheels for the check's CPython 3.14),
+/// installed with pip once per target dir, as a check's author vendors them.
+fn vendored_requests() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-vendor/requests-2.32.3");
+    let done = dir.join(".installed");
+    if done.exists() {
+        return dir;
+    }
+    let staging = PathBuf::from(format!("{}.partial-{}", dir.display(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--no-compile", "--only-binary=:all:", "--platform", "any"])
+        .args([
+            "--python-version",
+            "3.14",
+            "--implementation",
+            "py",
+            "--target",
+        ])
+        .arg(&staging)
+        .arg("requests==2.32.3")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 -m pip cannot run ({e}): the test vendors requests with pip")
+        });
+    assert!(
+        output.status.success(),
+        "pip install requests==2.32.3 failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&staging, &dir).unwrap();
+    std::fs::write(&done, "requests==2.32.3\n").unwrap();
+    dir
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,4 +244,121 @@ async fn vantage_new_lang_python_builds_a_check_that_passes() {
         std::fs::read_to_string(project.join("vantage_check/__init__.py")).unwrap(),
         std::fs::read_to_string(repo().join("sdk/python/vantage_check/__init__.py")).unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_urllib_and_vendored_requests_go_through_wasi_http() {
+    let target = start_target().await;
+    // A second server the check may not reach (not one of its targets).
+    let elsewhere = start_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = repo().join("sdk/python");
+    let vendor = vendored_requests();
+    let check = dir.path().join("stdlib_http.wasm");
+    componentize(
+        &sdk.join("examples/stdlib_http"),
+        &sdk,
+        &repo().join("wit"),
+        &[&vendor],
+        &check,
+    );
+
+    // urllib.request and requests, after `import vantage_check` alone: 2xx
+    // and the JSON field, directly and through a redirect each client
+    // follows itself. The vendored requests is the one imported.
+    let cassette = dir.path().join("stdlib_http.json");
+    let (code, r, stderr) = run(
+        &check,
+        &[
+            "--target",
+            &format!("{target}/healthz"),
+            "--target",
+            &format!("{target}/redirect"),
+            "--record",
+            &cassette.display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{r:#}\n{stderr}");
+    assert_eq!(r["status"], "pass", "{r:#}");
+    let per_target = [
+        "urllib: status is 2xx=pass",
+        "urllib: json /status is \"ok\"=pass",
+        "requests: status is 2xx=pass",
+        "requests: json /status is \"ok\"=pass",
+    ];
+    assert_eq!(
+        assertion_names(&r),
+        [per_target, per_target].concat(),
+        "{r:#}"
+    );
+    assert!(
+        r["logs"].to_string().contains("requests 2.32.3 vendored"),
+        "{r:#}"
+    );
+    let timed = r["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"] == "http_total_ms" && m["value"].as_f64().unwrap() > 0.0)
+        .count();
+    assert_eq!(timed, 4, "{r:#}");
+    // Every exchange, redirects included, is in the run's HTTP trace with
+    // its phases, as `http.fetch`'s are.
+    let traced = r["timings"]["http"].as_array().unwrap();
+    assert_eq!(traced.len(), 6, "{r:#}");
+    assert!(
+        traced
+            .iter()
+            .all(|t| t["total_ms"].as_f64().unwrap() > 0.0 && t["status"].is_u64()),
+        "{r:#}"
+    );
+    // The unit-test story: the recorded run replays offline to its verdict.
+    let replayed = vantage_async(vec![
+        "test".into(),
+        check.display().to_string(),
+        cassette.display().to_string(),
+    ])
+    .await;
+    assert_eq!(replayed.code, 0, "{}{}", replayed.stdout, replayed.stderr);
+    assert!(
+        replayed.stdout.contains("6 of 6 interaction(s) replayed"),
+        "{}",
+        replayed.stdout
+    );
+
+    // A 5xx is an answer: the assertions fail, nothing crashes.
+    let (code, r, _) = run(&check, &["--target", &format!("{target}/error")]).await;
+    assert_eq!(code, 2, "{r:#}");
+    let names = assertion_names(&r);
+    assert!(
+        names.contains(&"urllib: status is 2xx=fail".to_string())
+            && names.contains(&"requests: status is 2xx=fail".to_string()),
+        "{r:#}"
+    );
+
+    // A redirect to a host outside the allow list: both clients get an
+    // OSError naming the wasi:http refusal, and the check fails with it.
+    let port = elsewhere.rsplit(':').next().unwrap();
+    let (code, r, stderr) = run(
+        &check,
+        &["--target", &format!("{target}/redirect-to-port/{port}")],
+    )
+    .await;
+    assert_eq!(code, 2, "{r:#}\n{stderr}");
+    assert_eq!(r["status"], "fail", "{r:#}");
+    assert!(r["error"].is_null(), "{r:#}");
+    let refused = format!(
+        "GET {elsewhere}/healthz: refused by the host: not in this check's outbound allow \
+         list (wasi:http error-code HTTP-request-denied)"
+    );
+    assert_eq!(
+        assertion_names(&r),
+        [
+            format!("urllib: {refused}=fail"),
+            format!("requests: {refused}=fail")
+        ],
+        "{r:#}"
+    );
+    assert!(r["summary"].as_str().unwrap().contains(&refused), "{r:#}");
 }

@@ -107,6 +107,10 @@ const PYTHON_TEMPLATES: &[(&str, &str)] = &[
         "vantage_check/__init__.py",
         include_str!("../../../sdk/python/vantage_check/__init__.py"),
     ),
+    (
+        "vantage_check/stdlib_http.py",
+        include_str!("../../../sdk/python/vantage_check/stdlib_http.py"),
+    ),
 ];
 
 /// The `vantage:check@0.2.0` world and the WASI packages it uses.

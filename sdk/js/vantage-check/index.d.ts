@@ -184,7 +184,8 @@ export class Check {
   static secrets: string[];
   static config: Key[];
   static modes: ('edge' | 'restore')[];
-  run(ctx: Context): Outcome;
+  /** The run; `async` to `await fetch(...)` (the event loop runs until it settles). */
+  run(ctx: Context): Outcome | Promise<Outcome>;
 }
 
 /** The world's exports for a check class: `export const { describe, run } = exportCheck(MyCheck)`. */

@@ -573,19 +573,28 @@ export function exportCheck(check) {
         const declared = check.config.map((k) => k.key).join(', ') || 'none';
         return failResult(`unknown config key '${unknown[0]}' (this check declares: ${declared})`);
       }
-      let outcome;
-      try {
-        outcome = new check().run(new Context(context, check.config));
-      } catch (e) {
+      const failed = (e) => {
         if (e instanceof VantageError) return failResult(e.message);
         // A bug: componentize-js prints its message and stack on stderr
         // and traps; the host puts the last lines in the result's error.
         throw e;
+      };
+      const finish = (outcome) => {
+        if (!(outcome instanceof Outcome)) {
+          throw new TypeError(`${check.name}.run returned ${outcome}, not an Outcome`);
+        }
+        return outcome.toWit();
+      };
+      let outcome;
+      try {
+        outcome = new check().run(new Context(context, check.config));
+      } catch (e) {
+        return failed(e);
       }
-      if (!(outcome instanceof Outcome)) {
-        throw new TypeError(`${check.name}.run returned ${outcome}, not an Outcome`);
-      }
-      return outcome.toWit();
+      // An `async run` (to `await fetch(...)`): componentize-js runs the
+      // event loop until the promise settles.
+      if (outcome && typeof outcome.then === 'function') return outcome.then(finish, failed);
+      return finish(outcome);
     },
   };
 }

@@ -25,6 +25,23 @@ package wraps the generated bindings with the same names as the Rust SDK::
 Build it with ``componentize-py -d wit -w check componentize app -o check.wasm``
 (``vantage new --lang python`` writes a ``build.sh`` that does).
 
+Python's own HTTP clients work too, once ``vantage_check`` is imported
+(``vantage_check.stdlib_http``): ``urllib.request.urlopen``,
+``http.client.HTTPConnection``/``HTTPSConnection`` and, when the check
+vendors it, ``requests`` (``pip install --target vendor ...``, then
+``-p vendor`` for componentize-py). They go through ``wasi:http``: the host
+makes the request under the same outbound policy and run budget as
+``http.fetch``, and each exchange appears in the run's HTTP trace with its
+timings. They follow redirects themselves, each hop checked by the policy.
+No answer is an ``OSError`` naming the ``wasi:http`` error-code (urllib's
+``URLError``, requests' ``ConnectionError``/``Timeout``/``SSLError``): a
+host the check may not reach reads ``refused by the host: not in this
+check's outbound allow list (wasi:http error-code HTTP-request-denied)``.
+``out.expect(...)`` takes their responses. ``http.fetch`` remains the richer
+API: TLS options (CA bundle, server name, ``insecure``), per-phase timings
+on the response object, redirect and body-size limits; through ``wasi:http``
+TLS is always verified and the ``Host`` header is the URL's.
+
 Errors: a ``VantageError`` (``NetError``, ``SecretError``, ``ConfigError``)
 that escapes ``run`` fails the run with its message, like the Rust SDK's
 ``Err``; any other exception is a bug in the check: its traceback goes to
@@ -343,6 +360,45 @@ class Response:
         """Total time, seconds."""
         return self.timings.total_ms / 1000.0
 
+    @classmethod
+    def of(cls, response: Any) -> "Response":
+        """A ``Response`` for assertions from one of Python's own clients:
+        a ``requests.Response``, or what ``urllib.request.urlopen`` returns
+        (an ``http.client.HTTPResponse``; an ``urllib.error.HTTPError`` too).
+        Only the total time is known (``timings.total_ms``): the per-phase
+        timings of such exchanges are in the run's HTTP trace."""
+        if isinstance(response, Response):
+            return response
+        self = cls.__new__(cls)
+        if hasattr(response, "status_code") and hasattr(response, "content"):  # requests
+            self.status = response.status_code
+            self.headers = [(str(k), str(v)) for k, v in response.headers.items()]
+            self.body = bytes(response.content)
+            self.url = str(response.url)
+            elapsed = response.elapsed.total_seconds() if response.elapsed else 0.0
+        else:  # http.client.HTTPResponse, urllib's responses and HTTPError
+            exchange = getattr(response, "wasi_response", None) or getattr(
+                getattr(response, "fp", None), "wasi_response", None)
+            self.status = getattr(response, "status", None) or response.code
+            self.headers = [(str(k), str(v)) for k, v in response.headers.items()]
+            self.body = exchange.body if exchange is not None else response.read()
+            self.url = response.geturl() if hasattr(response, "geturl") else getattr(response, "url", "")
+            elapsed = exchange.elapsed if exchange is not None else 0.0
+        self.version = "1.1"
+        self.timings = Timings(_Phases(elapsed * 1000.0))
+        self.redirects = []
+        self._raw = response
+        return self
+
+
+class _Phases:
+    """Timings of an exchange measured in the check: the total only."""
+
+    def __init__(self, total_ms: float):
+        self.resolve_ms = self.connect_ms = self.tls_ms = 0.0
+        self.processing_ms = self.transfer_ms = 0.0
+        self.total_ms = total_ms
+
 
 class http:
     """HTTP(S) through the host: the outbound policy applies, every phase is
@@ -445,9 +501,12 @@ class Outcome:
         self._summary = text
         return self
 
-    def expect(self, response: Response) -> "Expect":
-        """Assertions about ``response``, chained."""
-        return Expect(self, response)
+    def expect(self, response: Any, name: Optional[str] = None) -> "Expect":
+        """Assertions about ``response``, chained: an ``http.fetch`` response,
+        or one from ``urllib.request``, ``http.client`` or ``requests``
+        (``Response.of``). ``name`` prefixes the assertions' names
+        (``"urllib: status is 2xx"``)."""
+        return Expect(self, Response.of(response), name)
 
     def measure_response(self, response: Response) -> "Outcome":
         """The response's status and per-phase timings as measurements."""
@@ -519,11 +578,11 @@ def _pointer(doc: Any, pointer: str) -> Tuple[bool, Any]:
 class Expect:
     """Chained assertions about one response (``Outcome.expect``)."""
 
-    def __init__(self, outcome: Outcome, response: Response):
-        self.outcome, self.response = outcome, response
+    def __init__(self, outcome: Outcome, response: Response, name: Optional[str] = None):
+        self.outcome, self.response, self.name = outcome, response, name
 
     def _that(self, name: str, ok: bool, detail: str) -> "Expect":
-        self.outcome.assert_(name, ok, detail)
+        self.outcome.assert_(f"{self.name}: {name}" if self.name else name, ok, detail)
         return self
 
     def status_is(self, code: int) -> "Expect":
@@ -644,3 +703,11 @@ def export(check: type) -> type:
 
     WitWorld.__name__ = "WitWorld"
     return WitWorld
+
+
+# urllib.request, http.client and requests through wasi:http (a copy of the
+# SDK without the module still imports, without them).
+import importlib.util as _importlib_util  # noqa: E402
+
+if _importlib_util.find_spec(__name__ + ".stdlib_http") is not None:
+    from . import stdlib_http  # noqa: F401
