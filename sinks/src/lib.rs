@@ -10,6 +10,6 @@
 
 // The core's modules, reachable as `crate::config` and so on, as in the
 // `vantage` crate.
-use vantage_core::{pace, result};
+use vantage_core::{config, pace, result};
 
 pub mod sinks;

@@ -39,7 +39,7 @@ fn now_ms() -> u64 {
 /// A `[[check]]` running the official `http` check against `target` every
 /// `every`, allowed to reach exactly its target's origin; `extra` is added
 /// to the table as is (more keys, then e.g. a `[check.config]` table).
-fn http_check(name: &str, every: &str, target: &str, extra: &str) -> String {
+pub(crate) fn http_check(name: &str, every: &str, target: &str, extra: &str) -> String {
     format!(
         "\n[[check]]\nname = \"{name}\"\ncomponent = \"{}\"\nevery = \"{every}\"\n\
          targets = [\"{target}\"]\nallow = [\"{{target}}\"]\n{extra}\n",

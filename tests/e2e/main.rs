@@ -31,6 +31,7 @@ mod redaction;
 mod registry;
 mod registry_oras;
 mod registry_trust;
+mod remote_write;
 mod restart;
 mod restore_cluster;
 mod restore_daemon;

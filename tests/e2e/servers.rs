@@ -281,6 +281,74 @@ pub fn start_prometheus(scrape_targets: &[String], interval: &str) -> Prometheus
     Prometheus { server, _dir: dir }
 }
 
+/// A real Prometheus receiving remote write (`--web.enable-remote-write-
+/// receiver`), scraping nothing, with an out-of-order window of 10 minutes
+/// (`storage.tsdb.out_of_order_time_window`): stopped and started again on
+/// the same port and data, as a receiver that goes away and comes back.
+pub struct Receiver {
+    prometheus: Option<Prometheus>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Receiver {
+    /// Start one on a free port.
+    pub fn start() -> Receiver {
+        let mut receiver = Receiver {
+            prometheus: None,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        };
+        receiver.resume();
+        receiver
+    }
+
+    /// Its remote-write endpoint.
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    /// Stop it (kill by PID; its data stays).
+    pub fn stop(&mut self) {
+        self.prometheus = None;
+    }
+
+    /// Start it again with the same port and data.
+    pub fn resume(&mut self) {
+        require(PROMETHEUS_BIN, "prometheus");
+        let config = self.dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n    out_of_order_time_window: 10m\n",
+        )
+        .unwrap();
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!(
+                "--storage.tsdb.path={}",
+                self.dir.path().join("tsdb").display()
+            ),
+            format!("--web.listen-address=127.0.0.1:{}", self.port),
+            "--web.enable-remote-write-receiver".to_string(),
+            "--log.level=warn".to_string(),
+        ];
+        let log = (0..)
+            .map(|i| self.dir.path().join(format!("prometheus-{i}.log")))
+            .find(|p| !p.exists())
+            .unwrap();
+        let server = Server::spawn("prometheus", PROMETHEUS_BIN, &args, log, self.port);
+        self.prometheus = Some(Prometheus {
+            server,
+            _dir: tempfile::tempdir().unwrap(),
+        });
+    }
+
+    /// The running Prometheus (panics when stopped).
+    pub fn prometheus(&self) -> &Prometheus {
+        self.prometheus.as_ref().expect("the receiver is stopped")
+    }
+}
+
 impl Prometheus {
     /// Its base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {

@@ -291,6 +291,7 @@ pub fn test_sinks(dir: &Path) -> vantage::sinks::Sinks {
         metrics: Arc::new(Metrics::new(board, "test")),
         history: History::open(dir, Retention::default()).unwrap(),
         alerts: Alerts::start(AlertConfig::default()),
+        remote_write: Default::default(),
     }
 }
 

@@ -85,6 +85,7 @@ mod error;
 mod model;
 mod raw;
 mod registry;
+mod remote_write;
 mod restore;
 pub mod s3;
 mod schema_check;
@@ -99,6 +100,7 @@ pub use model::{
     Schedule, Window,
 };
 pub use registry::{DEFAULT_REGISTRY_CACHE_SIZE, RegistryConfig, VerifyConfig, VerifyRule};
+pub use remote_write::{DEFAULT_QUEUE_BYTES, QueueConfig, RemoteWriteAuth, RemoteWriteConfig};
 pub use restore::{
     Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
     JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,

@@ -46,6 +46,8 @@ pub struct Config {
     pub config_places: Vec<(String, Diagnostic)>,
     /// OCI registries (`[registry]`).
     pub registry: super::RegistryConfig,
+    /// Receivers every run's series are pushed to (`[[remote_write]]`).
+    pub remote_write: Vec<super::RemoteWriteConfig>,
 }
 
 /// The daemon's HTTP address when neither `--listen` nor `global.listen`

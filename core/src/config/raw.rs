@@ -39,6 +39,9 @@ pub(super) struct RawConfig {
     pub audit: Option<Spanned<RawAudit>>,
     /// `[registry]`: pulling components from OCI registries.
     pub registry: Option<Spanned<super::registry::RawRegistry>>,
+    /// `[[remote_write]]`: receivers every run's series are pushed to.
+    #[serde(default)]
+    pub remote_write: Vec<Spanned<super::remote_write::RawRemoteWrite>>,
 }
 
 /// One `[[restore]]`: a scheduled restore test of a Velero backup.

@@ -963,5 +963,6 @@ fn daemon_setting_errors_name_line_and_key() {
 mod cpu;
 mod limits;
 mod multins;
+mod remote_write;
 mod restore;
 mod restore_stateful;

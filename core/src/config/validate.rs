@@ -70,6 +70,7 @@ pub(super) fn validate(
     v.refuse_without_restore_feature(&raw.restore, raw.audit.as_ref());
     let audit = v.audit(raw.audit);
     let registry = v.registry(raw.registry);
+    let remote_write = v.remote_writes(raw.remote_write);
     let restores: Vec<_> = raw
         .restore
         .into_iter()
@@ -103,6 +104,7 @@ pub(super) fn validate(
         component_keys: v.component_keys,
         config_places: v.config_places,
         registry,
+        remote_write,
     })
 }
 
@@ -111,6 +113,7 @@ mod check;
 mod global;
 mod maintenance;
 mod registry;
+mod remote_write;
 mod restore;
 
 struct Validator<'a> {

@@ -58,6 +58,7 @@ use crate::sinks::Sinks;
 use crate::sinks::alerts::{AlertConfig, Alerts};
 use crate::sinks::history::{History, Retention};
 use crate::sinks::metrics::Metrics;
+use crate::sinks::remote_write::RemoteWrite;
 use crate::sinks::web::{self, WebState};
 
 use crate::sinks::board::Board;
@@ -262,11 +263,19 @@ async fn bind(options: &Options, global: &config::Global) -> anyhow::Result<TcpL
         .with_context(|| format!("cannot listen on {listen}"))
 }
 
-/// The sinks every run goes to: board, metrics, history, alerts.
+/// The sinks every run goes to: board, metrics, history, alerts, remote
+/// write.
 fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Result<Sinks> {
     let global = &config.global;
     let board = Board::default();
-    let metrics = Arc::new(Metrics::new(board.clone(), &global.location));
+    let mut metrics = Metrics::new(board.clone(), &global.location);
+    let remote_write = RemoteWrite::start(
+        &config.remote_write,
+        data_dir,
+        &global.location,
+        metrics.registry_mut(),
+    )?;
+    let metrics = Arc::new(metrics);
     let history = History::open(
         data_dir,
         Retention {
@@ -286,6 +295,7 @@ fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Res
         metrics,
         history,
         alerts,
+        remote_write,
     })
 }
 
@@ -416,8 +426,12 @@ impl Daemon {
         if restart_only(&config) != restart_only(&self.config)
             || config.alerts != self.config.alerts
             || config.audit != self.config.audit
+            || config.remote_write != self.config.remote_write
         {
-            warn!("changes to [global], [alerts] and [audit] take effect at the next restart");
+            warn!(
+                "changes to [global], [alerts], [audit] and [[remote_write]] take effect at the \
+                 next restart"
+            );
         }
         let problems = self.apply(config).await;
         // The metric first: whoever reads the report below sees it set.

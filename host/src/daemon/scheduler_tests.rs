@@ -156,6 +156,7 @@ impl Harness {
             metrics: Arc::new(Metrics::new(board, "test")),
             history: History::open(dir.path(), Retention::default()).unwrap(),
             alerts: Alerts::start(AlertConfig::default()),
+            remote_write: Default::default(),
         };
         let shared = Arc::new(Shared {
             runtime: Arc::new(Runtime::new(&EngineOptions::default(), None).unwrap()),

@@ -458,16 +458,7 @@ impl SecretsState {
 
 /// Read a secret's value from its source. Errors name the source, never the value.
 pub fn read_source(source: &SecretSource) -> Result<String, String> {
-    match source {
-        SecretSource::Env(var) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(v),
-            Ok(_) => Err(format!("environment variable {var} is empty")),
-            Err(_) => Err(format!("environment variable {var} is not set")),
-        },
-        SecretSource::File(path) => std::fs::read_to_string(path)
-            .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| format!("cannot read {}: {e}", path.display())),
-    }
+    source.read()
 }
 
 /// Replace every `{{secret.NAME}}` in the config values with the secret's

@@ -74,7 +74,7 @@ use crate::result::{ErrorKind, Status};
 use crate::sinks::board::{Board, CheckView};
 
 /// Labels of a per-check series, plus extra pairs.
-type Labels = Vec<(String, String)>;
+pub type Labels = Vec<(String, String)>;
 
 /// Buckets of the lateness histogram, seconds: 1 ms to 10 s.
 const LATENESS_BUCKETS: [f64; 13] = [
@@ -412,6 +412,29 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One sample of a last-run gauge: its metric name, its labels (`check`,
+/// `location` and the family's own) and its value.
+pub type Series = (&'static str, Labels, f64);
+
+/// The last-run gauges `/metrics` shows for `view` at `location`, as
+/// samples: what remote write pushes after each run, so that a receiver
+/// holds the same names and labels a scrape would.
+pub fn last_run_series(view: &CheckView, location: &str) -> Vec<Series> {
+    let mut families = LastRunFamilies::new();
+    families.add(view, location);
+    families
+        .into_vec()
+        .into_iter()
+        .flat_map(|family| {
+            let name = family.name;
+            family
+                .samples
+                .into_iter()
+                .map(move |(labels, value)| (name, labels, value))
+        })
+        .collect()
 }
 
 /// Which sandbox limit an error kind is, if any.

@@ -6,12 +6,15 @@
 //! - [`alerts`]: Alertmanager and JSON webhooks.
 //! - [`history`]: every run in SQLite.
 //! - [`web`]: the HTTP API and the status page.
+//! - [`remote_write`]: every run's series pushed to Prometheus-compatible
+//!   receivers.
 
 pub mod alerts;
 pub mod audit_metrics;
 pub mod board;
 pub mod history;
 pub mod metrics;
+pub mod remote_write;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod web;
@@ -32,6 +35,8 @@ pub struct Sinks {
     pub history: history::History,
     /// The alert sender.
     pub alerts: alerts::Alerts,
+    /// Remote-write receivers (none unless configured).
+    pub remote_write: remote_write::RemoteWrite,
 }
 
 impl Sinks {
@@ -39,6 +44,7 @@ impl Sinks {
     /// queue the record for their own tasks.
     pub fn publish(&self, record: Arc<RunRecord>) {
         self.metrics.observe(&record);
+        self.remote_write.observe(&record);
         self.history.record(record.clone());
         self.alerts.observe(record);
     }

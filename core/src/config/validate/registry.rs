@@ -124,7 +124,7 @@ impl Validator<'_> {
     /// `file` resolved against the configuration's folder, when it is a
     /// readable PEM file with a `label` block (an error at its place
     /// otherwise).
-    fn pem_file(
+    pub(super) fn pem_file(
         &mut self,
         file: &Spanned<String>,
         context: &str,
