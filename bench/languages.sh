@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The same healthz check written in Rust, Python and JavaScript, measured
 # from the command line as a check author meets them: component size, the
-# first run (compiling into an empty compiled-component cache), a cached
-# run (process start + cache load + one run: the cold start a daemon restart
-# or `vantage run` pays), and the peak RSS of each. Median of N runs.
+# first run (compiling into an empty compiled-component cache) with Winch
+# (`vantage run`'s default) and with Cranelift (the daemon's), a cached run
+# (process start + cache load + one run: the cold start a daemon restart or
+# `vantage run` pays), and the peak RSS of each. Median of N runs.
 #
 #   bash bench/languages.sh [N]        # N defaults to 5
 #
@@ -43,11 +44,12 @@ cp sdk/js/vantage-check/index.js "$WORK/js/vantage-check/"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-# One `vantage run` (which must pass): "seconds maxrss_kib".
+# One `vantage run` with compiler $3 (which must pass): "seconds maxrss_kib".
 one() {
-    local cache="$1" component="$2"
+    local cache="$1" component="$2" compiler="$3"
     if ! /usr/bin/time -f '%e %M' -o "$WORK/time" \
-        env VANTAGE_CACHE_DIR="$cache" "$VANTAGE" run "$component" --target "$TARGET" >"$WORK/out" 2>&1; then
+        env VANTAGE_CACHE_DIR="$cache" "$VANTAGE" run "$component" --target "$TARGET" \
+        --compiler "$compiler" >"$WORK/out" 2>&1; then
         echo "$component did not pass:" >&2
         cat "$WORK/out" >&2
         exit 1
@@ -55,22 +57,25 @@ one() {
     cat "$WORK/time"
 }
 
-printf '| language | component | first run (compiles) | cached run | peak RSS, first | peak RSS, cached |\n'
-printf '|---|---:|---:|---:|---:|---:|\n'
+printf '| language | component | first run, Winch | first run, Cranelift | cached run | peak RSS, first (Winch / Cranelift) | peak RSS, cached |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
 for lang in rust python js; do
     component="$WORK/$lang.wasm"
     size=$(stat -c %s "$component")
-    : >"$WORK/first"; : >"$WORK/cached"
+    : >"$WORK/winch"; : >"$WORK/cranelift"; : >"$WORK/cached"
     for i in $(seq "$N"); do
-        cache="$WORK/cache-$lang-$i"
-        one "$cache" "$component" >>"$WORK/first"
-        one "$cache" "$component" >>"$WORK/cached"
+        one "$WORK/cache-$lang-w$i" "$component" winch >>"$WORK/winch"
+        one "$WORK/cache-$lang-w$i" "$component" winch >>"$WORK/cached"
+        one "$WORK/cache-$lang-c$i" "$component" cranelift >>"$WORK/cranelift"
     done
-    first_s=$(cut -d' ' -f1 "$WORK/first" | median)
+    winch_s=$(cut -d' ' -f1 "$WORK/winch" | median)
+    cranelift_s=$(cut -d' ' -f1 "$WORK/cranelift" | median)
     cached_s=$(cut -d' ' -f1 "$WORK/cached" | median)
-    first_rss=$(cut -d' ' -f2 "$WORK/first" | median)
+    winch_rss=$(cut -d' ' -f2 "$WORK/winch" | median)
+    cranelift_rss=$(cut -d' ' -f2 "$WORK/cranelift" | median)
     cached_rss=$(cut -d' ' -f2 "$WORK/cached" | median)
-    printf '| %s | %.1f MB | %.2f s | %.2f s | %.0f MB | %.0f MB |\n' "$lang" \
-        "$(echo "$size / 1000000" | bc -l)" "$first_s" "$cached_s" \
-        "$(echo "$first_rss / 1024" | bc -l)" "$(echo "$cached_rss / 1024" | bc -l)"
+    printf '| %s | %.1f MB | %.2f s | %.2f s | %.2f s | %.0f / %.0f MB | %.0f MB |\n' "$lang" \
+        "$(echo "$size / 1000000" | bc -l)" "$winch_s" "$cranelift_s" "$cached_s" \
+        "$(echo "$winch_rss / 1024" | bc -l)" "$(echo "$cranelift_rss / 1024" | bc -l)" \
+        "$(echo "$cached_rss / 1024" | bc -l)"
 done

@@ -23,6 +23,7 @@ pub fn daemon_engine() -> EngineOptions {
         fuel: false,
         max_memory: DEFAULT_MEMORY,
         pool_instances: DAEMON_CONCURRENCY + 16,
+        compiler: Default::default(),
     }
 }
 

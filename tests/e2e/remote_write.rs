@@ -107,6 +107,38 @@ async fn every_run_reaches_prometheus_in_order_even_across_its_absence() {
         "{}",
         daemon.metrics()
     );
+    // The daemon's own series: who it is, what it runs, that it is alive.
+    let build = receiver
+        .prometheus()
+        .query("vantage_build_info{location=\"e2e-dc1\"}");
+    assert_eq!(
+        build[0]["metric"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{build}"
+    );
+    let config = receiver.prometheus().query("vantage_config_info");
+    assert_eq!(
+        config[0]["metric"]["sha256"].as_str().unwrap().len(),
+        64,
+        "{config}"
+    );
+    let beat = receiver
+        .prometheus()
+        .query("time() - vantage_heartbeat_timestamp_seconds{location=\"e2e-dc1\"}");
+    assert!(Prometheus::scalar(&beat).unwrap() < 60.0, "{beat}");
+    // Its clock against the receiver's Date: the same machine, so about 0.
+    let offset = metric(
+        &daemon,
+        "vantage_clock_offset_seconds{location=\"e2e-dc1\"}",
+    );
+    assert!(offset.abs() <= 1.5, "{offset}\n{}", daemon.metrics());
+    assert!(
+        daemon
+            .metrics()
+            .contains("vantage_clock_offset_seconds{location=\"e2e-dc1\"}"),
+        "{}",
+        daemon.metrics()
+    );
 
     // The receiver goes away: samples queue on disk, the sender retries.
     receiver.stop();

@@ -186,14 +186,18 @@ impl Alertmanager {
 
     /// Start one on `port` (e.g. a port a client already targets).
     pub fn start_on(port: u16) -> Alertmanager {
+        Self::start_with(
+            port,
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+    }
+
+    /// Start one on `port` with the configuration `config` (YAML).
+    pub fn start_with(port: u16, config_text: &str) -> Alertmanager {
         require(ALERTMANAGER_BIN, "prometheus-alertmanager");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
-        )
-        .unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let args = vec![
             format!("--config.file={}", config.display()),
             format!("--storage.path={}", dir.path().join("data").display()),

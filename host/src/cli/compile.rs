@@ -12,7 +12,7 @@ use crate::components::{Components, parse_component_arg};
 use crate::config::{self, ComponentRef};
 use crate::runtime::Runtime;
 use crate::runtime::cache::CacheOutcome;
-use crate::runtime::engine::EngineOptions;
+use crate::runtime::engine::{Compiler, EngineOptions};
 
 /// Arguments of `vantage compile`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +55,7 @@ pub async fn execute(args: CompileArgs) -> anyhow::Result<u8> {
             (EngineOptions::default(), sources, components)
         }
     };
+    let options = args.cache.engine(options, Compiler::Cranelift);
     let runtime = Runtime::new(&options, Some(dir.clone()))?;
     let mut failed = false;
     for component in components {

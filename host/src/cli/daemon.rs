@@ -40,6 +40,7 @@ pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
         listen: args.listen,
         data_dir: args.data_dir,
         cache_dir: args.cache.dir(),
+        compiler: args.cache.compiler.unwrap_or_default(),
         watch: !args.no_watch,
         re_resolve: args.re_resolve,
     })

@@ -10,7 +10,7 @@ use crate::capabilities::net::HostResolver;
 use crate::capabilities::tape::Tape;
 use crate::config::{self, Limits, Mode, SecretSource};
 use crate::policy::{AllowList, TARGET_PLACEHOLDER};
-use crate::runtime::engine::EngineOptions;
+use crate::runtime::engine::{Compiler, EngineOptions};
 use crate::runtime::{RunSpec, Runtime};
 
 /// Arguments of `vantage run`.
@@ -132,11 +132,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Run the command.
 pub async fn execute(args: RunArgs) -> anyhow::Result<u8> {
+    let options = EngineOptions {
+        fuel: args.fuel.is_some(),
+        ..EngineOptions::default()
+    };
     let runtime = Runtime::new(
-        &EngineOptions {
-            fuel: args.fuel.is_some(),
-            ..EngineOptions::default()
-        },
+        &args.cache.engine(options, Compiler::Winch),
         args.cache.dir(),
     )?;
     let (check, _) = super::load_component(

@@ -20,7 +20,7 @@ use crate::capabilities::tape::{
 };
 use crate::config::{Limits, Mode};
 use crate::result::CheckResult;
-use crate::runtime::engine::EngineOptions;
+use crate::runtime::engine::{Compiler, EngineOptions};
 use crate::runtime::{LoadedCheck, RunSpec, Runtime};
 
 /// Arguments of `vantage test`.
@@ -172,7 +172,8 @@ fn name<T: serde::Serialize>(value: &T) -> String {
 
 /// Run the command.
 pub async fn execute(args: TestArgs) -> anyhow::Result<u8> {
-    let runtime = Runtime::new(&EngineOptions::default(), args.cache.dir())?;
+    let options = args.cache.engine(EngineOptions::default(), Compiler::Winch);
+    let runtime = Runtime::new(&options, args.cache.dir())?;
     let (check, _) = super::load_component(
         &runtime,
         &args.component,

@@ -81,6 +81,8 @@ pub struct Options {
     /// Resolve `oci://` tags the lock file does not pin (with a warning)
     /// instead of refusing them.
     pub re_resolve: bool,
+    /// The compiler of the daemon's engine (Cranelift unless `--compiler`).
+    pub compiler: crate::runtime::engine::Compiler,
 }
 
 /// A check's component (or why it failed to load) and the sha256 of its
@@ -154,10 +156,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let sinks = open_sinks(&config, &data_dir, &public_url)?;
     let audit = restores::open_audit(&config, &data_dir, &sinks).await?;
-    let runtime = Arc::new(Runtime::new(
-        &engine_options(&config),
-        options.cache_dir.clone(),
-    )?);
+    let engine = EngineOptions {
+        compiler: options.compiler,
+        ..engine_options(&config)
+    };
+    let runtime = Arc::new(Runtime::new(&engine, options.cache_dir.clone())?);
     // Runs in the low-priority lane hold at most this many slots of the cap.
     let guests = GuestPool::per_core()
         .context("cannot start the guest threads")?
@@ -269,10 +272,12 @@ fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Res
     let global = &config.global;
     let board = Board::default();
     let mut metrics = Metrics::new(board.clone(), &global.location);
+    let identity = metrics.identity().clone();
+    identity.set_config(&config_sha256(&config.source));
     let remote_write = RemoteWrite::start(
         &config.remote_write,
         data_dir,
-        &global.location,
+        &identity,
         metrics.registry_mut(),
     )?;
     let metrics = Arc::new(metrics);
@@ -299,6 +304,15 @@ fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Res
     })
 }
 
+/// The sha256 of the configuration file (what `vantage_config_info`
+/// reports), or empty when it cannot be read.
+fn config_sha256(path: &Path) -> String {
+    use sha2::Digest as _;
+    std::fs::read(path)
+        .map(|bytes| format!("{:x}", sha2::Sha256::digest(bytes)))
+        .unwrap_or_default()
+}
+
 /// The engine's settings for every check and restore check configured:
 /// fuel if any uses it, the largest memory limit, and pooled instances for
 /// the concurrency cap plus the low lane. (`vantage compile CONFIG` compiles
@@ -322,6 +336,7 @@ pub(crate) fn engine_options(config: &Config) -> EngineOptions {
             .unwrap_or(config::DEFAULT_MEMORY),
         pool_instances: u32::try_from(concurrency + low_lane_permits_for(concurrency) + 16)
             .unwrap_or(u32::MAX),
+        compiler: Default::default(),
     }
 }
 
@@ -436,6 +451,13 @@ impl Daemon {
         let problems = self.apply(config).await;
         // The metric first: whoever reads the report below sees it set.
         self.shared.sinks.metrics.config_reload(problems.is_empty());
+        if problems.is_empty() {
+            self.shared
+                .sinks
+                .metrics
+                .identity()
+                .set_config(&config_sha256(path));
+        }
         if !problems.is_empty() {
             let text = problems.join("\n");
             error!(

@@ -94,6 +94,7 @@ const LIMITS: [&str; 6] = ["deadline", "memory", "fuel", "trap", "result", "cpu"
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    identity: super::identity::Identity,
     location: String,
     runs: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
@@ -241,7 +242,10 @@ impl Metrics {
             location: location.to_string(),
         }));
         let audit = super::audit_metrics::AuditGauges::register(&mut registry);
+        let identity = super::identity::Identity::new(location);
+        registry.register_collector(Box::new(identity.clone()));
         Metrics {
+            identity,
             registry,
             location: location.to_string(),
             runs,
@@ -255,6 +259,11 @@ impl Metrics {
             restore,
             audit,
         }
+    }
+
+    /// What the daemon says about itself (build, configuration, clock).
+    pub fn identity(&self) -> &super::identity::Identity {
+        &self.identity
     }
 
     /// The audit shipper's metrics, for `vantage::audit::log::AuditLog::open`.

@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod audit_metrics;
 pub mod board;
 pub mod history;
+pub mod identity;
 pub mod metrics;
 pub mod remote_write;
 #[cfg(any(test, feature = "testing"))]

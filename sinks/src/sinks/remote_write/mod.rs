@@ -15,6 +15,11 @@
 //! final: logged with the receiver's message (`out of order sample`) and
 //! counted as failed.
 //!
+//! Every 15 s the daemon's own series ([`identity`](super::identity):
+//! build, configuration hash, clock offset, heartbeat) are pushed too, so
+//! that a location gone silent shows as a heartbeat that stopped. The
+//! clock offset is measured from the `Date` of the receiver's answers.
+//!
 //! Metrics, per receiver (`remote`): `vantage_remote_write_pending_samples`,
 //! `vantage_remote_write_sent_samples_total`,
 //! `vantage_remote_write_failed_samples_total`,
@@ -44,6 +49,7 @@ use crate::config::{RemoteWriteAuth, RemoteWriteConfig};
 use crate::pace::AbortOnDrop;
 use crate::result::RunRecord;
 use crate::sinks::board::CheckView;
+use crate::sinks::identity::Identity;
 
 /// The remote-write receivers of a daemon (none when unconfigured).
 #[derive(Clone, Default)]
@@ -61,6 +67,8 @@ struct Remote {
     wake: Vec<Notify>,
     client: reqwest::Client,
     metrics: RemoteMetrics,
+    /// Where the receiver's clock offset goes.
+    identity: Identity,
 }
 
 type L = Vec<(String, String)>;
@@ -118,9 +126,10 @@ impl RemoteWrite {
     pub fn start(
         configs: &[RemoteWriteConfig],
         data_dir: &Path,
-        location: &str,
+        identity: &Identity,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
+        let location = identity.location();
         if configs.is_empty() {
             return Ok(RemoteWrite::default());
         }
@@ -190,14 +199,18 @@ impl RemoteWrite {
                 wake: (0..config.queue.shards).map(|_| Notify::new()).collect(),
                 client: client.build()?,
                 metrics,
+                identity: identity.clone(),
             }));
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut tasks = vec![AbortOnDrop(tokio::spawn(enqueue(
-            remotes.clone(),
-            rx,
-            location.to_string(),
-        )))];
+        let mut tasks = vec![
+            AbortOnDrop(tokio::spawn(enqueue(
+                remotes.clone(),
+                rx,
+                location.to_string(),
+            ))),
+            AbortOnDrop(tokio::spawn(heartbeat(remotes.clone(), identity.clone()))),
+        ];
         for remote in &remotes {
             for shard in 0..remote.config.queue.shards {
                 tasks.push(AbortOnDrop(tokio::spawn(send_loop(remote.clone(), shard))));
@@ -259,25 +272,26 @@ pub fn run_series(record: &RunRecord, location: &str) -> Vec<TimeSeries> {
     };
     super::metrics::last_run_series(&view, location)
         .into_iter()
-        .map(|(name, labels, value)| {
-            let mut labels: Vec<Label> = labels
-                .into_iter()
-                .map(|(name, value)| Label { name, value })
-                .chain(std::iter::once(Label {
-                    name: "__name__".into(),
-                    value: name.into(),
-                }))
-                .collect();
-            labels.sort();
-            TimeSeries {
-                labels,
-                samples: vec![Sample {
-                    value,
-                    timestamp: ended,
-                }],
-            }
-        })
+        .map(|s| time_series(s, ended))
         .collect()
+}
+
+/// One sample of a gauge as a remote-write series at `timestamp` (ms):
+/// labels sorted, `__name__` among them.
+fn time_series((name, labels, value): super::metrics::Series, timestamp: i64) -> TimeSeries {
+    let mut labels: Vec<Label> = labels
+        .into_iter()
+        .map(|(name, value)| Label { name, value })
+        .chain(std::iter::once(Label {
+            name: "__name__".into(),
+            value: name.into(),
+        }))
+        .collect();
+    labels.sort();
+    TimeSeries {
+        labels,
+        samples: vec![Sample { value, timestamp }],
+    }
 }
 
 /// The shard of a series: a stable hash of its labels.
@@ -299,6 +313,24 @@ fn shard_of(series: &TimeSeries, shards: u32) -> u32 {
     (h.finish() % u64::from(shards.max(1))) as u32
 }
 
+/// How often the daemon's own series are pushed.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Push the daemon's own series every [`HEARTBEAT`].
+async fn heartbeat(remotes: Vec<Arc<Remote>>, identity: Identity) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let series = identity
+            .series(now as f64 / 1000.0)
+            .into_iter()
+            .map(|s| time_series(s, now))
+            .collect();
+        queue_series(&remotes, series, now).await;
+    }
+}
+
 /// Turn published runs into queued rows, one per receiver and shard.
 async fn enqueue(
     remotes: Vec<Arc<Remote>>,
@@ -312,7 +344,15 @@ async fn enqueue(
             .and_then(|s| s.samples.first())
             .map(|s| s.timestamp)
             .unwrap_or_else(now_ms);
-        for remote in &remotes {
+        queue_series(&remotes, series, taken).await;
+    }
+}
+
+/// Queue `series` (taken at `taken` ms) for every receiver, each series in
+/// its shard.
+async fn queue_series(remotes: &[Arc<Remote>], series: Vec<TimeSeries>, taken: i64) {
+    {
+        for remote in remotes {
             let shards = remote.config.queue.shards;
             let mut by_shard: HashMap<u32, WriteRequest> = HashMap::new();
             for s in &series {
@@ -524,10 +564,25 @@ async fn send_once(remote: &Remote, body: &[u8]) -> Outcome {
         },
         None => {}
     }
+    let sent_at = now_ms();
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => return Outcome::Retry(without_url(&e), None),
     };
+    // The receiver's clock against ours: its Date (whole seconds, so +0.5 s
+    // on average) against the middle of the exchange.
+    if let Some(date) = response
+        .headers()
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+    {
+        let theirs = date.timestamp() as f64 + 0.5;
+        let ours = (sent_at + now_ms()) as f64 / 2000.0;
+        remote
+            .identity
+            .set_clock_offset(((theirs - ours) * 10.0).round() / 10.0);
+    }
     let status = response.status();
     if status.is_success() {
         return Outcome::Sent;
