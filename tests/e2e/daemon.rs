@@ -66,10 +66,16 @@ impl Daemon {
         dir.join("vantage.toml")
     }
 
-    /// The whole configuration text for `body`.
+    /// The whole configuration text for `body` (location [`LOCATION`]
+    /// unless `global` sets one).
     fn config_text(dir: &Path, port: u16, global: &str, body: &str) -> String {
+        let location = if global.contains("location =") {
+            String::new()
+        } else {
+            format!("location = \"{LOCATION}\"\n")
+        };
         format!(
-            "[global]\nlocation = \"{LOCATION}\"\nlisten = \"127.0.0.1:{port}\"\n\
+            "[global]\n{location}listen = \"127.0.0.1:{port}\"\n\
              data_dir = \"{}\"\n{global}\n{body}",
             dir.join("data").display()
         )

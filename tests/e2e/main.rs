@@ -17,6 +17,7 @@ mod compat_v0_1;
 mod daemon;
 mod dns;
 mod dns_server;
+mod fleet;
 mod flow;
 mod fuzz;
 mod hostile;

@@ -144,7 +144,7 @@ async fn fill(board: &Board, history: &History) {
 }
 
 /// Run headless Chromium with `args` then `url`; returns its stdout.
-async fn chromium(profile: &Path, args: &[String], url: &str) -> String {
+pub(crate) async fn chromium(profile: &Path, args: &[String], url: &str) -> String {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the status page test needs Chromium. \
@@ -199,7 +199,7 @@ fn section_with_id<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..end]
 }
 
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -220,6 +220,7 @@ async fn status_page_renders_in_headless_chromium() {
         metrics: Arc::new(|| "# EOF\n".to_string()),
         location: "eu-west-1".into(),
         version: env!("CARGO_PKG_VERSION"),
+        central: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());

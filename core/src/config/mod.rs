@@ -100,7 +100,9 @@ pub use model::{
     Schedule, Window,
 };
 pub use registry::{DEFAULT_REGISTRY_CACHE_SIZE, RegistryConfig, VerifyConfig, VerifyRule};
-pub use remote_write::{DEFAULT_QUEUE_BYTES, QueueConfig, RemoteWriteAuth, RemoteWriteConfig};
+pub use remote_write::{
+    CentralConfig, DEFAULT_QUEUE_BYTES, QueueConfig, RemoteWriteAuth, RemoteWriteConfig,
+};
 pub use restore::{
     Acceptance, AuditConfig, BackupSource, ClusterAccess, EgressRule, IngressPolicy, Isolation,
     JobEnv, PLACEHOLDERS, Readiness, RestoreCheck, RestoreJob, RestoreSpec, Selection, Template,

@@ -48,6 +48,8 @@ pub struct Config {
     pub registry: super::RegistryConfig,
     /// Receivers every run's series are pushed to (`[[remote_write]]`).
     pub remote_write: Vec<super::RemoteWriteConfig>,
+    /// The fleet's view (`[central]`), when this daemon shows it.
+    pub central: Option<super::CentralConfig>,
 }
 
 /// The daemon's HTTP address when neither `--listen` nor `global.listen`

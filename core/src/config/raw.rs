@@ -42,6 +42,8 @@ pub(super) struct RawConfig {
     /// `[[remote_write]]`: receivers every run's series are pushed to.
     #[serde(default)]
     pub remote_write: Vec<Spanned<super::remote_write::RawRemoteWrite>>,
+    /// `[central]`: the fleet's view, read from Prometheus.
+    pub central: Option<Spanned<super::remote_write::RawCentral>>,
 }
 
 /// One `[[restore]]`: a scheduled restore test of a Velero backup.

@@ -23,6 +23,25 @@ use serde_spanned::Spanned;
 
 use super::SecretSource;
 
+/// `[central]`, validated: this daemon shows the fleet's view, one row per
+/// check and one column per location, read from the Prometheus the edges
+/// push to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentralConfig {
+    /// The Prometheus HTTP API base URL, e.g. `http://prometheus:9090`.
+    pub prometheus: url::Url,
+    /// A location whose heartbeat is older than this shows as silent.
+    pub silent_after: Duration,
+}
+
+/// `[central]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCentral {
+    pub prometheus: Option<Spanned<String>>,
+    pub silent_after: Option<Spanned<toml::Value>>,
+}
+
 /// One `[[remote_write]]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteWriteConfig {

@@ -35,7 +35,7 @@ pub(super) fn validate(
     };
     let global = v.global(raw.global);
     let defaults = v.defaults(raw.defaults);
-    if raw.check.is_empty() && raw.restore.is_empty() {
+    if raw.check.is_empty() && raw.restore.is_empty() && raw.central.is_none() {
         v.warn(
             0..0,
             None,
@@ -71,6 +71,7 @@ pub(super) fn validate(
     let audit = v.audit(raw.audit);
     let registry = v.registry(raw.registry);
     let remote_write = v.remote_writes(raw.remote_write);
+    let central = raw.central.and_then(|c| v.central(c));
     let restores: Vec<_> = raw
         .restore
         .into_iter()
@@ -105,6 +106,7 @@ pub(super) fn validate(
         config_places: v.config_places,
         registry,
         remote_write,
+        central,
     })
 }
 

@@ -174,7 +174,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         maintenance: RwLock::new(Arc::new(Vec::new())),
         clock: crate::pace::Clock::system(),
     });
-    let web = Web::start(listener, &sinks, &location);
+    let web = Web::start(listener, &sinks, &location, config.central.as_ref());
     let janitor = Janitor::start(&config);
 
     let names = config
@@ -347,7 +347,12 @@ struct Web {
 }
 
 impl Web {
-    fn start(listener: TcpListener, sinks: &Sinks, location: &str) -> Self {
+    fn start(
+        listener: TcpListener,
+        sinks: &Sinks,
+        location: &str,
+        central: Option<&config::CentralConfig>,
+    ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let render = {
             let metrics = sinks.metrics.clone();
@@ -359,6 +364,12 @@ impl Web {
             metrics: render,
             location: location.to_string(),
             version: env!("CARGO_PKG_VERSION"),
+            central: central.map(|c| {
+                Arc::new(web::central::Central::new(
+                    c.prometheus.clone(),
+                    c.silent_after,
+                ))
+            }),
         });
         let task = tokio::spawn(web::serve(listener, router, async move {
             let _ = stopped.await;

@@ -8,7 +8,8 @@ use serde_spanned::Spanned;
 use super::Validator;
 use crate::config::SecretSource;
 use crate::config::remote_write::{
-    QueueConfig, RawQueue, RawRemoteWrite, RemoteWriteAuth, RemoteWriteConfig,
+    CentralConfig, QueueConfig, RawCentral, RawQueue, RawRemoteWrite, RemoteWriteAuth,
+    RemoteWriteConfig,
 };
 use crate::config::values::{DurationRange, parse_size};
 
@@ -39,6 +40,43 @@ const MAX_AGE: DurationRange =
 const SHORT: DurationRange = DurationRange::new(Duration::from_millis(1), Duration::from_secs(600));
 
 impl Validator<'_> {
+    /// `[central]`.
+    pub(super) fn central(&mut self, raw: Spanned<RawCentral>) -> Option<CentralConfig> {
+        const CENTRAL: Option<&str> = Some("[central]");
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let Some(url) = &raw.prometheus else {
+            self.error(
+                span,
+                CENTRAL,
+                Some("prometheus"),
+                "missing: the Prometheus the edges push to, e.g. prometheus = \"http://prometheus:9090\""
+                    .to_string(),
+            );
+            return None;
+        };
+        let prometheus = match url::Url::parse(url.get_ref().trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+            _ => {
+                let msg = format!(
+                    "invalid URL {:?}: write the Prometheus base URL, e.g. \"http://prometheus:9090\"",
+                    url.get_ref()
+                );
+                self.error(url.span(), CENTRAL, Some("prometheus"), msg);
+                return None;
+            }
+        };
+        let silent_after = raw
+            .silent_after
+            .as_ref()
+            .and_then(|v| self.duration(v, CENTRAL, "silent_after", "2m", MAX_AGE))
+            .unwrap_or(Duration::from_secs(120));
+        Some(CentralConfig {
+            prometheus,
+            silent_after,
+        })
+    }
+
     /// Every `[[remote_write]]` (errors recorded; invalid ones left out).
     pub(super) fn remote_writes(
         &mut self,

@@ -17,6 +17,7 @@
 //! - [`page`]: the status page.
 
 pub mod api;
+pub mod central;
 pub mod page;
 
 use std::future::Future;
@@ -45,6 +46,8 @@ pub struct WebState {
     pub location: String,
     /// This daemon's version, e.g. `env!("CARGO_PKG_VERSION")`.
     pub version: &'static str,
+    /// The fleet's view (`[central]`), when this daemon shows it.
+    pub central: Option<std::sync::Arc<central::Central>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -67,6 +70,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/checks", get(api::checks))
         .route("/api/v1/checks/{name}", get(api::check))
         .route("/api/v1/checks/{name}/runs", get(api::runs))
+        .route("/central", get(central::page))
+        .route("/api/v1/central", get(central::api))
         .fallback(not_found)
         .with_state(state)
 }

@@ -30,6 +30,10 @@ pub const REFRESH_SECS: u64 = 15;
 /// `GET /`: the status page.
 pub async fn status_page(State(state): State<WebState>) -> Response {
     let views = state.board.snapshot();
+    // A central daemon that runs no check of its own: the fleet is the page.
+    if state.central.is_some() && views.is_empty() {
+        return axum::response::Redirect::temporary("/central").into_response();
+    }
     let summaries = summaries(&state, &views).await;
     let checks: Vec<(CheckView, Summary)> = views.into_iter().zip(summaries).collect();
     let html = render(&state.location, state.version, now_unix_ms(), &checks);

@@ -134,6 +134,7 @@ async fn fixture() -> Fixture {
         metrics: Arc::new(|| "# TYPE vantage_up gauge\nvantage_up 1\n# EOF\n".to_string()),
         location: "eu-west".into(),
         version: "9.9.9",
+        central: None,
     };
     Fixture {
         _dir: dir,
@@ -440,6 +441,7 @@ async fn status_page_without_checks_says_so() {
         metrics: Arc::new(String::new),
         location: "here".into(),
         version: "0",
+        central: None,
     };
     let a = get(&state, "/").await;
     assert_eq!(a.status, StatusCode::OK);
