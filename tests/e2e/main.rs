@@ -18,6 +18,7 @@ mod daemon;
 mod dns;
 mod dns_server;
 mod fleet;
+mod heartbeats;
 mod flow;
 mod fuzz;
 mod hostile;

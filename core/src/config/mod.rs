@@ -82,6 +82,7 @@
 //! `allow` list names (see [`crate::policy`]), within `allow_ceiling`.
 
 mod error;
+mod heartbeat;
 mod model;
 mod raw;
 mod registry;
@@ -95,6 +96,7 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic, Severity};
+pub use heartbeat::{Expect, HeartbeatConfig, MIN_TOKEN_CHARS};
 pub use model::{
     Alerting, CheckSpec, ComponentRef, Config, DEFAULT_LISTEN, Global, Limits, Maintenance, Mode,
     Schedule, Window,

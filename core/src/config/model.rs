@@ -50,6 +50,8 @@ pub struct Config {
     pub remote_write: Vec<super::RemoteWriteConfig>,
     /// The fleet's view (`[central]`), when this daemon shows it.
     pub central: Option<super::CentralConfig>,
+    /// Jobs that must report in (`[[heartbeat]]`).
+    pub heartbeats: Vec<super::HeartbeatConfig>,
 }
 
 /// The daemon's HTTP address when neither `--listen` nor `global.listen`

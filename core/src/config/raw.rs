@@ -42,6 +42,9 @@ pub(super) struct RawConfig {
     /// `[[remote_write]]`: receivers every run's series are pushed to.
     #[serde(default)]
     pub remote_write: Vec<Spanned<super::remote_write::RawRemoteWrite>>,
+    /// `[[heartbeat]]`: jobs that must report in.
+    #[serde(default)]
+    pub heartbeat: Vec<Spanned<super::heartbeat::RawHeartbeat>>,
     /// `[central]`: the fleet's view, read from Prometheus.
     pub central: Option<Spanned<super::remote_write::RawCentral>>,
 }

@@ -35,7 +35,11 @@ pub(super) fn validate(
     };
     let global = v.global(raw.global);
     let defaults = v.defaults(raw.defaults);
-    if raw.check.is_empty() && raw.restore.is_empty() && raw.central.is_none() {
+    if raw.check.is_empty()
+        && raw.restore.is_empty()
+        && raw.central.is_none()
+        && raw.heartbeat.is_empty()
+    {
         v.warn(
             0..0,
             None,
@@ -72,6 +76,12 @@ pub(super) fn validate(
     let registry = v.registry(raw.registry);
     let remote_write = v.remote_writes(raw.remote_write);
     let central = raw.central.and_then(|c| v.central(c));
+    let heartbeats = raw
+        .heartbeat
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, h)| v.heartbeat(i, h, &mut seen))
+        .collect();
     let restores: Vec<_> = raw
         .restore
         .into_iter()
@@ -107,12 +117,14 @@ pub(super) fn validate(
         registry,
         remote_write,
         central,
+        heartbeats,
     })
 }
 
 mod audit;
 mod check;
 mod global;
+mod heartbeat;
 mod maintenance;
 mod registry;
 mod remote_write;

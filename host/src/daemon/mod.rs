@@ -24,6 +24,7 @@
 //! SIGINT stop it gracefully (no new runs, runs in flight get
 //! `shutdown_grace`, history flushed, alerts delivered).
 
+pub mod heartbeats;
 pub mod plan;
 pub mod reload;
 /// Restore tests in the daemon; without the `restore` feature, an empty
@@ -174,7 +175,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         maintenance: RwLock::new(Arc::new(Vec::new())),
         clock: crate::pace::Clock::system(),
     });
-    let web = Web::start(listener, &sinks, &location, config.central.as_ref());
+    // Heartbeats before the web server: their ping routes are part of it.
+    let heartbeats = heartbeats::Heartbeats::start(&config.heartbeats, &data_dir, shared.clone())?;
+    let web = Web::start(
+        listener,
+        &sinks,
+        &location,
+        config.central.as_ref(),
+        heartbeats.as_ref().map(heartbeats::Heartbeats::router),
+    );
     let janitor = Janitor::start(&config);
 
     let names = config
@@ -352,6 +361,7 @@ impl Web {
         sinks: &Sinks,
         location: &str,
         central: Option<&config::CentralConfig>,
+        pings: Option<axum::Router>,
     ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let render = {
@@ -371,6 +381,10 @@ impl Web {
                 ))
             }),
         });
+        let router = match pings {
+            Some(pings) => pings.merge(router),
+            None => router,
+        };
         let task = tokio::spawn(web::serve(listener, router, async move {
             let _ = stopped.await;
         }));
@@ -453,10 +467,12 @@ impl Daemon {
             || config.alerts != self.config.alerts
             || config.audit != self.config.audit
             || config.remote_write != self.config.remote_write
+            || config.central != self.config.central
+            || config.heartbeats != self.config.heartbeats
         {
             warn!(
-                "changes to [global], [alerts], [audit] and [[remote_write]] take effect at the \
-                 next restart"
+                "changes to [global], [alerts], [audit], [central], [[remote_write]] and \
+                 [[heartbeat]] take effect at the next restart"
             );
         }
         let problems = self.apply(config).await;

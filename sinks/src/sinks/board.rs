@@ -56,14 +56,17 @@ pub enum Kind {
     Check,
     /// A `[[restore]]` test.
     Restore,
+    /// A `[[heartbeat]]`: a job that must report in.
+    Heartbeat,
 }
 
 impl Kind {
-    /// `check` or `restore`.
+    /// `check`, `restore` or `heartbeat`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Check => "check",
             Kind::Restore => "restore",
+            Kind::Heartbeat => "heartbeat",
         }
     }
 }

@@ -115,3 +115,58 @@ fn remote_write_mistakes_name_line_and_key() {
         shown(&c.warnings)
     );
 }
+
+#[test]
+fn heartbeats_load_and_their_mistakes_name_line_and_key() {
+    let c = load_ok(
+        "[[heartbeat]]\nname = \"backup\"\ncron = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+         grace = \"30m\"\ntoken = \"env:BACKUP_TOKEN\"\n\n\
+         [[heartbeat]]\nname = \"sync\"\nperiod = \"10m\"\ntoken = \"file:tok\"\n",
+    );
+    assert_eq!(c.heartbeats.len(), 2);
+    assert_eq!(c.heartbeats[0].grace, Duration::from_secs(1800));
+    assert!(matches!(
+        c.heartbeats[0].expect,
+        crate::config::Expect::Cron(_, _, chrono_tz::Europe::Berlin)
+    ));
+    assert_eq!(c.heartbeats[1].grace, Duration::from_secs(3600));
+    assert!(c.warnings.is_empty(), "{}", shown(&c.warnings));
+    let hb = |rest: &str| format!("[[heartbeat]]\nname = \"backup\"\n{rest}");
+    one_error(
+        &hb("token = \"env:T\"\n"),
+        1,
+        "period",
+        "when pings are expected",
+    );
+    one_error(
+        &hb("period = \"1d\"\ncron = \"0 3 * * *\"\ntoken = \"env:T\"\n"),
+        4,
+        "cron",
+        "not both",
+    );
+    one_error(&hb("period = \"1d\"\n"), 1, "token", "missing: token");
+    one_error(
+        &hb("period = \"1d\"\ntoken = \"s3cret\"\n"),
+        4,
+        "token",
+        "env:VARIABLE or file:",
+    );
+    one_error(
+        &hb("period = \"1d\"\ntimezone = \"UTC\"\ntoken = \"env:T\"\n"),
+        4,
+        "timezone",
+        "cron only",
+    );
+    one_error(
+        &hb("cron = \"0 3 31 2 *\"\ntoken = \"env:T\"\n"),
+        3,
+        "cron",
+        "never matches",
+    );
+    one_error(
+        &format!("{CHECK}\n[[heartbeat]]\nname = \"api\"\nperiod = \"1d\"\ntoken = \"env:T\"\n"),
+        7,
+        "name",
+        "duplicate heartbeat name \"api\"",
+    );
+}

@@ -300,10 +300,10 @@ impl Validator<'_> {
         let Some(name) = name else {
             let msg = format!(
                 "missing: every {} needs a unique name, e.g. name = \"api-health\"",
-                if what == "check" {
-                    "[[check]]"
-                } else {
-                    "[[restore]]"
+                match what {
+                    "check" => "[[check]]",
+                    "heartbeat" => "[[heartbeat]]",
+                    _ => "[[restore]]",
                 }
             );
             self.error(header, ctx, Some("name"), msg);
