@@ -16,8 +16,10 @@ rustup target add wasm32-wasip2
 # metrics tests (tests/e2e/servers.rs). prometheus-blackbox-exporter: the
 # parity test (tests/e2e/blackbox_parity.rs). docker-registry (CNCF
 # distribution 2.8): the registry tests (tests/e2e/registry.rs). nodejs, npm:
-# the JavaScript/TypeScript checks (tests/e2e/js_checks.rs).
-APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter docker-registry nodejs)
+# the JavaScript/TypeScript checks (tests/e2e/js_checks.rs). systemd: its
+# systemd-analyze verifies the unit in deploy/systemd and scores its sandbox
+# (tests/e2e/deploy.rs; nothing is started).
+APT_PACKAGES=(chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter docker-registry nodejs systemd)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

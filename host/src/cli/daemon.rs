@@ -10,8 +10,18 @@ use crate::daemon;
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// The configuration file.
-    #[arg(short, long, default_value = "vantage.toml", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        env = "VANTAGE_CONFIG",
+        default_value = "vantage.toml",
+        value_name = "FILE"
+    )]
     pub config: PathBuf,
+    /// The location label of every series and result (overrides
+    /// `global.location`: one configuration for every edge).
+    #[arg(long, env = "VANTAGE_LOCATION", value_name = "NAME")]
+    pub location: Option<String>,
     /// Address of the HTTP API, metrics and status page (overrides
     /// `global.listen`; default 127.0.0.1:9470).
     #[arg(long, env = "VANTAGE_LISTEN", value_name = "ADDR")]
@@ -41,6 +51,7 @@ pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
         data_dir: args.data_dir,
         cache_dir: args.cache.dir(),
         compiler: args.cache.compiler.unwrap_or_default(),
+        location: args.location,
         watch: !args.no_watch,
         re_resolve: args.re_resolve,
     })

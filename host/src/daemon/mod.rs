@@ -84,6 +84,9 @@ pub struct Options {
     pub re_resolve: bool,
     /// The compiler of the daemon's engine (Cranelift unless `--compiler`).
     pub compiler: crate::runtime::engine::Compiler,
+    /// The location label, over `[global] location` (one configuration for
+    /// every edge, each started with its own).
+    pub location: Option<String>,
 }
 
 /// A check's component (or why it failed to load) and the sha256 of its
@@ -136,11 +139,13 @@ struct Daemon {
     carried: HashMap<String, state::Carried>,
     /// Resolve tags the lock file does not pin ([`Options::re_resolve`]).
     re_resolve: bool,
+    /// [`Options::location`], applied to every reload too.
+    location_override: Option<String>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let config = load_config(&options.config)?;
+    let config = load_config(&options.config, options.location.as_deref())?;
     // Signal handlers first: a SIGHUP or SIGTERM that arrives while the
     // checks load waits for the loop below instead of killing the process
     // (the default action of both).
@@ -203,6 +208,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         resolver: Arc::default(),
         carried,
         re_resolve: options.re_resolve,
+        location_override: options.location.clone(),
     };
     let problems = daemon.apply(config).await;
     if !problems.is_empty() {
@@ -411,8 +417,17 @@ fn say(text: &str) {
 
 /// Load the configuration, printing its warnings; errors carry every
 /// diagnostic.
-fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+/// Load the configuration; `location` (`--location`, `VANTAGE_LOCATION`)
+/// overrides `[global] location`.
+fn load_config(path: &Path, location: Option<&str>) -> anyhow::Result<Config> {
+    let mut config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(location) = location {
+        anyhow::ensure!(
+            !location.trim().is_empty(),
+            "--location (VANTAGE_LOCATION) is empty"
+        );
+        config.global.location = location.trim().to_string();
+    }
     for w in &config.warnings {
         warn!("{w}");
     }
@@ -447,7 +462,7 @@ impl Daemon {
     /// rejected and the running configuration kept.
     async fn reload(&mut self, path: &Path, why: &str) {
         info!("{why}: reloading {}", path.display());
-        let config = match load_config(path) {
+        let config = match load_config(path, self.location_override.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 self.shared.sinks.metrics.config_reload(false);
