@@ -68,13 +68,53 @@ async fn fill(board: &Board, history: &History) {
     );
     for i in (1..=60u64).rev() {
         let ms = 80.0 + 25.0 * ((i as f64) / 4.0).sin() + (i % 7) as f64 * 3.0;
-        let r = Arc::new(run(
+        let mut r = run(
             "storefront",
             now - i * MIN,
             Status::Pass,
             &format!("200 OK in {ms:.0} ms, 4/4 assertions passed"),
             ms,
-        ));
+        );
+        // One exchange, its phases adding up to the run's time.
+        r.result.timings.http = vec![vantage::result::HttpTrace {
+            method: "GET".into(),
+            url: "https://shop.example.com/healthz".into(),
+            status: Some(200),
+            remote_addr: Some("203.0.113.7:443".into()),
+            redirects: 0,
+            timings: vantage::result::http::Timings {
+                resolve_ms: 2.0,
+                connect_ms: ms * 0.15,
+                tls_ms: ms * 0.25,
+                processing_ms: ms * 0.45,
+                transfer_ms: ms * 0.15 - 2.0,
+                total_ms: ms,
+            },
+            error: None,
+        }];
+        r.result.timings.tls = vec![vantage::result::TlsTrace {
+            via: "http".into(),
+            server: "shop.example.com:443".into(),
+            version: "TLSv1.3".into(),
+            verdict: "valid".into(),
+            earliest_expiry_unix_ms: Some((now + 54 * 86_400_000) as i64),
+            verified_expiry_unix_ms: Some((now + 54 * 86_400_000) as i64),
+            leaf: Some(vantage::result::LeafCertificate {
+                subject: "CN=shop.example.com".into(),
+                issuer: "CN=Example Issuing CA".into(),
+                sans: vec!["shop.example.com".into()],
+                serial: "0a1b".into(),
+                sha256_fingerprint: "ff".into(),
+            }),
+        }];
+        r.result.assertions = vec![Assertion {
+            name: "status is 200".into(),
+            passed: true,
+            warn: false,
+            detail: "got 200 OK".into(),
+            duration_ms: None,
+        }];
+        let r = Arc::new(r);
         history.record(r.clone());
         up.last = Some(r);
         up.runs += 1;
@@ -302,4 +342,109 @@ async fn status_page_renders_in_headless_chromium() {
         .expect("the server stops")
         .unwrap()
         .unwrap();
+}
+
+/// The page of one check (`/checks/{name}`) in headless Chromium: latency
+/// stacked by phase, an uptime bar per day, the last run's assertions and
+/// TLS chain, the last failures; screenshots in `target/screenshots/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_page_renders_in_headless_chromium() {
+    let data = tempfile::tempdir().unwrap();
+    let board = Board::default();
+    let history = History::open(data.path(), Retention::default()).unwrap();
+    fill(&board, &history).await;
+    let router = web::router(WebState {
+        board,
+        history: history.clone(),
+        metrics: Arc::new(|| "# EOF\n".to_string()),
+        location: "eu-west-1".into(),
+        version: env!("CARGO_PKG_VERSION"),
+        central: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(web::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    let profile = tempfile::tempdir().unwrap();
+
+    // The status page links to it.
+    let index = chromium(profile.path(), &["--dump-dom".into()], &format!("{base}/")).await;
+    assert!(index.contains("href=\"/checks/storefront\""), "{index}");
+
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &format!("{base}/checks/storefront"),
+    )
+    .await;
+    let latency = section(&dom, "<svg id=\"latency\"", "</svg>");
+    // 60 runs, five phases each.
+    assert_eq!(latency.matches("class=\"phase\"").count(), 300, "{latency}");
+    let uptime = section(&dom, "<svg id=\"uptime\"", "</svg>");
+    assert_eq!(uptime.matches("class=\"day\"").count(), 30, "{uptime}");
+    assert!(uptime.contains("100.00 % of 60 runs"), "{uptime}");
+    let assertions = section(&dom, "<table id=\"assertions\"", "</table>");
+    assert!(
+        assertions.contains("status is 200") && assertions.contains(">pass<"),
+        "{assertions}"
+    );
+    let tls = section(&dom, "<table id=\"tls\"", "</table>");
+    assert!(
+        tls.contains("CN=shop.example.com") && tls.contains("(54 days)") && tls.contains("valid"),
+        "{tls}"
+    );
+    assert!(dom.contains("None recorded."), "{dom}");
+
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &format!("{base}/checks/payments-api"),
+    )
+    .await;
+    let failures = section(&dom, "<div id=\"failures\"", "</div>");
+    assert_eq!(failures.matches("<details").count(), 3, "{failures}");
+    assert!(failures.contains("503 Service Unavailable"), "{failures}");
+    // Runs without HTTP timings are one bar each, their duration.
+    let latency = section(&dom, "<svg id=\"latency\"", "</svg>");
+    assert_eq!(latency.matches("class=\"run\"").count(), 40, "{latency}");
+
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, file) in [
+        ("storefront", "check-page.png"),
+        ("payments-api", "check-page-down.png"),
+    ] {
+        let png = dir.join(file);
+        let _ = std::fs::remove_file(&png);
+        chromium(
+            profile.path(),
+            &[
+                format!("--screenshot={}", png.display()),
+                "--window-size=1000,1100".into(),
+            ],
+            &format!("{base}/checks/{name}"),
+        )
+        .await;
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", png.display());
+        println!("screenshot: {}", png.display());
+    }
+    // An unknown check is a 404.
+    let (code, _) = crate::servers::http_get(&format!("{base}/checks/nope")).unwrap();
+    assert_eq!(code, 404);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// The text of `html` from `start` to the next `end`.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in the DOM:\n{html}"));
+    let stop = html[at..]
+        .find(end)
+        .map_or(html.len(), |e| at + e + end.len());
+    &html[at..stop]
 }

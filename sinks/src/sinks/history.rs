@@ -362,6 +362,79 @@ impl History {
         self.read(move |conn| query_runs(conn, &check, limit)).await
     }
 
+    /// `check`'s runs per UTC day over the `days` days up to `now_unix_ms`,
+    /// oldest first: (the day's start, unix ms; runs; good runs).
+    pub async fn daily(
+        &self,
+        check: &str,
+        days: u64,
+        now_unix_ms: u64,
+    ) -> anyhow::Result<Vec<(u64, u64, u64)>> {
+        let check = check.to_string();
+        self.read(move |conn| {
+            let today = now_unix_ms / DAY_MS * DAY_MS;
+            let since = today.saturating_sub((days.max(1) - 1) * DAY_MS);
+            let mut stmt = conn.prepare_cached(
+                "SELECT started_unix_ms / ?3, COUNT(*), SUM(status IN (?4, ?5))
+                 FROM runs WHERE check_name = ?1 AND started_unix_ms >= ?2
+                 GROUP BY started_unix_ms / ?3",
+            )?;
+            let counted: std::collections::HashMap<u64, (u64, u64)> = stmt
+                .query_map(
+                    params![
+                        check,
+                        since as i64,
+                        DAY_MS as i64,
+                        Status::Pass.as_str(),
+                        Status::Degraded.as_str()
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as u64,
+                            (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64),
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((0..days.max(1))
+                .map(|i| {
+                    let day = since + i * DAY_MS;
+                    let (all, good) = counted.get(&(day / DAY_MS)).copied().unwrap_or((0, 0));
+                    (day, all, good)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// The stored JSON of `check`'s last `limit` failed or errored runs,
+    /// newest first.
+    pub async fn failures(&self, check: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
+        let check = check.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT record_json FROM runs WHERE check_name = ?1 AND status IN (?2, ?3)
+                 ORDER BY started_unix_ms DESC, id DESC LIMIT ?4",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        check,
+                        Status::Fail.as_str(),
+                        Status::Error.as_str(),
+                        limit as i64
+                    ],
+                    |r| r.get::<_, String>(0),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .map(parse_json)
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// Uptime, latency and the last failure of `check`, relative to
     /// `now_unix_ms`.
     pub async fn summary(&self, check: &str, now_unix_ms: u64) -> anyhow::Result<Summary> {

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod central;
+pub mod check_page;
 pub mod page;
 
 use std::future::Future;
@@ -70,6 +71,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/checks", get(api::checks))
         .route("/api/v1/checks/{name}", get(api::check))
         .route("/api/v1/checks/{name}/runs", get(api::runs))
+        .route("/checks/{name}", get(check_page::page))
         .route("/central", get(central::page))
         .route("/api/v1/central", get(central::api))
         .fallback(not_found)

@@ -260,7 +260,7 @@ fn check_row(h: &mut String, view: &CheckView, summary: &Summary, now: u64) {
         r##"<article class="check check-{state}" id="check-{name}" data-state="{state}">
 <div class="c-state"><span class="badge badge-{state}"><span class="dot" aria-hidden="true"></span>{label}</span></div>
 <div class="c-main">
-<h2 class="c-name"><a href="#check-{name}">{name}</a>"##,
+<h2 class="c-name"><a href="#check-{name}">{name}</a> <a class="c-more" href="/checks/{name}" title="Latency by phase, uptime per day, failures">details</a>"##,
         label = state_label(view.state),
     );
     if let Some(m) = &view.maintenance {
