@@ -161,6 +161,36 @@ async fn pings_keep_a_heartbeat_up_a_silent_job_alerts_and_a_restart_forgets_not
     let tail = &states[states.len() - 3..];
     assert_eq!(tail, ["up", "late", "down"], "{states:?}");
 
+    // Uptime Kuma's and Gatus's ways of reporting.
+    let (code, _) = request(
+        "GET",
+        format!("{base}/api/push/{TOKEN}?status=down&msg=disk%20full"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let v: Value = daemon.api("/api/v1/checks/backup");
+    assert_eq!(v["state"], "down", "{v:#}");
+    assert_eq!(
+        v["last"]["result"]["logs"][0]["message"], "disk full",
+        "{v:#}"
+    );
+    let client = reqwest::Client::new();
+    let gatus = |key: &str, token: &str| {
+        client
+            .post(format!(
+                "{base}/api/v1/endpoints/{key}/external?success=true"
+            ))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(gatus("other", TOKEN).await.unwrap().status().as_u16(), 404);
+    assert_eq!(
+        gatus("backup", "wrong").await.unwrap().status().as_u16(),
+        404
+    );
+    assert_eq!(gatus("backup", TOKEN).await.unwrap().status().as_u16(), 200);
+    assert_eq!(state(&daemon).0, "up");
+
     // A flood of pings is cut.
     let mut codes = Vec::new();
     for _ in 0..30 {

@@ -6,6 +6,10 @@
 //! - `/ping/<token>/fail`, `/ping/<token>/<exit code 1–255>`: it failed;
 //!
 //! a POST body (its first 10 KiB) is kept with the ping as the run's log.
+//! For jobs already written for other tools: Uptime Kuma's
+//! `/api/push/<token>?status=up|down&msg=…` and Gatus's
+//! `POST /api/v1/endpoints/<heartbeat name>/external?success=true|false&error=…`
+//! (the token as `Authorization: Bearer`).
 //! Tokens are secrets (at least 22 characters), compared in constant time;
 //! an unknown token is a 404, and pings are rate-limited (429). What was
 //! received is kept in SQLite in the data directory, so a restart neither
@@ -209,6 +213,11 @@ impl Heartbeats {
         Router::new()
             .route("/ping/{token}", any(ping))
             .route("/ping/{token}/{action}", any(ping_action))
+            .route("/api/push/{token}", any(kuma))
+            .route(
+                "/api/v1/endpoints/{key}/external",
+                axum::routing::post(gatus),
+            )
             .with_state(self.inner.clone())
     }
 }
@@ -254,15 +263,70 @@ async fn ping_action(
     inner.receive(&token, signal, query.get("rid").cloned(), &body)
 }
 
+/// Uptime Kuma's push: `status=down` is a failure, anything else a success;
+/// `msg` is the log.
+async fn kuma(
+    State(inner): State<Arc<Inner>>,
+    UrlPath(token): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let signal = match query.get("status").map(String::as_str) {
+        Some("down") => Signal::Fail(None),
+        _ => Signal::Success,
+    };
+    let msg = query.get("msg").cloned().unwrap_or_default();
+    inner.receive(&token, signal, None, msg.as_bytes())
+}
+
+/// Gatus's external endpoint: the bearer token, `success`, `error`; the key
+/// must be the heartbeat's name.
+async fn gatus(
+    State(inner): State<Arc<Inner>>,
+    UrlPath(key): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let signal = match query.get("success").map(String::as_str) {
+        Some("true") => Signal::Success,
+        Some("false") => Signal::Fail(None),
+        _ => {
+            return (StatusCode::BAD_REQUEST, "success=true|false is required\n").into_response();
+        }
+    };
+    let error = query.get("error").cloned().unwrap_or_default();
+    inner.receive_named(&token, Some(&key), signal, None, error.as_bytes())
+}
+
 impl Inner {
     /// Handle one ping.
     fn receive(&self, token: &str, signal: Signal, rid: Option<String>, body: &[u8]) -> Response {
+        self.receive_named(token, None, signal, rid, body)
+    }
+
+    /// Handle one ping, which must also name the heartbeat when `name` is
+    /// given (Gatus's key).
+    fn receive_named(
+        &self,
+        token: &str,
+        name: Option<&str>,
+        signal: Signal,
+        rid: Option<String>,
+        body: &[u8],
+    ) -> Response {
         let now = now_ms();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Compare with every token, whatever matches, in constant time each.
         let mut found = None;
         for (i, e) in entries.iter().enumerate() {
-            if same(e.token.as_bytes(), token.as_bytes()) {
+            if same(e.token.as_bytes(), token.as_bytes()) && name.is_none_or(|n| n == e.config.name)
+            {
                 found = Some(i);
             }
         }

@@ -482,3 +482,69 @@ fn failures(h: &mut String, list: &[Value]) {
     }
     h.push_str("</div>");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::result::RestoreReport;
+
+    fn restore_run(total: f64) -> Value {
+        serde_json::json!({"result": {
+            "status": "pass", "summary": "restored", "started_unix_ms": 1_796_000_000_000u64,
+            "duration_ms": total * 1000.0, "assertions": [], "timings": {"http": [], "tls": []},
+            "measurements": [
+                {"name": "total_seconds", "value": total, "unit": "s", "labels": {}},
+                {"name": "rto_target_seconds", "value": 600.0, "unit": "s", "labels": {}}
+            ]
+        }})
+    }
+
+    #[test]
+    fn a_restore_test_shows_its_rto_against_the_target_and_its_phases() {
+        let mut report: RestoreReport = serde_json::from_value(serde_json::json!({
+            "test": "orders", "run_id": "r", "location": "fra1", "namespace": null,
+            "namespaces": [], "started_unix_ms": 0, "finished_unix_ms": 1, "backup": null,
+            "restore": null, "readiness": null, "checks": [],
+            "timings": {}, "rto_target_seconds": 600.0, "verdict": "pass", "reason": "ok",
+            "cleanup": {"namespace_deleted": true, "restore_deleted": true,
+                        "configmap_deleted": true, "leftovers_deleted": [], "errors": [],
+                        "left_to_janitor": []}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        report.timings.setup_seconds = Some(3.0);
+        report.timings.restore_seconds = Some(240.0);
+        report.timings.ready_seconds = Some(90.0);
+        report.timings.checks_seconds = Some(12.0);
+        let data = Data {
+            view: CheckView {
+                name: "orders".into(),
+                kind: crate::sinks::board::Kind::Restore,
+                restore: Some(Arc::new(report)),
+                ..CheckView::default()
+            },
+            // Newest first: the last run took 700 s, over its 600 s target.
+            runs: vec![restore_run(700.0), restore_run(420.0), restore_run(380.0)],
+            daily: vec![(0, 3, 3)],
+            failures: Vec::new(),
+        };
+        let html = render(&data, 0);
+        assert_eq!(html.matches("class=\"rto\"").count(), 3, "{html}");
+        assert_eq!(
+            html.matches("fill=\"#d9534f\"><title>700 s").count(),
+            1,
+            "{html}"
+        );
+        assert!(html.contains("id=\"rto-target\""), "{html}");
+        let waterfall = &html[html.find("id=\"waterfall\"").unwrap()..];
+        for phase in [
+            "setup: 3.0 s",
+            "restore: 240.0 s",
+            "ready: 90.0 s",
+            "checks: 12.0 s",
+        ] {
+            assert!(waterfall.contains(phase), "{phase}: {waterfall}");
+        }
+    }
+}
