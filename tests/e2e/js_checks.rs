@@ -147,17 +147,10 @@ async fn an_async_check_using_fetch_is_traced_and_replays_offline() {
         "{r:#}"
     );
 
-    let replayed = vantage_async(vec![
-        "test".into(),
-        check.display().to_string(),
-        cassette.display().to_string(),
-    ])
-    .await;
-    assert_eq!(replayed.code, 0, "{}{}", replayed.stdout, replayed.stderr);
+    let report = crate::support::assert_replays(&check, &cassette).await;
     assert!(
-        replayed.stdout.contains("ok ") && replayed.stdout.contains("replayed"),
-        "{}",
-        replayed.stdout
+        report.contains("1 of 1 interaction(s) replayed"),
+        "{report}"
     );
 }
 

@@ -314,17 +314,10 @@ async fn python_urllib_and_vendored_requests_go_through_wasi_http() {
         "{r:#}"
     );
     // The unit-test story: the recorded run replays offline to its verdict.
-    let replayed = vantage_async(vec![
-        "test".into(),
-        check.display().to_string(),
-        cassette.display().to_string(),
-    ])
-    .await;
-    assert_eq!(replayed.code, 0, "{}{}", replayed.stdout, replayed.stderr);
+    let report = crate::support::assert_replays(&check, &cassette).await;
     assert!(
-        replayed.stdout.contains("6 of 6 interaction(s) replayed"),
-        "{}",
-        replayed.stdout
+        report.contains("6 of 6 interaction(s) replayed"),
+        "{report}"
     );
 
     // A 5xx is an answer: the assertions fail, nothing crashes.

@@ -249,25 +249,8 @@ pub(crate) fn screenshot_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_page_renders_in_headless_chromium() {
-    let data = tempfile::tempdir().unwrap();
-    let board = Board::default();
-    let history = History::open(data.path(), Retention::default()).unwrap();
-    fill(&board, &history).await;
-
-    let router = web::router(WebState {
-        board,
-        history: history.clone(),
-        metrics: Arc::new(|| "# EOF\n".to_string()),
-        location: "eu-west-1".into(),
-        version: env!("CARGO_PKG_VERSION"),
-        central: None,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(web::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server, _data) = serve_filled().await;
+    let url = format!("{base}/");
 
     // 1. The DOM after the page loaded and its script ran.
     let profile = tempfile::tempdir().unwrap();
@@ -349,24 +332,7 @@ async fn status_page_renders_in_headless_chromium() {
 /// TLS chain, the last failures; screenshots in `target/screenshots/`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_check_page_renders_in_headless_chromium() {
-    let data = tempfile::tempdir().unwrap();
-    let board = Board::default();
-    let history = History::open(data.path(), Retention::default()).unwrap();
-    fill(&board, &history).await;
-    let router = web::router(WebState {
-        board,
-        history: history.clone(),
-        metrics: Arc::new(|| "# EOF\n".to_string()),
-        location: "eu-west-1".into(),
-        version: env!("CARGO_PKG_VERSION"),
-        central: None,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(web::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server, _data) = serve_filled().await;
     let profile = tempfile::tempdir().unwrap();
 
     // The status page links to it.
@@ -447,4 +413,33 @@ fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
         .find(end)
         .map_or(html.len(), |e| at + e + end.len());
     &html[at..stop]
+}
+
+/// The web server over a filled board and history (see [`fill`]): its base
+/// URL, the stop switch, its task, and the history's directory (kept alive).
+async fn serve_filled() -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    tempfile::TempDir,
+) {
+    let data = tempfile::tempdir().unwrap();
+    let board = Board::default();
+    let history = History::open(data.path(), Retention::default()).unwrap();
+    fill(&board, &history).await;
+    let router = web::router(WebState {
+        board,
+        history: history.clone(),
+        metrics: Arc::new(|| "# EOF\n".to_string()),
+        location: "eu-west-1".into(),
+        version: env!("CARGO_PKG_VERSION"),
+        central: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(web::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    (base, stop, server, data)
 }

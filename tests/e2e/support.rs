@@ -322,3 +322,20 @@ pub fn assertion_names(r: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// `vantage test COMPONENT CASSETTE` must pass; its report (stdout).
+pub async fn assert_replays(component: &Path, cassette: &Path) -> String {
+    let out = vantage_async(vec![
+        "test".into(),
+        component.display().to_string(),
+        cassette.display().to_string(),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("ok ") && out.stdout.contains("1 passed, 0 failed"),
+        "{}",
+        out.stdout
+    );
+    out.stdout
+}
