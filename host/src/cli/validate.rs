@@ -75,6 +75,26 @@ pub async fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
             if r.audit { ", audited" } else { "" }
         );
     }
+    if !config.heartbeats.is_empty() {
+        outln!("{} heartbeat(s):", config.heartbeats.len());
+    }
+    for h in &config.heartbeats {
+        let expect = match &h.expect {
+            crate::config::Expect::Period(p) => format!("every {}", humantime::format_duration(*p)),
+            crate::config::Expect::Cron(text, _, tz) => format!("cron {text} ({tz})"),
+        };
+        outln!(
+            "  {:<24} {expect}, grace {}",
+            h.name,
+            humantime::format_duration(h.grace)
+        );
+    }
+    for r in &config.remote_write {
+        outln!("remote write {:?}: {}", r.name, r.url);
+    }
+    if let Some(c) = &config.central {
+        outln!("central view of {}", c.prometheus);
+    }
     Ok(0)
 }
 
