@@ -42,6 +42,7 @@ mod restore_daemon_isolation;
 mod sandbox;
 mod scheduling;
 mod servers;
+mod shard;
 mod status_page;
 mod tcp;
 mod tls;

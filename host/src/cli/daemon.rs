@@ -22,6 +22,12 @@ pub struct DaemonArgs {
     /// `global.location`: one configuration for every edge).
     #[arg(long, env = "VANTAGE_LOCATION", value_name = "NAME")]
     pub location: Option<String>,
+    /// Run only this replica's share of the checks and restore tests:
+    /// `i/n` (or a StatefulSet pod name's ordinal, `vantage-2/3`), each
+    /// check to exactly one of n replicas by a stable hash of its name;
+    /// heartbeats run on shard 0.
+    #[arg(long, env = "VANTAGE_SHARD", value_name = "i/n")]
+    pub shard: Option<crate::daemon::shard::Shard>,
     /// Address of the HTTP API, metrics and status page (overrides
     /// `global.listen`; default 127.0.0.1:9470).
     #[arg(long, env = "VANTAGE_LISTEN", value_name = "ADDR")]
@@ -52,6 +58,7 @@ pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
         cache_dir: args.cache.dir(),
         compiler: args.cache.compiler.unwrap_or_default(),
         location: args.location,
+        shard: args.shard,
         watch: !args.no_watch,
         re_resolve: args.re_resolve,
     })

@@ -37,6 +37,7 @@ pub mod restores;
 pub mod scheduler;
 #[cfg(test)]
 mod scheduler_tests;
+pub mod shard;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -87,6 +88,8 @@ pub struct Options {
     /// The location label, over `[global] location` (one configuration for
     /// every edge, each started with its own).
     pub location: Option<String>,
+    /// This replica's share of the checks (`--shard i/n`), if sharded.
+    pub shard: Option<shard::Shard>,
 }
 
 /// A check's component (or why it failed to load) and the sha256 of its
@@ -141,11 +144,13 @@ struct Daemon {
     re_resolve: bool,
     /// [`Options::location`], applied to every reload too.
     location_override: Option<String>,
+    /// [`Options::shard`], applied to every reload too.
+    shard: Option<shard::Shard>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let config = load_config(&options.config, options.location.as_deref())?;
+    let config = load_config(&options.config, options.location.as_deref(), options.shard)?;
     // Signal handlers first: a SIGHUP or SIGTERM that arrives while the
     // checks load waits for the loop below instead of killing the process
     // (the default action of both).
@@ -209,7 +214,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         carried,
         re_resolve: options.re_resolve,
         location_override: options.location.clone(),
+        shard: options.shard,
     };
+    if let Some(s) = options.shard {
+        daemon.shared.sinks.metrics.shard(
+            s.count,
+            daemon.config.checks.len() + daemon.config.restores.len(),
+        );
+    }
     let problems = daemon.apply(config).await;
     if !problems.is_empty() {
         say(&format!(
@@ -418,9 +430,28 @@ fn say(text: &str) {
 /// Load the configuration, printing its warnings; errors carry every
 /// diagnostic.
 /// Load the configuration; `location` (`--location`, `VANTAGE_LOCATION`)
-/// overrides `[global] location`.
-fn load_config(path: &Path, location: Option<&str>) -> anyhow::Result<Config> {
+/// overrides `[global] location`; with a `shard`, only its checks, restore
+/// tests (and, on shard 0, the heartbeats) are kept.
+fn load_config(
+    path: &Path,
+    location: Option<&str>,
+    shard: Option<shard::Shard>,
+) -> anyhow::Result<Config> {
     let mut config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(shard) = shard {
+        let all = config.checks.len() + config.restores.len();
+        config.checks.retain(|c| shard.owns(&c.name));
+        config.restores.retain(|r| shard.owns(&r.name));
+        if !shard.serves_heartbeats() {
+            config.heartbeats.clear();
+        }
+        info!(
+            %shard,
+            owned = config.checks.len() + config.restores.len(),
+            of = all,
+            "shard: running this replica's share of the checks"
+        );
+    }
     if let Some(location) = location {
         anyhow::ensure!(
             !location.trim().is_empty(),
@@ -462,7 +493,7 @@ impl Daemon {
     /// rejected and the running configuration kept.
     async fn reload(&mut self, path: &Path, why: &str) {
         info!("{why}: reloading {}", path.display());
-        let config = match load_config(path, self.location_override.as_deref()) {
+        let config = match load_config(path, self.location_override.as_deref(), self.shard) {
             Ok(c) => c,
             Err(e) => {
                 self.shared.sinks.metrics.config_reload(false);
@@ -491,6 +522,10 @@ impl Daemon {
             );
         }
         let problems = self.apply(config).await;
+        if let Some(s) = self.shard {
+            let owned = self.config.checks.len() + self.config.restores.len();
+            self.shared.sinks.metrics.shard(s.count, owned);
+        }
         // The metric first: whoever reads the report below sees it set.
         self.shared.sinks.metrics.config_reload(problems.is_empty());
         if problems.is_empty() {

@@ -103,6 +103,8 @@ pub struct Metrics {
     lateness: Histogram,
     in_flight: Gauge,
     configured: Gauge,
+    shard_members: Gauge,
+    shard_owned: Gauge,
     reload_ok: Gauge,
     restore: RestoreFamilies,
     /// The audit shipper's metrics (see [`super::audit_metrics`]).
@@ -242,6 +244,18 @@ impl Metrics {
             location: location.to_string(),
         }));
         let audit = super::audit_metrics::AuditGauges::register(&mut registry);
+        let shard_members = Gauge::default();
+        registry.register(
+            "vantage_shard_members",
+            "Replicas sharing the configuration (vantage daemon --shard i/n; 0 when not sharded)",
+            shard_members.clone(),
+        );
+        let shard_owned = Gauge::default();
+        registry.register(
+            "vantage_shard_owned_checks",
+            "Checks and restore tests this replica runs (0 when not sharded)",
+            shard_owned.clone(),
+        );
         let identity = super::identity::Identity::new(location);
         registry.register_collector(Box::new(identity.clone()));
         Metrics {
@@ -255,6 +269,8 @@ impl Metrics {
             lateness,
             in_flight,
             configured,
+            shard_members,
+            shard_owned,
             reload_ok,
             restore,
             audit,
@@ -379,6 +395,14 @@ impl Metrics {
     /// A run started (`+1`) or finished (`-1`).
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
+    }
+
+    /// This replica's sharding: replicas sharing the configuration, and the
+    /// checks and restore tests this one runs (`vantage_shard_members`,
+    /// `vantage_shard_owned_checks`; 0 when not sharded).
+    pub fn shard(&self, members: u32, owned: usize) {
+        self.shard_members.set(i64::from(members));
+        self.shard_owned.set(owned as i64);
     }
 
     /// The number of checks in the running configuration.
