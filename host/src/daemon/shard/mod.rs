@@ -8,6 +8,8 @@
 //! Heartbeats stay on shard 0 (their pings must reach one replica: route
 //! `/ping` to the pod with ordinal 0).
 
+pub mod rendezvous;
+
 use std::fmt;
 use std::str::FromStr;
 
