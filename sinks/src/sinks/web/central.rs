@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::WebState;
-use super::page::sha256_source;
+use super::page::{esc, sha256_source};
 
 /// How the fleet's view reaches Prometheus.
 #[derive(Debug, Clone)]
@@ -283,15 +283,6 @@ pub async fn page(State(state): State<WebState>) -> Response {
         html,
     )
         .into_response()
-}
-
-/// `text`, HTML-escaped.
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// Seconds as a short age: `12 s`, `3 min`, `2 h`.

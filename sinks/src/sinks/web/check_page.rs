@@ -19,7 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::page::sha256_source;
+use super::page::{esc, sha256_source};
 use super::{WebState, now_unix_ms};
 use crate::sinks::board::CheckView;
 
@@ -108,14 +108,6 @@ pub async fn page(State(state): State<WebState>, Path(name): Path<String>) -> Re
         render(&data, now),
     )
         .into_response()
-}
-
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 fn f(v: &Value) -> f64 {
