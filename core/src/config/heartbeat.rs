@@ -45,6 +45,16 @@ pub enum Expect {
     Cron(String, Box<croner::Cron>, chrono_tz::Tz),
 }
 
+impl std::fmt::Display for Expect {
+    /// `every 1day` or `cron 0 3 * * * (Europe/Berlin)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Period(p) => write!(f, "every {}", humantime::format_duration(*p)),
+            Expect::Cron(text, _, tz) => write!(f, "cron {text} ({tz})"),
+        }
+    }
+}
+
 /// The shortest token accepted: 22 characters of base64 are 132 bits.
 pub const MIN_TOKEN_CHARS: usize = 22;
 

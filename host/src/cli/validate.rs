@@ -79,10 +79,7 @@ pub async fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
         outln!("{} heartbeat(s):", config.heartbeats.len());
     }
     for h in &config.heartbeats {
-        let expect = match &h.expect {
-            crate::config::Expect::Period(p) => format!("every {}", humantime::format_duration(*p)),
-            crate::config::Expect::Cron(text, _, tz) => format!("cron {text} ({tz})"),
-        };
+        let expect = &h.expect;
         outln!(
             "  {:<24} {expect}, grace {}",
             h.name,

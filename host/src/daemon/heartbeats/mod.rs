@@ -35,7 +35,7 @@ use rusqlite::{Connection, params};
 
 use self::expect::{Beat, State as HbState, verdict};
 use super::scheduler::Shared;
-use crate::config::{Expect, HeartbeatConfig, MIN_TOKEN_CHARS};
+use crate::config::{HeartbeatConfig, MIN_TOKEN_CHARS};
 use crate::pace::AbortOnDrop;
 use crate::result::{
     Assertion, CheckResult, CheckState, Level, LogLine, RunRecord, RunTimings, Status, Transition,
@@ -169,10 +169,7 @@ impl Heartbeats {
             shared.sinks.board.insert(CheckView {
                 name: config.name.clone(),
                 kind: Kind::Heartbeat,
-                schedule: match &config.expect {
-                    Expect::Period(p) => format!("every {}", humantime::format_duration(*p)),
-                    Expect::Cron(text, _, tz) => format!("cron {text} ({tz})"),
-                },
+                schedule: config.expect.to_string(),
                 location: shared.location.clone(),
                 severity: config.severity.clone(),
                 ..CheckView::default()
