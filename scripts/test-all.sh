@@ -48,6 +48,14 @@ if ! python3 -c "import oras" >/dev/null 2>&1; then
     pip install 'oras==0.2.43'
 fi
 
+# helm-python-sdk (Helm v4 as a library: no helm binary) and
+# kubernetes-validate (offline Kubernetes schemas): render, lint and validate
+# the Helm chart deploy/helm/vantage (tests/e2e/helm.rs, tests/helm/chart.py).
+step "Helm chart test: helm-python-sdk, kubernetes-validate (Python)"
+if ! python3 -c "import helm_python, kubernetes_validate" >/dev/null 2>&1; then
+    pip install 'helm-python-sdk==0.2.2' 'kubernetes-validate==1.37.0'
+fi
+
 # componentize-py: builds the Python SDK's examples and a `vantage new
 # --lang python` project (tests/e2e/python_checks.rs). That test vendors
 # requests==2.32.3 itself (`python3 -m pip install --target`, cached under

@@ -27,6 +27,8 @@ pub mod audit;
 pub mod cli;
 pub mod components;
 pub mod daemon;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 #[cfg(feature = "restore")]
 pub mod restore;
 

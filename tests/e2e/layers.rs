@@ -28,6 +28,9 @@ const LAYERS: &[&[&str]] = &[
     // restore engine that writes to it.
     &["audit"],
     &["restore"],
+    // Kubernetes-native Vantage (feature `kubernetes`): the custom
+    // resources, their watchers and status, Leases.
+    &["kubernetes"],
     // The daemon wires config → schedule → run → sinks.
     &["daemon"],
     // The command line.

@@ -22,6 +22,7 @@ mod fleet;
 mod flow;
 mod fuzz;
 mod heartbeats;
+mod helm;
 mod hostile;
 mod hostile_daemon;
 mod http_check;

@@ -292,6 +292,7 @@ pub fn test_sinks(dir: &Path) -> vantage::sinks::Sinks {
         history: History::open(dir, Retention::default()).unwrap(),
         alerts: Alerts::start(AlertConfig::default()),
         remote_write: Default::default(),
+        tap: Default::default(),
     }
 }
 

@@ -116,13 +116,14 @@ pub use values::{
     MIN_COMPONENT_SIZE, parse_component_size,
 };
 pub use values::{
-    DEFAULT_MEMORY, DEFAULT_TIMEOUT, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource, ValueError,
-    flatten_config, is_secret_name, parse_duration, parse_memory, parse_secret, parse_set,
-    parse_size, parse_timeout, secret_references,
+    DEFAULT_MEMORY, DEFAULT_TIMEOUT, HeldSecret, MAX_MEMORY, MIN_EVERY, MIN_MEMORY, SecretSource,
+    ValueError, flatten_config, is_secret_name, parse_duration, parse_memory, parse_secret,
+    parse_set, parse_size, parse_timeout, secret_references,
 };
 
 use error::Source;
 use raw::RawConfig;
+pub use raw::keys;
 
 /// Read and validate the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -313,3 +313,58 @@ pub(super) struct RawCheck {
     /// Let the check make `insecure` TLS requests (no certificate checks).
     pub allow_insecure: Option<Spanned<bool>>,
 }
+
+/// The keys a table of `vantage.toml` accepts, by section: what the
+/// Kubernetes custom resources mirror (a test compares them).
+pub mod keys {
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// The keys of `[[check]]` (and `[[restore.check]]`).
+    pub fn check() -> &'static [&'static str] {
+        fields_of::<super::RawCheck>()
+    }
+
+    /// The keys of `[[restore]]`.
+    pub fn restore() -> &'static [&'static str] {
+        fields_of::<super::RawRestore>()
+    }
+
+    /// The keys of `[[restore.job]]`.
+    pub fn job() -> &'static [&'static str] {
+        fields_of::<super::RawJob>()
+    }
+
+    /// The field list serde's derive hands to `deserialize_struct`.
+    fn fields_of<T: for<'de> serde::Deserialize<'de>>() -> &'static [&'static str] {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Capture(&mut fields));
+        fields
+    }
+
+    /// A deserializer that only records the struct's field names.
+    struct Capture<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Capture<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("field names only"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("field names only"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+}

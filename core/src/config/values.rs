@@ -235,6 +235,35 @@ pub enum SecretSource {
     /// newline. In `vantage.toml` a relative path is relative to the
     /// configuration file's directory.
     File(PathBuf),
+    /// A value the daemon read for the check from elsewhere: a Kubernetes
+    /// Secret named by a `Check`'s `secretKeyRef`. Never written in
+    /// `vantage.toml`.
+    Held(HeldSecret),
+}
+
+/// A secret value held in memory, with the name of where it came from.
+/// Its `Debug` and `Display` show only that name.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HeldSecret {
+    /// Where it came from, e.g. `secretKeyRef shop/api-token/token`.
+    pub origin: String,
+    value: std::sync::Arc<str>,
+}
+
+impl HeldSecret {
+    /// `value`, read from `origin`.
+    pub fn new(origin: impl Into<String>, value: &str) -> Self {
+        HeldSecret {
+            origin: origin.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl fmt::Debug for HeldSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeldSecret({})", self.origin)
+    }
 }
 
 impl SecretSource {
@@ -250,6 +279,10 @@ impl SecretSource {
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| format!("cannot read {}: {e}", path.display())),
+            SecretSource::Held(held) if held.value.is_empty() => {
+                Err(format!("{} is empty", held.origin))
+            }
+            SecretSource::Held(held) => Ok(held.value.to_string()),
         }
     }
 }
@@ -296,6 +329,7 @@ impl fmt::Display for SecretSource {
         match self {
             SecretSource::Env(var) => write!(f, "env:{var}"),
             SecretSource::File(path) => write!(f, "file:{}", path.display()),
+            SecretSource::Held(held) => f.write_str(&held.origin),
         }
     }
 }

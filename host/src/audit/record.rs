@@ -557,6 +557,7 @@ impl AuditKey {
                     format!("reading the audit signing key from {}", path.display())
                 })?
             }
+            held @ SecretSource::Held(_) => held.read().map_err(anyhow::Error::msg)?,
         };
         Self::parse_seed(&text).with_context(|| format!("the audit signing key ({source})"))
     }

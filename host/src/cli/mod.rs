@@ -43,6 +43,8 @@ macro_rules! err {
 #[cfg(feature = "restore")]
 mod audit;
 mod compile;
+#[cfg(feature = "kubernetes")]
+mod crds;
 mod daemon;
 mod demo;
 mod inspect;
@@ -144,6 +146,10 @@ pub enum Command {
     /// verifies, 2 when not), `list` and `show <seq>` read it.
     #[cfg(feature = "restore")]
     Audit(audit::AuditArgs),
+    /// Print the `Check` and `RestoreTest` CustomResourceDefinitions
+    /// (`vantage crds | kubectl apply -f -`; `deploy/crds/` holds the same).
+    #[cfg(feature = "kubernetes")]
+    Crds(crds::CrdsArgs),
 }
 
 /// How host logs are written.
@@ -210,6 +216,8 @@ impl Command {
             Command::Daemon(args) => daemon::execute(*args).await,
             #[cfg(feature = "restore")]
             Command::Audit(args) => audit::execute(args).await,
+            #[cfg(feature = "kubernetes")]
+            Command::Crds(args) => crds::execute(args),
         }
     }
 }

@@ -328,6 +328,7 @@ fn open_sinks(config: &Config, data_dir: &Path, public_url: &str) -> anyhow::Res
         history,
         alerts,
         remote_write,
+        tap: Default::default(),
     })
 }
 

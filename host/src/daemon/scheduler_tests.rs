@@ -157,6 +157,7 @@ impl Harness {
             history: History::open(dir.path(), Retention::default()).unwrap(),
             alerts: Alerts::start(AlertConfig::default()),
             remote_write: Default::default(),
+            tap: Default::default(),
         };
         let shared = Arc::new(Shared {
             runtime: Arc::new(Runtime::new(&EngineOptions::default(), None).unwrap()),

@@ -38,6 +38,27 @@ pub struct Sinks {
     pub alerts: alerts::Alerts,
     /// Remote-write receivers (none unless configured).
     pub remote_write: remote_write::RemoteWrite,
+    /// Every published record, for consumers above the sinks (the status
+    /// of Kubernetes resources).
+    pub tap: Tap,
+}
+
+/// Every published record, to whoever subscribed; a slow subscriber misses
+/// records (it is told how many), never holds up a run.
+#[derive(Clone)]
+pub struct Tap(tokio::sync::broadcast::Sender<Arc<RunRecord>>);
+
+impl Default for Tap {
+    fn default() -> Self {
+        Tap(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Tap {
+    /// Receive every record published from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<RunRecord>> {
+        self.0.subscribe()
+    }
 }
 
 impl Sinks {
@@ -47,6 +68,9 @@ impl Sinks {
         self.metrics.observe(&record);
         self.remote_write.observe(&record);
         self.history.record(record.clone());
+        if self.tap.0.receiver_count() > 0 {
+            let _ = self.tap.0.send(record.clone());
+        }
         self.alerts.observe(record);
     }
 

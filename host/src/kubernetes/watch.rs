@@ -1,0 +1,371 @@
+//! The watchers behind `vantage daemon --kubernetes`: kube-runtime
+//! reflectors keep every `Check` and `RestoreTest` in scope (its own
+//! namespace, a list, or the namespaces a label selector picks), and each
+//! change (debounced) becomes a new list of [`Fragment`]s, with the Secrets
+//! and ConfigMaps the resources name read at that moment. A resync every
+//! minute picks up changed Secrets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, ResourceExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, Resource};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use super::crd::{Check, KeyRef, RestoreTest};
+use super::render::{self, Fragment, Kind, ResourceId};
+use crate::config::HeldSecret;
+use crate::pace::AbortOnDrop;
+
+/// Which namespaces' resources the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// These namespaces (default: the daemon's own).
+    Namespaces(Vec<String>),
+    /// Every namespace whose labels match this selector (`team=web`).
+    Selector(String),
+}
+
+/// The resources in scope, kept current.
+pub struct Watch {
+    /// The latest fragments (`None` until the first full list).
+    pub fragments: watch::Receiver<Option<Arc<Vec<Fragment>>>>,
+    _tasks: Vec<AbortOnDrop<()>>,
+}
+
+/// How long to wait for more changes before rebuilding.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// How often everything is rebuilt anyway (Secrets are not watched).
+const RESYNC: Duration = Duration::from_secs(60);
+
+impl Watch {
+    /// Start watching `scope`; ConfigMap components are written under
+    /// `dir`.
+    pub fn start(client: Client, scope: Scope, dir: PathBuf) -> Watch {
+        let notify = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let mut checks = Vec::new();
+        let mut restores = Vec::new();
+        let mut namespaces = None;
+        match &scope {
+            Scope::Namespaces(list) => {
+                for ns in list {
+                    checks.push(reflect(
+                        Api::<Check>::namespaced(client.clone(), ns),
+                        &notify,
+                        &mut tasks,
+                    ));
+                    restores.push(reflect(
+                        Api::<RestoreTest>::namespaced(client.clone(), ns),
+                        &notify,
+                        &mut tasks,
+                    ));
+                }
+            }
+            Scope::Selector(selector) => {
+                checks.push(reflect(
+                    Api::<Check>::all(client.clone()),
+                    &notify,
+                    &mut tasks,
+                ));
+                restores.push(reflect(
+                    Api::<RestoreTest>::all(client.clone()),
+                    &notify,
+                    &mut tasks,
+                ));
+                namespaces = Some((
+                    reflect_with(
+                        Api::<Namespace>::all(client.clone()),
+                        watcher::Config::default().labels(selector),
+                        &notify,
+                        &mut tasks,
+                    ),
+                    selector.clone(),
+                ));
+            }
+        }
+        let (tx, rx) = watch::channel(None);
+        let build = Build {
+            client,
+            dir,
+            checks,
+            restores,
+            namespaces,
+        };
+        tasks.push(AbortOnDrop(tokio::spawn(async move {
+            build.ready().await;
+            loop {
+                let fragments = build.fragments().await;
+                info!(
+                    resources = fragments.len(),
+                    "kubernetes: resources in scope"
+                );
+                if tx.send(Some(Arc::new(fragments))).is_err() {
+                    return;
+                }
+                let _ = tokio::time::timeout(RESYNC, notify.notified()).await;
+                // Let a burst of changes settle into one rebuild.
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+        })));
+        Watch {
+            fragments: rx,
+            _tasks: tasks,
+        }
+    }
+}
+
+/// A reflector over `api`, driven by its own task, waking `notify` on
+/// every change.
+fn reflect<K>(api: Api<K>, notify: &Arc<Notify>, tasks: &mut Vec<AbortOnDrop<()>>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + serde::de::DeserializeOwned + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    reflect_with(api, watcher::Config::default(), notify, tasks)
+}
+
+fn reflect_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    notify: &Arc<Notify>,
+    tasks: &mut Vec<AbortOnDrop<()>>,
+) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + serde::de::DeserializeOwned + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let notify = notify.clone();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    tasks.push(AbortOnDrop(tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) => {
+                    notify.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => warn!("kubernetes: watch: {e} (retrying)"),
+            }
+        }
+    })));
+    reader
+}
+
+/// What rebuilding the fragments reads from.
+struct Build {
+    client: Client,
+    dir: PathBuf,
+    checks: Vec<Store<Check>>,
+    restores: Vec<Store<RestoreTest>>,
+    namespaces: Option<(Store<Namespace>, String)>,
+}
+
+impl Build {
+    /// Wait for every store's first full list.
+    async fn ready(&self) {
+        for s in &self.checks {
+            let _ = s.wait_until_ready().await;
+        }
+        for s in &self.restores {
+            let _ = s.wait_until_ready().await;
+        }
+        if let Some((s, _)) = &self.namespaces {
+            let _ = s.wait_until_ready().await;
+        }
+    }
+
+    /// Every resource in scope as a fragment, oldest first (the older of
+    /// two resources with one name wins).
+    async fn fragments(&self) -> Vec<Fragment> {
+        let in_scope: Option<BTreeSet<String>> = self
+            .namespaces
+            .as_ref()
+            .map(|(s, _)| s.state().iter().map(|n| n.name_any()).collect());
+        let keep = |ns: &str| in_scope.as_ref().is_none_or(|set| set.contains(ns));
+        let mut reads = Reads::new(self.client.clone(), &self.dir);
+        let mut out: Vec<(Option<String>, Fragment)> = Vec::new();
+        for check in self.checks.iter().flat_map(Store::state) {
+            let ns = check.namespace().unwrap_or_default();
+            if !keep(&ns) {
+                continue;
+            }
+            let fragment = reads.check(&check).await;
+            out.push((created(&*check), fragment));
+        }
+        for test in self.restores.iter().flat_map(Store::state) {
+            let ns = test.namespace().unwrap_or_default();
+            if !keep(&ns) {
+                continue;
+            }
+            let fragment = reads.restore(&test).await;
+            out.push((created(&*test), fragment));
+        }
+        out.sort_by(|a, b| (&a.0, &a.1.id).cmp(&(&b.0, &b.1.id)));
+        out.into_iter().map(|(_, f)| f).collect()
+    }
+}
+
+fn created<K: Resource>(k: &K) -> Option<String> {
+    k.meta()
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+}
+
+fn id<K: Resource>(kind: Kind, k: &K) -> ResourceId {
+    ResourceId {
+        kind,
+        namespace: k.meta().namespace.clone().unwrap_or_default(),
+        name: k.meta().name.clone().unwrap_or_default(),
+        generation: k.meta().generation,
+    }
+}
+
+/// The Secrets and ConfigMaps read in one rebuild, each read once.
+struct Reads<'a> {
+    client: Client,
+    dir: &'a Path,
+    secrets: BTreeMap<(String, String), Result<Secret, String>>,
+    config_maps: BTreeMap<(String, String), Result<ConfigMap, String>>,
+}
+
+impl<'a> Reads<'a> {
+    fn new(client: Client, dir: &'a Path) -> Self {
+        Reads {
+            client,
+            dir,
+            secrets: BTreeMap::new(),
+            config_maps: BTreeMap::new(),
+        }
+    }
+
+    async fn check(&mut self, check: &Check) -> Fragment {
+        let id = id(Kind::Check, check);
+        let ns = id.namespace.clone();
+        let mut secrets = BTreeMap::new();
+        let toml = async {
+            let component = match &check.spec.component_from {
+                Some(from) => Some(self.component(&ns, &from.config_map_key_ref).await?),
+                None => None,
+            };
+            for r in check.spec.secrets.values() {
+                let value = self.secret(&ns, &r.secret_key_ref).await?;
+                secrets.insert(render::placeholder(&ns, &r.secret_key_ref), value);
+            }
+            let secret = |r: &KeyRef| render::placeholder(&ns, r);
+            render::check_table(&id.name, &check.spec, component.as_deref(), &secret)
+                .map(|t| render::as_toml("check", t))
+        }
+        .await;
+        Fragment { id, toml, secrets }
+    }
+
+    async fn restore(&mut self, test: &RestoreTest) -> Fragment {
+        let id = id(Kind::RestoreTest, test);
+        let ns = id.namespace.clone();
+        let mut secrets = BTreeMap::new();
+        let toml = async {
+            let mut components = BTreeMap::new();
+            for c in &test.spec.checks {
+                if let Some(from) = &c.check.component_from {
+                    let path = self.component(&ns, &from.config_map_key_ref).await?;
+                    components.insert(c.name.clone(), path);
+                }
+                for r in c.check.secrets.values() {
+                    let value = self.secret(&ns, &r.secret_key_ref).await?;
+                    secrets.insert(render::placeholder(&ns, &r.secret_key_ref), value);
+                }
+            }
+            let secret = |r: &KeyRef| render::placeholder(&ns, r);
+            render::restore_table(&id.name, &test.spec, &components, &secret)
+                .map(|t| render::as_toml("restore", t))
+        }
+        .await;
+        Fragment { id, toml, secrets }
+    }
+
+    /// The value of a Secret's key (errors name the Secret and key).
+    async fn secret(&mut self, ns: &str, r: &KeyRef) -> Result<HeldSecret, String> {
+        let key = (ns.to_string(), r.name.clone());
+        if !self.secrets.contains_key(&key) {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+            let got = api.get(&r.name).await;
+            let got = got.map_err(|e| format!("Secret {ns}/{}: {}", r.name, short(&e)));
+            self.secrets.insert(key.clone(), got);
+        }
+        let secret = self.secrets[&key].clone()?;
+        let origin = format!("secretKeyRef {ns}/{}/{}", r.name, r.key);
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&r.key))
+                    .map(|s| s.clone().into_bytes())
+            })
+            .ok_or_else(|| format!("Secret {ns}/{} has no key {:?}", r.name, r.key))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("Secret {ns}/{} key {:?} is not UTF-8 text", r.name, r.key))?;
+        Ok(HeldSecret::new(origin, &text))
+    }
+
+    /// A ConfigMap key's bytes written to a file named by their sha256.
+    async fn component(&mut self, ns: &str, r: &KeyRef) -> Result<PathBuf, String> {
+        let key = (ns.to_string(), r.name.clone());
+        if !self.config_maps.contains_key(&key) {
+            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+            let got = api.get(&r.name).await;
+            let got = got.map_err(|e| format!("ConfigMap {ns}/{}: {}", r.name, short(&e)));
+            self.config_maps.insert(key.clone(), got);
+        }
+        let cm = self.config_maps[&key].clone()?;
+        let bytes = cm
+            .binary_data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| {
+                format!(
+                    "ConfigMap {ns}/{} has no binaryData key {:?} (a component is binary: kubectl create configmap NAME --from-file=KEY=check.wasm)",
+                    r.name, r.key
+                )
+            })?;
+        let path = self
+            .dir
+            .join(format!("{}.wasm", hex::encode(Sha256::digest(&bytes))));
+        if !path.exists() {
+            std::fs::create_dir_all(self.dir)
+                .and_then(|()| {
+                    let tmp = path.with_extension("tmp");
+                    std::fs::write(&tmp, &bytes)?;
+                    std::fs::rename(&tmp, &path)
+                })
+                .map_err(|e| format!("writing the component of ConfigMap {ns}/{}: {e}", r.name))?;
+        }
+        Ok(path)
+    }
+}
+
+/// A kube error in one line, without the request's details.
+fn short(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
