@@ -434,6 +434,7 @@ async fn serve_filled() -> (
         location: "eu-west-1".into(),
         version: env!("CARGO_PKG_VERSION"),
         central: None,
+        health: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

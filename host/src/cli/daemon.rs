@@ -47,6 +47,93 @@ pub struct DaemonArgs {
     pub re_resolve: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[cfg(feature = "kubernetes")]
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// How the daemon takes part in a Kubernetes cluster.
+#[cfg(feature = "kubernetes")]
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct ClusterArgs {
+    /// Run the `Check` and `RestoreTest` resources (vantage.dev/v1alpha1)
+    /// of the daemon's namespace (`POD_NAMESPACE`, else the kubeconfig's)
+    /// beside the configuration file, which may then be absent.
+    #[arg(long, env = "VANTAGE_KUBERNETES")]
+    pub kubernetes: bool,
+    /// With `--kubernetes`: these namespaces instead (comma-separated).
+    #[arg(
+        long,
+        env = "VANTAGE_KUBERNETES_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,…",
+        conflicts_with = "kubernetes_namespace_selector"
+    )]
+    pub kubernetes_namespace: Vec<String>,
+    /// With `--kubernetes`: every namespace whose labels match this
+    /// selector (`team=web`).
+    #[arg(
+        long,
+        env = "VANTAGE_KUBERNETES_NAMESPACE_SELECTOR",
+        value_name = "SELECTOR"
+    )]
+    pub kubernetes_namespace_selector: Option<String>,
+    /// Share the checks with the other replicas of `--shard-group`: each
+    /// renews its own Lease and runs the checks it owns by rendezvous
+    /// hashing over the live members (`leases`).
+    #[arg(long, env = "VANTAGE_MEMBERSHIP", value_name = "leases", value_parser = ["leases"])]
+    pub membership: Option<String>,
+    /// Run restore tests only on the replica holding the Lease
+    /// `<shard-group>-restore-leader`.
+    #[arg(long, env = "VANTAGE_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// The group the Leases belong to.
+    #[arg(
+        long,
+        env = "VANTAGE_SHARD_GROUP",
+        default_value = "vantage",
+        value_name = "NAME"
+    )]
+    pub shard_group: String,
+    /// How long a Lease lasts after its renewal (renewed every third of it):
+    /// a stopped replica's checks move within this.
+    #[arg(long, env = "VANTAGE_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lease_duration: std::time::Duration,
+}
+
+#[cfg(feature = "kubernetes")]
+impl ClusterArgs {
+    /// The daemon's cluster options.
+    fn options(self) -> anyhow::Result<daemon::cluster::ClusterOptions> {
+        use crate::kubernetes::watch::Scope;
+        anyhow::ensure!(
+            self.lease_duration >= std::time::Duration::from_secs(3),
+            "--lease-duration must be at least 3s"
+        );
+        let scoped =
+            !self.kubernetes_namespace.is_empty() || self.kubernetes_namespace_selector.is_some();
+        anyhow::ensure!(
+            self.kubernetes || !scoped,
+            "--kubernetes-namespace and --kubernetes-namespace-selector need --kubernetes"
+        );
+        let watch = self
+            .kubernetes
+            .then(|| match self.kubernetes_namespace_selector {
+                Some(selector) => Scope::Selector(selector),
+                None => Scope::Namespaces(self.kubernetes_namespace),
+            });
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Ok(daemon::cluster::ClusterOptions {
+            watch,
+            membership: self.membership.is_some(),
+            leader_elect: self.leader_elect,
+            group: self.shard_group,
+            lease_duration: self.lease_duration,
+            identity: env("POD_NAME"),
+            namespace: env("POD_NAMESPACE"),
+        })
+    }
 }
 
 /// Run the daemon until SIGTERM or SIGINT; exit 0 after a clean stop.
@@ -61,6 +148,10 @@ pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
         shard: args.shard,
         watch: !args.no_watch,
         re_resolve: args.re_resolve,
+        #[cfg(feature = "kubernetes")]
+        cluster: args.cluster.options()?,
+        #[cfg(not(feature = "kubernetes"))]
+        cluster: Default::default(),
     })
     .await?;
     Ok(0)

@@ -24,6 +24,13 @@
 //! SIGINT stop it gracefully (no new runs, runs in flight get
 //! `shutdown_grace`, history flushed, alerts delivered).
 
+/// The daemon in a Kubernetes cluster; without the `kubernetes` feature,
+/// a stand-in that is never enabled.
+#[cfg(feature = "kubernetes")]
+pub mod cluster;
+#[cfg(not(feature = "kubernetes"))]
+#[path = "cluster_off.rs"]
+pub mod cluster;
 pub mod heartbeats;
 pub mod plan;
 pub mod reload;
@@ -90,6 +97,9 @@ pub struct Options {
     pub location: Option<String>,
     /// This replica's share of the checks (`--shard i/n`), if sharded.
     pub shard: Option<shard::Shard>,
+    /// Resources, Leases and leader election (`--kubernetes`,
+    /// `--membership leases`, `--leader-elect`).
+    pub cluster: cluster::ClusterOptions,
 }
 
 /// A check's component (or why it failed to load) and the sha256 of its
@@ -146,11 +156,24 @@ struct Daemon {
     location_override: Option<String>,
     /// [`Options::shard`], applied to every reload too.
     shard: Option<shard::Shard>,
+    /// The configuration file's text (the last valid one).
+    base: String,
+    /// The whole configuration: the file and the cluster's resources, before
+    /// this replica's share is taken.
+    full: Config,
+    /// The cluster side, when enabled.
+    cluster: Option<cluster::Cluster>,
+    /// [`Options::cluster`].
+    cluster_options: cluster::ClusterOptions,
+    /// [`Options::config`].
+    config_path: PathBuf,
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let config = load_config(&options.config, options.location.as_deref(), options.shard)?;
+    let base = cluster::read_base(&options.config, &options.cluster)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = parse(&options.config, &base, None, options.location.as_deref())?;
     // Signal handlers first: a SIGHUP or SIGTERM that arrives while the
     // checks load waits for the loop below instead of killing the process
     // (the default action of both).
@@ -186,14 +209,37 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         clock: crate::pace::Clock::system(),
     });
     // Heartbeats before the web server: their ping routes are part of it.
-    let heartbeats = heartbeats::Heartbeats::start(&config.heartbeats, &data_dir, shared.clone())?;
+    // Pings reach one replica: with static shards, shard 0; with Leases,
+    // none (run heartbeats in a daemon of their own).
+    let serves_heartbeats = options.shard.is_none_or(|s| s.serves_heartbeats());
+    let heartbeat_configs = if !serves_heartbeats {
+        &[][..]
+    } else if options.cluster.enabled() && !config.heartbeats.is_empty() {
+        warn!(
+            "[[heartbeat]] is not shared among replicas by Leases: run heartbeats in a daemon of their own (a pinged replica would be the only one to know)"
+        );
+        &[][..]
+    } else {
+        &config.heartbeats[..]
+    };
+    let heartbeats = heartbeats::Heartbeats::start(heartbeat_configs, &data_dir, shared.clone())?;
+    let health = web::Health::default();
     let web = Web::start(
         listener,
         &sinks,
         &location,
         config.central.as_ref(),
         heartbeats.as_ref().map(heartbeats::Heartbeats::router),
+        health.clone(),
     );
+    let cluster = cluster::Cluster::start(&options.cluster, &data_dir, &sinks, &health).await?;
+    // The file and the cluster's resources.
+    let (config, verdicts) = cluster::compose(&base, &options.config, cluster.as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = with_location(config, options.location.as_deref())?;
+    if let Some(c) = &cluster {
+        c.verdicts(verdicts);
+    }
     let janitor = Janitor::start(&config);
 
     let names = config
@@ -215,14 +261,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         re_resolve: options.re_resolve,
         location_override: options.location.clone(),
         shard: options.shard,
+        base,
+        full: config,
+        cluster,
+        cluster_options: options.cluster.clone(),
+        config_path: options.config.clone(),
     };
-    if let Some(s) = options.shard {
-        daemon.shared.sinks.metrics.shard(
-            s.count,
-            daemon.config.checks.len() + daemon.config.restores.len(),
-        );
-    }
-    let problems = daemon.apply(config).await;
+    let problems = daemon.apply_share().await;
     if !problems.is_empty() {
         say(&format!(
             "vantage daemon: these checks cannot load their component and fail every run:\n{}",
@@ -243,9 +288,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     ));
 
     let reason = loop {
-        match reloads.next().await {
-            reload::Event::Reload(why) => daemon.reload(&options.config, &why).await,
-            reload::Event::Stop(why) => break why,
+        /// What woke the loop.
+        enum Next {
+            File(reload::Event),
+            Cluster(cluster::Change),
+        }
+        let next = tokio::select! {
+            event = reloads.next() => Next::File(event),
+            change = cluster_changed(&mut daemon.cluster) => Next::Cluster(change),
+        };
+        match next {
+            Next::File(reload::Event::Reload(why)) => daemon.reload(&options.config, &why).await,
+            Next::File(reload::Event::Stop(why)) => break why,
+            Next::Cluster(change) => daemon.cluster_changed(change).await,
         }
     };
     info!("{reason}: shutting down");
@@ -255,6 +310,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     ));
     let grace = global.shutdown_grace;
     daemon.shutdown(grace).await;
+    if let Some(c) = daemon.cluster.take() {
+        c.leave().await;
+    }
     janitor.stop();
     drop(daemon);
     restores::close_audit(audit).await;
@@ -381,6 +439,7 @@ impl Web {
         location: &str,
         central: Option<&config::CentralConfig>,
         pings: Option<axum::Router>,
+        health: web::Health,
     ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let render = {
@@ -399,6 +458,7 @@ impl Web {
                     c.silent_after,
                 ))
             }),
+            health,
         });
         let router = match pings {
             Some(pings) => pings.merge(router),
@@ -428,31 +488,30 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
-/// Load the configuration, printing its warnings; errors carry every
-/// diagnostic.
-/// Load the configuration; `location` (`--location`, `VANTAGE_LOCATION`)
-/// overrides `[global] location`; with a `shard`, only its checks, restore
-/// tests (and, on shard 0, the heartbeats) are kept.
-fn load_config(
-    path: &Path,
-    location: Option<&str>,
-    shard: Option<shard::Shard>,
-) -> anyhow::Result<Config> {
-    let mut config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(shard) = shard {
-        let all = config.checks.len() + config.restores.len();
-        config.checks.retain(|c| shard.owns(&c.name));
-        config.restores.retain(|r| shard.owns(&r.name));
-        if !shard.serves_heartbeats() {
-            config.heartbeats.clear();
-        }
-        info!(
-            %shard,
-            owned = config.checks.len() + config.restores.len(),
-            of = all,
-            "shard: running this replica's share of the checks"
-        );
+/// Wait for the cluster's next change; never without a cluster.
+async fn cluster_changed(cluster: &mut Option<cluster::Cluster>) -> cluster::Change {
+    match cluster {
+        Some(c) => c.changed().await,
+        None => std::future::pending().await,
     }
+}
+
+/// Validate the configuration file's `text` (read from `path`), with the
+/// cluster's resources when there is a cluster; `location`
+/// (`--location`, `VANTAGE_LOCATION`) overrides `[global] location`.
+/// Warnings are logged; errors carry every diagnostic.
+fn parse(
+    path: &Path,
+    text: &str,
+    cluster: Option<&cluster::Cluster>,
+    location: Option<&str>,
+) -> anyhow::Result<Config> {
+    let (config, _) = cluster::compose(text, path, cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
+    with_location(config, location)
+}
+
+/// `config` with `location` over `[global] location`; its warnings logged.
+fn with_location(mut config: Config, location: Option<&str>) -> anyhow::Result<Config> {
     if let Some(location) = location {
         anyhow::ensure!(
             !location.trim().is_empty(),
@@ -494,7 +553,15 @@ impl Daemon {
     /// rejected and the running configuration kept.
     async fn reload(&mut self, path: &Path, why: &str) {
         info!("{why}: reloading {}", path.display());
-        let config = match load_config(path, self.location_override.as_deref(), self.shard) {
+        let options = self.cluster_options();
+        let read = cluster::read_base(path, &options).map_err(|e| anyhow::anyhow!("{e}"));
+        let loaded = read.and_then(|text| {
+            let (config, verdicts) = cluster::compose(&text, path, self.cluster.as_ref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let config = with_location(config, self.location_override.as_deref())?;
+            Ok((text, config, verdicts))
+        });
+        let (text, config, verdicts) = match loaded {
             Ok(c) => c,
             Err(e) => {
                 self.shared.sinks.metrics.config_reload(false);
@@ -510,23 +577,24 @@ impl Daemon {
             max_component_size: 0,
             ..c.global.clone()
         };
-        if restart_only(&config) != restart_only(&self.config)
-            || config.alerts != self.config.alerts
-            || config.audit != self.config.audit
-            || config.remote_write != self.config.remote_write
-            || config.central != self.config.central
-            || config.heartbeats != self.config.heartbeats
+        if restart_only(&config) != restart_only(&self.full)
+            || config.alerts != self.full.alerts
+            || config.audit != self.full.audit
+            || config.remote_write != self.full.remote_write
+            || config.central != self.full.central
+            || config.heartbeats != self.full.heartbeats
         {
             warn!(
                 "changes to [global], [alerts], [audit], [central], [[remote_write]] and \
                  [[heartbeat]] take effect at the next restart"
             );
         }
-        let problems = self.apply(config).await;
-        if let Some(s) = self.shard {
-            let owned = self.config.checks.len() + self.config.restores.len();
-            self.shared.sinks.metrics.shard(s.count, owned);
+        self.base = text;
+        self.full = config;
+        if let Some(c) = &self.cluster {
+            c.verdicts(verdicts);
         }
+        let problems = self.apply_share().await;
         // The metric first: whoever reads the report below sees it set.
         self.shared.sinks.metrics.config_reload(problems.is_empty());
         if problems.is_empty() {
@@ -545,6 +613,91 @@ impl Daemon {
                 "vantage daemon: reload incomplete: components cannot be loaded or refuse their configuration; checks that had a working one keep running it:\n{text}"
             ));
         }
+    }
+
+    /// The cluster options the daemon runs with (whether a missing file is
+    /// an empty one).
+    fn cluster_options(&self) -> cluster::ClusterOptions {
+        self.cluster_options.clone()
+    }
+
+    /// Act on a change in the cluster: new resources are composed with the
+    /// file (a resource that fails gets its condition, the rest run); a new
+    /// share is applied.
+    async fn cluster_changed(&mut self, change: cluster::Change) {
+        #[cfg(feature = "kubernetes")]
+        if change == cluster::Change::Resources {
+            match cluster::compose(&self.base, &self.config_path, self.cluster.as_ref()) {
+                Ok((config, verdicts)) => {
+                    match with_location(config, self.location_override.as_deref()) {
+                        Ok(config) => self.full = config,
+                        Err(e) => error!("{e:#}"),
+                    }
+                    if let Some(c) = &self.cluster {
+                        c.verdicts(verdicts);
+                    }
+                }
+                Err(e) => {
+                    error!(
+                        "kubernetes: the resources cannot be applied, the running ones are kept:\n{e}"
+                    );
+                    return;
+                }
+            }
+        }
+        let _ = change;
+        let problems = self.apply_share().await;
+        if !problems.is_empty() {
+            error!(
+                "checks whose component cannot be loaded or refuses its configuration:\n{}",
+                problems.join("\n")
+            );
+        }
+    }
+
+    /// Apply this replica's share of the whole configuration: with
+    /// `--shard i/n` the checks whose name hashes to it (heartbeats stay
+    /// as started), with Leases the checks it owns, with `--leader-elect`
+    /// the restore tests only while leading.
+    async fn apply_share(&mut self) -> Vec<String> {
+        let mut config = self.full.clone();
+        let all = config.checks.len() + config.restores.len();
+        if let Some(c) = &mut self.cluster {
+            let names = config
+                .checks
+                .iter()
+                .map(|c| c.name.clone())
+                .chain(config.restores.iter().map(|r| r.name.clone()))
+                .collect();
+            c.set_names(names);
+        }
+        if let Some(shard) = self.shard {
+            config.checks.retain(|c| shard.owns(&c.name));
+            config.restores.retain(|r| shard.owns(&r.name));
+        }
+        if let Some(c) = &self.cluster {
+            config.checks.retain(|k| c.runs_check(&k.name));
+            config.restores.retain(|r| c.runs_restore(&r.name));
+        }
+        let owned = config.checks.len() + config.restores.len();
+        let members = match (&self.cluster, self.shard) {
+            (Some(c), _) if c.members().is_some() => c.members().map(|m| m as u32),
+            (_, Some(s)) => Some(s.count),
+            _ => None,
+        };
+        if let Some(members) = members {
+            info!(
+                members,
+                owned,
+                of = all,
+                "shard: running this replica's share of the checks"
+            );
+            self.shared.sinks.metrics.shard(members, owned);
+        }
+        if let Some(leads) = self.cluster.as_ref().and_then(|c| c.leading()) {
+            self.shared.sinks.metrics.leader(leads);
+        }
+        self.apply(config).await
     }
 
     /// Make the running checks match `config`: unchanged checks keep their

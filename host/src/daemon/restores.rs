@@ -136,12 +136,22 @@ async fn restore_loop(
         }
         let started = clock.now();
         let lateness = started.duration_since(planned).unwrap_or_default();
-        let run_id = crate::runtime::next_run_id(plan::unix_ms(started));
+        // One run id per (test, planned slot), the same on every replica:
+        // the volatile namespaces and the Velero Restore are named from it,
+        // so a second replica starting the same slot (a leader handover
+        // gone wrong) is refused by the API server (409 AlreadyExists)
+        // instead of restoring twice.
+        let run_id = slot_run_id(plan::unix_ms(planned));
         info!(%run_id, "restore test starting: {}", spec.describe_backup());
         let report = run_once(&shared, &prepared, &resolver, &run_id).await;
         publish(&shared, &prepared, &tracker, planned, lateness, report);
         after = clock.now().max(planned);
     }
+}
+
+/// The run id of a restore test's run planned at `planned_unix_ms`.
+fn slot_run_id(planned_unix_ms: u64) -> String {
+    format!("{planned_unix_ms:x}-slot")
 }
 
 /// One run: connect, run, and always come back with a report.

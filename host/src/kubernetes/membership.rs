@@ -27,6 +27,9 @@ use crate::pace::AbortOnDrop;
 
 /// The label naming a member Lease's group.
 pub const GROUP_LABEL: &str = "vantage.dev/shard-group";
+/// How often the members are reported even without a change, so that an
+/// expiry is noticed within this.
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// The field manager of member Leases.
 const FIELD_MANAGER: &str = "vantage-membership";
 
@@ -86,7 +89,7 @@ impl Membership {
             loop {
                 let _ = tx.send(renewals(&reader));
                 // A tick too: the daemon re-evaluates expiry on each value.
-                let _ = tokio::time::timeout(duration / 4, notify.notified()).await;
+                let _ = tokio::time::timeout(TICK.min(duration / 4), notify.notified()).await;
             }
         });
         Membership {

@@ -73,7 +73,7 @@ impl StatusWriter {
     pub async fn verdicts(
         &self,
         verdicts: &[(ResourceId, Result<(), String>)],
-        runs: &dyn Fn(&str) -> bool,
+        runs: &(dyn Fn(&str) -> bool + Sync),
     ) {
         *self
             .inner

@@ -105,6 +105,7 @@ pub struct Metrics {
     configured: Gauge,
     shard_members: Gauge,
     shard_owned: Gauge,
+    is_leader: Gauge,
     reload_ok: Gauge,
     restore: RestoreFamilies,
     /// The audit shipper's metrics (see [`super::audit_metrics`]).
@@ -247,7 +248,7 @@ impl Metrics {
         let shard_members = Gauge::default();
         registry.register(
             "vantage_shard_members",
-            "Replicas sharing the configuration (vantage daemon --shard i/n; 0 when not sharded)",
+            "Replicas sharing the configuration (vantage daemon --shard i/n, or the live members with --membership leases; 0 when not sharded)",
             shard_members.clone(),
         );
         let shard_owned = Gauge::default();
@@ -255,6 +256,12 @@ impl Metrics {
             "vantage_shard_owned_checks",
             "Checks and restore tests this replica runs (0 when not sharded)",
             shard_owned.clone(),
+        );
+        let is_leader = Gauge::default();
+        registry.register(
+            "vantage_is_leader",
+            "1 while this replica holds the restore leader Lease (vantage daemon --leader-elect), else 0",
+            is_leader.clone(),
         );
         let identity = super::identity::Identity::new(location);
         registry.register_collector(Box::new(identity.clone()));
@@ -271,6 +278,7 @@ impl Metrics {
             configured,
             shard_members,
             shard_owned,
+            is_leader,
             reload_ok,
             restore,
             audit,
@@ -403,6 +411,11 @@ impl Metrics {
     pub fn shard(&self, members: u32, owned: usize) {
         self.shard_members.set(i64::from(members));
         self.shard_owned.set(owned as i64);
+    }
+
+    /// Whether this replica leads the restore tests (`vantage_is_leader`).
+    pub fn leader(&self, leads: bool) {
+        self.is_leader.set(i64::from(leads));
     }
 
     /// The number of checks in the running configuration.

@@ -8,6 +8,9 @@
 //! Heartbeats stay on shard 0 (their pings must reach one replica: route
 //! `/ping` to the pod with ordinal 0).
 
+/// Dynamic sharding over Leases (feature `kubernetes`).
+#[cfg(feature = "kubernetes")]
+pub mod dynamic;
 pub mod rendezvous;
 
 use std::fmt;

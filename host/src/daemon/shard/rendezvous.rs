@@ -1,17 +1,18 @@
-//! Dynamic sharding's rules, before the Leases that will feed them (issue
-//! 19): who owns a check among the live members, and when a member counts
-//! as live. Pure, over explicit instants, so that they are tested at the
-//! bounds; the Lease watcher will call them.
+//! Dynamic sharding's rules (`--membership leases`, fed by
+//! `kubernetes::membership` through `daemon::shard::dynamic`): who owns a
+//! check among the live members, and when a member counts as live. Pure,
+//! over explicit instants, so that they are tested at the bounds.
 //!
 //! - **Rendezvous (highest-random-weight) hashing**: every replica computes
 //!   the same owner for a check from the same member list, with no
 //!   coordination; a joining or leaving member moves only the checks it
 //!   gains or held (about 1/N).
 //! - **Hysteresis**: a member counts once it renewed its Lease twice, and
-//!   stops counting once its Lease expired; a check that moves away keeps
-//!   running on its previous owner for one grace period, so a flapping
-//!   member does not make checks stop and start, and a handover never
-//!   leaves a slot without a run.
+//!   stops counting once its Lease expired, so a member that comes and goes
+//!   does not move checks back and forth. A check handed over between two
+//!   live members stops at once on the old owner and starts on the new one
+//!   a grace period later (once the old one has surely stopped it), so no
+//!   slot runs twice; a check whose owner left starts at once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -73,48 +74,66 @@ impl Membership {
     }
 }
 
-/// Which checks this replica runs, keeping a moved check for `grace`.
+/// Which checks this replica runs. A check it loses stops at once; a check
+/// it gains from a member that is still live starts `grace` later, once
+/// that member has surely seen the change and stopped it (so no slot runs
+/// twice); a check it gains from a member that left (its Lease expired)
+/// starts at once.
 #[derive(Debug)]
 pub struct Assignment {
     me: String,
     grace: Duration,
-    /// Checks this replica owned and lost, and until when it keeps them.
-    leaving: BTreeMap<String, Instant>,
-    owned: Vec<String>,
+    /// The live members at the previous update.
+    before: Vec<String>,
+    /// Checks gained from a live member, and when they start here.
+    arriving: BTreeMap<String, Instant>,
+    running: Vec<String>,
 }
 
 impl Assignment {
-    /// The assignment of replica `me`, keeping moved checks for `grace`.
+    /// The assignment of replica `me`, starting checks handed over by a
+    /// live member `grace` after the handover.
     pub fn new(me: &str, grace: Duration) -> Self {
         Assignment {
             me: me.to_string(),
             grace,
-            leaving: BTreeMap::new(),
-            owned: Vec::new(),
+            before: Vec::new(),
+            arriving: BTreeMap::new(),
+            running: Vec::new(),
         }
     }
 
-    /// The checks of `checks` this replica runs at `now` among `members`:
-    /// those it owns, and those it owned until less than `grace` ago.
+    /// The checks of `checks` this replica runs at `now` among `members`,
+    /// sorted.
     pub fn update(&mut self, checks: &[String], members: &[String], now: Instant) -> Vec<String> {
-        let owned: Vec<String> = checks
-            .iter()
-            .filter(|c| owner(c, members) == Some(self.me.as_str()))
-            .cloned()
-            .collect();
-        for lost in self.owned.iter().filter(|c| !owned.contains(c)) {
-            self.leaving.entry(lost.clone()).or_insert(now + self.grace);
+        let me = self.me.as_str();
+        let mut running = Vec::new();
+        let mut arriving = BTreeMap::new();
+        for check in checks {
+            if owner(check, members) != Some(me) {
+                continue;
+            }
+            let starts = if let Some(at) = self.arriving.get(check) {
+                Some(*at)
+            } else if self.running.contains(check) {
+                None
+            } else {
+                // Newly gained: from whom?
+                owner(check, &self.before)
+                    .filter(|previous| *previous != me && members.iter().any(|m| m == previous))
+                    .map(|_| now + self.grace)
+            };
+            match starts {
+                Some(at) if at > now => {
+                    arriving.insert(check.clone(), at);
+                }
+                _ => running.push(check.clone()),
+            }
         }
-        self.leaving
-            .retain(|c, until| *until > now && !owned.contains(c) && checks.contains(c));
-        self.owned = owned;
-        let mut running: Vec<String> = self
-            .owned
-            .iter()
-            .chain(self.leaving.keys())
-            .cloned()
-            .collect();
         running.sort();
+        self.before = members.to_vec();
+        self.arriving = arriving;
+        self.running = running.clone();
         running
     }
 }
@@ -175,30 +194,61 @@ mod tests {
     }
 
     #[test]
-    fn a_moved_check_keeps_running_on_its_previous_owner_for_the_grace() {
+    fn a_moved_check_stops_at_once_and_starts_on_its_new_owner_after_the_grace() {
         let t0 = Instant::now();
-        let grace = Duration::from_secs(10);
-        let checks = names("check", 200);
+        let s = Duration::from_secs;
+        let grace = s(5);
+        let checks = names("check", 300);
         let two = names("vantage", 2);
         let three = names("vantage", 3);
-        let mut a = Assignment::new("vantage-0", grace);
-        let before = a.update(&checks, &two, t0);
-        let after_join = a.update(&checks, &three, t0 + Duration::from_secs(1));
-        // Nothing stops at once: the checks that moved to vantage-2 stay.
-        assert_eq!(before, after_join);
-        let settled = a.update(&checks, &three, t0 + Duration::from_secs(12));
-        let kept: Vec<&String> = before.iter().filter(|c| settled.contains(c)).collect();
-        assert!(settled.len() < before.len());
-        assert_eq!(kept.len(), settled.len());
-        assert!(
-            settled
+        let mut old = Assignment::new("vantage-0", grace);
+        let mut new = Assignment::new("vantage-2", grace);
+        let before = old.update(&checks, &two, t0);
+        assert!(new.update(&checks, &two, t0).is_empty(), "not a member yet");
+        // vantage-2 joins: vantage-0 stops what moved at once…
+        let after = old.update(&checks, &three, t0 + s(1));
+        let moved: Vec<&String> = before.iter().filter(|c| !after.contains(c)).collect();
+        assert!(!moved.is_empty() && moved.len() < before.len());
+        assert!(moved.iter().all(|c| owner(c, &three) == Some("vantage-2")));
+        // …and vantage-2 starts them only after the grace (no slot twice).
+        assert!(new.update(&checks, &three, t0 + s(1)).is_empty());
+        assert!(new.update(&checks, &three, t0 + s(5)).is_empty());
+        let started = new.update(&checks, &three, t0 + s(6));
+        let mine: Vec<&String> = checks
+            .iter()
+            .filter(|c| owner(c, &three) == Some("vantage-2"))
+            .collect();
+        assert_eq!(started.iter().collect::<Vec<_>>(), mine);
+        // Every check runs on exactly one member once settled.
+        let mut other = Assignment::new("vantage-1", grace);
+        other.update(&checks, &two, t0);
+        let third = other.update(&checks, &three, t0 + s(6));
+        let settled = old.update(&checks, &three, t0 + s(6));
+        for c in &checks {
+            let n = [&settled, &third, &started]
                 .iter()
-                .all(|c| owner(c, &three) == Some("vantage-0"))
-        );
-        // A flap back within the grace loses nothing either.
-        let mut b = Assignment::new("vantage-0", grace);
-        b.update(&checks, &two, t0);
-        b.update(&checks, &three, t0 + Duration::from_secs(1));
-        assert_eq!(b.update(&checks, &two, t0 + Duration::from_secs(2)), before);
+                .filter(|r| r.contains(c))
+                .count();
+            assert_eq!(n, 1, "{c}");
+        }
+        // vantage-2 leaves (its Lease expired): its checks start at once on
+        // their new owners, there is nobody to wait for.
+        let back = old.update(&checks, &two, t0 + s(30));
+        assert_eq!(back, before);
+    }
+
+    #[test]
+    fn a_first_assignment_starts_everything_it_owns_at_once() {
+        let t0 = Instant::now();
+        let checks = names("check", 100);
+        let three = names("vantage", 3);
+        let mut a = Assignment::new("vantage-1", Duration::from_secs(5));
+        let first = a.update(&checks, &three, t0);
+        let owned: Vec<String> = checks
+            .iter()
+            .filter(|c| owner(c, &three) == Some("vantage-1"))
+            .cloned()
+            .collect();
+        assert_eq!(first, owned);
     }
 }

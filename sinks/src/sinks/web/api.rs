@@ -191,13 +191,23 @@ fn unknown_check(name: &str) -> Response {
 
 /// `GET /healthz`: the daemon's own health.
 pub async fn healthz(State(state): State<WebState>) -> Response {
-    let body = json!({
-        "status": "ok",
+    let problems = state.health.problems();
+    let mut body = json!({
+        "status": if problems.is_empty() { "ok" } else { "unhealthy" },
         "checks": state.board.snapshot().len(),
         "location": state.location,
         "version": state.version,
     });
-    (no_store(), axum::Json(body)).into_response()
+    if problems.is_empty() {
+        return (no_store(), axum::Json(body)).into_response();
+    }
+    body["problems"] = json!(problems);
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        no_store(),
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: the metrics closure's text.

@@ -49,6 +49,33 @@ pub struct WebState {
     pub version: &'static str,
     /// The fleet's view (`[central]`), when this daemon shows it.
     pub central: Option<std::sync::Arc<central::Central>>,
+    /// What `/healthz` asks before answering ok.
+    pub health: Health,
+}
+
+/// A probe of whether the daemon can do its job: why not, or `None`.
+pub type Probe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// The conditions `/healthz` reports: each probe says why the daemon cannot
+/// do its job (a replica whose Lease expired, a leader that cannot reach
+/// the API server), and any answer makes `/healthz` a 503.
+#[derive(Clone, Default)]
+pub struct Health(Arc<std::sync::RwLock<Vec<Probe>>>);
+
+impl Health {
+    /// Ask `probe` on every `/healthz`.
+    pub fn add(&self, probe: Probe) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(probe);
+    }
+
+    /// What the probes say is wrong now.
+    pub fn problems(&self) -> Vec<String> {
+        let probes = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        probes.iter().filter_map(|p| p()).collect()
+    }
 }
 
 impl std::fmt::Debug for WebState {

@@ -135,6 +135,7 @@ async fn fixture() -> Fixture {
         location: "eu-west".into(),
         version: "9.9.9",
         central: None,
+        health: Default::default(),
     };
     Fixture {
         _dir: dir,
@@ -187,6 +188,20 @@ async fn healthz_reports_the_daemon() {
         a.json(),
         serde_json::json!({"status": "ok", "checks": 4, "location": "eu-west", "version": "9.9.9"})
     );
+    // A probe that reports a problem makes it a 503 naming it; once the
+    // problem is gone it is ok again.
+    let lapsed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = lapsed.clone();
+    f.state.health.add(Arc::new(move || {
+        flag.load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| "this replica's Lease has expired".to_string())
+    }));
+    let b = get(&f.state, "/healthz").await;
+    assert_eq!(b.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b.json()["status"], "unhealthy");
+    assert_eq!(b.json()["problems"][0], "this replica's Lease has expired");
+    lapsed.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(get(&f.state, "/healthz").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -442,6 +457,7 @@ async fn status_page_without_checks_says_so() {
         location: "here".into(),
         version: "0",
         central: None,
+        health: Default::default(),
     };
     let a = get(&state, "/").await;
     assert_eq!(a.status, StatusCode::OK);
