@@ -138,6 +138,11 @@ impl ClusterArgs {
 
 /// Run the daemon until SIGTERM or SIGINT; exit 0 after a clean stop.
 pub async fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
+    #[cfg(feature = "kubernetes")]
+    anyhow::ensure!(
+        args.shard.is_none() || args.cluster.membership.is_none(),
+        "--shard and --membership leases are two ways of sharing the checks: choose one"
+    );
     daemon::run(daemon::Options {
         config: args.config,
         listen: args.listen,

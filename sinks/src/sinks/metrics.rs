@@ -260,7 +260,7 @@ impl Metrics {
         let is_leader = Gauge::default();
         registry.register(
             "vantage_is_leader",
-            "1 while this replica holds the restore leader Lease (vantage daemon --leader-elect), else 0",
+            "Whether this replica holds the restore leader Lease (vantage daemon --leader-elect): 1 or 0",
             is_leader.clone(),
         );
         let identity = super::identity::Identity::new(location);
