@@ -117,12 +117,11 @@ impl ClusterArgs {
             self.kubernetes || !scoped,
             "--kubernetes-namespace and --kubernetes-namespace-selector need --kubernetes"
         );
-        let watch = self
-            .kubernetes
-            .then(|| match self.kubernetes_namespace_selector {
-                Some(selector) => Scope::Selector(selector),
-                None => Scope::Namespaces(self.kubernetes_namespace),
-            });
+        let watch = match (self.kubernetes, self.kubernetes_namespace_selector) {
+            (false, _) => None,
+            (true, Some(selector)) => Some(Scope::Selector(selector)),
+            (true, None) => Some(Scope::Namespaces(self.kubernetes_namespace)),
+        };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Ok(daemon::cluster::ClusterOptions {
             watch,

@@ -38,20 +38,11 @@ pub const VERSION: &str = "v1alpha1";
     shortname = "vcheck",
     category = "vantage",
     doc = "A Vantage check: a WebAssembly component run on a schedule, from the outside, by the Vantage daemons watching this namespace.",
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Last run", type_ = "date", json_path = ".status.lastRun"),
-    printcolumn(name = "Location", type_ = "string", json_path = ".status.location"),
-    printcolumn(
-        name = "Result",
-        type_ = "string",
-        json_path = ".status.lastResult",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "State", "type": "string", "jsonPath": ".status.state"}"#,
+    printcolumn = r#"{"name": "Last run", "type": "date", "jsonPath": ".status.lastRun"}"#,
+    printcolumn = r#"{"name": "Location", "type": "string", "jsonPath": ".status.location"}"#,
+    printcolumn = r#"{"name": "Result", "type": "string", "jsonPath": ".status.lastResult", "priority": 1}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CheckSpec {
@@ -214,20 +205,11 @@ pub struct Condition {
     shortname = "vrestore",
     category = "vantage",
     doc = "A Vantage restore test: a Velero backup restored into a volatile, isolated namespace, checked, recorded and deleted, on a schedule.",
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Last run", type_ = "date", json_path = ".status.lastRun"),
-    printcolumn(name = "Location", type_ = "string", json_path = ".status.location"),
-    printcolumn(
-        name = "Result",
-        type_ = "string",
-        json_path = ".status.lastResult",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "State", "type": "string", "jsonPath": ".status.state"}"#,
+    printcolumn = r#"{"name": "Last run", "type": "date", "jsonPath": ".status.lastRun"}"#,
+    printcolumn = r#"{"name": "Location", "type": "string", "jsonPath": ".status.location"}"#,
+    printcolumn = r#"{"name": "Result", "type": "string", "jsonPath": ".status.lastResult", "priority": 1}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreTestSpec {

@@ -31,8 +31,11 @@ struct Inner {
     /// The accepted resources, by check name.
     resources: Mutex<HashMap<String, ResourceId>>,
     /// The `Accepted` condition last written, by resource.
-    written: Mutex<HashMap<(Kind, String, String), (Option<i64>, Result<(), String>)>>,
+    written: Mutex<HashMap<(Kind, String, String), Written>>,
 }
+
+/// An `Accepted` condition as written: for which generation, which verdict.
+type Written = (Option<i64>, Result<(), String>);
 
 /// The field manager of Vantage's status writes.
 pub const FIELD_MANAGER: &str = "vantage";

@@ -214,10 +214,11 @@ mod tests {
         assert!(new.update(&checks, &three, t0 + s(1)).is_empty());
         assert!(new.update(&checks, &three, t0 + s(5)).is_empty());
         let started = new.update(&checks, &three, t0 + s(6));
-        let mine: Vec<&String> = checks
+        let mut mine: Vec<&String> = checks
             .iter()
             .filter(|c| owner(c, &three) == Some("vantage-2"))
             .collect();
+        mine.sort();
         assert_eq!(started.iter().collect::<Vec<_>>(), mine);
         // Every check runs on exactly one member once settled.
         let mut other = Assignment::new("vantage-1", grace);
@@ -244,11 +245,12 @@ mod tests {
         let three = names("vantage", 3);
         let mut a = Assignment::new("vantage-1", Duration::from_secs(5));
         let first = a.update(&checks, &three, t0);
-        let owned: Vec<String> = checks
+        let mut owned: Vec<String> = checks
             .iter()
             .filter(|c| owner(c, &three) == Some("vantage-1"))
             .cloned()
             .collect();
+        owned.sort();
         assert_eq!(first, owned);
     }
 }
