@@ -6,8 +6,8 @@
 //! live and who owns what.
 //!
 //! A replica whose renewals fail knows it: [`Membership::renewing`] turns
-//! false once its own Lease has gone a whole duration without a successful
-//! renewal, the moment the others stop counting it.
+//! false three quarters of a duration after its last successful renewal,
+//! before the others stop counting it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,8 +134,12 @@ fn renewals(store: &Store<Lease>) -> Vec<Renewal> {
     out
 }
 
-/// Renew `identity`'s Lease every third of `duration`, forever; `renewing`
-/// says whether the last success is less than `duration` old.
+/// Renew `identity`'s Lease every quarter of `duration`, forever.
+/// `renewing` stays true until three quarters of `duration` after the last
+/// renewal that succeeded (counted from when it was sent), so a replica
+/// stops running checks before the others may count its Lease expired, and
+/// one failed renewal is forgiven. Each attempt is cut off after a quarter
+/// (kube's client retries a 503 for minutes).
 async fn renew(
     api: Api<Lease>,
     group: &str,
@@ -145,11 +149,11 @@ async fn renew(
 ) {
     let name = lease_name(identity);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut last_ok: Option<tokio::time::Instant> = None;
-    let mut ticks = tokio::time::interval(duration / 3);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = duration / 4;
+    let mut current_until: Option<tokio::time::Instant> = None;
+    let mut joined = false;
     loop {
-        ticks.tick().await;
+        let sent = tokio::time::Instant::now();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let lease = json!({
             "apiVersion": "coordination.k8s.io/v1",
@@ -161,18 +165,35 @@ async fn renew(
                 "renewTime": now,
             },
         });
-        match api.patch(&name, &params, &Patch::Apply(&lease)).await {
-            Ok(l) => {
-                if last_ok.is_none() {
+        let apply = Patch::Apply(&lease);
+        let patch = api.patch(&name, &params, &apply);
+        match tokio::time::timeout(period, patch).await {
+            Ok(Ok(l)) => {
+                if !joined {
                     info!(lease = %l.name_any(), "membership: joined");
+                    joined = true;
                 }
-                last_ok = Some(tokio::time::Instant::now());
+                current_until = Some(sent + duration - period);
             }
-            Err(e) => warn!(lease = %name, "membership: cannot renew: {e}"),
+            Ok(Err(e)) => warn!(lease = %name, "membership: cannot renew: {e}"),
+            Err(_) => warn!(lease = %name, "membership: cannot renew: no answer within {period:?}"),
         }
-        let current = last_ok.is_some_and(|t| t.elapsed() < duration);
-        if renewing.swap(current, Ordering::Relaxed) && !current {
-            warn!("membership: this replica's Lease has expired: it runs nothing until it renews");
+        // Until the next attempt, watch the deadline.
+        let next = sent + period;
+        loop {
+            let current = current_until.is_some_and(|u| u > tokio::time::Instant::now());
+            if renewing.swap(current, Ordering::Relaxed) && !current {
+                warn!(
+                    "membership: this replica's Lease is about to expire: it runs nothing until it renews"
+                );
+            }
+            match current_until {
+                Some(u) if current && u < next => tokio::time::sleep_until(u).await,
+                _ => {
+                    tokio::time::sleep_until(next).await;
+                    break;
+                }
+            }
         }
     }
 }

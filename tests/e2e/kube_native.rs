@@ -1,0 +1,536 @@
+//! Kubernetes-native Vantage against the in-process fake API server
+//! (`kube_fake.rs`): `Check` resources run by three `vantage daemon
+//! --kubernetes --membership leases` processes, each check exactly once
+//! per slot; one replica killed, its checks moved within a lease duration;
+//! an invalid resource refused with its condition while the others run;
+//! restore tests under one leader that hands over when it dies.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use serde_json::{Value, json};
+
+use crate::daemon::Daemon;
+use crate::kube_fake::FakeKube;
+use crate::servers::wait_until;
+use crate::support::wasm;
+
+const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+
+/// When each check's target was hit, by check name.
+type Hits = Arc<Mutex<BTreeMap<String, Vec<Instant>>>>;
+
+/// A target answering 200 on `/c/{name}` and noting the time.
+async fn counting_target() -> (String, Hits) {
+    let hits: Hits = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/c/{name}",
+            axum::routing::get(
+                |State(h): State<Hits>, UrlPath(name): UrlPath<String>| async move {
+                    h.lock()
+                        .unwrap()
+                        .entry(name)
+                        .or_default()
+                        .push(Instant::now());
+                    "ok"
+                },
+            ),
+        )
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), hits)
+}
+
+/// A `Check` resource running the official `http` check every `every`.
+fn check(name: &str, target: &str, every: &str) -> Value {
+    json!({
+        "apiVersion": "vantage.dev/v1alpha1",
+        "kind": "Check",
+        "metadata": {"name": name},
+        "spec": {
+            "component": wasm("http").display().to_string(),
+            "every": every,
+            "targets": [format!("{target}/c/{name}")],
+            "allow": ["{target}"],
+        },
+    })
+}
+
+/// Start replica `i` of the group against the API server of `kubeconfig`,
+/// in `namespace`.
+fn replica(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+    i: usize,
+    args: &[&str],
+) -> Daemon {
+    let pod = format!("vantage-{i}");
+    let mut all = vec![
+        "--no-watch",
+        "--kubernetes",
+        "--shard-group",
+        "e2e",
+        "--lease-duration",
+        "3s",
+    ];
+    all.extend_from_slice(args);
+    Daemon::start_with_env(
+        dir,
+        "",
+        "",
+        &all,
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("POD_NAME", &pod),
+            ("POD_NAMESPACE", namespace),
+        ],
+    )
+}
+
+/// The largest gap between consecutive hits of `times` within `[from, to]`,
+/// and the smallest; there must be at least `least` hits.
+fn gaps(times: &[Instant], from: Instant, to: Instant, least: usize) -> (Duration, Duration) {
+    let inside: Vec<Instant> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    assert!(
+        inside.len() >= least,
+        "{} run(s), expected at least {least}",
+        inside.len()
+    );
+    let mut max = Duration::ZERO;
+    let mut min = Duration::MAX;
+    for w in inside.windows(2) {
+        max = max.max(w[1] - w[0]);
+        min = min.min(w[1] - w[0]);
+    }
+    (max, min)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_run_each_check_once_per_slot_and_take_over_a_dead_ones_share() {
+    let kube = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    sharded(&kubeconfig, "default").await;
+}
+
+/// A client for the cluster `kubeconfig` names.
+pub(crate) async fn client(kubeconfig: &std::path::Path) -> kube::Client {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The sharded scenario, against the API server `kubeconfig` names (the
+/// fake, or a real cluster with the CRDs applied) in `namespace`: nine
+/// `Check`s and an invalid one, three replicas with Leases, each check
+/// once per slot, their status written back, one replica killed and its
+/// checks moved within a lease duration.
+pub(crate) async fn sharded(kubeconfig: &std::path::Path, namespace: &str) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, PostParams};
+    use vantage::kubernetes::crd::Check;
+    let client = client(kubeconfig).await;
+    let checks: Api<Check> = Api::namespaced(client.clone(), namespace);
+    let leases: Api<Lease> = Api::namespaced(client, namespace);
+    let (target, hits) = counting_target().await;
+    let names: Vec<String> = (0..9).map(|i| format!("check-{i}")).collect();
+    let create = |object: Value| {
+        let checks = checks.clone();
+        async move {
+            let c: Check = serde_json::from_value(object).unwrap();
+            checks.create(&PostParams::default(), &c).await.unwrap();
+        }
+    };
+    for n in &names {
+        create(check(n, &target, "1s")).await;
+    }
+    // An invalid one: refused with its reason, the others unaffected.
+    create(check("bad-every", &target, "1x")).await;
+    let status_of = |name: &str| {
+        let (checks, name) = (checks.clone(), name.to_string());
+        async move { serde_json::to_value(checks.get(&name).await.unwrap()).unwrap()["status"].clone() }
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas: Vec<Option<Daemon>> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let (path, kc, ns) = (
+            dir.path().to_path_buf(),
+            kubeconfig.to_path_buf(),
+            namespace.to_string(),
+        );
+        let d = tokio::task::spawn_blocking(move || {
+            replica(&path, &kc, &ns, i, &["--membership", "leases"])
+        })
+        .await
+        .unwrap();
+        replicas.push(Some(d));
+    }
+    // Settled: three members, every check owned by exactly one replica.
+    let owners = wait_until(
+        "three members sharing the checks",
+        Duration::from_secs(30),
+        || {
+            let owned: Vec<Vec<String>> =
+                replicas.iter().flatten().map(Daemon::check_names).collect();
+            let metrics: Vec<String> = replicas.iter().flatten().map(Daemon::metrics).collect();
+            let mut all = owned.concat();
+            all.sort();
+            let mut want = names.clone();
+            want.sort();
+            let ok = all == want
+                && owned.iter().all(|o| !o.is_empty())
+                && metrics
+                    .iter()
+                    .all(|m| m.contains("vantage_shard_members 3"));
+            (ok.then(|| owned.clone()), format!("{owned:?}"))
+        },
+    );
+    for (d, mine) in replicas.iter().flatten().zip(&owners) {
+        let m = d.metrics();
+        assert!(
+            m.contains(&format!("vantage_shard_owned_checks {}", mine.len())),
+            "{m}"
+        );
+    }
+    // Each check runs once per 1 s slot: over 6 s, consecutive runs are
+    // never less than half a slot apart (two runs in one slot would be) and
+    // never more than a slot and a half.
+    let from = Instant::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let to = Instant::now();
+    for n in &names {
+        let h = hits.lock().unwrap().get(n).cloned().unwrap_or_default();
+        let (max, min) = gaps(&h, from, to, 5);
+        assert!(
+            min >= Duration::from_millis(500),
+            "{n} ran twice in a slot: {min:?} apart"
+        );
+        assert!(
+            max <= Duration::from_millis(1500),
+            "{n} missed a slot: {max:?} gap"
+        );
+    }
+    // The resources' status (what `kubectl get checks` shows) says who
+    // runs them and how it went.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let mut s = Vec::new();
+        for n in &names {
+            s.push(status_of(n).await);
+        }
+        if s.iter()
+            .all(|s| s["state"] == "up" && s["lastRun"].is_string())
+        {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "every Check's status: {s:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (n, s) in names.iter().zip(&status) {
+        let runner = s["runner"].as_str().unwrap();
+        let i: usize = runner.trim_start_matches("vantage-").parse().unwrap();
+        assert!(
+            owners[i].contains(n),
+            "{n} says {runner} runs it: {owners:?}"
+        );
+        assert!(s["lastResult"].as_str().unwrap().starts_with("pass"), "{s}");
+        assert!(
+            s["componentDigest"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:"),
+            "{s}"
+        );
+        assert_eq!(s["conditions"][0]["status"], "True", "{s}");
+    }
+    let bad = status_of("bad-every").await;
+    let cond = &bad["conditions"][0];
+    assert_eq!(cond["type"], "Accepted", "{bad}");
+    assert_eq!(cond["status"], "False", "{bad}");
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.every: "),
+        "{bad}"
+    );
+    assert_eq!(bad["state"], "invalid");
+    assert!(hits.lock().unwrap().get("bad-every").is_none());
+
+    // Kill replica 1 (no goodbye: SIGKILL). Its checks run again on the
+    // others within a lease duration (3 s) of their last run, plus the slot
+    // they wait for and a second for noticing and scheduling.
+    let lost = owners[1].clone();
+    let killed_at = Instant::now();
+    drop(replicas[1].take());
+    wait_until("two members", Duration::from_secs(15), || {
+        let m: Vec<String> = replicas.iter().flatten().map(Daemon::metrics).collect();
+        let ok = m.iter().all(|m| m.contains("vantage_shard_members 2"));
+        (ok.then_some(()), String::new())
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = Instant::now();
+    let mut worst = Duration::ZERO;
+    for n in &lost {
+        let h = hits.lock().unwrap().get(n).cloned().unwrap_or_default();
+        assert!(
+            h.iter().any(|t| *t > killed_at + Duration::from_secs(1)),
+            "{n} never ran again"
+        );
+        let (max, min) = gaps(&h, killed_at - Duration::from_secs(2), after, 3);
+        worst = worst.max(max);
+        assert!(
+            min >= Duration::from_millis(500),
+            "{n} ran twice in a slot after the move"
+        );
+        assert!(
+            max <= Duration::from_secs(5),
+            "{n} went {max:?} without a run: more than a lease duration and a slot"
+        );
+    }
+    eprintln!("longest gap of a moved check: {worst:?} (lease 3 s, slot 1 s)");
+    let mut all: Vec<String> = replicas
+        .iter()
+        .flatten()
+        .flat_map(Daemon::check_names)
+        .collect();
+    all.sort();
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(all, want);
+    // The dead replica's Lease is still there (it said no goodbye).
+    assert!(
+        leases
+            .get_opt("vantage-member-vantage-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A replica that stops cleanly gives its Lease up.
+    let zero = replicas[0].as_mut().unwrap();
+    zero.sigterm();
+    zero.wait(Duration::from_secs(15));
+    assert!(
+        leases
+            .get_opt("vantage-member-vantage-0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// `vantage_is_leader` of `daemon` (None when not reported).
+fn leads(daemon: &Daemon) -> Option<bool> {
+    let m = daemon.metrics();
+    let line = m.lines().find(|l| l.starts_with("vantage_is_leader "))?;
+    Some(line.ends_with(" 1"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_tests_run_on_one_leader_that_hands_over_when_it_dies_or_cannot_renew() {
+    use crate::restore_daemon::{seed_velero, start_app};
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let app = start_app().await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let kubeconfig = dirs[0].path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    let body = format!(
+        r#"
+[[restore]]
+name = "shop-restore"
+kubeconfig = "{kubeconfig}"
+schedule = "shop-daily"
+namespaces = ["shop"]
+every = "2s"
+ready = ["deployment/api"]
+poll_interval = "50ms"
+
+[[restore.check]]
+name = "api"
+component = "{http}"
+targets = ["{app}/app/{{{{namespace}}}}/{{{{backup}}}}"]
+allow = ["{{target}}"]
+"#,
+        kubeconfig = kubeconfig.display(),
+        http = wasm("http").display(),
+    );
+    let mut replicas: Vec<Option<Daemon>> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let (path, kc, body) = (dir.path().to_path_buf(), kubeconfig.clone(), body.clone());
+        let pod = format!("vantage-{i}");
+        let d = tokio::task::spawn_blocking(move || {
+            Daemon::start_with_env(
+                &path,
+                "",
+                &body,
+                &[
+                    "--no-watch",
+                    "--leader-elect",
+                    "--shard-group",
+                    "e2e",
+                    "--lease-duration",
+                    "3s",
+                ],
+                &[
+                    ("KUBECONFIG", kc.to_str().unwrap()),
+                    ("POD_NAME", &pod),
+                    ("POD_NAMESPACE", "default"),
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        replicas.push(Some(d));
+    }
+    // One leader; it runs the restore test, the standby does not.
+    let leader = wait_until("one leader", Duration::from_secs(20), || {
+        let l: Vec<Option<bool>> = replicas.iter().flatten().map(leads).collect();
+        let one = l.iter().filter(|x| **x == Some(true)).count() == 1
+            && l.iter().filter(|x| **x == Some(false)).count() == 1;
+        (
+            one.then(|| l.iter().position(|x| *x == Some(true)).unwrap()),
+            format!("{l:?}"),
+        )
+    });
+    let standby = 1 - leader;
+    let lease = kube
+        .object(LEASES, "e2e-restore-leader")
+        .expect("the leader Lease");
+    assert_eq!(lease["spec"]["holderIdentity"], format!("vantage-{leader}"));
+    let l = replicas[leader].as_ref().unwrap();
+    wait_until(
+        "a restore run on the leader",
+        Duration::from_secs(30),
+        || {
+            let v = l.api("/api/v1/checks/shop-restore");
+            let done = v["last"]["result"]["status"] == "pass";
+            (done.then_some(()), v["last"].to_string())
+        },
+    );
+    let s = replicas[standby].as_ref().unwrap();
+    assert!(!s.check_names().contains(&"shop-restore".to_string()));
+
+    // The leader dies: the standby leads within a lease duration (3 s) and
+    // an attempt period (1 s), and runs the restore test.
+    let killed = Instant::now();
+    drop(replicas[leader].take());
+    let s = replicas[standby].as_ref().unwrap();
+    wait_until("the standby leading", Duration::from_secs(10), || {
+        (leads(s).unwrap_or(false).then_some(()), String::new())
+    });
+    let took = killed.elapsed();
+    eprintln!("the standby led {took:?} after the leader died (lease 3 s)");
+    assert!(took <= Duration::from_secs(5), "{took:?}");
+    wait_until(
+        "a restore run on the new leader",
+        Duration::from_secs(30),
+        || {
+            let v = s.api("/api/v1/checks/shop-restore");
+            let done = v["last"]["result"]["status"] == "pass";
+            (done.then_some(()), v["last"].to_string())
+        },
+    );
+    // Every run made its own namespace: none was started twice (a second
+    // start of a slot would be refused 409 and end in error).
+    let runs = s.api("/api/v1/checks/shop-restore/runs");
+    let errors = runs.to_string().matches("\"status\":\"error\"").count();
+    assert_eq!(errors, 0, "{runs}");
+
+    // The API server goes away: the leader stops leading before its Lease
+    // could pass to anyone, and says it is unhealthy after a lease.
+    kube.set_unavailable(true);
+    let gone = Instant::now();
+    wait_until("the leader stepping down", Duration::from_secs(10), || {
+        (
+            leads(s).map(|l| !l).unwrap_or(false).then_some(()),
+            String::new(),
+        )
+    });
+    assert!(
+        gone.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        gone.elapsed()
+    );
+    let health =
+        wait_until(
+            "/healthz 503",
+            Duration::from_secs(10),
+            || match crate::servers::http_get(&format!("{}/healthz", s.url())) {
+                Ok((503, body)) => (Some(body), String::new()),
+                other => (None, format!("{other:?}")),
+            },
+        );
+    assert!(health.contains("leader election"), "{health}");
+    kube.set_unavailable(false);
+    wait_until("leading again", Duration::from_secs(10), || {
+        (leads(s).unwrap_or(false).then_some(()), String::new())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_that_cannot_renew_its_lease_runs_nothing_and_says_so() {
+    use kube::api::{Api, PostParams};
+    use vantage::kubernetes::crd::Check;
+    let kube = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    let (target, _hits) = counting_target().await;
+    let checks: Api<Check> = Api::namespaced(client(&kubeconfig).await, "default");
+    for n in ["a", "b", "c"] {
+        let c: Check = serde_json::from_value(check(n, &target, "1s")).unwrap();
+        checks.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
+    let d = tokio::task::spawn_blocking(move || {
+        replica(&path, &kc, "default", 0, &["--membership", "leases"])
+    })
+    .await
+    .unwrap();
+    wait_until(
+        "the replica running its checks",
+        Duration::from_secs(20),
+        || {
+            let n = d.check_names();
+            ((n.len() == 3).then_some(()), format!("{n:?}"))
+        },
+    );
+    // The API server stops answering: before its Lease could expire (3 s)
+    // the replica stops running checks, and /healthz says why.
+    kube.set_unavailable(true);
+    let cut = Instant::now();
+    wait_until("nothing running", Duration::from_secs(10), || {
+        let n = d.check_names();
+        (n.is_empty().then_some(()), format!("{n:?}"))
+    });
+    assert!(
+        cut.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        cut.elapsed()
+    );
+    let (code, body) = crate::servers::http_get(&format!("{}/healthz", d.url())).unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("membership Lease is not current"), "{body}");
+    // Back: it renews twice, counts again and runs its checks.
+    kube.set_unavailable(false);
+    wait_until("running again", Duration::from_secs(20), || {
+        let n = d.check_names();
+        ((n.len() == 3).then_some(()), format!("{n:?}"))
+    });
+    let (code, _) = crate::servers::http_get(&format!("{}/healthz", d.url())).unwrap();
+    assert_eq!(code, 200);
+}
