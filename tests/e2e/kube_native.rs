@@ -3,7 +3,9 @@
 //! --kubernetes --membership leases` processes, each check exactly once
 //! per slot; one replica killed, its checks moved within a lease duration;
 //! an invalid resource refused with its condition while the others run;
-//! restore tests under one leader that hands over when it dies.
+//! a Secret and a ConfigMap reaching a check; a `RestoreTest` run by one
+//! leader that hands over when it dies; a replica cut off from the API
+//! server running nothing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,20 +24,30 @@ const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
 /// When each check's target was hit, by check name.
 type Hits = Arc<Mutex<BTreeMap<String, Vec<Instant>>>>;
 
-/// A target answering 200 on `/c/{name}` and noting the time.
+/// The token `check-0`'s target requires (from a Secret, by secretKeyRef).
+const TOKEN: &str = "s3cr3t-token-from-a-secret";
+
+/// A target answering 200 on `/c/{name}` and noting the time; `/c/check-0`
+/// answers 401 without `Authorization: Bearer {TOKEN}`.
 async fn counting_target() -> (String, Hits) {
     let hits: Hits = Arc::default();
     let app = axum::Router::new()
         .route(
             "/c/{name}",
             axum::routing::get(
-                |State(h): State<Hits>, UrlPath(name): UrlPath<String>| async move {
+                |State(h): State<Hits>,
+                 UrlPath(name): UrlPath<String>,
+                 headers: axum::http::HeaderMap| async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if name == "check-0" && auth != Some(&format!("Bearer {TOKEN}")) {
+                        return (axum::http::StatusCode::UNAUTHORIZED, "who are you");
+                    }
                     h.lock()
                         .unwrap()
                         .entry(name)
                         .or_default()
                         .push(Instant::now());
-                    "ok"
+                    (axum::http::StatusCode::OK, "ok")
                 },
             ),
         )
@@ -140,13 +152,43 @@ pub(crate) async fn client(kubeconfig: &std::path::Path) -> kube::Client {
 /// checks moved within a lease duration.
 pub(crate) async fn sharded(kubeconfig: &std::path::Path, namespace: &str) {
     use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
     use kube::api::{Api, PostParams};
     use vantage::kubernetes::crd::Check;
     let client = client(kubeconfig).await;
     let checks: Api<Check> = Api::namespaced(client.clone(), namespace);
-    let leases: Api<Lease> = Api::namespaced(client, namespace);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let (target, hits) = counting_target().await;
     let names: Vec<String> = (0..9).map(|i| format!("check-{i}")).collect();
+    // check-0's token from a Secret; check-8's component from a ConfigMap.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "shop-api"},
+        "stringData": {"token": TOKEN},
+    }))
+    .unwrap();
+    let mut secret = secret;
+    secret.data = secret.string_data.take().map(|d| {
+        d.into_iter()
+            .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_bytes())))
+            .collect()
+    });
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let wasm_bytes = std::fs::read(wasm("http")).unwrap();
+    let cm: ConfigMap = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("http-check".into()),
+            ..Default::default()
+        },
+        binary_data: Some([("http.wasm".to_string(), k8s_openapi::ByteString(wasm_bytes))].into()),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(client, namespace)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
     let create = |object: Value| {
         let checks = checks.clone();
         async move {
@@ -155,7 +197,21 @@ pub(crate) async fn sharded(kubeconfig: &std::path::Path, namespace: &str) {
         }
     };
     for n in &names {
-        create(check(n, &target, "1s")).await;
+        let mut c = check(n, &target, "1s");
+        if n == "check-0" {
+            c["spec"]["secrets"] =
+                json!({"token": {"secretKeyRef": {"name": "shop-api", "key": "token"}}});
+            c["spec"]["config"] = json!({"headers": {"Authorization": "Bearer {{secret.token}}"}});
+        }
+        if n == "check-8" {
+            let spec = c["spec"].as_object_mut().unwrap();
+            spec.remove("component");
+            spec.insert(
+                "componentFrom".into(),
+                json!({"configMapKeyRef": {"name": "http-check", "key": "http.wasm"}}),
+            );
+        }
+        create(c).await;
     }
     // An invalid one: refused with its reason, the others unaffected.
     create(check("bad-every", &target, "1x")).await;
@@ -256,6 +312,14 @@ pub(crate) async fn sharded(kubeconfig: &std::path::Path, namespace: &str) {
         );
         assert_eq!(s["conditions"][0]["status"], "True", "{s}");
     }
+    // The Secret's value reached the check and nothing else.
+    for s in &status {
+        assert!(!s.to_string().contains(TOKEN), "{s}");
+    }
+    for d in replicas.iter().flatten() {
+        assert!(!d.stderr().contains(TOKEN));
+        assert!(!d.api("/api/v1/checks").to_string().contains(TOKEN));
+    }
     let bad = status_of("bad-every").await;
     let cond = &bad["conditions"][0];
     assert_eq!(cond["type"], "Accepted", "{bad}");
@@ -348,26 +412,30 @@ async fn restore_tests_run_on_one_leader_that_hands_over_when_it_dies_or_cannot_
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let kubeconfig = dirs[0].path().join("kubeconfig");
     std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
-    let body = format!(
-        r#"
-[[restore]]
-name = "shop-restore"
-kubeconfig = "{kubeconfig}"
-schedule = "shop-daily"
-namespaces = ["shop"]
-every = "2s"
-ready = ["deployment/api"]
-poll_interval = "50ms"
-
-[[restore.check]]
-name = "api"
-component = "{http}"
-targets = ["{app}/app/{{{{namespace}}}}/{{{{backup}}}}"]
-allow = ["{{target}}"]
-"#,
-        kubeconfig = kubeconfig.display(),
-        http = wasm("http").display(),
-    );
+    // The restore test as a RestoreTest resource: the keys of [[restore]].
+    let test: vantage::kubernetes::crd::RestoreTest = serde_json::from_value(json!({
+        "apiVersion": "vantage.dev/v1alpha1",
+        "kind": "RestoreTest",
+        "metadata": {"name": "shop-restore"},
+        "spec": {
+            "schedule": "shop-daily",
+            "namespaces": ["shop"],
+            "every": "2s",
+            "ready": ["deployment/api"],
+            "pollInterval": "50ms",
+            "checks": [{
+                "name": "api",
+                "component": wasm("http").display().to_string(),
+                "targets": [format!("{app}/app/{{{{namespace}}}}/{{{{backup}}}}")],
+                "allow": ["{target}"],
+            }],
+        },
+    }))
+    .unwrap();
+    let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
+        kube::Api::namespaced(client(&kubeconfig).await, "default");
+    tests.create(&Default::default(), &test).await.unwrap();
+    let body = String::new();
     let mut replicas: Vec<Option<Daemon>> = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let (path, kc, body) = (dir.path().to_path_buf(), kubeconfig.clone(), body.clone());
@@ -379,6 +447,7 @@ allow = ["{{target}}"]
                 &body,
                 &[
                     "--no-watch",
+                    "--kubernetes",
                     "--leader-elect",
                     "--shard-group",
                     "e2e",
@@ -423,6 +492,24 @@ allow = ["{{target}}"]
     );
     let s = replicas[standby].as_ref().unwrap();
     assert!(!s.check_names().contains(&"shop-restore".to_string()));
+    // The leader wrote the resource's status.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let t = serde_json::to_value(tests.get("shop-restore").await.unwrap()).unwrap();
+        if t["status"]["state"] == "up" {
+            break t["status"].clone();
+        }
+        assert!(Instant::now() < deadline, "the RestoreTest's status: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["runner"], format!("vantage-{leader}"), "{status}");
+    assert!(
+        status["lastResult"]
+            .as_str()
+            .unwrap()
+            .starts_with("pass: backup shop-daily-"),
+        "{status}"
+    );
 
     // The leader dies: the standby leads within a lease duration (3 s) and
     // an attempt period (1 s), and runs the restore test.
