@@ -42,6 +42,8 @@ impl ClusterOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Never.
+    Resources,
+    /// Never.
     Owners,
 }
 

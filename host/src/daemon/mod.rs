@@ -625,7 +625,6 @@ impl Daemon {
     /// file (a resource that fails gets its condition, the rest run); a new
     /// share is applied.
     async fn cluster_changed(&mut self, change: cluster::Change) {
-        #[cfg(feature = "kubernetes")]
         if change == cluster::Change::Resources {
             match cluster::compose(&self.base, &self.config_path, self.cluster.as_ref()) {
                 Ok((config, verdicts)) => {
@@ -645,7 +644,6 @@ impl Daemon {
                 }
             }
         }
-        let _ = change;
         let problems = self.apply_share().await;
         if !problems.is_empty() {
             error!(
