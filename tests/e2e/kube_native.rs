@@ -566,6 +566,12 @@ async fn restore_tests_run_on_one_leader_that_hands_over_when_it_dies_or_cannot_
     wait_until("leading again", Duration::from_secs(10), || {
         (leads(s).unwrap_or(false).then_some(()), String::new())
     });
+    // A leader that stops cleanly releases the Lease (a standby would lead
+    // at its next attempt instead of a lease duration later).
+    let s = replicas[standby].as_mut().unwrap();
+    s.sigterm();
+    s.wait(Duration::from_secs(15));
+    assert!(kube.object(LEASES, "e2e-restore-leader").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -620,4 +626,57 @@ async fn a_replica_that_cannot_renew_its_lease_runs_nothing_and_says_so() {
     });
     let (code, _) = crate::servers::http_get(&format!("{}/healthz", d.url())).unwrap();
     assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_selector_picks_the_namespaces_whose_checks_run() {
+    use kube::api::{Api, PostParams};
+    use vantage::kubernetes::crd::Check;
+    let kube = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    let (target, _hits) = counting_target().await;
+    let client = client(&kubeconfig).await;
+    for (ns, labels) in [
+        ("web", json!({"team": "web"})),
+        ("db", json!({"team": "db"})),
+    ] {
+        kube.insert(
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        );
+        let checks: Api<Check> = Api::namespaced(client.clone(), ns);
+        let c: Check = serde_json::from_value(check(&format!("{ns}-home"), &target, "1s")).unwrap();
+        checks.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
+    let d = tokio::task::spawn_blocking(move || {
+        replica(
+            &path,
+            &kc,
+            "default",
+            0,
+            &["--kubernetes-namespace-selector", "team=web"],
+        )
+    })
+    .await
+    .unwrap();
+    wait_until("the web team's check", Duration::from_secs(20), || {
+        let n = d.check_names();
+        ((n == ["web-home"]).then_some(()), format!("{n:?}"))
+    });
+    // The db namespace joins the team: its check runs too, without a restart.
+    kube.insert(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "db", "labels": {"team": "web"}}}),
+    );
+    wait_until("both checks", Duration::from_secs(20), || {
+        let mut n = d.check_names();
+        n.sort();
+        (
+            (n == ["db-home", "web-home"]).then_some(()),
+            format!("{n:?}"),
+        )
+    });
 }

@@ -85,6 +85,12 @@ impl ClusterOptions {
         self.watch.is_some() || self.membership || self.leader_elect
     }
 
+    /// Whether replicas share the checks by Leases (heartbeats cannot be
+    /// shared: their pings reach one replica).
+    pub fn shares_checks(&self) -> bool {
+        self.membership
+    }
+
     /// Whether resources may stand in for a missing configuration file.
     pub fn watches(&self) -> bool {
         self.watch.is_some()
@@ -173,8 +179,12 @@ impl Cluster {
                     "kubernetes: no list of resources within {FIRST_LIST:?}: starting with vantage.toml alone"
                 ),
             }
-            let (writer, task) =
-                StatusWriter::start(client.clone(), identity.clone(), sinks.tap.subscribe());
+            let (writer, task) = StatusWriter::start(
+                client.clone(),
+                identity.clone(),
+                sinks.board.clone(),
+                sinks.tap.subscribe(),
+            );
             status = Some(writer);
             status_task = Some(task);
             watch = Some(w);
@@ -358,11 +368,44 @@ impl Cluster {
         });
     }
 
-    /// On shutdown: give up this replica's Leases, so the others take over
-    /// at once instead of a lease duration later.
+    /// On shutdown: give up this replica's Leases (its member Lease, and the
+    /// leader Lease if it holds it), so the others take over at once
+    /// instead of a lease duration later.
     pub async fn leave(self) {
         use k8s_openapi::api::coordination::v1::Lease;
         let api: kube::Api<Lease> = kube::Api::namespaced(self.client.clone(), &self.namespace);
+        if let Some(leader) = self.leader {
+            let name = leader.lease_name().to_string();
+            drop(leader);
+            if self.leading {
+                let released = tokio::time::timeout(Duration::from_secs(3), async {
+                    let lease = api.get_opt(&name).await?;
+                    let mine = lease
+                        .as_ref()
+                        .and_then(|l| l.spec.as_ref()?.holder_identity.as_deref())
+                        == Some(self.identity.as_str());
+                    if mine {
+                        let rv = lease.and_then(|l| l.metadata.resource_version);
+                        let params = kube::api::DeleteParams {
+                            preconditions: Some(kube::api::Preconditions {
+                                resource_version: rv,
+                                uid: None,
+                            }),
+                            ..Default::default()
+                        };
+                        api.delete(&name, &params).await?;
+                    }
+                    Ok::<_, kube::Error>(())
+                })
+                .await;
+                match released {
+                    Ok(Ok(())) => info!(lease = %name, "leader election: released on the way out"),
+                    _ => {
+                        warn!(lease = %name, "leader election: could not release the Lease on the way out")
+                    }
+                }
+            }
+        }
         if self.membership.is_some() {
             let name = crate::kubernetes::membership::lease_name(&self.identity);
             drop(self.membership);

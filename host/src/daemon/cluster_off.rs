@@ -36,6 +36,11 @@ impl ClusterOptions {
     pub fn enabled(&self) -> bool {
         false
     }
+
+    /// Never.
+    pub fn shares_checks(&self) -> bool {
+        false
+    }
 }
 
 /// What changed (never anything).

@@ -214,7 +214,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let serves_heartbeats = options.shard.is_none_or(|s| s.serves_heartbeats());
     let heartbeat_configs = if !serves_heartbeats {
         &[][..]
-    } else if options.cluster.enabled() && !config.heartbeats.is_empty() {
+    } else if options.cluster.shares_checks() && !config.heartbeats.is_empty() {
         warn!(
             "[[heartbeat]] is not shared among replicas by Leases: run heartbeats in a daemon of their own (a pinged replica would be the only one to know)"
         );

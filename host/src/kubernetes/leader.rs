@@ -66,6 +66,7 @@ pub fn acting_until(sent: Instant, duration: Duration) -> Instant {
 pub struct Leader {
     /// Whether this replica is the leader, on every change.
     pub is_leader: watch::Receiver<bool>,
+    name: String,
     healthy: Arc<AtomicBool>,
     _task: AbortOnDrop<()>,
 }
@@ -91,9 +92,15 @@ impl Leader {
         };
         Leader {
             is_leader: rx,
+            name: name.to_string(),
             healthy,
             _task: AbortOnDrop(task),
         }
+    }
+
+    /// The Lease's name.
+    pub fn lease_name(&self) -> &str {
+        &self.name
     }
 
     /// False once the API server has not been reached for a whole duration.

@@ -1,6 +1,7 @@
 //! The status subresource of `Check` and `RestoreTest`: the replica that
 //! runs a resource writes its last run (state, time, one-line result,
-//! location, runner, component digest) after each run, and the verdict of
+//! location, runner, component digest) and its next planned run after each
+//! run, and the verdict of
 //! validation as the `Accepted` condition whenever it changes. Every write
 //! is a JSON merge patch of `/status`, so it never touches the spec and
 //! never races another writer's fields.
@@ -18,6 +19,7 @@ use super::crd::{Check, RestoreTest};
 use super::render::{Kind, ResourceId};
 use crate::pace::AbortOnDrop;
 use crate::result::RunRecord;
+use crate::sinks::board::Board;
 
 /// Writes the status of the resources this replica runs.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct StatusWriter {
 struct Inner {
     client: Client,
     runner: String,
+    /// The live view, for each check's next planned run.
+    board: Board,
     /// The accepted resources, by check name.
     resources: Mutex<HashMap<String, ResourceId>>,
     /// The `Accepted` condition last written, by resource.
@@ -46,12 +50,14 @@ impl StatusWriter {
     pub fn start(
         client: Client,
         runner: String,
+        board: Board,
         mut tap: broadcast::Receiver<Arc<RunRecord>>,
     ) -> (StatusWriter, AbortOnDrop<()>) {
         let writer = StatusWriter {
             inner: Arc::new(Inner {
                 client,
                 runner,
+                board,
                 resources: Mutex::default(),
                 written: Mutex::default(),
             }),
@@ -151,8 +157,23 @@ impl StatusWriter {
         if line.chars().count() > 200 {
             line = line.chars().take(199).collect::<String>() + "…";
         }
+        // The scheduler plans the next run right after publishing this one.
+        let mut next = None;
+        for _ in 0..3 {
+            next = self
+                .inner
+                .board
+                .get(record.check())
+                .and_then(|v| v.next_unix_ms)
+                .filter(|n| *n > record.planned_unix_ms);
+            if next.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let body = json!({
             "state": record.state.as_str(),
+            "nextRun": next.map(rfc3339_ms),
             "lastRun": rfc3339_ms(ended_ms),
             "lastResult": line,
             "location": record.location(),
