@@ -177,7 +177,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Signal handlers first: a SIGHUP or SIGTERM that arrives while the
     // checks load waits for the loop below instead of killing the process
     // (the default action of both).
-    let mut reloads = reload::Triggers::new(&options.config, options.watch)?;
+    // With `--kubernetes` the file may be absent: then only SIGHUP reloads.
+    let watch_file = options.watch && options.config.exists();
+    let mut reloads = reload::Triggers::new(&options.config, watch_file)?;
     let global = config.global.clone();
     let location = global.location.clone();
     let data_dir = data_dir(&options, &global)?;
@@ -499,7 +501,8 @@ async fn cluster_changed(cluster: &mut Option<cluster::Cluster>) -> cluster::Cha
 /// Validate the configuration file's `text` (read from `path`), with the
 /// cluster's resources when there is a cluster; `location`
 /// (`--location`, `VANTAGE_LOCATION`) overrides `[global] location`.
-/// Warnings are logged; errors carry every diagnostic.
+/// Errors carry every diagnostic; warnings are left for the composed
+/// configuration to log.
 fn parse(
     path: &Path,
     text: &str,
@@ -507,11 +510,11 @@ fn parse(
     location: Option<&str>,
 ) -> anyhow::Result<Config> {
     let (config, _) = cluster::compose(text, path, cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
-    with_location(config, location)
+    relocate(config, location)
 }
 
-/// `config` with `location` over `[global] location`; its warnings logged.
-fn with_location(mut config: Config, location: Option<&str>) -> anyhow::Result<Config> {
+/// `config` with `location` over `[global] location`.
+fn relocate(mut config: Config, location: Option<&str>) -> anyhow::Result<Config> {
     if let Some(location) = location {
         anyhow::ensure!(
             !location.trim().is_empty(),
@@ -519,6 +522,12 @@ fn with_location(mut config: Config, location: Option<&str>) -> anyhow::Result<C
         );
         config.global.location = location.trim().to_string();
     }
+    Ok(config)
+}
+
+/// [`relocate`], with the configuration's warnings logged.
+fn with_location(config: Config, location: Option<&str>) -> anyhow::Result<Config> {
+    let config = relocate(config, location)?;
     for w in &config.warnings {
         warn!("{w}");
     }
