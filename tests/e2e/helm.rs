@@ -342,8 +342,8 @@ fn assert_common(r: &Rendered) {
         r.env("POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.namespace"
     );
-    for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{}", r.name);
+    for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/healthz")] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{}", r.name);
         assert_eq!(c[probe]["httpGet"]["port"], "http", "{}", r.name);
     }
     assert_eq!(c["ports"][0]["containerPort"], 9470);

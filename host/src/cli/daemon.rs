@@ -96,7 +96,7 @@ pub struct ClusterArgs {
         value_name = "NAME"
     )]
     pub shard_group: String,
-    /// How long a Lease lasts after its renewal (renewed every third of it):
+    /// How long a Lease lasts after its renewal (a member Lease is renewed every quarter of it, the leader Lease every third):
     /// a stopped replica's checks move within this.
     #[arg(long, env = "VANTAGE_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lease_duration: std::time::Duration,
@@ -108,8 +108,9 @@ impl ClusterArgs {
     fn options(self) -> anyhow::Result<daemon::cluster::ClusterOptions> {
         use crate::kubernetes::watch::Scope;
         anyhow::ensure!(
-            self.lease_duration >= std::time::Duration::from_secs(3),
-            "--lease-duration must be at least 3s"
+            (std::time::Duration::from_secs(3)..=std::time::Duration::from_secs(3600))
+                .contains(&self.lease_duration),
+            "--lease-duration must be between 3s and 1h"
         );
         let scoped =
             !self.kubernetes_namespace.is_empty() || self.kubernetes_namespace_selector.is_some();

@@ -119,6 +119,14 @@ pub struct Cluster {
     /// Every check and restore test name of the composed configuration.
     names: Vec<String>,
     leading: bool,
+    /// The membership or leader task ended (it cannot, short of a panic):
+    /// run nothing rather than what was last decided.
+    lost: bool,
+    /// The task writing the latest verdicts (a newer one replaces it).
+    verdict_task: Option<AbortOnDrop<()>>,
+    /// The latest verdicts, written again when the share changes (the new
+    /// owner of a resource writes its condition).
+    last_verdicts: Verdicts,
     client: kube::Client,
     namespace: String,
     identity: String,
@@ -209,7 +217,11 @@ impl Cluster {
             membership = Some(m);
             // A check handed over by a live member starts a renewal period
             // later: by then its previous owner has seen the change.
-            dynamic = Some(Dynamic::new(&identity, options.lease_duration / 3));
+            // A replica owns nothing until it has renewed for a third of a
+            // lease (the others renew every quarter, so by then each side
+            // has seen the other twice).
+            let third = options.lease_duration / 3;
+            dynamic = Some(Dynamic::new(&identity, third, third));
         }
         let mut leader = None;
         if options.leader_elect {
@@ -241,6 +253,9 @@ impl Cluster {
             fragments,
             names: Vec::new(),
             leading: false,
+            lost: false,
+            verdict_task: None,
+            last_verdicts: Vec::new(),
             client,
             namespace,
             identity,
@@ -261,16 +276,17 @@ impl Cluster {
                     None => std::future::pending().await,
                 }
             };
+            let lost = self.lost;
             let leases = async {
                 match &mut self.membership {
-                    Some(m) => m.renewals.changed().await.is_ok(),
-                    None => std::future::pending().await,
+                    Some(m) if !lost => m.renewals.changed().await.is_ok(),
+                    _ => std::future::pending().await,
                 }
             };
             let leader = async {
                 match &mut self.leader {
-                    Some(l) => l.is_leader.changed().await.is_ok(),
-                    None => std::future::pending().await,
+                    Some(l) if !lost => l.is_leader.changed().await.is_ok(),
+                    _ => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -281,13 +297,20 @@ impl Cluster {
                     return Change::Resources;
                 }
                 ok = leases => {
-                    if !ok { self.membership = None; continue; }
+                    if !ok {
+                        self.fail_closed("membership");
+                        self.reassign();
+                        return Change::Owners;
+                    }
                     if self.reassign() {
                         return Change::Owners;
                     }
                 }
                 ok = leader => {
-                    if !ok { self.leader = None; continue; }
+                    if !ok {
+                        self.fail_closed("leader election");
+                        return Change::Owners;
+                    }
                     let l = self.leader.as_mut().expect("electing");
                     let now = *l.is_leader.borrow_and_update();
                     if now != self.leading {
@@ -297,6 +320,13 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// A cluster task ended: run no shared check and no restore test.
+    fn fail_closed(&mut self, what: &str) {
+        tracing::error!("{what} stopped: this replica runs no shared check and no restore test");
+        self.lost = true;
+        self.leading = false;
     }
 
     /// The composed configuration's names; whether this replica's share
@@ -312,7 +342,8 @@ impl Cluster {
             return false;
         };
         let renewals = m.renewals.borrow().clone();
-        d.observe(&renewals, m.renewing(), &self.names, Instant::now())
+        let renewing = m.renewing() && !self.lost;
+        d.observe(&renewals, renewing, &self.names, Instant::now())
     }
 
     /// Whether this replica runs check `name`.
@@ -324,7 +355,7 @@ impl Cluster {
     /// with `--leader-elect`, else as any check.
     pub fn runs_restore(&self, name: &str) -> bool {
         match &self.leader {
-            Some(_) => self.leading,
+            Some(_) => self.leading && !self.lost,
             None => self.runs_check(name),
         }
     }
@@ -340,10 +371,19 @@ impl Cluster {
     }
 
     /// Write the resources' validation verdicts (those this replica runs)
-    /// in the background.
-    pub fn verdicts(&self, verdicts: Verdicts) {
+    /// in the background; a newer call replaces a write still under way.
+    /// Call it after the share is applied; `None`: the last ones again
+    /// (after the share changed; what was written already is not).
+    pub fn verdicts(&mut self, verdicts: Option<Verdicts>) {
         let Some(status) = self.status.clone() else {
             return;
+        };
+        let verdicts = match verdicts {
+            Some(v) => {
+                self.last_verdicts = v.clone();
+                v
+            }
+            None => self.last_verdicts.clone(),
         };
         let runs: std::collections::BTreeSet<String> = verdicts
             .iter()
@@ -359,13 +399,13 @@ impl Cluster {
             let me = d.me().to_string();
             move |name: &str| super::shard::rendezvous::owner(name, &members) == Some(me.as_str())
         });
-        tokio::spawn(async move {
+        self.verdict_task = Some(AbortOnDrop(tokio::spawn(async move {
             let decide = |name: &str| match &owner {
                 Some(owns) => runs.contains(name) || owns(name),
                 None => true,
             };
             status.verdicts(&verdicts, &decide).await;
-        });
+        })));
     }
 
     /// On shutdown: give up this replica's Leases (its member Lease, and the

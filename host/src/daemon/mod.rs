@@ -239,9 +239,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (config, verdicts) = cluster::compose(&base, &options.config, cluster.as_ref())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = with_location(config, options.location.as_deref())?;
-    if let Some(c) = &cluster {
-        c.verdicts(verdicts);
-    }
     let janitor = Janitor::start(&config);
 
     let names = config
@@ -270,6 +267,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         config_path: options.config.clone(),
     };
     let problems = daemon.apply_share().await;
+    if let Some(c) = &mut daemon.cluster {
+        c.verdicts(Some(verdicts));
+    }
     if !problems.is_empty() {
         say(&format!(
             "vantage daemon: these checks cannot load their component and fail every run:\n{}",
@@ -600,10 +600,10 @@ impl Daemon {
         }
         self.base = text;
         self.full = config;
-        if let Some(c) = &self.cluster {
-            c.verdicts(verdicts);
-        }
         let problems = self.apply_share().await;
+        if let Some(c) = &mut self.cluster {
+            c.verdicts(Some(verdicts));
+        }
         // The metric first: whoever reads the report below sees it set.
         self.shared.sinks.metrics.config_reload(problems.is_empty());
         if problems.is_empty() {
@@ -634,16 +634,15 @@ impl Daemon {
     /// file (a resource that fails gets its condition, the rest run); a new
     /// share is applied.
     async fn cluster_changed(&mut self, change: cluster::Change) {
+        let mut verdicts = None;
         if change == cluster::Change::Resources {
             match cluster::compose(&self.base, &self.config_path, self.cluster.as_ref()) {
-                Ok((config, verdicts)) => {
+                Ok((config, v)) => {
                     match with_location(config, self.location_override.as_deref()) {
                         Ok(config) => self.full = config,
                         Err(e) => error!("{e:#}"),
                     }
-                    if let Some(c) = &self.cluster {
-                        c.verdicts(verdicts);
-                    }
+                    verdicts = Some(v);
                 }
                 Err(e) => {
                     error!(
@@ -654,6 +653,10 @@ impl Daemon {
             }
         }
         let problems = self.apply_share().await;
+        // New verdicts, or the last ones for the new share's owners.
+        if let Some(c) = &mut self.cluster {
+            c.verdicts(verdicts);
+        }
         if !problems.is_empty() {
             error!(
                 "checks whose component cannot be loaded or refuses its configuration:\n{}",
@@ -722,10 +725,14 @@ impl Daemon {
             .maintenance
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(config.maintenance.clone());
-        let mut old = std::mem::take(&mut self.tasks);
-        let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut stopping = Vec::new();
         let mut stopping_restores = Vec::new();
+        // What this replica no longer runs stops first, before any
+        // component is loaded: a slow load must not keep a check that moved
+        // to another replica running here too.
+        let early = self.stop_unwanted(&config, &mut stopping, &mut stopping_restores);
+        let mut old = std::mem::take(&mut self.tasks);
+        let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut pass = LoadPass::new(&config, self.re_resolve);
         let mut held = 0;
         let mut config_problems = Vec::new();
@@ -782,10 +789,10 @@ impl Daemon {
             );
             self.tasks.insert(name, task);
         }
-        let removed = old.len();
+        let removed = old.len() + early;
         for (name, task) in old {
             task.stop();
-            self.shared.sinks.forget(&name);
+            self.let_go(&name);
             stopping.push(task);
         }
         let (r_added, r_changed, r_removed) = self
@@ -828,6 +835,60 @@ impl Daemon {
             tokio::spawn(task.join(Duration::from_secs(3600)));
         }
         problems
+    }
+
+    /// Stop the checks and restore tests `config` does not run; how many.
+    fn stop_unwanted(
+        &mut self,
+        config: &Config,
+        stopping: &mut Vec<CheckTask>,
+        stopping_restores: &mut Vec<RestoreTask>,
+    ) -> usize {
+        let checks: std::collections::HashSet<&str> =
+            config.checks.iter().map(|c| c.name.as_str()).collect();
+        let restores: std::collections::HashSet<&str> =
+            config.restores.iter().map(|r| r.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|n| !checks.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for name in &gone {
+            if let Some(task) = self.tasks.remove(name) {
+                task.stop();
+                self.let_go(name);
+                stopping.push(task);
+            }
+        }
+        let gone_restores: Vec<String> = self
+            .restores
+            .keys()
+            .filter(|n| !restores.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for name in &gone_restores {
+            if let Some(task) = self.restores.remove(name) {
+                task.stop();
+                self.let_go(name);
+                self.shared.sinks.metrics.forget_restore(name);
+                stopping_restores.push(task);
+            }
+        }
+        gone.len() + gone_restores.len()
+    }
+
+    /// Forget a check or restore test this replica stopped: removed from the
+    /// configuration (its alerts resolved), or moved to another replica
+    /// (its alerts left to the new owner).
+    fn let_go(&self, name: &str) {
+        let configured = self.full.checks.iter().any(|c| c.name == name)
+            || self.full.restores.iter().any(|r| r.name == name);
+        if configured {
+            self.shared.sinks.hand_over(name);
+        } else {
+            self.shared.sinks.forget(name);
+        }
     }
 
     /// Load `component` once per apply pass: checks and restore checks

@@ -549,7 +549,7 @@ impl Daemon {
         let removed = old.len();
         for (name, task) in old {
             task.stop();
-            self.shared.sinks.forget(&name);
+            self.let_go(&name);
             self.shared.sinks.metrics.forget_restore(&name);
             stopping.push(task);
         }

@@ -1,6 +1,6 @@
 //! Membership by Leases (`vantage daemon --membership leases`): each
 //! replica renews its own `coordination.k8s.io/v1` Lease,
-//! `vantage-member-<identity>`, labelled with its group, every third of the
+//! `vantage-member-<identity>`, labelled with its group, every quarter of the
 //! lease duration, and watches the group's Leases. It reports what it sees
 //! as [`Renewal`]s; the daemon's shard rules (`daemon::shard`) decide who is
 //! live and who owns what.

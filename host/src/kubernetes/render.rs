@@ -60,7 +60,7 @@ impl std::fmt::Display for ResourceId {
 }
 
 /// One resource as a configuration table, or why it cannot be one.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fragment {
     /// The resource.
     pub id: ResourceId,
@@ -256,7 +256,8 @@ pub fn compose(base: &str, path: &Path, fragments: &[Fragment]) -> Result<Compos
         .chain(alone.restores.iter().map(|r| r.name.clone()))
         .map(|n| (n, format!("{}", path.display())))
         .collect();
-    let base_lines = base.lines().count() + 1;
+    // The line a resource's table starts on in `{base}\n{table}`.
+    let first_line = format!("{base}\n").lines().count() + 1;
     let mut text = format!("{base}\n");
     let mut verdicts = Vec::new();
     let mut held: BTreeMap<String, HeldSecret> = BTreeMap::new();
@@ -276,7 +277,7 @@ pub fn compose(base: &str, path: &Path, fragments: &[Fragment]) -> Result<Compos
                     let mine: Vec<String> = e
                         .diagnostics()
                         .iter()
-                        .filter(|d| d.severity == Severity::Error && d.line > base_lines)
+                        .filter(|d| d.severity == Severity::Error && d.line >= first_line)
                         .map(|d| {
                             let key = d.key.as_deref().map(camel);
                             match key {
@@ -483,6 +484,24 @@ mod tests {
         assert!(!format!("{:?}", good.secrets).contains("s3cr3t"));
         // The file's own timeout default applies to the resources too.
         assert_eq!(good.limits.timeout, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_error_on_the_resource_s_first_line_is_the_resource_s_whatever_the_file_ends_with() {
+        // Neither `every` nor `cron`: reported on the table's header line.
+        let mut no_schedule = spec("1m");
+        no_schedule.every = None;
+        for base in [
+            "[defaults]\ntimeout = \"5s\"",
+            "[defaults]\ntimeout = \"5s\"\n",
+            "",
+        ] {
+            let composed =
+                compose(base, Path::new("/v.toml"), &[fragment("api", &no_schedule)]).unwrap();
+            let verdict = composed.verdicts[0].1.clone().unwrap_err();
+            assert!(!verdict.contains("/v.toml:"), "{base:?}: {verdict}");
+            assert!(verdict.contains("every"), "{base:?}: {verdict}");
+        }
     }
 
     #[test]

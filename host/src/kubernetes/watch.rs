@@ -45,6 +45,10 @@ pub struct Watch {
 const DEBOUNCE: Duration = Duration::from_millis(200);
 /// How often everything is rebuilt anyway (Secrets are not watched).
 const RESYNC: Duration = Duration::from_secs(60);
+/// How long the first list of each watched collection is waited for; one
+/// that cannot be listed (no such namespace, no RoleBinding) does not hold
+/// up the others.
+const FIRST_LIST: Duration = Duration::from_secs(20);
 
 impl Watch {
     /// Start watching `scope`; ConfigMap components are written under
@@ -93,23 +97,29 @@ impl Watch {
             }
         }
         let (tx, rx) = watch::channel(None);
-        let build = Build {
+        let mut build = Build {
             client,
             dir,
             checks,
             restores,
             namespaces,
+            last: BTreeMap::new(),
         };
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             build.ready().await;
+            let mut sent: Option<Vec<Fragment>> = None;
             loop {
                 let fragments = build.fragments().await;
-                info!(
-                    resources = fragments.len(),
-                    "kubernetes: resources in scope"
-                );
-                if tx.send(Some(Arc::new(fragments))).is_err() {
-                    return;
+                // A resync that finds nothing new is no change.
+                if sent.as_ref() != Some(&fragments) {
+                    info!(
+                        resources = fragments.len(),
+                        "kubernetes: resources in scope"
+                    );
+                    sent = Some(fragments.clone());
+                    if tx.send(Some(Arc::new(fragments))).is_err() {
+                        return;
+                    }
                 }
                 let _ = tokio::time::timeout(RESYNC, notify.notified()).await;
                 // Let a burst of changes settle into one rebuild.
@@ -170,25 +180,48 @@ struct Build {
     checks: Vec<Store<Check>>,
     restores: Vec<Store<RestoreTest>>,
     namespaces: Option<(Store<Namespace>, String)>,
+    /// Each resource's last fragment that read its Secrets and ConfigMaps,
+    /// kept over a transient read error.
+    last: BTreeMap<ResourceId, Fragment>,
 }
 
 impl Build {
-    /// Wait for every store's first full list.
+    /// Wait for every store's first full list, at most [`FIRST_LIST`]; a
+    /// store that cannot list is reported and joins when it can.
     async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + FIRST_LIST;
+        let mut late = 0;
         for s in &self.checks {
-            let _ = s.wait_until_ready().await;
+            late += usize::from(
+                tokio::time::timeout_at(deadline, s.wait_until_ready())
+                    .await
+                    .is_err(),
+            );
         }
         for s in &self.restores {
-            let _ = s.wait_until_ready().await;
+            late += usize::from(
+                tokio::time::timeout_at(deadline, s.wait_until_ready())
+                    .await
+                    .is_err(),
+            );
         }
         if let Some((s, _)) = &self.namespaces {
-            let _ = s.wait_until_ready().await;
+            late += usize::from(
+                tokio::time::timeout_at(deadline, s.wait_until_ready())
+                    .await
+                    .is_err(),
+            );
+        }
+        if late > 0 {
+            warn!(
+                "kubernetes: {late} watched collection(s) not listed within {FIRST_LIST:?} (a namespace that does not exist, or no RoleBinding?): running the others; the watch errors above say which"
+            );
         }
     }
 
     /// Every resource in scope as a fragment, oldest first (the older of
     /// two resources with one name wins).
-    async fn fragments(&self) -> Vec<Fragment> {
+    async fn fragments(&mut self) -> Vec<Fragment> {
         let in_scope: Option<BTreeSet<String>> = self
             .namespaces
             .as_ref()
@@ -201,19 +234,47 @@ impl Build {
             if !keep(&ns) {
                 continue;
             }
-            let fragment = reads.check(&check).await;
-            out.push((created(&*check), fragment));
+            let (fragment, transient) = reads.check(&check).await;
+            out.push((
+                created(&*check),
+                keep_last(&mut self.last, fragment, transient),
+            ));
         }
         for test in self.restores.iter().flat_map(Store::state) {
             let ns = test.namespace().unwrap_or_default();
             if !keep(&ns) {
                 continue;
             }
-            let fragment = reads.restore(&test).await;
-            out.push((created(&*test), fragment));
+            let (fragment, transient) = reads.restore(&test).await;
+            out.push((
+                created(&*test),
+                keep_last(&mut self.last, fragment, transient),
+            ));
         }
         out.sort_by(|a, b| (&a.0, &a.1.id).cmp(&(&b.0, &b.1.id)));
         out.into_iter().map(|(_, f)| f).collect()
+    }
+}
+
+/// `fragment`, or, when reading its Secrets or ConfigMaps failed for a
+/// passing reason (the API server busy, a timeout), the resource's last
+/// good one at the same generation: a blip does not stop a check.
+fn keep_last(
+    last: &mut BTreeMap<ResourceId, Fragment>,
+    fragment: Fragment,
+    transient: bool,
+) -> Fragment {
+    if fragment.toml.is_ok() {
+        last.insert(fragment.id.clone(), fragment.clone());
+        return fragment;
+    }
+    match last.get(&fragment.id) {
+        Some(previous) if transient => {
+            let why = fragment.toml.as_ref().err().map_or("", String::as_str);
+            warn!(resource = %fragment.id, "kubernetes: {why}; keeping what it was");
+            previous.clone()
+        }
+        _ => fragment,
     }
 }
 
@@ -237,6 +298,8 @@ fn id<K: Resource>(kind: Kind, k: &K) -> ResourceId {
 struct Reads<'a> {
     client: Client,
     dir: &'a Path,
+    /// Whether a read for the current resource failed for a passing reason.
+    transient: bool,
     secrets: BTreeMap<(String, String), Result<Secret, String>>,
     config_maps: BTreeMap<(String, String), Result<ConfigMap, String>>,
 }
@@ -246,12 +309,14 @@ impl<'a> Reads<'a> {
         Reads {
             client,
             dir,
+            transient: false,
             secrets: BTreeMap::new(),
             config_maps: BTreeMap::new(),
         }
     }
 
-    async fn check(&mut self, check: &Check) -> Fragment {
+    async fn check(&mut self, check: &Check) -> (Fragment, bool) {
+        self.transient = false;
         let id = id(Kind::Check, check);
         let ns = id.namespace.clone();
         let mut secrets = BTreeMap::new();
@@ -269,10 +334,11 @@ impl<'a> Reads<'a> {
                 .map(|t| render::as_toml("check", t))
         }
         .await;
-        Fragment { id, toml, secrets }
+        (Fragment { id, toml, secrets }, self.transient)
     }
 
-    async fn restore(&mut self, test: &RestoreTest) -> Fragment {
+    async fn restore(&mut self, test: &RestoreTest) -> (Fragment, bool) {
+        self.transient = false;
         let id = id(Kind::RestoreTest, test);
         let ns = id.namespace.clone();
         let mut secrets = BTreeMap::new();
@@ -293,7 +359,7 @@ impl<'a> Reads<'a> {
                 .map(|t| render::as_toml("restore", t))
         }
         .await;
-        Fragment { id, toml, secrets }
+        (Fragment { id, toml, secrets }, self.transient)
     }
 
     /// The value of a Secret's key (errors name the Secret and key).
@@ -302,7 +368,10 @@ impl<'a> Reads<'a> {
         if !self.secrets.contains_key(&key) {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
             let got = api.get(&r.name).await;
-            let got = got.map_err(|e| format!("Secret {ns}/{}: {}", r.name, short(&e)));
+            let got = got.map_err(|e| {
+                self.transient |= passing(&e);
+                format!("Secret {ns}/{}: {}", r.name, short(&e))
+            });
             self.secrets.insert(key.clone(), got);
         }
         let secret = self.secrets[&key].clone()?;
@@ -331,7 +400,10 @@ impl<'a> Reads<'a> {
         if !self.config_maps.contains_key(&key) {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
             let got = api.get(&r.name).await;
-            let got = got.map_err(|e| format!("ConfigMap {ns}/{}: {}", r.name, short(&e)));
+            let got = got.map_err(|e| {
+                self.transient |= passing(&e);
+                format!("ConfigMap {ns}/{}: {}", r.name, short(&e))
+            });
             self.config_maps.insert(key.clone(), got);
         }
         let cm = self.config_maps[&key].clone()?;
@@ -360,6 +432,12 @@ impl<'a> Reads<'a> {
         }
         Ok(path)
     }
+}
+
+/// Whether `e` may pass by itself (anything but the API server saying the
+/// object is not there or not allowed).
+fn passing(e: &kube::Error) -> bool {
+    !matches!(e, kube::Error::Api(s) if matches!(s.code, 400..=499) && s.code != 429)
 }
 
 /// A kube error in one line, without the request's details.

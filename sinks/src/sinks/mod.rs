@@ -86,4 +86,13 @@ impl Sinks {
         self.metrics.forget(check);
         self.alerts.forget(check);
     }
+
+    /// Let go of a check another replica now runs (sharing by Leases): as
+    /// [`Sinks::forget`], but a firing alert is not resolved (the new owner
+    /// carries on with it).
+    pub fn hand_over(&self, check: &str) {
+        self.board.remove(check);
+        self.metrics.forget(check);
+        self.alerts.release(check);
+    }
 }

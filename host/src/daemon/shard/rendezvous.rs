@@ -64,6 +64,11 @@ impl Membership {
         entry.expires = now + duration;
     }
 
+    /// `member`'s Lease is gone (it stopped cleanly): it no longer counts.
+    pub fn left(&mut self, member: &str) {
+        self.seen.remove(member);
+    }
+
     /// The members that count at `now`, sorted.
     pub fn live(&self, now: Instant) -> Vec<String> {
         self.seen
@@ -115,7 +120,7 @@ impl Assignment {
             }
             let starts = if let Some(at) = self.arriving.get(check) {
                 Some(*at)
-            } else if self.running.contains(check) {
+            } else if self.running.binary_search(check).is_ok() {
                 None
             } else {
                 // Newly gained: from whom?

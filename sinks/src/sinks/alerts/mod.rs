@@ -231,7 +231,9 @@ pub struct ResumedAlert {
 #[derive(Debug)]
 enum Msg {
     Record(Arc<RunRecord>),
-    Forget(String),
+    /// A check removed; `true`: resolve its firing alerts, `false`: it
+    /// moved to another replica, which carries on.
+    Forget(String, bool),
     Resume(Vec<ResumedAlert>),
 }
 
@@ -304,7 +306,23 @@ impl Alerts {
     /// The check was removed (config reload): resolve its alerts. Never
     /// blocks; if the queue is full the request waits in a spawned task.
     pub fn forget(&self, check: &str) {
-        match self.shared.inbox.try_send(Msg::Forget(check.to_string())) {
+        self.drop_check(check, true);
+    }
+
+    /// The check moved to another replica (sharing by Leases): drop its
+    /// alerts here without resolving them; the new owner fires the same
+    /// alert again while the check fails, and Alertmanager resolves it by
+    /// its `endsAt` otherwise. A "resolved" from here would be false.
+    pub fn release(&self, check: &str) {
+        self.drop_check(check, false);
+    }
+
+    fn drop_check(&self, check: &str, resolve: bool) {
+        match self
+            .shared
+            .inbox
+            .try_send(Msg::Forget(check.to_string(), resolve))
+        {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 match tokio::runtime::Handle::try_current() {
@@ -485,7 +503,7 @@ impl Engine {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Record(record) => self.observe(record),
-            Msg::Forget(check) => self.forget(&check),
+            Msg::Forget(check, resolve) => self.forget(&check, resolve),
             Msg::Resume(alerts) => {
                 for a in alerts {
                     let key = AlertKey {
@@ -609,7 +627,7 @@ impl Engine {
         }
     }
 
-    fn forget(&mut self, check: &str) {
+    fn forget(&mut self, check: &str, resolve: bool) {
         self.resumed.retain(|k, _| k.check != check);
         let keys: Vec<AlertKey> = self
             .alerts
@@ -621,9 +639,11 @@ impl Engine {
             let Some(t) = self.alerts.remove(&key) else {
                 continue;
             };
-            if t.phase == Phase::Firing {
+            if t.phase == Phase::Firing && resolve {
                 tracing::info!(check = %key.check, location = %key.location, "check removed: alert resolved");
                 self.send(&key, &t, Some(Utc::now()), true);
+            } else if t.phase == Phase::Firing {
+                tracing::info!(check = %key.check, location = %key.location, "check moved to another replica: its firing alert is left to it");
             }
         }
     }

@@ -210,6 +210,12 @@ pub async fn healthz(State(state): State<WebState>) -> Response {
         .into_response()
 }
 
+/// `GET /livez`: the process answers (a liveness probe that does not
+/// depend on the API server or a Lease, unlike `/healthz`).
+pub async fn livez() -> Response {
+    (no_store(), axum::Json(json!({"status": "alive"}))).into_response()
+}
+
 /// `GET /metrics`: the metrics closure's text.
 pub async fn metrics(State(state): State<WebState>) -> Response {
     let text = (state.metrics)();

@@ -94,6 +94,7 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(page::status_page))
         .route("/healthz", get(api::healthz))
+        .route("/livez", get(api::livez))
         .route("/metrics", get(api::metrics))
         .route("/api/v1/checks", get(api::checks))
         .route("/api/v1/checks/{name}", get(api::check))

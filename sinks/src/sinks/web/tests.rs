@@ -200,6 +200,8 @@ async fn healthz_reports_the_daemon() {
     assert_eq!(b.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b.json()["status"], "unhealthy");
     assert_eq!(b.json()["problems"][0], "this replica's Lease has expired");
+    // The process is alive all the same (the liveness probe).
+    assert_eq!(get(&f.state, "/livez").await.status, StatusCode::OK);
     lapsed.store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(get(&f.state, "/healthz").await.status, StatusCode::OK);
 }
