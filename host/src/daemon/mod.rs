@@ -792,7 +792,7 @@ impl Daemon {
         let removed = old.len() + early;
         for (name, task) in old {
             task.stop();
-            self.let_go(&name);
+            let _ = self.let_go(&name);
             stopping.push(task);
         }
         let (r_added, r_changed, r_removed) = self
@@ -857,7 +857,7 @@ impl Daemon {
         for name in &gone {
             if let Some(task) = self.tasks.remove(name) {
                 task.stop();
-                self.let_go(name);
+                let _ = self.let_go(name);
                 stopping.push(task);
             }
         }
@@ -869,8 +869,14 @@ impl Daemon {
             .collect();
         for name in &gone_restores {
             if let Some(task) = self.restores.remove(name) {
-                task.stop();
-                self.let_go(name);
+                // Still configured: this replica stopped leading, so the run
+                // in flight is cancelled (cleaned up) rather than finished
+                // while another replica may start the next.
+                if self.let_go(name) {
+                    task.cancel();
+                } else {
+                    task.stop();
+                }
                 self.shared.sinks.metrics.forget_restore(name);
                 stopping_restores.push(task);
             }
@@ -880,8 +886,8 @@ impl Daemon {
 
     /// Forget a check or restore test this replica stopped: removed from the
     /// configuration (its alerts resolved), or moved to another replica
-    /// (its alerts left to the new owner).
-    fn let_go(&self, name: &str) {
+    /// (its alerts left to the new owner). Whether it moved.
+    fn let_go(&self, name: &str) -> bool {
         let configured = self.full.checks.iter().any(|c| c.name == name)
             || self.full.restores.iter().any(|r| r.name == name);
         if configured {
@@ -889,6 +895,7 @@ impl Daemon {
         } else {
             self.shared.sinks.forget(name);
         }
+        configured
     }
 
     /// Load `component` once per apply pass: checks and restore checks

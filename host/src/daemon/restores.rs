@@ -57,6 +57,9 @@ pub struct PreparedRestore {
     pub audit: Option<Arc<AuditLog>>,
     /// Poll interval of the Kubernetes side.
     pub pacing: restore::Pacing,
+    /// Turned true to cancel the run in flight (this replica stopped
+    /// leading): it stops and cleans up instead of finishing.
+    pub cancel: watch::Sender<bool>,
 }
 
 /// A running restore-test task.
@@ -69,6 +72,14 @@ impl Job for PreparedRestore {
 }
 
 impl RestoreTask {
+    /// Stop the task and cancel its run in flight, which cleans up instead
+    /// of finishing (this replica stopped leading: another one may start
+    /// the next run).
+    pub fn cancel(&self) {
+        let _ = self.prepared.cancel.send(true);
+        self.stop();
+    }
+
     /// Start the task of one restore test.
     pub fn spawn(
         shared: Arc<Shared>,
@@ -170,7 +181,10 @@ async fn run_once(
         resolver: resolver.clone(),
     };
     match restore::client(&spec.cluster).await {
-        Ok(client) => restore::run(&client, spec, &options, &runner).await,
+        Ok(client) => {
+            let cancel = prepared.cancel.subscribe();
+            restore::run_cancellable(&client, spec, &options, &runner, cancel).await
+        }
         Err(e) => not_started(spec, &options, format!("cannot reach the cluster: {e}")),
     }
 }
@@ -535,6 +549,7 @@ impl Daemon {
                 pacing: restore::Pacing {
                     poll_interval: spec.poll_interval,
                 },
+                cancel: watch::channel(false).0,
             };
             let task = RestoreTask::spawn(
                 self.shared.clone(),
@@ -548,8 +563,11 @@ impl Daemon {
         }
         let removed = old.len();
         for (name, task) in old {
-            task.stop();
-            self.let_go(&name);
+            if self.let_go(&name) {
+                task.cancel();
+            } else {
+                task.stop();
+            }
             self.shared.sinks.metrics.forget_restore(&name);
             stopping.push(task);
         }

@@ -20,6 +20,11 @@ impl RestoreTask {
         match *self {}
     }
 
+    /// Stop it and cancel its run.
+    pub fn cancel(&self) {
+        match *self {}
+    }
+
     /// Wait for the task to end.
     pub async fn join(self, _grace: Duration) {
         match self {}

@@ -282,6 +282,20 @@ pub async fn run(
     options: &RunOptions,
     runner: &dyn ValidationRunner,
 ) -> RestoreReport {
+    let (_keep, never) = tokio::sync::watch::channel(false);
+    run_cancellable(client, spec, options, runner, never).await
+}
+
+/// [`run`], cancelled when `cancel` turns true (a replica that stopped
+/// leading): the steps stop where they are, verdict `error`, and the
+/// cleanup deletes what was made, as after any other stop.
+pub async fn run_cancellable(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    options: &RunOptions,
+    runner: &dyn ValidationRunner,
+    mut cancel: tokio::sync::watch::Receiver<bool>,
+) -> RestoreReport {
     let started = Instant::now();
     let started_unix_ms = unix_ms();
     let mut report = RestoreReport {
@@ -307,16 +321,18 @@ pub async fn run(
     };
     let mut attempted = Attempted::default();
 
-    let outcome = steps(
-        client,
-        spec,
-        options,
-        runner,
-        started,
-        &mut report,
-        &mut attempted,
-    )
-    .await;
+    let cancelled = async {
+        if cancel.wait_for(|c| *c).await.is_err() {
+            // The sender is gone: nobody can cancel any more.
+            std::future::pending::<()>().await;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = steps(client, spec, options, runner, started, &mut report, &mut attempted) => outcome,
+        () = cancelled => Err(Stop::Error(
+            "cancelled: this replica stopped leading the restore tests; what the run made is cleaned up".to_string(),
+        )),
+    };
     match outcome {
         Ok(reason) => {
             report.verdict = Verdict::Pass;
