@@ -96,20 +96,8 @@ pub fn check_table(
     component: Option<&Path>,
     secret: &dyn Fn(&KeyRef) -> String,
 ) -> Result<toml::Table, String> {
-    let mut table = toml::Table::new();
+    let mut table = fields(spec, &["componentFrom", "secrets"], "spec")?;
     table.insert("name".into(), name.into());
-    let json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
-    for (key, value) in json.as_object().into_iter().flatten() {
-        match key.as_str() {
-            "componentFrom" | "secrets" => {}
-            "config" => {
-                table.insert("config".into(), to_toml(value, "spec.config")?);
-            }
-            _ => {
-                table.insert(snake(key), to_toml(value, &format!("spec.{key}"))?);
-            }
-        }
-    }
     if let Some(path) = component {
         if spec.component.is_some() {
             return Err("spec: give one of component and componentFrom, not both".into());
@@ -138,17 +126,8 @@ pub fn restore_table(
     components: &BTreeMap<String, PathBuf>,
     secret: &dyn Fn(&KeyRef) -> String,
 ) -> Result<toml::Table, String> {
-    let mut table = toml::Table::new();
+    let mut table = fields(spec, &["checks", "jobs"], "spec")?;
     table.insert("name".into(), name.into());
-    let json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
-    for (key, value) in json.as_object().into_iter().flatten() {
-        match key.as_str() {
-            "checks" | "jobs" => {}
-            _ => {
-                table.insert(snake(key), to_toml(value, &format!("spec.{key}"))?);
-            }
-        }
-    }
     if !spec.checks.is_empty() {
         let checks = spec
             .checks
@@ -164,16 +143,23 @@ pub fn restore_table(
         let jobs = spec
             .jobs
             .iter()
-            .map(|job| {
-                let json = serde_json::to_value(job).map_err(|e| e.to_string())?;
-                let mut t = toml::Table::new();
-                for (key, value) in json.as_object().into_iter().flatten() {
-                    t.insert(snake(key), to_toml(value, &format!("spec.jobs.{key}"))?);
-                }
-                Ok(toml::Value::from(t))
-            })
+            .map(|job| fields(job, &[], "spec.jobs").map(toml::Value::from))
             .collect::<Result<Vec<_>, String>>()?;
         table.insert("job".into(), jobs.into());
+    }
+    Ok(table)
+}
+
+/// The fields of `spec` (camelCase) as a table's keys (snake_case), but
+/// those in `skip`; values as they are (a `config` keeps its keys). `at`
+/// names the place in errors.
+fn fields(spec: &impl serde::Serialize, skip: &[&str], at: &str) -> Result<toml::Table, String> {
+    let json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
+    let mut table = toml::Table::new();
+    for (key, value) in json.as_object().into_iter().flatten() {
+        if !skip.contains(&key.as_str()) {
+            table.insert(snake(key), to_toml(value, &format!("{at}.{key}"))?);
+        }
     }
     Ok(table)
 }

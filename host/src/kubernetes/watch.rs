@@ -300,8 +300,8 @@ struct Reads<'a> {
     dir: &'a Path,
     /// Whether a read for the current resource failed for a passing reason.
     transient: bool,
-    secrets: BTreeMap<(String, String), Result<Secret, String>>,
-    config_maps: BTreeMap<(String, String), Result<ConfigMap, String>>,
+    secrets: Cache<Secret>,
+    config_maps: Cache<ConfigMap>,
 }
 
 impl<'a> Reads<'a> {
@@ -364,17 +364,12 @@ impl<'a> Reads<'a> {
 
     /// The value of a Secret's key (errors name the Secret and key).
     async fn secret(&mut self, ns: &str, r: &KeyRef) -> Result<HeldSecret, String> {
-        let key = (ns.to_string(), r.name.clone());
-        if !self.secrets.contains_key(&key) {
-            let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-            let got = api.get(&r.name).await;
-            let got = got.map_err(|e| {
-                self.transient |= passing(&e);
-                format!("Secret {ns}/{}: {}", r.name, short(&e))
-            });
-            self.secrets.insert(key.clone(), got);
-        }
-        let secret = self.secrets[&key].clone()?;
+        let secret = get_once(&self.client, &mut self.secrets, "Secret", ns, &r.name)
+            .await
+            .map_err(|(e, passing)| {
+                self.transient |= passing;
+                e
+            })?;
         let origin = format!("secretKeyRef {ns}/{}/{}", r.name, r.key);
         let bytes = secret
             .data
@@ -396,17 +391,18 @@ impl<'a> Reads<'a> {
 
     /// A ConfigMap key's bytes written to a file named by their sha256.
     async fn component(&mut self, ns: &str, r: &KeyRef) -> Result<PathBuf, String> {
-        let key = (ns.to_string(), r.name.clone());
-        if !self.config_maps.contains_key(&key) {
-            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-            let got = api.get(&r.name).await;
-            let got = got.map_err(|e| {
-                self.transient |= passing(&e);
-                format!("ConfigMap {ns}/{}: {}", r.name, short(&e))
-            });
-            self.config_maps.insert(key.clone(), got);
-        }
-        let cm = self.config_maps[&key].clone()?;
+        let cm = get_once(
+            &self.client,
+            &mut self.config_maps,
+            "ConfigMap",
+            ns,
+            &r.name,
+        )
+        .await
+        .map_err(|(e, passing)| {
+            self.transient |= passing;
+            e
+        })?;
         let bytes = cm
             .binary_data
             .as_ref()
@@ -434,6 +430,34 @@ impl<'a> Reads<'a> {
     }
 }
 
+/// Objects read once per rebuild, by (namespace, name); an error says
+/// what failed and whether it may pass by itself.
+type Cache<K> = BTreeMap<(String, String), Result<K, (String, bool)>>;
+
+/// `kind` `name` of namespace `ns`, read at most once per rebuild.
+async fn get_once<K>(
+    client: &Client,
+    cache: &mut Cache<K>,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<K, (String, bool)>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let key = (ns.to_string(), name.to_string());
+    if !cache.contains_key(&key) {
+        let got = Api::<K>::namespaced(client.clone(), ns).get(name).await;
+        let got = got.map_err(|e| (format!("{kind} {ns}/{name}: {}", short(&e)), passing(&e)));
+        cache.insert(key.clone(), got);
+    }
+    cache[&key].clone()
+}
+
 /// Whether `e` may pass by itself (anything but the API server saying the
 /// object is not there or not allowed).
 fn passing(e: &kube::Error) -> bool {
@@ -445,5 +469,39 @@ fn short(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(generation: i64, toml: Result<&str, &str>) -> Fragment {
+        Fragment {
+            id: ResourceId {
+                kind: Kind::Check,
+                namespace: "shop".into(),
+                name: "api".into(),
+                generation: Some(generation),
+            },
+            toml: toml.map(str::to_string).map_err(str::to_string),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_passing_read_error_keeps_the_last_good_table_of_the_same_generation() {
+        let mut last = BTreeMap::new();
+        let good = fragment(1, Ok("[[check]]"));
+        assert_eq!(keep_last(&mut last, good.clone(), false), good);
+        // The API server was busy: the check keeps running as it was.
+        let busy = fragment(1, Err("Secret shop/api: 503"));
+        assert_eq!(keep_last(&mut last, busy, true), good);
+        // The Secret is gone (404): that is the resource's error.
+        let gone = fragment(1, Err("Secret shop/api: not found"));
+        assert_eq!(keep_last(&mut last, gone.clone(), false), gone);
+        // A new generation has no good table yet: its error stands.
+        let new = fragment(2, Err("Secret shop/api: 503"));
+        assert_eq!(keep_last(&mut last, new.clone(), true), new);
     }
 }
