@@ -445,31 +445,11 @@ async fn restore_tests_run_on_one_leader_that_hands_over_when_it_dies_or_cannot_
     let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
         kube::Api::namespaced(client(&kubeconfig).await, "default");
     tests.create(&Default::default(), &test).await.unwrap();
-    let body = String::new();
     let mut replicas: Vec<Option<Daemon>> = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
-        let (path, kc, body) = (dir.path().to_path_buf(), kubeconfig.clone(), body.clone());
-        let pod = format!("vantage-{i}");
+        let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
         let d = tokio::task::spawn_blocking(move || {
-            Daemon::start_with_env(
-                &path,
-                "",
-                &body,
-                &[
-                    "--no-watch",
-                    "--kubernetes",
-                    "--leader-elect",
-                    "--shard-group",
-                    "e2e",
-                    "--lease-duration",
-                    "3s",
-                ],
-                &[
-                    ("KUBECONFIG", kc.to_str().unwrap()),
-                    ("POD_NAME", &pod),
-                    ("POD_NAMESPACE", "default"),
-                ],
-            )
+            replica(&path, &kc, "default", i, &["--leader-elect"])
         })
         .await
         .unwrap();
@@ -718,29 +698,10 @@ async fn a_leader_that_stops_leading_cancels_its_run_and_cleans_up() {
         kube::Api::namespaced(client(&kubeconfig).await, "default");
     tests.create(&Default::default(), &test).await.unwrap();
     let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
-    let d = tokio::task::spawn_blocking(move || {
-        Daemon::start_with_env(
-            &path,
-            "",
-            "",
-            &[
-                "--no-watch",
-                "--kubernetes",
-                "--leader-elect",
-                "--shard-group",
-                "e2e",
-                "--lease-duration",
-                "3s",
-            ],
-            &[
-                ("KUBECONFIG", kc.to_str().unwrap()),
-                ("POD_NAME", "vantage-0"),
-                ("POD_NAMESPACE", "default"),
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let d =
+        tokio::task::spawn_blocking(move || replica(&path, &kc, "default", 0, &["--leader-elect"]))
+            .await
+            .unwrap();
     let volatile = |kube: &FakeKube| -> Vec<String> {
         kube.names(NAMESPACES)
             .into_iter()
