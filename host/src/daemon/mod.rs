@@ -730,7 +730,8 @@ impl Daemon {
         // What this replica no longer runs stops first, before any
         // component is loaded: a slow load must not keep a check that moved
         // to another replica running here too.
-        let early = self.stop_unwanted(&config, &mut stopping, &mut stopping_restores);
+        let (removed, r_removed) =
+            self.stop_unwanted(&config, &mut stopping, &mut stopping_restores);
         let mut old = std::mem::take(&mut self.tasks);
         let (mut added, mut changed, mut kept) = (0, 0, 0);
         let mut pass = LoadPass::new(&config, self.re_resolve);
@@ -789,13 +790,10 @@ impl Daemon {
             );
             self.tasks.insert(name, task);
         }
-        let removed = old.len() + early;
-        for (name, task) in old {
-            task.stop();
-            let _ = self.let_go(&name);
-            stopping.push(task);
-        }
-        let (r_added, r_changed, r_removed) = self
+        // Every task left in `old` was taken by a configured check above:
+        // the others were stopped by `stop_unwanted`.
+        debug_assert!(old.is_empty());
+        let (r_added, r_changed) = self
             .apply_restores(&config, &mut pass, &mut stopping_restores)
             .await;
         let mut problems: Vec<String> = config
@@ -837,13 +835,14 @@ impl Daemon {
         problems
     }
 
-    /// Stop the checks and restore tests `config` does not run; how many.
+    /// Stop the checks and restore tests `config` does not run; how many of
+    /// each.
     fn stop_unwanted(
         &mut self,
         config: &Config,
         stopping: &mut Vec<CheckTask>,
         stopping_restores: &mut Vec<RestoreTask>,
-    ) -> usize {
+    ) -> (usize, usize) {
         let checks: std::collections::HashSet<&str> =
             config.checks.iter().map(|c| c.name.as_str()).collect();
         let restores: std::collections::HashSet<&str> =
@@ -881,7 +880,7 @@ impl Daemon {
                 stopping_restores.push(task);
             }
         }
-        gone.len() + gone_restores.len()
+        (gone.len(), gone_restores.len())
     }
 
     /// Forget a check or restore test this replica stopped: removed from the

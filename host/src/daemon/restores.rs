@@ -489,13 +489,14 @@ impl Janitor {
 
 impl Daemon {
     /// Make the running restore tests match `config`, as [`Daemon::apply`]
-    /// does for checks. Returns (added, changed, removed).
+    /// does for checks (those no longer run were stopped before, by
+    /// `Daemon::stop_unwanted`). Returns (added, changed).
     pub(super) async fn apply_restores(
         &mut self,
         config: &Config,
         pass: &mut LoadPass,
         stopping: &mut Vec<RestoreTask>,
-    ) -> (usize, usize, usize) {
+    ) -> (usize, usize) {
         let mut old = std::mem::take(&mut self.restores);
         let (mut added, mut changed) = (0, 0);
         for spec in &config.restores {
@@ -561,16 +562,7 @@ impl Daemon {
             state::carry_runs(&self.shared.sinks.board, &spec.name, carried.as_ref());
             self.restores.insert(spec.name.clone(), task);
         }
-        let removed = old.len();
-        for (name, task) in old {
-            if self.let_go(&name) {
-                task.cancel();
-            } else {
-                task.stop();
-            }
-            self.shared.sinks.metrics.forget_restore(&name);
-            stopping.push(task);
-        }
-        (added, changed, removed)
+        debug_assert!(old.is_empty());
+        (added, changed)
     }
 }

@@ -69,8 +69,8 @@ impl Daemon {
         config: &Config,
         _pass: &mut LoadPass,
         _stopping: &mut Vec<RestoreTask>,
-    ) -> (usize, usize, usize) {
+    ) -> (usize, usize) {
         debug_assert!(config.restores.is_empty());
-        (0, 0, 0)
+        (0, 0)
     }
 }
