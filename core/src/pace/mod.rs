@@ -1,15 +1,18 @@
 //! Pacing shared by every layer: wall-clock time behind one [`Clock`] (so
 //! the scheduler can be tested on tokio's paused time), exponential
 //! [`backoff`] with jitter for anything that retries, [`LogLimiter`] for
-//! errors on hot paths that must not flood the log, and [`AbortOnDrop`] for
-//! a spawned task that ends with its owner.
+//! errors on hot paths that must not flood the log, [`AbortOnDrop`] for
+//! a spawned task that ends with its owner, and [`stable_hash`] (FNV-1a)
+//! for what replicas and restarts must agree on.
 
 mod abort;
 mod clock;
+mod hash;
 mod limiter;
 
 pub use abort::AbortOnDrop;
 pub use clock::Clock;
+pub use hash::{StableHasher, stable_hash};
 pub use limiter::LogLimiter;
 
 use std::hash::BuildHasher;

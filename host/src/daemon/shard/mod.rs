@@ -53,12 +53,8 @@ impl fmt::Display for Shard {
     }
 }
 
-/// FNV-1a, 64 bits.
-pub fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
+/// FNV-1a, 64 bits (one implementation, in `pace`, for every layer).
+pub use crate::pace::stable_hash;
 
 impl Shard {
     /// Whether this replica runs the check (or restore test) `name`.

@@ -296,19 +296,8 @@ fn time_series((name, labels, value): super::metrics::Series, timestamp: i64) ->
 
 /// The shard of a series: a stable hash of its labels.
 fn shard_of(series: &TimeSeries, shards: u32) -> u32 {
-    // FNV-1a: stable across processes and versions (std's hasher is not).
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    // Stable across processes and versions (std's hasher is not).
+    let mut h = crate::pace::StableHasher::default();
     series.labels.hash(&mut h);
     (h.finish() % u64::from(shards.max(1))) as u32
 }
