@@ -547,5 +547,7 @@ fn e2e_options(prefix: &str) -> RunOptions {
         location: "e2e".into(),
         vantage_namespace: None,
         pacing: Pacing::default(),
+        adopt: None,
+        cancelled_cleanup_within: None,
     }
 }

@@ -58,6 +58,11 @@ pub struct RestoreReport {
     /// fetched before it was deleted.
     #[serde(default)]
     pub evidence: Option<Evidence>,
+    /// The run was started elsewhere (a leader that died, an earlier
+    /// process) and taken over here: the same slot, its Restore waited for
+    /// rather than made again; `started_unix_ms` is the first start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
 }
 
 /// The selected backup.

@@ -212,6 +212,7 @@ fn not_started(spec: &RestoreSpec, options: &RunOptions, reason: String) -> Rest
         isolation_probe: None,
         jobs: Vec::new(),
         evidence: None,
+        adopted: options.adopt.is_some(),
     }
 }
 

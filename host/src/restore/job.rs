@@ -120,7 +120,8 @@ pub fn build_job(
 
 /// Create the Job for `job` and wait for its end; read its pod's exit code
 /// and log. API errors (beyond [`MAX_POLL_ERRORS`] in a row while polling)
-/// are returned.
+/// are returned. `adopting` (a run taken over, [`super::adopt`]): a Job of
+/// the run already there is waited for instead of created.
 pub async fn run(
     client: &kube::Client,
     namespace: &str,
@@ -128,12 +129,22 @@ pub async fn run(
     vars: &TemplateVars,
     labels: &BTreeMap<String, String>,
     pacing: &Pacing,
+    adopting: bool,
 ) -> Result<JobOutcome, kube::Error> {
     let start = Instant::now();
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let built = build_job(job, namespace, vars, labels);
     let name = job_name(&job.name);
-    jobs.create(&PostParams::default(), &built).await?;
+    match jobs.create(&PostParams::default(), &built).await {
+        Ok(_) => {}
+        Err(e) if adopting && super::adopt::already_exists(&e) => {
+            if let Err(why) = super::adopt::existing(&jobs, &name, labels).await {
+                tracing::warn!(namespace, job = %name, "not taking over the Job: {why}");
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
     let finished = wait_for_end(&jobs, &name, job.timeout + DEADLINE_GRACE, start, pacing).await?;
     let (exit_code, raw_tail, log_error) = last_pod(client, namespace, job).await?;
     let seconds = start.elapsed().as_secs_f64();

@@ -36,6 +36,7 @@
 //! dropped watch connections.
 
 pub use crate::units::human_seconds;
+pub mod adopt;
 pub mod backup;
 pub mod cluster;
 pub mod evidence;
@@ -71,6 +72,7 @@ use crate::audit::record::Verdict;
 use crate::config::{RestoreCheck, RestoreSpec, TemplateVars};
 use crate::result::{CheckResult, ErrorKind, Status};
 
+pub use adopt::{Adoption, InFlight};
 pub use backup::BackupChoice;
 pub use cluster::{ClusterError, client};
 pub use janitor::{JanitorReport, sweep};
@@ -105,6 +107,13 @@ pub struct RunOptions {
     pub vantage_namespace: Option<String>,
     /// Poll interval.
     pub pacing: Pacing,
+    /// Take over the run `run_id` names, started elsewhere and not
+    /// finished, instead of starting it ([`adopt`]).
+    pub adopt: Option<Adoption>,
+    /// Once cancelled, how long evidence and cleanup may take: a replica
+    /// that stopped leading must stop acting on the cluster before the
+    /// next leader may start (it adopts what is left). None: unbounded.
+    pub cancelled_cleanup_within: Option<Duration>,
 }
 
 impl RunOptions {
@@ -118,6 +127,8 @@ impl RunOptions {
                 .ok()
                 .filter(|ns| !ns.is_empty()),
             pacing: Pacing::default(),
+            adopt: None,
+            cancelled_cleanup_within: None,
         }
     }
 }
@@ -216,6 +227,9 @@ pub enum RestoreError {
         #[source]
         source: kube::Error,
     },
+    /// A run in flight could not be taken over ([`adopt`]).
+    #[error("{0}")]
+    Adopt(String),
 }
 
 /// `e` in one line: for API answers, code, reason and message.
@@ -296,8 +310,22 @@ pub async fn run_cancellable(
     runner: &dyn ValidationRunner,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> RestoreReport {
-    let started = Instant::now();
-    let started_unix_ms = unix_ms();
+    // A run taken over counts from the first start (its RTO includes the
+    // time nobody was running it).
+    let (started, started_unix_ms) = match &options.adopt {
+        Some(a) => {
+            let ago = SystemTime::now()
+                .duration_since(a.started)
+                .unwrap_or_default();
+            (
+                Instant::now().checked_sub(ago).unwrap_or_else(Instant::now),
+                a.started
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            )
+        }
+        None => (Instant::now(), unix_ms()),
+    };
     let mut report = RestoreReport {
         test: spec.name.clone(),
         run_id: options.run_id.clone(),
@@ -318,6 +346,7 @@ pub async fn run_cancellable(
         isolation_probe: None,
         jobs: Vec::new(),
         evidence: None,
+        adopted: options.adopt.is_some(),
     };
     let mut attempted = Attempted::default();
 
@@ -327,11 +356,15 @@ pub async fn run_cancellable(
             std::future::pending::<()>().await;
         }
     };
+    let mut was_cancelled = false;
     let outcome = tokio::select! {
         outcome = steps(client, spec, options, runner, started, &mut report, &mut attempted) => outcome,
-        () = cancelled => Err(Stop::Error(
-            "cancelled: this replica stopped leading the restore tests; what the run made is cleaned up".to_string(),
-        )),
+        () = cancelled => {
+            was_cancelled = true;
+            Err(Stop::Error(
+                "cancelled: this replica stopped leading the restore tests; what the run made is cleaned up".to_string(),
+            ))
+        }
     };
     match outcome {
         Ok(reason) => {
@@ -347,6 +380,34 @@ pub async fn run_cancellable(
             report.reason = reason;
         }
     }
+    if options.adopt.is_some() {
+        report
+            .reason
+            .push_str(" (a run started elsewhere and taken over here)");
+    }
+
+    let budget = options.cancelled_cleanup_within.filter(|_| was_cancelled);
+    let finish = finish(client, spec, options, &attempted, &mut report);
+    match budget {
+        None => finish.await,
+        Some(budget) => {
+            if tokio::time::timeout(budget, finish).await.is_err() {
+                report.cleanup = cut_short(&attempted, budget);
+            }
+        }
+    }
+    report.finished_unix_ms = unix_ms();
+    report
+}
+
+/// Step 7 after the verdict: keep the Restore's evidence, clean up.
+async fn finish(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    options: &RunOptions,
+    attempted: &Attempted,
+    report: &mut RestoreReport,
+) {
 
     // Before the Restore goes (Velero's finalizer deletes its log and
     // results with it): keep their sha256 and the failed items.
@@ -379,8 +440,33 @@ pub async fn run_cancellable(
             "restore test cleanup incomplete; the janitor retries after expiry"
         );
     }
-    report.finished_unix_ms = unix_ms();
-    report
+}
+
+/// The cleanup of a cancelled run that did not end within `budget`: what
+/// is left goes to the next leader (which adopts the run while its Restore
+/// is there) or the janitor.
+fn cut_short(attempted: &Attempted, budget: Duration) -> CleanupInfo {
+    let why = "left when the cleanup was cut short; the next leader adopts the run, else the janitor deletes it";
+    let mut left: Vec<String> = Vec::new();
+    left.extend(attempted.restore.iter().map(|r| format!("restore/{r}: {why}")));
+    left.extend(attempted.configmap.iter().map(|c| format!("configmap/{c}: {why}")));
+    left.extend(
+        attempted
+            .namespaces
+            .iter()
+            .map(|n| format!("namespace/{n}: {why}")),
+    );
+    CleanupInfo {
+        namespace_deleted: attempted.namespaces.is_empty(),
+        restore_deleted: attempted.restore.is_none(),
+        configmap_deleted: attempted.configmap.is_none(),
+        errors: vec![format!(
+            "cleanup cut short after {}: this replica no longer leads, and must stop acting on the cluster before the next leader may start",
+            human_seconds(budget.as_secs_f64())
+        )],
+        left_to_janitor: left,
+        ..CleanupInfo::default()
+    }
 }
 
 /// Steps 1–6. Ok: the pass reason.
@@ -393,22 +479,8 @@ async fn steps(
     report: &mut RestoreReport,
     attempted: &mut Attempted,
 ) -> Result<String, Stop> {
-    // 1. The backup.
     let now = Utc::now();
-    let t = Instant::now();
-    let choice = backup::select(client, spec, now, seed(&options.run_id)).await;
-    report.timings.select_seconds = Some(t.elapsed().as_secs_f64());
-    let backup = match choice? {
-        BackupChoice::Usable(info) => info,
-        BackupChoice::Unusable { info, reason } => {
-            report.backup = info;
-            return Err(Stop::Fail(reason));
-        }
-    };
-    report.backup = Some(backup.clone());
-
-    // 2. The namespaces, one per source namespace, each isolated before
-    // anything is restored into it.
+    // What the run is named and labelled: the same for a run adopted.
     let mapping = mapping::volatile_namespaces(
         &spec.namespace_prefix,
         &spec.source_namespaces,
@@ -419,8 +491,6 @@ async fn steps(
             "no source namespaces to restore (validate refuses this)".to_string(),
         ));
     };
-    report.namespace = Some(ns.clone());
-    report.namespaces = mapping.clone();
     let restore_name =
         restore_object::restore_name(&spec.namespace_prefix, &spec.name, &options.run_id);
     let labels = namespace::run_labels(&spec.name, &options.run_id);
@@ -429,57 +499,95 @@ async fn steps(
         .and_then(|ttl| now.checked_add_signed(ttl))
         .unwrap_or(now);
     let annotations = namespace::run_annotations(expires_at);
-    let t = Instant::now();
     let create = PostParams::default();
-    for m in &mapping {
-        let mut ns_labels = labels.clone();
-        ns_labels.insert(
-            mapping::SOURCE_NAMESPACE_LABEL.to_string(),
-            namespace::label_value(&m.source),
-        );
-        attempted.namespaces.push(m.volatile.clone());
-        Api::<Namespace>::all(client.clone())
-            .create(
-                &create,
-                &namespace::build_namespace(&m.volatile, &ns_labels, &annotations),
-            )
-            .await
-            .map_err(|source| RestoreError::Api {
-                step: Step::CreateNamespace,
-                source,
-            })?;
-        let mut policy = namespace::build_network_policy(
-            &m.volatile,
-            &spec.isolation,
-            options.vantage_namespace.as_deref(),
+    let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
+
+    // 0. Adopting: take over what the run made before its Restore (and the
+    // Restore), each checked to be the run's own, before anything else can
+    // fail: cleanup then deletes exactly that.
+    if let Some(adoption) = &options.adopt {
+        report.namespace = Some(ns.clone());
+        report.namespaces = mapping.clone();
+        let t = Instant::now();
+        take_over(
+            client,
+            spec,
+            options,
+            adoption,
+            &mapping,
+            &restore_name,
             &labels,
-        );
-        if mapping.len() > 1 {
-            // The app's own calls between its namespaces; every namespace
-            // of this run carries `labels`, no other run's does.
-            namespace::allow_run_namespaces(&mut policy, &labels);
-        }
-        Api::<NetworkPolicy>::namespaced(client.clone(), &m.volatile)
-            .create(&create, &policy)
-            .await
-            .map_err(|source| RestoreError::Api {
-                step: Step::CreateNetworkPolicy,
-                source,
-            })?;
+            attempted,
+        )
+        .await?;
+        report.timings.setup_seconds = Some(t.elapsed().as_secs_f64());
     }
+
+    // 1. The backup (adopting: the one the Restore restores).
+    let t = Instant::now();
+    let choice = match &options.adopt {
+        Some(adoption) => {
+            let mut named = spec.clone();
+            named.backup = crate::config::BackupSource::Named(adoption.backup.clone());
+            backup::select(client, &named, now, seed(&options.run_id)).await
+        }
+        None => backup::select(client, spec, now, seed(&options.run_id)).await,
+    };
+    report.timings.select_seconds = Some(t.elapsed().as_secs_f64());
+    let backup = match choice? {
+        BackupChoice::Usable(info) => info,
+        BackupChoice::Unusable { info, reason } => {
+            report.backup = info;
+            return Err(Stop::Fail(reason));
+        }
+    };
+    report.backup = Some(backup.clone());
+    report.namespace = Some(ns.clone());
+    report.namespaces = mapping.clone();
+
+    // 2. The namespaces, one per source namespace, each isolated before
+    // anything is restored into it.
     let modifiers =
         restore_object::build_modifiers(spec, &restore_name, &mapping, &labels, &annotations);
-    if let Some(cm) = &modifiers {
-        attempted.configmap = cm.metadata.name.clone();
-        Api::<ConfigMap>::namespaced(client.clone(), &spec.velero_namespace)
-            .create(&create, cm)
-            .await
-            .map_err(|source| RestoreError::Api {
-                step: Step::CreateModifiers,
-                source,
-            })?;
+    if options.adopt.is_none() {
+        let t = Instant::now();
+        for m in &mapping {
+            let mut ns_labels = labels.clone();
+            ns_labels.insert(
+                mapping::SOURCE_NAMESPACE_LABEL.to_string(),
+                namespace::label_value(&m.source),
+            );
+            attempted.namespaces.push(m.volatile.clone());
+            Api::<Namespace>::all(client.clone())
+                .create(
+                    &create,
+                    &namespace::build_namespace(&m.volatile, &ns_labels, &annotations),
+                )
+                .await
+                .map_err(|source| RestoreError::Api {
+                    step: Step::CreateNamespace,
+                    source,
+                })?;
+            Api::<NetworkPolicy>::namespaced(client.clone(), &m.volatile)
+                .create(&create, &policy(spec, options, &mapping, m, &labels))
+                .await
+                .map_err(|source| RestoreError::Api {
+                    step: Step::CreateNetworkPolicy,
+                    source,
+                })?;
+        }
+        if let Some(cm) = &modifiers {
+            attempted.configmap = cm.metadata.name.clone();
+            Api::<ConfigMap>::namespaced(client.clone(), &spec.velero_namespace)
+                .create(&create, cm)
+                .await
+                .map_err(|source| RestoreError::Api {
+                    step: Step::CreateModifiers,
+                    source,
+                })?;
+        }
+        report.timings.setup_seconds = Some(t.elapsed().as_secs_f64());
     }
-    report.timings.setup_seconds = Some(t.elapsed().as_secs_f64());
 
     // 3. The Restore. Its prefix annotation lets the janitor recompute
     // its target namespaces (`mapping::is_run_target`).
@@ -499,8 +607,6 @@ async fn steps(
         &labels,
         &restore_annotations,
     );
-    let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
-    attempted.restore = Some(restore_name.clone());
     let excluded = restore.spec.excluded_resources.clone();
     report.restore = Some(RestoreInfo {
         name: restore_name.clone(),
@@ -509,16 +615,19 @@ async fn steps(
         ..RestoreInfo::default()
     });
     let t = Instant::now();
-    restores
-        .create(&create, &restore)
-        .await
-        .map_err(|source| RestoreError::Api {
-            step: Step::CreateRestore,
-            source,
-        })?;
-    // Until a terminal phase is seen, Velero may be restoring into the
-    // namespace (see `cleanup_while_restoring`).
-    attempted.restore_running = true;
+    if options.adopt.is_none() {
+        attempted.restore = Some(restore_name.clone());
+        restores
+            .create(&create, &restore)
+            .await
+            .map_err(|source| RestoreError::Api {
+                step: Step::CreateRestore,
+                source,
+            })?;
+        // Until a terminal phase is seen, Velero may be restoring into the
+        // namespace (see `cleanup_while_restoring`).
+        attempted.restore_running = true;
+    }
     let waited = restore_object::wait(
         &restores,
         &restore_name,
@@ -598,6 +707,7 @@ async fn steps(
                 &labels,
                 &options.pacing,
                 probe::PROBE_TIMEOUT,
+                options.adopt.is_some(),
             )
             .await;
             probes.push((m.source.clone(), probed));
@@ -674,7 +784,8 @@ async fn steps(
             .as_deref()
             .and_then(|source| mapping::volatile_of(&mapping, source))
             .unwrap_or(&ns);
-        let outcome = job::run(client, job_ns, job, &vars, &labels, &options.pacing)
+        let adopting = options.adopt.is_some();
+        let outcome = job::run(client, job_ns, job, &vars, &labels, &options.pacing, adopting)
             .await
             .map_err(|source| RestoreError::Api {
                 step: Step::DataJobs,
@@ -754,6 +865,109 @@ async fn steps(
         reason.push_str(&format!("; degraded: {}", degraded.join("; ")));
     }
     Ok(reason)
+}
+
+/// The isolating NetworkPolicy of `m`'s volatile namespace.
+fn policy(
+    spec: &RestoreSpec,
+    options: &RunOptions,
+    mapping: &[mapping::NamespaceMapping],
+    m: &mapping::NamespaceMapping,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> NetworkPolicy {
+    let mut policy = namespace::build_network_policy(
+        &m.volatile,
+        &spec.isolation,
+        options.vantage_namespace.as_deref(),
+        labels,
+    );
+    if mapping.len() > 1 {
+        // The app's own calls between its namespaces; every namespace of
+        // this run carries `labels`, no other run's does.
+        namespace::allow_run_namespaces(&mut policy, labels);
+    }
+    policy
+}
+
+/// Step 0 of a run adopted ([`adopt`]): its Restore first (while it may
+/// still be restoring, cleanup must leave the namespaces to the janitor),
+/// then its namespaces and their NetworkPolicies (each replaced by the one
+/// the configuration builds now) and its modifier ConfigMap if there is
+/// one, each checked to be the run's own and recorded in `attempted` only
+/// then.
+#[allow(clippy::too_many_arguments)]
+async fn take_over(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    options: &RunOptions,
+    adoption: &Adoption,
+    mapping: &[mapping::NamespaceMapping],
+    restore_name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    attempted: &mut Attempted,
+) -> Result<(), Stop> {
+    let refused = |why: String| Stop::Error(RestoreError::Adopt(why).to_string());
+    let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
+    let restore = adopt::claim(&restores, restore_name, labels, Step::CreateRestore)
+        .await
+        .map_err(refused)?;
+    attempted.restore = Some(restore_name.to_string());
+    let phase = RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()));
+    attempted.restore_running = !phase.is_terminal();
+    if restore.spec.backup_name != adoption.backup {
+        return Err(refused(format!(
+            "{}: cannot adopt the run: restore/{restore_name} restores backup {}, not {}",
+            Step::CreateRestore,
+            restore.spec.backup_name,
+            adoption.backup
+        )));
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for m in mapping {
+        adopt::claim(&namespaces, &m.volatile, labels, Step::CreateNamespace)
+            .await
+            .map_err(refused)?;
+        attempted.namespaces.push(m.volatile.clone());
+    }
+    for m in mapping {
+        let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &m.volatile);
+        let existing = adopt::claim(
+            &policies,
+            namespace::NETWORK_POLICY_NAME,
+            labels,
+            Step::CreateNetworkPolicy,
+        )
+        .await
+        .map_err(refused)?;
+        let mut wanted = policy(spec, options, mapping, m, labels);
+        wanted.metadata.resource_version = existing.metadata.resource_version;
+        policies
+            .replace(namespace::NETWORK_POLICY_NAME, &PostParams::default(), &wanted)
+            .await
+            .map_err(|source| RestoreError::Api {
+                step: Step::CreateNetworkPolicy,
+                source,
+            })?;
+    }
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
+    let modifiers = restore_object::modifiers_name(restore_name);
+    let found = configmaps
+        .get_opt(&modifiers)
+        .await
+        .map_err(|source| RestoreError::Api {
+            step: Step::CreateModifiers,
+            source,
+        })?;
+    if let Some(cm) = found {
+        if let Some(why) = adopt::refusal(&cm, labels) {
+            return Err(refused(format!(
+                "{}: cannot adopt the run: {why}",
+                Step::CreateModifiers
+            )));
+        }
+        attempted.configmap = Some(modifiers);
+    }
+    Ok(())
 }
 
 fn progress_text(info: &RestoreInfo) -> String {

@@ -171,7 +171,10 @@ pub fn read_outcome(pod: &Pod, endpoints: &[String]) -> Option<ProbeInfo> {
 }
 
 /// Run the probe in `namespace` and wait for its outcome; the pod is
-/// deleted afterwards (it also goes with the namespace).
+/// deleted afterwards (it also goes with the namespace). `adopting` (a run
+/// taken over, [`super::adopt`]): a probe pod of the run already there is
+/// waited for instead.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: &kube::Client,
     namespace: &str,
@@ -180,6 +183,7 @@ pub async fn run(
     labels: &BTreeMap<String, String>,
     pacing: &Pacing,
     timeout: Duration,
+    adopting: bool,
 ) -> ProbeInfo {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let failed = |error: String| ProbeInfo {
@@ -188,11 +192,19 @@ pub async fn run(
         ..ProbeInfo::default()
     };
     let pod = build_probe_pod(namespace, endpoints, image, labels);
-    if let Err(e) = pods.create(&PostParams::default(), &pod).await {
-        return failed(format!(
-            "creating the probe pod: {}",
-            describe_kube_error(&e)
-        ));
+    match pods.create(&PostParams::default(), &pod).await {
+        Ok(_) => {}
+        Err(e) if adopting && super::adopt::already_exists(&e) => {
+            if let Err(why) = super::adopt::existing(&pods, PROBE_POD, labels).await {
+                return failed(format!("taking over the probe pod: {why}"));
+            }
+        }
+        Err(e) => {
+            return failed(format!(
+                "creating the probe pod: {}",
+                describe_kube_error(&e)
+            ));
+        }
     }
     let start = Instant::now();
     let mut errors = 0;

@@ -616,6 +616,8 @@ fn options(run_id: &str) -> RunOptions {
         pacing: Pacing {
             poll_interval: Duration::from_millis(5),
         },
+        adopt: None,
+        cancelled_cleanup_within: None,
     }
 }
 
