@@ -53,6 +53,7 @@ async fn real_checks_run_on_their_interval_and_are_recorded() {
         location: "test".into(),
         maintenance: RwLock::new(Arc::new(Vec::new())),
         clock: vantage::pace::Clock::system(),
+        restore_runs: Default::default(),
     });
     let tasks: Vec<CheckTask> = cfg
         .checks

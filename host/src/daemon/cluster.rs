@@ -130,6 +130,8 @@ pub struct Cluster {
     client: kube::Client,
     namespace: String,
     identity: String,
+    /// `--lease-duration`, when Leases decide who runs what.
+    lease_duration: Option<Duration>,
 }
 
 /// How long the daemon waits for the first list of resources at start.
@@ -259,6 +261,8 @@ impl Cluster {
             client,
             namespace,
             identity,
+            lease_duration: (options.membership || options.leader_elect)
+                .then_some(options.lease_duration),
         }))
     }
 
@@ -363,6 +367,15 @@ impl Cluster {
     /// The live members, with `--membership leases`.
     pub fn members(&self) -> Option<usize> {
         self.dynamic.as_ref().map(|d| d.members().len())
+    }
+
+    /// How long a restore run cancelled here (its test moved, or this
+    /// replica stopped leading) may spend on evidence and cleanup: a
+    /// quarter of a lease, so it stops acting on the cluster before the
+    /// next runner may start (which adopts what is left). None without
+    /// Leases.
+    pub fn cancelled_cleanup_within(&self) -> Option<Duration> {
+        self.lease_duration.map(|d| d / 4)
     }
 
     /// Whether this replica leads, with `--leader-elect`.

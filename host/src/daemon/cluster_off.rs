@@ -92,6 +92,11 @@ impl Cluster {
     }
 
     /// Unreachable.
+    pub fn cancelled_cleanup_within(&self) -> Option<std::time::Duration> {
+        match *self {}
+    }
+
+    /// Unreachable.
     pub fn leading(&self) -> Option<bool> {
         match *self {}
     }

@@ -209,6 +209,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         location: location.clone(),
         maintenance: RwLock::new(Arc::new(Vec::new())),
         clock: crate::pace::Clock::system(),
+        restore_runs: Default::default(),
     });
     // Heartbeats before the web server: their ping routes are part of it.
     // Pings reach one replica: with static shards, shard 0; with Leases,

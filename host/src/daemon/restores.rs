@@ -60,6 +60,9 @@ pub struct PreparedRestore {
     /// Turned true to cancel the run in flight (this replica stopped
     /// leading): it stops and cleans up instead of finishing.
     pub cancel: watch::Sender<bool>,
+    /// How long a cancelled run may spend cleaning up (see
+    /// [`RunOptions::cancelled_cleanup_within`]).
+    pub cancelled_cleanup_within: Option<Duration>,
 }
 
 /// A running restore-test task.
@@ -67,7 +70,7 @@ pub type RestoreTask = Running<PreparedRestore>;
 
 impl Job for PreparedRestore {
     fn log_aborted(&self) {
-        warn!(restore_test = %self.spec.name, "restore test still running after the grace period: aborted; the janitor will delete its namespace once it expires");
+        warn!(restore_test = %self.spec.name, "restore test still running after the grace period: aborted; the next runner of the test adopts the run, else the janitor deletes its namespace once it expires");
     }
 }
 
@@ -133,6 +136,18 @@ async fn restore_loop(
     let name = spec.name.as_str();
     let clock = shared.clock;
     let mut after = clock.now();
+    // A slot another runner (a leader that died, an earlier process)
+    // started and did not finish is finished here first.
+    let adopting = tokio::select! {
+        found = in_flight(&shared, spec) => found,
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    if let Some((planned, adoption, run_id)) = adopting {
+        let report = run_once(&shared, &prepared, &resolver, &run_id, Some(adoption)).await;
+        let lateness = clock.now().duration_since(planned).unwrap_or_default();
+        publish(&shared, &prepared, &tracker, planned, lateness, report);
+        after = clock.now();
+    }
     loop {
         let Some(planned) = plan::next_after(&spec.schedule, spec.timezone, name, after) else {
             info!(schedule = %spec.schedule, "the schedule has no future start: the restore test will not run again");
@@ -154,7 +169,7 @@ async fn restore_loop(
         // instead of restoring twice.
         let run_id = slot_run_id(plan::unix_ms(planned));
         info!(%run_id, "restore test starting: {}", spec.describe_backup());
-        let report = run_once(&shared, &prepared, &resolver, &run_id).await;
+        let report = run_once(&shared, &prepared, &resolver, &run_id, None).await;
         publish(&shared, &prepared, &tracker, planned, lateness, report);
         after = clock.now().max(planned);
     }
@@ -165,16 +180,102 @@ fn slot_run_id(planned_unix_ms: u64) -> String {
     format!("{planned_unix_ms:x}-slot")
 }
 
-/// One run: connect, run, and always come back with a report.
+/// The planned start of the slot `run_id` names, if it names one.
+fn slot_of(run_id: &str) -> Option<SystemTime> {
+    let hex = run_id.strip_suffix("-slot")?;
+    let ms = u64::from_str_radix(hex, 16).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// The newest slot of `spec` started elsewhere and not finished, which this
+/// process is not running: its planned start, how to adopt it, its run id.
+/// A cluster that cannot be read is logged and adopts nothing.
+async fn in_flight(
+    shared: &Shared,
+    spec: &RestoreSpec,
+) -> Option<(SystemTime, restore::Adoption, String)> {
+    let client = match restore::client(&spec.cluster).await {
+        Ok(client) => client,
+        Err(e) => {
+            warn!("cannot look for a run in flight to take over: cannot reach the cluster: {e}");
+            return None;
+        }
+    };
+    let mine = |run_id: &str| {
+        let key = format!("{}/{run_id}", spec.name);
+        let runs = shared
+            .restore_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slot_of(run_id).is_some() && !runs.contains(&key)
+    };
+    match restore::adopt::find(&client, spec, chrono::Utc::now(), mine).await {
+        Ok(Some(found)) => {
+            let planned = slot_of(&found.run_id)?;
+            info!(
+                run_id = %found.run_id,
+                restore = %found.restore,
+                phase = %found.phase,
+                backup = %found.backup,
+                "taking over a restore run started elsewhere and not finished"
+            );
+            let adoption = restore::Adoption {
+                backup: found.backup,
+                started: planned,
+            };
+            Some((planned, adoption, found.run_id))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warn!(
+                "cannot look for a run in flight to take over: {}",
+                restore::describe_kube_error(&e)
+            );
+            None
+        }
+    }
+}
+
+/// Marks a restore run as in flight in this process while it lives.
+struct InFlightGuard<'a> {
+    shared: &'a Shared,
+    key: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .restore_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// One run (`adopt`: taking over one started elsewhere): connect, run, and
+/// always come back with a report.
 async fn run_once(
     shared: &Arc<Shared>,
     prepared: &Arc<PreparedRestore>,
     resolver: &Arc<HostResolver>,
     run_id: &str,
+    adopt: Option<restore::Adoption>,
 ) -> RestoreReport {
     let spec = &prepared.spec;
+    let key = format!("{}/{run_id}", spec.name);
+    shared
+        .restore_runs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.clone());
+    let _in_flight = InFlightGuard {
+        shared: shared.as_ref(),
+        key,
+    };
     let mut options = RunOptions::new(run_id, shared.location.clone());
     options.pacing = prepared.pacing;
+    options.adopt = adopt;
+    options.cancelled_cleanup_within = prepared.cancelled_cleanup_within;
     let runner = SandboxRunner {
         shared: shared.clone(),
         prepared: prepared.clone(),
@@ -552,6 +653,10 @@ impl Daemon {
                     poll_interval: spec.poll_interval,
                 },
                 cancel: watch::channel(false).0,
+                cancelled_cleanup_within: self
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.cancelled_cleanup_within()),
             };
             let task = RestoreTask::spawn(
                 self.shared.clone(),

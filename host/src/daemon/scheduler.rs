@@ -54,6 +54,10 @@ pub struct Shared {
     /// Where the scheduler reads the time (the system clock in the daemon;
     /// tokio's, possibly paused, in tests).
     pub clock: Clock,
+    /// The restore runs (`test/run id`) this process has in flight, cleanup
+    /// included: a restore task never adopts one of them
+    /// ([`crate::restore::adopt`]), as a task replaced on reload would.
+    pub restore_runs: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Shared {

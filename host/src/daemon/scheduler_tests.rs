@@ -167,6 +167,7 @@ impl Harness {
             location: "test".into(),
             maintenance: RwLock::new(Arc::new(cfg.maintenance)),
             clock: Clock::tokio(UNIX_EPOCH + Duration::from_millis(ORIGIN_MS)),
+            restore_runs: Default::default(),
         });
         Harness {
             shared,
