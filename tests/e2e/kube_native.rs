@@ -739,3 +739,103 @@ async fn a_leader_that_stops_leading_cancels_its_run_and_cleans_up() {
     assert!(!d.check_names().contains(&"slow-restore".to_string()));
     kube.set_hook(None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_leader_adopts_the_run_a_dead_leader_left_in_flight() {
+    use crate::restore_daemon::{NAMESPACES, RESTORES, ready_deployment, seed_velero};
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let kubeconfig = dirs[0].path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    // A run that stays in flight until a Deployment `never` is ready.
+    let test: vantage::kubernetes::crd::RestoreTest = serde_json::from_value(json!({
+        "apiVersion": "vantage.dev/v1alpha1",
+        "kind": "RestoreTest",
+        "metadata": {"name": "slow-restore"},
+        "spec": {
+            "schedule": "shop-daily",
+            "namespaces": ["shop"],
+            "every": "3s",
+            "ready": ["deployment/never"],
+            "readyTimeout": "2m",
+            "pollInterval": "50ms",
+        },
+    }))
+    .unwrap();
+    let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
+        kube::Api::namespaced(client(&kubeconfig).await, "default");
+    tests.create(&Default::default(), &test).await.unwrap();
+    let mut replicas: Vec<Option<Daemon>> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
+        let d = tokio::task::spawn_blocking(move || {
+            replica(&path, &kc, "default", i, &["--leader-elect"])
+        })
+        .await
+        .unwrap();
+        replicas.push(Some(d));
+    }
+    let leader = wait_until("one leader", Duration::from_secs(20), || {
+        let l: Vec<Option<bool>> = replicas.iter().flatten().map(leads).collect();
+        let one = l.iter().filter(|x| **x == Some(true)).count() == 1
+            && l.iter().filter(|x| **x == Some(false)).count() == 1;
+        (
+            one.then(|| l.iter().position(|x| *x == Some(true)).unwrap()),
+            format!("{l:?}"),
+        )
+    });
+    let standby = 1 - leader;
+    // The leader's run: restored, waiting for readiness.
+    let (restore, namespace) = wait_until("a run in flight", Duration::from_secs(20), || {
+        let restores = kube.names(RESTORES);
+        let done = restores.first().filter(|r| {
+            kube.object(RESTORES, r)
+                .is_some_and(|o| o["status"]["phase"] == "Completed")
+        });
+        let ns: Vec<String> = kube
+            .names(NAMESPACES)
+            .into_iter()
+            .filter(|n| n.starts_with("vantage-restore-"))
+            .collect();
+        (
+            done.zip(ns.first()).map(|(r, n)| (r.clone(), n.clone())),
+            format!("{restores:?} {ns:?}"),
+        )
+    });
+    let run_id =
+        kube.object(RESTORES, &restore).unwrap()["metadata"]["labels"]["vantage.dev/run-id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert!(run_id.ends_with("-slot"), "{run_id}");
+    // The leader dies mid-run (SIGKILL: no cleanup, no release).
+    drop(replicas[leader].take());
+    let s = replicas[standby].as_ref().unwrap();
+    let log = s.wait_stderr(
+        "taking over a restore run started elsewhere",
+        Duration::from_secs(15),
+    );
+    assert!(log.contains(&run_id), "{log}");
+    // What it waits for comes up: the adopted run passes, for that slot.
+    ready_deployment(&kube, &namespace, "never");
+    let last = wait_until("the adopted run's verdict", Duration::from_secs(20), || {
+        let v = api_opt(s, "/api/v1/checks/slow-restore");
+        let done = v["last"]["result"]["status"] == "pass";
+        (done.then(|| v["last"].clone()), v["last"].to_string())
+    });
+    let summary = last["result"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("taken over here"), "{last}");
+    // One Restore for the slot, ever; its objects are gone.
+    let posts = kube
+        .log()
+        .iter()
+        .filter(|l| *l == &format!("POST {RESTORES}"))
+        .count();
+    let restores_now = kube.names(RESTORES);
+    assert!(!restores_now.contains(&restore), "{restores_now:?}");
+    assert!(kube.object(NAMESPACES, &namespace).is_none());
+    // The new leader's own later slots may have started since: each made
+    // its own Restore, never a second one for the adopted slot.
+    assert_eq!(posts, 1 + restores_now.len(), "{restores_now:?}");
+}

@@ -40,6 +40,7 @@ mod registry_oras;
 mod registry_trust;
 mod remote_write;
 mod restart;
+mod restore_adopt;
 mod restore_cluster;
 mod restore_daemon;
 mod restore_daemon_isolation;

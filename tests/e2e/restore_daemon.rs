@@ -72,6 +72,22 @@ pub(crate) fn seed_velero(kube: &FakeKube) {
     kube.insert(BACKUPS, backup);
 }
 
+/// Make Deployment `name` exist and be ready in `namespace`.
+pub(crate) fn ready_deployment(kube: &FakeKube, namespace: &str, name: &str) {
+    kube.insert(
+        &format!("/apis/apps/v1/namespaces/{namespace}/deployments"),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": name, "image": "app:1"}]}}},
+            "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                       "updatedReplicas": 1, "observedGeneration": 1},
+        }),
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_test_runs_in_the_daemon_and_its_verdict_reaches_every_sink() {
     let kube = FakeKube::start().await;

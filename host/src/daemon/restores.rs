@@ -2,8 +2,11 @@
 //! the next planned start, runs the test ([`crate::restore::run`]) with the
 //! daemon's sandbox as its [`ValidationRunner`](crate::restore::ValidationRunner), then hands the outcome to
 //! the sinks like a check's (board, metrics, history, alerts) and to the
-//! audit log. A janitor sweeps expired volatile namespaces at start-up and
-//! every `JANITOR_EVERY`.
+//! audit log. Before its first slot, a task takes over the newest run of
+//! its test that was started elsewhere and not finished (a leader that
+//! died, this daemon before a restart; [`crate::restore::adopt`]). A
+//! janitor sweeps expired volatile namespaces at start-up and every
+//! `JANITOR_EVERY`.
 //!
 //! Restore-validation checks run in the same sandbox as edge checks, under
 //! the same concurrency cap, in mode `restore`. Besides their rendered

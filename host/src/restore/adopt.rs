@@ -120,7 +120,10 @@ fn adoptable(
         backup: restore.spec.backup_name.clone(),
         phase: RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()))
             .to_string(),
-        created: meta.creation_timestamp.as_ref().map(|t| SystemTime::from(t.0)),
+        created: meta
+            .creation_timestamp
+            .as_ref()
+            .map(|t| SystemTime::from(t.0)),
     })
 }
 
@@ -176,7 +179,10 @@ where
         Ok(None) => Err(format!(
             "{step}: cannot adopt the run: its {kind}/{name} is gone"
         )),
-        Err(e) => Err(format!("{step}: reading {kind}/{name}: {}", describe_kube_error(&e))),
+        Err(e) => Err(format!(
+            "{step}: reading {kind}/{name}: {}",
+            describe_kube_error(&e)
+        )),
     }
 }
 
@@ -239,7 +245,10 @@ mod tests {
         let other = namespace::run_labels("shop", "19b-slot");
         let why = refusal(&labelled(&own), &other).unwrap();
         assert!(why.contains("vantage.dev/run-id=19b-slot"), "{why}");
-        assert!(why.starts_with("namespace/vantage-restore-shop-1a2b3c exists"), "{why}");
+        assert!(
+            why.starts_with("namespace/vantage-restore-shop-1a2b3c exists"),
+            "{why}"
+        );
 
         let why = refusal(&labelled(&[("app", "shop")]), &run).unwrap();
         assert!(why.contains("refusing to take it over"), "{why}");

@@ -27,9 +27,10 @@
 //!    Restore's log and results digests ([`evidence`]), delete the Restore, the
 //!    ConfigMap, the namespaces, the volumes their claims were bound to
 //!    ([`volumes`]: dynamically provisioned ones carry no Velero label) and
-//!    PersistentVolumes labelled `velero.io/restore-name=<restore>`. A run that is cancelled or whose
-//!    process dies leaves objects behind: [`janitor::sweep`] deletes them
-//!    once expired.
+//!    PersistentVolumes labelled `velero.io/restore-name=<restore>`. A run whose
+//!    process dies leaves objects behind: the next runner of the test takes
+//!    the run over while its Restore is there ([`adopt`]), else
+//!    [`janitor::sweep`] deletes them once expired.
 //!
 //! Everything polls (interval [`Pacing::poll_interval`]) rather than
 //! watches: simpler to test against a scripted API server and robust to
@@ -408,7 +409,6 @@ async fn finish(
     attempted: &Attempted,
     report: &mut RestoreReport,
 ) {
-
     // Before the Restore goes (Velero's finalizer deletes its log and
     // results with it): keep their sha256 and the failed items.
     if let (Some(name), Some(info)) = (&attempted.restore, &report.restore)
@@ -430,7 +430,7 @@ async fn finish(
     }
 
     let cleanup_start = Instant::now();
-    report.cleanup = cleanup(client, spec, &attempted).await;
+    report.cleanup = cleanup(client, spec, attempted).await;
     report.timings.cleanup_seconds = Some(cleanup_start.elapsed().as_secs_f64());
     if !report.cleanup.errors.is_empty() {
         tracing::warn!(
@@ -448,8 +448,18 @@ async fn finish(
 fn cut_short(attempted: &Attempted, budget: Duration) -> CleanupInfo {
     let why = "left when the cleanup was cut short; the next leader adopts the run, else the janitor deletes it";
     let mut left: Vec<String> = Vec::new();
-    left.extend(attempted.restore.iter().map(|r| format!("restore/{r}: {why}")));
-    left.extend(attempted.configmap.iter().map(|c| format!("configmap/{c}: {why}")));
+    left.extend(
+        attempted
+            .restore
+            .iter()
+            .map(|r| format!("restore/{r}: {why}")),
+    );
+    left.extend(
+        attempted
+            .configmap
+            .iter()
+            .map(|c| format!("configmap/{c}: {why}")),
+    );
     left.extend(
         attempted
             .namespaces
@@ -785,12 +795,20 @@ async fn steps(
             .and_then(|source| mapping::volatile_of(&mapping, source))
             .unwrap_or(&ns);
         let adopting = options.adopt.is_some();
-        let outcome = job::run(client, job_ns, job, &vars, &labels, &options.pacing, adopting)
-            .await
-            .map_err(|source| RestoreError::Api {
-                step: Step::DataJobs,
-                source,
-            })?;
+        let outcome = job::run(
+            client,
+            job_ns,
+            job,
+            &vars,
+            &labels,
+            &options.pacing,
+            adopting,
+        )
+        .await
+        .map_err(|source| RestoreError::Api {
+            step: Step::DataJobs,
+            source,
+        })?;
         if !outcome.passed {
             let last = outcome
                 .log_tail
@@ -911,9 +929,6 @@ async fn take_over(
     let restore = adopt::claim(&restores, restore_name, labels, Step::CreateRestore)
         .await
         .map_err(refused)?;
-    attempted.restore = Some(restore_name.to_string());
-    let phase = RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()));
-    attempted.restore_running = !phase.is_terminal();
     if restore.spec.backup_name != adoption.backup {
         return Err(refused(format!(
             "{}: cannot adopt the run: restore/{restore_name} restores backup {}, not {}",
@@ -922,6 +937,9 @@ async fn take_over(
             adoption.backup
         )));
     }
+    attempted.restore = Some(restore_name.to_string());
+    let phase = RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()));
+    attempted.restore_running = !phase.is_terminal();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for m in mapping {
         adopt::claim(&namespaces, &m.volatile, labels, Step::CreateNamespace)
@@ -942,7 +960,11 @@ async fn take_over(
         let mut wanted = policy(spec, options, mapping, m, labels);
         wanted.metadata.resource_version = existing.metadata.resource_version;
         policies
-            .replace(namespace::NETWORK_POLICY_NAME, &PostParams::default(), &wanted)
+            .replace(
+                namespace::NETWORK_POLICY_NAME,
+                &PostParams::default(),
+                &wanted,
+            )
             .await
             .map_err(|source| RestoreError::Api {
                 step: Step::CreateNetworkPolicy,

@@ -1,0 +1,332 @@
+//! Taking over a restore run in flight (`vantage::restore::adopt`), against
+//! the in-process API server (which plays Velero): a run whose runner died
+//! mid-way is found by its Restore and finished by the next runner without
+//! a second Restore; objects that are not the run's own are never taken
+//! over; a cancelled run whose cleanup cannot finish in its budget stops
+//! acting and leaves the run to be adopted.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use vantage::config::{RestoreCheck, RestoreSpec, TemplateVars};
+use vantage::restore::{self, Adoption, RunInfo, RunOptions, ValidationRunner};
+use vantage::result::CheckResult;
+
+use crate::kube_fake::FakeKube;
+use crate::restore_daemon::{NAMESPACES, RESTORES, ready_deployment, seed_velero};
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/velero/configmaps";
+
+/// The restore tests here have no checks.
+struct NoChecks;
+
+impl ValidationRunner for NoChecks {
+    fn run<'a>(
+        &'a self,
+        check: &'a RestoreCheck,
+        _: &'a TemplateVars,
+        _: &'a RunInfo,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>> {
+        panic!("no check is configured, yet {} ran", check.name)
+    }
+}
+
+/// A restore test that stays in flight until a Deployment `never` is ready
+/// in its namespace.
+fn spec(kube: &FakeKube, dir: &std::path::Path) -> RestoreSpec {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+    let text = format!(
+        r#"
+[[restore]]
+name = "shop-restore"
+kubeconfig = "{}"
+schedule = "shop-daily"
+namespaces = ["shop"]
+every = "1h"
+ready = ["deployment/never"]
+ready_timeout = "1m"
+poll_interval = "50ms"
+"#,
+        kubeconfig.display()
+    );
+    let config = vantage::config::from_str(&text, &dir.join("vantage.toml")).unwrap();
+    config.restores.into_iter().next().unwrap()
+}
+
+fn options(run_id: &str) -> RunOptions {
+    let mut o = RunOptions::new(run_id, "e2e");
+    o.pacing.poll_interval = Duration::from_millis(50);
+    o
+}
+
+fn volatile(kube: &FakeKube) -> Vec<String> {
+    kube.names(NAMESPACES)
+        .into_iter()
+        .filter(|n| n.starts_with("vantage-restore-"))
+        .collect()
+}
+
+/// Wait until `what` holds (at most 20 s).
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Start a run of `spec` as `run_id` and wait until Velero finished its
+/// Restore and the run waits for readiness (where it stays).
+async fn run_in_flight(
+    kube: &FakeKube,
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    options: RunOptions,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<restore::RestoreReport> {
+    let (client, spec2) = (client.clone(), spec.clone());
+    let task = tokio::spawn(async move {
+        restore::run_cancellable(&client, &spec2, &options, &NoChecks, cancel).await
+    });
+    until(
+        "the Restore completed and the run waiting for readiness",
+        || {
+            let restores = kube.names(RESTORES);
+            let done = restores
+                .first()
+                .and_then(|r| kube.object(RESTORES, r))
+                .is_some_and(|r| r["status"]["phase"] == "Completed");
+            let ns = volatile(kube);
+            done && ns.first().is_some_and(|ns| {
+                kube.log()
+                    .iter()
+                    .any(|l| l.contains(&format!("/namespaces/{ns}/deployments")))
+            })
+        },
+    )
+    .await;
+    task
+}
+
+fn count(kube: &FakeKube, line: &str) -> usize {
+    kube.log().iter().filter(|l| *l == line).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&kube, dir.path());
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let run_id = "19adf5e4c00-slot";
+    let started = SystemTime::now();
+    let (_keep, never) = tokio::sync::watch::channel(false);
+    // The first runner dies mid-run: nothing of its cleanup happens.
+    let first = run_in_flight(&kube, &client, &spec, options(run_id), never).await;
+    first.abort();
+    let _ = first.await;
+    let ns = volatile(&kube);
+    assert_eq!(ns.len(), 1, "{ns:?}");
+    // Nobody runs it for a while.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The next runner finds the run by its Restore.
+    let found = restore::adopt::find(&client, &spec, chrono::Utc::now(), |_| true)
+        .await
+        .unwrap()
+        .expect("the run in flight");
+    assert_eq!(found.run_id, run_id);
+    assert_eq!(found.backup, "shop-daily-20261127030000");
+    assert_eq!(found.phase, "Completed");
+    // A runner that is running it itself (the filter) finds nothing.
+    let mine = restore::adopt::find(&client, &spec, chrono::Utc::now(), |id| id != run_id)
+        .await
+        .unwrap();
+    assert_eq!(mine, None);
+
+    ready_deployment(&kube, &ns[0], "never");
+    let mut adopting = options(&found.run_id);
+    adopting.adopt = Some(Adoption {
+        backup: found.backup.clone(),
+        started,
+    });
+    let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
+    assert_eq!(
+        report.verdict,
+        vantage::audit::Verdict::Pass,
+        "{}",
+        report.reason
+    );
+    assert!(report.adopted);
+    assert!(
+        report.reason.contains("taken over here"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(report.namespace.as_deref(), Some(ns[0].as_str()));
+    // The RTO counts from the first start.
+    let since = started.elapsed().unwrap().as_secs_f64();
+    let total = report.timings.total_seconds.unwrap();
+    assert!(total >= 0.3 && total <= since, "{total} vs {since}");
+    assert_eq!(
+        report.started_unix_ms,
+        started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    );
+
+    // One Restore and one namespace were ever created; the isolation was
+    // put back as configured; everything is gone afterwards.
+    assert_eq!(count(&kube, &format!("POST {RESTORES}")), 1);
+    assert_eq!(count(&kube, &format!("POST {NAMESPACES}")), 1);
+    assert_eq!(
+        count(
+            &kube,
+            &format!(
+                "PUT /apis/networking.k8s.io/v1/namespaces/{}/networkpolicies/vantage-isolation",
+                ns[0]
+            )
+        ),
+        1
+    );
+    assert!(volatile(&kube).is_empty(), "{:?}", volatile(&kube));
+    assert!(kube.names(RESTORES).is_empty());
+    assert!(
+        kube.names(CONFIGMAPS).is_empty(),
+        "{:?}",
+        kube.names(CONFIGMAPS)
+    );
+    assert!(report.cleanup.errors.is_empty(), "{:?}", report.cleanup);
+    let again = restore::adopt::find(&client, &spec, chrono::Utc::now(), |_| true)
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_is_not_the_runs_own_is_never_taken_over_or_deleted() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&kube, dir.path());
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let run_id = "19adf5e4c01-slot";
+    let (_keep, never) = tokio::sync::watch::channel(false);
+    let first = run_in_flight(&kube, &client, &spec, options(run_id), never).await;
+    first.abort();
+    let _ = first.await;
+    // Adopting with the wrong backup: refused, nothing touched.
+    let wrong = RunOptions {
+        adopt: Some(Adoption {
+            backup: "shop-daily-other".into(),
+            started: SystemTime::now(),
+        }),
+        ..options(run_id)
+    };
+    let report = restore::run(&client, &spec, &wrong, &NoChecks).await;
+    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
+    assert!(
+        report
+            .reason
+            .contains("restores backup shop-daily-20261127030000, not shop-daily-other"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(kube.names(RESTORES).len(), 1);
+    assert_eq!(volatile(&kube).len(), 1);
+
+    // Someone else's namespace now has the run's name.
+    let ns = volatile(&kube).remove(0);
+    let mut foreign = kube.object(NAMESPACES, &ns).unwrap();
+    foreign["metadata"]["labels"] = json!({"team": "payments"});
+    kube.insert(NAMESPACES, foreign);
+    let before = kube.log().len();
+    let mut adopting = options(run_id);
+    adopting.adopt = Some(Adoption {
+        backup: "shop-daily-20261127030000".into(),
+        started: SystemTime::now(),
+    });
+    let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
+    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
+    assert!(
+        report
+            .reason
+            .contains(&format!("namespace/{ns} exists but is not this run's")),
+        "{}",
+        report.reason
+    );
+    // The namespace is untouched: nothing but reads reached it.
+    let kept = kube.object(NAMESPACES, &ns).expect("the namespace kept");
+    assert_eq!(kept["metadata"]["labels"], json!({"team": "payments"}));
+    let touched: Vec<String> = kube.log()[before..]
+        .iter()
+        .filter(|l| !l.starts_with("GET") && l.contains(&ns))
+        .cloned()
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+    // The run's own Restore (finished) was cleaned up.
+    assert!(kube.names(RESTORES).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adopts_it() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&kube, dir.path());
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let run_id = "19adf5e4c03-slot";
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
+    let mut first_options = options(run_id);
+    first_options.cancelled_cleanup_within = Some(Duration::from_millis(500));
+    let started = SystemTime::now();
+    let first = run_in_flight(&kube, &client, &spec, first_options, cancelled).await;
+    // The API server hangs; the runner stops leading and cancels.
+    kube.set_delay(Some(Duration::from_secs(2)));
+    let at = Instant::now();
+    cancel.send(true).unwrap();
+    let report = first.await.unwrap();
+    let took = at.elapsed();
+    kube.set_delay(None);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
+    assert!(report.reason.starts_with("cancelled"), "{}", report.reason);
+    assert!(
+        report
+            .cleanup
+            .errors
+            .iter()
+            .any(|e| e.contains("cut short after 500 ms")),
+        "{:?}",
+        report.cleanup
+    );
+    assert!(!report.cleanup.namespace_deleted && !report.cleanup.restore_deleted);
+    // Requests sent before the cut are still answered late: let them land.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(kube.names(RESTORES).len(), 1);
+
+    // The next runner adopts what was left and finishes the slot.
+    let found = restore::adopt::find(&client, &spec, chrono::Utc::now(), |_| true)
+        .await
+        .unwrap()
+        .expect("the cancelled run, left in flight");
+    assert_eq!(found.run_id, run_id);
+    ready_deployment(&kube, &volatile(&kube)[0], "never");
+    let mut adopting = options(run_id);
+    adopting.adopt = Some(Adoption {
+        backup: found.backup,
+        started,
+    });
+    let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
+    assert_eq!(
+        report.verdict,
+        vantage::audit::Verdict::Pass,
+        "{}",
+        report.reason
+    );
+    assert_eq!(count(&kube, &format!("POST {RESTORES}")), 1);
+    assert!(volatile(&kube).is_empty() && kube.names(RESTORES).is_empty());
+}
