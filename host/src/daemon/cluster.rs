@@ -4,7 +4,7 @@
 //! (`--membership leases`), whether it runs restore tests
 //! (`--leader-elect`), and the status it writes back.
 //!
-//! The daemon's loop asks [`Cluster::changed`] what changed: the resources
+//! The daemon's loop asks [`Cluster::changed`](crate::daemon::cluster::Cluster::changed) what changed: the resources
 //! (compose the configuration again) or the owners (apply the same
 //! configuration with another share).
 

@@ -160,7 +160,7 @@ where
 
 /// The run's own `name`, which must exist (made before the Restore by the
 /// run adopted): Err names what is wrong, for the verdict.
-pub(crate) async fn claim<K>(
+pub async fn claim<K>(
     api: &Api<K>,
     name: &str,
     labels: &BTreeMap<String, String>,
@@ -189,7 +189,7 @@ where
 /// After a create answered 409 while adopting: the existing `name` if it is
 /// the run's own (made by the run adopted before it stopped), to be waited
 /// for instead; Err says why not.
-pub(crate) async fn existing<K>(
+pub async fn existing<K>(
     api: &Api<K>,
     name: &str,
     labels: &BTreeMap<String, String>,
@@ -210,7 +210,7 @@ where
 }
 
 /// Whether `e` is the API server's 409 AlreadyExists.
-pub(crate) fn already_exists(e: &kube::Error) -> bool {
+pub fn already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
 }
 

@@ -1,6 +1,6 @@
 //! Dynamic sharding (`--membership leases`): the members' Lease renewals,
 //! as `kubernetes::membership` reports them, run through the rules of
-//! [`rendezvous`](super::rendezvous) into the set of checks this replica
+//! [`rendezvous`](crate::daemon::shard::rendezvous) into the set of checks this replica
 //! runs.
 
 use std::collections::BTreeMap;
