@@ -34,6 +34,7 @@ mod kube_native;
 mod layers;
 mod policy;
 mod python_checks;
+mod rbac;
 mod redaction;
 mod registry;
 mod registry_oras;

@@ -203,7 +203,8 @@ async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore(
     let again = restore::adopt::find(&client, &spec, chrono::Utc::now(), |_| true)
         .await
         .unwrap();
-    assert_eq!(again, None);
+    assert_eq!(again, None); // deploy/rbac.yaml grants every request of both runs.
+    crate::rbac::assert_granted(&kube.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -329,4 +330,5 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
     );
     assert_eq!(count(&kube, &format!("POST {RESTORES}")), 1);
     assert!(volatile(&kube).is_empty() && kube.names(RESTORES).is_empty());
+    crate::rbac::assert_granted(&kube.log());
 }

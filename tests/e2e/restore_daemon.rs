@@ -212,6 +212,8 @@ expect.body_contains = "restored {{{{backup}}}}"
 
     // What the cluster saw: created in order, then all deleted.
     let log = kube.log();
+    // deploy/rbac.yaml grants all of it.
+    crate::rbac::assert_granted(&log);
     let position = |needle: &str| {
         log.iter()
             .position(|l| l.starts_with(needle))
