@@ -45,6 +45,10 @@ use crate::sinks::board::CheckView;
 /// How often the janitor sweeps expired volatile namespaces.
 pub const JANITOR_EVERY: Duration = Duration::from_secs(600);
 
+/// How long a restore task looks for a run in flight to take over before
+/// it goes on with its schedule.
+const ADOPTION_LOOKUP: Duration = Duration::from_secs(30);
+
 /// A restore test ready to schedule: its spec and each check's component
 /// (or why it failed to load).
 pub struct PreparedRestore {
@@ -141,8 +145,12 @@ async fn restore_loop(
     let mut after = clock.now();
     // A slot another runner (a leader that died, an earlier process)
     // started and did not finish is finished here first.
+    let look = tokio::time::timeout(ADOPTION_LOOKUP, in_flight(&shared, spec));
     let adopting = tokio::select! {
-        found = in_flight(&shared, spec) => found,
+        found = look => found.unwrap_or_else(|_| {
+            warn!("no answer from the cluster within {ADOPTION_LOOKUP:?}: not looking for a run in flight to take over");
+            None
+        }),
         _ = stop.wait_for(|s| *s) => return,
     };
     if let Some((planned, adoption, run_id)) = adopting {
@@ -673,5 +681,23 @@ impl Daemon {
         }
         debug_assert!(old.is_empty());
         (added, changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_run_id_names_its_planned_start() {
+        let planned = 1_796_000_000_123;
+        let id = slot_run_id(planned);
+        assert_eq!(
+            slot_of(&id),
+            Some(std::time::UNIX_EPOCH + Duration::from_millis(planned))
+        );
+        // Run ids of `vantage restore run` and foreign labels name no slot.
+        assert_eq!(slot_of("manual-19adf5e4c00"), None);
+        assert_eq!(slot_of("zz-slot"), None);
     }
 }

@@ -228,9 +228,6 @@ pub enum RestoreError {
         #[source]
         source: kube::Error,
     },
-    /// A run in flight could not be taken over ([`adopt`]).
-    #[error("{0}")]
-    Adopt(String),
 }
 
 /// `e` in one line: for API answers, code, reason and message.
@@ -924,7 +921,7 @@ async fn take_over(
     labels: &std::collections::BTreeMap<String, String>,
     attempted: &mut Attempted,
 ) -> Result<(), Stop> {
-    let refused = |why: String| Stop::Error(RestoreError::Adopt(why).to_string());
+    let refused = Stop::Error;
     let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
     let restore = adopt::claim(&restores, restore_name, labels, Step::CreateRestore)
         .await
