@@ -140,6 +140,13 @@ async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore(
     assert_eq!(found.run_id, run_id);
     assert_eq!(found.backup, "shop-daily-20261127030000");
     assert_eq!(found.phase, "Completed");
+    // When the first run started, as its Restore says.
+    let first_start = found.started.unwrap();
+    assert!(
+        first_start >= started - Duration::from_millis(1)
+            && first_start <= started + Duration::from_secs(1),
+        "{first_start:?} vs {started:?}"
+    );
     // A runner that is running it itself (the filter) finds nothing.
     let mine = restore::adopt::find(&client, &spec, chrono::Utc::now(), |id| id != run_id)
         .await
@@ -330,5 +337,149 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
     );
     assert_eq!(count(&kube, &format!("POST {RESTORES}")), 1);
     assert!(volatile(&kube).is_empty() && kube.names(RESTORES).is_empty());
+    crate::rbac::assert_granted(&kube.log());
+}
+
+/// Make the Restore of run `run_id` of `spec` stay `InProgress`.
+fn stuck(kube: &FakeKube, spec: &RestoreSpec, run_id: &str) -> String {
+    let name = restore::restore_object::restore_name(&spec.namespace_prefix, &spec.name, run_id);
+    kube.store
+        .lock()
+        .unwrap()
+        .stuck_restores
+        .insert(name.clone());
+    name
+}
+
+/// Start a run and wait until its Restore exists (Velero restoring).
+async fn run_restoring(
+    kube: &FakeKube,
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    run_id: &str,
+) -> tokio::task::JoinHandle<restore::RestoreReport> {
+    let (client, spec2, options) = (client.clone(), spec.clone(), options(run_id));
+    let task =
+        tokio::spawn(async move { restore::run(&client, &spec2, &options, &NoChecks).await });
+    until("the Restore created", || !kube.names(RESTORES).is_empty()).await;
+    task
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_take_over_of_a_restore_still_restoring_leaves_its_namespaces() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&kube, dir.path());
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let run_id = "19adf5e4c04-slot";
+    let restore_name = stuck(&kube, &spec, run_id);
+    let first = run_restoring(&kube, &client, &spec, run_id).await;
+    first.abort();
+    let _ = first.await;
+    let found = restore::adopt::find(&client, &spec, chrono::Utc::now(), |_| true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.phase, "InProgress");
+    // Its NetworkPolicy is not the run's any more.
+    let ns = volatile(&kube).remove(0);
+    let policies = format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies");
+    let mut policy = kube.object(&policies, "vantage-isolation").unwrap();
+    policy["metadata"]["labels"] = json!({"team": "payments"});
+    kube.insert(&policies, policy);
+    let mut adopting = options(run_id);
+    adopting.adopt = Some(Adoption {
+        backup: found.backup,
+        started: found.started.unwrap(),
+    });
+    let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
+    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
+    assert!(
+        report
+            .reason
+            .contains("networkpolicy/vantage-isolation exists but is not this run's"),
+        "{}",
+        report.reason
+    );
+    // Velero may still restore into the namespace: it stays (Velero would
+    // re-create it without Vantage's labels and isolation), and so does
+    // the Restore, for the janitor.
+    assert!(kube.object(NAMESPACES, &ns).is_some());
+    assert!(kube.object(RESTORES, &restore_name).is_some());
+    assert!(
+        report
+            .cleanup
+            .left_to_janitor
+            .iter()
+            .any(|l| l.starts_with(&format!("namespace/{ns}"))),
+        "{:?}",
+        report.cleanup
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_start_of_a_slot_is_refused_and_leaves_the_first_alone() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&kube, dir.path());
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let run_id = "19adf5e4c05-slot";
+    let restore_name = stuck(&kube, &spec, run_id);
+    let first = run_restoring(&kube, &client, &spec, run_id).await;
+    let ns = volatile(&kube).remove(0);
+    let before = kube.log().len();
+    // The same slot started again, not as a take-over (a handover gone
+    // wrong): the API server refuses it, and it deletes nothing.
+    let second = restore::run(&client, &spec, &options(run_id), &NoChecks).await;
+    assert_eq!(second.verdict, vantage::audit::Verdict::Error);
+    assert!(
+        second.reason.contains("409") && second.reason.contains("left alone"),
+        "{}",
+        second.reason
+    );
+    let writes: Vec<String> = kube.log()[before..]
+        .iter()
+        .filter(|l| l.starts_with("DELETE") || l.starts_with("PUT") || l.starts_with("PATCH"))
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert!(kube.object(NAMESPACES, &ns).is_some());
+    assert!(kube.object(RESTORES, &restore_name).is_some());
+    first.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_with_a_verdict_is_not_taken_over_though_its_restore_is_left() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(&kube, dir.path());
+    spec.restore_timeout = Duration::from_millis(300);
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let run_id = "19adf5e4c06-slot";
+    let restore_name = stuck(&kube, &spec, run_id);
+    // Velero never finishes: the run fails on its restore timeout and
+    // leaves the Restore (still restoring) and the namespace to the janitor.
+    let report = restore::run(&client, &spec, &options(run_id), &NoChecks).await;
+    assert_eq!(
+        report.verdict,
+        vantage::audit::Verdict::Fail,
+        "{}",
+        report.reason
+    );
+    let left = kube
+        .object(RESTORES, &restore_name)
+        .expect("left to the janitor");
+    assert_eq!(
+        left["metadata"]["annotations"][restore::adopt::REPORTED_ANNOTATION],
+        "fail"
+    );
+    // A later start of the test does not take it over (its verdict is out).
+    let found = restore::adopt::find(&client, &spec, chrono::Utc::now(), |_| true)
+        .await
+        .unwrap();
+    assert_eq!(found, None);
     crate::rbac::assert_granted(&kube.log());
 }

@@ -77,7 +77,7 @@ pub type RestoreTask = Running<PreparedRestore>;
 
 impl Job for PreparedRestore {
     fn log_aborted(&self) {
-        warn!(restore_test = %self.spec.name, "restore test still running after the grace period: aborted; the next runner of the test adopts the run, else the janitor deletes its namespace once it expires");
+        warn!(restore_test = %self.spec.name, "restore test still running after the grace period: aborted; a later start of the test (a restart, another leader) takes the run over, else the janitor deletes its namespace once it expires");
     }
 }
 
@@ -144,18 +144,38 @@ async fn restore_loop(
     let clock = shared.clock;
     let mut after = clock.now();
     // A slot another runner (a leader that died, an earlier process)
-    // started and did not finish is finished here first.
-    let look = tokio::time::timeout(ADOPTION_LOOKUP, in_flight(&shared, spec));
+    // started and did not finish is finished here first. With Leases, look
+    // only once a cancelled runner's bounded cleanup must be over.
+    let settle = prepared.cancelled_cleanup_within.unwrap_or_default();
+    let look = async {
+        tokio::time::sleep(settle).await;
+        tokio::time::timeout(ADOPTION_LOOKUP, in_flight(&shared, spec)).await
+    };
     let adopting = tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => return,
         found = look => found.unwrap_or_else(|_| {
             warn!("no answer from the cluster within {ADOPTION_LOOKUP:?}: not looking for a run in flight to take over");
             None
         }),
-        _ = stop.wait_for(|s| *s) => return,
     };
-    if let Some((planned, adoption, run_id)) = adopting {
-        let report = run_once(&shared, &prepared, &resolver, &run_id, Some(adoption)).await;
-        let lateness = clock.now().duration_since(planned).unwrap_or_default();
+    if let Some(adopting) = adopting {
+        let Adopting {
+            planned,
+            adoption,
+            run_id,
+            guard,
+        } = adopting;
+        let lateness = adoption.started.duration_since(planned).unwrap_or_default();
+        let report = run_once(
+            &shared,
+            &prepared,
+            &resolver,
+            &run_id,
+            Some(adoption),
+            guard,
+        )
+        .await;
         publish(&shared, &prepared, &tracker, planned, lateness, report);
         after = clock.now();
     }
@@ -180,7 +200,12 @@ async fn restore_loop(
         // instead of restoring twice.
         let run_id = slot_run_id(plan::unix_ms(planned));
         info!(%run_id, "restore test starting: {}", spec.describe_backup());
-        let report = run_once(&shared, &prepared, &resolver, &run_id, None).await;
+        let Some(guard) = InFlightGuard::reserve(&shared, name, &run_id) else {
+            warn!(%run_id, "this slot is already running in this process: not started again");
+            after = clock.now().max(planned);
+            continue;
+        };
+        let report = run_once(&shared, &prepared, &resolver, &run_id, None, guard).await;
         publish(&shared, &prepared, &tracker, planned, lateness, report);
         after = clock.now().max(planned);
     }
@@ -198,13 +223,20 @@ fn slot_of(run_id: &str) -> Option<SystemTime> {
     Some(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// A run found in flight, to take over.
+struct Adopting {
+    /// Its slot.
+    planned: SystemTime,
+    adoption: restore::Adoption,
+    run_id: String,
+    /// Reserves the run in this process.
+    guard: InFlightGuard,
+}
+
 /// The newest slot of `spec` started elsewhere and not finished, which this
-/// process is not running: its planned start, how to adopt it, its run id.
-/// A cluster that cannot be read is logged and adopts nothing.
-async fn in_flight(
-    shared: &Shared,
-    spec: &RestoreSpec,
-) -> Option<(SystemTime, restore::Adoption, String)> {
+/// process is not running (reserved here before it is returned). A cluster
+/// that cannot be read is logged and adopts nothing.
+async fn in_flight(shared: &Arc<Shared>, spec: &RestoreSpec) -> Option<Adopting> {
     let client = match restore::client(&spec.cluster).await {
         Ok(client) => client,
         Err(e) => {
@@ -212,17 +244,13 @@ async fn in_flight(
             return None;
         }
     };
-    let mine = |run_id: &str| {
-        let key = format!("{}/{run_id}", spec.name);
-        let runs = shared
-            .restore_runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        slot_of(run_id).is_some() && !runs.contains(&key)
+    let wanted = |run_id: &str| {
+        slot_of(run_id).is_some() && !InFlightGuard::running(shared, &spec.name, run_id)
     };
-    match restore::adopt::find(&client, spec, chrono::Utc::now(), mine).await {
+    match restore::adopt::find(&client, spec, chrono::Utc::now(), wanted).await {
         Ok(Some(found)) => {
             let planned = slot_of(&found.run_id)?;
+            let guard = InFlightGuard::reserve(shared, &spec.name, &found.run_id)?;
             info!(
                 run_id = %found.run_id,
                 restore = %found.restore,
@@ -232,9 +260,14 @@ async fn in_flight(
             );
             let adoption = restore::Adoption {
                 backup: found.backup,
-                started: planned,
+                started: found.started.unwrap_or(planned),
             };
-            Some((planned, adoption, found.run_id))
+            Some(Adopting {
+                planned,
+                adoption,
+                run_id: found.run_id,
+                guard,
+            })
         }
         Ok(None) => None,
         Err(e) => {
@@ -247,13 +280,43 @@ async fn in_flight(
     }
 }
 
-/// Marks a restore run as in flight in this process while it lives.
-struct InFlightGuard<'a> {
-    shared: &'a Shared,
+/// A restore run reserved as in flight in this process
+/// ([`Shared::restore_runs`]) while it lives.
+struct InFlightGuard {
+    shared: Arc<Shared>,
     key: String,
 }
 
-impl Drop for InFlightGuard<'_> {
+impl InFlightGuard {
+    fn key(test: &str, run_id: &str) -> String {
+        format!("{test}/{run_id}")
+    }
+
+    /// Reserve run `run_id` of `test`; None if this process runs it already.
+    fn reserve(shared: &Arc<Shared>, test: &str, run_id: &str) -> Option<Self> {
+        let key = Self::key(test, run_id);
+        let fresh = shared
+            .restore_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        fresh.then(|| InFlightGuard {
+            shared: shared.clone(),
+            key,
+        })
+    }
+
+    /// Whether this process runs run `run_id` of `test`.
+    fn running(shared: &Shared, test: &str, run_id: &str) -> bool {
+        shared
+            .restore_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&Self::key(test, run_id))
+    }
+}
+
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.shared
             .restore_runs
@@ -263,26 +326,17 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
-/// One run (`adopt`: taking over one started elsewhere): connect, run, and
-/// always come back with a report.
+/// One run (`adopt`: taking over one started elsewhere), reserved in this
+/// process until it ends: connect, run, and always come back with a report.
 async fn run_once(
     shared: &Arc<Shared>,
     prepared: &Arc<PreparedRestore>,
     resolver: &Arc<HostResolver>,
     run_id: &str,
     adopt: Option<restore::Adoption>,
+    _reserved: InFlightGuard,
 ) -> RestoreReport {
     let spec = &prepared.spec;
-    let key = format!("{}/{run_id}", spec.name);
-    shared
-        .restore_runs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key.clone());
-    let _in_flight = InFlightGuard {
-        shared: shared.as_ref(),
-        key,
-    };
     let mut options = RunOptions::new(run_id, shared.location.clone());
     options.pacing = prepared.pacing;
     options.adopt = adopt;

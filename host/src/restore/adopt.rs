@@ -4,22 +4,23 @@
 //!
 //! A run's objects are named from its run id, the same on every replica
 //! for a slot, so a second *start* of a slot is refused by the API server
-//! (409). Adoption is the other half: [`find`] looks for the newest slot of
-//! a test whose Velero Restore is still there and not being deleted, and
+//! (409, and the refused run cleans up nothing of the other's). Adoption is
+//! the other half: [`find`] looks for the newest run of a test whose Velero
+//! Restore is still there, not being deleted and not marked reported
+//! ([`REPORTED_ANNOTATION`], set once a run's verdict is decided), and
 //! [`crate::restore::run`] with [`RunOptions::adopt`](super::RunOptions::adopt)
 //! set then takes over what that run made instead of creating it:
 //!
-//! - the backup is the one its Restore names (`spec.backupName`), not a new
-//!   pick;
-//! - everything made before the Restore (the volatile namespaces and their
-//!   NetworkPolicies) must exist, carry the run's labels and not be being
-//!   deleted ([`claim`]), else the run ends in `error` and touches nothing
-//!   it did not verify; the NetworkPolicy is replaced by the one the
-//!   configuration builds now;
+//! - the backup is the one its Restore names (`spec.backupName`), judged as
+//!   of the first start, not a new pick;
+//! - the Restore first, then everything made before it (the volatile
+//!   namespaces and their NetworkPolicies) must exist, carry the run's
+//!   labels and not be being deleted ([`claim`]), else the run ends in
+//!   `error` and touches nothing it did not verify; the NetworkPolicy is
+//!   replaced by the one the configuration builds now;
 //! - the Restore is waited for, not created; the probe pod and the data
-//!   Jobs, if the first run got that far, are waited for too
-//!   ([`existing`]);
-//! - the RTO counts from the first run's start.
+//!   Jobs, if the first run got that far, are waited for too;
+//! - the RTO counts from the first run's start ([`STARTED_ANNOTATION`]).
 //!
 //! No object is ever taken over without the run's labels (test and run
 //! id): a name collision with something else is an error, never adopted.
@@ -28,24 +29,31 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::SystemTime;
 
-use chrono::{DateTime, Utc};
-use kube::api::{Api, ListParams};
+use chrono::{DateTime, SecondsFormat, Utc};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::describe_kube_error;
 use super::mapping::PREFIX_ANNOTATION;
 use super::namespace::{self, EXPIRES_AT_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, TEST_LABEL};
 use super::restore_object::restore_name;
 use super::velero::{Restore, RestorePhase};
-use super::{Step, describe_kube_error};
 use crate::config::RestoreSpec;
+
+/// Annotation of a run's Restore: when the run started (RFC 3339, ms).
+pub const STARTED_ANNOTATION: &str = "vantage.dev/run-started-at";
+/// Annotation of a run's Restore once its verdict is decided (the verdict):
+/// a Restore left behind after that (to the janitor) is never adopted.
+pub const REPORTED_ANNOTATION: &str = "vantage.dev/reported";
 
 /// Taking over a run that was started elsewhere (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adoption {
     /// The backup its Restore restores.
     pub backup: String,
-    /// When that run started: the RTO counts from here.
+    /// When that run started: the RTO counts from here, and the backup's
+    /// age is judged as of then.
     pub started: SystemTime,
 }
 
@@ -60,15 +68,13 @@ pub struct InFlight {
     pub backup: String,
     /// The Restore's phase when found.
     pub phase: String,
-    /// The Restore's creation time.
-    pub created: Option<SystemTime>,
+    /// When the run started ([`STARTED_ANNOTATION`], else the Restore's
+    /// creation).
+    pub started: Option<SystemTime>,
 }
 
 /// The newest run of `spec` whose run id `wanted` accepts and that can be
-/// adopted as of `now`: its Restore (in `spec`'s Velero namespace, named
-/// from the test and run id as a run names it) carries the test's labels
-/// and namespace prefix, is not being deleted, and has not expired (past
-/// expiry the janitor owns it).
+/// adopted as of `now` (see [`adoptable`]).
 pub async fn find(
     client: &kube::Client,
     spec: &RestoreSpec,
@@ -87,12 +93,16 @@ pub async fn find(
         .items
         .into_iter()
         .filter_map(|r| adoptable(spec, &r, now, &wanted))
-        .max_by(|a, b| a.created.cmp(&b.created).then(a.run_id.cmp(&b.run_id)));
+        .max_by(|a, b| a.started.cmp(&b.started).then(a.run_id.cmp(&b.run_id)));
     Ok(newest)
 }
 
-/// `restore` as a run of `spec` that can be adopted, if it is one.
-fn adoptable(
+/// `restore` as a run of `spec` that can be adopted as of `now`, if it is
+/// one: named as a run of `spec` with its run id label names its Restore,
+/// with `spec`'s namespace prefix, not being deleted, its verdict not yet
+/// decided, and time enough before its expiry for a whole Restore and
+/// readiness wait (past expiry the janitor owns it).
+pub fn adoptable(
     spec: &RestoreSpec,
     restore: &Restore,
     now: DateTime<Utc>,
@@ -104,27 +114,58 @@ fn adoptable(
     }
     let run_id = meta.labels.as_ref()?.get(namespace::RUN_ID_LABEL)?;
     let annotations = meta.annotations.as_ref()?;
+    if annotations.contains_key(REPORTED_ANNOTATION) {
+        return None;
+    }
+    let needed = chrono::Duration::from_std(spec.restore_timeout + spec.readiness.timeout)
+        .unwrap_or(chrono::Duration::MAX);
     let expires = annotations.get(EXPIRES_AT_ANNOTATION)?;
-    let expired = DateTime::parse_from_rfc3339(expires).map_or(true, |t| t <= now);
+    let soon = DateTime::parse_from_rfc3339(expires).map_or(true, |t| {
+        t.with_timezone(&Utc).signed_duration_since(now).lt(&needed)
+    });
     let same_prefix = annotations.get(PREFIX_ANNOTATION) == Some(&spec.namespace_prefix);
     let name = restore.name_any();
     // The label value is the run id made label-safe: adopt only when the
     // name a run with that id would use is this Restore's.
     let named_so = restore_name(&spec.namespace_prefix, &spec.name, run_id) == name;
-    if expired || !same_prefix || !named_so || !wanted(run_id) {
+    if soon || !same_prefix || !named_so || !wanted(run_id) {
         return None;
     }
+    let started = annotations
+        .get(STARTED_ANNOTATION)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(SystemTime::from)
+        .or_else(|| {
+            meta.creation_timestamp
+                .as_ref()
+                .map(|t| SystemTime::from(t.0))
+        });
     Some(InFlight {
         run_id: run_id.clone(),
         restore: name,
         backup: restore.spec.backup_name.clone(),
         phase: RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()))
             .to_string(),
-        created: meta
-            .creation_timestamp
-            .as_ref()
-            .map(|t| SystemTime::from(t.0)),
+        started,
     })
+}
+
+/// The [`STARTED_ANNOTATION`] value of a run started at `started`.
+pub fn started_annotation(started: SystemTime) -> String {
+    DateTime::<Utc>::from(started).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Mark the Restore `name` with its run's `verdict` ([`REPORTED_ANNOTATION`]).
+pub async fn mark_reported(
+    restores: &Api<Restore>,
+    name: &str,
+    verdict: &str,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"metadata": {"annotations": {REPORTED_ANNOTATION: verdict}}});
+    restores
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 /// Why `object` cannot be taken over as the run's own, if it cannot: it
@@ -139,8 +180,7 @@ where
         "{}/{}",
         K::kind(&Default::default()).to_lowercase(),
         meta.name.as_deref().unwrap_or_default()
-    )
-    .replace("//", "/");
+    );
     if meta.deletion_timestamp.is_some() {
         return Some(format!("{what} is being deleted"));
     }
@@ -158,38 +198,35 @@ where
     })
 }
 
-/// The run's own `name`, which must exist (made before the Restore by the
-/// run adopted): Err names what is wrong, for the verdict.
+/// The object `name` if it is the run's own (carries `labels`, not being
+/// deleted); None when absent; Err says why it cannot be taken over (or
+/// could not be read).
 pub async fn claim<K>(
     api: &Api<K>,
     name: &str,
     labels: &BTreeMap<String, String>,
-    step: Step,
-) -> Result<K, String>
+) -> Result<Option<K>, String>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
-    let kind = K::kind(&Default::default()).to_lowercase();
     match api.get_opt(name).await {
         Ok(Some(object)) => match refusal(&object, labels) {
-            None => Ok(object),
-            Some(why) => Err(format!("{step}: cannot adopt the run: {why}")),
+            None => Ok(Some(object)),
+            Some(why) => Err(why),
         },
-        Ok(None) => Err(format!(
-            "{step}: cannot adopt the run: its {kind}/{name} is gone"
-        )),
+        Ok(None) => Ok(None),
         Err(e) => Err(format!(
-            "{step}: reading {kind}/{name}: {}",
+            "reading {}/{name}: {}",
+            K::kind(&Default::default()).to_lowercase(),
             describe_kube_error(&e)
         )),
     }
 }
 
-/// After a create answered 409 while adopting: the existing `name` if it is
-/// the run's own (made by the run adopted before it stopped), to be waited
-/// for instead; Err says why not.
-pub async fn existing<K>(
+/// [`claim`] of an object the run adopted must have made: absent is an
+/// error too.
+pub async fn claim_made<K>(
     api: &Api<K>,
     name: &str,
     labels: &BTreeMap<String, String>,
@@ -198,15 +235,12 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
-    let kind = K::kind(&Default::default()).to_lowercase();
-    let object = api
-        .get(name)
-        .await
-        .map_err(|e| format!("reading {kind}/{name}: {}", describe_kube_error(&e)))?;
-    match refusal(&object, labels) {
-        None => Ok(object),
-        Some(why) => Err(why),
-    }
+    claim(api, name, labels).await?.ok_or_else(|| {
+        format!(
+            "its {}/{name} is gone",
+            K::kind(&Default::default()).to_lowercase()
+        )
+    })
 }
 
 /// Whether `e` is the API server's 409 AlreadyExists.
@@ -234,6 +268,102 @@ mod tests {
             },
             ..Namespace::default()
         }
+    }
+
+    fn spec() -> RestoreSpec {
+        let text = "[[restore]]\nname = \"shop-restore\"\nschedule = \"shop-daily\"\nnamespaces = [\"shop\"]\nevery = \"1h\"\n";
+        crate::config::from_str(text, std::path::Path::new("vantage.toml"))
+            .unwrap()
+            .restores
+            .remove(0)
+    }
+
+    /// A run's Restore as a run of `spec` with `run_id` makes it, expiring
+    /// at `expires`, with `more` annotations.
+    fn restore(spec: &RestoreSpec, run_id: &str, expires: &str, more: &[(&str, &str)]) -> Restore {
+        let mut annotations = serde_json::json!({
+            EXPIRES_AT_ANNOTATION: expires,
+            PREFIX_ANNOTATION: spec.namespace_prefix,
+        });
+        for (k, v) in more {
+            annotations[*k] = serde_json::json!(v);
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {
+                "name": restore_name(&spec.namespace_prefix, &spec.name, run_id),
+                "namespace": "velero",
+                "labels": namespace::run_labels(&spec.name, run_id),
+                "annotations": annotations,
+                "creationTimestamp": "2026-12-05T10:00:00Z",
+            },
+            "spec": {"backupName": "shop-daily-20261205030000"},
+            "status": {"phase": "InProgress"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_an_unfinished_run_with_time_left_and_its_own_names_is_adoptable() {
+        let spec = spec();
+        let now: DateTime<Utc> = "2026-12-05T10:05:00Z".parse().unwrap();
+        let later = "2026-12-05T16:00:00Z";
+        let all = |_: &str| true;
+        let found = adoptable(&spec, &restore(&spec, "19a-slot", later, &[]), now, &all).unwrap();
+        assert_eq!(found.run_id, "19a-slot");
+        assert_eq!(found.backup, "shop-daily-20261205030000");
+        assert_eq!(found.phase, "InProgress");
+        // Started: the annotation, else the Restore's creation.
+        let created: DateTime<Utc> = "2026-12-05T10:00:00Z".parse().unwrap();
+        assert_eq!(found.started, Some(SystemTime::from(created)));
+        let first = "2026-12-05T09:59:58.250Z";
+        let annotated = restore(&spec, "19a-slot", later, &[(STARTED_ANNOTATION, first)]);
+        let at: DateTime<Utc> = first.parse().unwrap();
+        assert_eq!(
+            adoptable(&spec, &annotated, now, &all).unwrap().started,
+            Some(SystemTime::from(at))
+        );
+        assert_eq!(started_annotation(SystemTime::from(at)), first);
+
+        let refused = |r: Restore, why: &str| {
+            assert_eq!(adoptable(&spec, &r, now, &all), None, "{why}");
+        };
+        refused(
+            restore(&spec, "19a-slot", later, &[(REPORTED_ANNOTATION, "fail")]),
+            "its verdict was decided (left to the janitor)",
+        );
+        refused(
+            restore(&spec, "19a-slot", "2026-12-05T10:04:00Z", &[]),
+            "expired",
+        );
+        refused(
+            restore(&spec, "19a-slot", "2026-12-05T10:20:00Z", &[]),
+            "expires before a restore and readiness could end",
+        );
+        let mut other_prefix = restore(&spec, "19a-slot", later, &[]);
+        other_prefix
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(PREFIX_ANNOTATION.into(), "staging-".into());
+        refused(other_prefix, "another namespace prefix");
+        let mut renamed = restore(&spec, "19a-slot", later, &[]);
+        renamed.metadata.name = Some("vantage-restore-shop-restore-000000".into());
+        refused(renamed, "not named from its run id");
+        let mut deleting = restore(&spec, "19a-slot", later, &[]);
+        deleting.metadata.deletion_timestamp = Some(Time(SystemTime::now().try_into().unwrap()));
+        refused(deleting, "being deleted");
+        assert_eq!(
+            adoptable(
+                &spec,
+                &restore(&spec, "19a-slot", later, &[]),
+                now,
+                &|id: &str| id != "19a-slot"
+            ),
+            None,
+            "a run the caller does not want (its own)"
+        );
     }
 
     #[test]

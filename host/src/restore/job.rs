@@ -138,7 +138,7 @@ pub async fn run(
     match jobs.create(&PostParams::default(), &built).await {
         Ok(_) => {}
         Err(e) if adopting && super::adopt::already_exists(&e) => {
-            if let Err(why) = super::adopt::existing(&jobs, &name, labels).await {
+            if let Err(why) = super::adopt::claim_made(&jobs, &name, labels).await {
                 tracing::warn!(namespace, job = %name, "not taking over the Job: {why}");
                 return Err(e);
             }

@@ -384,15 +384,47 @@ pub async fn run_cancellable(
             .push_str(" (a run started elsewhere and taken over here)");
     }
 
-    let budget = options.cancelled_cleanup_within.filter(|_| was_cancelled);
-    let finish = finish(client, spec, options, &attempted, &mut report);
-    match budget {
-        None => finish.await,
-        Some(budget) => {
-            if tokio::time::timeout(budget, finish).await.is_err() {
-                report.cleanup = cut_short(&attempted, budget);
+    // The verdict is decided: a Restore this run leaves behind (to the
+    // janitor) is not a run in flight for anyone to adopt. A cancelled run
+    // has no verdict of its own to keep: the next runner adopts it.
+    if let (false, Some(name)) = (was_cancelled, &attempted.restore) {
+        let restores: Api<velero::Restore> =
+            Api::namespaced(client.clone(), &spec.velero_namespace);
+        let verdict = report.verdict.to_string();
+        if let Err(e) = adopt::mark_reported(&restores, name, &verdict).await {
+            let absent = matches!(&e, kube::Error::Api(s) if s.code == 404);
+            if !absent {
+                tracing::warn!(
+                    test = %spec.name,
+                    run_id = %options.run_id,
+                    "cannot mark restore {name} reported ({}): if it outlives this cleanup, a later start of the test may take the run over again",
+                    describe_kube_error(&e)
+                );
             }
         }
+    }
+
+    // Evidence and cleanup; once cancelled (now or while they run), for at
+    // most `cancelled_cleanup_within`: a replica that stopped leading must
+    // stop acting on the cluster before the next runner may start.
+    let finish = finish(client, spec, options, &attempted, &mut report);
+    let cut = async {
+        let Some(budget) = options.cancelled_cleanup_within else {
+            return std::future::pending::<Duration>().await;
+        };
+        if cancel.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(budget).await;
+        budget
+    };
+    let cut_after = tokio::select! {
+        () = finish => None,
+        budget = cut => Some(budget),
+    };
+    if let Some(budget) = cut_after {
+        report.cleanup = cut_short(&attempted, budget);
+        report.timings.cleanup_seconds = Some(budget.as_secs_f64());
     }
     report.finished_unix_ms = unix_ms();
     report
@@ -536,7 +568,9 @@ async fn steps(
         Some(adoption) => {
             let mut named = spec.clone();
             named.backup = crate::config::BackupSource::Named(adoption.backup.clone());
-            backup::select(client, &named, now, seed(&options.run_id)).await
+            // Judged as of the first start (`max_backup_age`).
+            let then = chrono::DateTime::<Utc>::from(adoption.started);
+            backup::select(client, &named, then, seed(&options.run_id)).await
         }
         None => backup::select(client, spec, now, seed(&options.run_id)).await,
     };
@@ -571,9 +605,10 @@ async fn steps(
                     &namespace::build_namespace(&m.volatile, &ns_labels, &annotations),
                 )
                 .await
-                .map_err(|source| RestoreError::Api {
-                    step: Step::CreateNamespace,
-                    source,
+                .map_err(|source| {
+                    create_failed(Step::CreateNamespace, source, || {
+                        attempted.namespaces.pop();
+                    })
                 })?;
             Api::<NetworkPolicy>::namespaced(client.clone(), &m.volatile)
                 .create(&create, &policy(spec, options, &mapping, m, &labels))
@@ -588,9 +623,8 @@ async fn steps(
             Api::<ConfigMap>::namespaced(client.clone(), &spec.velero_namespace)
                 .create(&create, cm)
                 .await
-                .map_err(|source| RestoreError::Api {
-                    step: Step::CreateModifiers,
-                    source,
+                .map_err(|source| {
+                    create_failed(Step::CreateModifiers, source, || attempted.configmap = None)
                 })?;
         }
         report.timings.setup_seconds = Some(t.elapsed().as_secs_f64());
@@ -602,6 +636,11 @@ async fn steps(
     restore_annotations.insert(
         mapping::PREFIX_ANNOTATION.to_string(),
         spec.namespace_prefix.clone(),
+    );
+    // When the run started: a run that takes this one over counts from it.
+    restore_annotations.insert(
+        adopt::STARTED_ANNOTATION.to_string(),
+        adopt::started_annotation(UNIX_EPOCH + Duration::from_millis(report.started_unix_ms)),
     );
     let restore = restore_object::build_restore(
         spec,
@@ -624,13 +663,9 @@ async fn steps(
     let t = Instant::now();
     if options.adopt.is_none() {
         attempted.restore = Some(restore_name.clone());
-        restores
-            .create(&create, &restore)
-            .await
-            .map_err(|source| RestoreError::Api {
-                step: Step::CreateRestore,
-                source,
-            })?;
+        restores.create(&create, &restore).await.map_err(|source| {
+            create_failed(Step::CreateRestore, source, || attempted.restore = None)
+        })?;
         // Until a terminal phase is seen, Velero may be restoring into the
         // namespace (see `cleanup_while_restoring`).
         attempted.restore_running = true;
@@ -905,10 +940,10 @@ fn policy(
 }
 
 /// Step 0 of a run adopted ([`adopt`]): its Restore first (while it may
-/// still be restoring, cleanup must leave the namespaces to the janitor),
-/// then its namespaces and their NetworkPolicies (each replaced by the one
-/// the configuration builds now) and its modifier ConfigMap if there is
-/// one, each checked to be the run's own and recorded in `attempted` only
+/// still be restoring, cleanup must leave the namespaces to the janitor)
+/// and its modifier ConfigMap if there is one, then its namespaces and
+/// their NetworkPolicies (each replaced by the one the configuration builds
+/// now), each checked to be the run's own and recorded in `attempted` only
 /// then.
 #[allow(clippy::too_many_arguments)]
 async fn take_over(
@@ -921,39 +956,45 @@ async fn take_over(
     labels: &std::collections::BTreeMap<String, String>,
     attempted: &mut Attempted,
 ) -> Result<(), Stop> {
-    let refused = Stop::Error;
+    let cannot =
+        |step: Step, why: String| Stop::Error(format!("{step}: cannot adopt the run: {why}"));
     let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
-    let restore = adopt::claim(&restores, restore_name, labels, Step::CreateRestore)
+    let restore = adopt::claim_made(&restores, restore_name, labels)
         .await
-        .map_err(refused)?;
+        .map_err(|why| cannot(Step::CreateRestore, why))?;
     if restore.spec.backup_name != adoption.backup {
-        return Err(refused(format!(
-            "{}: cannot adopt the run: restore/{restore_name} restores backup {}, not {}",
+        return Err(cannot(
             Step::CreateRestore,
-            restore.spec.backup_name,
-            adoption.backup
-        )));
+            format!(
+                "restore/{restore_name} restores backup {}, not {}",
+                restore.spec.backup_name, adoption.backup
+            ),
+        ));
     }
     attempted.restore = Some(restore_name.to_string());
     let phase = RestorePhase::parse(restore.status.as_ref().and_then(|s| s.phase.as_deref()));
     attempted.restore_running = !phase.is_terminal();
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
+    let modifiers = restore_object::modifiers_name(restore_name);
+    if adopt::claim(&configmaps, &modifiers, labels)
+        .await
+        .map_err(|why| cannot(Step::CreateModifiers, why))?
+        .is_some()
+    {
+        attempted.configmap = Some(modifiers);
+    }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for m in mapping {
-        adopt::claim(&namespaces, &m.volatile, labels, Step::CreateNamespace)
+        adopt::claim_made(&namespaces, &m.volatile, labels)
             .await
-            .map_err(refused)?;
+            .map_err(|why| cannot(Step::CreateNamespace, why))?;
         attempted.namespaces.push(m.volatile.clone());
     }
     for m in mapping {
         let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &m.volatile);
-        let existing = adopt::claim(
-            &policies,
-            namespace::NETWORK_POLICY_NAME,
-            labels,
-            Step::CreateNetworkPolicy,
-        )
-        .await
-        .map_err(refused)?;
+        let existing = adopt::claim_made(&policies, namespace::NETWORK_POLICY_NAME, labels)
+            .await
+            .map_err(|why| cannot(Step::CreateNetworkPolicy, why))?;
         let mut wanted = policy(spec, options, mapping, m, labels);
         wanted.metadata.resource_version = existing.metadata.resource_version;
         policies
@@ -968,25 +1009,22 @@ async fn take_over(
                 source,
             })?;
     }
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
-    let modifiers = restore_object::modifiers_name(restore_name);
-    let found = configmaps
-        .get_opt(&modifiers)
-        .await
-        .map_err(|source| RestoreError::Api {
-            step: Step::CreateModifiers,
-            source,
-        })?;
-    if let Some(cm) = found {
-        if let Some(why) = adopt::refusal(&cm, labels) {
-            return Err(refused(format!(
-                "{}: cannot adopt the run: {why}",
-                Step::CreateModifiers
-            )));
-        }
-        attempted.configmap = Some(modifiers);
-    }
     Ok(())
+}
+
+/// A create of step `step` failed. A 409 AlreadyExists means another run
+/// of the same slot made the object: not this run's to clean up (`forget`
+/// takes it out of what cleanup deletes).
+fn create_failed(step: Step, source: kube::Error, forget: impl FnOnce()) -> Stop {
+    let conflict = adopt::already_exists(&source);
+    let error = RestoreError::Api { step, source };
+    if conflict {
+        forget();
+        return Stop::Error(format!(
+            "{error} (another run of this slot made it: left alone)"
+        ));
+    }
+    error.into()
 }
 
 fn progress_text(info: &RestoreInfo) -> String {

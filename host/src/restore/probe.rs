@@ -195,7 +195,7 @@ pub async fn run(
     match pods.create(&PostParams::default(), &pod).await {
         Ok(_) => {}
         Err(e) if adopting && super::adopt::already_exists(&e) => {
-            if let Err(why) = super::adopt::existing(&pods, PROBE_POD, labels).await {
+            if let Err(why) = super::adopt::claim_made(&pods, PROBE_POD, labels).await {
                 return failed(format!("taking over the probe pod: {why}"));
             }
         }
