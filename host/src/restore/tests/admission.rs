@@ -246,6 +246,10 @@ fn network_policies_probe_pods_and_jobs_only_in_vantage_namespaces() {
     let mut r = req("CREATE", "networkpolicies", np.clone());
     r.namespace_object = ns_object.clone();
     allow(r);
+    // A run taken over puts its policy back (restore/adopt.rs).
+    let mut r = req("UPDATE", "networkpolicies", np.clone());
+    r.namespace_object = ns_object.clone();
+    allow(r);
     let pod = serde_json::to_value(probe::build_probe_pod(
         NS,
         &["db.prod:5432".to_string()],
@@ -295,6 +299,10 @@ fn restores_only_into_vantage_namespaces() {
     }
     let good = built_restore(&spec());
     allow(req("DELETE", "restores", good.clone()));
+    // Marked with its verdict (restore/adopt.rs): still the same Restore.
+    let mut reported = good.clone();
+    reported["metadata"]["annotations"]["vantage.dev/reported"] = json!("pass");
+    allow(req("UPDATE", "restores", reported));
 
     let bad = |f: &dyn Fn(&mut Value)| {
         let mut r = good.clone();

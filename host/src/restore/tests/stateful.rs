@@ -616,7 +616,10 @@ async fn claims_restored_by_snapshot_fsb_and_csi_get_their_own_volumes_and_clean
         claims_listed < namespace_deleted,
         "claims must be read before the namespace takes them"
     );
-    let patched: Vec<&Recorded> = requests.iter().filter(|r| r.method == "PATCH").collect();
+    let patched: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.starts_with("/api/v1/persistentvolumes/"))
+        .collect();
     assert_eq!(patched.len(), 3, "{patched:?}");
     for p in patched {
         assert!(!p.path.contains("pvc-prod-"), "{p:?}");
