@@ -141,7 +141,7 @@ async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore(
     assert_eq!(found.backup, "shop-daily-20261127030000");
     assert_eq!(found.phase, "Completed");
     // When the first run started, as its Restore says.
-    let first_start = found.started.unwrap();
+    let first_start = found.started;
     assert!(
         first_start >= started - Duration::from_millis(1)
             && first_start <= started + Duration::from_secs(1),
@@ -298,6 +298,7 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
     cancel.send(true).unwrap();
     let report = first.await.unwrap();
     let took = at.elapsed();
+    let sent = kube.log().len();
     kube.set_delay(None);
     assert!(took < Duration::from_millis(1500), "{took:?}");
     assert_eq!(report.verdict, vantage::audit::Verdict::Error);
@@ -313,7 +314,9 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
     );
     assert!(!report.cleanup.namespace_deleted && !report.cleanup.restore_deleted);
     // Requests sent before the cut are still answered late: let them land.
+    // None was sent after it.
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(kube.log().len(), sent, "{:?}", &kube.log()[sent..]);
     assert_eq!(kube.names(RESTORES).len(), 1);
 
     // The next runner adopts what was left and finishes the slot.
@@ -391,7 +394,7 @@ async fn a_failed_take_over_of_a_restore_still_restoring_leaves_its_namespaces()
     let mut adopting = options(run_id);
     adopting.adopt = Some(Adoption {
         backup: found.backup,
-        started: found.started.unwrap(),
+        started: found.started,
     });
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
     assert_eq!(report.verdict, vantage::audit::Verdict::Error);
@@ -482,4 +485,63 @@ async fn a_run_with_a_verdict_is_not_taken_over_though_its_restore_is_left() {
         .unwrap();
     assert_eq!(found, None);
     crate::rbac::assert_granted(&kube.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_that_comes_during_cleanup_bounds_it_too() {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(&kube, dir.path());
+    // The verdict comes fast: `never` is not ready within 200 ms.
+    spec.readiness.timeout = Duration::from_millis(200);
+    let client = restore::client(&spec.cluster).await.unwrap();
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
+    let mut options = options("19adf5e4c07-slot");
+    options.cancelled_cleanup_within = Some(Duration::from_millis(500));
+    let run = tokio::spawn({
+        let (client, spec) = (client.clone(), spec.clone());
+        async move { restore::run_cancellable(&client, &spec, &options, &NoChecks, cancelled).await }
+    });
+    // Velero is done; then every answer takes 3 s: the readiness poll
+    // ends the steps (fail), and the run is keeping the evidence (a request
+    // hanging) when it is cancelled.
+    until("the Restore completed", || {
+        kube.names(RESTORES)
+            .first()
+            .and_then(|r| kube.object(RESTORES, r))
+            .is_some_and(|r| r["status"]["phase"] == "Completed")
+    })
+    .await;
+    kube.set_delay(Some(Duration::from_secs(3)));
+    until("the evidence requested", || {
+        kube.log().iter().any(|l| l.ends_with("/downloadrequests"))
+    })
+    .await;
+    let at = Instant::now();
+    cancel.send(true).unwrap();
+    let report = run.await.unwrap();
+    let took = at.elapsed();
+    let sent = kube.log().len();
+    kube.set_delay(None);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // Its own verdict stands (it was decided before the cancel).
+    assert_eq!(
+        report.verdict,
+        vantage::audit::Verdict::Fail,
+        "{}",
+        report.reason
+    );
+    assert!(report.reason.contains("not ready"), "{}", report.reason);
+    assert!(
+        report
+            .cleanup
+            .errors
+            .iter()
+            .any(|e| e.contains("cut short after 500 ms")),
+        "{:?}",
+        report.cleanup
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(kube.log().len(), sent, "{:?}", &kube.log()[sent..]);
 }

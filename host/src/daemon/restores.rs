@@ -200,7 +200,7 @@ async fn restore_loop(
         // instead of restoring twice.
         let run_id = slot_run_id(plan::unix_ms(planned));
         info!(%run_id, "restore test starting: {}", spec.describe_backup());
-        let Some(guard) = InFlightGuard::reserve(&shared, name, &run_id) else {
+        let Some(guard) = InFlightGuard::reserve(&shared.restore_runs, name, &run_id) else {
             warn!(%run_id, "this slot is already running in this process: not started again");
             after = clock.now().max(planned);
             continue;
@@ -245,12 +245,13 @@ async fn in_flight(shared: &Arc<Shared>, spec: &RestoreSpec) -> Option<Adopting>
         }
     };
     let wanted = |run_id: &str| {
-        slot_of(run_id).is_some() && !InFlightGuard::running(shared, &spec.name, run_id)
+        slot_of(run_id).is_some()
+            && !InFlightGuard::running(&shared.restore_runs, &spec.name, run_id)
     };
     match restore::adopt::find(&client, spec, chrono::Utc::now(), wanted).await {
         Ok(Some(found)) => {
             let planned = slot_of(&found.run_id)?;
-            let guard = InFlightGuard::reserve(shared, &spec.name, &found.run_id)?;
+            let guard = InFlightGuard::reserve(&shared.restore_runs, &spec.name, &found.run_id)?;
             info!(
                 run_id = %found.run_id,
                 restore = %found.restore,
@@ -260,7 +261,7 @@ async fn in_flight(shared: &Arc<Shared>, spec: &RestoreSpec) -> Option<Adopting>
             );
             let adoption = restore::Adoption {
                 backup: found.backup,
-                started: found.started.unwrap_or(planned),
+                started: found.started,
             };
             Some(Adopting {
                 planned,
@@ -280,10 +281,13 @@ async fn in_flight(shared: &Arc<Shared>, spec: &RestoreSpec) -> Option<Adopting>
     }
 }
 
+/// The restore runs (`test/run id`) of this process.
+type Runs = Arc<Mutex<std::collections::BTreeSet<String>>>;
+
 /// A restore run reserved as in flight in this process
 /// ([`Shared::restore_runs`]) while it lives.
 struct InFlightGuard {
-    shared: Arc<Shared>,
+    runs: Runs,
     key: String,
 }
 
@@ -293,24 +297,21 @@ impl InFlightGuard {
     }
 
     /// Reserve run `run_id` of `test`; None if this process runs it already.
-    fn reserve(shared: &Arc<Shared>, test: &str, run_id: &str) -> Option<Self> {
+    fn reserve(runs: &Runs, test: &str, run_id: &str) -> Option<Self> {
         let key = Self::key(test, run_id);
-        let fresh = shared
-            .restore_runs
+        let fresh = runs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone());
         fresh.then(|| InFlightGuard {
-            shared: shared.clone(),
+            runs: runs.clone(),
             key,
         })
     }
 
     /// Whether this process runs run `run_id` of `test`.
-    fn running(shared: &Shared, test: &str, run_id: &str) -> bool {
-        shared
-            .restore_runs
-            .lock()
+    fn running(runs: &Runs, test: &str, run_id: &str) -> bool {
+        runs.lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&Self::key(test, run_id))
     }
@@ -318,8 +319,7 @@ impl InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.shared
-            .restore_runs
+        self.runs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.key);
@@ -753,5 +753,20 @@ mod tests {
         // Run ids of `vantage restore run` and foreign labels name no slot.
         assert_eq!(slot_of("manual-19adf5e4c00"), None);
         assert_eq!(slot_of("zz-slot"), None);
+    }
+
+    #[test]
+    fn a_run_is_reserved_once_in_a_process_until_it_ends() {
+        let runs = Runs::default();
+        let first = InFlightGuard::reserve(&runs, "shop", "19a-slot").unwrap();
+        assert!(InFlightGuard::running(&runs, "shop", "19a-slot"));
+        // A second task (a reload's) can neither adopt nor start it.
+        assert!(InFlightGuard::reserve(&runs, "shop", "19a-slot").is_none());
+        // Another test's run of the same slot is its own.
+        let other = InFlightGuard::reserve(&runs, "billing", "19a-slot");
+        assert!(other.is_some());
+        drop(first);
+        assert!(!InFlightGuard::running(&runs, "shop", "19a-slot"));
+        assert!(InFlightGuard::reserve(&runs, "shop", "19a-slot").is_some());
     }
 }

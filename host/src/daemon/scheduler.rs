@@ -57,7 +57,7 @@ pub struct Shared {
     /// The restore runs (`test/run id`) this process has in flight, cleanup
     /// included: a restore task never adopts one of them
     /// ([`crate::restore::adopt`]), as a task replaced on reload would.
-    pub restore_runs: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    pub restore_runs: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Shared {

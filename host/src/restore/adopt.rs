@@ -6,13 +6,13 @@
 //! for a slot, so a second *start* of a slot is refused by the API server
 //! (409, and the refused run cleans up nothing of the other's). Adoption is
 //! the other half: [`find`] looks for the newest run of a test whose Velero
-//! Restore is still there, not being deleted and not marked reported
-//! ([`REPORTED_ANNOTATION`], set once a run's verdict is decided), and
+//! Restore is still there, not being deleted and not left behind with a
+//! verdict ([`REPORTED_ANNOTATION`]), and
 //! [`crate::restore::run`] with [`RunOptions::adopt`](super::RunOptions::adopt)
 //! set then takes over what that run made instead of creating it:
 //!
-//! - the backup is the one its Restore names (`spec.backupName`), judged as
-//!   of the first start, not a new pick;
+//! - the backup is the one its Restore names (`spec.backupName`), described
+//!   as of the first start, not picked or judged again;
 //! - the Restore first, then everything made before it (the volatile
 //!   namespaces and their NetworkPolicies) must exist, carry the run's
 //!   labels and not be being deleted ([`claim`]), else the run ends in
@@ -43,8 +43,9 @@ use crate::config::RestoreSpec;
 
 /// Annotation of a run's Restore: when the run started (RFC 3339, ms).
 pub const STARTED_ANNOTATION: &str = "vantage.dev/run-started-at";
-/// Annotation of a run's Restore once its verdict is decided (the verdict):
-/// a Restore left behind after that (to the janitor) is never adopted.
+/// Annotation of a run's Restore left behind after its verdict (Velero
+/// still restoring, or its deletion failed): the verdict. Such a Restore is
+/// the janitor's, never adopted.
 pub const REPORTED_ANNOTATION: &str = "vantage.dev/reported";
 
 /// Taking over a run that was started elsewhere (see the module docs).
@@ -68,9 +69,8 @@ pub struct InFlight {
     pub backup: String,
     /// The Restore's phase when found.
     pub phase: String,
-    /// When the run started ([`STARTED_ANNOTATION`], else the Restore's
-    /// creation).
-    pub started: Option<SystemTime>,
+    /// When the run started ([`STARTED_ANNOTATION`]).
+    pub started: SystemTime,
 }
 
 /// The newest run of `spec` whose run id `wanted` accepts and that can be
@@ -99,9 +99,10 @@ pub async fn find(
 
 /// `restore` as a run of `spec` that can be adopted as of `now`, if it is
 /// one: named as a run of `spec` with its run id label names its Restore,
-/// with `spec`'s namespace prefix, not being deleted, its verdict not yet
-/// decided, and time enough before its expiry for a whole Restore and
-/// readiness wait (past expiry the janitor owns it).
+/// with `spec`'s namespace prefix and its start ([`STARTED_ANNOTATION`]),
+/// not being deleted, not left behind with a verdict
+/// ([`REPORTED_ANNOTATION`]), and time enough before its expiry for a whole
+/// Restore and readiness wait (past expiry the janitor owns it).
 pub fn adoptable(
     spec: &RestoreSpec,
     restore: &Restore,
@@ -131,15 +132,12 @@ pub fn adoptable(
     if soon || !same_prefix || !named_so || !wanted(run_id) {
         return None;
     }
+    // Only Restores that say when their run started: older ones (made
+    // before runs could be taken over) were never marked reported.
     let started = annotations
         .get(STARTED_ANNOTATION)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(SystemTime::from)
-        .or_else(|| {
-            meta.creation_timestamp
-                .as_ref()
-                .map(|t| SystemTime::from(t.0))
-        });
+        .map(SystemTime::from)?;
     Some(InFlight {
         run_id: run_id.clone(),
         restore: name,
@@ -270,6 +268,9 @@ mod tests {
         }
     }
 
+    /// When the runs of these tests started.
+    const FIRST: &str = "2026-12-05T09:59:58.250Z";
+
     fn spec() -> RestoreSpec {
         let text = "[[restore]]\nname = \"shop-restore\"\nschedule = \"shop-daily\"\nnamespaces = [\"shop\"]\nevery = \"1h\"\n";
         crate::config::from_str(text, std::path::Path::new("vantage.toml"))
@@ -284,6 +285,7 @@ mod tests {
         let mut annotations = serde_json::json!({
             EXPIRES_AT_ANNOTATION: expires,
             PREFIX_ANNOTATION: spec.namespace_prefix,
+            STARTED_ANNOTATION: FIRST,
         });
         for (k, v) in more {
             annotations[*k] = serde_json::json!(v);
@@ -313,17 +315,9 @@ mod tests {
         assert_eq!(found.run_id, "19a-slot");
         assert_eq!(found.backup, "shop-daily-20261205030000");
         assert_eq!(found.phase, "InProgress");
-        // Started: the annotation, else the Restore's creation.
-        let created: DateTime<Utc> = "2026-12-05T10:00:00Z".parse().unwrap();
-        assert_eq!(found.started, Some(SystemTime::from(created)));
-        let first = "2026-12-05T09:59:58.250Z";
-        let annotated = restore(&spec, "19a-slot", later, &[(STARTED_ANNOTATION, first)]);
-        let at: DateTime<Utc> = first.parse().unwrap();
-        assert_eq!(
-            adoptable(&spec, &annotated, now, &all).unwrap().started,
-            Some(SystemTime::from(at))
-        );
-        assert_eq!(started_annotation(SystemTime::from(at)), first);
+        let at: DateTime<Utc> = FIRST.parse().unwrap();
+        assert_eq!(found.started, SystemTime::from(at));
+        assert_eq!(started_annotation(SystemTime::from(at)), FIRST);
 
         let refused = |r: Restore, why: &str| {
             assert_eq!(adoptable(&spec, &r, now, &all), None, "{why}");
@@ -351,6 +345,14 @@ mod tests {
         let mut renamed = restore(&spec, "19a-slot", later, &[]);
         renamed.metadata.name = Some("vantage-restore-shop-restore-000000".into());
         refused(renamed, "not named from its run id");
+        let mut unstarted = restore(&spec, "19a-slot", later, &[]);
+        unstarted
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(STARTED_ANNOTATION);
+        refused(unstarted, "made before runs could be taken over");
         let mut deleting = restore(&spec, "19a-slot", later, &[]);
         deleting.metadata.deletion_timestamp = Some(Time(SystemTime::now().try_into().unwrap()));
         refused(deleting, "being deleted");

@@ -74,6 +74,33 @@ pub async fn select(
     })
 }
 
+/// The backup `name` as of `at`, described but not judged: a run taken
+/// over restores what its first start picked and judged ([`super::adopt`]).
+/// A backup gone since is described by its name only.
+pub async fn describe(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<BackupInfo, RestoreError> {
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &spec.velero_namespace);
+    Ok(match backups.get_opt(name).await.map_err(api_error)? {
+        Some(backup) => {
+            let schedule = backup
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
+                .cloned();
+            info_of(&backup, schedule, at)
+        }
+        None => BackupInfo {
+            name: name.to_string(),
+            ..BackupInfo::default()
+        },
+    })
+}
+
 /// A backup found by name or by its Schedule, before it is judged.
 struct Found {
     /// The backup.

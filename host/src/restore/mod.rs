@@ -300,7 +300,11 @@ pub async fn run(
 
 /// [`run`], cancelled when `cancel` turns true (a replica that stopped
 /// leading): the steps stop where they are, verdict `error`, and the
-/// cleanup deletes what was made, as after any other stop.
+/// cleanup deletes what was made, as after any other stop. With
+/// [`RunOptions::cancelled_cleanup_within`], evidence and cleanup stop
+/// that long after the cancel (also one that comes while they run), and
+/// what is left is for the next runner to take over ([`adopt`]) or the
+/// janitor.
 pub async fn run_cancellable(
     client: &kube::Client,
     spec: &RestoreSpec,
@@ -384,30 +388,13 @@ pub async fn run_cancellable(
             .push_str(" (a run started elsewhere and taken over here)");
     }
 
-    // The verdict is decided: a Restore this run leaves behind (to the
-    // janitor) is not a run in flight for anyone to adopt. A cancelled run
-    // has no verdict of its own to keep: the next runner adopts it.
-    if let (false, Some(name)) = (was_cancelled, &attempted.restore) {
-        let restores: Api<velero::Restore> =
-            Api::namespaced(client.clone(), &spec.velero_namespace);
-        let verdict = report.verdict.to_string();
-        if let Err(e) = adopt::mark_reported(&restores, name, &verdict).await {
-            let absent = matches!(&e, kube::Error::Api(s) if s.code == 404);
-            if !absent {
-                tracing::warn!(
-                    test = %spec.name,
-                    run_id = %options.run_id,
-                    "cannot mark restore {name} reported ({}): if it outlives this cleanup, a later start of the test may take the run over again",
-                    describe_kube_error(&e)
-                );
-            }
-        }
-    }
-
     // Evidence and cleanup; once cancelled (now or while they run), for at
     // most `cancelled_cleanup_within`: a replica that stopped leading must
     // stop acting on the cluster before the next runner may start.
-    let finish = finish(client, spec, options, &attempted, &mut report);
+    // A cancelled run has no verdict of its own to keep: what it leaves is
+    // taken over by the next runner.
+    let verdict = (!was_cancelled).then_some(report.verdict);
+    let finish = finish(client, spec, options, &attempted, verdict, &mut report);
     let cut = async {
         let Some(budget) = options.cancelled_cleanup_within else {
             return std::future::pending::<Duration>().await;
@@ -430,12 +417,14 @@ pub async fn run_cancellable(
     report
 }
 
-/// Step 7 after the verdict: keep the Restore's evidence, clean up.
+/// Step 7 after the verdict: keep the Restore's evidence, clean up (a
+/// Restore left behind is marked with `verdict`, see [`cleanup`]).
 async fn finish(
     client: &kube::Client,
     spec: &RestoreSpec,
     options: &RunOptions,
     attempted: &Attempted,
+    verdict: Option<Verdict>,
     report: &mut RestoreReport,
 ) {
     // Before the Restore goes (Velero's finalizer deletes its log and
@@ -459,7 +448,7 @@ async fn finish(
     }
 
     let cleanup_start = Instant::now();
-    report.cleanup = cleanup(client, spec, attempted).await;
+    report.cleanup = cleanup(client, spec, attempted, verdict).await;
     report.timings.cleanup_seconds = Some(cleanup_start.elapsed().as_secs_f64());
     if !report.cleanup.errors.is_empty() {
         tracing::warn!(
@@ -475,7 +464,7 @@ async fn finish(
 /// is left goes to the next leader (which adopts the run while its Restore
 /// is there) or the janitor.
 fn cut_short(attempted: &Attempted, budget: Duration) -> CleanupInfo {
-    let why = "left when the cleanup was cut short; the next leader adopts the run, else the janitor deletes it";
+    let why = "may be left: the cleanup was cut short; the next runner of the test takes the run over while its Restore is there, else the janitor deletes it";
     let mut left: Vec<String> = Vec::new();
     left.extend(
         attempted
@@ -565,12 +554,12 @@ async fn steps(
     // 1. The backup (adopting: the one the Restore restores).
     let t = Instant::now();
     let choice = match &options.adopt {
+        // Picked and judged by the first start: described as of then.
         Some(adoption) => {
-            let mut named = spec.clone();
-            named.backup = crate::config::BackupSource::Named(adoption.backup.clone());
-            // Judged as of the first start (`max_backup_age`).
             let then = chrono::DateTime::<Utc>::from(adoption.started);
-            backup::select(client, &named, then, seed(&options.run_id)).await
+            backup::describe(client, spec, &adoption.backup, then)
+                .await
+                .map(BackupChoice::Usable)
         }
         None => backup::select(client, spec, now, seed(&options.run_id)).await,
     };
@@ -1035,22 +1024,36 @@ fn progress_text(info: &RestoreInfo) -> String {
 }
 
 /// Step 7: delete what the run tried to create. Absent objects count as
-/// deleted; failures are recorded, never raised.
-async fn cleanup(client: &kube::Client, spec: &RestoreSpec, attempted: &Attempted) -> CleanupInfo {
+/// deleted; failures are recorded, never raised. A Restore left behind
+/// (Velero still restoring, or its deletion failed) is marked with the
+/// run's `verdict` ([`adopt::REPORTED_ANNOTATION`]) so that no later start
+/// of the test takes the run over; a cancelled run (no verdict) is left
+/// unmarked for the next runner.
+async fn cleanup(
+    client: &kube::Client,
+    spec: &RestoreSpec,
+    attempted: &Attempted,
+    verdict: Option<Verdict>,
+) -> CleanupInfo {
     let mut info = CleanupInfo {
         namespace_deleted: true,
         restore_deleted: attempted.restore.is_none(),
         configmap_deleted: attempted.configmap.is_none(),
         ..CleanupInfo::default()
     };
+    let restores: Api<velero::Restore> = Api::namespaced(client.clone(), &spec.velero_namespace);
     if attempted.restore_running {
         info.namespace_deleted = attempted.namespaces.is_empty();
+        if let (Some(name), Some(verdict)) = (&attempted.restore, verdict) {
+            mark_left(&restores, name, verdict, &mut info.errors).await;
+        }
         return cleanup_while_restoring(client, spec, attempted, info).await;
     }
     if let Some(name) = &attempted.restore {
-        let restores: Api<velero::Restore> =
-            Api::namespaced(client.clone(), &spec.velero_namespace);
         info.restore_deleted = delete_noted(&restores, "restore", name, &mut info.errors).await;
+        if let (false, Some(verdict)) = (info.restore_deleted, verdict) {
+            mark_left(&restores, name, verdict, &mut info.errors).await;
+        }
     }
     if let Some(name) = &attempted.configmap {
         let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &spec.velero_namespace);
@@ -1139,6 +1142,24 @@ async fn cleanup_while_restoring(
         info.left_to_janitor.push(format!("namespace/{ns}: {why}"));
     }
     info
+}
+
+/// Mark the Restore `name`, left behind, with the run's `verdict`; a
+/// failure is added to `errors`.
+async fn mark_left(
+    restores: &Api<velero::Restore>,
+    name: &str,
+    verdict: Verdict,
+    errors: &mut Vec<String>,
+) {
+    match adopt::mark_reported(restores, name, &verdict.to_string()).await {
+        Ok(()) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => errors.push(format!(
+            "marking restore {name} reported: {} (a later start of the test may take the run over again)",
+            describe_kube_error(&e)
+        )),
+    }
 }
 
 /// Delete `name` (absent counts as deleted): true when it is gone, else

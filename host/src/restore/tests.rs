@@ -749,9 +749,6 @@ async fn success_restores_the_newest_backup_isolated_and_cleans_up() {
         "POST /api/v1/namespaces/velero/configmaps".to_string(),
         format!("POST {V}/restores"),
         format!("GET /api/v1/namespaces/{ns}/services"),
-        // The verdict is decided: the Restore is marked reported (a later
-        // start of the test never takes the run over).
-        format!("PATCH {V}/restores/{ns}"),
         format!("POST {V}/downloadrequests"),
         format!("DELETE {V}/downloadrequests/{ns}-log"),
         format!("POST {V}/downloadrequests"),
