@@ -413,6 +413,56 @@ fn leads(daemon: &Daemon) -> Option<bool> {
     Some(line.ends_with(" 1"))
 }
 
+/// Create the RestoreTest `slow-restore`, every 3 s, whose runs stay in
+/// flight until a Deployment `never` is ready in their namespace.
+async fn create_slow_restore(kubeconfig: &std::path::Path) {
+    let test: vantage::kubernetes::crd::RestoreTest = serde_json::from_value(json!({
+        "apiVersion": "vantage.dev/v1alpha1",
+        "kind": "RestoreTest",
+        "metadata": {"name": "slow-restore"},
+        "spec": {
+            "schedule": "shop-daily",
+            "namespaces": ["shop"],
+            "every": "3s",
+            "ready": ["deployment/never"],
+            "readyTimeout": "2m",
+            "pollInterval": "50ms",
+        },
+    }))
+    .unwrap();
+    let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
+        kube::Api::namespaced(client(kubeconfig).await, "default");
+    tests.create(&Default::default(), &test).await.unwrap();
+}
+
+/// Start two `--leader-elect` replicas, one per directory, and wait until
+/// exactly one leads: the replicas, and which one leads.
+async fn leader_and_standby(
+    dirs: &[tempfile::TempDir],
+    kubeconfig: &std::path::Path,
+) -> (Vec<Option<Daemon>>, usize) {
+    let mut replicas: Vec<Option<Daemon>> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let (path, kc) = (dir.path().to_path_buf(), kubeconfig.to_path_buf());
+        let d = tokio::task::spawn_blocking(move || {
+            replica(&path, &kc, "default", i, &["--leader-elect"])
+        })
+        .await
+        .unwrap();
+        replicas.push(Some(d));
+    }
+    let leader = wait_until("one leader", Duration::from_secs(20), || {
+        let l: Vec<Option<bool>> = replicas.iter().flatten().map(leads).collect();
+        let one = l.iter().filter(|x| **x == Some(true)).count() == 1
+            && l.iter().filter(|x| **x == Some(false)).count() == 1;
+        (
+            one.then(|| l.iter().position(|x| *x == Some(true)).unwrap()),
+            format!("{l:?}"),
+        )
+    });
+    (replicas, leader)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn restore_tests_run_on_one_leader_that_hands_over_when_it_dies_or_cannot_renew() {
     use crate::restore_daemon::{seed_velero, start_app};
@@ -445,26 +495,8 @@ async fn restore_tests_run_on_one_leader_that_hands_over_when_it_dies_or_cannot_
     let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
         kube::Api::namespaced(client(&kubeconfig).await, "default");
     tests.create(&Default::default(), &test).await.unwrap();
-    let mut replicas: Vec<Option<Daemon>> = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
-        let d = tokio::task::spawn_blocking(move || {
-            replica(&path, &kc, "default", i, &["--leader-elect"])
-        })
-        .await
-        .unwrap();
-        replicas.push(Some(d));
-    }
     // One leader; it runs the restore test, the standby does not.
-    let leader = wait_until("one leader", Duration::from_secs(20), || {
-        let l: Vec<Option<bool>> = replicas.iter().flatten().map(leads).collect();
-        let one = l.iter().filter(|x| **x == Some(true)).count() == 1
-            && l.iter().filter(|x| **x == Some(false)).count() == 1;
-        (
-            one.then(|| l.iter().position(|x| *x == Some(true)).unwrap()),
-            format!("{l:?}"),
-        )
-    });
+    let (mut replicas, leader) = leader_and_standby(&dirs, &kubeconfig).await;
     let standby = 1 - leader;
     let lease = kube
         .object(LEASES, "e2e-restore-leader")
@@ -679,24 +711,7 @@ async fn a_leader_that_stops_leading_cancels_its_run_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
-    // A run that stays in flight: it waits for a workload that never comes.
-    let test: vantage::kubernetes::crd::RestoreTest = serde_json::from_value(json!({
-        "apiVersion": "vantage.dev/v1alpha1",
-        "kind": "RestoreTest",
-        "metadata": {"name": "slow-restore"},
-        "spec": {
-            "schedule": "shop-daily",
-            "namespaces": ["shop"],
-            "every": "3s",
-            "ready": ["deployment/never"],
-            "readyTimeout": "2m",
-            "pollInterval": "50ms",
-        },
-    }))
-    .unwrap();
-    let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
-        kube::Api::namespaced(client(&kubeconfig).await, "default");
-    tests.create(&Default::default(), &test).await.unwrap();
+    create_slow_restore(&kubeconfig).await;
     let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
     let d =
         tokio::task::spawn_blocking(move || replica(&path, &kc, "default", 0, &["--leader-elect"]))
@@ -748,43 +763,8 @@ async fn a_new_leader_adopts_the_run_a_dead_leader_left_in_flight() {
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let kubeconfig = dirs[0].path().join("kubeconfig");
     std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
-    // A run that stays in flight until a Deployment `never` is ready.
-    let test: vantage::kubernetes::crd::RestoreTest = serde_json::from_value(json!({
-        "apiVersion": "vantage.dev/v1alpha1",
-        "kind": "RestoreTest",
-        "metadata": {"name": "slow-restore"},
-        "spec": {
-            "schedule": "shop-daily",
-            "namespaces": ["shop"],
-            "every": "3s",
-            "ready": ["deployment/never"],
-            "readyTimeout": "2m",
-            "pollInterval": "50ms",
-        },
-    }))
-    .unwrap();
-    let tests: kube::Api<vantage::kubernetes::crd::RestoreTest> =
-        kube::Api::namespaced(client(&kubeconfig).await, "default");
-    tests.create(&Default::default(), &test).await.unwrap();
-    let mut replicas: Vec<Option<Daemon>> = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        let (path, kc) = (dir.path().to_path_buf(), kubeconfig.clone());
-        let d = tokio::task::spawn_blocking(move || {
-            replica(&path, &kc, "default", i, &["--leader-elect"])
-        })
-        .await
-        .unwrap();
-        replicas.push(Some(d));
-    }
-    let leader = wait_until("one leader", Duration::from_secs(20), || {
-        let l: Vec<Option<bool>> = replicas.iter().flatten().map(leads).collect();
-        let one = l.iter().filter(|x| **x == Some(true)).count() == 1
-            && l.iter().filter(|x| **x == Some(false)).count() == 1;
-        (
-            one.then(|| l.iter().position(|x| *x == Some(true)).unwrap()),
-            format!("{l:?}"),
-        )
-    });
+    create_slow_restore(&kubeconfig).await;
+    let (mut replicas, leader) = leader_and_standby(&dirs, &kubeconfig).await;
     let standby = 1 - leader;
     // The leader's run: restored, waiting for readiness.
     let (restore, namespace) = wait_until("a run in flight", Duration::from_secs(20), || {

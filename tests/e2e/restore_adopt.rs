@@ -60,6 +60,65 @@ fn options(run_id: &str) -> RunOptions {
     o
 }
 
+/// The API server (playing Velero), a restore test against it, a client.
+async fn setup() -> (FakeKube, tempfile::TempDir, RestoreSpec, kube::Client) {
+    let kube = FakeKube::start().await;
+    seed_velero(&kube);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&kube, dir.path());
+    let client = restore::client(&spec.cluster).await.unwrap();
+    (kube, dir, spec, client)
+}
+
+/// Options taking over run `run_id`, which restores `backup` and started
+/// at `started`.
+fn adopting(run_id: &str, backup: impl Into<String>, started: SystemTime) -> RunOptions {
+    let mut o = options(run_id);
+    o.adopt = Some(Adoption {
+        backup: backup.into(),
+        started,
+    });
+    o
+}
+
+/// Cancel `run` while the API server hangs: it ends within its 500 ms
+/// budget (and some slack); its report, and how many requests had been
+/// sent by then. The API server answers at once again afterwards.
+async fn cancel_within_budget(
+    kube: &FakeKube,
+    cancel: &tokio::sync::watch::Sender<bool>,
+    run: tokio::task::JoinHandle<restore::RestoreReport>,
+) -> (restore::RestoreReport, usize) {
+    let at = Instant::now();
+    cancel.send(true).unwrap();
+    let report = run.await.unwrap();
+    let took = at.elapsed();
+    let sent = kube.log().len();
+    kube.set_delay(None);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    (report, sent)
+}
+
+/// Panics unless `report`'s verdict is `error` with a reason containing
+/// `text`.
+fn assert_error_with(report: &restore::RestoreReport, text: &str) {
+    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
+    assert!(report.reason.contains(text), "{}", report.reason);
+}
+
+/// Panics unless `report`'s cleanup was cut short after its 500 ms budget.
+fn assert_cut_short(report: &restore::RestoreReport) {
+    assert!(
+        report
+            .cleanup
+            .errors
+            .iter()
+            .any(|e| e.contains("cut short after 500 ms")),
+        "{:?}",
+        report.cleanup
+    );
+}
+
 fn volatile(kube: &FakeKube) -> Vec<String> {
     kube.names(NAMESPACES)
         .into_iter()
@@ -115,11 +174,7 @@ fn count(kube: &FakeKube, line: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(&kube, dir.path());
-    let client = restore::client(&spec.cluster).await.unwrap();
+    let (kube, _dir, spec, client) = setup().await;
     let run_id = "19adf5e4c00-slot";
     let started = SystemTime::now();
     let (_keep, never) = tokio::sync::watch::channel(false);
@@ -154,11 +209,7 @@ async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore(
     assert_eq!(mine, None);
 
     ready_deployment(&kube, &ns[0], "never");
-    let mut adopting = options(&found.run_id);
-    adopting.adopt = Some(Adoption {
-        backup: found.backup.clone(),
-        started,
-    });
+    let adopting = adopting(&found.run_id, found.backup.clone(), started);
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
     assert_eq!(
         report.verdict,
@@ -216,32 +267,18 @@ async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_is_not_the_runs_own_is_never_taken_over_or_deleted() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(&kube, dir.path());
-    let client = restore::client(&spec.cluster).await.unwrap();
+    let (kube, _dir, spec, client) = setup().await;
     let run_id = "19adf5e4c01-slot";
     let (_keep, never) = tokio::sync::watch::channel(false);
     let first = run_in_flight(&kube, &client, &spec, options(run_id), never).await;
     first.abort();
     let _ = first.await;
     // Adopting with the wrong backup: refused, nothing touched.
-    let wrong = RunOptions {
-        adopt: Some(Adoption {
-            backup: "shop-daily-other".into(),
-            started: SystemTime::now(),
-        }),
-        ..options(run_id)
-    };
+    let wrong = adopting(run_id, "shop-daily-other", SystemTime::now());
     let report = restore::run(&client, &spec, &wrong, &NoChecks).await;
-    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
-    assert!(
-        report
-            .reason
-            .contains("restores backup shop-daily-20261127030000, not shop-daily-other"),
-        "{}",
-        report.reason
+    assert_error_with(
+        &report,
+        "restores backup shop-daily-20261127030000, not shop-daily-other",
     );
     assert_eq!(kube.names(RESTORES).len(), 1);
     assert_eq!(volatile(&kube).len(), 1);
@@ -252,19 +289,11 @@ async fn what_is_not_the_runs_own_is_never_taken_over_or_deleted() {
     foreign["metadata"]["labels"] = json!({"team": "payments"});
     kube.insert(NAMESPACES, foreign);
     let before = kube.log().len();
-    let mut adopting = options(run_id);
-    adopting.adopt = Some(Adoption {
-        backup: "shop-daily-20261127030000".into(),
-        started: SystemTime::now(),
-    });
+    let adopting = adopting(run_id, "shop-daily-20261127030000", SystemTime::now());
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
-    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
-    assert!(
-        report
-            .reason
-            .contains(&format!("namespace/{ns} exists but is not this run's")),
-        "{}",
-        report.reason
+    assert_error_with(
+        &report,
+        &format!("namespace/{ns} exists but is not this run's"),
     );
     // The namespace is untouched: nothing but reads reached it.
     let kept = kube.object(NAMESPACES, &ns).expect("the namespace kept");
@@ -281,11 +310,7 @@ async fn what_is_not_the_runs_own_is_never_taken_over_or_deleted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adopts_it() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(&kube, dir.path());
-    let client = restore::client(&spec.cluster).await.unwrap();
+    let (kube, _dir, spec, client) = setup().await;
     let run_id = "19adf5e4c03-slot";
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let mut first_options = options(run_id);
@@ -294,24 +319,10 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
     let first = run_in_flight(&kube, &client, &spec, first_options, cancelled).await;
     // The API server hangs; the runner stops leading and cancels.
     kube.set_delay(Some(Duration::from_secs(2)));
-    let at = Instant::now();
-    cancel.send(true).unwrap();
-    let report = first.await.unwrap();
-    let took = at.elapsed();
-    let sent = kube.log().len();
-    kube.set_delay(None);
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let (report, sent) = cancel_within_budget(&kube, &cancel, first).await;
     assert_eq!(report.verdict, vantage::audit::Verdict::Error);
     assert!(report.reason.starts_with("cancelled"), "{}", report.reason);
-    assert!(
-        report
-            .cleanup
-            .errors
-            .iter()
-            .any(|e| e.contains("cut short after 500 ms")),
-        "{:?}",
-        report.cleanup
-    );
+    assert_cut_short(&report);
     assert!(!report.cleanup.namespace_deleted && !report.cleanup.restore_deleted);
     // Requests sent before the cut are still answered late: let them land.
     // None was sent after it.
@@ -326,11 +337,7 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
         .expect("the cancelled run, left in flight");
     assert_eq!(found.run_id, run_id);
     ready_deployment(&kube, &volatile(&kube)[0], "never");
-    let mut adopting = options(run_id);
-    adopting.adopt = Some(Adoption {
-        backup: found.backup,
-        started,
-    });
+    let adopting = adopting(run_id, found.backup, started);
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
     assert_eq!(
         report.verdict,
@@ -370,11 +377,7 @@ async fn run_restoring(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_take_over_of_a_restore_still_restoring_leaves_its_namespaces() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(&kube, dir.path());
-    let client = restore::client(&spec.cluster).await.unwrap();
+    let (kube, _dir, spec, client) = setup().await;
     let run_id = "19adf5e4c04-slot";
     let restore_name = stuck(&kube, &spec, run_id);
     let first = run_restoring(&kube, &client, &spec, run_id).await;
@@ -391,19 +394,11 @@ async fn a_failed_take_over_of_a_restore_still_restoring_leaves_its_namespaces()
     let mut policy = kube.object(&policies, "vantage-isolation").unwrap();
     policy["metadata"]["labels"] = json!({"team": "payments"});
     kube.insert(&policies, policy);
-    let mut adopting = options(run_id);
-    adopting.adopt = Some(Adoption {
-        backup: found.backup,
-        started: found.started,
-    });
+    let adopting = adopting(run_id, found.backup, found.started);
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
-    assert_eq!(report.verdict, vantage::audit::Verdict::Error);
-    assert!(
-        report
-            .reason
-            .contains("networkpolicy/vantage-isolation exists but is not this run's"),
-        "{}",
-        report.reason
+    assert_error_with(
+        &report,
+        "networkpolicy/vantage-isolation exists but is not this run's",
     );
     // Velero may still restore into the namespace: it stays (Velero would
     // re-create it without Vantage's labels and isolation), and so does
@@ -423,11 +418,7 @@ async fn a_failed_take_over_of_a_restore_still_restoring_leaves_its_namespaces()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_start_of_a_slot_is_refused_and_leaves_the_first_alone() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(&kube, dir.path());
-    let client = restore::client(&spec.cluster).await.unwrap();
+    let (kube, _dir, spec, client) = setup().await;
     let run_id = "19adf5e4c05-slot";
     let restore_name = stuck(&kube, &spec, run_id);
     let first = run_restoring(&kube, &client, &spec, run_id).await;
@@ -455,12 +446,8 @@ async fn a_second_start_of_a_slot_is_refused_and_leaves_the_first_alone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_with_a_verdict_is_not_taken_over_though_its_restore_is_left() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = spec(&kube, dir.path());
+    let (kube, _dir, mut spec, client) = setup().await;
     spec.restore_timeout = Duration::from_millis(300);
-    let client = restore::client(&spec.cluster).await.unwrap();
     let run_id = "19adf5e4c06-slot";
     let restore_name = stuck(&kube, &spec, run_id);
     // Velero never finishes: the run fails on its restore timeout and
@@ -489,13 +476,9 @@ async fn a_run_with_a_verdict_is_not_taken_over_though_its_restore_is_left() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancel_that_comes_during_cleanup_bounds_it_too() {
-    let kube = FakeKube::start().await;
-    seed_velero(&kube);
-    let dir = tempfile::tempdir().unwrap();
-    let mut spec = spec(&kube, dir.path());
+    let (kube, _dir, mut spec, client) = setup().await;
     // The verdict comes fast: `never` is not ready within 200 ms.
     spec.readiness.timeout = Duration::from_millis(200);
-    let client = restore::client(&spec.cluster).await.unwrap();
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let mut options = options("19adf5e4c07-slot");
     options.cancelled_cleanup_within = Some(Duration::from_millis(500));
@@ -518,13 +501,7 @@ async fn a_cancel_that_comes_during_cleanup_bounds_it_too() {
         kube.log().iter().any(|l| l.ends_with("/downloadrequests"))
     })
     .await;
-    let at = Instant::now();
-    cancel.send(true).unwrap();
-    let report = run.await.unwrap();
-    let took = at.elapsed();
-    let sent = kube.log().len();
-    kube.set_delay(None);
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let (report, sent) = cancel_within_budget(&kube, &cancel, run).await;
     // Its own verdict stands (it was decided before the cancel).
     assert_eq!(
         report.verdict,
@@ -533,15 +510,7 @@ async fn a_cancel_that_comes_during_cleanup_bounds_it_too() {
         report.reason
     );
     assert!(report.reason.contains("not ready"), "{}", report.reason);
-    assert!(
-        report
-            .cleanup
-            .errors
-            .iter()
-            .any(|e| e.contains("cut short after 500 ms")),
-        "{:?}",
-        report.cleanup
-    );
+    assert_cut_short(&report);
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(kube.log().len(), sent, "{:?}", &kube.log()[sent..]);
 }

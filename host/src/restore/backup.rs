@@ -85,15 +85,7 @@ pub async fn describe(
 ) -> Result<BackupInfo, RestoreError> {
     let backups: Api<Backup> = Api::namespaced(client.clone(), &spec.velero_namespace);
     Ok(match backups.get_opt(name).await.map_err(api_error)? {
-        Some(backup) => {
-            let schedule = backup
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
-                .cloned();
-            info_of(&backup, schedule, at)
-        }
+        Some(backup) => info_of(&backup, schedule_of(&backup), at),
         None => BackupInfo {
             name: name.to_string(),
             ..BackupInfo::default()
@@ -182,16 +174,10 @@ async fn named(
     let Some(backup) = backups.get_opt(name).await.map_err(api_error)? else {
         return Ok(Err(format!("backup {name} not found in namespace {ns}")));
     };
-    let schedule = backup
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
-        .cloned();
     Ok(Ok(Found {
         newest: completion(&backup),
+        schedule: schedule_of(&backup),
         backup,
-        schedule,
     }))
 }
 
@@ -322,6 +308,15 @@ fn missing_namespaces(b: &Backup, sources: &[String]) -> Vec<String> {
             .cloned()
             .collect(),
     }
+}
+
+/// The Schedule that made `b`, by Velero's label.
+fn schedule_of(b: &Backup) -> Option<String> {
+    b.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SCHEDULE_NAME_LABEL))
+        .cloned()
 }
 
 fn info_of(b: &Backup, schedule: Option<String>, now: DateTime<Utc>) -> BackupInfo {
