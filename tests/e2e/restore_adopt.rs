@@ -99,6 +99,16 @@ async fn cancel_within_budget(
     (report, sent)
 }
 
+/// Panics, with its reason, unless `report`'s verdict is `pass`.
+fn assert_passed(report: &restore::RestoreReport) {
+    assert_eq!(
+        report.verdict,
+        vantage::audit::Verdict::Pass,
+        "{}",
+        report.reason
+    );
+}
+
 /// Panics unless `report`'s verdict is `error` with a reason containing
 /// `text`.
 fn assert_error_with(report: &restore::RestoreReport, text: &str) {
@@ -211,12 +221,7 @@ async fn a_run_whose_runner_died_is_found_and_finished_without_a_second_restore(
     ready_deployment(&kube, &ns[0], "never");
     let adopting = adopting(&found.run_id, found.backup.clone(), started);
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
-    assert_eq!(
-        report.verdict,
-        vantage::audit::Verdict::Pass,
-        "{}",
-        report.reason
-    );
+    assert_passed(&report);
     assert!(report.adopted);
     assert!(
         report.reason.contains("taken over here"),
@@ -339,12 +344,7 @@ async fn a_cancelled_run_stops_acting_within_its_budget_and_the_next_runner_adop
     ready_deployment(&kube, &volatile(&kube)[0], "never");
     let adopting = adopting(run_id, found.backup, started);
     let report = restore::run(&client, &spec, &adopting, &NoChecks).await;
-    assert_eq!(
-        report.verdict,
-        vantage::audit::Verdict::Pass,
-        "{}",
-        report.reason
-    );
+    assert_passed(&report);
     assert_eq!(count(&kube, &format!("POST {RESTORES}")), 1);
     assert!(volatile(&kube).is_empty() && kube.names(RESTORES).is_empty());
     crate::rbac::assert_granted(&kube.log());

@@ -352,16 +352,10 @@ pub async fn run_cancellable(
     };
     let mut attempted = Attempted::default();
 
-    let cancelled = async {
-        if cancel.wait_for(|c| *c).await.is_err() {
-            // The sender is gone: nobody can cancel any more.
-            std::future::pending::<()>().await;
-        }
-    };
     let mut was_cancelled = false;
     let outcome = tokio::select! {
         outcome = steps(client, spec, options, runner, started, &mut report, &mut attempted) => outcome,
-        () = cancelled => {
+        () = cancelled(&mut cancel) => {
             was_cancelled = true;
             Err(Stop::Error(
                 "cancelled: this replica stopped leading the restore tests; what the run made is cleaned up".to_string(),
@@ -399,9 +393,7 @@ pub async fn run_cancellable(
         let Some(budget) = options.cancelled_cleanup_within else {
             return std::future::pending::<Duration>().await;
         };
-        if cancel.wait_for(|c| *c).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        cancelled(&mut cancel).await;
         tokio::time::sleep(budget).await;
         budget
     };
@@ -415,6 +407,14 @@ pub async fn run_cancellable(
     }
     report.finished_unix_ms = unix_ms();
     report
+}
+
+/// Once `cancel` is (or turns) true; never if its sender is gone (nobody
+/// can cancel any more).
+async fn cancelled(cancel: &mut tokio::sync::watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Step 7 after the verdict: keep the Restore's evidence, clean up (a
@@ -465,25 +465,11 @@ async fn finish(
 /// is there) or the janitor.
 fn cut_short(attempted: &Attempted, budget: Duration) -> CleanupInfo {
     let why = "may be left: the cleanup was cut short; the next runner of the test takes the run over while its Restore is there, else the janitor deletes it";
-    let mut left: Vec<String> = Vec::new();
-    left.extend(
-        attempted
-            .restore
-            .iter()
-            .map(|r| format!("restore/{r}: {why}")),
-    );
-    left.extend(
-        attempted
-            .configmap
-            .iter()
-            .map(|c| format!("configmap/{c}: {why}")),
-    );
-    left.extend(
-        attempted
-            .namespaces
-            .iter()
-            .map(|n| format!("namespace/{n}: {why}")),
-    );
+    let left: Vec<String> = (attempted.restore.iter().map(|r| ("restore", r)))
+        .chain(attempted.configmap.iter().map(|c| ("configmap", c)))
+        .chain(attempted.namespaces.iter().map(|n| ("namespace", n)))
+        .map(|(kind, name)| format!("{kind}/{name}: {why}"))
+        .collect();
     CleanupInfo {
         namespace_deleted: attempted.namespaces.is_empty(),
         restore_deleted: attempted.restore.is_none(),
